@@ -1,0 +1,18 @@
+"""Errors of the instrument layer. Every message names the problem (file, key, value, limit)."""
+
+
+class ConfigError(ValueError):
+    """A rig configuration or calibration file is invalid. Raised before anything connects."""
+
+
+class SafetyError(ValueError):
+    """A requested current, field, ramp rate or waveform is outside the configured limits.
+    Raised before anything is written to an instrument (strict: never clamped)."""
+
+
+class InstrumentFault(RuntimeError):
+    """An instrument misbehaved: timeout, garbled reply, error in its queue, compliance, overload."""
+
+
+class RigLockedError(RuntimeError):
+    """Another live process holds the rig's lock."""

@@ -1,0 +1,1 @@
+"""Subcommands of the `labml` command line; each module has `register(subparsers)`."""
