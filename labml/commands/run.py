@@ -1,0 +1,257 @@
+"""`labml run PROTOCOL ...` and `labml sweep PROTOCOL --grid ...`: scripted protocols from the shell.
+
+    labml run                                  # list the protocols
+    labml run depinning-calibration --help     # the protocol's parameters (units, ranges, defaults)
+    labml run depinning-calibration --wire 0 --reads 200 --nb-durations "0.1 ms,10 ms" --json
+    labml sweep depinning-calibration --grid reads=50,100 --grid wire=0,1 --workers 2 --json
+    labml sweep --resume runs/sweep-...        # finish the points a killed sweep left
+
+Protocol parameters are given as `--name value` (or `--name=value`; dashes and underscores are the
+same); values may carry compatible units ("500 us", "3 mT"). Everything is validated before the rig is
+opened. With --json the last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+
+from labml.errors import UserError
+
+_RUN_FLAGS = {
+    "--rig": "rig",
+    "--run-dir": "run_dir",
+    "--sweep-dir": "sweep_dir",
+    "--cluster": "cluster",
+    "--workers": "workers",
+    "--plot-x": "plot_x",
+    "--plot-y": "plot_y",
+    "--resume": "resume",
+}
+_RUN_SWITCHES = {"--dry-run": "dry_run", "--json": "json"}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="run a measurement protocol on a rig",
+        description="Run a scripted protocol (hysteresis, coil-calibration, depinning-calibration, "
+        "characterise-wires, train-synapses, train-bm, infer-on-rig). "
+        "`labml run PROTOCOL --help` lists its parameters.",
+        add_help=False,
+    )
+    p.add_argument("protocol", nargs="?", help="protocol name (omit to list them)")
+    p.add_argument("--rig", default="sim", help="rig config file, or 'sim' for the built-in simulated rig")
+    p.add_argument("--run-dir", default=None, help="run folder (default runs/<time>-protocol-<name>-<id>)")
+    p.add_argument("--dry-run", action="store_true", help="validate the plan against the rig config only")
+    p.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    p.add_argument("-h", "--help", action="store_true", help="this help, or the protocol's parameters")
+    p.add_argument("params", nargs=argparse.REMAINDER, help="protocol parameters: --name value ...")
+    p.set_defaults(func=cmd_run, _parser=p)
+
+    s = subparsers.add_parser(
+        "sweep",
+        help="run a protocol over a grid of parameters (local processes or Dask)",
+        description="Run a protocol over a grid of parameter values as one queued, resumable sequence.",
+        add_help=False,
+    )
+    s.add_argument("protocol", nargs="?", help="protocol name")
+    s.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="a grid axis (repeat for more axes)",
+    )
+    s.add_argument("--rig", default="sim", help="rig config file, or 'sim'")
+    s.add_argument("--sweep-dir", default=None, help="sweep folder (default runs/sweep-<time>-<protocol>)")
+    s.add_argument("--resume", default=None, metavar="SWEEP_DIR", help="finish the missing points of a sweep")
+    s.add_argument("--cluster", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786")
+    s.add_argument(
+        "--workers", type=int, default=None, help="local worker processes (0: run in this process)"
+    )
+    s.add_argument("--plot-x", default=None, help="grid parameter on the plot's x axis")
+    s.add_argument("--plot-y", default=None, help="comma-separated result keys to plot")
+    s.add_argument("--dry-run", action="store_true", help="validate every point, run nothing")
+    s.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    s.add_argument("-h", "--help", action="store_true", help="this help")
+    s.add_argument("params", nargs=argparse.REMAINDER, help="fixed protocol parameters: --name value ...")
+    s.set_defaults(func=cmd_sweep, _parser=s)
+
+
+def split_params(args: argparse.Namespace, tokens: list[str]) -> dict[str, str]:
+    """Split the free tokens into run options (set on `args`) and protocol parameters {name: value}."""
+    params: dict[str, str] = {}
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("--") or tok == "--":
+            raise UserError(f"unexpected argument {tok!r}; protocol parameters are given as --name value")
+        name, eq, value = tok[2:].partition("=")
+        flag = "--" + name
+        if flag in _RUN_SWITCHES and not eq:
+            setattr(args, _RUN_SWITCHES[flag], True)
+            i += 1
+            continue
+        if flag in ("--help", "-h"):
+            args.help = True
+            i += 1
+            continue
+        if flag == "--grid":
+            if not eq:
+                if i + 1 >= len(tokens):
+                    raise UserError("--grid needs NAME=V1,V2,...")
+                value = tokens[i + 1]
+                i += 1
+            if hasattr(args, "grid"):
+                args.grid.append(value)
+                i += 1
+                continue
+        if not eq:
+            if i + 1 >= len(tokens):
+                raise UserError(f"parameter {tok!r} needs a value")
+            value = tokens[i + 1]
+            i += 1
+        i += 1
+        if flag in _RUN_FLAGS and hasattr(args, _RUN_FLAGS[flag]):
+            attr = _RUN_FLAGS[flag]
+            setattr(args, attr, int(value) if attr == "workers" else value)
+            continue
+        key = name.replace("-", "_")
+        if key in params:
+            raise UserError(f"parameter --{name} given twice")
+        params[key] = value
+    return params
+
+
+def _print_protocols() -> None:
+    from protocols import get_protocol, protocol_names
+
+    print("protocols:")
+    for name in protocol_names():
+        cls = get_protocol(name)
+        print(f"  {name:24s} {cls.DESCRIPTION}")
+
+
+def _print_params(protocol: str) -> None:
+    from protocols import get_protocol
+    from protocols.runner import parameter_table
+
+    cls = get_protocol(protocol)
+    print(f"labml run {protocol} [--name value ...] [--rig FILE|sim] [--run-dir DIR] [--dry-run] [--json]")
+    print(f"\n{cls.DESCRIPTION}\n\nparameters:")
+    proc = cls()
+    for name, desc in parameter_table(protocol).items():
+        p = proc._parameters[name]
+        print(f"  --{name.replace('_', '-'):22s} {p.name}: {desc}")
+        if p.description:
+            print(f"  {'':24s} {p.description}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    params = split_params(args, list(args.params))
+    if args.protocol is None:
+        if args.help:
+            args._parser.print_help()
+            return 0
+        _print_protocols()
+        return 0
+    if args.help:
+        _print_params(args.protocol)
+        return 0
+    from protocols.runner import run_protocol
+
+    out = run_protocol(args.protocol, params, rig=args.rig, run_dir=args.run_dir, dry_run=args.dry_run)
+    _report(out, args.json)
+    return 0 if out.get("status") in ("success", "planned") else 1
+
+
+def _report(out: dict, as_json: bool) -> None:
+    if not as_json:
+        if out.get("dry_run"):
+            print(f"plan OK for {out['protocol']}: " + json.dumps(out.get("plan", {}), default=str))
+        else:
+            print(f"{out.get('protocol')}: {out.get('status')}  run folder: {out.get('run_dir')}")
+            for k, v in out.get("results", {}).items():
+                if isinstance(v, float):
+                    print(f"  {k} = {v:.6g}")
+                elif not isinstance(v, dict | list):
+                    print(f"  {k} = {v}")
+    else:
+        sys.stdout.flush()
+        print(json.dumps(out, default=_json_default))
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    fixed = split_params(args, list(args.params))
+    if args.help:
+        args._parser.print_help()
+        return 0
+    from labml.sweep import Sweep, parse_grid
+
+    if args.resume:
+        sweep = Sweep.open(args.resume)
+        if args.grid or fixed:
+            raise UserError("--resume takes no --grid or parameters: the sweep folder's manifest fixes them")
+    else:
+        if not args.protocol:
+            raise UserError("labml sweep needs a PROTOCOL (or --resume SWEEP_DIR)")
+        from protocols.runner import make_procedure, offline_rig_info
+
+        grid = parse_grid(args.grid)
+        info = None if args.rig is None else offline_rig_info(args.rig)
+
+        def validate(params: dict) -> None:
+            proc = make_procedure(args.protocol, params)
+            if info is not None and proc.NEEDS_RIG:
+                proc.check_plan(info)
+
+        path = args.sweep_dir
+        if path is None:
+            from labml.runs import default_runs_root
+
+            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            path = default_runs_root() / f"sweep-{stamp}-{args.protocol}"
+        if args.dry_run:
+            from labml.sweep import expand_grid
+
+            points = expand_grid(grid)
+            for p in points:
+                validate({**fixed, **p})
+            out = {"dry_run": True, "protocol": args.protocol, "points": len(points), "status": "planned"}
+            print(json.dumps(out) if args.json else f"plan OK: {len(points)} points of {args.protocol}")
+            return 0
+        sweep = Sweep.create(Path(path), args.protocol, grid, fixed=fixed, rig=args.rig, validate=validate)
+
+    def progress(point: dict, out: dict) -> None:
+        print(f"point {point['index']} done: {point['params']}", file=sys.stderr)
+
+    out = sweep.run(workers=args.workers, cluster=args.cluster, on_done=progress)
+    if args.plot_x or args.plot_y:
+        plot = sweep.write_plot(x=args.plot_x, y=args.plot_y.split(",") if args.plot_y else None)
+        out["plot"] = str(plot) if plot else None
+    out["status"] = "success" if not out["failed"] else "incomplete"
+    if args.json:
+        print(json.dumps(out, default=_json_default))
+    else:
+        print(
+            f"sweep {out['sweep_dir']}: {out['points']} points, ran {out['ran']}, "
+            f"already done {out['reused']}, "
+            f"failed {len(out['failed'])}\n  table: {out['table']}\n  plot: {out['plot']}"
+        )
+    return 0 if not out["failed"] else 1

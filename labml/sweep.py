@@ -1,0 +1,383 @@
+"""Parameter sweeps: a grid over protocol parameters as one queued, resumable sequence.
+
+A sweep is a folder:
+
+    SWEEP_DIR/manifest.json     protocol, grid, fixed parameters, rig spec, the ordered list of points
+    SWEEP_DIR/points/p0000/     one run folder per point (labml.runs layout, written by the point's run)
+    SWEEP_DIR/sweep.csv         the aggregated table: point, grid parameters, scalar results, status
+    SWEEP_DIR/sweep.png         a plot of one result against one grid parameter
+
+Points run on local worker processes (concurrent.futures, spawn start method) by default, in this
+process with `workers=0`, or on a Dask distributed cluster given its scheduler address
+(`cluster="tcp://host:8786"`). A point counts as done when its run folder says status "success";
+running the sweep again (or `resume`) runs only the points that are not done, so a sweep killed at any
+moment finishes without repeating finished points.
+
+This module knows nothing of protocols: it calls a point function named by a dotted path
+("package.module:function", default `protocols.runner:run_point`) with
+{"protocol", "params", "rig", "run_dir"} and expects a dict with "results" back.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import importlib
+import itertools
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from labml.errors import UserError
+from labml.runs import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POINT_FN = "protocols.runner:run_point"
+MANIFEST = "manifest.json"
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
+    """['n=1,2,4', 'seed=0,1'] -> {'n': ['1','2','4'], 'seed': ['0','1']} (values stay strings; the
+    protocol converts and validates them, units included: 'duration=0.1 ms,1 ms')."""
+    grid: dict[str, list[str]] = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise UserError(f"--grid {item!r}: expected NAME=V1,V2,...")
+        vals = [v.strip() for v in values.split(",") if v.strip()]
+        if not vals:
+            raise UserError(f"--grid {item!r}: no values for {name!r}")
+        if name in grid:
+            raise UserError(f"--grid: parameter {name!r} given twice")
+        grid[name] = vals
+    if not grid:
+        raise UserError("a sweep needs at least one --grid NAME=V1,V2,...")
+    return grid
+
+
+def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
+    """All combinations, the last parameter varying fastest."""
+    names = list(grid)
+    return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*(grid[n] for n in names))]
+
+
+def _import(dotted: str) -> Callable:
+    module, _, attr = dotted.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def call_point(point_fn: str, task: dict) -> dict:
+    """Run one point (module-level so that worker processes and Dask can pickle it)."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    return _import(point_fn)(task)
+
+
+def _flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        elif isinstance(v, bool | int | float | str) or v is None:
+            out[key] = v
+    return out
+
+
+class Sweep:
+    """A sweep folder. `Sweep.create(...)` writes the manifest; `Sweep.open(dir)` resumes one."""
+
+    def __init__(self, path: Path, manifest: dict) -> None:
+        self.path = Path(path)
+        self.manifest = manifest
+
+    # --- creation ---------------------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike,
+        protocol: str,
+        grid: Mapping[str, Sequence[Any]],
+        fixed: Mapping[str, Any] | None = None,
+        rig: str | None = "sim",
+        point_fn: str = DEFAULT_POINT_FN,
+        validate: Callable[[dict], None] | None = None,
+    ) -> Sweep:
+        """Create (or re-open, if it holds the same sweep) the sweep folder `path`.
+
+        `validate(params)` is called on every point before anything runs (bad input fails early).
+        """
+        path = Path(path)
+        fixed = dict(fixed or {})
+        overlap = set(fixed) & set(grid)
+        if overlap:
+            raise UserError(f"parameter(s) {', '.join(sorted(overlap))} given both fixed and in --grid")
+        points = expand_grid(grid)
+        if validate is not None:
+            for p in points:
+                validate({**fixed, **p})
+        manifest = {
+            "protocol": protocol,
+            "grid": {k: list(v) for k, v in grid.items()},
+            "fixed": fixed,
+            "rig": None if rig is None else str(rig),
+            "point_fn": point_fn,
+            "points": [
+                {"index": i, "params": p, "run_dir": f"points/p{i:04d}"} for i, p in enumerate(points)
+            ],
+        }
+        if (path / MANIFEST).exists():
+            old = cls.open(path)
+            same = all(
+                old.manifest.get(k) == manifest[k] for k in ("protocol", "grid", "fixed", "rig", "points")
+            )
+            if not same:
+                raise UserError(
+                    f"{path} already holds a different sweep ({old.manifest['protocol']}, grid "
+                    f"{old.manifest['grid']}); choose another sweep folder or resume it as it is"
+                )
+            return old
+        try:
+            (path / "points").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create sweep folder {path}: {exc.strerror or exc}") from exc
+        manifest["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+        atomic_write_json(path / MANIFEST, manifest)
+        return cls(path, manifest)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Sweep:
+        path = Path(path)
+        f = path / MANIFEST
+        if not f.exists():
+            raise UserError(f"{path} is not a sweep folder (no {MANIFEST})")
+        try:
+            manifest = json.loads(f.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{f} is corrupt: {exc}") from exc
+        for key in ("protocol", "grid", "points"):
+            if key not in manifest:
+                raise UserError(f"{f}: missing key {key!r}")
+        return cls(path, manifest)
+
+    # --- state ------------------------------------------------------------------------------------
+    @property
+    def points(self) -> list[dict]:
+        return self.manifest["points"]
+
+    def point_status(self, point: dict) -> tuple[str, dict]:
+        f = self.path / point["run_dir"] / "run.json"
+        if not f.exists():
+            return "pending", {}
+        try:
+            meta = json.loads(f.read_text())
+        except json.JSONDecodeError:
+            return "corrupt", {}
+        return str(meta.get("status", "unknown")), meta
+
+    def pending(self) -> list[dict]:
+        """Points not finished successfully (never started, killed mid-way, failed)."""
+        return [p for p in self.points if self.point_status(p)[0] != "success"]
+
+    def task(self, point: dict) -> dict:
+        return {
+            "protocol": self.manifest["protocol"],
+            "params": {**self.manifest.get("fixed", {}), **point["params"]},
+            "rig": self.manifest.get("rig"),
+            "run_dir": str(self.path / point["run_dir"]),
+        }
+
+    # --- running ----------------------------------------------------------------------------------
+    def run(
+        self,
+        workers: int | None = None,
+        cluster: str | None = None,
+        on_done: Callable[[dict, dict], None] | None = None,
+        fail_fast: bool = False,
+    ) -> dict:
+        """Run every pending point; returns {"ran", "reused", "failed", "table", "plot"}.
+
+        workers: local worker processes (default min(2, CPUs); 0 runs the points in this process).
+        cluster: a Dask scheduler address (tcp://...): points are submitted there instead.
+        """
+        todo = self.pending()
+        done_before = len(self.points) - len(todo)
+        point_fn = self.manifest.get("point_fn", DEFAULT_POINT_FN)
+        log.info(
+            "sweep %s: %d points, %d done, %d to run", self.path, len(self.points), done_before, len(todo)
+        )
+        failed: list[dict] = []
+
+        def finished(point: dict, out: dict | None, exc: BaseException | None) -> None:
+            if exc is not None:
+                log.error("sweep point %d failed: %s", point["index"], exc)
+                failed.append({"index": point["index"], "error": f"{type(exc).__name__}: {exc}"})
+                if fail_fast:
+                    raise exc
+            elif on_done is not None:
+                on_done(point, out or {})
+
+        if todo:
+            if cluster:
+                self._run_dask(todo, point_fn, cluster, finished)
+            elif workers == 0:
+                for p in todo:
+                    try:
+                        out = call_point(point_fn, self.task(p))
+                    except UserError as exc:
+                        finished(p, None, exc)
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - one bad point does not stop the sweep
+                        finished(p, None, exc)
+                        continue
+                    finished(p, out, None)
+            else:
+                self._run_processes(todo, point_fn, workers, finished)
+        table = self.write_table()
+        plot = self.write_plot()
+        return {
+            "points": len(self.points),
+            "ran": len(todo) - len(failed),
+            "reused": done_before,
+            "failed": failed,
+            "table": str(table),
+            "plot": str(plot) if plot else None,
+            "sweep_dir": str(self.path),
+        }
+
+    def _run_processes(self, todo, point_fn, workers, finished) -> None:
+        import multiprocessing as mp
+
+        n = workers if workers else min(2, os.cpu_count() or 1)
+        with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
+            futs = {pool.submit(call_point, point_fn, self.task(p)): p for p in todo}
+            pending = set(futs)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    exc = f.exception()
+                    finished(futs[f], None if exc else f.result(), exc)
+
+    def _run_dask(self, todo, point_fn, address, finished) -> None:
+        try:
+            from distributed import Client, as_completed
+        except ImportError as exc:
+            raise UserError("--cluster needs dask distributed: pip install 'dask[distributed]'") from exc
+        try:
+            client = Client(address, timeout="10s")
+        except OSError as exc:
+            raise UserError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+        try:
+            futs = {}
+            for p in todo:
+                fut = client.submit(
+                    call_point,
+                    point_fn,
+                    self.task(p),
+                    key=f"sweep-{self.path.name}-p{p['index']}-{os.getpid()}",
+                    pure=False,
+                    retries=0,
+                )
+                futs[fut] = p
+            for fut in as_completed(list(futs)):
+                exc = fut.exception()
+                finished(futs[fut], None if exc else fut.result(), exc)
+        finally:
+            client.close()
+
+    # --- aggregation ------------------------------------------------------------------------------
+    def rows(self) -> list[dict]:
+        """One row per point: index, grid parameters, flattened scalar results, status."""
+        rows = []
+        for p in self.points:
+            status, meta = self.point_status(p)
+            row: dict[str, Any] = {"point": p["index"], **p["params"], "status": status}
+            if status == "success":
+                row.update(_flatten(meta.get("results", {})))
+            rows.append(row)
+        return rows
+
+    def write_table(self) -> Path:
+        rows = self.rows()
+        cols: list[str] = []
+        for r in rows:
+            for k in r:
+                if k not in cols:
+                    cols.append(k)
+        out = self.path / "sweep.csv"
+        tmp = out.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols)
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: r.get(k, "") for k in cols})
+        os.replace(tmp, out)
+        return out
+
+    def write_plot(self, x: str | None = None, y: Sequence[str] | None = None) -> Path | None:
+        """Plot result(s) `y` against grid parameter `x` (one line per combination of the others)."""
+        rows = [r for r in self.rows() if r["status"] == "success"]
+        if not rows:
+            return None
+        grid = self.manifest["grid"]
+        x = x or next(iter(grid))
+        if y is None:
+            skip = set(grid) | {"point", "status"}
+            y = [k for k, v in rows[0].items() if k not in skip and _is_number(v)][:3]
+        if not y:
+            return None
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        others = [g for g in grid if g != x]
+        fig, axes = plt.subplots(len(y), 1, figsize=(6, 2.6 * len(y)), squeeze=False)
+        for ax, key in zip(axes[:, 0], y, strict=True):
+            groups: dict[tuple, list[tuple[float, float]]] = {}
+            for r in rows:
+                if not (_is_number(r.get(key)) and _is_number(r.get(x))):
+                    continue
+                groups.setdefault(tuple(r[o] for o in others), []).append((float(r[x]), float(r[key])))
+            for label, pts in sorted(groups.items()):
+                pts.sort()
+                ax.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    "o-",
+                    label=", ".join(f"{o}={v}" for o, v in zip(others, label, strict=True)) or None,
+                )
+            ax.set_xlabel(x)
+            ax.set_ylabel(key)
+            if others and len(groups) <= 10:
+                ax.legend(fontsize=7)
+        fig.suptitle(f"{self.manifest['protocol']} sweep")
+        fig.tight_layout()
+        out = self.path / "sweep.png"
+        fig.savefig(out, dpi=90)
+        plt.close(fig)
+        return out
+
+
+def _is_number(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int | float):
+        return math.isfinite(v)
+    if isinstance(v, str):
+        try:
+            return math.isfinite(float(v))
+        except ValueError:
+            return False
+    return False

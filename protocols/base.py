@@ -1,0 +1,155 @@
+"""The base of every scripted protocol: a pymeasure Procedure that runs on a nanowire rig.
+
+A protocol declares typed, unit-carrying pymeasure Parameters (with limits), its DATA_COLUMNS
+(pymeasure Results CSV columns, units in parentheses), `check_plan(info)` which validates the whole
+plan against the rig's limits before anything moves, `get_estimates()` (bench time, s), and
+`execute()` which drives `self.rig` (roles and methods of instruments.rig.NanowireRig) and emits rows
+with `self.emit("results", row)`. Key results go into `self.results_` (JSON-able dict), arrays into
+`self.save_arrays(name, **arrays)` (a .npz in the run folder).
+
+The runner (protocols.runner) binds `rig`, `run`, `emit` and `should_stop` and records the run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from labml.errors import UserError
+from protocols._pymeasure import IntegerParameter, Procedure
+
+log = logging.getLogger(__name__)
+
+# Default read cycle of the shared contract (used for time estimates when the rig config has no [cycle]).
+DEFAULT_CYCLE = {
+    "reset_field_mT": -30.0,
+    "reset_s": 2e-3,
+    "pulse_duration_s": 1e-3,
+    "settle_s": 2e-3,
+    "read_s": 1e-3,
+    "gap_s": 0.0,
+}
+
+
+@dataclass
+class RigInfo:
+    """What a protocol needs to know about a rig to validate a plan (from a live rig or a config).
+
+    field_max_mT: largest |field| the coil may make; wire_ranges_mT[w]: fields a learning code or a
+    calibration may request on wire w; cycle: read-cycle timing (s) and reset field (mT);
+    slew_mT_per_s: fastest field slew of a pulse edge; ramp_mT_per_s: DC ramp rate.
+    """
+
+    name: str = "rig"
+    n_wires: int = 1
+    field_max_mT: float = 36.0
+    wire_ranges_mT: list[tuple[float, float]] = field(default_factory=list)
+    cycle: dict = field(default_factory=lambda: dict(DEFAULT_CYCLE))
+    slew_mT_per_s: float | None = 36000.0
+    ramp_mT_per_s: float = 90.0
+    mT_per_A: float = 1.8
+    i_max_A: float = 20.0
+
+    def cycle_time_s(self, duration_s: float | None = None, field_mT: float = 10.0) -> float:
+        """Bench time of one read cycle (s): reset + pulse (with edges) + settle + read."""
+        c = self.cycle
+        dur = c.get("pulse_duration_s", 1e-3) if duration_s is None else duration_s
+        edge = 0.0 if not self.slew_mT_per_s else 2 * abs(field_mT) / self.slew_mT_per_s
+        reset_edge = (
+            0.0 if not self.slew_mT_per_s else 2 * abs(c.get("reset_field_mT", -30.0)) / self.slew_mT_per_s
+        )
+        return float(
+            c.get("reset_s", 2e-3)
+            + c.get("gap_s", 0.0)
+            + reset_edge
+            + dur
+            + edge
+            + c.get("settle_s", 2e-3)
+            + c.get("read_s", 1e-3)
+        )
+
+    def check_wire(self, protocol: str, wire: int) -> None:
+        if not (0 <= wire < self.n_wires):
+            raise UserError(
+                f"protocol {protocol!r}: wire {wire} does not exist on rig {self.name!r} "
+                f"(it has wires 0..{self.n_wires - 1})"
+            )
+
+    def check_fields(self, protocol: str, what: str, fields_mT, wire: int | None = None) -> None:
+        """Every field in `fields_mT` must be inside the coil limit (and the wire's range if given)."""
+        f = np.atleast_1d(np.asarray(fields_mT, dtype=float))
+        if f.size == 0:
+            return
+        if np.max(np.abs(f)) > self.field_max_mT:
+            raise UserError(
+                f"protocol {protocol!r}: {what} reaches {np.max(np.abs(f)):g} mT, beyond the "
+                f"rig's field limit of {self.field_max_mT:g} mT (rig {self.name!r})"
+            )
+        if wire is not None and self.wire_ranges_mT:
+            lo, hi = self.wire_ranges_mT[wire]
+            if f.min() < lo or f.max() > hi:
+                raise UserError(
+                    f"protocol {protocol!r}: {what} spans [{f.min():g}, {f.max():g}] mT, outside "
+                    f"wire {wire}'s allowed range [{lo:g}, {hi:g}] mT (rig {self.name!r})"
+                )
+
+
+class RigProcedure(Procedure):
+    """Base class of the protocols. Subclasses set NAME, DESCRIPTION, DATA_COLUMNS and Parameters."""
+
+    NAME: str = ""
+    DESCRIPTION: str = ""
+    NEEDS_RIG: bool = True
+    #: the plot a sweep draws by default: (x parameter, y result key)
+    SWEEP_PLOT: tuple[str, str] | None = None
+
+    seed = IntegerParameter(
+        "Seed",
+        default=0,
+        minimum=0,
+        maximum=2**31 - 1,
+        description="seed of the protocol's own random choices",
+    )
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rig = None
+        self.run = None
+        self.results_: dict[str, Any] = {}
+        self._stop_requested = False
+
+    # --- hooks bound by the runner ---------------------------------------------------------------
+    def emit(self, topic: str, record: Any) -> None:  # replaced by the runner
+        log.debug("%s: %s", topic, record)
+
+    def should_stop(self) -> bool:  # replaced by the runner
+        return self._stop_requested
+
+    def is_last(self) -> bool:
+        return True
+
+    # --- protocol API ----------------------------------------------------------------------------
+    def check_plan(self, info: RigInfo) -> None:
+        """Raise UserError if the plan breaks the rig's limits. Called before anything moves."""
+
+    def get_estimates(self, info: RigInfo | None = None) -> float:
+        """Estimated bench time of the whole protocol (s)."""
+        return 0.0
+
+    def plan_summary(self, info: RigInfo) -> dict:
+        """What the protocol will do (for --dry-run): a JSON-able dict."""
+        return {"estimate_s": self.get_estimates(info)}
+
+    def save_arrays(self, name: str, **arrays: np.ndarray) -> None:
+        if self.run is not None:
+            self.run.save_arrays(name, **arrays)
+
+    def check_stop(self) -> bool:
+        """True when the run was asked to stop; protocols leave their loops cleanly."""
+        stop = bool(self.should_stop())
+        if stop:
+            log.info("%s: stop requested", self.NAME)
+        return stop

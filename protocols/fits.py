@@ -1,0 +1,319 @@
+"""Fits of depinning data: binomial error bars, the logistic p(H) and the Neel-Brown model.
+
+Data are pass counts `k_i` out of `n_i` reads at fields `H_i` (mT), optionally at several pulse
+lengths. Both fits are binomial maximum-likelihood fits (scipy.optimize) with parameter
+uncertainties from the inverse Fisher information, sum_i n_i / (p_i (1 - p_i)) dp_i/dtheta dp_i/dtheta^T,
+which is the standard large-sample covariance of a binomial MLE.
+
+The formulas of the curves themselves are not re-implemented here: the logistic is
+`instruments.calibration.Logistic`, the Neel-Brown pass probability is
+`instruments.calibration.NeelBrown` (SCIENCE.md section 1).
+
+Estimator style (scikit-learn): settings in `__init__`, `fit(...)` returns self, results as
+attributes with a trailing underscore.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize, stats
+
+from instruments.calibration import DepinningMode, Logistic, NeelBrown
+
+log = logging.getLogger(__name__)
+
+_P_EPS = 1e-9
+
+
+def binomial_interval(counts, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Exact (Clopper-Pearson) confidence interval of a binomial proportion.
+
+    counts, n: arrays (or scalars) of successes and trials. Returns (low, high) arrays.
+    """
+    k = np.asarray(counts, dtype=float)
+    n = np.broadcast_to(np.asarray(n, dtype=float), k.shape)
+    alpha = 1.0 - confidence
+    with np.errstate(invalid="ignore"):
+        lo = np.where(k > 0, stats.beta.ppf(alpha / 2, k, n - k + 1), 0.0)
+        hi = np.where(k < n, stats.beta.ppf(1 - alpha / 2, k + 1, n - k), 1.0)
+    return lo, hi
+
+
+def _check_binomial(H, counts, n) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    H = np.asarray(H, dtype=float).ravel()
+    k = np.asarray(counts, dtype=float).ravel()
+    n = np.broadcast_to(np.asarray(n, dtype=float), k.shape).astype(float)
+    if not (H.shape == k.shape):
+        raise ValueError(f"fields ({H.shape}) and counts ({k.shape}) must have the same length")
+    if np.any(n <= 0) or np.any(k < 0) or np.any(k > n):
+        raise ValueError("counts must lie in [0, n] with n > 0 reads per field")
+    if H.size < 3:
+        raise ValueError(f"need at least 3 field points to fit, got {H.size}")
+    return H, k, n
+
+
+def _neg_loglik(p: np.ndarray, k: np.ndarray, n: np.ndarray) -> float:
+    p = np.clip(p, _P_EPS, 1 - _P_EPS)
+    return float(-(k * np.log(p) + (n - k) * np.log1p(-p)).sum())
+
+
+def _fisher_cov(jac: np.ndarray, p: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Inverse Fisher information of a binomial model with Jacobian dp/dtheta (n_points, n_par)."""
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    w = n / (p * (1 - p))
+    info = jac.T @ (w[:, None] * jac)
+    return np.linalg.pinv(info)
+
+
+def _numeric_jacobian(fun, theta: np.ndarray, rel: float = 1e-5) -> np.ndarray:
+    theta = np.asarray(theta, dtype=float)
+    cols = []
+    for j in range(theta.size):
+        h = rel * max(abs(theta[j]), 1e-3)
+        tp, tm = theta.copy(), theta.copy()
+        tp[j] += h
+        tm[j] -= h
+        cols.append((fun(tp) - fun(tm)) / (2 * h))
+    return np.stack(cols, axis=-1)
+
+
+@dataclass
+class GoodnessOfFit:
+    """Pearson chi-square of a binomial fit: sum (k - n p)^2 / (n p (1 - p)) on `dof` degrees."""
+
+    chi2: float
+    dof: int
+
+    @property
+    def p_value(self) -> float:
+        return float(stats.chi2.sf(self.chi2, self.dof)) if self.dof > 0 else float("nan")
+
+
+def _goodness(k, n, p, n_par) -> GoodnessOfFit:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    chi2 = float(((k - n * p) ** 2 / (n * p * (1 - p))).sum())
+    return GoodnessOfFit(chi2=chi2, dof=int(k.size - n_par))
+
+
+class LogisticFit:
+    """Binomial maximum-likelihood fit of p(H) = (1 - a) + a sigmoid(k (H - H0)).
+
+    After `fit`: `logistic_` (instruments.calibration.Logistic), `params_` {H0, k, a},
+    `stderr_` (same keys; H0 in mT, k per mT, a dimensionless), `cov_` (3x3, order H0, k, a),
+    `goodness_` (Pearson chi-square), `n_reads_`.
+    """
+
+    PARAMS = ("H0", "k", "a")
+
+    def __init__(self, a_max: float = 1.0) -> None:
+        self.a_max = a_max
+
+    @staticmethod
+    def _initial(H, frac) -> np.ndarray:
+        order = np.argsort(H)
+        Hs, fs = H[order], frac[order]
+        floor = float(np.clip(fs[: max(1, len(fs) // 5)].mean(), 0.0, 0.5))
+        a0 = float(np.clip(1.0 - floor, 0.05, 0.999))
+        mid = floor + 0.5 * a0
+        above = np.nonzero(fs >= mid)[0]
+        H0 = float(Hs[above[0]]) if above.size else float(np.median(Hs))
+        span = float(np.ptp(Hs)) or 1.0
+        return np.array([H0, 8.0 / span, a0])
+
+    def fit(self, H_mT, counts, n) -> LogisticFit:
+        """Fit pass counts `counts` out of `n` reads at fields `H_mT` (mT). Returns self."""
+        H, k, n = _check_binomial(H_mT, counts, n)
+        frac = k / n
+
+        def model(theta):
+            H0, kk, a = theta
+            return Logistic(H0=H0, k=kk, a=a).p(H)
+
+        def nll(theta):
+            return _neg_loglik(model(theta), k, n)
+
+        span = float(np.ptp(H)) or 1.0
+        bounds = [(H.min() - span, H.max() + span), (1e-3 / span, 1e3 / span), (1e-3, self.a_max)]
+        best = None
+        x0 = self._initial(H, frac)
+        for start in (x0, x0 * np.array([1.0, 0.3, 1.0]), x0 * np.array([1.0, 3.0, 1.0])):
+            start = np.clip(start, [b[0] for b in bounds], [b[1] for b in bounds])
+            res = optimize.minimize(nll, start, method="L-BFGS-B", bounds=bounds)
+            if best is None or res.fun < best.fun:
+                best = res
+        theta = best.x
+        p = model(theta)
+        jac = np.stack(
+            [
+                -theta[2] * theta[1] * _dsig(theta[1] * (H - theta[0])),
+                theta[2] * (H - theta[0]) * _dsig(theta[1] * (H - theta[0])),
+                _sig(theta[1] * (H - theta[0])) - 1.0,
+            ],
+            axis=-1,
+        )
+        self.cov_ = _fisher_cov(jac, p, n)
+        self.params_ = dict(zip(self.PARAMS, map(float, theta), strict=True))
+        self.stderr_ = dict(zip(self.PARAMS, map(float, np.sqrt(np.diag(self.cov_))), strict=True))
+        self.logistic_ = Logistic(**self.params_)
+        self.goodness_ = _goodness(k, n, p, 3)
+        self.n_reads_ = int(n.sum())
+        self.neg_loglik_ = float(best.fun)
+        log.info(
+            "logistic fit %s +- %s (chi2 %.1f / %d)",
+            self.params_,
+            self.stderr_,
+            self.goodness_.chi2,
+            self.goodness_.dof,
+        )
+        return self
+
+    def to_dict(self) -> dict:
+        return {
+            **self.params_,
+            **{f"{k}_err": v for k, v in self.stderr_.items()},
+            "chi2": self.goodness_.chi2,
+            "dof": self.goodness_.dof,
+        }
+
+
+def _sig(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _dsig(x):
+    s = _sig(x)
+    return s * (1.0 - s)
+
+
+def trapezoid_pulse(
+    H_mT: float | np.ndarray, plateau_s: float, slew_mT_per_s: float | None, n_t: int = 241
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sampled field H(t) of a trapezoidal pulse: linear rise at `slew_mT_per_s`, `plateau_s` at H,
+    linear fall. `slew_mT_per_s=None` gives an ideal rectangle. Returns (t_s (n_t,), H_t (..., n_t))."""
+    H = np.asarray(H_mT, dtype=float)
+    if slew_mT_per_s is None:
+        t = np.linspace(0.0, plateau_s, n_t)
+        return t, np.broadcast_to(H[..., None], H.shape + (n_t,)).copy()
+    t_rise = np.abs(H) / slew_mT_per_s  # (...,)
+    t_max = float(np.max(2 * t_rise)) + plateau_s
+    t = np.linspace(0.0, t_max, n_t)
+    tt = t[None, :] if H.ndim else t
+    tr = t_rise[..., None]
+    rise = np.clip(tt / np.where(tr > 0, tr, 1.0), 0.0, 1.0)
+    fall = np.clip((tr * 2 + plateau_s - tt) / np.where(tr > 0, tr, 1.0), 0.0, 1.0)
+    shape = np.minimum(rise, fall)
+    shape = np.where(tt <= 2 * tr + plateau_s, shape, 0.0)
+    return t, H[..., None] * shape
+
+
+@dataclass
+class NeelBrownData:
+    """Depinning data at several pulse lengths: per point field (mT), plateau length (s), counts, n."""
+
+    H_mT: np.ndarray
+    duration_s: np.ndarray
+    counts: np.ndarray
+    n: np.ndarray
+
+
+class NeelBrownFit:
+    """Binomial maximum-likelihood fit of a one-mode Neel-Brown depinning model with a floor,
+
+        P_pass = floor + (1 - floor) (1 - exp(-integral r(H(t)) dt)),
+        r(H) = f0 exp(-E0 (1 - H/Hc)^beta)      (E0 in kB*T at 300 K, Hc in mT)
+
+    over data at two or more pulse lengths, with f0 and beta fixed (SCIENCE.md: at one pulse length
+    E0 and Hc trade off). The pulse is a trapezoid with the coil's slew (`slew_mT_per_s`, None for an
+    ideal rectangle). After `fit`: `model_` (instruments.calibration.NeelBrown), `params_`
+    {Hc_mT, E0_kT300, floor}, `stderr_`, `cov_`, `corr_` (Hc-E0 correlation), `goodness_`.
+    """
+
+    PARAMS = ("Hc_mT", "E0_kT300", "floor")
+
+    def __init__(
+        self, f0_Hz: float = 1e9, beta: float = 1.5, slew_mT_per_s: float | None = None, n_t: int = 161
+    ) -> None:
+        self.f0_Hz = f0_Hz
+        self.beta = beta
+        self.slew_mT_per_s = slew_mT_per_s
+        self.n_t = n_t
+
+    def _model(self, theta: np.ndarray, H: np.ndarray, tau: np.ndarray) -> np.ndarray:
+        Hc, E0, floor = theta
+        nb = NeelBrown(
+            modes=(DepinningMode(weight=1.0 - floor, Hc_mT=Hc, E0_kT300=E0),),
+            floor=floor,
+            f0_Hz=self.f0_Hz,
+            beta=self.beta,
+        )
+        out = np.empty_like(H)
+        for d in np.unique(tau):
+            m = tau == d
+            t, Ht = trapezoid_pulse(H[m], float(d), self.slew_mT_per_s, self.n_t)
+            out[m] = nb.pass_probability(t, Ht)
+        return out
+
+    def fit(self, H_mT, counts, n, duration_s) -> NeelBrownFit:
+        """Fit counts out of n at fields H_mT (mT) and pulse plateau lengths duration_s (s)."""
+        H, k, n = _check_binomial(H_mT, counts, n)
+        tau = np.broadcast_to(np.asarray(duration_s, dtype=float), H.shape).astype(float)
+        if np.unique(tau).size < 2:
+            log.warning("Neel-Brown fit with one pulse length: E0 and Hc are not separately determined")
+        frac = k / n
+        floor0 = float(np.clip(np.min(frac), 1e-4, 0.3))
+        Hmax = float(H.max())
+        bounds = [(max(1e-3, 0.5 * float(np.median(H))), 20 * Hmax), (1.0, 200.0), (0.0, 0.5)]
+
+        def nll(theta):
+            return _neg_loglik(self._model(theta, H, tau), k, n)
+
+        best = None
+        for Hc0, E00 in ((1.5 * Hmax, 30.0), (3.0 * Hmax, 25.0), (1.2 * Hmax, 60.0), (5 * Hmax, 20.0)):
+            start = np.clip([Hc0, E00, floor0], [b[0] for b in bounds], [b[1] for b in bounds])
+            res = optimize.minimize(nll, start, method="L-BFGS-B", bounds=bounds)
+            if best is None or res.fun < best.fun:
+                best = res
+        res = optimize.minimize(
+            nll, best.x, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 4000}
+        )
+        if res.fun < best.fun and all(b[0] <= x <= b[1] for x, b in zip(res.x, bounds, strict=True)):
+            best = res
+        theta = np.asarray(best.x, dtype=float)
+        p = self._model(theta, H, tau)
+        jac = _numeric_jacobian(lambda th: self._model(th, H, tau), theta)
+        self.cov_ = _fisher_cov(jac, p, n)
+        err = np.sqrt(np.clip(np.diag(self.cov_), 0, None))
+        self.params_ = dict(zip(self.PARAMS, map(float, theta), strict=True))
+        self.stderr_ = dict(zip(self.PARAMS, map(float, err), strict=True))
+        self.corr_ = float(self.cov_[0, 1] / (err[0] * err[1])) if err[0] > 0 and err[1] > 0 else float("nan")
+        self.goodness_ = _goodness(k, n, p, 3)
+        self.model_ = NeelBrown(
+            modes=(DepinningMode(weight=1.0 - theta[2], Hc_mT=float(theta[0]), E0_kT300=float(theta[1])),),
+            floor=float(theta[2]),
+            f0_Hz=self.f0_Hz,
+            beta=self.beta,
+        )
+        self.neg_loglik_ = float(best.fun)
+        log.info("Neel-Brown fit %s +- %s", self.params_, self.stderr_)
+        return self
+
+    def predict(self, H_mT, duration_s) -> np.ndarray:
+        """Fitted pass probability at fields H_mT and plateau lengths duration_s."""
+        H = np.atleast_1d(np.asarray(H_mT, dtype=float))
+        tau = np.broadcast_to(np.asarray(duration_s, dtype=float), H.shape).astype(float)
+        return self._model(np.array([self.params_[p] for p in self.PARAMS]), H, tau)
+
+    def to_dict(self) -> dict:
+        return {
+            **self.params_,
+            **{f"{k}_err": v for k, v in self.stderr_.items()},
+            "Hc_E0_correlation": self.corr_,
+            "f0_Hz": self.f0_Hz,
+            "beta": self.beta,
+            "chi2": self.goodness_.chi2,
+            "dof": self.goodness_.dof,
+            "model": self.model_.to_dict(),
+        }

@@ -1,0 +1,162 @@
+"""Turning user input into validated protocol parameters, with units.
+
+Protocol parameters are pymeasure Parameters (FloatParameter, IntegerParameter, ...) with units and
+limits. pymeasure's own conversion accepts only the exact unit string and its errors do not name the
+parameter; this module converts compatible units with pint (e.g. "500 us" for a parameter in s,
+"0.5 T"... for mT) and raises `labml.errors.UserError` naming protocol, parameter, value, units and
+range, before anything touches a rig.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from labml.errors import UserError
+from protocols._pymeasure import (
+    BooleanParameter,
+    FloatParameter,
+    IntegerParameter,
+    ListParameter,
+    Parameter,
+)
+
+_NUM_UNIT = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([^\s].*)?$")
+
+
+def _ureg():
+    from pymeasure.units import ureg
+
+    return ureg
+
+
+def parse_quantity(raw: str, units: str | None, where: str) -> float:
+    """Parse '3', '3 mT', '3mT', '500 us' into a float in `units`. Wrong or unknown units: UserError."""
+    m = _NUM_UNIT.match(raw)
+    if not m:
+        raise UserError(f"{where}: {raw!r} is not a number{f' (in {units})' if units else ''}")
+    value, unit = float(m.group(1)), (m.group(2) or "").strip()
+    if not unit or unit == units:
+        return value
+    if units is None:
+        raise UserError(f"{where}: {raw!r} carries units {unit!r} but this parameter is dimensionless")
+    ureg = _ureg()
+    try:
+        q = ureg.Quantity(value, unit)
+    except Exception as exc:
+        raise UserError(f"{where}: unknown unit {unit!r} in {raw!r} (expected {units})") from exc
+    try:
+        return float(q.to(units).magnitude)
+    except Exception as exc:
+        raise UserError(f"{where}: {raw!r} has units {unit!r}, which cannot be converted to {units}") from exc
+
+
+def describe(param: Parameter) -> str:
+    """One-line description: type, units, range, default."""
+    kind = type(param).__name__.replace("Parameter", "").lower() or "value"
+    parts = [kind]
+    units = getattr(param, "units", None)
+    if units:
+        parts.append(f"in {units}")
+    if isinstance(param, FloatParameter | IntegerParameter):
+        parts.append(f"range [{param.minimum:g}, {param.maximum:g}]")
+    if isinstance(param, ListParameter):
+        parts.append(f"one of {list(param.choices)}")
+    if param.default is not None:
+        parts.append(f"default {param.default!r}")
+    return ", ".join(parts)
+
+
+def coerce(protocol: str, name: str, param: Parameter, raw: Any) -> Any:
+    """Convert and validate one value (a string from the command line, or a Python value)."""
+    where = f"protocol {protocol!r}, parameter {name!r}"
+    units = getattr(param, "units", None)
+    if isinstance(param, FloatParameter | IntegerParameter):
+        if isinstance(raw, str):
+            value: Any = parse_quantity(raw, units, where)
+        elif isinstance(raw, bool) or not isinstance(raw, int | float):
+            raise UserError(f"{where}: expected a number{f' in {units}' if units else ''}, got {raw!r}")
+        else:
+            value = float(raw)
+        if not math.isfinite(value):
+            raise UserError(f"{where}: value {raw!r} is not finite")
+        if isinstance(param, IntegerParameter):
+            if value != int(value):
+                raise UserError(f"{where}: expected an integer, got {raw!r}")
+            value = int(value)
+        if not (param.minimum <= value <= param.maximum):
+            u = f" {units}" if units else ""
+            raise UserError(
+                f"{where}: value {value:g}{u} is out of range [{param.minimum:g}, {param.maximum:g}]{u}"
+            )
+        return value
+    if isinstance(param, BooleanParameter):
+        if isinstance(raw, str) and raw.lower() in ("1", "yes", "on", "true"):
+            return True
+        if isinstance(raw, str) and raw.lower() in ("0", "no", "off", "false"):
+            return False
+        if isinstance(raw, bool):
+            return raw
+        raise UserError(f"{where}: expected true/false, got {raw!r}")
+    if isinstance(param, FloatListParameter):
+        try:
+            vals = parse_float_list(raw, units, where)
+        except UserError:
+            raise
+        for v in vals:
+            if not (param.minimum <= v <= param.maximum):
+                u = f" {units}" if units else ""
+                raise UserError(
+                    f"{where}: value {v:g}{u} is out of range [{param.minimum:g}, {param.maximum:g}]{u}"
+                )
+        return vals
+    if isinstance(param, ListParameter):
+        choices = list(param.choices)
+        for c in choices:
+            if raw == c or str(raw) == str(c):
+                return c
+        raise UserError(f"{where}: {raw!r} is not one of {choices}")
+    try:
+        param.value = raw
+        return param.value
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{where}: bad value {raw!r}: {exc}") from exc
+
+
+def parse_float_list(raw: str | list | tuple, units: str | None, where: str) -> list[float]:
+    """'0.1 ms, 1 ms, 10 ms' -> [1e-4, 1e-3, 1e-2] (in `units`); ';' or ',' separated; '' -> []."""
+    if isinstance(raw, list | tuple):
+        return [float(x) if isinstance(x, int | float) else parse_quantity(str(x), units, where) for x in raw]
+    items = [s for s in re.split(r"[;,]", str(raw)) if s.strip()]
+    return [parse_quantity(s, units, where) for s in items]
+
+
+class FloatListParameter(Parameter):
+    """A list of floats with units and limits, e.g. pulse lengths "0.1 ms, 1 ms, 10 ms" (stored in s).
+
+    pymeasure has no list parameter with units; this follows FloatParameter's conventions.
+    """
+
+    def __init__(self, name, units=None, minimum=-1e9, maximum=1e9, **kwargs):
+        self.units = units
+        self.minimum = minimum
+        self.maximum = maximum
+        super().__init__(name, **kwargs)
+
+    def convert(self, value):
+        vals = parse_float_list(value, self.units, f"parameter {self.name!r}")
+        for v in vals:
+            if not (self.minimum <= v <= self.maximum):
+                u = f" {self.units}" if self.units else ""
+                raise UserError(
+                    f"parameter {self.name!r}: value {v:g}{u} is out of range "
+                    f"[{self.minimum:g}, {self.maximum:g}]{u}"
+                )
+        return vals
+
+    def __str__(self):
+        if not self.is_set():
+            return ""
+        u = f" {self.units}" if self.units else ""
+        return "; ".join(f"{v:g}{u}" for v in self._value)
