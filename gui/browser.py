@@ -1,0 +1,286 @@
+"""Run browser: the run folders of a run store, their parameters and plots, and a two-run comparison.
+
+Reads run folders through `labml.runs` (run.json, <series>.csv, <arrays>.npz) and never writes to
+them. Reopening a run loads its series and arrays into a `LiveBuffer`, which the live views draw
+exactly as they drew the run while it was running.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from qtpy import QtCore, QtWidgets
+
+from gui.buffers import LiveBuffer
+from gui.jobs import normalise_row, normalise_series_name
+from gui.plots import PEN_COLORS
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("started", "kind", "status", "reason", "folder")
+
+
+def scan_runs(root: str | Path) -> list[dict]:
+    """Run folders directly under `root` (or `root` itself), newest first: dicts with run.json + `path`.
+
+    Uses `labml.runs.find_runs` (unreadable run.json files are skipped with a logged warning)."""
+    from labml.runs import find_runs
+
+    found = []
+    for run in find_runs(root):
+        meta = dict(run.meta)
+        meta["path"] = str(run.path)
+        found.append(meta)
+    found.reverse()
+    return found
+
+
+def read_rows(csv_file: str | Path) -> list[dict[str, str]]:
+    """Rows of a run CSV (plain, or a pymeasure Results file whose header lines start with '#')."""
+    with open(csv_file, newline="", encoding="utf-8") as fh:
+        lines = [line for line in fh if line.strip() and not line.startswith("#")]
+    return list(csv.DictReader(lines))
+
+
+def load_run_buffer(path: str | Path) -> LiveBuffer:
+    """A LiveBuffer holding every CSV series and NPZ array of the run folder `path`."""
+    path = Path(path)
+    buf = LiveBuffer()
+    protocol = ""
+    try:
+        meta = json.loads((path / "run.json").read_text())
+        protocol = str(meta.get("protocol") or meta.get("kind") or "")
+    except (OSError, ValueError):
+        pass
+    for csv_file in sorted(path.glob("*.csv")):
+        try:
+            rows = read_rows(csv_file)
+        except (OSError, ValueError, csv.Error) as exc:
+            log.warning("cannot read %s: %s", csv_file, exc)
+            continue
+        series = normalise_series_name(csv_file.stem, rows[0] if rows else {},
+                                       protocol if csv_file.stem == "data" else "")
+        for row in rows:
+            buf.append(series, normalise_row(series, row))
+    for npz_file in sorted(path.glob("*.npz")):
+        try:
+            with np.load(npz_file, allow_pickle=False) as data:
+                for key in data.files:
+                    buf.set_array(key if key not in buf._arrays else f"{npz_file.stem}.{key}", data[key])
+        except (OSError, ValueError) as exc:
+            log.warning("cannot read %s: %s", npz_file, exc)
+    meta_fit = _fit_from_meta(path)
+    for key, value in meta_fit.items():
+        if key == "fit_text":
+            buf.set_info(fit_text=value)
+        else:
+            buf.set_array(key, value)
+    return buf
+
+
+def _fit_from_meta(path: Path) -> dict:
+    """If run.json holds a logistic fit (H0, k, a), the fit curve over the measured field range."""
+    from instruments.calibration import Logistic
+
+    try:
+        meta = json.loads((path / "run.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    res = meta.get("results") or {}
+    fit = res.get("logistic") or res.get("fit") or res
+    if not isinstance(fit, dict) or not all(k in fit for k in ("H0", "k", "a")):
+        return {}
+    try:
+        curve = Logistic(H0=float(fit["H0"]), k=float(fit["k"]), a=float(fit["a"]))
+    except (TypeError, ValueError):
+        return {}
+    H = np.linspace(curve.H0 - 6.0 / curve.k, curve.H0 + 6.0 / curve.k, 200)
+    return {"fit_field_mT": H, "fit_p": curve.p(H),
+            "fit_text": f"fit: H0={curve.H0:.3f} mT  k={curve.k:.3f}/mT  a={curve.a:.4f}"}
+
+
+class RunBrowser(QtWidgets.QWidget):
+    """Table of runs under a root folder; details of the selected run; open or compare runs.
+
+    Signals
+    -------
+    open_requested(str, object):  run folder and its LiveBuffer, for the live views to show.
+    """
+
+    open_requested = QtCore.Signal(str, object)
+
+    def __init__(self, root: str | Path = "runs", parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.root_edit = QtWidgets.QLineEdit(str(root))
+        browse = QtWidgets.QPushButton("Browse...")
+        browse.clicked.connect(self._browse)
+        self.refresh_button = QtWidgets.QPushButton("Refresh")
+        self.refresh_button.clicked.connect(self.refresh)
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(QtWidgets.QLabel("Run store:"))
+        top.addWidget(self.root_edit, 1)
+        top.addWidget(browse)
+        top.addWidget(self.refresh_button)
+
+        self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.table.doubleClicked.connect(lambda _i: self.open_selected())
+
+        self.details = QtWidgets.QPlainTextEdit()
+        self.details.setReadOnly(True)
+        self.open_button = QtWidgets.QPushButton("Open plots")
+        self.open_button.clicked.connect(self.open_selected)
+        self.compare_button = QtWidgets.QPushButton("Compare two")
+        self.compare_button.clicked.connect(self.compare_selected)
+        self.compare_key = QtWidgets.QComboBox()
+        self.compare_key.setMinimumWidth(160)
+        buttons = QtWidgets.QHBoxLayout()
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.compare_button)
+        buttons.addWidget(QtWidgets.QLabel("quantity:"))
+        buttons.addWidget(self.compare_key)
+        buttons.addStretch(1)
+
+        self.compare_plot = pg.PlotWidget(title="Comparison")
+        self.compare_plot.addLegend(offset=(10, 10))
+        self.compare_plot.showGrid(x=True, y=True, alpha=0.2)
+
+        right = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        right.addWidget(self.details)
+        right.addWidget(self.compare_plot)
+        split = QtWidgets.QSplitter()
+        split.addWidget(self.table)
+        split.addWidget(right)
+        split.setSizes([550, 450])
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(split, 1)
+        lay.addLayout(buttons)
+        self.runs: list[dict] = []
+        self.refresh()
+
+    # ---- data --------------------------------------------------------------------------------------
+    def set_root(self, root: str | Path) -> None:
+        self.root_edit.setText(str(root))
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.runs = scan_runs(self.root_edit.text())
+        self.table.setRowCount(len(self.runs))
+        for r, meta in enumerate(self.runs):
+            values = (meta.get("start_time") or "", meta.get("kind") or meta.get("protocol") or "",
+                      meta.get("status") or "", meta.get("reason") or "", Path(meta["path"]).name)
+            for c, v in enumerate(values):
+                self.table.setItem(r, c, QtWidgets.QTableWidgetItem(str(v)))
+        self.table.resizeColumnsToContents()
+
+    def selected_paths(self) -> list[str]:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        return [self.runs[r]["path"] for r in rows if r < len(self.runs)]
+
+    def select_path(self, path: str | Path) -> bool:
+        """Select the run at `path` (True if listed)."""
+        target = str(Path(path).resolve())
+        for r, meta in enumerate(self.runs):
+            if str(Path(meta["path"]).resolve()) == target:
+                self.table.selectRow(r)
+                return True
+        return False
+
+    def _selection_changed(self) -> None:
+        paths = self.selected_paths()
+        if not paths:
+            self.details.setPlainText("")
+            return
+        meta = next(m for m in self.runs if m["path"] == paths[0])
+        shown = {k: meta.get(k) for k in ("uid", "kind", "status", "reason", "start_time", "stop_time",
+                                           "parameters", "results", "identities", "git_revision")
+                 if meta.get(k) is not None}
+        self.details.setPlainText(f"{paths[0]}\n\n" + json.dumps(shown, indent=2, default=str))
+        keys: dict[str, None] = {}
+        for p in paths[:2]:
+            for csv_file in sorted(Path(p).glob("*.csv")):
+                try:
+                    rows = read_rows(csv_file)
+                except (OSError, csv.Error):
+                    continue
+                header = list(rows[0]) if rows else []
+                keys.update({f"{csv_file.stem}/{h}": None for h in header if h and h != _x_key(header)})
+        current = self.compare_key.currentText()
+        self.compare_key.clear()
+        self.compare_key.addItems(list(keys))
+        if current in keys:
+            self.compare_key.setCurrentText(current)
+
+    # ---- actions -----------------------------------------------------------------------------------
+    def open_selected(self) -> LiveBuffer | None:
+        paths = self.selected_paths()
+        if not paths:
+            return None
+        buf = load_run_buffer(paths[0])
+        self.open_requested.emit(paths[0], buf)
+        return buf
+
+    def compare_selected(self) -> int:
+        """Overlay `series/column` of the two selected runs against the series' first column.
+
+        Returns the number of curves drawn (0 with a visible message if fewer than two runs are selected).
+        """
+        self.compare_plot.clear()
+        paths = self.selected_paths()[:2]
+        key = self.compare_key.currentText()
+        if len(paths) < 2 or "/" not in key:
+            self.compare_plot.setTitle("Select two runs (Ctrl+click) and a quantity to compare")
+            return 0
+        series, column = key.split("/", 1)
+        drawn = 0
+        for i, p in enumerate(paths):
+            try:
+                rows = read_rows(Path(p) / f"{series}.csv")
+            except (OSError, csv.Error):
+                continue
+            if not rows:
+                continue
+            xkey = _x_key(list(rows[0]))
+            x = np.array([_num(r.get(xkey)) for r in rows])
+            y = np.array([_num(r.get(column)) for r in rows])
+            ok = ~(np.isnan(x) | np.isnan(y))
+            self.compare_plot.plot(x[ok], y[ok], pen=pg.mkPen(PEN_COLORS[i], width=2), symbol="o",
+                                   symbolSize=4, name=Path(p).name)
+            self.compare_plot.setLabel("bottom", xkey)
+            drawn += 1
+        self.compare_plot.setLabel("left", column)
+        self.compare_plot.setTitle(f"Comparison: {key}")
+        return drawn
+
+    def _browse(self) -> None:
+        d = QtWidgets.QFileDialog.getExistingDirectory(self, "Run store", self.root_edit.text())
+        if d:
+            self.set_root(d)
+
+
+def _x_key(header: list[str]) -> str:
+    """The natural x column of a series: field, epoch, step or time if present, else the first column."""
+    from gui.jobs import _ALIASES, _key
+
+    for wanted in ("field_mT", "epoch", "step", "time_s"):
+        for h in header:
+            if _ALIASES.get(_key(h), _key(h)) == wanted:
+                return h
+    return header[0] if header else ""
+
+
+def _num(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")

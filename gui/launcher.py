@@ -1,0 +1,231 @@
+"""Protocol launcher: choose a protocol, edit its parameters (units, validation), see the time estimate
+and the dry-run verdict, queue it; and the queue with pause, resume, stop and abort.
+
+Validation is the protocols' own: each value goes through `protocols.parameters.coerce` (units such
+as "500 us" are converted, ranges checked, errors name protocol, parameter and value), and the whole
+plan through the runner's dry run (`run_protocol(..., dry_run=True)`: the protocol's `check_plan`
+against the connected rig, or the rig config when none is connected). Nothing is queued unless both
+pass; the refusal is shown in red under the form.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from qtpy import QtCore, QtWidgets
+
+from gui.jobs import FINAL, PAUSED, QUEUED, RUNNING, Job, JobQueue
+from gui.params import ParameterEditor, ParameterError
+from labml.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def protocol_catalog() -> list[str]:
+    """Names of the protocols the launcher offers (those of protocols.PROTOCOLS that import)."""
+    from protocols import get_protocol, protocol_names
+
+    names = []
+    for name in protocol_names():
+        try:
+            get_protocol(name)
+        except Exception as exc:  # a protocol module not written yet, or broken: not offered
+            log.info("protocol %s not available: %s", name, exc)
+            continue
+        names.append(name)
+    return names
+
+
+def _coercer(protocol: str):
+    def validate(name: str, param: Any, raw: Any) -> Any:
+        from protocols.parameters import coerce
+
+        if isinstance(raw, str) and raw.strip() == "":
+            if param.default in ("", [], ()):  # an optional text or list parameter left empty
+                return param.default
+            raise UserError(f"protocol {protocol!r}, parameter {name!r}: a value is required")
+        return coerce(protocol, name, param, raw)
+
+    return validate
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+class ProtocolLauncher(QtWidgets.QWidget):
+    """Launcher + queue view. `rig_spec()` gives the rig used for dry runs when none is connected."""
+
+    queued = QtCore.Signal(object)  # Job
+
+    def __init__(self, jobs: JobQueue, protocols: list[str] | None = None,
+                 parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.jobs = jobs
+        self.protocol = QtWidgets.QComboBox()
+        self.protocol.setObjectName("protocol")
+        self.description = QtWidgets.QLabel("")
+        self.description.setWordWrap(True)
+        self.editor = ParameterEditor()
+        self.estimate = QtWidgets.QLabel("Estimated bench time: -")
+        self.verdict = QtWidgets.QLabel("Dry run: -")
+        self.verdict.setWordWrap(True)
+        self.dry_button = QtWidgets.QPushButton("Dry run")
+        self.dry_button.clicked.connect(self.dry_run)
+        self.queue_button = QtWidgets.QPushButton("Queue")
+        self.queue_button.setObjectName("queue")
+        self.queue_button.clicked.connect(self.queue_clicked)
+
+        form_box = QtWidgets.QGroupBox("Protocol")
+        fl = QtWidgets.QVBoxLayout(form_box)
+        fl.addWidget(self.protocol)
+        fl.addWidget(self.description)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.editor)
+        fl.addWidget(scroll, 1)
+        fl.addWidget(self.estimate)
+        fl.addWidget(self.verdict)
+        bl = QtWidgets.QHBoxLayout()
+        bl.addWidget(self.dry_button)
+        bl.addWidget(self.queue_button)
+        fl.addLayout(bl)
+
+        self.table = QtWidgets.QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(["job", "state", "rows", "elapsed", "estimate", "run folder"])
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.pause_button = QtWidgets.QPushButton("Pause")
+        self.resume_button = QtWidgets.QPushButton("Resume")
+        self.stop_button = QtWidgets.QPushButton("Stop")
+        self.abort_button = QtWidgets.QPushButton("Abort")
+        self.remove_button = QtWidgets.QPushButton("Remove queued")
+        self.pause_button.clicked.connect(lambda: self.jobs.pause())
+        self.resume_button.clicked.connect(lambda: self.jobs.resume())
+        self.stop_button.clicked.connect(lambda: self.jobs.stop())
+        self.abort_button.clicked.connect(lambda: self.jobs.abort())
+        self.remove_button.clicked.connect(self._remove_selected)
+        queue_box = QtWidgets.QGroupBox("Queue")
+        ql = QtWidgets.QVBoxLayout(queue_box)
+        ql.addWidget(self.table, 1)
+        cl = QtWidgets.QHBoxLayout()
+        for b in (self.pause_button, self.resume_button, self.stop_button, self.abort_button,
+                  self.remove_button):
+            cl.addWidget(b)
+        ql.addLayout(cl)
+
+        split = QtWidgets.QSplitter()
+        split.addWidget(form_box)
+        split.addWidget(queue_box)
+        split.setSizes([420, 580])
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.addWidget(split)
+
+        self.protocol.currentTextChanged.connect(self.select_protocol)
+        self.protocol.addItems(protocols if protocols is not None else protocol_catalog())
+        jobs.changed.connect(self.refresh_queue)
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(500)
+        self.timer.timeout.connect(self.refresh_queue)
+        self.timer.start()
+        self.refresh_queue()
+
+    # ---- protocol and parameters ---------------------------------------------------------------------
+    def select_protocol(self, name: str, values: dict[str, Any] | None = None) -> None:
+        if not name:
+            return
+        if self.protocol.currentText() != name:
+            self.protocol.setCurrentText(name)
+            return
+        from protocols import get_protocol
+
+        cls = get_protocol(name)
+        proc = cls()
+        doc = getattr(cls, "DESCRIPTION", "") or (cls.__doc__ or "")
+        self.description.setText(doc.strip().split("\n")[0])
+        self.editor.validator = _coercer(name)
+        self.editor.set_parameters(dict(proc._parameters), values)
+        self.estimate.setText("Estimated bench time: - (press Dry run)")
+        self.verdict.setText("Dry run: -")
+        self.verdict.setStyleSheet("")
+
+    def _rig(self) -> Any:
+        rig = self.jobs.session.rig
+        if rig is not None:
+            return rig
+        return self.jobs.session.spec or "sim"
+
+    def dry_run(self) -> dict | None:
+        """Validate the form and the whole plan; show estimate and verdict. None (and a message) if bad."""
+        from protocols.runner import run_protocol
+
+        name = self.protocol.currentText()
+        try:
+            params = self.editor.values()
+        except ParameterError:
+            self._verdict(False, "Dry run: parameters refused (see above)")
+            return None
+        try:
+            out = run_protocol(name, params, rig=self._rig(), dry_run=True)
+        except Exception as exc:  # UserError, SafetyError, ConfigError: all shown, none fatal
+            self.editor.show_error(str(exc))
+            self._verdict(False, f"Dry run REFUSED: {exc}")
+            return None
+        est = (out.get("plan") or {}).get("estimate_s")
+        self.estimate.setText(f"Estimated bench time: {format_duration(est)}")
+        self._verdict(True, "Dry run OK: plan within the rig's limits")
+        out["params"] = params
+        return out
+
+    def _verdict(self, ok: bool, text: str) -> None:
+        self.verdict.setText(text)
+        self.verdict.setStyleSheet("color: #006000;" if ok else "color: #b00000; font-weight: bold;")
+
+    def queue_clicked(self) -> Job | None:
+        """Validate (form + dry run) and queue; returns the Job, or None with a visible message."""
+        out = self.dry_run()
+        if out is None:
+            return None
+        est = (out.get("plan") or {}).get("estimate_s")
+        job = self.jobs.submit(self.protocol.currentText(), out["params"], estimate_s=est)
+        self.queued.emit(job)
+        return job
+
+    # ---- queue view ---------------------------------------------------------------------------------
+    def refresh_queue(self) -> None:
+        jobs = self.jobs.jobs
+        self.table.setRowCount(len(jobs))
+        now = time.monotonic()
+        for r, job in enumerate(jobs):
+            elapsed = None
+            if job.started_s is not None:
+                elapsed = (job.finished_s or now) - job.started_s
+            state = job.state + (f": {job.error}" if job.error else "")
+            for c, v in enumerate((job.label, state, str(job.rows), format_duration(elapsed),
+                                   format_duration(job.estimate_s), job.run_dir or "")):
+                item = self.table.item(r, c)
+                if item is None:
+                    self.table.setItem(r, c, QtWidgets.QTableWidgetItem(v))
+                elif item.text() != v:
+                    item.setText(v)
+        cur = self.jobs.current
+        self.pause_button.setEnabled(cur is not None and cur.state == RUNNING)
+        self.resume_button.setEnabled(cur is not None and cur.state == PAUSED)
+        self.stop_button.setEnabled(cur is not None and cur.state not in FINAL)
+        self.abort_button.setEnabled(cur is not None and cur.state not in FINAL)
+        self.remove_button.setEnabled(any(j.state == QUEUED for j in jobs))
+
+    def _remove_selected(self) -> None:
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        for r in rows:
+            if r < len(self.jobs.jobs):
+                self.jobs.remove_queued(self.jobs.jobs[r])

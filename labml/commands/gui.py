@@ -1,0 +1,38 @@
+"""`labml gui`: the Qt dashboard (gui package), or a screenshot of one of its views."""
+
+from __future__ import annotations
+
+import argparse
+
+VIEW_NAMES = ("rig", "launcher", "live", "runs", "log", "training", "histogram", "class-maps",
+              "calibration", "hysteresis", "bm-samples", "samplers")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "gui",
+        help="the lab dashboard (rig panel, protocol launcher, live plots, run browser)",
+        description="Start the Qt dashboard. With --screenshot, connect to the rig, produce real data for "
+        "the chosen view (a small job on the rig where the view needs one), save it as PNG and exit.",
+    )
+    p.add_argument("--rig", default=None, metavar="FILE|sim",
+                   help="rig to connect to at start (a rig config TOML, or 'sim': built-in simulated rig)")
+    p.add_argument("--runs", default=None, metavar="DIR", help="run store shown in the run browser "
+                   "(default: $LABML_RUNS or ./runs)")
+    p.add_argument("--screenshot", default=None, metavar="FILE", help="render a view to this PNG and exit")
+    p.add_argument("--view", default="rig", choices=VIEW_NAMES, help="view for --screenshot (default rig)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from labml.errors import UserError
+
+    if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if args.screenshot and not args.screenshot.lower().endswith(".png"):
+        raise UserError(f"--screenshot {args.screenshot!r}: the file name must end in .png")
+    from gui.app import main
+
+    return main(rig=args.rig, screenshot=args.screenshot, view=args.view, runs_root=args.runs)

@@ -1,0 +1,167 @@
+"""GUI views on their own (pytest-qt, offscreen): live plots from buffers, the parameter editor's
+refusals, the run browser over a run store."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+pytest.importorskip("pytestqt")
+
+from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter  # noqa: E402
+
+from gui.buffers import LiveBuffer  # noqa: E402
+from gui.params import ParameterEditor, ParameterError  # noqa: E402
+from gui.plots import LiveViews, mosaic  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABML_GUI_SETTINGS", str(tmp_path / "gui.ini"))
+    monkeypatch.setenv("LABML_RUNS", str(tmp_path / "runs"))
+
+
+def test_buffer_keeps_every_row_written_from_many_threads():
+    buf = LiveBuffer()
+
+    def produce(k):
+        for i in range(500):
+            buf.append("train", {"epoch": i, "loss": float(k)})
+
+    threads = [threading.Thread(target=produce, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert buf.n_rows("train") == 2000
+    assert buf.version == 2000
+    assert sorted(set(buf.column("train", "loss"))) == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_mosaic_places_each_tile_row_major():
+    tiles = np.arange(6, dtype=float)[:, None, None] * np.ones((6, 2, 2))
+    m = mosaic(tiles, n_cols=3, gap=1, fill=-1)
+    assert m.shape == (5, 8)
+    assert m[0, 0] == 0 and m[0, 3] == 1 and m[0, 6] == 2 and m[3, 0] == 3 and m[4, 7] == 5
+    assert m[2, 0] == -1  # the gap
+
+
+def test_live_views_draw_what_the_buffer_holds_and_only_redraw_on_change(qtbot):
+    views = LiveViews(interval_ms=10_000)
+    qtbot.addWidget(views)
+    buf = LiveBuffer()
+    for e in range(5):
+        buf.append("train", {"epoch": e, "loss": 2.0 / (e + 1), "train_acc": 0.5 + 0.05 * e})
+    rng = np.random.default_rng(0)
+    buf.set_array("p", rng.uniform(size=(10, 196)))
+    for H in np.linspace(2, 8, 7):
+        buf.append("calibration", {"field_mT": H, "p": 0.5, "p_low": 0.4, "p_high": 0.6})
+    buf.set_array("bm_samples", rng.integers(0, 2, size=(16, 784)))
+    buf.append("hysteresis", {"field_mT": 1.0, "signal": -1.0})
+    buf.append("sampler:PCD", {"time_s": 1.0, "loglik": -150.0, "accuracy": 0.8})
+    views.set_buffer(buf, "test")
+    p = views.panels
+    assert p["training"].n_points() == 5
+    assert p["histogram"].n_points() == 1960
+    assert p["class-maps"].shape == (10, 14, 14)
+    assert p["calibration"].n_points() == 7
+    assert p["bm-samples"].n_points() == 16
+    assert p["hysteresis"].n_points() == 1
+    assert p["samplers"].n_points() == 2
+    drawn = views._drawn_version
+    views.refresh()
+    assert views._drawn_version == drawn  # nothing new: no redraw
+    buf.append("train", {"epoch": 5, "loss": 0.3})
+    views.refresh()
+    assert p["training"].n_points() == 6
+
+
+def _editor(qtbot):
+    ed = ParameterEditor()
+    qtbot.addWidget(ed)
+    ed.set_parameters({
+        "field_stop": FloatParameter("Stop field", units="mT", default=8.0, minimum=0, maximum=36),
+        "reads": IntegerParameter("Reads per field", default=200, minimum=1, maximum=10_000),
+        "method": ListParameter("Read method", choices=["read_synapses", "cycle"], default="cycle"),
+    })
+    return ed
+
+
+def test_parameter_editor_shows_units_and_returns_typed_values(qtbot):
+    ed = _editor(qtbot)
+    assert ed.form.labelForField(ed.fields["field_stop"]).text() == "Stop field (mT)"
+    assert ed.values() == {"field_stop": 8.0, "reads": 200, "method": "cycle"}
+
+
+@pytest.mark.parametrize("name, text, words", [
+    ("field_stop", "50", ["field_stop", "50", "maximum"]),
+    ("field_stop", "abc", ["field_stop", "abc"]),
+    ("reads", "0", ["reads", "minimum"]),
+    ("reads", "", ["reads", "required"]),
+])
+def test_parameter_editor_refuses_bad_values_with_a_visible_message(qtbot, name, text, words):
+    ed = _editor(qtbot)
+    ed.show()
+    ed.set_raw_value(name, text)
+    with pytest.raises(ParameterError) as err:
+        ed.values()
+    assert set(err.value.errors) == {name}
+    msg = ed.message.text()
+    assert ed.message.isVisible()
+    for w in words:
+        assert w in msg
+    assert "background" in ed.fields[name].styleSheet()  # the bad field is highlighted
+
+
+def test_run_browser_lists_runs_shows_parameters_and_compares_two(qtbot, tmp_path):
+    from gui.browser import RunBrowser
+    from labml.runs import Run
+
+    root = tmp_path / "store"
+    for i, slope in enumerate((1.0, 2.0)):
+        run = Run.create("train-synapses", {"n": 2 ** i}, run_dir=root / f"run{i}")
+        for e in range(4):
+            run.append_row("metrics", {"epoch": e, "loss": slope / (e + 1)})
+        run.save_arrays("synapses", p=np.full((10, 196), 0.25 * (i + 1)))
+        run.finish("success")
+    (root / "broken").mkdir()
+    (root / "broken" / "run.json").write_text("{ not json")
+
+    b = RunBrowser(root)
+    qtbot.addWidget(b)
+    assert b.table.rowCount() == 2  # the corrupt one is skipped, not fatal
+    assert b.select_path(root / "run1")
+    assert '"n": 2' in b.details.toPlainText()
+    buf = b.open_selected()
+    assert buf.n_rows("train") == 4 and buf.array("p").shape == (10, 196)
+
+    b.table.selectAll()
+    b.compare_key.setCurrentText("metrics/loss")
+    assert b.compare_selected() == 2
+    b.table.clearSelection()
+    b.table.selectRow(0)
+    assert b.compare_selected() == 0
+    assert "Select two runs" in b.compare_plot.getPlotItem().titleLabel.text
+
+
+def test_run_browser_reopens_a_calibration_with_its_fit(qtbot, tmp_path):
+    from gui.browser import load_run_buffer
+    from labml.runs import Run
+
+    run = Run.create("protocol-depinning-calibration", {}, run_dir=tmp_path / "cal",
+                     protocol="depinning-calibration")
+    for H in (3.0, 4.0, 5.0, 6.0):
+        run.append_row("data", {"Field (mT)": H, "P_pass": 0.5, "P low": 0.4, "P high": 0.6})
+    run.finish("success", H0=4.6, k=2.7, a=0.98)
+    meta = json.loads((tmp_path / "cal" / "run.json").read_text())
+    assert meta["results"]["H0"] == 4.6
+    buf = load_run_buffer(tmp_path / "cal")
+    assert buf.n_rows("calibration") == 4
+    assert np.allclose(buf.column("calibration", "field_mT"), [3, 4, 5, 6])
+    assert buf.array("fit_p") is not None and "H0=4.600" in buf.info()["fit_text"]
