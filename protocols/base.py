@@ -98,7 +98,22 @@ class RigInfo:
 
 
 class RigProcedure(Procedure):
-    """Base class of the protocols. Subclasses set NAME, DESCRIPTION, DATA_COLUMNS and Parameters."""
+    """Base class of the protocols. Subclasses set NAME, DESCRIPTION, DATA_COLUMNS and Parameters and
+    implement the step API:
+
+    - `startup()`: called once per process before the first step (after a resume too);
+      `self.info` (RigInfo of the live rig) is set by then.
+    - `n_steps()`: the number of steps; `step(i)`: do step i, emitting rows with
+      `self.emit("results", row)`.
+    - `finalize()`: fits and key results into `self.results_` (also after a clean stop).
+    - `state_dict()` / `load_state_dict()`: what was measured so far (JSON-able), for checkpoints.
+    - `safe_to_hold(i)` / `establish(i)`: may the field stay during a pause before step i; how to
+      re-establish the magnetic state (re-saturate, re-walk a branch) after a pause or resume.
+
+    `execute()` (pymeasure's entry point) runs the steps in order and then `finalize()`, so a
+    protocol also runs under pymeasure's own Worker; `labml run` runs it on labml.engine.RunEngine
+    (checkpoints, pause, resume, watchdog) through protocols.runner.ProcedurePlan.
+    """
 
     NAME: str = ""
     DESCRIPTION: str = ""
@@ -118,20 +133,21 @@ class RigProcedure(Procedure):
         super().__init__(**kwargs)
         self.rig = None
         self.run = None
+        self.info: RigInfo | None = None
         self.results_: dict[str, Any] = {}
         self._stop_requested = False
 
     # --- hooks bound by the runner ---------------------------------------------------------------
-    def emit(self, topic: str, record: Any) -> None:  # replaced by the runner
+    def emit(self, topic: str, record: Any) -> None:  # replaced by the runner / pymeasure Worker
         log.debug("%s: %s", topic, record)
 
-    def should_stop(self) -> bool:  # replaced by the runner
+    def should_stop(self) -> bool:  # replaced by pymeasure's Worker
         return self._stop_requested
 
     def is_last(self) -> bool:
         return True
 
-    # --- protocol API ----------------------------------------------------------------------------
+    # --- planning --------------------------------------------------------------------------------
     def check_plan(self, info: RigInfo) -> None:
         """Raise UserError if the plan breaks the rig's limits. Called before anything moves."""
 
@@ -141,15 +157,46 @@ class RigProcedure(Procedure):
 
     def plan_summary(self, info: RigInfo) -> dict:
         """What the protocol will do (for --dry-run): a JSON-able dict."""
-        return {"estimate_s": self.get_estimates(info)}
+        return {"estimate_s": self.get_estimates(info), "steps": self.n_steps()}
+
+    # --- steps -----------------------------------------------------------------------------------
+    def startup(self) -> None:
+        if self.rig is not None and self.info is None:
+            from protocols.runner import rig_info
+
+            self.info = rig_info(self.rig)
+
+    def n_steps(self) -> int:
+        return 1
+
+    def step(self, i: int) -> None:
+        raise NotImplementedError
+
+    def finalize(self) -> None:
+        """Compute the key results (fits) from what was measured; fill `self.results_`."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def safe_to_hold(self, i: int) -> bool:
+        return False
+
+    def establish(self, i: int) -> None:
+        """Re-establish the magnetic state needed before step i (default: none needed: every read
+        cycle starts with its own reset)."""
+
+    def execute(self) -> None:
+        for i in range(self.n_steps()):
+            if self.should_stop():
+                log.info("%s: stop requested before step %d", self.NAME, i)
+                break
+            self.step(i)
+            self.emit("progress", 100.0 * (i + 1) / max(1, self.n_steps()))
+        self.finalize()
 
     def save_arrays(self, name: str, **arrays: np.ndarray) -> None:
         if self.run is not None:
             self.run.save_arrays(name, **arrays)
-
-    def check_stop(self) -> bool:
-        """True when the run was asked to stop; protocols leave their loops cleanly."""
-        stop = bool(self.should_stop())
-        if stop:
-            log.info("%s: stop requested", self.NAME)
-        return stop

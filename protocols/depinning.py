@@ -173,9 +173,8 @@ class _DepinningBase(RigProcedure):
     def get_estimates(self, info: RigInfo | None = None) -> float:
         info = info or RigInfo()
         total = 0.0
-        for d in self.durations():
-            f = self.fields_for(d)
-            total += sum(info.cycle_time_s(d, H) for H in f) * self.reads
+        for _w, d, H in self._points():
+            total += info.cycle_time_s(d, H) * self.reads
         return float(total)
 
     def plan_summary(self, info: RigInfo) -> dict:
@@ -184,65 +183,97 @@ class _DepinningBase(RigProcedure):
             "pulse_lengths_s": self.durations(),
             "field_grids_mT": {f"{d:g}": self.fields_for(d).round(4).tolist() for d in self.durations()},
             "reads_per_field": self.reads,
-            "total_reads": int(sum(self.fields_for(d).size for d in self.durations()) * self.reads),
+            "total_reads": int(self.n_steps() * self.reads),
+            "steps": self.n_steps(),
             "estimate_s": self.get_estimates(info),
         }
 
-    # --- measurement -----------------------------------------------------------------------------
-    def measure_wire(self, wire: int) -> dict:
-        """Measure and fit one wire; emits rows; returns the wire's results."""
-        H_all, tau_all, k_all, n_all = [], [], [], []
-        bench, energy = 0.0, 0.0
-        durs = self.durations()
-        for i, d in enumerate(durs):
-            if self.check_stop():
-                break
-            fields = self.fields_for(d)
-            dur_arg = None if np.isclose(d, _default_duration(self.rig) or -1) else d
-            counts, t, e = read_counts(self.rig, fields, wire, self.reads, dur_arg, self.method)
-            bench += t
-            energy += e if np.isfinite(e) else 0.0
-            lo, hi = binomial_interval(counts, self.reads)
-            for H, c, pl, ph in zip(fields, counts, lo, hi, strict=True):
-                self.emit(
-                    "results",
-                    {
-                        "Wire": wire,
-                        "Pulse length (s)": d,
-                        "Field (mT)": float(H),
-                        "Reads": self.reads,
-                        "Passes": int(c),
-                        "P_pass": c / self.reads,
-                        "P low": float(pl),
-                        "P high": float(ph),
-                    },
-                )
-            H_all.append(fields)
-            tau_all.append(np.full(fields.shape, d))
-            k_all.append(counts)
-            n_all.append(np.full(fields.shape, self.reads))
-            self.emit("progress", 100.0 * (i + 1) / len(durs))
-        if not H_all:
+    # --- steps: one field point (N reads) of one pulse length of one wire per step ----------------
+    def wires_to_measure(self) -> list[int]:
+        return [int(self.wire)]
+
+    def _points(self) -> list[tuple[int, float, float]]:
+        pts = []
+        for w in self.wires_to_measure():
+            for d in self.durations():
+                pts.extend((w, d, float(H)) for H in self.fields_for(d))
+        return pts
+
+    def n_steps(self) -> int:
+        return len(self._points())
+
+    def startup(self) -> None:
+        super().startup()
+        if not hasattr(self, "_data"):
+            self._data: dict[str, list] = {
+                "wire": [],
+                "duration_s": [],
+                "field_mT": [],
+                "counts": [],
+                "n": [],
+                "bench_time_s": [],
+                "energy_J": [],
+            }
+
+    def state_dict(self) -> dict:
+        return {"data": {k: list(v) for k, v in getattr(self, "_data", {}).items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._data = {k: list(v) for k, v in state.get("data", {}).items()}
+
+    def step(self, i: int) -> None:
+        wire, d, H = self._points()[i]
+        default = _default_duration(self.rig)
+        dur_arg = None if default is not None and np.isclose(d, default) else d
+        counts, t, e = read_counts(self.rig, np.array([H]), wire, int(self.reads), dur_arg, self.method)
+        c = int(counts[0])
+        lo, hi = binomial_interval(c, self.reads)
+        self.emit(
+            "results",
+            {
+                "Wire": wire,
+                "Pulse length (s)": d,
+                "Field (mT)": H,
+                "Reads": int(self.reads),
+                "Passes": c,
+                "P_pass": c / self.reads,
+                "P low": float(lo),
+                "P high": float(hi),
+            },
+        )
+        for key, v in zip(
+            self._data, (wire, d, H, c, int(self.reads), t, e if np.isfinite(e) else 0.0), strict=True
+        ):
+            self._data[key].append(v)
+
+    def fit_wire(self, wire: int) -> dict:
+        """Logistic (and, with 2+ pulse lengths, Neel-Brown) fit of the data measured on `wire`."""
+        D = {k: np.asarray(v) for k, v in self._data.items()}
+        m = D["wire"] == wire
+        if not m.any():
             return {}
-        H, tau, k, n = (np.concatenate(x) for x in (H_all, tau_all, k_all, n_all))
+        H, tau, k, n = D["field_mT"][m], D["duration_s"][m], D["counts"][m], D["n"][m]
         self.save_arrays(f"depinning_wire{wire}", field_mT=H, duration_s=tau, counts=k, n=n)
         main = np.isclose(tau, self.pulse_duration)
+        out: dict = {
+            "wire": wire,
+            "bench_time_s": float(D["bench_time_s"][m].sum()),
+            "energy_J": float(D["energy_J"][m].sum()),
+            "reads": int(n.sum()),
+        }
+        if main.sum() < 3:
+            return out
         lfit = LogisticFit().fit(H[main], k[main], n[main])
-        out = {**lfit.to_dict(), "bench_time_s": bench, "energy_J": energy, "wire": wire}
-        if len(H_all) >= 2:
-            info = getattr(self, "_info", None) or RigInfo()
+        out.update(lfit.to_dict())
+        if np.unique(tau).size >= 2:
+            info = self.info or RigInfo()
             nb = NeelBrownFit(f0_Hz=self.f0, beta=self.beta_dw, slew_mT_per_s=info.slew_mT_per_s)
             nb.fit(H, k, n, tau)
             out["neel_brown"] = nb.to_dict()
         return out
 
-    def startup(self) -> None:
-        from protocols.runner import rig_info
-
-        self._info = rig_info(self.rig)
-
     def _write(self, wire: int, res: dict) -> str | None:
-        if not self.write_calibration:
+        if not self.write_calibration or "H0" not in res:
             return None
         folder = (
             Path(self.calibration_dir)
@@ -256,9 +287,9 @@ class _DepinningBase(RigProcedure):
             "field_points": int(self.field_points),
         }
         if self.run is not None:
-            meta["run_uid"] = self.run.meta.get("uid", "")
+            meta["run_uid"] = str(self.run.meta.get("uid", ""))
             meta["run_dir"] = str(self.run.path)
-        nb = res.get("neel_brown", {}).get("model") if "neel_brown" in res else None
+        nb = res["neel_brown"]["model"] if "neel_brown" in res else None
         path = write_calibration_file(wire, res, nb, meta, folder)
         log.info("wrote calibration of wire %d to %s", wire, path)
         return str(path)
@@ -267,10 +298,8 @@ class _DepinningBase(RigProcedure):
 class DepinningCalibration(_DepinningBase):
     """P_pass of one wire on a field grid; logistic and Neel-Brown fits; a versioned calibration file."""
 
-    def execute(self) -> None:
-        res = self.measure_wire(int(self.wire))
-        if not res:
-            return
+    def finalize(self) -> None:
+        res = self.fit_wire(int(self.wire))
         path = self._write(int(self.wire), res)
         if path:
             res["calibration_file"] = path
@@ -300,37 +329,29 @@ class CharacteriseWires(_DepinningBase):
             raise UserError(f"protocol {self.NAME!r}, parameter 'wires': empty list")
         return ws
 
+    def wires_to_measure(self) -> list[int]:
+        n = (self.info or RigInfo()).n_wires
+        return self.wire_list(n)
+
     def check_plan(self, info: RigInfo) -> None:
-        for w in self.wire_list(info.n_wires):
+        ws = self.wire_list(info.n_wires)
+        for w in ws:
             info.check_wire(self.NAME, w)
-        self.wire = self.wire_list(info.n_wires)[0]
+        # 'all' becomes the explicit list, so the recorded plan (and a resume) measures the same wires.
+        self.wires = ",".join(str(w) for w in ws)
+        self._parameters["wires"]._value = self.wires
         super().check_plan(info)
 
-    def get_estimates(self, info: RigInfo | None = None) -> float:
-        info = info or RigInfo()
-        return super().get_estimates(info) * len(self.wire_list(info.n_wires))
-
-    def execute(self) -> None:
-        wires = self.wire_list(self._info.n_wires)
+    def finalize(self) -> None:
         per_wire = {}
-        for w in wires:
-            if self.check_stop():
-                break
-            res = self.measure_wire(w)
-            if not res:
-                break
+        for w in self.wires_to_measure():
+            res = self.fit_wire(w)
+            if "H0" not in res:
+                continue
             path = self._write(w, res)
             if path:
                 res["calibration_file"] = path
             per_wire[w] = res
-            if self.run is not None:
-                self.run.append_row(
-                    "wire_fits",
-                    {
-                        "wire": w,
-                        **{k: res[k] for k in ("H0", "H0_err", "k", "k_err", "a", "a_err", "chi2", "dof")},
-                    },
-                )
         if not per_wire:
             return
         spread = {}
@@ -346,3 +367,12 @@ class CharacteriseWires(_DepinningBase):
             str(w): {k: v for k, v in r.items() if k != "neel_brown"} for w, r in per_wire.items()
         }
         self.results_["bench_time_s"] = float(sum(r["bench_time_s"] for r in per_wire.values()))
+        if self.run is not None:
+            for w, r in per_wire.items():
+                self.run.append_row(
+                    "wire_fits",
+                    {
+                        "wire": w,
+                        **{k: r[k] for k in ("H0", "H0_err", "k", "k_err", "a", "a_err", "chi2", "dof")},
+                    },
+                )

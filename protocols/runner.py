@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from labml.engine import Plan
 from labml.errors import UserError
 from protocols import get_protocol
 from protocols.base import RigInfo, RigProcedure
@@ -131,147 +132,188 @@ def offline_rig_info(rig: str | os.PathLike | None) -> RigInfo:
     return info
 
 
+class ProcedurePlan(Plan):
+    """A protocol (RigProcedure) as a plan of labml.engine.RunEngine: one engine step per protocol step,
+    rows to the run's `data` series, the procedure's measured state in every checkpoint, and a spec
+    (`protocols.runner:build_plan`) so that `labml resume RUN_DIR` rebuilds it in a new process."""
+
+    needs_rig = True
+
+    def __init__(self, protocol: str, proc: RigProcedure) -> None:
+        self.protocol = protocol
+        self.proc = proc
+        self.kind = f"protocol-{protocol}"
+        self.needs_rig = bool(proc.NEEDS_RIG)
+        self._ctx = None
+
+    # identity
+    def spec(self) -> dict:
+        return {
+            "factory": "protocols.runner:build_plan",
+            "params": {"protocol": self.protocol, "params": self.proc.parameter_values()},
+        }
+
+    def parameters(self) -> dict:
+        return {"protocol": self.protocol, **self.proc.parameter_values()}
+
+    # steps
+    def n_steps(self) -> int:
+        return int(self.proc.n_steps())
+
+    def open(self, ctx) -> None:
+        self._ctx = ctx
+        proc = self.proc
+        proc.rig = ctx.rig
+        proc.run = ctx.run
+
+        def emit(topic: str, record: Any) -> None:
+            if topic == "results":
+                ctx.emit("data", record)
+
+        proc.emit = emit
+        proc.should_stop = lambda: False  # the engine decides between steps
+        if proc.rig is not None:
+            proc.info = rig_info(proc.rig)
+            proc.check_plan(proc.info)
+        proc.startup()
+
+    def step(self, i: int, ctx) -> bool | None:
+        self.proc.step(i)
+        return None
+
+    def close(self, ctx) -> None:
+        self.proc.finalize()
+
+    def results(self) -> dict:
+        return dict(self.proc.results_)
+
+    # state
+    def state_dict(self) -> dict:
+        return {"procedure": self.proc.state_dict(), "results": dict(self.proc.results_)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.proc.load_state_dict(state.get("procedure", {}))
+        self.proc.results_ = dict(state.get("results", {}))
+
+    def safe_to_hold(self, i: int) -> bool:
+        return bool(self.proc.safe_to_hold(i))
+
+    def establish(self, i: int, ctx) -> None:
+        self.proc.establish(i)
+
+    # checks
+    def validate(self, rig_config: Any) -> dict:
+        info = RigInfo()
+        if rig_config is not None:
+            _fill_from_config(info, rig_config)
+        self.proc.check_plan(info)
+        return self.proc.plan_summary(info)
+
+    def probe(self, ctx) -> None:
+        from labml.engine import default_probe
+
+        default_probe(ctx.rig)
+
+
+def build_plan(protocol: str, params: Mapping[str, Any]) -> ProcedurePlan:
+    """Rebuild a protocol plan from run.json (the factory of ProcedurePlan.spec)."""
+    return ProcedurePlan(protocol, make_procedure(protocol, params))
+
+
 def run_protocol(
     protocol: str,
     params: Mapping[str, Any] | None = None,
     rig: Any = "sim",
     run_dir: str | os.PathLike | None = None,
     dry_run: bool = False,
-    should_stop: Callable[[], bool] | None = None,
-    on_row: Callable[[dict], None] | None = None,
+    engine: Any = None,
+    **engine_kwargs: Any,
 ) -> dict:
-    """Run protocol `protocol` with `params` on `rig` (a spec for labml.rigs.open_rig, or an open rig).
+    """Run protocol `protocol` with `params` on `rig` (a spec for labml.rigs.open_rig: "sim" or a TOML
+    path; or an open rig, used as is) on the run engine (labml.engine.RunEngine).
 
-    Returns {"protocol", "results", "run_dir", "status"} (and "plan" for a dry run, which moves nothing
-    and creates no run folder). Bad input raises UserError before the rig is touched.
+    Returns {"protocol", "status", "reason", "results", "run_dir"}; a dry run ("plan" key) opens nothing
+    and creates no run folder. Bad input raises UserError before the rig is touched.
     """
+    from labml import engine as eng
+
     params = dict(params or {})
     proc = make_procedure(protocol, params)
+    plan = ProcedurePlan(protocol, proc)
     own_rig = not hasattr(rig, "read_synapses")
     if dry_run:
-        info = offline_rig_info(rig) if own_rig else rig_info(rig)
-        proc.check_plan(info)
+        if own_rig:
+            summary = eng.dry_run(plan, rig, run_dir)
+        else:
+            summary = {
+                "kind": plan.kind,
+                "parameters": plan.parameters(),
+                "steps": plan.n_steps(),
+                **plan.validate(getattr(rig, "config", None)),
+            }
         return {
             "protocol": protocol,
             "dry_run": True,
-            "parameters": proc.parameter_values(),
-            "plan": proc.plan_summary(info),
+            "status": "planned",
+            "plan": summary,
             "results": {},
             "run_dir": None,
-            "status": "planned",
         }
-
-    if own_rig and proc.NEEDS_RIG:
-        # Validate against the config before connecting, so bad plans never open the rig.
-        proc.check_plan(offline_rig_info(rig))
-    from labml.runs import Run
-
-    run_params = {k: v for k, v in proc.parameter_values().items()}
-    run = Run.create(
-        f"protocol-{protocol}",
-        params=run_params,
-        run_dir=run_dir,
-        protocol=protocol,
-        rig_spec=str(rig) if own_rig else getattr(rig, "name", "rig"),
-    )
-    try:
-        if not proc.NEEDS_RIG:
-            result = _execute(proc, run, None, should_stop, on_row)
-        elif own_rig:
-            from labml.rigs import open_rig
-
-            with open_rig(rig) as live:
-                result = _execute(proc, run, live, should_stop, on_row)
-        else:
-            result = _execute(proc, run, rig, should_stop, on_row)
-    except KeyboardInterrupt:
-        run.finish("aborted", "interrupted (Ctrl+C)", **proc.results_)
-        raise
-    except UserError as exc:
-        run.finish("failed", str(exc), **proc.results_)
-        raise
-    except Exception as exc:
-        run.finish("failed", f"{type(exc).__name__}: {exc}", **proc.results_)
-        raise
-    return result
-
-
-def _execute(proc: RigProcedure, run, rig, should_stop, on_row) -> dict:
-    from protocols._pymeasure import Results
-
-    proc.rig = rig
-    proc.run = run
-    if rig is not None:
-        info = rig_info(rig)
-        proc.check_plan(info)
-        extra: dict[str, Any] = {}
-        try:
-            extra["identities"] = rig.identities()
-        except Exception as exc:  # noqa: BLE001 - identities are a record, not a requirement
-            extra["identities"] = {"error": str(exc)}
-        try:
-            extra["calibrations"] = {w: rig.calibration(w).to_dict() for w in range(info.n_wires)}
-        except Exception:  # noqa: BLE001
-            pass
-        cfg = getattr(rig, "config", None)
-        if cfg is not None:
-            try:
-                extra["rig_config"] = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
-            except Exception:  # noqa: BLE001 - the snapshot is a record, not a requirement
-                extra["rig_config"] = str(cfg)
-        extra["estimate_s"] = proc.get_estimates(info)
-        run.update(**extra)
-    results = Results(proc, str(run.path / "data.csv"))
-    data_path = Path(results.data_filename)
-
-    def emit(topic: str, record: Any) -> None:
-        if topic == "results":
-            with open(data_path, "a", encoding="utf-8") as fh:
-                fh.write(results.format(record) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            if on_row is not None:
-                on_row(record)
-        elif topic == "progress":
-            log.debug("progress %.1f %%", record)
-
-    proc.emit = emit
-    if should_stop is not None:
-        proc.should_stop = should_stop
-    proc.status = proc.RUNNING
-    try:
-        proc.startup()
-        proc.execute()
-    finally:
-        proc.shutdown()
-    stopped = bool(proc.should_stop())
-    status = "stopped" if stopped else "success"
-    run.finish(status, "stop requested" if stopped else None, **proc.results_)
-    proc.status = proc.FINISHED
-    return {"protocol": proc.NAME, "results": proc.results_, "run_dir": str(run.path), "status": status}
+    if proc.NEEDS_RIG and own_rig:
+        proc.check_plan(offline_rig_info(rig))  # before the rig is opened
+    if engine is None:
+        engine = eng.RunEngine(**engine_kwargs)
+    if own_rig:
+        outcome = engine.run(plan, run_dir, rig_spec=rig if proc.NEEDS_RIG else None)
+    else:
+        outcome = engine.run(plan, run_dir, rig=rig)
+    return {"protocol": protocol, **outcome.to_dict()}
 
 
 def run_point(task: dict) -> dict:
     """Sweep worker entry point (picklable, module level): run one point of a sweep.
 
-    task: {"protocol", "params", "rig", "run_dir"}. A point whose run folder already finished with
-    status success is not run again (its recorded results are returned).
+    task: {"protocol", "params", "rig", "run_dir"}. A point whose run folder finished with status
+    success is not run again (its recorded results are returned); a point killed mid-way (status
+    running or paused) is resumed from its last checkpoint; a failed or aborted point is moved aside
+    (kept for inspection) and run afresh.
     """
+    from labml import engine as eng
     from labml.runs import load
 
     run_dir = Path(task["run_dir"])
     if (run_dir / "run.json").exists():
         meta = load(run_dir).meta
-        if meta.get("status") == "success":
+        status = meta.get("status")
+        if status == "success":
             return {
                 "results": meta.get("results", {}),
                 "run_dir": str(run_dir),
                 "status": "success",
                 "reused": True,
             }
-        # A point killed mid-way: keep its record for inspection, start it afresh.
-        stale = run_dir.with_name(run_dir.name + f".incomplete-{meta.get('uid', 'x')}")
+        if status in eng.RESUMABLE:
+            try:
+                outcome = eng.RunEngine(progress=False, handle_sigint=False, on_pause=_suspend).resume(
+                    run_dir
+                )
+                return {**outcome.to_dict(), "reused": False, "resumed": True}
+            except UserError as exc:
+                log.warning("cannot resume sweep point %s (%s); running it afresh", run_dir, exc)
+        stale = run_dir.with_name(run_dir.name + f".{status}-{meta.get('uid', 'x')}")
         run_dir.rename(stale)
-    out = run_protocol(task["protocol"], task["params"], rig=task.get("rig", "sim"), run_dir=run_dir)
+    out = run_protocol(
+        task["protocol"],
+        task["params"],
+        rig=task.get("rig") or "sim",
+        run_dir=run_dir,
+        progress=False,
+        handle_sigint=False,
+        on_pause=_suspend,
+    )
     out["reused"] = False
     return out
+
+
+def _suspend(engine, step) -> str:
+    return "suspend"
