@@ -1,0 +1,128 @@
+"""`labml runs` (list and filter run folders) and `labml resume RUN_DIR` (continue a run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from labml.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "runs",
+        help="list recorded runs (filter by kind, status, sample, device, operator, date, parameter)",
+        description="List the run folders under ROOT (default $LABML_RUNS or ./runs), oldest first.",
+    )
+    p.add_argument("root", nargs="?", default=None, help="folder holding run folders (or one run folder)")
+    p.add_argument("--kind", help="run kind or its prefix, e.g. train, protocol-hysteresis")
+    p.add_argument("--status", choices=["running", "paused", "success", "stopped", "aborted", "failed"])
+    p.add_argument("--sample")
+    p.add_argument("--device")
+    p.add_argument("--operator")
+    p.add_argument("--since", help="start time on or after this ISO date/time (UTC), e.g. 2026-11-24")
+    p.add_argument("--until", help="start time before this ISO date/time (UTC)")
+    p.add_argument("--text", help="substring of the notes, reason or kind (case-insensitive)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="parameter equals value (repeatable)")
+    p.add_argument("--resumable", action="store_true", help="only runs that `labml resume` can continue")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.set_defaults(func=cmd_runs)
+
+    r = subparsers.add_parser(
+        "resume",
+        help="continue a paused or killed run from its last checkpoint",
+        description="Continue RUN_DIR from its newest checkpoint: rows written after it are cut and "
+        "redone, so nothing is lost or duplicated. The run keeps its folder and uid.",
+    )
+    r.add_argument("run_dir", help="the run folder")
+    r.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    r.add_argument("--dry-run", action="store_true",
+                   help="check that the run can be resumed (run.json, plan, checkpoint) and stop")
+    r.set_defaults(func=cmd_resume)
+
+
+def _param_filters(items: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UserError(f"--param {item!r}: expected NAME=VALUE")
+        out.append((name.strip(), value.strip()))
+    return out
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from labml import runs
+
+    filters = {
+        "kind": args.kind, "status": args.status, "sample": args.sample, "device": args.device,
+        "operator": args.operator, "since": args.since, "until": args.until, "text": args.text,
+    }
+    params = _param_filters(args.param)
+    if params:
+        filters["param"] = params
+    found = runs.find_runs(args.root, **filters)
+    if args.resumable:
+        found = [r for r in found if r.meta.get("status") in ("running", "paused")]
+    if args.json:
+        json.dump([_summary(r) for r in found], sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return 0
+    if not found:
+        print("no runs found", file=sys.stderr)
+        return 0
+    rows = [_summary(r) for r in found]
+    cols = ["start_time", "kind", "status", "steps", "sample", "reason", "path"]
+    widths = {c: min(48, max(len(c), *(len(str(r.get(c) or "")) for r in rows))) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r.get(c) or "")[: widths[c]].ljust(widths[c]) for c in cols).rstrip())
+    return 0
+
+
+def _summary(run) -> dict:
+    from labml import checkpoint
+
+    m = run.meta
+    steps = None
+    files = checkpoint.list_checkpoints(run.path)
+    if files:
+        try:
+            steps = checkpoint.read_header(files[-1]).get("step")
+        except UserError:
+            steps = "corrupt"
+    return {
+        "path": str(run.path), "uid": m.get("uid"), "kind": m.get("kind"), "status": m.get("status"),
+        "reason": m.get("reason"), "start_time": m.get("start_time"), "stop_time": m.get("stop_time"),
+        "sample": m.get("sample"), "device": m.get("device"), "operator": m.get("operator"),
+        "steps": steps, "parameters": m.get("parameters"), "results": m.get("results"),
+    }
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from labml import checkpoint, engine, runs
+
+    run_dir = Path(args.run_dir)
+    run = runs.load(run_dir)
+    if args.dry_run:
+        if run.meta.get("status") not in engine.RESUMABLE:
+            status = run.meta.get("status")
+            raise UserError(f"run {run_dir} has finished (status {status!r}); nothing to resume")
+        state = checkpoint.latest(run_dir, uid=run.uid)
+        plan = engine.build_plan(run.meta.get("plan"))
+        out = {"run_dir": str(run_dir), "resumable": True, "kind": plan.kind,
+               "from_step": 0 if state is None else state["step"], "steps": plan.n_steps()}
+        print(json.dumps(out) if args.json else f"{run_dir}: resumable from step {out['from_step']}"
+              f" of {out['steps']}")
+        return 0
+    eng = engine.RunEngine(progress=False if args.no_progress else None)
+    outcome = eng.resume(run_dir)
+    if args.json:
+        print(json.dumps(outcome.to_dict(), default=str))
+    else:
+        print(f"{outcome.run_dir}: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
+    return {"success": 0, "stopped": 0, "paused": 0, "aborted": 3}.get(outcome.status, 1)

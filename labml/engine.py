@@ -1,0 +1,893 @@
+"""The run engine: one controller for every run, protocol or training (DESIGN.md, in the spirit of
+bluesky's RunEngine).
+
+A *plan* says WHAT to do: a sequence of steps with a cursor (``step(i, ctx)``), its state
+(``state_dict``/``load_state_dict``), whether its magnetic state may be held during a pause
+(``safe_to_hold(i)``) and how to re-establish it (``establish(i, ctx)``). The engine decides HOW:
+
+- start / resume: a run folder (labml.runs) with run.json, series CSVs, arrays, run.log and
+  checkpoints; ``resume(run_dir)`` rebuilds the plan from run.json and continues from the newest
+  checkpoint, cutting rows written after it (nothing lost, nothing duplicated). On the model
+  backend and the simulated rig the resumed run ends bit-exactly where an uninterrupted one would.
+- pause: at the next step boundary: checkpoint, field to zero unless the step declares its state
+  safe to hold, then ask `on_pause` what to do (resume / stop / abort / suspend = leave the run
+  resumable with ``labml resume``). On resume the plan re-establishes its magnetic state.
+- stop (clean, status "stopped"), abort (clean, status "aborted"), emergency stop
+  (``rig.guard.emergency_zero()`` and no other instrument I/O).
+- Ctrl+C once pauses safely, twice aborts.
+- watchdog (suspender): instrument faults and timeouts put the rig in its safe state; the step is
+  retried with exponential backoff; if the fault persists the run is suspended, the engine probes
+  the rig every `poll_s` and continues when the condition clears (from the last checkpoint, after
+  re-establishing the magnetic state) or aborts cleanly after `suspend_timeout_s`.
+- progress bar with time remaining on stderr.
+- dry run: ``dry_run(plan, rig_spec)`` validates the whole plan against the rig config without
+  opening the rig.
+
+Rows a step emits (``ctx.emit(series, row)``) are buffered and written when the step completes, so
+a fault in the middle of a step never leaves half a step on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labml import checkpoint as ckpt
+from labml.errors import UserError
+from labml.runs import Run, load
+
+log = logging.getLogger(__name__)
+
+# Statuses a run can end in (run.json "status"); "running" and "paused" runs can be resumed.
+SUCCESS, STOPPED, ABORTED, FAILED = "success", "stopped", "aborted", "failed"
+PAUSED, RUNNING = "paused", "running"
+RESUMABLE = (RUNNING, PAUSED)
+
+
+class _Abort(Exception):
+    """Raised inside the engine to end a run (abort or emergency stop)."""
+
+    def __init__(self, reason: str, emergency: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.emergency = emergency
+
+
+def _default_fault_types() -> tuple[type[BaseException], ...]:
+    from instruments.errors import InstrumentFault
+
+    return (InstrumentFault, TimeoutError)
+
+
+# ======================================================================================= plans
+class Plan:
+    """Base class of a plan: WHAT to do, step by step. Subclasses override what they need.
+
+    Attributes
+    ----------
+    kind : str
+        Short name recorded in run.json ("train-regression", "hysteresis", ...).
+    needs_rig : bool
+        True if the plan drives a rig (the engine opens/records it).
+    """
+
+    kind: str = "plan"
+    needs_rig: bool = False
+
+    # -- identity: how to rebuild the plan in another process (labml resume)
+    def spec(self) -> dict:
+        """{"factory": "module:callable", "params": {...}}; ``factory(**params)`` rebuilds the plan."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be resumed: it defines no spec()")
+
+    def parameters(self) -> dict:
+        """Parameters recorded in run.json (default: the spec's params)."""
+        try:
+            return dict(self.spec().get("params", {}))
+        except NotImplementedError:
+            return {}
+
+    # -- steps
+    def n_steps(self) -> int | None:
+        """Total number of steps (None if unknown); the progress bar uses it."""
+        return None
+
+    def open(self, ctx: RunContext) -> None:
+        """Called once per process before the first step (fresh start or resume), after state restore."""
+
+    def step(self, i: int, ctx: RunContext) -> bool | None:
+        """Do step `i`; emit rows with ``ctx.emit``. Return True to end the plan early (success)."""
+        raise NotImplementedError
+
+    def results(self) -> dict:
+        """Final results recorded in run.json (e.g. final metrics)."""
+        return {}
+
+    def close(self, ctx: RunContext) -> None:
+        """Called once at the end of a successful or stopped run (e.g. save arrays)."""
+
+    # -- state
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    # -- magnetic state
+    def safe_to_hold(self, i: int) -> bool:
+        """May the field stay where it is while paused before step `i`? (default: no, ramp to zero)."""
+        return False
+
+    def establish(self, i: int, ctx: RunContext) -> None:
+        """Re-establish the magnetic state needed before step `i` (after a pause, a fault or a resume
+        on a rig whose state cannot be restored exactly): e.g. re-saturate and re-walk the branch."""
+
+    # -- checks
+    def validate(self, rig_config: Any) -> dict:
+        """Dry run: check every step against the rig config (limits, waveforms, durations) without
+        moving hardware; raise UserError / SafetyError on a problem; return a summary."""
+        return {"steps": self.n_steps()}
+
+    def probe(self, ctx: RunContext) -> None:
+        """Health check while suspended by a fault: raise if the condition persists."""
+        default_probe(ctx.rig)
+
+
+def default_probe(rig: Any) -> None:
+    """Ask every instrument who it is and read the read-out once (raises while a fault persists)."""
+    if rig is None:
+        return
+    if hasattr(rig, "probe"):
+        rig.probe()
+        return
+    if hasattr(rig, "identities"):
+        ids = rig.identities()
+        bad = {k: v for k, v in (ids or {}).items() if isinstance(v, str) and v.lower().startswith("error")}
+        if bad:
+            from instruments.errors import InstrumentFault
+
+            raise InstrumentFault(f"instrument(s) not answering: {bad}")
+    readout = getattr(rig, "readout", None)
+    if readout is not None and hasattr(readout, "signal"):
+        readout.signal()
+
+
+def resolve(dotted: str) -> Any:
+    """'package.module:attr' (or 'package.module.attr') -> the object."""
+    mod, sep, attr = dotted.partition(":")
+    if not sep:
+        mod, _, attr = dotted.rpartition(".")
+    try:
+        obj = importlib.import_module(mod)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise UserError(f"cannot find {dotted!r}: {exc}") from exc
+    return obj
+
+
+def build_plan(spec: dict) -> Plan:
+    """Rebuild a plan from its spec (run.json "plan")."""
+    if not isinstance(spec, dict) or "factory" not in spec:
+        raise UserError(f"plan spec {spec!r} has no 'factory'")
+    factory = resolve(spec["factory"])
+    try:
+        return factory(**dict(spec.get("params") or {}))
+    except TypeError as exc:
+        raise UserError(f"cannot rebuild plan {spec['factory']} from run.json parameters: {exc}") from exc
+
+
+# ======================================================================================= context
+class RunContext:
+    """What a plan sees while it runs: the rig, the run folder, emit/save helpers, the clock."""
+
+    def __init__(self, engine: RunEngine, run: Run, rig: Any) -> None:
+        self.engine = engine
+        self.run = run
+        self.rig = rig
+        self._pending: list[tuple[str, dict]] = []
+
+    @property
+    def clock(self) -> Any:
+        clock = getattr(self.rig, "clock", None)
+        return clock if clock is not None else _WallClock()
+
+    def emit(self, series: str, row: dict) -> None:
+        """Record one row of `series` (written when the step completes)."""
+        self._pending.append((series, dict(row)))
+        self.engine._notify("row", {"series": series, "row": row})
+
+    def save_arrays(self, name: str, **arrays: np.ndarray) -> Path:
+        return self.run.save_arrays(name, **arrays)
+
+    def check(self) -> None:
+        """Inside a long step: raise at once if an abort or emergency stop was requested."""
+        self.engine._check_abort()
+
+    def _flush(self) -> None:
+        by_series: dict[str, list[dict]] = {}
+        for series, row in self._pending:
+            by_series.setdefault(series, []).append(row)
+        for series, rows in by_series.items():
+            self.run.append_rows(series, rows)
+        self._pending.clear()
+
+    def _discard(self) -> None:
+        self._pending.clear()
+
+
+class _WallClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+
+# ======================================================================================= watchdog
+@dataclasses.dataclass
+class Watchdog:
+    """Suspender settings: what counts as an instrument fault and how to ride it out.
+
+    retries : immediate retries of a failed step (transient read errors), with a delay of
+        backoff_s, 2*backoff_s, 4*backoff_s, ... (s, on the rig's clock) and the field at zero
+        between tries only once the retries are used up.
+    poll_s : while suspended, seconds between probes of the rig.
+    suspend_timeout_s : abort cleanly if the fault has not cleared after this long (s).
+    """
+
+    retries: int = 2
+    backoff_s: float = 0.2
+    poll_s: float = 1.0
+    suspend_timeout_s: float = 60.0
+    fault_types: tuple[type[BaseException], ...] = dataclasses.field(default_factory=_default_fault_types)
+
+    def faults(self) -> tuple[type[BaseException], ...]:
+        """The exception types treated as instrument faults, plus pyvisa's VisaIOError (timeouts,
+        lost connections) when pyvisa is loaded (never imported here)."""
+        types = tuple(self.fault_types)
+        pyvisa_errors = sys.modules.get("pyvisa.errors")
+        visa_io = getattr(pyvisa_errors, "VisaIOError", None)
+        return types + (visa_io,) if visa_io is not None else types
+
+    def __post_init__(self) -> None:
+        for name in ("retries", "backoff_s", "poll_s", "suspend_timeout_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v >= 0):
+                raise UserError(f"watchdog {name} must be a finite number >= 0, got {v!r}")
+        if self.poll_s <= 0:
+            raise UserError(f"watchdog poll_s must be > 0 s, got {self.poll_s}")
+
+
+# ======================================================================================= progress
+class ProgressBar:
+    """Progress with time remaining on stderr (one updating line on a terminal, sparse lines otherwise)."""
+
+    def __init__(self, stream: Any = None, min_interval_s: float = 0.25) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.min_interval_s = min_interval_s if self.tty else 10.0
+        self._t0 = time.monotonic()
+        self._done0 = 0
+        self._last = 0.0
+
+    def start(self, done: int, total: int | None, label: str) -> None:
+        self._t0 = time.monotonic()
+        self._done0 = done
+        self.total = total
+        self.label = label
+        self.update(done, force=True)
+
+    def line(self, done: int) -> str:
+        elapsed = time.monotonic() - self._t0
+        total = self.total
+        rate_steps = done - self._done0
+        if total:
+            frac = min(1.0, done / total)
+            width = 24
+            bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
+            if rate_steps > 0:
+                eta = _fmt_s(elapsed / rate_steps * (total - done))
+            else:
+                eta = "?"
+            return (f"{self.label} [{bar}] {done}/{total} {100 * frac:3.0f}% "
+                    f"elapsed {_fmt_s(elapsed)} left {eta}")
+        return f"{self.label} step {done} elapsed {_fmt_s(elapsed)}"
+
+    def update(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self.min_interval_s:
+            return
+        self._last = now
+        text = self.line(done)
+        if self.tty:
+            self.stream.write("\r" + text + "\x1b[K")
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def close(self, done: int, status: str) -> None:
+        text = self.line(done) + f" {status}"
+        self.stream.write(("\r" + text + "\x1b[K\n") if self.tty else text + "\n")
+        self.stream.flush()
+
+
+def _fmt_s(s: float) -> str:
+    s = int(round(max(0.0, s)))
+    return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+# ======================================================================================= outcome
+@dataclasses.dataclass
+class Outcome:
+    """What a run ended as: status ("success", "stopped", "aborted", "failed", "paused"), reason,
+    the run folder, the number of steps done and the plan's results."""
+
+    status: str
+    reason: str | None
+    run_dir: Path
+    steps_done: int
+    results: dict
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["run_dir"] = str(self.run_dir)
+        return d
+
+
+# ======================================================================================= engine
+class RunEngine:
+    """Runs plans: recorded, checkpointed, pausable, resumable, watched.
+
+    Parameters
+    ----------
+    checkpoint_every : int
+        Write a checkpoint after every this many steps (and at every pause and fault).
+    watchdog : Watchdog or None
+        Fault handling settings (default Watchdog()).
+    progress : bool or None
+        Progress bar on stderr; None: only when stderr is a terminal.
+    on_pause : callable(engine, step) -> "resume" | "stop" | "abort" | "suspend", or None
+        Decides what a pause becomes. Default: ask on the terminal if stdin is one, else
+        "suspend" (the run stays resumable with ``labml resume``).
+    handle_sigint : bool
+        Install the Ctrl+C handler (once: pause, twice: abort) while a run is going, when called
+        from the main thread.
+    log_level : int
+        Level of the per-run log file (instrument traffic is always recorded at DEBUG).
+    """
+
+    def __init__(
+        self,
+        *,
+        checkpoint_every: int = 1,
+        watchdog: Watchdog | None = None,
+        progress: bool | None = None,
+        on_pause: Callable[[RunEngine, int], str] | None = None,
+        handle_sigint: bool = True,
+        log_level: int = logging.INFO,
+    ) -> None:
+        if not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
+            raise UserError(f"checkpoint_every must be an integer >= 1, got {checkpoint_every!r}")
+        self.checkpoint_every = checkpoint_every
+        self.watchdog = watchdog or Watchdog()
+        self.progress = progress
+        self.on_pause = on_pause
+        self.handle_sigint = handle_sigint
+        self.log_level = log_level
+        self.state = "idle"
+        self._lock = threading.Lock()
+        self._pause_requested = False
+        self._stop_requested: str | None = None
+        self._abort_requested: str | None = None
+        self._estop = False
+        self._sigint_count = 0
+        self._subscribers: list[Callable[[str, dict], None]] = []
+        self.rig: Any = None
+        self.run_record: Run | None = None
+
+    # ----------------------------------------------------------------- requests (any thread)
+    def request_pause(self) -> None:
+        """Pause at the next step boundary."""
+        self._pause_requested = True
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        """End cleanly after the current step (status "stopped")."""
+        self._stop_requested = reason
+
+    def request_abort(self, reason: str = "abort requested") -> None:
+        """End as soon as possible, field to zero (status "aborted")."""
+        self._abort_requested = reason
+
+    def emergency_stop(self) -> None:
+        """Field to zero at the fastest allowed rate, no other instrument I/O; the run ends "aborted"."""
+        self._estop = True
+        self._abort_requested = "emergency stop"
+        rig = self.rig
+        guard = getattr(rig, "guard", None)
+        if guard is not None:
+            try:
+                guard.emergency_zero()
+            except Exception:  # noqa: BLE001 - nothing else may be tried; report it
+                log.exception("emergency_zero failed")
+
+    def subscribe(self, callback: Callable[[str, dict], None]) -> None:
+        """callback(event, payload) for "start", "step", "row", "pause", "resume", "fault", "end"."""
+        self._subscribers.append(callback)
+
+    def _notify(self, event: str, payload: dict) -> None:
+        for cb in list(self._subscribers):
+            try:
+                cb(event, payload)
+            except Exception:  # noqa: BLE001 - subscribers never reach into the engine
+                log.exception("subscriber %r failed on %s", cb, event)
+
+    def _check_abort(self) -> None:
+        if self._abort_requested:
+            raise _Abort(self._abort_requested, emergency=self._estop)
+
+    # ----------------------------------------------------------------- SIGINT
+    @contextlib.contextmanager
+    def _sigint(self) -> Iterator[None]:
+        if not self.handle_sigint or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            self._sigint_count += 1
+            if self._sigint_count == 1:
+                self._pause_requested = True
+                sys.stderr.write(
+                    "\nlabml: pausing at the next safe point (field to zero); Ctrl+C again to abort\n"
+                )
+                sys.stderr.flush()
+            else:
+                self._abort_requested = "interrupted (Ctrl+C twice)"
+                raise KeyboardInterrupt
+
+        old = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old)
+
+    # ----------------------------------------------------------------- public entry points
+    def run(
+        self,
+        plan: Plan,
+        run_dir: str | os.PathLike | None = None,
+        *,
+        rig: Any = None,
+        rig_spec: str | os.PathLike | None = None,
+        sample: str | None = None,
+        device: str | None = None,
+        operator: str | None = None,
+        notes: str | None = None,
+    ) -> Outcome:
+        """Start `plan` in a new run folder and run it to the end (or pause/stop/abort).
+
+        rig : an open rig object, used as is (the caller owns it), or
+        rig_spec : "sim" or a rig TOML path: the engine opens it (labml.rigs.open_rig) and
+            shuts it down at the end; recorded in run.json so ``resume`` can reopen it.
+        """
+        try:
+            spec = plan.spec()
+        except NotImplementedError:
+            spec = None
+        run = Run.create(
+            plan.kind,
+            plan.parameters(),
+            run_dir,
+            sample=sample,
+            device=device,
+            operator=operator,
+            notes=notes,
+            plan=spec,
+            rig_spec=None if rig_spec is None else str(rig_spec),
+            engine={"checkpoint_every": self.checkpoint_every,
+                    "watchdog": {k: getattr(self.watchdog, k)
+                                 for k in ("retries", "backoff_s", "poll_s", "suspend_timeout_s")}},
+        )
+        return self._execute(plan, run, rig, rig_spec, state=None)
+
+    def resume(self, run_dir: str | os.PathLike, *, rig: Any = None, plan: Plan | None = None) -> Outcome:
+        """Continue the run in `run_dir` from its newest checkpoint (same folder, same uid)."""
+        run = load(run_dir)
+        status = run.meta.get("status")
+        if status not in RESUMABLE:
+            raise UserError(
+                f"run {run.path} has finished (status {status!r}, reason {run.meta.get('reason')!r}); "
+                "nothing to resume. Start a new run instead."
+            )
+        pid, host = run.meta.get("pid"), run.meta.get("pid_host")
+        if status == RUNNING and pid and host == socket.gethostname() and pid != os.getpid() and _alive(pid):
+            raise UserError(f"run {run.path} is still running in process {pid}; stop it first")
+        state = ckpt.latest(run.path, uid=run.uid)
+        if plan is None:
+            if run.meta.get("plan") is None:
+                raise UserError(f"run {run.path} records no plan spec; it cannot be resumed")
+            plan = build_plan(run.meta["plan"])
+        rig_spec = run.meta.get("rig_spec")
+        run.add_event("resume", from_step=0 if state is None else int(state["step"]), pid=os.getpid())
+        return self._execute(plan, run, rig, rig_spec if rig is None else None, state=state)
+
+    # ----------------------------------------------------------------- the loop
+    def _execute(self, plan: Plan, run: Run, rig: Any, rig_spec: Any, state: dict | None) -> Outcome:
+        self.run_record = run
+        self._sigint_count = 0
+        self._pause_requested = False
+        self._stop_requested = None
+        self._abort_requested = None
+        self._estop = False
+        run.update(status=RUNNING, reason=None, pid=os.getpid(), pid_host=socket.gethostname())
+        with run.log_to_file(self.log_level), self._sigint():
+            if not plan.needs_rig or rig is not None:
+                return self._loop(plan, run, rig if plan.needs_rig else None, state)
+            spec = rig_spec if rig_spec is not None else "sim"
+            if rig_spec is None:
+                run.update(rig_spec=spec)
+            try:
+                from labml.rigs import open_rig
+
+                cm = open_rig(spec)
+                live = cm.__enter__()
+            except Exception as exc:
+                run.finish(FAILED, f"cannot open rig {spec!r}: {type(exc).__name__}: {exc}")
+                raise
+            try:
+                outcome = self._loop(plan, run, live, state)
+            except BaseException:
+                cm.__exit__(*sys.exc_info())
+                raise
+            if self._estop:
+                # Emergency stop: the guard zeroed the coil; no further instrument I/O.
+                log.warning("emergency stop: rig left as emergency_zero() put it (no shutdown I/O)")
+            else:
+                cm.__exit__(None, None, None)
+            return outcome
+
+    def _loop(self, plan: Plan, run: Run, rig: Any, state: dict | None) -> Outcome:
+        self.rig = rig
+        ctx = RunContext(self, run, rig)
+        if rig is not None and "rig_identities" not in run.meta:
+            self._record_rig(run, rig)
+        step = 0
+        restored_exactly = False
+        total = plan.n_steps()
+        bar = self._make_bar()
+        self.state = RUNNING
+        reason: str | None = None
+        status = SUCCESS
+        done_early = False
+        try:
+            plan.open(ctx)
+            if state is not None:
+                step, restored_exactly = self._restore(plan, run, rig, state, restore_rig=True)
+            elif run.series_names():  # a run killed before its first checkpoint: start it afresh
+                run.truncate_series({})
+            if state is not None and rig is not None and not restored_exactly:
+                plan.establish(step, ctx)
+            if state is None:
+                self._checkpoint(plan, run, rig, step)  # step 0: a resume before any step is exact
+            self._notify("start", {"run_dir": str(run.path), "step": step, "total": total})
+            if bar:
+                bar.start(step, total, plan.kind)
+            since_ckpt = 0
+            while total is None or step < total:
+                self._check_abort()
+                if self._stop_requested:
+                    status, reason = STOPPED, self._stop_requested
+                    break
+                if self._pause_requested:
+                    if since_ckpt:
+                        self._checkpoint(plan, run, rig, step)
+                        since_ckpt = 0
+                    decision = self._pause(plan, run, ctx, step)
+                    if decision == "suspend":
+                        status, reason = PAUSED, "paused; continue with `labml resume`"
+                        break
+                    if decision == "stop":
+                        status, reason = STOPPED, "stopped while paused"
+                        break
+                    if decision == "abort":
+                        raise _Abort("aborted while paused")
+                try:
+                    finished = plan.step(step, ctx)
+                except _Abort:
+                    raise
+                except self.watchdog.faults() as exc:
+                    ctx._discard()
+                    step = self._ride_out_fault(plan, run, ctx, step, exc)
+                    since_ckpt = 0
+                    continue
+                ctx._flush()
+                step += 1
+                since_ckpt += 1
+                self._notify("step", {"step": step, "total": total})
+                if bar:
+                    bar.update(step)
+                if finished:
+                    done_early = True
+                if since_ckpt >= self.checkpoint_every or done_early or (total is not None and step >= total):
+                    self._checkpoint(plan, run, rig, step)
+                    since_ckpt = 0
+                if done_early:
+                    break
+            if status in (SUCCESS, STOPPED):
+                plan.close(ctx)
+            results = _safe_results(plan)
+            if status == PAUSED:
+                run.update(status=PAUSED, reason=reason, results=results)
+                run.add_event("suspend", step=step)
+            else:
+                run.finish(status, reason, **results)
+            outcome = Outcome(status, reason, run.path, step, results)
+        except (_Abort, KeyboardInterrupt) as exc:
+            ctx._discard()
+            emergency = isinstance(exc, _Abort) and exc.emergency
+            reason = exc.reason if isinstance(exc, _Abort) else (self._abort_requested or "interrupted")
+            if not emergency:
+                self._safe_state(rig)
+            results = _safe_results(plan)
+            run.finish(ABORTED, reason, **results)
+            outcome = Outcome(ABORTED, reason, run.path, step, results)
+        except BaseException as exc:
+            ctx._discard()
+            self._safe_state(rig)
+            run.finish(FAILED, f"{type(exc).__name__}: {exc}", **_safe_results(plan))
+            self.state = FAILED
+            if bar:
+                bar.close(step, FAILED)
+            self._notify("end", {"status": FAILED, "reason": str(exc)})
+            raise
+        finally:
+            self.rig = None
+        self.state = outcome.status
+        if bar:
+            bar.close(step, outcome.status)
+        self._notify("end", outcome.to_dict())
+        log.info("run %s ended: %s %s", run.path, outcome.status, outcome.reason or "")
+        return outcome
+
+    # ----------------------------------------------------------------- pieces
+    def _make_bar(self) -> ProgressBar | None:
+        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        return ProgressBar() if show else None
+
+    def _record_rig(self, run: Run, rig: Any) -> None:
+        extra: dict[str, Any] = {}
+        try:
+            extra["rig_identities"] = rig.identities()
+        except Exception as exc:  # noqa: BLE001 - a record, not a requirement
+            extra["rig_identities"] = {"error": str(exc)}
+        try:
+            extra["calibrations"] = {str(w): rig.calibration(w) for w in range(int(rig.n_wires))}
+        except Exception:  # noqa: BLE001
+            pass
+        cfg = getattr(rig, "config", None)
+        if cfg is not None:
+            try:
+                extra["rig_config"] = dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(cfg)
+            except Exception:  # noqa: BLE001
+                extra["rig_config"] = str(cfg)
+        try:
+            run.update(**extra)
+        except TypeError:
+            run.update(**{k: str(v) for k, v in extra.items()})
+
+    def _checkpoint(self, plan: Plan, run: Run, rig: Any, step: int) -> None:
+        state = {
+            "step": step,
+            "plan": plan.state_dict(),
+            "rng": ckpt.capture_rng(),
+            "rig": rig.state_dict() if rig is not None and hasattr(rig, "state_dict") else None,
+            "series": run.series_sizes(),
+            "time": time.time(),
+        }
+        path = ckpt.save(run.path, run.uid, step, state)
+        log.debug("checkpoint %s", path)
+
+    def _restore(self, plan: Plan, run: Run, rig: Any, state: dict, restore_rig: bool) -> tuple[int, bool]:
+        """Load a checkpoint into plan/RNG/rig and cut the series back. Returns (step, rig restored?)."""
+        dropped = run.truncate_series(state.get("series") or {})
+        if dropped:
+            log.info("cut rows written after checkpoint %s: %s bytes", state["step"], dropped)
+        plan.load_state_dict(state["plan"])
+        ckpt.restore_rng(state["rng"])
+        exact = False
+        can = rig is not None and hasattr(rig, "load_state_dict")
+        if restore_rig and can and state.get("rig") is not None:
+            rig.load_state_dict(state["rig"])
+            exact = True
+        return int(state["step"]), exact
+
+    def _safe_state(self, rig: Any) -> None:
+        """Field to zero at the allowed rate; if that fails, the guard's emergency zero."""
+        if rig is None:
+            return
+        try:
+            rig.zero()
+            return
+        except Exception as exc:  # noqa: BLE001 - fall through to the emergency path
+            log.error("zeroing the field failed (%s); trying emergency zero", exc)
+        guard = getattr(rig, "guard", None)
+        if guard is not None:
+            try:
+                guard.emergency_zero()
+            except Exception:  # noqa: BLE001
+                log.exception("emergency zero failed too: the coil may be energised")
+
+    def _pause(self, plan: Plan, run: Run, ctx: RunContext, step: int) -> str:
+        self._pause_requested = False
+        self.state = PAUSED
+        hold = plan.safe_to_hold(step)
+        if not hold:
+            self._safe_state(ctx.rig)
+        run.add_event("pause", step=step, field_held=hold)
+        self._notify("pause", {"step": step, "field_held": hold})
+        decide = self.on_pause or _default_on_pause
+        try:
+            decision = decide(self, step)
+        except KeyboardInterrupt:
+            decision = "abort"
+        if decision not in ("resume", "stop", "abort", "suspend"):
+            raise UserError(f"on_pause returned {decision!r}; expected resume, stop, abort or suspend")
+        self._sigint_count = 0
+        if decision == "resume":
+            if self._abort_requested:
+                return "abort"
+            if not hold and ctx.rig is not None:
+                plan.establish(step, ctx)
+            run.add_event("resume", step=step)
+            self._notify("resume", {"step": step})
+            self.state = RUNNING
+        return decision
+
+    def _ride_out_fault(self, plan: Plan, run: Run, ctx: RunContext, step: int, exc: BaseException) -> int:
+        """Retry with backoff; then suspend (safe state, probe) until clear or timeout. Returns the step
+        to continue from (that of the last checkpoint, whose state has been restored)."""
+        wd = self.watchdog
+        clock = ctx.clock
+        rig = ctx.rig
+        log.warning("instrument fault at step %d: %s", step, exc)
+        run.add_event("fault", step=step, error=f"{type(exc).__name__}: {exc}")
+        self._notify("fault", {"step": step, "error": str(exc)})
+        delay = wd.backoff_s
+        for attempt in range(1, wd.retries + 1):
+            self._check_abort()
+            clock.sleep(delay)
+            delay *= 2
+            try:
+                plan.probe(ctx)
+            except wd.faults() as again:
+                log.warning("retry %d/%d: fault persists: %s", attempt, wd.retries, again)
+                continue
+            log.info("fault cleared after %d retr%s", attempt, "y" if attempt == 1 else "ies")
+            return self._recover(plan, run, ctx, step, safe_state_done=False)
+        # Suspend: safe state, then probe until clear or timeout.
+        self._safe_state(rig)
+        self.state = "suspended"
+        run.update(status=RUNNING, reason=f"suspended by fault: {exc}")
+        run.add_event("suspend-fault", step=step)
+        t0 = clock.now()
+        while True:
+            self._check_abort()
+            if clock.now() - t0 >= wd.suspend_timeout_s:
+                raise _Abort(
+                    f"instrument fault did not clear within {wd.suspend_timeout_s:g} s: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+            clock.sleep(wd.poll_s)
+            try:
+                plan.probe(ctx)
+            except wd.faults() as again:
+                log.info("still faulted: %s", again)
+                continue
+            break
+        log.info("fault cleared after %.3g s suspended", clock.now() - t0)
+        self.state = RUNNING
+        run.update(reason=None)
+        return self._recover(plan, run, ctx, step, safe_state_done=True)
+
+    def _recover(self, plan: Plan, run: Run, ctx: RunContext, step: int, safe_state_done: bool) -> int:
+        state = ckpt.latest(run.path, uid=run.uid)
+        if state is None:  # pragma: no cover - a checkpoint is written before the first step
+            raise _Abort("fault before the first checkpoint")
+        new_step, _ = self._restore(plan, run, ctx.rig, state, restore_rig=False)
+        if ctx.rig is not None:
+            if not safe_state_done:
+                self._safe_state(ctx.rig)
+            plan.establish(new_step, ctx)
+        run.add_event("fault-cleared", step=new_step, redo_from=new_step)
+        self._notify("resume", {"step": new_step})
+        return new_step
+
+
+def _safe_results(plan: Plan) -> dict:
+    try:
+        return dict(plan.results() or {})
+    except Exception as exc:  # noqa: BLE001 - results are a record
+        log.warning("plan results unavailable: %s", exc)
+        return {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _default_on_pause(engine: RunEngine, step: int) -> str:
+    """Ask on the terminal; without one, suspend (resumable later)."""
+    if not sys.stdin or not sys.stdin.isatty():
+        sys.stderr.write("labml: paused; run saved. Continue with `labml resume RUN_DIR`.\n")
+        return "suspend"
+    while True:
+        sys.stderr.write(
+            f"labml: paused before step {step} (field at zero unless held). "
+            "[r]esume, [s]top, [a]bort, [l]eave for `labml resume`? "
+        )
+        sys.stderr.flush()
+        answer = sys.stdin.readline().strip().lower()[:1]
+        choice = {"r": "resume", "s": "stop", "a": "abort", "l": "suspend", "": "suspend"}.get(answer)
+        if choice:
+            return choice
+
+
+# ======================================================================================= dry run
+def dry_run(
+    plan: Plan, rig_spec: str | os.PathLike | None = "sim", run_dir: str | os.PathLike | None = None
+) -> dict:
+    """Validate `plan` against the rig config (limits, waveforms, durations) without opening the rig,
+    and check that `run_dir` could be written. Returns a summary; raises UserError/SafetyError/ConfigError."""
+    config = None
+    if plan.needs_rig:
+        config = rig_config_of(rig_spec)
+    summary = {"kind": plan.kind, "parameters": plan.parameters(), "steps": plan.n_steps()}
+    summary.update(plan.validate(config) or {})
+    if run_dir is not None:
+        check_writable(Path(run_dir))
+    return summary
+
+
+def rig_config_of(rig_spec: str | os.PathLike | None) -> Any:
+    """The RigConfig of a rig spec ("sim"/None -> the built-in simulated rig, or a TOML path)."""
+    try:
+        from labml.rigs import rig_config  # engineer A's factory, if it offers this
+
+        return rig_config(rig_spec)
+    except ImportError:
+        pass
+    from instruments.config import builtin_rig_path, load_rig_config
+
+    if rig_spec in (None, "sim"):
+        return load_rig_config(builtin_rig_path("sim_default"))
+    return load_rig_config(rig_spec)
+
+
+def check_writable(run_dir: Path) -> None:
+    """UserError unless `run_dir` is a new folder that could be created and written."""
+    if (run_dir / "run.json").exists():
+        raise UserError(f"{run_dir} already holds a run (run.json exists); choose another --run-dir")
+    probe_dir = run_dir
+    while not probe_dir.exists():
+        probe_dir = probe_dir.parent
+    if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write run folder {run_dir}: {probe_dir} is not a writable folder")

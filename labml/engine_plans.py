@@ -1,0 +1,294 @@
+"""Plans for the run engine: the adapter that wraps the steppable trainers, and small real plans.
+
+- `TrainerPlan`: wraps any steppable trainer (``run_epoch(epoch) -> dict``, ``state_dict()``,
+  ``load_state_dict()``, ``evaluate() -> dict``; the contract of labml.synapses and labml.bm) so
+  that training runs are recorded, checkpointed every epoch, pausable and resumable. The trainer
+  is built by a *builder* named by dotted path, ``builder(config: dict, rig) -> trainer``, so the
+  plan can be rebuilt in another process from run.json (``labml resume``).
+- `RegressionPlan`: a small real torch training on the model backend (no rig): an MLP regression of
+  scikit-learn's bundled diabetes data set (442 patients, 10 features), Adam, shuffled minibatches,
+  dropout, early stopping. Used by the kill tests and as an example plan.
+- `bm_trainer`: builder for labml.bm.training.BMTrainer.
+
+A plan is rebuilt by ``factory(**params)`` with ``spec() == {"factory": ..., "params": ...}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+
+from labml.engine import Plan, RunContext, resolve
+from labml.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def _scalars(metrics: dict) -> dict:
+    """The scalar entries of a metrics dict (numbers, bools, short strings), numpy scalars unwrapped."""
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:
+            v = v.item()
+        if isinstance(v, bool | int | float | str) or v is None:
+            out[k] = v
+    return out
+
+
+# ======================================================================================= trainers
+class TrainerPlan(Plan):
+    """One engine step = one epoch of a steppable trainer.
+
+    Parameters
+    ----------
+    builder : str
+        Dotted path of ``builder(config: dict, rig) -> trainer`` (e.g. "labml.engine_plans:bm_trainer").
+    config : dict
+        The trainer's configuration (JSON-serialisable; recorded as the run's parameters).
+    kind : str
+        Run kind recorded in run.json (e.g. "train-synapses", "train-bm").
+    epochs : int or None
+        Number of epochs; default ``config["epochs"]``.
+    needs_rig : bool
+        True when the trainer reads synapses on a rig (the engine opens it, records it, checkpoints
+        its state).
+    evaluate : bool
+        Call ``trainer.evaluate()`` at the end and record its result in run.json.
+    series : str
+        Name of the per-epoch CSV series.
+
+    Rows: every scalar entry of ``run_epoch``'s dict. A dict containing ``stop: True`` (or a trainer
+    attribute ``stop_training_`` set true) ends the training early (early stopping).
+    """
+
+    def __init__(
+        self,
+        builder: str,
+        config: dict,
+        kind: str = "train",
+        epochs: int | None = None,
+        needs_rig: bool = False,
+        evaluate: bool = True,
+        series: str = "metrics",
+    ) -> None:
+        self.builder = builder
+        self.config = dict(config)
+        self.kind = kind
+        self.needs_rig = needs_rig
+        self.do_evaluate = evaluate
+        self.series = series
+        n = epochs if epochs is not None else self.config.get("epochs")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise UserError(f"{kind}: epochs must be an integer >= 1, got {n!r}")
+        self.epochs = n
+        self.trainer: Any = None
+        self.final_: dict = {}
+        self.last_: dict = {}
+
+    def spec(self) -> dict:
+        return {
+            "factory": "labml.engine_plans:TrainerPlan",
+            "params": {
+                "builder": self.builder,
+                "config": self.config,
+                "kind": self.kind,
+                "epochs": self.epochs,
+                "needs_rig": self.needs_rig,
+                "evaluate": self.do_evaluate,
+                "series": self.series,
+            },
+        }
+
+    def parameters(self) -> dict:
+        return {**self.config, "epochs": self.epochs}
+
+    def n_steps(self) -> int:
+        return self.epochs
+
+    def open(self, ctx: RunContext) -> None:
+        if self.trainer is None:
+            self.trainer = resolve(self.builder)(self.config, ctx.rig)
+
+    def step(self, i: int, ctx: RunContext) -> bool:
+        metrics = self.trainer.run_epoch(i)
+        row = _scalars(metrics)
+        row.setdefault("epoch", i)
+        self.last_ = row
+        ctx.emit(self.series, row)
+        return bool(row.get("stop") or getattr(self.trainer, "stop_training_", False))
+
+    def close(self, ctx: RunContext) -> None:
+        if self.do_evaluate and hasattr(self.trainer, "evaluate"):
+            self.final_ = _scalars(self.trainer.evaluate() or {})
+        arrays = getattr(self.trainer, "arrays_", None)
+        if callable(arrays):
+            arrays = arrays()
+        if isinstance(arrays, dict) and arrays:
+            ctx.save_arrays("model", **{k: np.asarray(v) for k, v in arrays.items()})
+
+    def results(self) -> dict:
+        return {"last_epoch": self.last_, "final": self.final_}
+
+    def state_dict(self) -> dict:
+        return {"trainer": self.trainer.state_dict(), "last": dict(self.last_)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.trainer.load_state_dict(state["trainer"])
+        self.last_ = dict(state.get("last") or {})
+
+    def safe_to_hold(self, i: int) -> bool:
+        return False  # between epochs the rig idles: field to zero
+
+
+def bm_trainer(config: dict, rig: Any = None) -> Any:
+    """Builder for labml.bm's BMTrainer from a BMTrainConfig dict (MNIST from labml.bm's loader)."""
+    from labml.bm.training import BMData, BMTrainConfig, BMTrainer
+
+    cfg = BMTrainConfig(**config)
+    data = BMData.mnist(n_train=cfg.n_train, n_test=cfg.n_test)
+    return BMTrainer(cfg, data, rig=rig)
+
+
+# ======================================================================================= regression
+class RegressionPlan(Plan):
+    """MLP regression of the diabetes progression score (scikit-learn's bundled data set).
+
+    Features and target standardised on the training split; the last `val_fraction` of a seeded
+    permutation is the validation split. One step = one epoch of Adam over shuffled minibatches
+    (torch.Generator, part of the plan state); dropout draws from torch's global RNG (restored by
+    the engine's checkpoints). Early stopping after `patience` epochs without a better val_mse.
+    Rows: "metrics" (epoch, train_mse, val_mse, best_val_mse) and "batches" (epoch, batch, loss).
+    """
+
+    kind = "train-regression"
+
+    def __init__(
+        self,
+        epochs: int = 30,
+        hidden: int = 16,
+        lr: float = 0.01,
+        batch_size: int = 32,
+        dropout: float = 0.1,
+        val_fraction: float = 0.2,
+        patience: int = 0,
+        seed: int = 0,
+        threads: int = 1,
+    ) -> None:
+        checks = {
+            "epochs": (epochs, isinstance(epochs, int) and epochs >= 1, "an integer >= 1"),
+            "hidden": (hidden, isinstance(hidden, int) and hidden >= 1, "an integer >= 1"),
+            "lr": (lr, isinstance(lr, int | float) and math.isfinite(lr) and lr > 0, "a number > 0"),
+            "batch_size": (batch_size, isinstance(batch_size, int) and batch_size >= 1, "an integer >= 1"),
+            "dropout": (dropout, isinstance(dropout, int | float) and 0 <= dropout < 1, "in [0, 1)"),
+            "val_fraction": (val_fraction, isinstance(val_fraction, int | float) and 0 < val_fraction < 1,
+                             "in (0, 1)"),
+            "patience": (patience, isinstance(patience, int) and patience >= 0, "an integer >= 0 (0: off)"),
+            "seed": (seed, isinstance(seed, int), "an integer"),
+            "threads": (threads, isinstance(threads, int) and threads >= 1, "an integer >= 1"),
+        }
+        for name, (value, ok, want) in checks.items():
+            if not ok or isinstance(value, bool):
+                raise UserError(f"{self.kind}: parameter {name} must be {want}, got {value!r}")
+        self.params = {
+            "epochs": epochs, "hidden": hidden, "lr": float(lr), "batch_size": batch_size,
+            "dropout": float(dropout), "val_fraction": float(val_fraction), "patience": patience,
+            "seed": seed, "threads": threads,
+        }
+        self._built = False
+        self.best_ = math.inf
+        self.bad_epochs_ = 0
+        self.last_: dict = {}
+
+    def spec(self) -> dict:
+        return {"factory": "labml.engine_plans:RegressionPlan", "params": dict(self.params)}
+
+    def n_steps(self) -> int:
+        return self.params["epochs"]
+
+    def _build(self) -> None:
+        import torch
+        from sklearn.datasets import load_diabetes
+
+        p = self.params
+        torch.set_num_threads(p["threads"])
+        X, y = load_diabetes(return_X_y=True)
+        order = np.random.default_rng(p["seed"]).permutation(len(y))
+        n_val = int(round(p["val_fraction"] * len(y)))
+        tr, va = order[n_val:], order[:n_val]
+        mu, sd = X[tr].mean(0), X[tr].std(0)
+        ymu, ysd = y[tr].mean(), y[tr].std()
+        self.Xtr = torch.tensor((X[tr] - mu) / sd, dtype=torch.float32)
+        self.ytr = torch.tensor((y[tr] - ymu) / ysd, dtype=torch.float32)[:, None]
+        self.Xva = torch.tensor((X[va] - mu) / sd, dtype=torch.float32)
+        self.yva = torch.tensor((y[va] - ymu) / ysd, dtype=torch.float32)[:, None]
+        torch.manual_seed(p["seed"])
+        self.model = torch.nn.Sequential(
+            torch.nn.Linear(X.shape[1], p["hidden"]),
+            torch.nn.Tanh(),
+            torch.nn.Dropout(p["dropout"]),
+            torch.nn.Linear(p["hidden"], 1),
+        )
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=p["lr"])
+        self.gen = torch.Generator().manual_seed(p["seed"] + 1)
+        self._built = True
+
+    def open(self, ctx: RunContext) -> None:
+        if not self._built:
+            self._build()
+
+    def step(self, i: int, ctx: RunContext) -> bool:
+        import torch
+
+        p = self.params
+        self.model.train()
+        perm = torch.randperm(len(self.ytr), generator=self.gen)
+        losses = []
+        for b, start in enumerate(range(0, len(perm), p["batch_size"])):
+            idx = perm[start : start + p["batch_size"]]
+            self.opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(self.model(self.Xtr[idx]), self.ytr[idx])
+            loss.backward()
+            self.opt.step()
+            value = loss.item()
+            losses.append(value)
+            ctx.emit("batches", {"epoch": i, "batch": b, "loss": value})
+        self.model.eval()
+        with torch.no_grad():
+            val = float(torch.nn.functional.mse_loss(self.model(self.Xva), self.yva))
+        if val < self.best_:
+            self.best_, self.bad_epochs_ = val, 0
+        else:
+            self.bad_epochs_ += 1
+        self.last_ = {"epoch": i, "train_mse": float(np.mean(losses)), "val_mse": val,
+                      "best_val_mse": self.best_}
+        ctx.emit("metrics", self.last_)
+        return bool(p["patience"] and self.bad_epochs_ >= p["patience"])
+
+    def results(self) -> dict:
+        return {**self.last_, "epochs_run": self.last_.get("epoch", -1) + 1}
+
+    def close(self, ctx: RunContext) -> None:
+        ctx.save_arrays("model", **{k: v.detach().numpy() for k, v in self.model.state_dict().items()})
+
+    def state_dict(self) -> dict:
+        return {
+            "model": {k: v.clone() for k, v in self.model.state_dict().items()},
+            "opt": self.opt.state_dict(),
+            "gen": self.gen.get_state(),
+            "best": self.best_,
+            "bad": self.bad_epochs_,
+            "last": dict(self.last_),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.gen.set_state(state["gen"])
+        self.best_ = float(state["best"])
+        self.bad_epochs_ = int(state["bad"])
+        self.last_ = dict(state["last"])
