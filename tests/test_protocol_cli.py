@@ -1,0 +1,111 @@
+"""Bad input to `labml run` / `labml sweep` gives a clear error before anything moves: the rig is never
+opened and no run or sweep folder is created."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+
+from labml.cli import main
+
+
+@pytest.fixture
+def no_rig(monkeypatch, tmp_path):
+    """Any attempt to open a rig fails the test; runs go to tmp_path."""
+    monkeypatch.setenv("LABML_RUNS", str(tmp_path / "runs"))
+    fake = types.ModuleType("labml.rigs")
+
+    def open_rig(*a, **k):  # pragma: no cover - reaching it is the failure
+        raise AssertionError("the rig was opened although the input was bad")
+
+    fake.open_rig = open_rig
+    monkeypatch.setitem(sys.modules, "labml.rigs", fake)
+    return tmp_path
+
+
+def _err(capsys) -> str:
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "no-such-protocol"], "unknown protocol 'no-such-protocol'; known protocols: "),
+        (["run", "depinning-calibration", "--no-such-param", "3"], "has no parameter 'no_such_param'"),
+        (
+            ["run", "depinning-calibration", "--reads", "0"],
+            "parameter 'reads': value 0 is out of range [1, 1e+06]",
+        ),
+        (["run", "depinning-calibration", "--reads", "2.5"], "parameter 'reads': expected an integer"),
+        (
+            ["run", "depinning-calibration", "--pulse-duration", "3 mT"],
+            "parameter 'pulse_duration': '3 mT' has units 'mT', which cannot be converted to s",
+        ),
+        (["run", "depinning-calibration", "--field-stop", "12 blorps"], "unknown unit 'blorps'"),
+        (["run", "depinning-calibration", "--field-stop", "abc"], "'abc' is not a number"),
+        (
+            ["run", "depinning-calibration", "--field-stop", "40 mT"],
+            "reaches 40 mT, beyond the rig's field limit of 36 mT",
+        ),
+        (
+            ["run", "depinning-calibration", "--field-start", "8", "--field-stop", "2"],
+            "must be above field_start",
+        ),
+        (["run", "depinning-calibration", "--wire", "7"], "wire 7 does not exist on rig 'sim_default'"),
+        (["run", "depinning-calibration", "--nb-durations", "1 ms, 2 V"], "cannot be converted to s"),
+        (["run", "characterise-wires", "--wires", "0,9"], "wire 9 does not exist"),
+        (["sweep", "depinning-calibration", "--grid", "reads=10,0"], "value 0 is out of range"),
+        (["sweep", "depinning-calibration", "--grid", "bogus=1,2"], "has no parameter 'bogus'"),
+        (["sweep", "depinning-calibration"], "needs at least one --grid"),
+        (["sweep", "depinning-calibration", "--grid", "reads"], "expected NAME=V1,V2"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_moves(no_rig, capsys, argv, message):
+    rc = main(argv)
+    assert rc == 2
+    err = _err(capsys)
+    assert message in err, err
+    assert not (no_rig / "runs").exists(), "a run or sweep folder was created for bad input"
+
+
+def test_a_rig_config_that_does_not_exist_is_named(no_rig, capsys):
+    rc = main(["run", "depinning-calibration", "--rig", str(no_rig / "nope.toml"), "--dry-run"])
+    assert rc == 2
+    assert "nope.toml" in _err(capsys)
+
+
+def test_dry_run_converts_units_and_reports_the_plan(no_rig, capsys):
+    rc = main(
+        [
+            "run",
+            "depinning-calibration",
+            "--pulse-duration",
+            "500 us",
+            "--nb-durations",
+            "0.1 ms,10ms",
+            "--reads",
+            "50",
+            "--dry-run",
+            "--json",
+        ]
+    )
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["status"] == "planned" and out["run_dir"] is None
+    plan = out["plan"]
+    assert plan["pulse_lengths_s"] == pytest.approx([5e-4, 1e-4, 1e-2])
+    assert plan["total_reads"] == 3 * 13 * 50
+    assert plan["estimate_s"] > 3 * 13 * 50 * 5e-3  # each read cycle takes at least ~5 ms on the bench
+    assert not (no_rig / "runs").exists()
+
+
+def test_run_lists_protocols_and_their_parameters(no_rig, capsys):
+    assert main(["run"]) == 0
+    out = capsys.readouterr().out
+    assert "depinning-calibration" in out and "characterise-wires" in out
+    assert main(["run", "depinning-calibration", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--pulse-duration" in out and "in s" in out and "range [1e-06, 1]" in out
