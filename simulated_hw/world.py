@@ -1,67 +1,84 @@
 """The one simulated physical world of the virtual lab (SCIENCE.md sections 1-3).
 
-SKELETON (API agreed for engineers A and C; bodies are being filled in).
-
 Everything physical lives here, once: the field coil (L/R slewing under voltage compliance, Joule
 heating), the nanowires (pad nucleation, propagation, notch pinning with multi-mode Neel-Brown
 depinning, nucleation without a pad, hysteresis), the read-outs (MOKE photodiode, 4-probe
-magnetoresistance, Hall probe), slow temperature drift, and the world clock. The SCPI-speaking
-simulated instruments (simulated_hw.instruments, engineer C) and the fast path
+magnetoresistance, Hall probe), optional slow temperature drift, and the world clock. The
+SCPI-speaking simulated instruments (simulated_hw.instruments) and the fast path
 (`World.read_synapses`) both call the kernels in `simulated_hw.physics`: one physics, two speeds.
 
 Public API (units in the names)::
 
     world = World.default(seed=0)                      # 4 wires, default bench coil, wire 0 nominal
     world = World.from_config(sim, coil, wires, cycle=None, limits=None, seed=None)
-    world.clock                    # SimClock: now() / sleep(dt) (sleep advances the world)
+    world.clock                    # SimClock: now() / sleep(dt) (sleep == world.advance(dt))
     world.advance(dt_s)            # integrate coil, heating, drift, wall escape, hysteresis for dt
     world.coil                     # CoilState
       .setpoint_A / .set_setpoint_A(I)   DC setpoint of the current-mode supply (A)
-      .output_on / .set_output(bool)     output relay; off -> current slews to 0
-      .current_A  .voltage_V  .temperature_K  .resistance_ohm
+      .output_on / .set_output(bool)     output relay; off -> the current slews to 0
+      .current_A  .voltage_V  .temperature_K  .params (physics.CoilParams)
     world.field_mT                 # field at the sample = mT_per_A * current_A (mT)
-    world.play_waveform(t_s, I_program_A)  # hardware-timed pulse; advances the clock
-    world.inject(wires=None, duration_s=0.0)   # injection line: wall pinned at each wire's notch
+    world.play_waveform(t_s, I_program_A)  # hardware-timed pulse through the coil; advances the clock
+    world.inject(wires=None, duration_s=0.0)   # injection line: wall pinned at each reset wire's notch
     world.reset_wires(wires=None)  # ideal saturation to -M (tests; the bench uses a -30 mT pulse)
-    world.selected_wire / world.select(wire)   # laser spot / switch matrix position
-    world.photodiode_V(wire=None, bandwidth_Hz=...)      # MOKE: V0 (1 + kappa m) + noise (V)
+    world.selected_wire / world.select(wire)   # laser spot / switch-matrix position
+    world.laser_on                 # MOKE laser (a fault may switch it off)
+    world.photodiode_V(wire=None, bandwidth_Hz=None)   # MOKE: V0 (1 + kappa m) + noise (V)
     world.resistance_ohm(wire=None)            # noiseless 4-probe R across the notch (ohm)
-    world.mr_voltage_V(current_A, wire=None, bandwidth_Hz=...)  # I R + thermal EMF + Johnson (V)
-    world.hall_mT(bandwidth_Hz=...)            # field + offset + noise (mT)
-    world.wire_state(wire) -> WireState        # m_pad, m_far, wall_pinned, mode, ...
-    world.n_wires, world.wires (list[WireParams]), world.cycle (CycleSpec)
-    world.true_pass_probability(fields_mT, wires, pulse_duration_s=None)  # exact model P_pass
+    world.mr_voltage_V(current_A, wire=None, bandwidth_Hz=None)  # I R + thermal EMF + noise (V)
+    world.hall_mT(bandwidth_Hz=None)           # field + offset + noise (mT)
+    world.sample_temperature_K                 # 300 K unless drift is on
+    world.wire_state(wire) -> WireState        # m_pad, m_far, wall_pinned, mode, escape_left
+    world.n_wires, world.wire_params (list[WireParams]), world.cycle (physics.CycleSpec)
+    world.read_bit(wire=None) -> 0/1           # ideal read of the far region (m_far == +1)
+    world.true_pass_probability(fields_mT, wires, pulse_duration_s=None)  # model P_pass, no read error
+    world.readout_error()                      # single-shot bit error of the configured read-out
     world.read_synapses(fields_mT, wires, n, pulse_duration_s=None) -> SynapseReads   # fast path
     world.state_dict() / world.load_state_dict(state)    # bit-identical continuation
+
+Sign conventions: +M and positive fields point from the pad towards the far end. The injection line
+makes a +M domain, so a read bit 1 (wall passed) is m_far = +1 after a reset to -M.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
-from instruments.calibration import NeelBrown
+from instruments.calibration import KB_J_PER_K, DepinningMode, NeelBrown
+from instruments.errors import ConfigError
 from instruments.roles import SynapseReads
+from simulated_hw import physics
 from simulated_hw.clock import SimClock
+from simulated_hw.physics import CoilParams, CycleSpec
 
 logger = logging.getLogger(__name__)
+
+#: fields above the largest Hc of a wire (plus this margin, mT) pass with certainty (table edge)
+_TABLE_MARGIN_MT = 0.5
+#: spacing (mT) of the per-wire pass-probability table of the fast path (linear interpolation)
+TABLE_STEP_MT = 0.01
+#: sample temperature quantum (K) of the fast-path table cache (drift on)
+_T_QUANTUM_K = 0.02
 
 
 @dataclass
 class WireParams:
     """Fixed (fabricated) properties of one simulated nanowire.
 
-    neel_brown: true multi-mode depinning of the notch. H_pad_mT: nucleation field of the pad (mT),
-    H_prop_mT: propagation field of a free wall (mT), H_nuc_mT: nucleation field of the wire
-    without a pad (mT), has_pad: whether the wire has a nucleation pad. R0_ohm: 4-probe resistance
-    across the notch, dR_dw_ohm: change of R while a wall is pinned between the probes (AMR: a wall
-    lowers R in Ni80Fe20, so negative by default). V0_V, kappa: MOKE photodiode level and Kerr
-    contrast. emf_V: thermal EMF offset of the voltage leads.
+    neel_brown: true multi-mode depinning of its notch. H_pad_mT: nucleation field of the pad (mT);
+    H_prop_mT: propagation field of a free wall (mT); H_nuc_mT: nucleation field of the wire away
+    from the pad (mT); has_pad: whether the wire has a nucleation pad. R0_ohm: 4-probe resistance
+    across the notch (the AMR term is the same for +M and -M, so it is part of R0); dR_dw_ohm:
+    change of R while a wall is pinned between the probes (AMR: a wall lowers R in Ni80Fe20, so
+    negative by default, 0.1 % of R0). V0_V, kappa: MOKE photodiode level (V) and Kerr contrast.
+    emf_V: thermal EMF of the voltage leads (V), cancelled by delta mode.
     """
 
-    neel_brown: NeelBrown
+    neel_brown: NeelBrown = field(default_factory=NeelBrown)
     H_pad_mT: float = 4.5
     H_prop_mT: float = 0.7
     H_nuc_mT: float = 22.0
@@ -72,13 +89,18 @@ class WireParams:
     kappa: float = 5e-3
     emf_V: float = 2e-6
 
+    def to_dict(self) -> dict:
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "neel_brown"}
+        d["neel_brown"] = self.neel_brown.to_dict()
+        return d
+
 
 @dataclass
 class WireState:
     """Present magnetic state of one wire. m_pad: magnetisation (+1/-1) between pad and notch;
     m_far: beyond the notch (what the MOKE spot sees); wall_pinned: a wall sits at the notch;
     mode: its depinning mode index (-1 none); escape_left: remaining Exp(1) escape budget of the
-    pinned wall (the wall passes when the integrated rate reaches it)."""
+    pinned wall (it passes when the integrated escape rate reaches it)."""
 
     m_pad: int = -1
     m_far: int = -1
@@ -87,17 +109,170 @@ class WireState:
     escape_left: float = 0.0
 
 
+@dataclass
+class NoiseParams:
+    """Read-out and sensor noise (the `[sim.noise]` table). Densities are white.
+
+    moke_rin_per_rtHz: laser relative intensity noise; moke_detector_V_per_rtHz: photodiode +
+    amplifier noise; nv_V_per_rtHz: nanovoltmeter input noise (added to Johnson noise);
+    hall_offset_mT, hall_mT_per_rtHz: Hall probe offset and noise; default bandwidths (Hz) are used
+    when a caller gives none.
+    """
+
+    moke_rin_per_rtHz: float = 2e-5
+    moke_detector_V_per_rtHz: float = 1e-4
+    nv_V_per_rtHz: float = 5e-9
+    hall_offset_mT: float = 0.01
+    hall_mT_per_rtHz: float = 0.005
+    moke_bandwidth_Hz: float = 250.0
+    mr_bandwidth_Hz: float = 1.0
+    hall_bandwidth_Hz: float = 10.0
+
+
+@dataclass
+class ThermalParams:
+    """Coil heating and sample temperature (`[sim.thermal]` and `[sim.drift]`).
+
+    The coil is one thermal mass: C dT/dt = I^2 R - (T - T_amb) / R_th. The sample sits at
+    sample_T_K, plus, when drift_K > 0, a slow drift drift_K * sin(2 pi t / drift_period_s).
+    """
+
+    coil_heat_capacity_J_per_K: float = 200.0
+    coil_thermal_resistance_K_per_W: float = 0.3
+    ambient_K: float = 295.0
+    sample_T_K: float = 300.0
+    drift_K: float = 0.0
+    drift_period_s: float = 3600.0
+
+
+@dataclass
+class SpreadParams:
+    """Fabrication spread of wires 1.. around the nominal wire 0 (`[sim.spread]`), relative sigmas."""
+
+    Hc_rel: float = 0.05
+    E0_rel: float = 0.05
+    H_pad_rel: float = 0.1
+
+
+class CoilState:
+    """The coil with its current-mode supply (state only; the world integrates it)."""
+
+    def __init__(self, params: CoilParams, ambient_K: float) -> None:
+        self.params = params
+        self.setpoint_A = 0.0
+        self.output_on = False
+        self.current_A = 0.0
+        self.voltage_V = 0.0
+        self.temperature_K = float(ambient_K)
+
+    def set_setpoint_A(self, current_A: float) -> None:
+        """DC setpoint (A). The world slews the current towards it while the output is on.
+
+        No safety checks here: the CoilGuard of the rig is the choke point. Physically the current
+        can never exceed the compliance limit V_c / R."""
+        current_A = float(current_A)
+        if not math.isfinite(current_A):
+            raise ValueError(f"coil setpoint must be finite, got {current_A!r}")
+        self.setpoint_A = current_A
+
+    def set_output(self, on: bool) -> None:
+        """Output relay. Off: the supply drives the current to 0 (at its compliance)."""
+        self.output_on = bool(on)
+
+    @property
+    def target_A(self) -> float:
+        return self.setpoint_A if self.output_on else 0.0
+
+    def state_dict(self) -> dict:
+        return {
+            "setpoint_A": self.setpoint_A,
+            "output_on": self.output_on,
+            "current_A": self.current_A,
+            "voltage_V": self.voltage_V,
+            "temperature_K": self.temperature_K,
+        }
+
+    def load_state_dict(self, s: dict) -> None:
+        self.setpoint_A = float(s["setpoint_A"])
+        self.output_on = bool(s["output_on"])
+        self.current_A = float(s["current_A"])
+        self.voltage_V = float(s["voltage_V"])
+        self.temperature_K = float(s["temperature_K"])
+
+
+def _take(d: dict, cls, where: str):
+    """Build dataclass `cls` from dict `d`, raising ConfigError on unknown keys."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
+    try:
+        return cls(**{k: (float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
+                      for k, v in d.items()})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def spread_wire(nominal: WireParams, spread: SpreadParams, rng: np.random.Generator) -> WireParams:
+    """A fabricated wire around `nominal`: every mode's Hc and E0 and the pad field scaled by
+    independent lognormal factors with the given relative sigmas (drawn from `rng`)."""
+    nb = nominal.neel_brown
+    modes = tuple(
+        DepinningMode(
+            weight=m.weight,
+            Hc_mT=m.Hc_mT * float(np.exp(spread.Hc_rel * rng.standard_normal())),
+            E0_kT300=m.E0_kT300 * float(np.exp(spread.E0_rel * rng.standard_normal())),
+        )
+        for m in nb.modes
+    )
+    H_pad = nominal.H_pad_mT * float(np.exp(spread.H_pad_rel * rng.standard_normal()))
+    return replace(nominal, neel_brown=replace(nb, modes=modes), H_pad_mT=H_pad)
+
+
 class World:
-    """The simulated lab bench. Build with `World.default(seed)` or `World.from_config(...)`."""
+    """The simulated lab bench. Build with `World.default(seed)` or `World.from_config(...)`.
 
-    def __init__(self, *args, **kwargs) -> None:  # filled in
-        raise NotImplementedError("World is a skeleton being implemented by engineer B")
+    Parameters
+    ----------
+    coil: physics.CoilParams; wires: list of WireParams (wire 0 first); cycle: physics.CycleSpec
+    (the bench read cycle the fast path reproduces); noise, thermal: NoiseParams, ThermalParams;
+    seed: seed of the world's one random generator (numpy PCG64); field_max_mT: largest field the
+    fast path accepts (mT, the rig's limit).
+    """
 
+    def __init__(
+        self,
+        coil: CoilParams | None = None,
+        wires: list[WireParams] | None = None,
+        cycle: CycleSpec | None = None,
+        noise: NoiseParams | None = None,
+        thermal: ThermalParams | None = None,
+        seed: int = 0,
+        field_max_mT: float = 36.0,
+    ) -> None:
+        self.coil_params = coil or CoilParams()
+        self.wire_params: list[WireParams] = list(wires) if wires else [WireParams()]
+        self.cycle = cycle or CycleSpec()
+        self.noise = noise or NoiseParams()
+        self.thermal = thermal or ThermalParams()
+        self.field_max_mT = float(field_max_mT)
+        self.seed = int(seed)
+        self.rng = np.random.Generator(np.random.PCG64(self.seed))
+        self.clock = SimClock(0.0, on_advance=self.advance)
+        self.coil = CoilState(self.coil_params, self.thermal.ambient_K)
+        self.wires = [WireState() for _ in self.wire_params]
+        self.selected_wire = 0
+        self.laser_on = True
+        self._tables: dict = {}
+        self._trace_cache: dict = {}
+        self._reset_cost: tuple[float, float] | None = None
+
+    # ------------------------------------------------------------------ construction
     @classmethod
     def default(cls, seed: int = 0, n_wires: int = 4) -> World:
         """The default simulated bench: contract coil (1.8 mT/A, 1 mH, 1 ohm, 20 V), `n_wires`
         wires (wire 0 = nominal NeelBrown() of SCIENCE.md, others spread with the seed)."""
-        raise NotImplementedError
+        return cls.from_config({}, {}, [{} for _ in range(n_wires)], seed=seed)
 
     @classmethod
     def from_config(
@@ -109,38 +284,543 @@ class World:
         limits: dict | None = None,
         seed: int | None = None,
     ) -> World:
-        """Build from rig-config tables: `[sim]` (seed, spread, drift, noise; `faults` is ignored
-        here, it belongs to simulated_hw.faults), `[coil]` (mT_per_A, inductance_H, resistance_ohm,
-        compliance_V), `[[wires]]` (a `neel_brown` table there is the TRUE depinning of that wire),
-        `[cycle]` and `[limits]` (pulse_slew_max_A_per_s: edge slew of the drive pulses)."""
-        raise NotImplementedError
+        """Build from rig-config tables.
 
-    clock: SimClock
+        sim: `[sim]` with optional `seed`, `noise` (NoiseParams keys), `thermal` (ThermalParams),
+          `drift` (drift_K, drift_period_s), `spread` (SpreadParams), `wire` (WireParams defaults
+          except neel_brown, e.g. H_pad_mT), `readout` ("moke"/"mr"); `faults` and `instruments`
+          are left to simulated_hw.faults / the simulated instruments.
+        coil: `[coil]` mT_per_A, inductance_H, resistance_ohm, compliance_V (other keys ignored:
+          the rig loader owns that table).
+        wires: `[[wires]]`; a `neel_brown` table there (NeelBrown.to_dict layout) is the TRUE
+          depinning of that wire; otherwise wire 0 is nominal and the others spread around it.
+          A `sim` sub-table may override WireParams keys per wire.
+        cycle: `[cycle]` reset_field_mT, reset_s, inject_s, pulse_duration_s, settle_s, read_s,
+          read_bandwidth_Hz, readout (unknown keys ignored: the rig owns that table).
+        limits: `[limits]`; pulse_slew_max_A_per_s sets the edge slew of drive pulses and
+          field_max_mT the largest field the fast path accepts.
+        seed: overrides sim["seed"].
+        Raises ConfigError naming the table and key on bad input.
+        """
+        sim = dict(sim or {})
+        seed = int(seed if seed is not None else sim.pop("seed", 0))
+        sim.pop("seed", None)
+        sim.pop("faults", None)
+        sim.pop("instruments", None)
+        noise = _take(dict(sim.pop("noise", {})), NoiseParams, "[sim.noise]")
+        th = dict(sim.pop("thermal", {}))
+        th.update(sim.pop("drift", {}))
+        thermal = _take(th, ThermalParams, "[sim.thermal]/[sim.drift]")
+        spread = _take(dict(sim.pop("spread", {})), SpreadParams, "[sim.spread]")
+        wire_defaults = dict(sim.pop("wire", {}))
+        if "neel_brown" in wire_defaults:
+            raise ConfigError("[sim.wire]: neel_brown belongs in [[wires]], not in [sim.wire]")
+        readout = sim.pop("readout", None)
+        if sim:
+            raise ConfigError(
+                f"[sim]: unknown key(s) {sorted(sim)}; allowed: seed, noise, thermal, drift, spread, wire,"
+                " readout, faults, instruments"
+            )
+        ckeys = ("mT_per_A", "inductance_H", "resistance_ohm", "compliance_V")
+        try:
+            coil_p = CoilParams(**{k: float(coil[k]) for k in ckeys if k in coil})
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[coil]: {exc}") from exc
+        ck = {f.name for f in fields(CycleSpec)}
+        cyc = {k: v for k, v in (cycle or {}).items() if k in ck}
+        limits = limits or {}
+        if "pulse_slew_max_A_per_s" in limits:
+            cyc["edge_slew_A_per_s"] = float(limits["pulse_slew_max_A_per_s"])
+        if readout is not None:
+            cyc["readout"] = readout
+        try:
+            cycle_spec = CycleSpec(**cyc)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[cycle]: {exc}") from exc
+        field_max = float(limits.get("field_max_mT", 36.0))
 
+        nominal = _take(wire_defaults, WireParams, "[sim.wire]")
+        spread_rng = np.random.Generator(np.random.PCG64([seed, 1]))
+        params: list[WireParams] = []
+        if not wires:
+            raise ConfigError("[[wires]]: at least one wire is needed")
+        for i, w in enumerate(wires):
+            base = nominal
+            if "sim" in w:
+                base = _take({**{k: getattr(nominal, k) for k in wire_defaults}, **w["sim"]}, WireParams,
+                             f"[[wires]] #{i} sim")
+            if "neel_brown" in w:
+                try:
+                    nb = NeelBrown.from_dict(w["neel_brown"])
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise ConfigError(f"[[wires]] #{i} (id {w.get('id', i)}) neel_brown: {exc}") from exc
+                p = replace(base, neel_brown=nb)
+                spread_wire(base, spread, spread_rng)  # keep the draws of later wires stable
+            elif i == 0:
+                p = base
+            else:
+                p = spread_wire(base, spread, spread_rng)
+            params.append(p)
+        return cls(coil_p, params, cycle_spec, noise, thermal, seed=seed, field_max_mT=field_max)
+
+    # ------------------------------------------------------------------ basic properties
+    @property
+    def n_wires(self) -> int:
+        return len(self.wire_params)
+
+    @property
+    def field_mT(self) -> float:
+        """Field at the sample (mT) = mT_per_A * coil current."""
+        return self.coil_params.mT_per_A * self.coil.current_A
+
+    @property
+    def sample_temperature_K(self) -> float:
+        th = self.thermal
+        if th.drift_K == 0.0:
+            return th.sample_T_K
+        return th.sample_T_K + th.drift_K * math.sin(2 * math.pi * self.clock.now() / th.drift_period_s)
+
+    def wire_state(self, wire: int) -> WireState:
+        return self.wires[self._check_wire(wire)]
+
+    def select(self, wire: int) -> None:
+        """Move the laser spot / switch matrix to `wire`."""
+        self.selected_wire = self._check_wire(wire)
+
+    def _check_wire(self, wire) -> int:
+        w = int(wire)
+        if not 0 <= w < self.n_wires:
+            raise ValueError(f"wire {wire!r} out of range 0..{self.n_wires - 1}")
+        return w
+
+    # ------------------------------------------------------------------ time evolution
     def advance(self, dt_s: float) -> None:
-        """Integrate the world for dt_s seconds at the present setpoint and output state."""
-        raise NotImplementedError
+        """Integrate the world for dt_s seconds at the present setpoint and output state: the coil
+        slews towards its target (L/R, compliance), heats, and every wire follows the field."""
+        dt_s = float(dt_s)
+        if not dt_s >= 0:
+            raise ValueError(f"advance: dt_s must be >= 0, got {dt_s!r}")
+        if dt_s == 0:
+            return
+        c = self.coil_params
+        target = self.coil.target_A
+        I0 = self.coil.current_A
+        if I0 != target:
+            # time to reach the target at full compliance (inf if beyond it)
+            vr = c.i_compliance_A
+            if target > I0:
+                t_reach = c.tau_s * math.log((vr - I0) / (vr - target)) if target < vr else math.inf
+            else:
+                t_reach = c.tau_s * math.log((vr + I0) / (vr + target)) if target > -vr else math.inf
+            t_tr = min(dt_s, t_reach + 2 * physics.DT_S, 12 * c.tau_s)
+            grid, I = self._follow_cached((0.0, t_tr), (target, target), I0)
+            self._evolve(grid, I)
+            if t_tr >= t_reach:
+                self.coil.current_A = target  # reached exactly (clip model)
+            dt_s -= t_tr
+        if dt_s > 0:
+            self._evolve_constant(dt_s, self.coil.current_A)
+        self.coil.voltage_V = c.resistance_ohm * self.coil.current_A
 
-    def play_waveform(self, t_s: np.ndarray, I_program_A: np.ndarray) -> None:
+    def play_waveform(self, t_s, I_program_A) -> None:
         """Play a hardware-timed current program (piecewise linear between samples t_s, s; I in A)
-        through the coil: the real current follows it as far as L/R and compliance allow, every
-        wire integrates its escape rate over the real field, the clock advances to the end of the
-        program. After the program the supply returns to its DC setpoint."""
-        raise NotImplementedError
+        through the coil: the real current follows it as far as L/R and compliance allow
+        (physics.coil_follow), every wire integrates its escape rate over the real field, the clock
+        advances by t_s[-1] - t_s[0]. Afterwards the supply returns towards its DC target (the
+        next `advance`)."""
+        t = np.asarray(t_s, dtype=float)
+        prog = np.asarray(I_program_A, dtype=float)
+        if t.ndim != 1 or prog.shape != t.shape or t.size < 2:
+            raise ValueError("play_waveform: t_s and I_program_A must be 1-D arrays of the same length >= 2")
+        grid, I = self._follow_cached(tuple(t - t[0]), tuple(prog), self.coil.current_A)
+        self._evolve(grid, I)
+        self.coil.voltage_V = float(physics.coil_voltage_V(grid[-2:], I[-2:], self.coil_params)[-1])
+
+    def _follow_cached(self, t: tuple, prog: tuple, I0: float):
+        key = (t, prog, float(I0), self.coil_params)
+        hit = self._trace_cache.get(key)
+        if hit is None:
+            if len(self._trace_cache) > 256:
+                self._trace_cache.clear()
+            hit = physics.coil_follow(np.asarray(t), np.asarray(prog), float(I0), self.coil_params)
+            hit[0].setflags(write=False)
+            hit[1].setflags(write=False)
+            self._trace_cache[key] = hit
+        return hit
+
+    def _heat(self, dt_s: float, mean_power_W: float) -> None:
+        th = self.thermal
+        tau = th.coil_heat_capacity_J_per_K * th.coil_thermal_resistance_K_per_W
+        T_inf = th.ambient_K + mean_power_W * th.coil_thermal_resistance_K_per_W
+        self.coil.temperature_K = T_inf + (self.coil.temperature_K - T_inf) * math.exp(-dt_s / tau)
+
+    def _evolve_constant(self, dt_s: float, I_A: float) -> None:
+        """Constant current for dt_s: wires see a constant field."""
+        H = self.coil_params.mT_per_A * I_A
+        T = self.sample_temperature_K
+        for p, s in zip(self.wire_params, self.wires, strict=True):
+            self._wire_constant(p, s, H, dt_s, T)
+        self._heat(dt_s, I_A**2 * self.coil_params.resistance_ohm)
+        self.clock._tick(dt_s)
+
+    def _evolve(self, grid: np.ndarray, I: np.ndarray) -> None:
+        """Follow a sampled current trace (grid from 0): wires, heating, clock."""
+        H = self.coil_params.mT_per_A * I
+        T = self.sample_temperature_K
+        for p, s in zip(self.wire_params, self.wires, strict=True):
+            self._wire_trace(p, s, grid, H, T)
+        duration = float(grid[-1] - grid[0])
+        if duration > 0:
+            self._heat(duration, float(physics.joule_energy_J(grid, I, self.coil_params)) / duration)
+        self.coil.current_A = float(I[-1])
+        self.clock._tick(duration)
+
+    # ------------------------------------------------------------------ wire hysteresis
+    def _pin(self, p: WireParams, s: WireState, sign: int) -> None:
+        """A wall of sign `sign` (its pad side is `sign`) arrives at the notch: draw its mode."""
+        nb = p.neel_brown
+        u = self.rng.random()
+        s.m_pad = sign
+        cum = nb.floor
+        if u < cum:  # floor mode: passes at once
+            s.m_far = sign
+            s.wall_pinned, s.mode, s.escape_left = False, -1, 0.0
+            return
+        mode = len(nb.modes) - 1
+        for i, m in enumerate(nb.modes):
+            cum += m.weight
+            if u < cum:
+                mode = i
+                break
+        s.wall_pinned, s.mode = True, mode
+        s.escape_left = float(self.rng.exponential())
+
+    @staticmethod
+    def _unpin(s: WireState, m: int) -> None:
+        s.m_pad = s.m_far = m
+        s.wall_pinned, s.mode, s.escape_left = False, -1, 0.0
+
+    def _wire_constant(self, p: WireParams, s: WireState, H: float, dt: float, T: float) -> None:
+        self._wire_trace(p, s, np.array([0.0, dt]), np.array([H, H]), T)
+
+    def _wire_trace(self, p: WireParams, s: WireState, t: np.ndarray, H: np.ndarray, T: float) -> None:
+        """Advance one wire along a sampled field trace: events in time order."""
+        k = 0
+        n = t.size
+        for _ in range(8):  # a handful of events at most per trace
+            if k >= n - 1 and not (k == n - 1):
+                return
+            if not s.wall_pinned:
+                m = s.m_far if s.m_pad == s.m_far else s.m_pad
+                s.m_pad = s.m_far = m
+                opp = -m * H[k:]
+                i_pad = np.flatnonzero(opp > p.H_pad_mT) if p.has_pad else np.empty(0, int)
+                i_nuc = np.flatnonzero(opp > p.H_nuc_mT)
+                first_pad = i_pad[0] if i_pad.size else n
+                first_nuc = i_nuc[0] if i_nuc.size else n
+                if first_pad >= n - k and first_nuc >= n - k:
+                    return
+                if first_nuc <= first_pad:
+                    self._unpin(s, -m)
+                    k += int(first_nuc)
+                    continue
+                k += int(first_pad)
+                self._pin(p, s, -m)
+                continue
+            sign = s.m_pad
+            h = sign * H[k:]
+            i_back = np.flatnonzero(h < -p.H_prop_mT)
+            i_far = np.flatnonzero(h > p.H_nuc_mT)
+            cum = physics.cumulative_rate_integral(t[k:], h, p.neel_brown, s.mode, T)
+            i_esc = np.flatnonzero(cum >= s.escape_left)
+            first = [(i_esc[0] if i_esc.size else n, "esc"), (i_back[0] if i_back.size else n, "back"),
+                     (i_far[0] if i_far.size else n, "far")]
+            idx, what = min(first, key=lambda x: x[0])
+            if idx >= n - k:
+                s.escape_left -= float(cum[-1])
+                return
+            if what == "back":
+                self._unpin(s, -sign)
+            else:  # escaped or far region nucleated: whole wire `sign`
+                self._unpin(s, sign)
+            k += int(idx)
+        logger.debug("wire trace: event limit reached")
 
     def inject(self, wires=None, duration_s: float = 0.0) -> None:
-        """Injection line pulse: a +M domain in the pad region and a wall pinned at the notch of
-        each reset (-M) wire; each wall draws its depinning mode (floor-mode walls pass at once)."""
-        raise NotImplementedError
+        """Injection line pulse: each wire whose pad region is -M gets a +M domain there and a wall
+        pinned at its notch, with a depinning mode drawn from its Neel-Brown weights (floor-mode
+        walls pass at once). Wires already +M at the pad are unchanged. Then advance duration_s."""
+        for w in self._wire_list(wires):
+            s = self.wires[w]
+            if s.m_pad == -1 and not s.wall_pinned:
+                self._pin(self.wire_params[w], s, +1)
+        if duration_s > 0:
+            self.advance(duration_s)
+
+    def reset_wires(self, wires=None) -> None:
+        """Ideal saturation to -M with no wall (what the -30 mT reset pulse does)."""
+        for w in self._wire_list(wires):
+            self._unpin(self.wires[w], -1)
+
+    def _wire_list(self, wires) -> list[int]:
+        if wires is None:
+            return list(range(self.n_wires))
+        return [self._check_wire(w) for w in np.atleast_1d(wires)]
+
+    def read_bit(self, wire: int | None = None) -> int:
+        """Ideal (noise-free) bit of a wire: 1 if the far region is +M (the wall passed)."""
+        w = self.selected_wire if wire is None else self._check_wire(wire)
+        return int(self.wires[w].m_far == 1)
+
+    # ------------------------------------------------------------------ read-outs
+    def photodiode_V(self, wire: int | None = None, bandwidth_Hz: float | None = None) -> float:
+        """MOKE photodiode voltage (V) at the laser spot beyond the notch of `wire` (default: the
+        selected wire): V0 (1 + kappa m) (1 + RIN noise) + detector noise over bandwidth_Hz."""
+        w = self.selected_wire if wire is None else self._check_wire(wire)
+        p, nz = self.wire_params[w], self.noise
+        bw = nz.moke_bandwidth_Hz if bandwidth_Hz is None else float(bandwidth_Hz)
+        z1, z2 = self.rng.standard_normal(2)
+        det = nz.moke_detector_V_per_rtHz * math.sqrt(bw) * z2
+        if not self.laser_on:
+            return float(det)
+        level = p.V0_V * (1.0 + p.kappa * self.wires[w].m_far)
+        return float(level * (1.0 + nz.moke_rin_per_rtHz * math.sqrt(bw) * z1) + det)
+
+    def resistance_ohm(self, wire: int | None = None) -> float:
+        """Noise-free 4-probe resistance across the notch (ohm): R0, plus dR_dw while a wall is
+        pinned there. +M and -M read the same (AMR goes with cos^2)."""
+        w = self.selected_wire if wire is None else self._check_wire(wire)
+        p = self.wire_params[w]
+        return p.R0_ohm + (p.dR_dw_ohm if self.wires[w].wall_pinned else 0.0)
+
+    def mr_voltage_V(
+        self, current_A: float, wire: int | None = None, bandwidth_Hz: float | None = None
+    ) -> float:
+        """4-probe voltage (V) for a source current (A): I R + thermal EMF (does not reverse with I,
+        so delta mode cancels it) + Johnson and nanovoltmeter noise over bandwidth_Hz."""
+        w = self.selected_wire if wire is None else self._check_wire(wire)
+        R = self.resistance_ohm(w)
+        bw = self.noise.mr_bandwidth_Hz if bandwidth_Hz is None else float(bandwidth_Hz)
+        sigma = math.sqrt(4 * KB_J_PER_K * self.sample_temperature_K * R + self.noise.nv_V_per_rtHz**2)
+        noise = sigma * math.sqrt(bw) * self.rng.standard_normal()
+        return float(current_A * R + self.wire_params[w].emf_V + noise)
+
+    def hall_mT(self, bandwidth_Hz: float | None = None) -> float:
+        """Hall probe reading (mT): field at the sample + offset + noise over bandwidth_Hz."""
+        nz = self.noise
+        bw = nz.hall_bandwidth_Hz if bandwidth_Hz is None else float(bandwidth_Hz)
+        return float(self.field_mT + nz.hall_offset_mT + nz.hall_mT_per_rtHz * math.sqrt(bw)
+                     * self.rng.standard_normal())
+
+    def readout_error(self, wire: int | None = None) -> float:
+        """Single-shot bit-error probability of the configured read-out (cycle.readout) of `wire`
+        over the read bandwidth (threshold half way between the two levels)."""
+        w = 0 if wire is None else self._check_wire(wire)
+        p, nz, bw = self.wire_params[w], self.noise, self.cycle.read_bandwidth_Hz
+        if self.cycle.readout == "moke":
+            if not self.laser_on:
+                return 0.5
+            sigma = physics.moke_sigma_V(p.V0_V, nz.moke_rin_per_rtHz, nz.moke_detector_V_per_rtHz, bw)
+            return physics.bit_error_probability(2 * p.V0_V * p.kappa, sigma)
+        i_src = 1e-4  # 100 uA probe current
+        sigma = math.sqrt(4 * KB_J_PER_K * self.sample_temperature_K * p.R0_ohm + nz.nv_V_per_rtHz**2)
+        return physics.bit_error_probability(abs(p.dR_dw_ohm) * i_src, sigma * math.sqrt(bw))
+
+    # ------------------------------------------------------------------ fast path
+    def _cycle_for(self, pulse_duration_s: float | None) -> CycleSpec:
+        if pulse_duration_s is None:
+            return self.cycle
+        return replace(self.cycle, pulse_duration_s=float(pulse_duration_s))
+
+    def _reset_pulse_cost(self, cyc: CycleSpec) -> tuple[float, float]:
+        """(duration s, Joule energy J) of the reset pulse of the cycle (incl. discharge tail)."""
+        key = ("reset", cyc.reset_field_mT, cyc.reset_s, cyc.edge_slew_A_per_s, self.coil_params)
+        hit = self._tables.get(key)
+        if hit is None:
+            amp = cyc.reset_field_mT / self.coil_params.mT_per_A
+            g, I = physics.pulse_traces(np.array([amp]), cyc.reset_s, cyc.edge_slew_A_per_s, self.coil_params)
+            hit = (float(g[-1]), float(physics.joule_energy_J(g, I[0], self.coil_params)))
+            self._tables[key] = hit
+        return hit
+
+    def _table(self, wires_needed: np.ndarray, cyc: CycleSpec, T_K: float) -> dict:
+        """Fast-path tables on a uniform field grid 0..H_top (TABLE_STEP_MT), shared by all wires:
+        "p" (n_wires, n_grid) true pass probability (rows filled lazily, "done" flags), "t" and "e"
+        (n_grid,) bench time (s) and Joule energy (J) of the drive pulse (program + discharge).
+        H_top is above every wire's largest Hc, so fields above it pass with certainty."""
+        Tq = round(T_K / _T_QUANTUM_K) * _T_QUANTUM_K
+        key = (cyc, Tq, self.coil_params)
+        tab = self._tables.get(key)
+        c = self.coil_params
+        if tab is None:
+            if len(self._tables) > 64:
+                self._tables.clear()
+            hc_max = max((m.Hc_mT for p in self.wire_params for m in p.neel_brown.modes), default=0.0)
+            H_top = min(hc_max + _TABLE_MARGIN_MT, self.field_max_mT)
+            n = int(math.ceil(H_top / TABLE_STEP_MT)) + 1
+            H_grid = np.linspace(0.0, (n - 1) * TABLE_STEP_MT, n)
+            amp = H_grid / c.mT_per_A
+            t_drive = 2 * amp / cyc.edge_slew_A_per_s + cyc.pulse_duration_s + physics.fall_time_s(amp, c)
+            tab = {"H": H_grid, "p": np.ones((self.n_wires, n)), "done": np.zeros(self.n_wires, bool),
+                   "t": t_drive, "e": np.empty(n), "traces": []}
+            for lo in range(0, n, 256):  # blocks: short pulses get short grids
+                g, I = physics.pulse_traces(amp[lo:lo + 256], cyc.pulse_duration_s, cyc.edge_slew_A_per_s, c)
+                tab["e"][lo:lo + 256] = physics.joule_energy_J(g, I, c)
+                tab["traces"].append((lo, g, I * c.mT_per_A))
+            self._tables[key] = tab
+        for w in np.flatnonzero(wires_needed & ~tab["done"]):
+            nb = self.wire_params[w].neel_brown
+            r0 = nb.rate(0.0, Tq)  # (n_modes,) escape at zero field during the settle
+            for lo, g, Hmt in tab["traces"]:
+                integ = physics.rate_integrals(g, Hmt, nb, Tq) + r0 * cyc.settle_s
+                p_w = nb.pass_probability_from_integral(integ)
+                tab["p"][w, lo:lo + Hmt.shape[0]] = np.clip(p_w, 0.0, 1.0)
+            tab["done"][w] = True
+        return tab
+
+    def _lookup(self, fields_mT, wires, cyc: CycleSpec):
+        """Validate requests and look up (shape, p_true, t_drive_s, E_drive_J, wires_flat)."""
+        H = np.asarray(fields_mT, dtype=float)
+        w = np.asarray(wires)
+        if w.ndim == 0:
+            w = np.full(H.shape, w)
+        if H.shape != w.shape:
+            raise ValueError(f"read_synapses: fields_mT shape {H.shape} and wires shape {w.shape} differ")
+        Hf = H.ravel()
+        wf = w.ravel()
+        if Hf.size == 0:
+            return H.shape, np.empty(0), np.empty(0), np.empty(0), wf.astype(np.intp)
+        if not np.isfinite(Hf).all():
+            raise ValueError("read_synapses: fields_mT must be finite")
+        if not np.issubdtype(wf.dtype, np.integer) or wf.min() < 0 or wf.max() >= self.n_wires:
+            raise ValueError(f"read_synapses: wires must be integers in 0..{self.n_wires - 1}")
+        wf = wf.astype(np.intp, copy=False)
+        h_max, h_min = Hf.max(), Hf.min()
+        if h_max > self.field_max_mT:
+            raise ValueError(f"read_synapses: field {h_max:.4g} mT above field_max_mT {self.field_max_mT}")
+        if h_min < 0:
+            props = np.array([p.H_prop_mT for p in self.wire_params])
+            bad = np.flatnonzero(Hf < -props[wf])
+            if bad.size:
+                i = bad[0]
+                raise ValueError(
+                    f"read_synapses: field {Hf[i]:.4g} mT on wire {wf[i]} is below -H_prop "
+                    f"({-props[wf[i]]} mT): the fast path models drive pulses that keep the wall at the "
+                    "notch; use the SCPI path"
+                )
+        needed = np.bincount(wf, minlength=self.n_wires) > 0
+        tab = self._table(needed, cyc, self.sample_temperature_K)
+        P, TD, ED = tab["p"], tab["t"], tab["e"]
+        n_grid = TD.size
+        pos = np.maximum(Hf, 0.0) * (1.0 / TABLE_STEP_MT)
+        i = np.minimum(pos.astype(np.intp), n_grid - 2)
+        f = pos - i
+        flat = wf * n_grid + i
+        Pf = P.ravel()
+        p0 = Pf[flat]
+        p_out = p0 + (Pf[flat + 1] - p0) * f
+        t_out = TD[i] + (TD[i + 1] - TD[i]) * f
+        e_out = ED[i] + (ED[i + 1] - ED[i]) * f
+        if h_max > tab["H"][-1]:  # beyond every Hc: passes for sure; cost of the pulse itself
+            out = np.flatnonzero(f > 1.0)
+            amp = Hf[out] / self.coil_params.mT_per_A
+            g, I = physics.pulse_traces(amp, cyc.pulse_duration_s, cyc.edge_slew_A_per_s, self.coil_params)
+            p_out[out] = 1.0
+            t_out[out] = (2 * np.abs(amp) / cyc.edge_slew_A_per_s + cyc.pulse_duration_s
+                          + physics.fall_time_s(amp, self.coil_params))
+            e_out[out] = physics.joule_energy_J(g, I, self.coil_params)
+        return H.shape, p_out, t_out, e_out, wf
+
+    def true_pass_probability(self, fields_mT, wires, pulse_duration_s: float | None = None) -> np.ndarray:
+        """Model pass probability (no read-out error) of one bench cycle per request: drive pulse of
+        amplitude fields_mT (trapezoid, coil-limited edges, plateau pulse_duration_s or the cycle's)
+        then settle_s at zero field, integrated with the wire's Neel-Brown modes at the present
+        sample temperature. Table lookup with linear interpolation (TABLE_STEP_MT grid)."""
+        shape, p, _, _, _ = self._lookup(fields_mT, wires, self._cycle_for(pulse_duration_s))
+        return p.reshape(shape)
 
     def read_synapses(self, fields_mT, wires, n: int, pulse_duration_s: float | None = None) -> SynapseReads:
-        """Fast path: counts[i] ~ Binomial(n, p_read) with p_read the read-bit probability of one
-        full bench cycle (reset, inject, drive pulse of amplitude fields_mT[i] on wire wires[i],
-        settle, read) including read-out bit errors; bench_time_s and energy_J of that sequence."""
-        raise NotImplementedError
+        """Fast path: counts[i] ~ Binomial(n, q_i), q = p (1 - e) + (1 - p) e with p the true pass
+        probability of request i (`true_pass_probability`) and e the read-out bit error
+        (`readout_error` of that wire). bench_time_s and energy_J are those of the same cycles on
+        the bench (reset pulse + inject + drive pulse + settle + read, n times per request, one
+        after another; energy = Joule heat in the coil). The clock advances by bench_time_s, the
+        coil warms by the mean power, and each wire read is left in the state of its last cycle."""
+        n = int(n)
+        if n < 1:
+            raise ValueError(f"read_synapses: n must be >= 1, got {n}")
+        cyc = self._cycle_for(None if pulse_duration_s is None else pulse_duration_s)
+        shape, p, t_drive, e_drive, wf = self._lookup(fields_mT, wires, cyc)
+        errs = np.array([self.readout_error(i) for i in range(self.n_wires)])
+        e = errs[0] if np.all(errs == errs[0]) else errs[wf]
+        q = p + (1.0 - 2.0 * p) * e
+        counts = physics.sample_binomial(self.rng, n, q)
+        t_reset, e_reset = self._reset_pulse_cost(cyc)
+        fixed_t = t_reset + cyc.inject_s + cyc.settle_s + cyc.read_s
+        bench_time = float(n * (fixed_t * p.size + t_drive.sum()))
+        energy = float(n * (e_reset * p.size + e_drive.sum()))
+        if p.size:
+            # leave each wire read in the state of its last cycle
+            uw, first_rev = np.unique(wf[::-1], return_index=True)
+            for wi, i_req in zip(uw.tolist(), (wf.size - 1 - first_rev).tolist(), strict=True):
+                self.reset_wires(wi)
+                if self.rng.random() < p[i_req]:
+                    self._unpin(self.wires[wi], +1)
+                else:
+                    self._pin_nonfloor(wi)
+            if bench_time > 0:
+                self._heat(bench_time, energy / bench_time)
+                self.clock._tick(bench_time)
+        return SynapseReads(counts=counts.reshape(shape), n=n, bench_time_s=bench_time, energy_J=energy)
 
+    def _pin_nonfloor(self, wire: int) -> None:
+        """A wall pinned at the notch of `wire` with a non-floor mode drawn by weight."""
+        s = self.wires[wire]
+        nb = self.wire_params[wire].neel_brown
+        cw = np.cumsum([m.weight for m in nb.modes])
+        s.m_pad, s.m_far, s.wall_pinned = 1, -1, True
+        s.mode = min(int(np.searchsorted(cw / cw[-1], self.rng.random(), side="right")), len(cw) - 1)
+        s.escape_left = float(self.rng.exponential())
+
+    # ------------------------------------------------------------------ state
     def state_dict(self) -> dict:
-        raise NotImplementedError
+        """Full dynamic state (JSON-friendly): clock, RNG, coil, wires, selection, laser. Restoring it
+        into a world built from the same config continues bit-identically."""
+        return {
+            "version": 1,
+            "n_wires": self.n_wires,
+            "clock": self.clock.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "coil": self.coil.state_dict(),
+            "wires": [asdict(s) for s in self.wires],
+            "selected_wire": self.selected_wire,
+            "laser_on": self.laser_on,
+        }
 
     def load_state_dict(self, state: dict) -> None:
-        raise NotImplementedError
+        if int(state.get("n_wires", -1)) != self.n_wires:
+            raise ValueError(
+                f"world state has {state.get('n_wires')} wires, this world has {self.n_wires}: "
+                "build the world from the same rig config before loading its state"
+            )
+        self.clock.load_state_dict(state["clock"])
+        self.rng.bit_generator.state = state["rng"]
+        self.coil.load_state_dict(state["coil"])
+        ints = ("m_pad", "m_far", "mode")
+        self.wires = [
+            WireState(**{k: (int(v) if k in ints else v) for k, v in s.items()}) for s in state["wires"]
+        ]
+        self.selected_wire = int(state["selected_wire"])
+        self.laser_on = bool(state["laser_on"])
+
+    def describe(self) -> dict:
+        """Parameters of the world (for run records)."""
+        return {
+            "seed": self.seed,
+            "coil": self.coil_params.to_dict(),
+            "cycle": self.cycle.to_dict(),
+            "noise": asdict(self.noise),
+            "thermal": asdict(self.thermal),
+            "wires": [p.to_dict() for p in self.wire_params],
+            "field_max_mT": self.field_max_mT,
+        }

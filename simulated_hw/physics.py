@@ -1,0 +1,272 @@
+"""Physics kernels of the simulated lab, shared by the SCPI path and the fast path.
+
+One physics, two speeds: `World.play_waveform` (what the simulated waveform generator and coil
+supply drive, command by command) and `World.read_synapses` (the vectorised fast path) both build
+the coil current with `coil_follow` and integrate the Neel-Brown escape rate of
+`instruments.calibration.NeelBrown` with `rate_integrals` / `cumulative_rate_integral`. Nothing
+here duplicates the depinning formulas: they live in instruments/calibration.py.
+
+Units: A, V, ohm, H (henry), s, mT, K; rates in 1/s.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.special import ndtr
+
+from instruments.calibration import KB_J_PER_K, NeelBrown
+
+logger = logging.getLogger(__name__)
+
+#: Time step (s) of every coil/escape integration: the program is linearly interpolated onto it.
+DT_S = 1e-6
+
+
+@dataclass(frozen=True)
+class CoilParams:
+    """Field coil driven by a current-mode supply (SCIENCE.md section 3).
+
+    B = mT_per_A * I. The supply follows its program as far as its voltage compliance allows:
+    |L dI/dt + I R| <= compliance_V, so a step becomes an L/R exponential edge.
+    """
+
+    mT_per_A: float = 1.8
+    inductance_H: float = 1e-3
+    resistance_ohm: float = 1.0
+    compliance_V: float = 20.0
+
+    def __post_init__(self) -> None:
+        for key in ("mT_per_A", "inductance_H", "resistance_ohm", "compliance_V"):
+            v = getattr(self, key)
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"coil {key} must be a positive number, got {v!r}")
+
+    @property
+    def tau_s(self) -> float:
+        """L/R time constant (s)."""
+        return self.inductance_H / self.resistance_ohm
+
+    @property
+    def i_compliance_A(self) -> float:
+        """Largest steady current the compliance allows, V_c / R (A)."""
+        return self.compliance_V / self.resistance_ohm
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def coil_follow(
+    t_s: np.ndarray, I_program_A: np.ndarray, I0_A, coil: CoilParams, dt_s: float = DT_S
+) -> tuple[np.ndarray, np.ndarray]:
+    """Real coil current for a current program.
+
+    The program is piecewise linear between its samples (t_s, s; I_program_A, A; leading batch
+    dimensions allowed, time last). It is resampled on a uniform grid of step <= dt_s starting at
+    t_s[0]; at each step the current moves towards the program value as far as the compliance
+    allows in that step: with Vr = V_c / R and e = exp(-dt R/L) the reachable interval is
+    [-Vr + (I + Vr) e, Vr + (I - Vr) e] (exact L/R charging at +/- V_c). So the current never
+    slews faster than (V_c - I R)/L and equals the program wherever the program is slow enough.
+
+    Returns (t_grid (n,), I (..., n)); I[..., 0] = I0_A.
+    """
+    t_s = np.asarray(t_s, dtype=float)
+    prog = np.asarray(I_program_A, dtype=float)
+    if t_s.ndim != 1 or t_s.size < 2:
+        raise ValueError("coil_follow: t_s must be a 1-D array with at least 2 samples")
+    if np.any(np.diff(t_s) <= 0) or not np.all(np.isfinite(t_s)):
+        raise ValueError("coil_follow: t_s must be finite and strictly increasing")
+    if prog.shape[-1] != t_s.size or not np.all(np.isfinite(prog)):
+        raise ValueError("coil_follow: I_program_A must be finite with the same last length as t_s")
+    duration = t_s[-1] - t_s[0]
+    n_steps = max(1, int(math.ceil(duration / dt_s - 1e-9)))
+    grid = t_s[0] + np.linspace(0.0, duration, n_steps + 1)
+    batch = prog.shape[:-1]
+    flat = prog.reshape(-1, t_s.size)
+    target = np.empty((flat.shape[0], grid.size))
+    for j in range(flat.shape[0]):
+        target[j] = np.interp(grid, t_s, flat[j])
+    target = target.reshape(batch + (grid.size,))
+    step = duration / n_steps
+    e = math.exp(-step / coil.tau_s)
+    vr = coil.i_compliance_A
+    out = np.empty_like(target)
+    cur = np.broadcast_to(np.asarray(I0_A, dtype=float), batch).astype(float)
+    out[..., 0] = cur
+    tgt = np.moveaxis(target, -1, 0)
+    res = np.moveaxis(out, -1, 0)
+    if cur.ndim == 0:
+        c = float(cur)
+        for k in range(1, grid.size):
+            hi = vr + (c - vr) * e
+            lo = -vr + (c + vr) * e
+            p = tgt[k]
+            c = hi if p > hi else (lo if p < lo else float(p))
+            res[k] = c
+    else:
+        for k in range(1, grid.size):
+            cur = np.clip(tgt[k], -vr + (cur + vr) * e, vr + (cur - vr) * e)
+            res[k] = cur
+    return grid, out
+
+
+def coil_voltage_V(t_s: np.ndarray, I_A: np.ndarray, coil: CoilParams) -> np.ndarray:
+    """Supply voltage L dI/dt + I R (V) along a current trace (finite differences)."""
+    return coil.inductance_H * np.gradient(I_A, t_s, axis=-1) + coil.resistance_ohm * I_A
+
+
+def joule_energy_J(t_s: np.ndarray, I_A: np.ndarray, coil: CoilParams) -> np.ndarray:
+    """Joule heat dissipated in the coil, integral of I^2 R dt (J), trapezoidal rule."""
+    return np.trapezoid(I_A**2, t_s, axis=-1) * coil.resistance_ohm
+
+
+def trapezoid_program(
+    amplitude_A: float, plateau_s: float, slew_A_per_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Breakpoints (t_s, I_A) of the standard drive/reset pulse: 0 -> amplitude at `slew_A_per_s`,
+    hold `plateau_s`, back to 0 at the same slew. This is the program the fast path assumes the
+    rig arms on its waveform generator (instruments side: same shape, limited by the CoilGuard)."""
+    edge = abs(float(amplitude_A)) / float(slew_A_per_s)
+    edge = max(edge, 1e-9)
+    t = np.array([0.0, edge, edge + plateau_s, 2 * edge + plateau_s])
+    return t, np.array([0.0, amplitude_A, amplitude_A, 0.0])
+
+
+def fall_time_s(I_A, coil: CoilParams) -> np.ndarray:
+    """Time (s) for the coil to discharge from I to 0 at full compliance (an upper bound of the tail
+    a program needs after it returns to 0): (L/R) ln(1 + |I| / (V_c/R))."""
+    return coil.tau_s * np.log1p(np.abs(np.asarray(I_A, dtype=float)) / coil.i_compliance_A)
+
+
+def rate_integrals(t_s: np.ndarray, H_mT: np.ndarray, nb: NeelBrown, T_K: float) -> np.ndarray:
+    """Per-mode integral of the escape rate, int r_m(H(t)) dt, over sampled fields.
+
+    t_s: (n,), H_mT: (..., n). Returns (..., n_modes); inf where the field reached Hc.
+    Uses NeelBrown.rate (instruments.calibration) and the trapezoidal rule.
+    """
+    r = np.moveaxis(nb.rate(H_mT, T_K), -1, -2)  # (..., n_modes, n)
+    with np.errstate(invalid="ignore"):
+        integral = np.trapezoid(r, t_s, axis=-1)
+    return np.where(np.isnan(integral), np.inf, integral)
+
+
+def cumulative_rate_integral(
+    t_s: np.ndarray, H_mT: np.ndarray, nb: NeelBrown, mode: int, T_K: float
+) -> np.ndarray:
+    """Running integral (n,) of the escape rate of one mode along a trace, starting at 0 (trapezoid
+    rule, the same quadrature as `rate_integrals`)."""
+    r = nb.rate(H_mT, T_K)[..., mode]
+    with np.errstate(invalid="ignore"):
+        seg = 0.5 * (r[1:] + r[:-1]) * np.diff(t_s)
+    seg = np.where(np.isnan(seg), np.inf, seg)
+    return np.concatenate([[0.0], np.cumsum(seg)])
+
+
+def bit_error_probability(separation: float, sigma: float) -> float:
+    """Single-shot error of a read-out whose two levels are `separation` apart with Gaussian noise
+    `sigma` (same units), thresholded half way: Phi(-separation / (2 sigma))."""
+    if sigma <= 0:
+        return 0.0
+    return float(ndtr(-abs(separation) / (2.0 * sigma)))
+
+
+def moke_sigma_V(V0_V: float, rin_per_rtHz: float, detector_V_per_rtHz: float, bandwidth_Hz: float) -> float:
+    """Noise (V rms) of the MOKE photodiode signal: laser intensity noise V0 * RIN and detector noise,
+    both white, over the read bandwidth."""
+    return math.sqrt((V0_V * rin_per_rtHz) ** 2 + detector_V_per_rtHz**2) * math.sqrt(bandwidth_Hz)
+
+
+def johnson_V(R_ohm: float, T_K: float, bandwidth_Hz: float) -> float:
+    """Johnson noise sqrt(4 kB T R df) (V rms)."""
+    return math.sqrt(4.0 * KB_J_PER_K * T_K * R_ohm * bandwidth_Hz)
+
+
+@dataclass(frozen=True)
+class CycleSpec:
+    """One bench read cycle (the `[cycle]` table of the rig config).
+
+    reset pulse at reset_field_mT for reset_s (plateau), injection (inject_s), drive pulse of
+    amplitude H for pulse_duration_s (plateau), field back to 0, settle_s at zero field, read
+    (read_s, read-out bandwidth read_bandwidth_Hz with `readout` = "moke" or "mr"). Pulse edges are
+    programmed at edge_slew_A_per_s (the coil may be slower).
+    """
+
+    reset_field_mT: float = -30.0
+    reset_s: float = 2e-3
+    inject_s: float = 1e-4
+    pulse_duration_s: float = 1e-3
+    settle_s: float = 2e-3
+    read_s: float = 1e-3
+    read_bandwidth_Hz: float = 250.0
+    edge_slew_A_per_s: float = 2e4
+    readout: str = "moke"
+
+    def __post_init__(self) -> None:
+        for key in ("reset_s", "inject_s", "pulse_duration_s", "settle_s", "read_s"):
+            v = getattr(self, key)
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"cycle {key} must be >= 0 s, got {v!r}")
+        for key in ("read_bandwidth_Hz", "edge_slew_A_per_s"):
+            v = getattr(self, key)
+            if not (np.isfinite(v) and v > 0):
+                raise ValueError(f"cycle {key} must be > 0, got {v!r}")
+        if self.readout not in ("moke", "mr"):
+            raise ValueError(f"cycle readout must be 'moke' or 'mr', got {self.readout!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pulse_traces(
+    amplitudes_A: np.ndarray, plateau_s: float, slew_A_per_s: float, coil: CoilParams, dt_s: float = DT_S
+) -> tuple[np.ndarray, np.ndarray]:
+    """Real coil currents for a batch of trapezoid pulses starting from 0 A.
+
+    All pulses share one time grid long enough for the largest (program + discharge tail); shorter
+    programs stay at 0 after their end. Returns (t_grid (n,), I (n_amp, n)).
+    """
+    amps = np.atleast_1d(np.asarray(amplitudes_A, dtype=float))
+    a_max = float(np.max(np.abs(amps))) if amps.size else 0.0
+    edge_max = a_max / slew_A_per_s
+    tail = float(fall_time_s(a_max, coil)) + 5 * dt_s
+    t_end = 2 * edge_max + plateau_s + tail
+    # breakpoints per amplitude, padded to a common 5-point layout
+    edges = np.maximum(np.abs(amps) / slew_A_per_s, 1e-9)
+    tb = np.stack([np.zeros_like(amps), edges, edges + plateau_s, 2 * edges + plateau_s], axis=-1)
+    Ib = np.stack([np.zeros_like(amps), amps, amps, np.zeros_like(amps)], axis=-1)
+    n_steps = max(1, int(math.ceil(t_end / dt_s - 1e-9)))
+    grid = np.linspace(0.0, t_end, n_steps + 1)
+    target = np.empty((amps.size, grid.size))
+    for j in range(amps.size):
+        target[j] = np.interp(grid, tb[j], Ib[j])
+    # follow on the common grid (program already on the grid: one sample per step)
+    _, I = coil_follow(grid, target, np.zeros(amps.size), coil, dt_s=t_end / n_steps * (1 + 1e-12))
+    return grid, I
+
+
+def sample_binomial(rng: np.random.Generator, n: int, q: np.ndarray) -> np.ndarray:
+    """Counts ~ Binomial(n, q) for an array of probabilities q (exact sampling).
+
+    Small n uses inverse-CDF sampling from one uniform per request (much faster than
+    Generator.binomial for n <= 8); larger n uses Generator.binomial.
+    """
+    q = np.clip(np.asarray(q, dtype=float), 0.0, 1.0)
+    if n > 8:
+        return rng.binomial(n, q)
+    u = rng.random(q.shape)
+    if n == 1:
+        return (u < q).astype(np.int64)
+    counts = np.zeros(q.shape, dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = q / (1.0 - q)
+        pmf = (1.0 - q) ** n
+        cdf = pmf.copy()
+        for k in range(n):
+            counts += u >= cdf
+            pmf = pmf * ratio * ((n - k) / (k + 1.0))
+            cdf = cdf + np.where(q >= 1.0, 0.0, pmf)
+    # q == 1: pmf above is 0 at k < n and the loop counted every k: counts = n
+    return counts
