@@ -1,0 +1,442 @@
+"""The safety choke point of the coil: CoilGuard.
+
+Every change of coil current -- a GUI slider, a protocol, the learning controller, shutdown -- and
+every hardware-timed waveform goes through one CoilGuard (DESIGN.md "Safety is one choke point"):
+
+* DC requests are validated strictly against ``i_max_A`` and ``field_max_mT`` (SafetyError, never
+  clamped) *before* anything is written;
+* DC changes are ramped as a staircase of steps of at most ``ramp_step_A``, each written no
+  sooner than ``|dI| / ramp_rate_A_per_s`` after the previous write (timed on the rig clock), with a
+  stop check before every step; on a stop the current is ramped to zero at the allowed rate and
+  :class:`RampStopped` is raised;
+* whole waveforms are validated before they are armed: amplitude (current and field), slew
+  (``pulse_slew_max_A_per_s``), duty cycle (``duty_max``), the coil's I^2 R mean-power budget
+  (``mean_power_max_W``), and that they start and end at 0 A;
+* every action is recorded in ``guard.log`` (a list of :class:`GuardRecord`) and logged.
+
+Units: A, A/s, mT, s, W, J.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from instruments.config import CoilConfig, Limits
+from instruments.errors import InstrumentFault, SafetyError
+from instruments.roles import Clock, FieldSource, PulseSource
+
+log = logging.getLogger(__name__)
+
+#: Relative tolerance for float round-off in limit comparisons (1 part in 1e9).
+_RTOL = 1e-9
+#: |I| above this fraction of i_max_A counts as "energised" for the duty cycle.
+DUTY_THRESHOLD_FRACTION = 0.01
+
+
+class RampStopped(RuntimeError):
+    """A stop was requested during a ramp; the coil has been ramped to zero at the allowed rate."""
+
+
+@dataclass
+class GuardRecord:
+    """One entry of the guard's action log. t_s: rig-clock time (s); action: e.g. 'set', 'ramp',
+    'refused', 'stop', 'arm', 'validate', 'output'; detail: numbers with units in the keys."""
+
+    t_s: float
+    action: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WaveformReport:
+    """What a validated waveform will do to the coil.
+
+    duration_s: one play; peak_A / peak_field_mT: largest |I| and |B| (DC offset included);
+    max_slew_A_per_s: largest |dI/dt|; duty: fraction of the play with the program's |I| > 1 % of i_max_A;
+    energy_J: I^2 R integral of one play; mean_power_W: energy_J / duration_s.
+    """
+
+    duration_s: float
+    peak_A: float
+    peak_field_mT: float
+    max_slew_A_per_s: float
+    duty: float
+    energy_J: float
+    mean_power_W: float
+
+
+def _stop_requested(stop: threading.Event | Callable[[], bool] | None) -> bool:
+    if stop is None:
+        return False
+    if isinstance(stop, threading.Event):
+        return stop.is_set()
+    return bool(stop())
+
+
+class CoilGuard:
+    """The single choke point for coil current.
+
+    :param source: the coil supply (FieldSource role). Only this guard calls ``set_current_A``.
+    :param coil: coil calibration (mT_per_A, R for heating).
+    :param limits: safety limits (see instruments.config.Limits).
+    :param clock: rig clock; waits between ramp steps use ``clock.sleep`` (simulated in tests).
+    :param stop: optional extra stop condition (threading.Event or a callable returning True to
+        stop), checked at every ramp step together with the guard's own ``stop_event``.
+    :param pulse_source: the waveform generator (PulseSource role) armed by :meth:`arm_waveform`.
+    :param amplifier_A_per_V: coil-amplifier gain turning waveform amperes into generator volts;
+        defaults to ``pulse_source.amplifier_A_per_V``.
+    """
+
+    def __init__(
+        self,
+        source: FieldSource,
+        coil: CoilConfig,
+        limits: Limits,
+        clock: Clock,
+        stop: threading.Event | Callable[[], bool] | None = None,
+        pulse_source: PulseSource | None = None,
+        amplifier_A_per_V: float | None = None,
+        max_log: int = 100_000,
+    ) -> None:
+        self.source = source
+        self.coil = coil
+        self.limits = limits
+        self.clock = clock
+        self.stop = stop
+        self.stop_event = threading.Event()
+        self.pulse_source = pulse_source
+        self._amplifier_A_per_V = amplifier_A_per_V
+        self.log: list[GuardRecord] = []
+        self.max_log = int(max_log)
+        self._setpoint_A = 0.0
+        self._t_last_write = clock.now()
+        self.armed: WaveformReport | None = None
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _record(self, action: str, level: int = logging.DEBUG, **detail: Any) -> None:
+        rec = GuardRecord(self.clock.now(), action, detail)
+        self.log.append(rec)
+        if len(self.log) > self.max_log:
+            del self.log[: len(self.log) - self.max_log]
+        log.log(level, "coil %s %s", action, detail)
+
+    @property
+    def setpoint_A(self) -> float:
+        """Last current setpoint (A) this guard wrote (or read back with :meth:`sync`)."""
+        return self._setpoint_A
+
+    @property
+    def field_mT(self) -> float:
+        """Field (mT) of the present setpoint, from the coil calibration."""
+        return self._setpoint_A * self.coil.mT_per_A
+
+    @property
+    def amplifier_A_per_V(self) -> float:
+        g = self._amplifier_A_per_V
+        if g is None and self.pulse_source is not None:
+            g = getattr(self.pulse_source, "amplifier_A_per_V", None)
+        if g is None or not g > 0:
+            raise SafetyError("coil amplifier gain amplifier_A_per_V is not configured (> 0 A/V needed)")
+        return float(g)
+
+    def request_stop(self) -> None:
+        """Ask any running ramp to stop (it then ramps to zero at the allowed rate)."""
+        self.stop_event.set()
+        self._record("stop-requested", logging.WARNING)
+
+    def clear_stop(self) -> None:
+        self.stop_event.clear()
+
+    def stop_requested(self) -> bool:
+        return self.stop_event.is_set() or _stop_requested(self.stop)
+
+    # ------------------------------------------------------------------ validation
+    def check_current(self, current_A: float, what: str = "current") -> float:
+        """Raise SafetyError unless |current_A| <= i_max_A and its field <= field_max_mT."""
+        try:
+            current_A = float(current_A)
+        except (TypeError, ValueError):
+            raise SafetyError(f"{what}: {current_A!r} is not a number (A)") from None
+        lim = self.limits
+        if not math.isfinite(current_A):
+            raise SafetyError(f"{what}: {current_A!r} A is not finite")
+        if abs(current_A) > lim.i_max_A * (1 + _RTOL):
+            raise SafetyError(f"{what}: {current_A:g} A exceeds the coil limit i_max_A = {lim.i_max_A:g} A")
+        field = abs(current_A) * self.coil.mT_per_A
+        if field > lim.field_max_mT * (1 + _RTOL):
+            raise SafetyError(
+                f"{what}: {current_A:g} A gives {field:g} mT, beyond field_max_mT = {lim.field_max_mT:g} mT"
+            )
+        return current_A
+
+    def current_for_field(self, field_mT: float) -> float:
+        """Current (A) for a field (mT), validated against the field and current limits."""
+        try:
+            field_mT = float(field_mT)
+        except (TypeError, ValueError):
+            raise SafetyError(f"field {field_mT!r} is not a number (mT)") from None
+        if not math.isfinite(field_mT):
+            raise SafetyError(f"field {field_mT!r} mT is not finite")
+        if abs(field_mT) > self.limits.field_max_mT * (1 + _RTOL):
+            raise SafetyError(
+                f"field {field_mT:g} mT exceeds the limit field_max_mT = {self.limits.field_max_mT:g} mT"
+            )
+        return self.check_current(field_mT / self.coil.mT_per_A, what=f"field {field_mT:g} mT")
+
+    # ------------------------------------------------------------------ DC ramps
+    def sync(self) -> float:
+        """Read the supply's present setpoint (or measured current) into the guard (A)."""
+        getter = getattr(self.source, "setpoint_A", None)
+        value = getter if getter is not None else self.source.current_A
+        self._setpoint_A = float(value)
+        self._t_last_write = self.clock.now()
+        self._record("sync", setpoint_A=self._setpoint_A)
+        return self._setpoint_A
+
+    def _write(self, current_A: float) -> None:
+        """Write one staircase step, waiting first so |dI| / dt <= ramp_rate_A_per_s."""
+        dI = abs(current_A - self._setpoint_A)
+        if dI > self.limits.ramp_step_A * (1 + 1e-6):  # internal invariant, never expected
+            raise SafetyError(
+                f"internal: step of {dI:g} A exceeds ramp_step_A = {self.limits.ramp_step_A:g} A"
+            )
+        wait = self._t_last_write + dI / self.limits.ramp_rate_A_per_s - self.clock.now()
+        if wait > 0:
+            self.clock.sleep(wait)
+        self.source.set_current_A(current_A)
+        self._setpoint_A = current_A
+        self._t_last_write = self.clock.now()
+        self._record("set", current_A=current_A)
+
+    def _staircase(self, target_A: float) -> np.ndarray:
+        start = self._setpoint_A
+        n = int(math.ceil(abs(target_A - start) / self.limits.ramp_step_A - 1e-9))
+        if n <= 0:
+            return np.array([target_A]) if target_A != start else np.array([])
+        steps = start + (target_A - start) * np.arange(1, n + 1) / n
+        steps[-1] = target_A
+        return steps
+
+    def ramp_to_current(
+        self, current_A: float, stop: threading.Event | Callable[[], bool] | None = None
+    ) -> float:
+        """Ramp the DC coil current to `current_A` (A) at <= ramp_rate_A_per_s.
+
+        Validates first (SafetyError, nothing written). Checks for a stop (guard.stop_event, the
+        guard's `stop` and the `stop` argument) before every step; on a stop, ramps to zero at
+        the allowed rate and raises RampStopped. Returns the final setpoint (A).
+        """
+        try:
+            target = self.check_current(current_A)
+        except SafetyError as exc:
+            self._record("refused", logging.WARNING, what="DC current", reason=str(exc))
+            raise
+        if self.stop_requested() or _stop_requested(stop):
+            self._record("refused", logging.WARNING, target_A=target, reason="stop requested")
+            raise RampStopped(f"ramp to {target:g} A not started: stop requested")
+        start = self._setpoint_A
+        self._record(
+            "ramp", logging.INFO, from_A=start, to_A=target, rate_A_per_s=self.limits.ramp_rate_A_per_s
+        )
+        for value in self._staircase(target):
+            if self.stop_requested() or _stop_requested(stop):
+                self._record("stop", logging.WARNING, at_A=self._setpoint_A, target_A=target)
+                self.zero()
+                raise RampStopped(
+                    f"ramp to {target:g} A stopped at {self._setpoint_A:g} A; coil ramped to 0 A"
+                )
+            self._write(float(value))
+        return self._setpoint_A
+
+    def ramp_to_field(
+        self, field_mT: float, stop: threading.Event | Callable[[], bool] | None = None
+    ) -> float:
+        """Ramp to the DC field `field_mT` (mT) via the coil calibration; returns the field (mT)."""
+        try:
+            current = self.current_for_field(field_mT)
+        except SafetyError as exc:
+            self._record("refused", logging.WARNING, what="DC field", reason=str(exc))
+            raise
+        return self.ramp_to_current(current, stop=stop) * self.coil.mT_per_A
+
+    def zero(self) -> None:
+        """Ramp to 0 A at the allowed rate (stop requests are ignored: this is where a stop goes)."""
+        if self._setpoint_A == 0.0:
+            return
+        self._record("zero", logging.INFO, from_A=self._setpoint_A)
+        for value in self._staircase(0.0):
+            self._write(float(value))
+
+    def emergency_zero(self) -> None:
+        """Bring the coil to 0 A as fast as the limits allow, with no I/O but the setpoint writes.
+
+        Starts from the last setpoint the guard knows; a failed write aborts with InstrumentFault
+        (the caller should then switch the output off).
+        """
+        self._record("emergency-zero", logging.WARNING, from_A=self._setpoint_A)
+        for value in self._staircase(0.0):
+            try:
+                self._write(float(value))
+            except Exception as exc:
+                self._record("emergency-zero-failed", logging.ERROR, at_A=self._setpoint_A, error=str(exc))
+                raise InstrumentFault(
+                    f"emergency zero: write of {value:g} A failed at {self._setpoint_A:g} A: {exc}"
+                ) from exc
+
+    def enable_output(self) -> None:
+        """Program 0 A (output still off), then switch the supply output on."""
+        if not self.source.output_enabled:
+            self.source.set_current_A(0.0)
+            self._setpoint_A = 0.0
+            self._t_last_write = self.clock.now()
+        elif self._setpoint_A != 0.0:
+            self.zero()
+        self.source.enable_output()
+        self._record("output", logging.INFO, enabled=True)
+
+    def disable_output(self) -> None:
+        """Ramp to 0 A at the allowed rate, then switch the supply output off."""
+        try:
+            self.zero()
+        finally:
+            self.source.disable_output()
+            self._record("output", logging.INFO, enabled=False)
+
+    # ------------------------------------------------------------------ waveforms
+    def validate_waveform(
+        self,
+        I_A: np.ndarray,
+        sample_rate_Hz: float | None = None,
+        *,
+        t_s: np.ndarray | None = None,
+        offset_A: float | None = None,
+    ) -> WaveformReport:
+        """Check a current program before it is armed; raise SafetyError naming the violation.
+
+        The program is piecewise linear between samples: at times ``t_s`` or ``arange(n) /
+        sample_rate_Hz``; one play lasts n / sample_rate_Hz (or t_s[-1] - t_s[0]); played back to
+        back its mean power is the same. ``offset_A`` (default: the present DC setpoint) adds to
+        the program when the supply's DC setpoint and the generator drive the same coil.
+        Checks: finite 1-D program of >= 2 samples starting and ending at 0 A; |I| <= i_max_A and
+        |B| <= field_max_mT; |dI/dt| <= pulse_slew_max_A_per_s; duty <= duty_max; I^2 R mean power
+        <= mean_power_max_W.
+        """
+        lim = self.limits
+        I = np.asarray(I_A, dtype=float)
+        if I.ndim != 1 or I.size < 2:
+            raise SafetyError(f"waveform must be a 1-D array of >= 2 samples, got shape {I.shape}")
+        if not np.all(np.isfinite(I)):
+            raise SafetyError("waveform contains non-finite samples")
+        if t_s is not None:
+            t = np.asarray(t_s, dtype=float)
+            if t.shape != I.shape or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
+                raise SafetyError("waveform times t_s must be finite, strictly increasing and match I_A")
+            duration = float(t[-1] - t[0])
+        else:
+            if sample_rate_Hz is None or not (sample_rate_Hz > 0 and math.isfinite(sample_rate_Hz)):
+                raise SafetyError(f"waveform sample rate must be > 0 Hz, got {sample_rate_Hz!r}")
+            t = np.arange(I.size) / float(sample_rate_Hz)
+            duration = I.size / float(sample_rate_Hz)
+        tol0 = 1e-9 * lim.i_max_A
+        if abs(I[0]) > tol0 or abs(I[-1]) > tol0:
+            raise SafetyError(
+                f"waveform must start and end at 0 A (got {I[0]:g} A and {I[-1]:g} A): "
+                "a program that ends energised leaves the coil on"
+            )
+        offset = self._setpoint_A if offset_A is None else float(offset_A)
+        total = I + offset
+        k = int(np.argmax(np.abs(total)))
+        peak = float(abs(total[k]))
+        if peak > lim.i_max_A * (1 + _RTOL):
+            raise SafetyError(
+                f"waveform peak {peak:g} A at t = {t[k] - t[0]:.6g} s exceeds i_max_A = {lim.i_max_A:g} A"
+            )
+        peak_field = peak * self.coil.mT_per_A
+        if peak_field > lim.field_max_mT * (1 + _RTOL):
+            raise SafetyError(
+                f"waveform peak field {peak_field:g} mT at t = {t[k] - t[0]:.6g} s exceeds "
+                f"field_max_mT = {lim.field_max_mT:g} mT"
+            )
+        dt = np.diff(t)
+        slew = np.abs(np.diff(total)) / dt
+        j = int(np.argmax(slew))
+        max_slew = float(slew[j])
+        if max_slew > lim.pulse_slew_max_A_per_s * (1 + 1e-6):
+            raise SafetyError(
+                f"waveform slew {max_slew:g} A/s at t = {t[j] - t[0]:.6g} s exceeds "
+                f"pulse_slew_max_A_per_s = {lim.pulse_slew_max_A_per_s:g} A/s"
+            )
+        energised = np.abs(I) > DUTY_THRESHOLD_FRACTION * lim.i_max_A
+        if t_s is None:
+            duty = float(np.count_nonzero(energised)) / I.size
+        else:
+            seg_on = energised[:-1] | energised[1:]
+            duty = float(np.sum(dt[seg_on])) / duration
+        if duty > lim.duty_max * (1 + _RTOL):
+            raise SafetyError(f"waveform duty cycle {duty:.3g} exceeds duty_max = {lim.duty_max:g}")
+        a, b = total[:-1], total[1:]
+        # exact integral of I^2 over linear segments, plus the last sample held for 1/fs
+        energy = self.coil.resistance_ohm * float(np.sum((a * a + a * b + b * b) / 3.0 * dt))
+        if t_s is None:
+            energy += self.coil.resistance_ohm * float(total[-1] ** 2) / float(sample_rate_Hz)
+        mean_power = energy / duration
+        if mean_power > lim.mean_power_max_W * (1 + _RTOL):
+            raise SafetyError(
+                f"waveform mean coil power {mean_power:.4g} W (I^2 R, R = {self.coil.resistance_ohm:g} ohm) "
+                f"exceeds the heating budget mean_power_max_W = {lim.mean_power_max_W:g} W"
+            )
+        report = WaveformReport(
+            duration_s=duration,
+            peak_A=peak,
+            peak_field_mT=peak_field,
+            max_slew_A_per_s=max_slew,
+            duty=duty,
+            energy_J=energy,
+            mean_power_W=mean_power,
+        )
+        return report
+
+    def arm_waveform(
+        self, I_A: np.ndarray, sample_rate_Hz: float, n_cycles: int = 1, **arm_kwargs: Any
+    ) -> WaveformReport:
+        """Validate a current program (A) and arm it on the pulse source as generator volts.
+
+        Nothing is sent to the generator if validation fails. `arm_kwargs` are passed on to
+        ``pulse_source.arm`` (e.g. an injection delay where the generator supports one).
+        """
+        if self.pulse_source is None:
+            raise SafetyError("no pulse source configured: cannot arm a waveform")
+        try:
+            report = self.validate_waveform(I_A, sample_rate_Hz)
+        except SafetyError as exc:
+            self._record("refused", logging.WARNING, what="waveform", reason=str(exc))
+            raise
+        volts = np.asarray(I_A, dtype=float) / self.amplifier_A_per_V
+        self.pulse_source.arm(volts, float(sample_rate_Hz), int(n_cycles), **arm_kwargs)
+        self.armed = report
+        self._record(
+            "arm",
+            logging.DEBUG,
+            n_samples=int(volts.size),
+            sample_rate_Hz=float(sample_rate_Hz),
+            n_cycles=int(n_cycles),
+            peak_A=report.peak_A,
+            mean_power_W=report.mean_power_W,
+            duty=report.duty,
+            energy_J=report.energy_J,
+        )
+        return report
+
+    def disarm(self) -> None:
+        """Switch the generator's coil output off."""
+        if self.pulse_source is not None:
+            self.pulse_source.disarm()
+        self.armed = None
+        self._record("disarm")
