@@ -18,6 +18,7 @@ from labml.errors import UserError
 PROTOCOLS: dict[str, str] = {
     "depinning-calibration": "protocols.depinning:DepinningCalibration",
     "characterise-wires": "protocols.depinning:CharacteriseWires",
+    "train-bm": "protocols.training:TrainBM",
 }
 
 

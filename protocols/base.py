@@ -129,6 +129,11 @@ class RigProcedure(Procedure):
         description="seed of the protocol's own random choices",
     )
 
+    @property
+    def needs_rig(self) -> bool:
+        """Whether this run drives a rig (training on the model backend does not)."""
+        return bool(self.NEEDS_RIG)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rig = None
@@ -169,7 +174,8 @@ class RigProcedure(Procedure):
     def n_steps(self) -> int:
         return 1
 
-    def step(self, i: int) -> None:
+    def step(self, i: int) -> bool | None:
+        """Do step i; return True to end the protocol early (e.g. early stopping)."""
         raise NotImplementedError
 
     def finalize(self) -> None:
@@ -193,8 +199,10 @@ class RigProcedure(Procedure):
             if self.should_stop():
                 log.info("%s: stop requested before step %d", self.NAME, i)
                 break
-            self.step(i)
+            done = self.step(i)
             self.emit("progress", 100.0 * (i + 1) / max(1, self.n_steps()))
+            if done:
+                break
         self.finalize()
 
     def save_arrays(self, name: str, **arrays: np.ndarray) -> None:

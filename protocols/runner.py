@@ -143,7 +143,7 @@ class ProcedurePlan(Plan):
         self.protocol = protocol
         self.proc = proc
         self.kind = f"protocol-{protocol}"
-        self.needs_rig = bool(proc.NEEDS_RIG)
+        self.needs_rig = bool(proc.needs_rig)
         self._ctx = None
 
     # identity
@@ -178,8 +178,7 @@ class ProcedurePlan(Plan):
         proc.startup()
 
     def step(self, i: int, ctx) -> bool | None:
-        self.proc.step(i)
-        return None
+        return bool(self.proc.step(i))
 
     def close(self, ctx) -> None:
         self.proc.finalize()
@@ -259,12 +258,13 @@ def run_protocol(
             "results": {},
             "run_dir": None,
         }
-    if proc.NEEDS_RIG and own_rig:
-        proc.check_plan(offline_rig_info(rig))  # before the rig is opened
+    if own_rig:
+        # Before the rig is opened (a model-backend training checks its settings only).
+        proc.check_plan(offline_rig_info(rig) if proc.needs_rig else RigInfo())
     if engine is None:
         engine = eng.RunEngine(**engine_kwargs)
     if own_rig:
-        outcome = engine.run(plan, run_dir, rig_spec=rig if proc.NEEDS_RIG else None)
+        outcome = engine.run(plan, run_dir, rig_spec=rig if proc.needs_rig else None)
     else:
         outcome = engine.run(plan, run_dir, rig=rig)
     return {"protocol": protocol, **outcome.to_dict()}

@@ -218,7 +218,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         def validate(params: dict) -> None:
             proc = make_procedure(args.protocol, params)
-            if info is not None and proc.NEEDS_RIG:
+            if info is not None and proc.needs_rig:
                 proc.check_plan(info)
 
         path = args.sweep_dir

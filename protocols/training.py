@@ -1,0 +1,198 @@
+"""The two learning capabilities as protocols: `train-synapses` (labml.synapses, engineer D) and
+`train-bm` (labml.bm, engineer E).
+
+Each wraps a steppable trainer (`run_epoch(epoch) -> dict`, `state_dict()`, `load_state_dict()`,
+`evaluate() -> dict`): one protocol step is one epoch, the per-epoch metrics are the data rows, the
+trainer's state goes into every checkpoint (so a training resumes exactly), and at the end the
+trainer is evaluated and its final state is saved as `model.pt` in the run folder (what
+`infer-on-rig` loads). With `backend = rig` the trainer reads its synapses / samples on the rig.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from labml.errors import UserError
+from protocols._pymeasure import BooleanParameter, FloatParameter, IntegerParameter, ListParameter, Parameter
+from protocols.base import RigInfo, RigProcedure
+
+log = logging.getLogger(__name__)
+
+
+def _scalars(metrics: dict) -> dict:
+    out = {}
+    for k, v in metrics.items():
+        if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:
+            v = v.item()
+        if isinstance(v, bool | int | float | str) or v is None:
+            out[k] = v
+    return out
+
+
+class TrainingProcedure(RigProcedure):
+    """A steppable trainer as a protocol. Subclasses implement `trainer_config()` and `build_trainer()`."""
+
+    NEEDS_RIG = False
+    SWEEP_PLOT = ("epochs", "final_metric")
+
+    backend = ListParameter(
+        "Backend",
+        choices=["model", "rig"],
+        default="model",
+        description="model: software synapses/sampler; rig: reads on the rig",
+    )
+    epochs = IntegerParameter("Epochs", default=5, minimum=1, maximum=100_000)
+    extra = Parameter(
+        "Extra settings",
+        default="{}",
+        description="JSON object of further trainer settings, e.g. '{\"momentum\": 0.5}'",
+    )
+    save_model = BooleanParameter("Save model", default=True)
+
+    DATA_COLUMNS = ["epoch"]
+
+    @property
+    def needs_rig(self) -> bool:  # type: ignore[override]
+        return self.backend == "rig"
+
+    # --- configuration -----------------------------------------------------------------------------
+    def extra_settings(self) -> dict:
+        try:
+            extra = json.loads(self.extra) if isinstance(self.extra, str) else dict(self.extra)
+        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+            raise UserError(f"protocol {self.NAME!r}, parameter 'extra': not a JSON object: {exc}") from None
+        if not isinstance(extra, dict):
+            raise UserError(
+                f"protocol {self.NAME!r}, parameter 'extra': expected a JSON object, got {extra!r}"
+            )
+        return extra
+
+    def trainer_config(self) -> dict:
+        raise NotImplementedError
+
+    def build_trainer(self, rig) -> Any:
+        raise NotImplementedError
+
+    def check_plan(self, info: RigInfo) -> None:
+        self.validate_config()
+
+    def validate_config(self) -> None:
+        """Build the trainer's config object and validate it (UserError on a bad setting)."""
+
+    def n_steps(self) -> int:
+        return int(self.epochs)
+
+    # --- steps ---------------------------------------------------------------------------------------
+    def startup(self) -> None:
+        super().startup()
+        if getattr(self, "trainer", None) is None:
+            self.trainer = self.build_trainer(self.rig if self.needs_rig else None)
+            self._columns: list[str] | None = None
+
+    def step(self, i: int) -> bool | None:
+        metrics = _scalars(self.trainer.run_epoch(i))
+        metrics.setdefault("epoch", i)
+        if self._columns is None:
+            self._columns = list(metrics)
+        self.emit("results", {k: metrics.get(k, "") for k in self._columns})
+        self.results_["last_epoch"] = metrics
+        return bool(metrics.get("stop") or getattr(self.trainer, "stop_training_", False))
+
+    def state_dict(self) -> dict:
+        return {"trainer": self.trainer.state_dict(), "columns": self._columns}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("trainer") is not None:
+            self.trainer.load_state_dict(state["trainer"])
+        self._columns = state.get("columns")
+
+    def finalize(self) -> None:
+        ev = self.trainer.evaluate()
+        self.results_.update(_scalars(ev))
+        self.results_["epochs_done"] = int(getattr(self.trainer, "epoch", self.epochs))
+        if self.save_model and self.run is not None:
+            import torch
+
+            from labml.runs import atomic_write_bytes
+
+            path = self.run.path / "model.pt"
+            import io
+
+            buf = io.BytesIO()
+            torch.save(
+                {"protocol": self.NAME, "config": self.trainer_config(), "state": self.trainer.state_dict()},
+                buf,
+            )
+            atomic_write_bytes(path, buf.getvalue())
+            self.results_["model_file"] = str(path)
+
+
+class TrainBM(TrainingProcedure):
+    """Boltzmann machine training (labml.bm.training.BMTrainer) as a protocol."""
+
+    NAME = "train-bm"
+    DESCRIPTION = "train a BM / RBM / ClassRBM on binarised MNIST (labml.bm), on the model or the rig"
+    SWEEP_PLOT = ("hidden", "test_loglik")
+
+    model = ListParameter("Model", choices=["rbm", "classrbm", "bm"], default="rbm")
+    hidden = IntegerParameter("Hidden units", default=16, minimum=0, maximum=100_000)
+    batch_size = IntegerParameter("Batch size", default=100, minimum=1, maximum=1_000_000)
+    lr = FloatParameter("Learning rate", default=0.01, minimum=1e-12, maximum=100.0)
+    loss = ListParameter("Loss", choices=["generative", "discriminative", "hybrid"], default="generative")
+    chains = ListParameter("Model chains", choices=["cd", "pcd"], default="pcd")
+    kernel = Parameter(
+        "Sampler kernel",
+        default="heatbath",
+        description="heatbath, metropolis, langevin, ... (labml.bm.kernels.KERNELS)",
+    )
+    learning = ListParameter("Learning", choices=["gradient", "relaxation"], default="gradient")
+    k = IntegerParameter("Sampling steps k", default=1, minimum=1, maximum=100_000)
+    temperature = FloatParameter(
+        "Temperature", default=1.0, minimum=1e-9, maximum=1e9, description="in energy units (kB = 1)"
+    )
+    n_train = IntegerParameter("Training images", default=0, minimum=0, maximum=60_000, description="0: all")
+    n_test = IntegerParameter("Test images", default=0, minimum=0, maximum=10_000, description="0: all")
+
+    _KEYS = (
+        "model",
+        "hidden",
+        "batch_size",
+        "lr",
+        "loss",
+        "chains",
+        "kernel",
+        "learning",
+        "k",
+        "temperature",
+        "epochs",
+        "seed",
+    )
+
+    def trainer_config(self) -> dict:
+        cfg: dict[str, Any] = {key: getattr(self, key) for key in self._KEYS}
+        cfg["n_train"] = int(self.n_train) or None
+        cfg["n_test"] = int(self.n_test) or None
+        extra = self.extra_settings()
+        overlap = set(extra) & set(cfg)
+        if overlap:
+            raise UserError(
+                f"protocol {self.NAME!r}: {sorted(overlap)} given both as parameters and in 'extra'"
+            )
+        cfg.update(extra)
+        return cfg
+
+    def validate_config(self) -> None:
+        from labml.bm.training import BMTrainConfig
+
+        try:
+            cfg = BMTrainConfig(**self.trainer_config())
+        except TypeError as exc:
+            raise UserError(f"protocol {self.NAME!r}, parameter 'extra': {exc}") from None
+        cfg.validate()
+
+    def build_trainer(self, rig) -> Any:
+        from labml.engine_plans import bm_trainer
+
+        return bm_trainer(self.trainer_config(), rig)
