@@ -270,3 +270,22 @@ def sample_binomial(rng: np.random.Generator, n: int, q: np.ndarray) -> np.ndarr
             cdf = cdf + np.where(q >= 1.0, 0.0, pmf)
     # q == 1: pmf above is 0 at k < n and the loop counted every k: counts = n
     return counts
+
+
+def cycle_pass_probability(
+    H_mT: np.ndarray,
+    nb: NeelBrown,
+    coil: CoilParams,
+    plateau_s: float,
+    slew_A_per_s: float,
+    settle_s: float,
+    T_K: float,
+) -> np.ndarray:
+    """True pass probability of one read cycle for drive amplitudes H_mT (>= -H_prop): trapezoid
+    program (plateau_s, edges at slew_A_per_s) followed by the coil (`pulse_traces`), escape rate
+    integrated over the real field (`rate_integrals`), then settle_s at zero field. Floor-mode walls
+    pass at injection. This is what the fast path tabulates and what the SCPI path samples."""
+    H = np.atleast_1d(np.asarray(H_mT, dtype=float))
+    g, I = pulse_traces(H / coil.mT_per_A, plateau_s, slew_A_per_s, coil)
+    integ = rate_integrals(g, I * coil.mT_per_A, nb, T_K) + nb.rate(0.0, T_K) * settle_s
+    return np.clip(nb.pass_probability_from_integral(integ), 0.0, 1.0)

@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 #: fields above the largest Hc of a wire (plus this margin, mT) pass with certainty (table edge)
 _TABLE_MARGIN_MT = 0.5
 #: spacing (mT) of the per-wire pass-probability table of the fast path (linear interpolation)
-TABLE_STEP_MT = 0.01
+TABLE_STEP_MT = 0.02
 #: sample temperature quantum (K) of the fast-path table cache (drift on)
 _T_QUANTUM_K = 0.02
 
@@ -164,6 +164,7 @@ class CoilState:
         self.current_A = 0.0
         self.voltage_V = 0.0
         self.temperature_K = float(ambient_K)
+        self._compliance_V = params.compliance_V
 
     def set_setpoint_A(self, current_A: float) -> None:
         """DC setpoint (A). The world slews the current towards it while the output is on.
@@ -180,6 +181,35 @@ class CoilState:
         self.output_on = bool(on)
 
     @property
+    def resistance_ohm(self) -> float:
+        """Coil resistance (ohm)."""
+        return self.params.resistance_ohm
+
+    @property
+    def inductance_H(self) -> float:
+        """Coil inductance (H)."""
+        return self.params.inductance_H
+
+    @property
+    def compliance_V(self) -> float:
+        """Voltage compliance of the supply (V); the coil slews at most at (V_c - I R) / L."""
+        return self._compliance_V
+
+    @compliance_V.setter
+    def compliance_V(self, value: float) -> None:
+        value = float(value)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"coil compliance must be > 0 V, got {value!r}")
+        self._compliance_V = value
+
+    @property
+    def effective_params(self) -> CoilParams:
+        """CoilParams with the supply's present compliance (what the physics integrates)."""
+        if self._compliance_V == self.params.compliance_V:
+            return self.params
+        return replace(self.params, compliance_V=self._compliance_V)
+
+    @property
     def target_A(self) -> float:
         return self.setpoint_A if self.output_on else 0.0
 
@@ -190,6 +220,7 @@ class CoilState:
             "current_A": self.current_A,
             "voltage_V": self.voltage_V,
             "temperature_K": self.temperature_K,
+            "compliance_V": self._compliance_V,
         }
 
     def load_state_dict(self, s: dict) -> None:
@@ -198,6 +229,7 @@ class CoilState:
         self.current_A = float(s["current_A"])
         self.voltage_V = float(s["voltage_V"])
         self.temperature_K = float(s["temperature_K"])
+        self._compliance_V = float(s.get("compliance_V", self.params.compliance_V))
 
 
 def _take(d: dict, cls, where: str):
@@ -402,7 +434,7 @@ class World:
             raise ValueError(f"advance: dt_s must be >= 0, got {dt_s!r}")
         if dt_s == 0:
             return
-        c = self.coil_params
+        c = self.coil.effective_params
         target = self.coil.target_A
         I0 = self.coil.current_A
         if I0 != target:
@@ -434,15 +466,15 @@ class World:
             raise ValueError("play_waveform: t_s and I_program_A must be 1-D arrays of the same length >= 2")
         grid, I = self._follow_cached(tuple(t - t[0]), tuple(prog), self.coil.current_A)
         self._evolve(grid, I)
-        self.coil.voltage_V = float(physics.coil_voltage_V(grid[-2:], I[-2:], self.coil_params)[-1])
+        self.coil.voltage_V = float(physics.coil_voltage_V(grid[-2:], I[-2:], self.coil.effective_params)[-1])
 
     def _follow_cached(self, t: tuple, prog: tuple, I0: float):
-        key = (t, prog, float(I0), self.coil_params)
+        key = (t, prog, float(I0), self.coil.effective_params)
         hit = self._trace_cache.get(key)
         if hit is None:
             if len(self._trace_cache) > 256:
                 self._trace_cache.clear()
-            hit = physics.coil_follow(np.asarray(t), np.asarray(prog), float(I0), self.coil_params)
+            hit = physics.coil_follow(np.asarray(t), np.asarray(prog), float(I0), self.coil.effective_params)
             hit[0].setflags(write=False)
             hit[1].setflags(write=False)
             self._trace_cache[key] = hit
@@ -456,22 +488,23 @@ class World:
 
     def _evolve_constant(self, dt_s: float, I_A: float) -> None:
         """Constant current for dt_s: wires see a constant field."""
-        H = self.coil_params.mT_per_A * I_A
+        H = self.coil.effective_params.mT_per_A * I_A
         T = self.sample_temperature_K
         for p, s in zip(self.wire_params, self.wires, strict=True):
             self._wire_constant(p, s, H, dt_s, T)
-        self._heat(dt_s, I_A**2 * self.coil_params.resistance_ohm)
+        self._heat(dt_s, I_A**2 * self.coil.effective_params.resistance_ohm)
         self.clock._tick(dt_s)
 
     def _evolve(self, grid: np.ndarray, I: np.ndarray) -> None:
         """Follow a sampled current trace (grid from 0): wires, heating, clock."""
-        H = self.coil_params.mT_per_A * I
+        H = self.coil.effective_params.mT_per_A * I
         T = self.sample_temperature_K
         for p, s in zip(self.wire_params, self.wires, strict=True):
             self._wire_trace(p, s, grid, H, T)
         duration = float(grid[-1] - grid[0])
         if duration > 0:
-            self._heat(duration, float(physics.joule_energy_J(grid, I, self.coil_params)) / duration)
+            energy = float(physics.joule_energy_J(grid, I, self.coil.effective_params))
+            self._heat(duration, energy / duration)
         self.coil.current_A = float(I[-1])
         self.clock._tick(duration)
 
@@ -634,12 +667,13 @@ class World:
 
     def _reset_pulse_cost(self, cyc: CycleSpec) -> tuple[float, float]:
         """(duration s, Joule energy J) of the reset pulse of the cycle (incl. discharge tail)."""
-        key = ("reset", cyc.reset_field_mT, cyc.reset_s, cyc.edge_slew_A_per_s, self.coil_params)
+        key = ("reset", cyc.reset_field_mT, cyc.reset_s, cyc.edge_slew_A_per_s, self.coil.effective_params)
         hit = self._tables.get(key)
         if hit is None:
-            amp = cyc.reset_field_mT / self.coil_params.mT_per_A
-            g, I = physics.pulse_traces(np.array([amp]), cyc.reset_s, cyc.edge_slew_A_per_s, self.coil_params)
-            hit = (float(g[-1]), float(physics.joule_energy_J(g, I[0], self.coil_params)))
+            c = self.coil.effective_params
+            amp = cyc.reset_field_mT / c.mT_per_A
+            g, I = physics.pulse_traces(np.array([amp]), cyc.reset_s, cyc.edge_slew_A_per_s, c)
+            hit = (float(g[-1]), float(physics.joule_energy_J(g, I[0], c)))
             self._tables[key] = hit
         return hit
 
@@ -649,9 +683,9 @@ class World:
         (n_grid,) bench time (s) and Joule energy (J) of the drive pulse (program + discharge).
         H_top is above every wire's largest Hc, so fields above it pass with certainty."""
         Tq = round(T_K / _T_QUANTUM_K) * _T_QUANTUM_K
-        key = (cyc, Tq, self.coil_params)
+        key = (cyc, Tq, self.coil.effective_params)
         tab = self._tables.get(key)
-        c = self.coil_params
+        c = self.coil.effective_params
         if tab is None:
             if len(self._tables) > 64:
                 self._tables.clear()
@@ -661,22 +695,36 @@ class World:
             H_grid = np.linspace(0.0, (n - 1) * TABLE_STEP_MT, n)
             amp = H_grid / c.mT_per_A
             t_drive = 2 * amp / cyc.edge_slew_A_per_s + cyc.pulse_duration_s + physics.fall_time_s(amp, c)
-            tab = {"H": H_grid, "p": np.ones((self.n_wires, n)), "done": np.zeros(self.n_wires, bool),
-                   "t": t_drive, "e": np.empty(n), "traces": []}
+            e_drive = np.empty(n)
             for lo in range(0, n, 256):  # blocks: short pulses get short grids
                 g, I = physics.pulse_traces(amp[lo:lo + 256], cyc.pulse_duration_s, cyc.edge_slew_A_per_s, c)
-                tab["e"][lo:lo + 256] = physics.joule_energy_J(g, I, c)
-                tab["traces"].append((lo, g, I * c.mT_per_A))
+                e_drive[lo:lo + 256] = physics.joule_energy_J(g, I, c)
+            tab = {"H": H_grid, "p": np.ones((self.n_wires, n)), "done": np.zeros(self.n_wires, bool),
+                   "t": t_drive, "e": e_drive}
             self._tables[key] = tab
         for w in np.flatnonzero(wires_needed & ~tab["done"]):
             nb = self.wire_params[w].neel_brown
-            r0 = nb.rate(0.0, Tq)  # (n_modes,) escape at zero field during the settle
-            for lo, g, Hmt in tab["traces"]:
-                integ = physics.rate_integrals(g, Hmt, nb, Tq) + r0 * cyc.settle_s
-                p_w = nb.pass_probability_from_integral(integ)
-                tab["p"][w, lo:lo + Hmt.shape[0]] = np.clip(p_w, 0.0, 1.0)
+            for lo in range(0, tab["H"].size, 256):
+                tab["p"][w, lo:lo + 256] = physics.cycle_pass_probability(
+                    tab["H"][lo:lo + 256], nb, c, cyc.pulse_duration_s, cyc.edge_slew_A_per_s,
+                    cyc.settle_s, Tq,
+                )
             tab["done"][w] = True
         return tab
+
+    def exact_pass_probability(
+        self, fields_mT, wire: int = 0, pulse_duration_s: float | None = None, T_K: float | None = None
+    ) -> np.ndarray:
+        """Model pass probability of one cycle on `wire`, computed directly (no table) with
+        physics.cycle_pass_probability: for a few fields, other pulse lengths or temperatures (K;
+        default the present sample temperature)."""
+        cyc = self._cycle_for(pulse_duration_s)
+        w = self._check_wire(wire)
+        T = self.sample_temperature_K if T_K is None else float(T_K)
+        return physics.cycle_pass_probability(
+            np.asarray(fields_mT, dtype=float), self.wire_params[w].neel_brown, self.coil.effective_params,
+            cyc.pulse_duration_s, cyc.edge_slew_A_per_s, cyc.settle_s, T,
+        ).reshape(np.shape(fields_mT))
 
     def _lookup(self, fields_mT, wires, cyc: CycleSpec):
         """Validate requests and look up (shape, p_true, t_drive_s, E_drive_J, wires_flat)."""
@@ -723,12 +771,14 @@ class World:
         e_out = ED[i] + (ED[i + 1] - ED[i]) * f
         if h_max > tab["H"][-1]:  # beyond every Hc: passes for sure; cost of the pulse itself
             out = np.flatnonzero(f > 1.0)
-            amp = Hf[out] / self.coil_params.mT_per_A
-            g, I = physics.pulse_traces(amp, cyc.pulse_duration_s, cyc.edge_slew_A_per_s, self.coil_params)
+            amp = Hf[out] / self.coil.effective_params.mT_per_A
+            g, I = physics.pulse_traces(
+                amp, cyc.pulse_duration_s, cyc.edge_slew_A_per_s, self.coil.effective_params
+            )
             p_out[out] = 1.0
             t_out[out] = (2 * np.abs(amp) / cyc.edge_slew_A_per_s + cyc.pulse_duration_s
-                          + physics.fall_time_s(amp, self.coil_params))
-            e_out[out] = physics.joule_energy_J(g, I, self.coil_params)
+                          + physics.fall_time_s(amp, self.coil.effective_params))
+            e_out[out] = physics.joule_energy_J(g, I, self.coil.effective_params)
         return H.shape, p_out, t_out, e_out, wf
 
     def true_pass_probability(self, fields_mT, wires, pulse_duration_s: float | None = None) -> np.ndarray:
