@@ -24,6 +24,7 @@ from gui.jobs import _ALIASES, Job, JobQueue, _key, normalise_series_name
 from gui.launcher import ProtocolLauncher
 from gui.log_panel import LogPanel
 from gui.plots import LiveViews
+from gui.probe import LatencyProbe
 from gui.rig_panel import RigPanel, RigSession
 from gui.settings import make_settings
 
@@ -71,6 +72,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().addPermanentWidget(zero)
         self.state_label = QtWidgets.QLabel("idle")
         self.statusBar().addWidget(self.state_label, 1)
+        self.latency_label = QtWidgets.QLabel("")
+        self.statusBar().addPermanentWidget(self.latency_label)
+        self.probe = LatencyProbe(parent=self)
+        self.probe.start()
 
         self.jobs.job_started.connect(self._job_started)
         self.jobs.job_finished.connect(self._job_finished)
@@ -133,9 +138,15 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _follow_job(self) -> None:
         """While a job runs, the rig panel shows the job's own field readings (no instrument I/O)."""
+        p95 = self.probe.percentile(95)
+        if p95 == p95:
+            self.latency_label.setText(f"GUI latency p95 {p95:.0f} ms")
         job = self.jobs.current
         if job is None:
             return
+        prog = job.progress
+        self.state_label.setText(f"{job.label}: {job.state}"
+                                 + (f", step {job.step}/{job.total_steps}" if prog is not None else ""))
         live = job.buffer.info().get("last_live")
         if live:
             sample = {}
@@ -212,7 +223,8 @@ class MainWindow(QtWidgets.QMainWindow):
             self.save_settings()
         except Exception as exc:
             log.warning("settings not saved: %s", exc)
-        for timer in (self._follow, self.live.timer, self.rig_panel.timer, self.launcher.timer):
+        timers = (self._follow, self.live.timer, self.rig_panel.timer, self.launcher.timer, self.probe.timer)
+        for timer in timers:
             timer.stop()
         self.jobs.close()
         self.session.disconnect_rig(blocking=True)

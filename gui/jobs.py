@@ -1,23 +1,23 @@
 """The GUI's job queue: protocols and trainings run one after another in a worker thread.
 
 The GUI is a thin client. A job is executed by `protocols.runner.run_protocol` (the same code path
-as `labml run`), on the rig the GUI is connected to, in a worker QThread with torch limited to one
-thread, so the event loop never starves. The worker never touches Qt widgets: rows go into the job's
-`LiveBuffer` (drawn by the live views on a throttled timer) and state changes are queued Qt signals.
+as `labml run`) on the run engine (`labml.engine.RunEngine`: recorded, checkpointed, pausable), on
+the rig the GUI is connected to, in a worker thread with torch limited to one thread, so the event
+loop never starves. The worker never touches Qt widgets: rows the engine reports go into the job's
+`LiveBuffer` (drawn by the live views on a throttled timer); state changes are queued Qt signals.
 
-Controls (thread-safe, called from the GUI thread):
-    pause()   the protocol stops at its next check point, the field is ramped to zero through the
-              rig (CoilGuard), and the worker waits; resume() lets it go on (each read cycle of a
-              protocol starts with a saturating reset, so the magnetic state is re-established).
-    stop()    clean stop at the next check point (run status "stopped").
-    abort()   stop at the next check point, field to zero, run recorded as "aborted".
-    emergency_stop()  abort + field to zero immediately through the guard from the GUI side.
+Controls (thread-safe, called from the GUI thread), all delegated to the job's RunEngine:
+    pause()   the engine pauses at the next step boundary: checkpoint, field to zero (unless the
+              protocol declares its state safe to hold), then waits for the operator's decision;
+    resume()  the protocol re-establishes its magnetic state and goes on;
+    stop()    clean stop (run status "stopped");
+    abort()   ends at once, field to zero (run status "aborted");
+    emergency_stop()  the engine's emergency stop: `guard.emergency_zero()` now, run "aborted".
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
 import itertools
 import logging
 import os
@@ -109,7 +109,7 @@ def normalise_series_name(name: str, first_row: dict[str, Any], protocol: str = 
 # ---- jobs ------------------------------------------------------------------------------------------------
 @dataclass
 class Job:
-    """One queued protocol run. `state` and `run_dir` are written by the worker, read by the GUI."""
+    """One queued protocol run. `state`, `step`, `run_dir` are written by the worker, read by the GUI."""
 
     protocol: str
     params: dict[str, Any]
@@ -120,16 +120,17 @@ class Job:
     run_dir: str | None = None
     results: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    reason: str | None = None
     rows: int = 0
+    step: int = 0
+    total_steps: int | None = None
     started_s: float | None = None
     finished_s: float | None = None
-    _resume: threading.Event = field(default_factory=threading.Event, repr=False)
-    _pause_requested: bool = False
-    _stop_requested: bool = False
-    _abort_requested: bool = False
-
-    def __post_init__(self) -> None:
-        self._resume.set()
+    engine: Any = field(default=None, repr=False)
+    _decision: queue.Queue = field(default_factory=queue.Queue, repr=False)
+    _want_pause: bool = False
+    _cancelled: str | None = None  # "stop"/"abort" requested before the engine existed
+    _end_how: str | None = None  # "stop"/"abort" once requested
 
     @property
     def label(self) -> str:
@@ -139,6 +140,13 @@ class Job:
     def finished(self) -> bool:
         return self.state in FINAL
 
+    @property
+    def progress(self) -> float | None:
+        """Fraction of steps done (None if the total is unknown)."""
+        if not self.total_steps:
+            return None
+        return min(1.0, self.step / self.total_steps)
+
 
 class JobQueue(QtCore.QObject):
     """Queue of jobs executed one at a time on the session's rig by a worker thread.
@@ -146,7 +154,9 @@ class JobQueue(QtCore.QObject):
     Parameters
     ----------
     session: gui.rig_panel.RigSession (its rig and io_lock); a job needing a rig fails cleanly if none.
-    execute: callable(job, rig, should_stop, on_row) -> dict; default `protocols.runner.run_protocol`.
+    execute: callable(job, rig, engine) -> dict with "status", "reason", "run_dir", "results";
+        default: `protocols.runner.run_protocol(job.protocol, job.params, rig, job.run_dir, engine=engine)`.
+    runs_root: folder for new run folders (default $LABML_RUNS or ./runs).
     """
 
     changed = QtCore.Signal()
@@ -179,11 +189,13 @@ class JobQueue(QtCore.QObject):
         return self.current is not None
 
     def pause(self, job: Job | None = None) -> bool:
+        """Pause at the next step boundary (a queued job pauses before its first step)."""
         job = job or self.current
         if job is None or job.finished:
             return False
-        job._pause_requested = True
-        job._resume.clear()
+        job._want_pause = True
+        if job.engine is not None:
+            job.engine.request_pause()
         log.info("pause requested for %s", job.label)
         return True
 
@@ -191,46 +203,62 @@ class JobQueue(QtCore.QObject):
         job = job or self.current
         if job is None or job.finished:
             return False
-        job._pause_requested = False
-        job._resume.set()
+        job._want_pause = False
+        if job.state == PAUSED:
+            job._decision.put("resume")
         log.info("resume requested for %s", job.label)
         return True
 
     def stop(self, job: Job | None = None) -> bool:
-        job = job or self.current
-        if job is None or job.finished:
-            return False
-        job._stop_requested = True
-        job._resume.set()
-        if job.state == QUEUED:
-            job.state = STOPPED
-            self.changed.emit()
-        log.info("stop requested for %s", job.label)
-        return True
+        return self._end(job, "stop")
 
     def abort(self, job: Job | None = None) -> bool:
+        return self._end(job, "abort")
+
+    def _end(self, job: Job | None, how: str) -> bool:
         job = job or self.current
         if job is None or job.finished:
             return False
-        job._abort_requested = job._stop_requested = True
-        job._resume.set()
+        job._want_pause = False
+        job._end_how = "abort" if job._end_how == "abort" else how
         if job.state == QUEUED:
-            job.state = ABORTED
+            job._cancelled = how
+            job.state = STOPPED if how == "stop" else ABORTED
+            job.reason = f"{how} requested before the job started"
             self.changed.emit()
-        log.warning("abort requested for %s", job.label)
+            return True
+        engine = job.engine
+        if engine is None:
+            job._cancelled = how
+        elif how == "stop":
+            engine.request_stop("stopped from the GUI")
+        else:
+            engine.request_abort("aborted from the GUI")
+        if job.state == PAUSED:
+            job._decision.put(how)
+        (log.info if how == "stop" else log.warning)("%s requested for %s", how, job.label)
         return True
 
     def emergency_stop(self) -> bool:
-        """Abort the running job (True if there was one); the worker zeroes the field at once."""
-        return self.abort()
+        """The running job's emergency stop (guard.emergency_zero() now); True if a job was running."""
+        job = self.current
+        if job is None or job.finished:
+            return False
+        engine = job.engine
+        job._end_how = "abort"
+        if engine is not None:
+            engine.emergency_stop()
+        else:
+            job._cancelled = "abort"
+        if job.state == PAUSED:
+            job._decision.put("abort")
+        log.warning("EMERGENCY STOP of %s", job.label)
+        return True
 
     def remove_queued(self, job: Job) -> bool:
         if job.state != QUEUED:
             return False
-        job.state = STOPPED
-        job._stop_requested = True
-        self.changed.emit()
-        return True
+        return self.stop(job)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Abort everything and join the worker (called when the window closes)."""
@@ -240,21 +268,12 @@ class JobQueue(QtCore.QObject):
         self._q.put(None)
         self._thread.join(timeout_s)
 
-    def wait_idle(self, timeout_s: float = 60.0) -> bool:
-        """Block (without an event loop) until no job is queued or running (scripts; tests use qtbot)."""
-        end = time.monotonic() + timeout_s
-        while time.monotonic() < end:
-            if all(j.finished for j in self.jobs):
-                return True
-            time.sleep(0.01)
-        return False
-
     # ---- worker thread ---------------------------------------------------------------------------
     def _worker(self) -> None:
         try:
             import torch
 
-            torch.set_num_threads(1)  # the GUI thread must keep a core's share
+            torch.set_num_threads(1)  # the GUI thread must keep its share of the CPU
         except ImportError:  # pragma: no cover - torch is a dependency
             pass
         while True:
@@ -265,67 +284,96 @@ class JobQueue(QtCore.QObject):
                 continue
             self._run(job)
 
+    def _make_engine(self, job: Job) -> Any:
+        from labml.engine import RunEngine
+
+        def on_pause(engine: Any, step: int) -> str:
+            job.state = PAUSED
+            self.changed.emit()
+            log.info("%s paused before step %d (field at zero unless held)", job.label, step)
+            while True:
+                try:
+                    decision = job._decision.get(timeout=0.1)
+                    break
+                except queue.Empty:
+                    if job._end_how:  # stop/abort that raced with the pause
+                        decision = job._end_how
+                        break
+            if decision == "resume":
+                job.state = RUNNING
+                self.changed.emit()
+            return decision
+
+        engine = RunEngine(progress=False, handle_sigint=False, on_pause=on_pause)
+        engine.subscribe(lambda event, payload: self._on_event(job, event, payload))
+        return engine
+
+    def _on_event(self, job: Job, event: str, payload: dict) -> None:
+        """Engine events (worker thread): rows into the buffer, progress, pause requests."""
+        if event == "row":
+            row = payload.get("row") or {}
+            series = payload.get("series") or "data"
+            name = normalise_series_name(series, row, job.protocol)
+            job.buffer.append(name, normalise_row(name, row))
+            job.rows += 1
+            live = {k: row[k] for k in row if _ALIASES.get(_key(k)) in ("field_mT", "signal")}
+            if live:
+                job.buffer.set_info(last_live=dict(live))
+        elif event == "start":
+            job.step = int(payload.get("step") or 0)
+            job.total_steps = payload.get("total")
+            if payload.get("run_dir"):
+                job.run_dir = str(payload["run_dir"])
+            if job._want_pause and job.engine is not None:
+                job.engine.request_pause()
+            self.changed.emit()
+        elif event == "step":
+            job.step = int(payload.get("step") or 0)
+            job.total_steps = payload.get("total", job.total_steps)
+        elif event == "array":
+            for k, v in (payload.get("arrays") or {}).items():
+                job.buffer.set_array(k, v)
+
     def _run(self, job: Job) -> None:
         self.current = job
         job.state = RUNNING
         job.started_s = time.monotonic()
         job.run_dir = str(self._new_run_dir(job))
+        job.engine = self._make_engine(job)
+        if job._cancelled:
+            getattr(job.engine, "request_stop" if job._cancelled == "stop" else "request_abort")(
+                f"{job._cancelled} requested from the GUI")
         self.job_started.emit(job)
         self.changed.emit()
         rig = self.session.rig
-        series_name: list[str] = []
-
-        def on_row(row: dict) -> None:
-            if not series_name:
-                series_name.append(normalise_series_name(job.protocol, row, job.protocol))
-            job.buffer.append(series_name[0], normalise_row(series_name[0], row))
-            job.rows += 1
-            live = {k: row[k] for k in row if _ALIASES.get(_key(k)) in ("field_mT", "signal")}
-            if live:
-                job.buffer.set_info(last_live=dict(live))
-
-        def should_stop() -> bool:
-            if job._pause_requested and not job._stop_requested:
-                self._hold(job, rig)
-            return job._stop_requested
-
         try:
             with self.session.io_lock:
                 if rig is None:
                     raise RuntimeError("no rig connected: connect to a rig in the Rig panel first")
-                controlled = ControlledRig(rig, job, lambda: self._hold(job, rig))
-                out = self._execute(job, controlled, should_stop, on_row)
+                out = self._execute(job, rig, job.engine)
             job.results = dict(out.get("results") or {})
-            job.run_dir = out.get("run_dir") or job.run_dir
-            if job._abort_requested:
-                job.state = ABORTED
-            elif job._stop_requested or out.get("status") == "stopped":
-                job.state = STOPPED
-            else:
-                job.state = SUCCESS
-        except JobAborted as exc:
-            job.state = ABORTED
-            job.error = str(exc)
+            job.run_dir = str(out.get("run_dir") or job.run_dir)
+            job.reason = out.get("reason")
+            status = out.get("status", SUCCESS)
+            job.state = status if status in FINAL else STOPPED
+            if status == PAUSED:  # suspended: resumable with `labml resume`
+                job.reason = (job.reason or "") + " (resumable with `labml resume`)"
         except Exception as exc:
             job.error = f"{type(exc).__name__}: {exc}"
-            job.state = ABORTED if job._abort_requested else FAILED
+            job.state = FAILED
             log.error("%s failed: %s", job.label, job.error)
         finally:
-            if job._abort_requested and rig is not None:
-                self._zero(rig)
             if job.run_dir and not (Path(job.run_dir) / "run.json").exists():
                 job.run_dir = None  # failed before the run folder was created
-            if job.state == ABORTED and job.run_dir:
-                _mark_aborted(job.run_dir)
             job.finished_s = time.monotonic()
             self.current = None
-            log.info("%s finished: %s%s", job.label, job.state, f" ({job.error})" if job.error else "")
+            log.info("%s finished: %s%s", job.label, job.state,
+                     f" ({job.error or job.reason})" if (job.error or job.reason) else "")
             self.job_finished.emit(job)
             self.changed.emit()
 
     def _new_run_dir(self, job: Job) -> Path:
-        """RUNS_ROOT/<date>-<time>-<protocol>-gui<id>: known before the run starts, so that a run that
-        fails or is aborted can still be opened in the browser."""
+        """RUNS_ROOT/<date>-<time>-<protocol>-gui<id>: known before the run starts."""
         from labml.runs import default_runs_root
 
         root = Path(self.runs_root) if self.runs_root is not None else default_runs_root()
@@ -337,85 +385,8 @@ class JobQueue(QtCore.QObject):
             path = root / f"{stamp}-{job.protocol}-gui{job.id}-{n}"
         return path
 
-    def _hold(self, job: Job, rig: Any) -> None:
-        """Paused: field to zero through the guard, then wait for resume/stop/abort."""
-        job.state = PAUSED
-        self.changed.emit()
-        self._zero(rig)
-        log.info("%s paused (field at zero)", job.label)
-        while not job._resume.wait(0.05):
-            pass
-        if not job._stop_requested:
-            job.state = RUNNING
-            log.info("%s resumed", job.label)
-        self.changed.emit()
 
-    @staticmethod
-    def _zero(rig: Any) -> None:
-        try:
-            rig.zero()
-        except Exception as exc:
-            log.error("field to zero failed: %s", exc)
-
-
-class JobAborted(RuntimeError):
-    """Raised inside a job's thread at the next rig operation after abort was requested."""
-
-
-# rig operations at which a job can be paused or aborted (each one a complete, safe step)
-GATED_METHODS = frozenset({"reset", "inject", "pulse", "read_bit", "cycle", "read_synapses", "set_field_mT",
-                           "ramp_field_mT", "field_mT", "sweep_field"})
-
-
-class ControlledRig:
-    """The rig as a job sees it: every rig operation first honours the job's pause/abort requests.
-
-    Protocols check `should_stop()` at their own check points, which may be far apart (a whole
-    field grid is one batched read). This proxy adds a check point at every rig operation: a pause
-    ramps the field to zero through the rig (`zero()`, i.e. the CoilGuard) and waits; an abort raises
-    JobAborted so the protocol unwinds at once. All other attributes pass through unchanged.
-    """
-
-    def __init__(self, rig: Any, job: Job, hold: Callable[[], None]) -> None:
-        object.__setattr__(self, "_rig", rig)
-        object.__setattr__(self, "_job", job)
-        object.__setattr__(self, "_hold", hold)
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._rig, name)
-        if name not in GATED_METHODS or not callable(attr):
-            return attr
-        job, hold = self._job, self._hold
-
-        @functools.wraps(attr)
-        def gated(*args: Any, **kwargs: Any) -> Any:
-            if job._pause_requested and not job._stop_requested:
-                hold()
-            if job._abort_requested:
-                raise JobAborted(f"{job.label} aborted by the operator")
-            return attr(*args, **kwargs)
-
-        return gated
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        setattr(self._rig, name, value)
-
-
-def _mark_aborted(run_dir: str) -> None:
-    """Record an abort in run.json (the runner records a requested stop as 'stopped')."""
-    try:
-        from labml import runs as run_store
-
-        run = run_store.load(run_dir)
-        if run.meta.get("status") != "aborted":
-            run.update(status="aborted", reason="aborted from the GUI")
-    except Exception as exc:
-        log.warning("could not mark %s aborted: %s", run_dir, exc)
-
-
-def _run_with_protocol_runner(job: Job, rig: Any, should_stop: Callable[[], bool],
-                              on_row: Callable[[dict], None]) -> dict:
+def _run_with_protocol_runner(job: Job, rig: Any, engine: Any) -> dict:
     from protocols.runner import run_protocol
 
-    return run_protocol(job.protocol, job.params, rig=rig, run_dir=job.run_dir, should_stop=should_stop,
-                        on_row=on_row)
+    return run_protocol(job.protocol, job.params, rig=rig, run_dir=job.run_dir, engine=engine)

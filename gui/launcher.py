@@ -99,8 +99,9 @@ class ProtocolLauncher(QtWidgets.QWidget):
         bl.addWidget(self.queue_button)
         fl.addLayout(bl)
 
-        self.table = QtWidgets.QTableWidget(0, 6)
-        self.table.setHorizontalHeaderLabels(["job", "state", "rows", "elapsed", "estimate", "run folder"])
+        self.table = QtWidgets.QTableWidget(0, 7)
+        self.table.setHorizontalHeaderLabels(["job", "state", "steps", "rows", "elapsed", "estimate",
+                                              "run folder"])
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
@@ -209,8 +210,9 @@ class ProtocolLauncher(QtWidgets.QWidget):
             elapsed = None
             if job.started_s is not None:
                 elapsed = (job.finished_s or now) - job.started_s
-            state = job.state + (f": {job.error}" if job.error else "")
-            for c, v in enumerate((job.label, state, str(job.rows), format_duration(elapsed),
+            state = job.state + (f": {job.error or job.reason}" if (job.error or job.reason) else "")
+            steps = f"{job.step}/{job.total_steps}" if job.total_steps else str(job.step)
+            for c, v in enumerate((job.label, state, steps, str(job.rows), format_duration(elapsed),
                                    format_duration(job.estimate_s), job.run_dir or "")):
                 item = self.table.item(r, c)
                 if item is None:

@@ -15,6 +15,7 @@ calls `rig.zero()` (which goes through the guard) in a worker thread.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -167,25 +168,50 @@ def read_live(rig: Any) -> dict[str, float]:
     return out
 
 
-def rig_limits(rig: Any) -> dict[str, Any]:
-    """Configured limits and the guard's interlock state, as label -> value (no instrument I/O)."""
-    out: dict[str, Any] = {}
-    cfg = getattr(rig, "config", None)
-    limits = getattr(cfg, "limits", None)
-    if limits is not None:
-        items = vars(limits).items() if hasattr(limits, "__dict__") else dict(limits).items()
-        out.update({k: v for k, v in items if not k.startswith("_")})
-    coil = getattr(cfg, "coil", None)
-    if coil is not None and hasattr(coil, "__dict__"):
-        out.update({f"coil.{k}": v for k, v in vars(coil).items() if not k.startswith("_")})
+def _fields(obj: Any) -> dict[str, Any]:
+    if obj is None:
+        return {}
+    if isinstance(obj, dict):
+        return dict(obj)
+    if dataclasses.is_dataclass(obj):
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    return {k: v for k, v in vars(obj).items() if not k.startswith("_")} if hasattr(obj, "__dict__") else {}
+
+
+def guard_state(rig: Any) -> dict[str, Any]:
+    """The CoilGuard's own bookkeeping (no instrument I/O): setpoint, field, stop request, armed waveform."""
     guard = getattr(rig, "guard", None)
-    for name in ("state", "interlock", "tripped", "stop_requested", "last_current_A"):
-        if guard is not None and hasattr(guard, name):
-            try:
-                v = getattr(guard, name)
-                out[f"guard.{name}"] = v() if callable(v) else v
-            except Exception as exc:
-                out[f"guard.{name}"] = f"error: {exc}"
+    if guard is None:
+        return {}
+    out: dict[str, Any] = {}
+    for label, name in (("setpoint (A)", "setpoint_A"), ("setpoint field (mT)", "field_mT")):
+        try:
+            out[label] = float(getattr(guard, name))
+        except Exception:  # noqa: BLE001 - an optional readout
+            pass
+    try:
+        out["interlock: stop requested"] = "YES" if guard.stop_requested() else "no"
+    except Exception:  # noqa: BLE001
+        pass
+    armed = getattr(guard, "armed", None)
+    out["waveform armed"] = "no" if armed is None else (
+        f"peak {armed.peak_field_mT:.2f} mT, duty {armed.duty:.3f}, {armed.mean_power_W:.1f} W")
+    log_ = getattr(guard, "log", None)
+    if log_:
+        last = log_[-1]
+        out["last guard action"] = f"{last.action} {last.detail}"
+    return out
+
+
+def rig_limits(rig: Any) -> dict[str, Any]:
+    """Configured limits, coil constants and the guard's interlock state, label -> value (no I/O)."""
+    guard = getattr(rig, "guard", None)
+    cfg = getattr(rig, "config", None)
+    limits = getattr(guard, "limits", None) or getattr(cfg, "limits", None)
+    coil = getattr(guard, "coil", None) or getattr(cfg, "coil", None)
+    out: dict[str, Any] = {f"limit {k}": v for k, v in _fields(limits).items()}
+    out.update({f"coil {k}": v for k, v in _fields(coil).items()})
+    out.update(guard_state(rig))
     return out
 
 
@@ -249,6 +275,9 @@ class RigPanel(QtWidgets.QWidget):
         self.coil_plot.showGrid(x=True, y=True, alpha=0.2)
         self.current_curve = self.coil_plot.plot([], [], pen=pg.mkPen(PEN_COLORS[0], width=2), name="I (A)")
         self.field_curve = self.coil_plot.plot([], [], pen=pg.mkPen(PEN_COLORS[1], width=2), name="B (mT)")
+        self.setpoint_curve = self.coil_plot.plot([], [], pen=pg.mkPen(PEN_COLORS[3], width=1,
+                                                                               style=QtCore.Qt.PenStyle.DashLine),
+                                                  name="guard setpoint (A)")
         self.readout_plot = pg.PlotWidget(title="Read-out signal")
         self.readout_plot.setLabel("bottom", "time (s)")
         self.readout_plot.setLabel("left", "signal (V or ohm)")
@@ -355,9 +384,16 @@ class RigPanel(QtWidgets.QWidget):
         self._redraw()
 
     def poll(self) -> None:
-        """Timer slot: when idle and connected, read the instruments once in a worker thread."""
+        """Timer slot: the guard's setpoint always (no I/O); when idle, one instrument read in a worker
+        thread (measured current, Hall-probe field, read-out signal)."""
         rig = self.session.rig
-        if rig is None or self.busy() or self._poll_running.is_set():
+        if rig is None:
+            return
+        g = guard_state(rig)
+        if self.busy() and "setpoint (A)" in g:
+            self.add_sample({"setpoint_A": g["setpoint (A)"]})
+            self._fill_limits(rig)
+        if self.busy() or self._poll_running.is_set():
             return
         self._poll_running.set()
 
@@ -377,6 +413,9 @@ class RigPanel(QtWidgets.QWidget):
         threading.Thread(target=work, daemon=True, name="rig-poll").start()
 
     def _poll_done(self, sample: dict) -> None:
+        rig = self.session.rig
+        if rig is not None and "setpoint (A)" in (g := guard_state(rig)):
+            sample.setdefault("setpoint_A", g["setpoint (A)"])
         self.add_sample(sample)
         self._fill_limits_if_connected()
 
@@ -392,12 +431,13 @@ class RigPanel(QtWidgets.QWidget):
             return np.array([s.get(key, np.nan) for s in h], dtype=float)
 
         for curve, key in ((self.current_curve, "current_A"), (self.field_curve, "field_mT"),
-                           (self.readout_curve, "signal")):
+                           (self.setpoint_curve, "setpoint_A"), (self.readout_curve, "signal")):
             y = col(key)
             ok = ~np.isnan(y)
             curve.setData(t[ok], y[ok])
         last = h[-1] if h else {}
-        i_txt = f"{last['current_A']:+.3f}" if "current_A" in last else "--"
+        i_key = "current_A" if "current_A" in last else "setpoint_A"
+        i_txt = f"{last[i_key]:+.3f}" if i_key in last else "--"
         b_txt = f"{last['field_mT']:+.3f}" if "field_mT" in last else "--"
         self.live_label.setText(f"I = {i_txt} A   B = {b_txt} mT" + ("   (from the running job)"
                                                                       if self.busy() else ""))
