@@ -16,6 +16,8 @@ from labml.errors import UserError
 
 #: protocol name -> "module:Class"
 PROTOCOLS: dict[str, str] = {
+    "hysteresis": "protocols.hysteresis:Hysteresis",
+    "coil-calibration": "protocols.coil:CoilCalibration",
     "depinning-calibration": "protocols.depinning:DepinningCalibration",
     "characterise-wires": "protocols.depinning:CharacteriseWires",
     "train-bm": "protocols.training:TrainBM",

@@ -1,0 +1,213 @@
+"""Field-sweep hysteresis loop of a wire (SCIENCE.md section 1, "Hysteresis of a whole wire").
+
+The DC field is stepped through the CoilGuard (`rig.guard.ramp_to_field`: validated, rate-limited,
+stoppable) from -H_max to +H_max and back, for `loops` loops; at every field the Hall probe and the
+read-out (MOKE photodiode voltage or MR resistance, `rig.readout.signal()`) are read after a settle
+time. A pause ramps the field to zero; on resume the protocol re-saturates at the start of the branch
+and re-walks it to where it was (`establish`), so a paused loop equals an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from labml.errors import UserError
+from protocols._pymeasure import FloatParameter, IntegerParameter
+from protocols.base import RigInfo, RigProcedure
+
+log = logging.getLogger(__name__)
+
+
+def _role(rig, *names):
+    for n in names:
+        obj = getattr(rig, n, None)
+        if obj is not None:
+            return obj
+    roles = getattr(rig, "roles", None)
+    if isinstance(roles, dict):
+        for n in names:
+            if roles.get(n) is not None:
+                return roles[n]
+    return None
+
+
+def select_wire(rig, wire: int) -> None:
+    """Point the read-out at `wire` (rig.select or its channel selector role)."""
+    if hasattr(rig, "select"):
+        rig.select(wire)
+        return
+    sel = _role(rig, "channel_selector", "selector")
+    if sel is not None:
+        sel.select(wire)
+
+
+def crossing(fields: np.ndarray, signal: np.ndarray) -> float:
+    """Field (mT) where `signal` first crosses the midpoint of its range along the sweep (linear
+    interpolation between the two points around the crossing); NaN if it never does."""
+    s = np.asarray(signal, dtype=float)
+    f = np.asarray(fields, dtype=float)
+    if s.size < 2:
+        return float("nan")
+    mid = 0.5 * (np.nanmin(s) + np.nanmax(s))
+    above = s > mid
+    idx = np.nonzero(above[1:] != above[:-1])[0]
+    if idx.size == 0:
+        return float("nan")
+    i = idx[0]
+    s0, s1 = s[i], s[i + 1]
+    t = 0.0 if s1 == s0 else (mid - s0) / (s1 - s0)
+    return float(f[i] + t * (f[i + 1] - f[i]))
+
+
+class Hysteresis(RigProcedure):
+    """Hysteresis loop of one wire: read-out signal and Hall field against the swept DC field."""
+
+    NAME = "hysteresis"
+    DESCRIPTION = "field-sweep hysteresis loop of a wire (MOKE or MR read-out, Hall probe), via the CoilGuard"
+    SWEEP_PLOT = ("field_max", "switching_field_up_mT")
+
+    wire = IntegerParameter("Wire", default=0, minimum=0, maximum=4095)
+    field_max = FloatParameter("Maximum field", units="mT", default=20.0, minimum=0.1, maximum=1000.0)
+    field_step = FloatParameter("Field step", units="mT", default=0.5, minimum=1e-3, maximum=100.0)
+    loops = IntegerParameter("Loops", default=1, minimum=1, maximum=1000)
+    settle = FloatParameter(
+        "Settle time",
+        units="s",
+        default=0.02,
+        minimum=0.0,
+        maximum=60.0,
+        description="wait at each field before reading (lock-in time constants)",
+    )
+
+    DATA_COLUMNS = ["Loop", "Branch", "Field set (mT)", "Field (mT)", "Signal"]
+
+    # --- plan ----------------------------------------------------------------------------------------
+    def branch_fields(self) -> np.ndarray:
+        n = int(round(2 * self.field_max / self.field_step)) + 1
+        return np.linspace(-self.field_max, self.field_max, n)
+
+    def _points(self) -> list[tuple[int, str, float]]:
+        up = self.branch_fields()
+        pts = []
+        for loop in range(int(self.loops)):
+            pts += [(loop, "up", float(H)) for H in up]
+            pts += [(loop, "down", float(H)) for H in up[::-1]]
+        return pts
+
+    def n_steps(self) -> int:
+        return len(self._points())
+
+    def check_plan(self, info: RigInfo) -> None:
+        info.check_wire(self.NAME, self.wire)
+        if self.field_step > self.field_max:
+            raise UserError(
+                f"protocol {self.NAME!r}: field_step {self.field_step:g} mT is larger than "
+                f"field_max {self.field_max:g} mT"
+            )
+        info.check_fields(self.NAME, "the field sweep", [self.field_max])
+
+    def get_estimates(self, info: RigInfo | None = None) -> float:
+        info = info or RigInfo()
+        n = self.n_steps()
+        sweep = 4 * self.field_max * self.loops / info.ramp_mT_per_s
+        return float(n * (self.settle + 0.05) + sweep + self.field_max / info.ramp_mT_per_s)
+
+    def plan_summary(self, info: RigInfo) -> dict:
+        return {
+            "wire": self.wire,
+            "fields_per_branch": int(self.branch_fields().size),
+            "loops": self.loops,
+            "steps": self.n_steps(),
+            "estimate_s": self.get_estimates(info),
+        }
+
+    # --- steps ---------------------------------------------------------------------------------------
+    def startup(self) -> None:
+        super().startup()
+        if not hasattr(self, "_rows"):
+            self._rows: list[list] = []
+        self.guard = self.rig.guard
+        self.sensor = _role(self.rig, "field_sensor", "hall")
+        self.readout = _role(self.rig, "readout", "magnetisation_readout")
+        if self.readout is None:
+            raise UserError(f"protocol {self.NAME!r}: rig has no read-out role")
+        select_wire(self.rig, int(self.wire))
+
+    def state_dict(self) -> dict:
+        return {"rows": [list(r) for r in getattr(self, "_rows", [])]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._rows = [list(r) for r in state.get("rows", [])]
+
+    def safe_to_hold(self, i: int) -> bool:
+        return False
+
+    def establish(self, i: int) -> None:
+        """Re-saturate at the start of step i's branch and re-walk the branch up to step i-1."""
+        pts = self._points()
+        if i >= len(pts):
+            return
+        loop, branch, _H = pts[i]
+        start = -self.field_max if branch == "up" else self.field_max
+        log.info("re-establishing the %s branch of loop %d before step %d", branch, loop, i)
+        select_wire(self.rig, int(self.wire))
+        self.guard.ramp_to_field(start)
+        if i > 0 and pts[i - 1][1] == branch:
+            self.guard.ramp_to_field(pts[i - 1][2])
+
+    def _wait(self) -> None:
+        if self.settle > 0:
+            self.rig.clock.sleep(float(self.settle))
+
+    def step(self, i: int) -> None:
+        loop, branch, H = self._points()[i]
+        self.guard.ramp_to_field(H)
+        self._wait()
+        measured = float(self.sensor.field_mT) if self.sensor is not None else float("nan")
+        sig = float(self.readout.signal())
+        self._rows.append([loop, branch, H, measured, sig])
+        self.emit(
+            "results",
+            {"Loop": loop, "Branch": branch, "Field set (mT)": H, "Field (mT)": measured, "Signal": sig},
+        )
+
+    def finalize(self) -> None:
+        if self.rig is not None:
+            self.rig.zero()
+        if not self._rows:
+            return
+        rows = self._rows
+        loop = np.array([r[0] for r in rows])
+        branch = np.array([r[1] for r in rows])
+        Hset = np.array([r[2] for r in rows], dtype=float)
+        Hmeas = np.array([r[3] for r in rows], dtype=float)
+        sig = np.array([r[4] for r in rows], dtype=float)
+        self.save_arrays(
+            "hysteresis", loop=loop, up=(branch == "up"), field_set_mT=Hset, field_mT=Hmeas, signal=sig
+        )
+        x = Hmeas if np.all(np.isfinite(Hmeas)) else Hset
+        ups = [
+            crossing(x[(loop == k) & (branch == "up")], sig[(loop == k) & (branch == "up")])
+            for k in np.unique(loop)
+        ]
+        downs = [
+            crossing(x[(loop == k) & (branch == "down")], sig[(loop == k) & (branch == "down")])
+            for k in np.unique(loop)
+        ]
+        up, down = (
+            float(np.nanmean(ups)) if ups else float("nan"),
+            float(np.nanmean(downs)) if downs else float("nan"),
+        )
+        self.results_.update(
+            {
+                "switching_field_up_mT": up,
+                "switching_field_down_mT": down,
+                "coercive_field_mT": 0.5 * (up - down),
+                "loop_shift_mT": 0.5 * (up + down),
+                "signal_low": float(np.min(sig)),
+                "signal_high": float(np.max(sig)),
+                "points": len(rows),
+            }
+        )
