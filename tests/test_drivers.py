@@ -227,14 +227,14 @@ def test_awg_pulse_source_arms_a_bus_triggered_burst():
 
 
 @pytest.mark.parametrize("bad", [
-    np.r_[0.0, 6.0, 6.0, 6.0, 6.0, 6.0, 6.0, 0.0],   # above max_V
+    np.r_[0.0, 11.0, 11.0, 11.0, 11.0, 11.0, 11.0, 0.0],   # above max_V
     np.r_[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],   # does not start at 0 V
     np.r_[0.0, np.nan, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
     np.zeros(4),
 ])
 def test_awg_pulse_source_refuses_bad_waveforms_before_writing(bad):
     with traffic([]) as adapter:
-        ps = AwgPulseSource(Agilent33500Pulse(adapter), amplifier_A_per_V=2.0, max_V=5.0)
+        ps = AwgPulseSource(Agilent33500Pulse(adapter), amplifier_A_per_V=2.0, max_V=10.0)
         with pytest.raises(SafetyError):
             ps.arm(bad, 1e5)
 
@@ -294,8 +294,7 @@ def test_moke_readout_waits_for_the_lockin_to_settle_then_reads_x():
     pairs = [("OFLT4", None), ("SENS25", None), ("OFLT?", "4"),
              ("OUTP?1", "0.101"), ("LIAS?", "0")]
     with traffic(pairs) as adapter:
-        ro = MokeLockinReadout(SR830Lockin(adapter), clock, time_constant_s=1e-3, sensitivity_V=0.5,
-                               settle_time_constants=5)
+        ro = MokeLockinReadout(SR830Lockin(adapter), clock, time_constant_s=1e-3, sensitivity_V=0.5)
         ro.configure()
         assert ro.signal() == pytest.approx(0.101)
     assert clock.sleeps == [pytest.approx(5e-3)]
@@ -330,7 +329,7 @@ def test_delta_mode_readout_configures_runs_and_averages():
              (":SOUR:DELT:ARM", None), (":INIT:IMM", None),
              (":TRAC:DATA?", "100.1,100.3,100.2,100.2"), (":SOUR:SWE:ABOR", None)]
     with traffic(pairs) as adapter:
-        ro = DeltaModeMRReadout(Keithley6221(adapter), clock, current_A=1e-4, delay_s=1e-3, n_readings=4)
+        ro = DeltaModeMRReadout(Keithley6221(adapter), clock, current_A=1e-4, delay_s=1e-3, n_average=4)
         ro.configure()
         assert ro.signal() == pytest.approx(100.2)
     assert sum(clock.sleeps) == pytest.approx(8e-3)
@@ -347,7 +346,7 @@ def test_delta_mode_compliance_abort_overflow_is_a_fault():
     pairs = [(":SOUR:DELT:ARM", None), (":INIT:IMM", None), (":TRAC:DATA?", "9.9E37,9.9E37"),
              (":SOUR:SWE:ABOR", None)]
     with traffic(pairs) as adapter:
-        ro = DeltaModeMRReadout(Keithley6221(adapter), FakeClock(), n_readings=2)
+        ro = DeltaModeMRReadout(Keithley6221(adapter), FakeClock(), n_average=2)
         with pytest.raises(InstrumentFault, match="overflow"):
             ro.signal()
 

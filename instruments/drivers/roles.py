@@ -238,13 +238,13 @@ class AwgPulseSource:
 
     :param amplifier_A_per_V: transconductance of the coil amplifier (A/V).
     :param injection_V: injection pulse height (V); :param injection_width_s: its width (s).
-    :param max_V: largest |V| ch1 may ever output (the generator's 10 Vpp into high-Z: 5 V).
+    :param max_V: largest |V| ch1 may ever output (V); the 33500B gives +/-10 V into high-Z.
     """
 
     OPTIONS = ("amplifier_A_per_V", "injection_V", "injection_width_s", "max_V", "arb_name")
 
     def __init__(self, awg: Agilent33500Pulse, amplifier_A_per_V: float, injection_V: float = 2.0,
-                 injection_width_s: float = 1e-5, max_V: float = 5.0, arb_name: str = "COILPULSE") -> None:
+                 injection_width_s: float = 1e-5, max_V: float = 10.0, arb_name: str = "COILPULSE") -> None:
         if not amplifier_A_per_V > 0:
             raise ValueError(f"amplifier_A_per_V must be > 0, got {amplifier_A_per_V!r}")
         self.awg = awg
@@ -256,6 +256,11 @@ class AwgPulseSource:
         self.arb_name = arb_name
         self.armed = False
         self.waveform_duration_s = 0.0
+        # outputs drive high-impedance inputs: the generator then allows 20 Vpp
+        for ch in (awg.ch_1, awg.ch_2):
+            ch.amplitude_values = [10e-3, 20.0]
+            ch.voltage_high_values = [-9.999, 10.0]
+            ch.voltage_low_values = [-10.0, 9.999]
 
     @classmethod
     def from_config(cls, adapter, options: dict | None = None, clock=None) -> AwgPulseSource:
@@ -358,7 +363,12 @@ class Awg33220PulseSource(AwgPulseSource):
     OPTIONS = ("amplifier_A_per_V", "max_V")
 
     def __init__(self, awg: Agilent33220APulse, amplifier_A_per_V: float, max_V: float = 5.0) -> None:
-        super().__init__(awg, amplifier_A_per_V, max_V=max_V)  # type: ignore[arg-type]
+        self.awg = awg  # type: ignore[assignment]
+        self.name = awg.name
+        self.amplifier_A_per_V = float(amplifier_A_per_V)
+        self.max_V = float(max_V)
+        self.armed = False
+        self.waveform_duration_s = 0.0
 
     @classmethod
     def from_config(cls, adapter, options: dict | None = None, clock=None) -> Awg33220PulseSource:
@@ -476,22 +486,22 @@ class HallSensor:
 class MokeLockinReadout:
     """MagnetisationReadout: MOKE photodiode read by an SR830/SR860 lock-in (X output, V).
 
-    ``signal()`` waits ``settle_time_constants`` lock-in time constants on the rig clock (the
-    output settles as 1 - exp(-t/tau)), reads X, and raises InstrumentFault on overload or when
+    ``signal()`` waits ``settle_s`` on the rig clock (default 5 lock-in time constants: the output
+    settles as 1 - exp(-t/tau)), reads X, and raises InstrumentFault on overload or when
     |X| < ``min_signal_V`` (no light: laser off or spot off the wire).
     """
 
-    OPTIONS = ("model", "time_constant_s", "sensitivity_V", "settle_time_constants", "min_signal_V")
+    OPTIONS = ("model", "time_constant_s", "sensitivity_V", "settle_s", "min_signal_V")
 
     def __init__(self, lockin: SR830Lockin | SR860Lockin, clock: Any, time_constant_s: float = 1e-3,
-                 sensitivity_V: float = 0.5, settle_time_constants: float = 5.0,
-                 min_signal_V: float = 1e-3) -> None:
+                 sensitivity_V: float = 1.0, settle_s: float | None = None,
+                 min_signal_V: float = 1e-2) -> None:
         self.lockin = lockin
         self.name = lockin.name
         self.clock = clock if clock is not None else WallClock()
         self.time_constant_s = float(time_constant_s)
         self.sensitivity_V = float(sensitivity_V)
-        self.settle_time_constants = float(settle_time_constants)
+        self.settle_s = None if settle_s is None else float(settle_s)
         self.min_signal_V = float(min_signal_V)
 
     @classmethod
@@ -516,7 +526,7 @@ class MokeLockinReadout:
 
     def signal(self) -> float:
         """Settled lock-in X (V)."""
-        self.clock.sleep(self.settle_time_constants * self.time_constant_s)
+        self.clock.sleep(5.0 * self.time_constant_s if self.settle_s is None else self.settle_s)
         with instrument_io(self.name, "read X"):
             x = float(self.lockin.x)
             overloaded = self.lockin.overloaded
@@ -534,19 +544,19 @@ class DeltaModeMRReadout:
     (current reversal cancels thermal EMFs).
 
     :param current_A: delta current amplitude (A); :param delay_s: delay per step (s);
-    :param n_readings: delta readings averaged per ``signal()``.
+    :param n_average: delta readings averaged per ``signal()``.
     """
 
-    OPTIONS = ("current_A", "delay_s", "n_readings", "compliance_V")
+    OPTIONS = ("current_A", "delay_s", "n_average", "compliance_V")
 
     def __init__(self, source: Any, clock: Any, current_A: float = 1e-4, delay_s: float = 1e-3,
-                 n_readings: int = 10, compliance_V: float = 10.0) -> None:
+                 n_average: int = 10, compliance_V: float = 10.0) -> None:
         self.source = source
         self.name = source.name
         self.clock = clock if clock is not None else WallClock()
         self.current_A = float(current_A)
         self.delay_s = float(delay_s)
-        self.n_readings = int(n_readings)
+        self.n_readings = int(n_average)
         self.compliance_V = float(compliance_V)
 
     @classmethod
@@ -607,7 +617,7 @@ class SwitchSelector:
     """ChannelSelector on a switch matrix: wire w is relay channel ``channels[w]`` (default w+1).
     Break before make: all relays open, then one closes; the closed list is read back."""
 
-    OPTIONS = ("n_channels", "channels")
+    OPTIONS = ("wire_channels",)
 
     def __init__(self, switch: SwitchMatrix7001, channels: Sequence[int] | None = None) -> None:
         self.switch = switch
@@ -618,7 +628,9 @@ class SwitchSelector:
     @classmethod
     def from_config(cls, adapter, options: dict | None = None, clock=None) -> SwitchSelector:
         o = _opts(options, cls.OPTIONS, cls.__name__)
-        return cls(SwitchMatrix7001(adapter, n_channels=o.get("n_channels", 10)), o.get("channels"))
+        channels = o.get("wire_channels")
+        n = max(channels) if channels else 10
+        return cls(SwitchMatrix7001(adapter, n_channels=n), channels)
 
     @property
     def identity(self) -> str:

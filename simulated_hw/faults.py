@@ -1,0 +1,209 @@
+"""Deterministic fault injection for the simulated instruments.
+
+One FaultInjector per simulated instrument, seeded, so a given seed and command sequence always
+produces the same faults. Faults are configured in the rig config ``[sim]`` table::
+
+    [sim.faults]
+    seed = 7
+    [sim.faults.readout]                 # key = role name of the instrument
+    timeout = 0.01                       # probability per bus transaction
+    garbled = 0.005
+    schedule = [{ kind = "overload", at = 20, count = 2 }]   # at the 20th transaction, twice
+
+or at run time: ``injector.inject("disconnect", count=5)``.
+
+Kinds and how they surface (at the driver / role):
+
+========== ======================================================================================
+timeout    the reply is lost: pyvisa-like ``VisaIOError`` (VI_ERROR_TMO) at the driver's read
+garbled    reply characters replaced by noise: the driver cannot parse it -> InstrumentFault
+truncated  the reply's tail and terminator are lost: the read times out (VisaIOError) and the
+           partial bytes stay in the input buffer, corrupting the next reply unless flushed
+error      an instrument error (-310,"System error") is put in the error queue -> InstrumentFault
+           when a role checks the queue
+disconnect every transaction raises ``VisaIOError`` (VI_ERROR_CONN_LOST) for `count`
+           transactions (or until ``reconnect()``)
+compliance the source reports compliance (Kepco STAT:QUES:COND? bit / 6221 delta overflow)
+overload   the lock-in reports overload (LIAS? / CUROVLDSTAT? bits)
+laser_off  the MOKE photodiode sees no light (lock-in X ~ 0 + noise)
+========== ======================================================================================
+
+``count`` is the number of occurrences (replies dropped, errors pushed, transactions refused,
+states observed); ``count = None`` (or ``-1`` in TOML) lasts until ``clear()``/``reconnect()``.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FAULT_KINDS = (
+    "timeout",
+    "garbled",
+    "truncated",
+    "error",
+    "disconnect",
+    "compliance",
+    "overload",
+    "laser_off",
+)
+
+
+class FaultConfigError(ValueError):
+    """A fault specification is invalid (names the instrument, key and value)."""
+
+
+class FaultInjector:
+    """Faults of one simulated instrument.
+
+    :param name: instrument / role name (mixed into the seed, used in messages).
+    :param probabilities: kind -> probability per transaction (0..1).
+    :param schedule: list of {kind, at (transaction number, 1-based), count}.
+    :param seed: base seed; the stream is ``default_rng([seed, crc32(name)])``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        probabilities: Mapping[str, float] | None = None,
+        schedule: list[Mapping[str, Any]] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.name = name
+        self.seed = int(seed)
+        self.probabilities: dict[str, float] = {}
+        for kind, p in (probabilities or {}).items():
+            self._check_kind(kind, "probabilities")
+            p = float(p)
+            if not 0.0 <= p <= 1.0:
+                raise FaultConfigError(f"faults.{name}.{kind}: probability {p!r} outside [0, 1]")
+            self.probabilities[kind] = p
+        self.schedule: list[dict] = []
+        for i, item in enumerate(schedule or []):
+            item = dict(item)
+            unknown = set(item) - {"kind", "at", "count"}
+            if unknown:
+                raise FaultConfigError(f"faults.{name}.schedule[{i}]: unknown key(s) {sorted(unknown)}")
+            self._check_kind(item.get("kind"), f"schedule[{i}].kind")
+            at = int(item.get("at", 1))
+            if at < 1:
+                raise FaultConfigError(f"faults.{name}.schedule[{i}].at must be >= 1, got {at}")
+            self.schedule.append({"kind": item["kind"], "at": at, "count": self._count(item.get("count", 1))})
+        self.rng = np.random.default_rng([self.seed, zlib.crc32(name.encode())])
+        self.transaction = 0
+        self._active: dict[str, int | None] = {}
+        self._partial = ""
+        self.log: list[tuple[int, str]] = []  # (transaction, kind) of every manifestation
+
+    def _check_kind(self, kind: Any, where: str) -> None:
+        if kind not in FAULT_KINDS:
+            raise FaultConfigError(
+                f"faults.{self.name}.{where}: unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}"
+            )
+
+    @staticmethod
+    def _count(count: Any) -> int | None:
+        if count is None or int(count) < 0:
+            return None
+        return int(count)
+
+    @classmethod
+    def from_config(cls, name: str, faults_table: Mapping[str, Any] | None) -> FaultInjector:
+        """Build from the ``[sim.faults]`` table (its ``seed`` and the sub-table named `name`)."""
+        table = dict(faults_table or {})
+        seed = int(table.get("seed", 0))
+        own = dict(table.get(name, {}) or {})
+        schedule = own.pop("schedule", [])
+        return cls(name, probabilities=own, schedule=schedule, seed=seed)
+
+    # -- run-time control ---------------------------------------------------------------------
+
+    def inject(self, kind: str, count: int | None = 1) -> None:
+        """Activate `kind` from the next transaction on, for `count` occurrences (None: until
+        cleared)."""
+        self._check_kind(kind, "inject")
+        count = self._count(count)
+        prev = self._active.get(kind, 0)
+        self._active[kind] = None if (count is None or prev is None) else prev + count
+        log.info("fault injected on %s: %s x %s", self.name, kind, "inf" if count is None else count)
+
+    def clear(self, kind: str | None = None) -> None:
+        if kind is None:
+            self._active.clear()
+        else:
+            self._active.pop(kind, None)
+
+    def reconnect(self) -> None:
+        """End a disconnect (the cable is plugged back in)."""
+        self.clear("disconnect")
+
+    def active(self, kind: str) -> bool:
+        return kind in self._active
+
+    def take(self, kind: str) -> bool:
+        """If `kind` is active, consume one occurrence and return True."""
+        if kind not in self._active:
+            return False
+        left = self._active[kind]
+        if left is not None:
+            if left <= 1:
+                del self._active[kind]
+            else:
+                self._active[kind] = left - 1
+        self.log.append((self.transaction, kind))
+        return True
+
+    # -- hooks --------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Advance one bus transaction: fire scheduled and random faults (fixed draw order)."""
+        self.transaction += 1
+        for item in self.schedule:
+            if item["at"] == self.transaction:
+                self.inject(item["kind"], item["count"])
+        for kind in FAULT_KINDS:
+            p = self.probabilities.get(kind, 0.0)
+            if p > 0.0 and self.rng.random() < p:
+                self.inject(kind, 1)
+
+    def on_command(self, instrument: Any, command: str) -> None:
+        """Called by the instrument for every command it executes: error-queue faults."""
+        if self.take("error"):
+            instrument.push_error(-310, "System error")
+
+    def garble(self, reply: str) -> str:
+        """Replace characters of `reply` with noise; always leaves it unparsable as a number."""
+        chars = list(reply) or ["?"]
+        n = max(1, len(chars) // 3)
+        for i in self.rng.choice(len(chars), size=min(n, len(chars)), replace=False):
+            chars[int(i)] = "#?~@!"[int(self.rng.integers(5))]
+        return "".join(chars) + "\x7f"
+
+    @property
+    def partial(self) -> str:
+        return self._partial
+
+    def set_partial(self, text: str) -> None:
+        self._partial = text
+
+    def state_dict(self) -> dict:
+        return {
+            "rng": self.rng.bit_generator.state,
+            "transaction": self.transaction,
+            "active": dict(self._active),
+            "partial": self._partial,
+            "log": list(self.log),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.transaction = int(state["transaction"])
+        self._active = dict(state["active"])
+        self._partial = state["partial"]
+        self.log = [tuple(x) for x in state["log"]]
