@@ -1,0 +1,182 @@
+"""Chains: where the model (negative-phase) system starts, independent of the kernel.
+
+- `cd`:  contrastive divergence, restarted at the data for every batch, k sweeps.
+- `pcd`: persistent chains (Tieleman 2008), k sweeps per parameter update.
+
+A sweep updates every block of the model once, in `model.groups` order, with the kernel; one-hot
+label blocks (ClassRBM's y) are always drawn exactly from their softmax conditional.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from labml.bm.kernels import Kernel
+from labml.bm.models import BM, RBM, ClassRBM, EnergyModel
+
+logger = logging.getLogger(__name__)
+
+State = dict[str, torch.Tensor]
+
+
+class Sampler:
+    """Block sampler of an energy model with a kernel."""
+
+    def __init__(self, model: EnergyModel, kernel: Kernel, generator: torch.Generator | None = None) -> None:
+        self.model = model
+        self.kernel = kernel
+        self.generator = generator if generator is not None else kernel.generator
+        self.last_fields: dict[str, torch.Tensor] = {}
+
+    # --- state helpers -------------------------------------------------------------------------
+    def values(self, state: State) -> dict[str, torch.Tensor]:
+        label = self.model.label_groups
+        return {g: (x if g in label else self.kernel.values(x)) for g, x in state.items()}
+
+    def random_state(self, n: int, dtype: torch.dtype | None = None) -> State:
+        m = self.model
+        if dtype is None:
+            dtype = next(m.parameters()).dtype
+        if isinstance(m, BM):
+            return {"s": self.kernel.random_state((n, m.n_units), dtype)}
+        state = {}
+        for g in m.groups:
+            size = m.group_size(g)
+            if g in m.label_groups:
+                idx = torch.randint(size, (n,), generator=self.generator)
+                state[g] = torch.nn.functional.one_hot(idx, size).to(dtype)
+            else:
+                state[g] = self.kernel.random_state((n, size), dtype)
+        return state
+
+    def state_from_data(self, v: torch.Tensor, y: torch.Tensor | None = None) -> State:
+        """Kernel state with visible spins (and one-hot labels) set from data, hidden random."""
+        m = self.model
+        n = v.shape[0]
+        state = self.random_state(n, v.dtype)
+        if isinstance(m, BM):
+            s = self.kernel.values(state["s"]).clone()
+            s[:, : m.n_visible] = v
+            state["s"] = self.kernel.from_spins(torch.sign(s) + (s == 0).to(s.dtype))
+            return state
+        state["v"] = self.kernel.from_spins(v)
+        if "y" in state:
+            if y is None:
+                raise ValueError("ClassRBM data needs one-hot labels")
+            state["y"] = y.to(v.dtype)
+        return state
+
+    # --- dynamics -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def sweep(
+        self, state: State, clamped: tuple[str, ...] = (), fields: dict[str, torch.Tensor] | None = None
+    ) -> State:
+        """One update of every block not in `clamped` (BM: of every unit not clamped).
+
+        For a BM, clamping "v" holds the first n_visible units fixed. `fields` may hold local
+        fields already computed for the current state (saves a matrix product). The field used
+        for each block's last update is kept in `self.last_fields`.
+        """
+        m = self.model
+        beta = m.beta
+        if isinstance(m, BM):
+            J = m.coupling()
+            S = state["s"]
+            start = m.n_visible if "v" in clamped else 0
+            for i in range(start, m.n_units):
+                vals = self.kernel.values(S)
+                h = (vals @ J[:, i] + m.b[i])[:, None]
+                S[:, i : i + 1] = self.kernel.update(S[:, i : i + 1], h, beta, first_unit=i)
+            state["s"] = S
+            return state
+        for g in m.groups:
+            if g in clamped:
+                continue
+            if fields and g in fields:
+                field = fields.pop(g)
+            else:
+                field = m.local_field(self.values(state), g)
+            self.last_fields[g] = field
+            if g in m.label_groups:
+                idx = torch.multinomial(torch.softmax(beta * field, dim=1), 1, generator=self.generator)[:, 0]
+                state[g] = torch.nn.functional.one_hot(idx, field.shape[1]).to(field.dtype)
+            else:
+                state[g] = self.kernel.update(state[g], field, beta)
+        return state
+
+    def run(self, state: State, n_sweeps: int, clamped: tuple[str, ...] = ()) -> State:
+        for _ in range(n_sweeps):
+            state = self.sweep(state, clamped)
+        return state
+
+    @torch.no_grad()
+    def statistics(self, state: State) -> dict[str, torch.Tensor]:
+        """Values for the forces. For an RBM sampled with +/-1 spins the hidden layer is replaced
+        by its exact conditional mean tanh(beta h) given the current visible state
+        (Rao-Blackwellised); the field of the last hidden update is exactly that field."""
+        vals = self.values(state)
+        m = self.model
+        if self.kernel.discrete and isinstance(m, RBM | ClassRBM):
+            field = self.last_fields.get("h")
+            if field is None or field.shape[0] != vals["v"].shape[0]:
+                field = m.local_field(vals, "h")
+            vals["h"] = torch.tanh(m.beta * field)
+        return vals
+
+
+class Chains:
+    """Negative-phase chains. kind "cd" (restarted at the data) or "pcd" (persistent)."""
+
+    def __init__(self, sampler: Sampler, kind: str = "pcd", k: int = 1, n_chains: int = 100) -> None:
+        if kind not in ("cd", "pcd"):
+            raise ValueError(f"chains must be 'cd' or 'pcd', got {kind!r}")
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.sampler = sampler
+        self.kind = kind
+        self.k = int(k)
+        self.n_chains = int(n_chains)
+        self.state: State | None = None
+
+    def init_persistent(self, v: torch.Tensor | None = None, y: torch.Tensor | None = None) -> None:
+        """Start persistent chains at data items (or at random spins when v is None)."""
+        if v is None:
+            self.state = self.sampler.random_state(self.n_chains)
+        else:
+            y0 = None if y is None else y[: self.n_chains]
+            state = self.sampler.state_from_data(v[: self.n_chains], y0)
+            clamped = ("v",) if isinstance(self.sampler.model, BM) else ("v", "y")
+            self.state = self.sampler.sweep(state, clamped=clamped)
+
+    @torch.no_grad()
+    def negative(
+        self, v: torch.Tensor, y: torch.Tensor | None = None, data_hidden_field: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Advance the model system and return its values for the forces.
+
+        CD: the model copy is re-seeded at the data (hidden drawn given the data, using
+        `data_hidden_field` when the positive phase already computed it), then k sweeps.
+        PCD: the persistent chains make k sweeps.
+        """
+        s = self.sampler
+        if self.kind == "cd":
+            state = s.state_from_data(v, y)
+            if not isinstance(s.model, BM):
+                hint = None if data_hidden_field is None else {"h": data_hidden_field}
+                state = s.sweep(state, clamped=("v", "y"), fields=hint)
+            else:
+                state = s.sweep(state, clamped=("v",))
+            state = s.run(state, self.k)
+            return s.statistics(state)
+        if self.state is None:
+            self.init_persistent(v, y)
+        self.state = s.run(self.state, self.k)
+        return s.statistics(self.state)
+
+    def state_dict(self) -> dict:
+        return {"kind": self.kind, "k": self.k, "state": None if self.state is None else dict(self.state)}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.state = None if d.get("state") is None else {k: v.clone() for k, v in d["state"].items()}

@@ -1,0 +1,447 @@
+"""Steppable trainers of Boltzmann machines (the contract of the run controller):
+
+    trainer = BMTrainer(BMTrainConfig(...), data)
+    for epoch in range(cfg.epochs): metrics = trainer.run_epoch(epoch)
+    trainer.evaluate(); trainer.state_dict(); trainer.load_state_dict(...)
+    trainer.fit()   # the plain loop
+
+Learning is either `gradient` (a torch optimiser fed with -dL/dtheta = -beta (f_target - f_model);
+CD or PCD chains with any kernel; the discriminative ClassRBM loss by autograd) or `relaxation`
+(the nanomagnetic learning dynamics of labml.bm.relaxation).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from labml.bm.chains import Chains, Sampler
+from labml.bm.evaluation import (
+    ais_log_partition,
+    classification_accuracy,
+    exact_log_partition,
+    log_unnormalised,
+    model_samples,
+    reverse_ais_log_partition,
+)
+from labml.bm.kernels import KERNELS, make_kernel
+from labml.bm.models import BM, RBM, ClassRBM, bits_to_spins
+
+logger = logging.getLogger(__name__)
+
+MODELS = ("bm", "rbm", "classrbm")
+LOSSES = ("generative", "discriminative", "hybrid")
+
+
+@dataclass
+class BMTrainConfig:
+    """Settings of a Boltzmann-machine training run (units: temperature in energy units, kB = 1)."""
+
+    model: str = "rbm"
+    hidden: int = 16
+    epochs: int = 10
+    batch_size: int = 100
+    lr: float = 0.01
+    loss: str = "generative"
+    chains: str = "pcd"
+    kernel: str = "heatbath"
+    learning: str = "gradient"
+    k: int = 1
+    temperature: float = 1.0
+    optimizer: str = "sgd"  # "sgd" or "adam"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    hybrid_alpha: float = 0.01  # weight of the generative term in the hybrid loss
+    init_std: float = 0.01
+    visible_bias_init: str = "data"  # "data" (log-odds of pixel means) or "zero"
+    # Coordinates of the gradient steps (a preconditioner; the model stays in +/-1 spins):
+    # "data": centred at the data mean of v and a running mean of <h> (Melchior et al. 2016);
+    # "bits": the 0/1 coordinates (offsets -1); "none": plain spin coordinates.
+    centering: str = "data"
+    centering_rate: float = 0.01
+    lr_decay: bool = False  # linear decay of lr to 0 over the run
+    seed: int = 0
+    kernel_options: dict = field(default_factory=dict)  # e.g. {"dt": 0.02, "n_steps": 20}
+    relaxation: dict = field(default_factory=dict)  # RelaxationConfig fields
+    eval_ais_betas: int = 10000
+    eval_ais_chains: int = 100
+    eval_max_exact_hidden: int = 20
+    eval_reverse_ais: bool = True
+    n_train: int | None = None
+    n_test: int | None = None
+
+    def validate(self) -> None:
+        from labml.errors import UserError
+
+        def bad(key: str, value, why: str):
+            raise UserError(f"bad BM setting {key}={value!r}: {why}")
+
+        if self.model not in MODELS:
+            bad("model", self.model, f"choose one of {', '.join(MODELS)}")
+        if self.loss not in LOSSES:
+            bad("loss", self.loss, f"choose one of {', '.join(LOSSES)}")
+        if self.loss != "generative" and self.model != "classrbm":
+            bad("loss", self.loss, "discriminative and hybrid losses need --model classrbm")
+        if self.chains not in ("cd", "pcd"):
+            bad("chains", self.chains, "choose cd or pcd")
+        if self.kernel not in KERNELS:
+            bad("kernel", self.kernel, f"choose one of {', '.join(KERNELS)}")
+        if self.learning not in ("gradient", "relaxation"):
+            bad("learning", self.learning, "choose gradient or relaxation")
+        if self.learning == "relaxation" and self.model != "rbm":
+            bad("learning", self.learning, "relaxation learning is implemented for --model rbm")
+        if self.centering not in ("data", "bits", "none"):
+            bad("centering", self.centering, "choose data, bits or none")
+        if self.optimizer not in ("sgd", "adam"):
+            bad("optimizer", self.optimizer, "choose sgd or adam")
+        for key in ("hidden", "epochs", "batch_size", "k"):
+            if getattr(self, key) < (0 if key == "hidden" and self.model == "bm" else 1):
+                bad(key, getattr(self, key), "must be >= 1")
+        if not self.lr > 0:
+            bad("lr", self.lr, "must be > 0")
+        if not self.temperature > 0:
+            bad("temperature", self.temperature, "must be > 0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class BMData:
+    """Training/test data as 0/1 bits (float32) and integer labels."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @classmethod
+    def mnist(cls, data_dir=None, n_train: int | None = None, n_test: int | None = None) -> BMData:
+        from labml.bm._mnist import load_binarised
+
+        xtr, ytr = load_binarised("train", data_dir)
+        xte, yte = load_binarised("test", data_dir)
+        return cls(xtr[:n_train], ytr[:n_train], xte[:n_test], yte[:n_test])
+
+
+class BMTrainer:
+    """Trainer of a BM / RBM / ClassRBM (steppable: run_epoch, evaluate, state_dict)."""
+
+    def __init__(self, config: BMTrainConfig, data: BMData, rig=None) -> None:
+        config.validate()
+        self.config = config
+        self.data = data
+        self.rig = rig
+        torch.manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.np_rng = np.random.default_rng(config.seed)
+        self.v_train = bits_to_spins(torch.as_tensor(data.x_train, dtype=torch.float32))
+        self.v_test = bits_to_spins(torch.as_tensor(data.x_test, dtype=torch.float32))
+        self.n_classes = int(max(data.y_train.max(), data.y_test.max()) + 1) if len(data.y_train) else 10
+        self.l_train = torch.as_tensor(data.y_train, dtype=torch.int64)
+        self.l_test = torch.as_tensor(data.y_test, dtype=torch.int64)
+        self.y_train = torch.nn.functional.one_hot(self.l_train, self.n_classes).float()
+        self.y_test = torch.nn.functional.one_hot(self.l_test, self.n_classes).float()
+        nv = self.v_train.shape[1]
+        c = config
+        if c.model == "rbm":
+            self.model = RBM(nv, c.hidden, c.temperature, c.init_std, self.generator)
+        elif c.model == "classrbm":
+            self.model = ClassRBM(nv, c.hidden, self.n_classes, c.temperature, c.init_std, self.generator)
+        else:
+            self.model = BM(nv, c.hidden, c.temperature, c.init_std, self.generator)
+        if c.visible_bias_init == "data" and not isinstance(self.model, BM):
+            self.model.init_visible_bias(0.5 * (self.v_train + 1))
+        elif c.visible_bias_init == "data":
+            p = (0.5 * (self.v_train + 1)).mean(0).clamp(1e-3, 1 - 1e-3)
+            with torch.no_grad():
+                self.model.b[:nv] = 0.5 * c.temperature * torch.log(p / (1 - p))
+        self.kernel = make_kernel(c.kernel, self.generator, rig=rig, **c.kernel_options)
+        self.sampler = Sampler(self.model, self.kernel, self.generator)
+        self.chains = Chains(self.sampler, c.chains, c.k, n_chains=c.batch_size)
+        params = list(self.model.parameters())
+        if c.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        else:
+            self.optimizer = torch.optim.SGD(
+                params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
+            )
+        self.relaxation = None
+        if c.learning == "relaxation":
+            from labml.bm.relaxation import RelaxationConfig, RelaxationDevice
+
+            opts = {"tau_spin": 1.0, "dt": 1.0, "tau_data": float(c.k), **c.relaxation}
+            if "tau_theta" not in opts and "mu_theta" not in opts:
+                # equivalent PCD step per data item = tau_data / tau_theta = lr
+                opts["tau_theta"] = opts["tau_data"] / c.lr
+            rc = RelaxationConfig(**opts)
+            self.relaxation = RelaxationDevice(
+                self.model, self.kernel, rc, n_copies=c.batch_size, generator=self.generator
+            )
+        self.epoch = 0
+        self.updates = 0
+        self.history: list[dict] = []
+        # centring offsets (spin units) of visible and hidden units
+        self.offset_v: torch.Tensor | None = None
+        self.offset_h: torch.Tensor | None = None
+        if isinstance(self.model, RBM | ClassRBM) and c.centering != "none":
+            if c.centering == "bits":
+                self.offset_v = -torch.ones(nv)
+                self.offset_h = -torch.ones(c.hidden)
+            else:
+                self.offset_v = self.v_train.mean(0)
+                self.offset_h = torch.zeros(c.hidden)
+
+    # ------------------------------------------------------------------ learning steps
+    def _set_generative_grad(self, v: torch.Tensor, y: torch.Tensor | None, scale: float = 1.0) -> None:
+        """Accumulate -scale * beta * (f_target - f_model) into .grad of every parameter."""
+        m = self.model
+        beta = m.beta
+        with torch.no_grad():
+            if isinstance(m, RBM):
+                hf = m.hidden_field(v)
+                f_t = m.forces({"v": v}, torch.tanh(beta * hf))
+            elif isinstance(m, ClassRBM):
+                hf = m.hidden_field(v, y)
+                f_t = m.forces({"v": v, "y": y}, torch.tanh(beta * hf))
+            else:
+                hf = None
+                if m.n_hidden:
+                    st = self.sampler.state_from_data(v)
+                    st = self.sampler.run(st, max(self.config.k, 5), clamped=("v",))
+                    f_t = m.forces(self.sampler.values(st))
+                else:
+                    f_t = m.forces({"s": v})
+            neg = self.chains.negative(v, y, hf)
+            f_m = m.forces(neg)
+            D = {name: f_t[name] - f_m[name] for name in f_t}
+            if self.offset_v is not None:
+                D = self._centred_step(D, f_t)
+            for name, p in m.named_parameters():
+                g = -scale * beta * D[name]
+                p.grad = g if p.grad is None else p.grad + g
+
+    def _centred_step(self, D: dict, f_t: dict) -> dict:
+        """Turn the force differences into the parameter step of the centred parametrisation
+        E = -(v - o_v)^T W (h - o_h) - a_c^T (v - o_v) - b_c^T (h - o_h) (- y^T U (h - o_h) - d_c^T y),
+        expressed in the model's own parameters (a = a_c - W o_h, b = b_c - W^T o_v, d = d_c - U o_h)."""
+        ov, oh = self.offset_v, self.offset_h
+        if self.config.centering == "data":  # running mean of the data's hidden activity
+            oh.mul_(1 - self.config.centering_rate).add_(self.config.centering_rate * f_t["b"])
+        Gw = D["W"] - torch.outer(ov, D["b"]) - torch.outer(D["a"], oh)
+        out = {"W": Gw, "a": D["a"] - Gw @ oh, "b": D["b"] - Gw.t() @ ov}
+        if "U" in D:
+            Gu = D["U"] - torch.outer(D["d"], oh)
+            out["U"] = Gu
+            out["d"] = D["d"] - Gu @ oh
+        return out
+
+    def _discriminative_loss(self, v: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(
+            -self.model.beta * self.model.free_energy_all_classes(v), labels
+        )
+
+    def train_batch(self, idx: np.ndarray) -> dict:
+        c = self.config
+        v = self.v_train[idx]
+        y = self.y_train[idx] if isinstance(self.model, ClassRBM) else None
+        self.optimizer.zero_grad(set_to_none=True)
+        out = {}
+        if c.loss in ("discriminative", "hybrid"):
+            loss = self._discriminative_loss(v, self.l_train[idx])
+            loss.backward()
+            out["disc_loss"] = float(loss)
+        if c.loss == "generative":
+            self._set_generative_grad(v, y)
+        elif c.loss == "hybrid":
+            self._set_generative_grad(v, y, scale=c.hybrid_alpha)
+        self.optimizer.step()
+        if isinstance(self.model, BM):
+            with torch.no_grad():  # keep the raw coupling symmetric with zero diagonal
+                self.model.W.copy_(self.model.coupling())
+        self.updates += 1
+        return out
+
+    def _set_lr(self, epoch: int, frac: float) -> None:
+        if not self.config.lr_decay:
+            return
+        progress = (epoch + frac) / self.config.epochs
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.config.lr * max(0.0, 1.0 - progress)
+
+    def run_epoch(self, epoch: int) -> dict:
+        """One pass over the training data in shuffled batches; returns metrics."""
+        c = self.config
+        t0 = time.perf_counter()
+        n = self.v_train.shape[0]
+        if self.relaxation is not None:
+            out = self.relaxation.run_epoch(self.v_train, self.np_rng)
+            self.updates += out.get("parameter_moves", 0)
+        else:
+            perm = self.np_rng.permutation(n)
+            nb = max(1, n // c.batch_size)
+            disc = []
+            for i in range(nb):
+                self._set_lr(epoch, i / nb)
+                r = self.train_batch(perm[i * c.batch_size : (i + 1) * c.batch_size])
+                if "disc_loss" in r:
+                    disc.append(r["disc_loss"])
+            out = {"disc_loss": float(np.mean(disc))} if disc else {}
+        self.epoch = epoch + 1
+        metrics = {"epoch": epoch, "updates": self.updates, "sec": time.perf_counter() - t0, **out}
+        metrics["recon_error"] = self.reconstruction_error()
+        self.history.append(metrics)
+        logger.info("epoch %d: %s", epoch, metrics)
+        return metrics
+
+    @torch.no_grad()
+    def reconstruction_error(self, n: int = 500) -> float:
+        """Mean squared one-step reconstruction error of n training items (a cheap progress signal)."""
+        m = self.model
+        v = self.v_train[:n]
+        if isinstance(m, BM):
+            return float("nan")
+        if isinstance(m, ClassRBM):
+            mh = m.mean_hidden(v, self.y_train[:n])
+        else:
+            mh = m.mean_hidden(v)
+        rv = torch.tanh(m.beta * torch.addmm(m.a, mh, m.W.t()))
+        return float(((rv - v) ** 2).mean() / 4)
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """test_loglik (nats per test item; exact when hidden <= eval_max_exact_hidden, else AIS
+        for RBMs), loglik_method, test_accuracy (ClassRBM)."""
+        c = self.config
+        m = self.model
+        out: dict = {"test_loglik": None, "loglik_method": None}
+        exact_ok = (
+            (isinstance(m, RBM | ClassRBM) and m.n_hidden <= c.eval_max_exact_hidden)
+            or (isinstance(m, RBM) and m.n_visible <= c.eval_max_exact_hidden)
+            or (isinstance(m, BM) and m.n_units <= 24)
+        )
+        md = m.double()
+        try:
+            v = self.v_test.double()
+            y = self.y_test.double() if isinstance(m, ClassRBM) else None
+            if exact_ok:
+                logZ = exact_log_partition(md)
+                out["loglik_method"] = "exact"
+            elif isinstance(m, RBM):
+                ais = ais_log_partition(
+                    md,
+                    c.eval_ais_betas,
+                    c.eval_ais_chains,
+                    self.v_train.double(),
+                    torch.Generator().manual_seed(c.seed + 1),
+                )
+                logZ = ais.log_Z
+                out["loglik_method"] = "ais"
+                out["ais_log_Z"] = ais.log_Z
+                out["ais_log_Z_rel_se"] = ais.log_Z_std
+                if c.eval_reverse_ais:
+                    start = model_samples(
+                        md,
+                        c.eval_ais_chains,
+                        1000,
+                        self.v_train[: c.eval_ais_chains].double(),
+                        torch.Generator().manual_seed(c.seed + 2),
+                    )
+                    rev = reverse_ais_log_partition(
+                        md,
+                        start,
+                        c.eval_ais_betas,
+                        self.v_train.double(),
+                        torch.Generator().manual_seed(c.seed + 3),
+                    )
+                    out["reverse_ais_log_Z"] = rev.log_Z
+                    lu_mean = float(log_unnormalised(md, v).mean())
+                    out["test_loglik_reverse_ais"] = lu_mean - rev.log_Z
+            else:
+                logZ = None
+            if logZ is not None:
+                out["log_Z"] = logZ
+                out["test_loglik"] = float(log_unnormalised(md, v, y).mean()) - logZ
+            if isinstance(m, ClassRBM):
+                out["test_accuracy"] = classification_accuracy(md, v, self.l_test)
+                out["test_cond_loglik"] = float(md.class_log_prob(v).gather(1, self.l_test[:, None]).mean())
+        finally:
+            m.float()
+        return out
+
+    def sample_grid(self, path, n: int = 100, n_sweeps: int = 1000) -> None:
+        """PNG of model samples (RBM: long heat-bath chains started at training items)."""
+        from labml.bm.evaluation import save_sample_grid
+
+        m = self.model
+        if isinstance(m, RBM):
+            v = model_samples(
+                m,
+                n,
+                n_sweeps,
+                self.v_train[torch.randperm(len(self.v_train), generator=self.generator)[:n]],
+                self.generator,
+            )
+        elif isinstance(m, ClassRBM):
+            s = Sampler(m, make_kernel("heatbath", self.generator), self.generator)
+            idx = torch.arange(n) % self.n_classes
+            y = torch.nn.functional.one_hot(idx, self.n_classes).float()
+            st = s.state_from_data(
+                self.v_train[torch.randperm(len(self.v_train), generator=self.generator)[:n]], y
+            )
+            st = s.run(st, n_sweeps, clamped=("y",))  # one class per column
+            v = st["v"]
+        else:
+            s = Sampler(m, make_kernel("heatbath", self.generator), self.generator)
+            v = s.run(s.random_state(n), min(n_sweeps, 50))["s"][:, : m.n_visible]
+        side = int(round(v.shape[1] ** 0.5))
+        shape = (side, side) if side * side == v.shape[1] else (1, v.shape[1])
+        save_sample_grid(v, path, shape=shape, title=f"{self.config.model} samples")
+
+    # ------------------------------------------------------------------ checkpointing
+    def state_dict(self) -> dict:
+        return {
+            "config": self.config.to_dict(),
+            "model": {k: v.clone() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "chains": self.chains.state_dict(),
+            "kernel": self.kernel.state_dict(),
+            "relaxation": None if self.relaxation is None else self.relaxation.state_dict(),
+            "generator": self.generator.get_state(),
+            "np_rng": self.np_rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "offset_v": self.offset_v,
+            "offset_h": self.offset_h,
+            "epoch": self.epoch,
+            "updates": self.updates,
+            "history": list(self.history),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.chains.load_state_dict(state["chains"])
+        self.kernel.load_state_dict(state.get("kernel", {}))
+        if self.relaxation is not None and state.get("relaxation") is not None:
+            self.relaxation.load_state_dict(state["relaxation"])
+        self.generator.set_state(state["generator"])
+        self.np_rng.bit_generator.state = state["np_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.offset_v = state.get("offset_v")
+        self.offset_h = state.get("offset_h")
+        self.epoch = int(state["epoch"])
+        self.updates = int(state["updates"])
+        self.history = list(state.get("history", []))
+
+    def fit(self, callback=None) -> BMTrainer:
+        """Plain loop: run_epoch from the current epoch to config.epochs; `callback(metrics)` after each."""
+        for epoch in range(self.epoch, self.config.epochs):
+            metrics = self.run_epoch(epoch)
+            if callback is not None:
+                callback(metrics)
+        return self
