@@ -1,0 +1,82 @@
+"""A training killed with SIGKILL at random moments and resumed ends exactly where an uninterrupted
+run ends: same rows (byte for byte), same final metrics, same model (model backend)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from labml import runs
+from labml.cli import main as labml_main
+from labml.engine import RunEngine
+from labml.engine_plans import RegressionPlan
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = {"epochs": 30, "hidden": 12, "batch_size": 16, "seed": 3}
+START = (
+    "import sys; from labml.engine import RunEngine; from labml.engine_plans import RegressionPlan; "
+    f"RunEngine(progress=False).run(RegressionPlan(**{PARAMS!r}), sys.argv[1])"
+)
+
+
+def _data_rows(path: Path, name: str) -> int:
+    try:
+        return sum(1 for line in open(path / f"{name}.csv") if not line.startswith("#")) - 1
+    except FileNotFoundError:
+        return 0
+
+
+def _run_and_kill(cmd: list[str], run_dir: Path, delay_s: float, timeout_s: float = 60) -> bool:
+    """Start cmd; once it has written a new metrics row, wait delay_s and SIGKILL it.
+    Returns True if it was killed, False if it finished first."""
+    rows0 = _data_rows(run_dir, "metrics")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    t_end = time.monotonic() + timeout_s
+    while proc.poll() is None and _data_rows(run_dir, "metrics") <= rows0 and time.monotonic() < t_end:
+        time.sleep(0.02)
+    time.sleep(delay_s)
+    if proc.poll() is not None:
+        assert proc.returncode == 0, proc.stderr.read().decode()
+        return False
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return True
+
+
+def test_sigkill_at_random_moments_then_resume_equals_uninterrupted_run(tmp_path):
+    ref = RunEngine(progress=False, handle_sigint=False).run(RegressionPlan(**PARAMS), tmp_path / "ref")
+    assert ref.status == "success"
+
+    rng = np.random.default_rng(20261124)  # fixed seed for the kill moments
+    run_dir = tmp_path / "killed"
+    cmd = [sys.executable, "-c", START, str(run_dir)]
+    kills = resumes = 0
+    while _run_and_kill(cmd, run_dir, rng.uniform(0.0, 0.6)):
+        kills += 1
+        if runs.load(run_dir).meta["status"] != "running":
+            break  # killed after it had recorded its end: nothing left to resume
+        resumes += 1
+        if kills == 2:
+            assert labml_main(["resume", str(run_dir), "--no-progress"]) == 0
+            break
+        cmd = [sys.executable, "-m", "labml.cli", "resume", str(run_dir), "--no-progress"]
+    assert resumes >= 1, "the run finished before it could be killed mid-way; make it longer"
+
+    a, b = runs.load(tmp_path / "ref"), runs.load(run_dir)
+    assert b.meta["status"] == "success"
+    for series in ("metrics", "batches"):
+        assert b.series(series) == a.series(series)  # no row lost, none duplicated, same values
+        assert b.series_path(series).read_bytes() == a.series_path(series).read_bytes()
+    assert b.meta["results"] == a.meta["results"]
+    wa, wb = a.arrays("model"), b.arrays("model")
+    assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
+    events = [e["event"] for e in b.meta["events"]]
+    print(f"kills={kills} resumes={resumes} events={b.meta['events']}")
+    assert events.count("resume") == resumes
