@@ -196,3 +196,126 @@ class TrainBM(TrainingProcedure):
         from labml.engine_plans import bm_trainer
 
         return bm_trainer(self.trainer_config(), rig)
+
+
+def _int_list(raw: Any, where: str) -> list[int]:
+    if isinstance(raw, list | tuple):
+        items = list(raw)
+    else:
+        items = [s for s in str(raw).replace(";", ",").split(",") if s.strip()]
+    try:
+        out = [int(x) for x in items]
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: expected comma-separated integers, got {raw!r}") from None
+    if any(v < 1 for v in out):
+        raise UserError(f"{where}: layer sizes must be >= 1, got {out}")
+    return out
+
+
+class TrainSynapses(TrainingProcedure):
+    """Stochastic-synapse network training (labml.synapses.trainer.SynapseTrainer) as a protocol."""
+
+    NAME = "train-synapses"
+    DESCRIPTION = (
+        "train a stochastic-synapse network on MNIST (labml.synapses, mean/variance rule), "
+        "on the model or in the loop on the rig"
+    )
+    SWEEP_PLOT = ("n", "test_accuracy")
+
+    n = IntegerParameter("Reads per synapse n", default=1, minimum=1, maximum=1_000_000)
+    model = ListParameter("Model", choices=["stochastic", "perceptron", "meanfield"], default="stochastic")
+    hidden = Parameter(
+        "Hidden layers", default="", description="comma-separated sizes, e.g. '64' (empty: none)"
+    )
+    activation = Parameter("Activation", default="step", description="between layers; a rig runs 'step' only")
+    signed = BooleanParameter("Signed (differential pairs)", default=False)
+    variance_term = BooleanParameter("Variance term", default=True)
+    patience = IntegerParameter(
+        "Early-stopping patience", default=20, minimum=0, maximum=100_000, description="epochs (0: off)"
+    )
+    lr = FloatParameter("Learning rate", default=0.02, minimum=1e-12, maximum=100.0)
+    batch_size = IntegerParameter("Batch size", default=64, minimum=1, maximum=1_000_000)
+    val_fraction = FloatParameter("Validation fraction", default=0.2, minimum=0.0, maximum=0.95)
+    train_size = IntegerParameter(
+        "Training images",
+        default=0,
+        minimum=0,
+        maximum=60_000,
+        description="before the validation split (0: all)",
+    )
+    test_size = IntegerParameter(
+        "Test images",
+        default=0,
+        minimum=0,
+        maximum=10_000,
+        description="stratified test subset (0: the full test set)",
+    )
+    test_passes = IntegerParameter("Test passes", default=16, minimum=1, maximum=10_000)
+    field_step = FloatParameter(
+        "Field step",
+        units="mT",
+        default=0.01,
+        minimum=1e-6,
+        maximum=10.0,
+        description="quantisation of requested fields on the rig",
+    )
+    calibrate = BooleanParameter(
+        "Calibrate wires first",
+        default=False,
+        description="measure each wire's curve on the rig before training",
+    )
+    data = Parameter("Data folder", default="", description="MNIST folder (empty: labml.data's default)")
+
+    def trainer_config(self) -> dict:
+        cfg: dict[str, Any] = {
+            "n": int(self.n),
+            "model": self.model,
+            "hidden": _int_list(self.hidden, f"protocol {self.NAME!r}, parameter 'hidden'"),
+            "activation": self.activation,
+            "signed": bool(self.signed),
+            "variance_term": bool(self.variance_term),
+            "epochs": int(self.epochs),
+            "patience": int(self.patience),
+            "lr": float(self.lr),
+            "batch_size": int(self.batch_size),
+            "val_fraction": float(self.val_fraction),
+            "train_size": int(self.train_size) or None,
+            "test_size": int(self.test_size) or None,
+            "test_passes": int(self.test_passes),
+            "seed": int(self.seed),
+            "data": self.data or None,
+            "backend": self.backend,
+            "field_step_mT": float(self.field_step),
+            "calibrate": bool(self.calibrate),
+        }
+        extra = self.extra_settings()
+        overlap = set(extra) & set(cfg)
+        if overlap:
+            raise UserError(
+                f"protocol {self.NAME!r}: {sorted(overlap)} given both as parameters and in 'extra'"
+            )
+        cfg.update(extra)
+        return cfg
+
+    def validate_config(self) -> None:
+        from labml.synapses.trainer import SynapseTrainConfig
+
+        try:
+            cfg = SynapseTrainConfig(**self.trainer_config())
+        except TypeError as exc:
+            raise UserError(f"protocol {self.NAME!r}, parameter 'extra': {exc}") from None
+        cfg.validate()
+
+    def build_trainer(self, rig) -> Any:
+        from labml.synapses.trainer import build_trainer
+
+        return build_trainer(self.trainer_config(), rig)
+
+    def finalize(self) -> None:
+        super().finalize()
+        arrays = getattr(self.trainer, "arrays_", None)
+        if callable(arrays) and self.run is not None:
+            self.save_arrays("synapses", **arrays())
+        for key in ("best_epoch_", "best_val_"):
+            if hasattr(self.trainer, key):
+                self.results_[key.rstrip("_")] = getattr(self.trainer, key)

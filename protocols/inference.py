@@ -1,0 +1,164 @@
+"""infer-on-rig: a trained stochastic-synapse model evaluated on the rig for a stratified test subset,
+against the model's own prediction on the same images.
+
+The model comes from a `train-synapses` run folder (its `model.pt`). Each synapse's trained p is set
+through the wire's calibration (H = p_wire^-1(p), clipped to the wire's range) and read on the rig
+(labml.synapses.rig.evaluate_on_rig, engineer D); the software model is evaluated on the same
+stratified subset with the same number of stochastic passes. The two accuracies are compared with a
+two-proportion z statistic (images x passes as trials; an approximate test, since passes over the
+same images are correlated).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from labml.errors import UserError
+from protocols._pymeasure import FloatParameter, IntegerParameter, Parameter
+from protocols.base import RigInfo, RigProcedure
+
+log = logging.getLogger(__name__)
+
+
+def load_trained(model_run: str | Path, rig=None):
+    """Rebuild the trainer of a train-synapses run (`model_run`: run folder or model.pt) with its state."""
+    import torch
+
+    path = Path(model_run)
+    f = path / "model.pt" if path.is_dir() else path
+    if not f.is_file():
+        raise UserError(f"{f}: no trained model (run `labml run train-synapses` first; it writes model.pt)")
+    try:
+        saved = torch.load(f, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file
+        raise UserError(f"{f}: cannot read the trained model: {exc}") from None
+    if not isinstance(saved, dict) or saved.get("protocol") != "train-synapses":
+        raise UserError(f"{f}: not a model written by train-synapses")
+    from labml.synapses.trainer import build_trainer
+
+    cfg = dict(saved["config"])
+    cfg["calibrate"] = False  # the curves come from the saved state, never re-measured here
+    trainer = build_trainer(cfg, rig if cfg.get("backend") == "rig" else None)
+    trainer.load_state_dict(saved["state"])
+    return trainer, cfg
+
+
+class InferOnRig(RigProcedure):
+    """A trained stochastic-synapse model on the rig vs its own software prediction."""
+
+    NAME = "infer-on-rig"
+    DESCRIPTION = "evaluate a trained synapse model on the rig (stratified test subset) vs the model itself"
+    SWEEP_PLOT = ("test_size", "rig_test_accuracy")
+
+    model_run = Parameter(
+        "Model run", default="", description="run folder of a train-synapses run (model.pt)"
+    )
+    test_size = IntegerParameter(
+        "Test images",
+        default=200,
+        minimum=10,
+        maximum=10_000,
+        description="stratified subset of the model's test set",
+    )
+    passes = IntegerParameter(
+        "Passes",
+        default=1,
+        minimum=1,
+        maximum=1000,
+        description="stochastic passes over the subset (rig and model alike)",
+    )
+    field_step = FloatParameter("Field step", units="mT", default=0.01, minimum=1e-6, maximum=10.0)
+
+    DATA_COLUMNS = ["Backend", "Accuracy", "Images", "Passes"]
+
+    def check_plan(self, info: RigInfo) -> None:
+        if not self.model_run:
+            raise UserError(f"protocol {self.NAME!r}: give --model-run RUN_DIR (a train-synapses run folder)")
+        p = Path(self.model_run)
+        f = p / "model.pt" if p.is_dir() else p
+        if not f.is_file():
+            raise UserError(
+                f"protocol {self.NAME!r}, parameter 'model_run': {f} does not exist "
+                "(run `labml run train-synapses` first)"
+            )
+
+    def get_estimates(self, info: RigInfo | None = None) -> float:
+        return 0.0
+
+    def n_steps(self) -> int:
+        return 1
+
+    def startup(self) -> None:
+        super().startup()
+        torch_threads()
+        self.trainer, self.model_config = load_trained(self.model_run, self.rig)
+
+    def step(self, i: int) -> None:
+        from labml.synapses.rig import evaluate_on_rig
+
+        tr = self.trainer
+        rig_res = evaluate_on_rig(
+            tr,
+            self.rig,
+            test_size=int(self.test_size),
+            passes=int(self.passes),
+            field_step_mT=float(self.field_step),
+            seed=int(self.seed),
+        )
+        import torch
+
+        from labml.data import stratified_subset
+
+        X, y = stratified_subset(
+            tr.X_test.numpy(), tr.y_test.numpy(), int(self.test_size), seed=int(self.seed)
+        )
+        model_res = tr.evaluate(
+            passes=int(self.passes),
+            X=torch.from_numpy(np.ascontiguousarray(X)),
+            y=torch.from_numpy(np.ascontiguousarray(y)),
+        )
+        n_img = int(rig_res["rig_n_test"])
+        self.emit(
+            "results",
+            {
+                "Backend": "rig",
+                "Accuracy": rig_res["rig_test_accuracy"],
+                "Images": n_img,
+                "Passes": int(self.passes),
+            },
+        )
+        self.emit(
+            "results",
+            {
+                "Backend": "model",
+                "Accuracy": model_res["test_accuracy"],
+                "Images": len(y),
+                "Passes": int(self.passes),
+            },
+        )
+        a_r, a_m = float(rig_res["rig_test_accuracy"]), float(model_res["test_accuracy"])
+        trials = n_img * int(self.passes)
+        pooled = 0.5 * (a_r + a_m)
+        se = float(np.sqrt(max(pooled * (1 - pooled), 1e-12) * 2.0 / trials))
+        self.results_.update(rig_res)
+        self.results_.update(
+            {
+                "model_test_accuracy": a_m,
+                "accuracy_difference": a_r - a_m,
+                "difference_se": se,
+                "difference_z": (a_r - a_m) / se,
+                "model_run": str(self.model_run),
+                "trained_backend": self.model_config.get("backend"),
+                "n": self.model_config.get("n"),
+            }
+        )
+
+
+def torch_threads() -> None:
+    import torch
+
+    if torch.get_num_threads() > 2:
+        torch.set_num_threads(2)
