@@ -683,7 +683,7 @@ class World:
         (n_grid,) bench time (s) and Joule energy (J) of the drive pulse (program + discharge).
         H_top is above every wire's largest Hc, so fields above it pass with certainty."""
         Tq = round(T_K / _T_QUANTUM_K) * _T_QUANTUM_K
-        key = (cyc, Tq, self.coil.effective_params)
+        key = (cyc.pulse_duration_s, cyc.edge_slew_A_per_s, cyc.settle_s, Tq, self.coil.effective_params)
         tab = self._tables.get(key)
         c = self.coil.effective_params
         if tab is None:
