@@ -80,6 +80,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.jobs.job_started.connect(self._job_started)
         self.jobs.job_finished.connect(self._job_finished)
         self.browser.open_requested.connect(self._open_run)
+        self.browser.samplers_requested.connect(self._show_samplers)
         self.launcher.protocol.currentTextChanged.connect(self._restore_params)
         self._follow = QtCore.QTimer(self)
         self._follow.setInterval(250)
@@ -156,6 +157,10 @@ class MainWindow(QtWidgets.QMainWindow):
                     sample[alias] = float(v)
             if sample:
                 self.rig_panel.add_sample(sample)
+
+    def _show_samplers(self, buffer: Any) -> None:
+        self.live.set_buffer(buffer, "Sampler comparison of finished Boltzmann-machine runs")
+        self.show_view("samplers")
 
     def _open_run(self, path: str, buffer: Any) -> None:
         self.live.set_buffer(buffer, f"Run folder {path}")
@@ -258,16 +263,18 @@ def _add_fit(job: Job) -> None:
 
 # ---- screenshots -----------------------------------------------------------------------------------
 # Small, fast parameter sets that fill each live view with real data from the simulated rig.
-SCREENSHOT_JOBS: dict[str, tuple[str, dict[str, Any]]] = {
-    "calibration": ("depinning-calibration", {}),
-    "live": ("depinning-calibration", {}),
-    "hysteresis": ("hysteresis", {}),
-    "training": ("train-synapses", {}),
-    "histogram": ("train-synapses", {}),
-    "class-maps": ("train-synapses", {}),
-    "bm-samples": ("train-bm", {}),
-    "samplers": ("train-bm", {}),
-    "runs": ("depinning-calibration", {"reads": 100}),
+_BM = {"n_train": 2000, "n_test": 500, "hidden": 16}
+SCREENSHOT_JOBS: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "calibration": [("depinning-calibration", {})],
+    "live": [("depinning-calibration", {})],
+    "hysteresis": [("hysteresis", {})],
+    "training": [("train-synapses", {})],
+    "histogram": [("train-synapses", {})],
+    "class-maps": [("train-synapses", {})],
+    "bm-samples": [("train-bm", {**_BM, "epochs": 4})],
+    "samplers": [("train-bm", {**_BM, "epochs": e, "kernel": kern}) for kern in ("heatbath", "metropolis")
+                 for e in (1, 2, 4)],
+    "runs": [("depinning-calibration", {"reads": 100}), ("depinning-calibration", {"reads": 400})],
 }
 
 
@@ -308,15 +315,18 @@ def take_screenshot(window: MainWindow, view: str, path: str | os.PathLike, rig_
         raise RuntimeError("rig did not connect in 120 s")
     if window.session.rig is None:
         raise RuntimeError(window.rig_panel.status.text())
-    if view in SCREENSHOT_JOBS:
-        protocol, params = SCREENSHOT_JOBS[view]
+    for protocol, params in SCREENSHOT_JOBS.get(view, []):
         job = window.jobs.submit(protocol, params)
-        if not _wait(app, lambda: job.finished, timeout_s):
+        if not _wait(app, lambda job=job: job.finished, timeout_s):
             window.jobs.abort(job)
             raise RuntimeError(f"{protocol} did not finish in {timeout_s:g} s")
-        if job.error:
-            raise RuntimeError(f"{protocol} failed: {job.error}")
+        if job.state != "success":
+            raise RuntimeError(f"{protocol} ended {job.state}: {job.error or job.reason}")
         _wait(app, lambda: False, 0.6)  # let the throttled timers draw
+    if view == "samplers":
+        window.browser.refresh()
+        window.browser.table.clearSelection()
+        window.browser.compare_samplers()
     if view == "launcher":
         window.launcher.select_protocol("depinning-calibration")
         window.launcher.dry_run()

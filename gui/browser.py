@@ -83,6 +83,44 @@ def load_run_buffer(path: str | Path) -> LiveBuffer:
     return buf
 
 
+def sampler_label(params: dict) -> str:
+    """How a Boltzmann-machine run sampled: e.g. 'pcd-1 heatbath' (relaxation learning marked)."""
+    label = f"{params.get('chains', '?')}-{params.get('k', '?')} {params.get('kernel', '?')}"
+    if params.get("learning") == "relaxation":
+        label += " (relaxation)"
+    return label
+
+
+def sampler_comparison_buffer(paths: list[str | Path]) -> LiveBuffer:
+    """Final test log-likelihood and accuracy of finished Boltzmann-machine runs against their training
+    time (sum of the per-epoch `sec` column), one series 'sampler:<label>' per sampler, runs sorted by time.
+    Runs of different lengths with the same sampler make a curve."""
+    points: dict[str, list[dict]] = {}
+    for p in paths:
+        p = Path(p)
+        try:
+            meta = json.loads((p / "run.json").read_text())
+        except (OSError, ValueError):
+            continue
+        res = meta.get("results") or {}
+        if res.get("test_loglik") is None and res.get("test_accuracy") is None:
+            continue
+        t = float("nan")
+        try:
+            secs = [_num(r.get("sec")) for r in read_rows(p / "data.csv")]
+            t = float(np.nansum(secs)) if secs else t
+        except (OSError, csv.Error):
+            pass
+        label = sampler_label(meta.get("parameters") or {})
+        points.setdefault(label, []).append({"time_s": t, "loglik": _num(res.get("test_loglik")),
+                                             "accuracy": _num(res.get("test_accuracy"))})
+    buf = LiveBuffer()
+    for label, rows in points.items():
+        for row in sorted(rows, key=lambda r: r["time_s"]):
+            buf.append(f"sampler:{label}", row)
+    return buf
+
+
 def _fit_from_meta(path: Path) -> dict:
     """If run.json holds a logistic fit (H0, k, a), the fit curve over the measured field range."""
     from instruments.calibration import Logistic
@@ -113,6 +151,7 @@ class RunBrowser(QtWidgets.QWidget):
     """
 
     open_requested = QtCore.Signal(str, object)
+    samplers_requested = QtCore.Signal(object)  # LiveBuffer of the sampler comparison
 
     def __init__(self, root: str | Path = "runs", parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -141,11 +180,16 @@ class RunBrowser(QtWidgets.QWidget):
         self.open_button.clicked.connect(self.open_selected)
         self.compare_button = QtWidgets.QPushButton("Compare two")
         self.compare_button.clicked.connect(self.compare_selected)
+        self.samplers_button = QtWidgets.QPushButton("Samplers vs time")
+        self.samplers_button.setToolTip("final log-likelihood and accuracy of the selected Boltzmann-machine "
+                                        "runs against training time, one curve per sampler")
+        self.samplers_button.clicked.connect(self.compare_samplers)
         self.compare_key = QtWidgets.QComboBox()
         self.compare_key.setMinimumWidth(160)
         buttons = QtWidgets.QHBoxLayout()
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.compare_button)
+        buttons.addWidget(self.samplers_button)
         buttons.addWidget(QtWidgets.QLabel("quantity:"))
         buttons.addWidget(self.compare_key)
         buttons.addStretch(1)
@@ -228,6 +272,13 @@ class RunBrowser(QtWidgets.QWidget):
             return None
         buf = load_run_buffer(paths[0])
         self.open_requested.emit(paths[0], buf)
+        return buf
+
+    def compare_samplers(self) -> LiveBuffer:
+        """Sampler comparison of the selected runs (all listed runs if none is selected)."""
+        paths = self.selected_paths() or [m["path"] for m in self.runs]
+        buf = sampler_comparison_buffer(paths)
+        self.samplers_requested.emit(buf)
         return buf
 
     def compare_selected(self) -> int:

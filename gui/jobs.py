@@ -55,7 +55,8 @@ _ALIASES = {
     "test_acc": "test_acc", "test_accuracy": "test_acc",
     "signal": "signal", "signal_v": "signal", "signal_ohm": "signal", "moke": "signal", "mr": "signal",
     "m": "signal", "magnetisation": "signal", "time": "time_s", "time_s": "time_s", "t": "time_s",
-    "loglik": "loglik", "log_likelihood": "loglik", "ll": "loglik",
+    "loglik": "loglik", "log_likelihood": "loglik", "ll": "loglik", "test_loglik": "loglik",
+    "exact_loglik": "loglik", "ais_loglik": "loglik",
 }
 
 
@@ -127,6 +128,8 @@ class Job:
     started_s: float | None = None
     finished_s: float | None = None
     engine: Any = field(default=None, repr=False)
+    plan: Any = field(default=None, repr=False)
+    _last_snapshot_s: float = 0.0
     _decision: queue.Queue = field(default_factory=queue.Queue, repr=False)
     _want_pause: bool = False
     _cancelled: str | None = None  # "stop"/"abort" requested before the engine existed
@@ -330,9 +333,11 @@ class JobQueue(QtCore.QObject):
         elif event == "step":
             job.step = int(payload.get("step") or 0)
             job.total_steps = payload.get("total", job.total_steps)
-        elif event == "array":
-            for k, v in (payload.get("arrays") or {}).items():
-                job.buffer.set_array(k, v)
+            now = time.monotonic()
+            if job.plan is not None and now - job._last_snapshot_s > 0.5:
+                job._last_snapshot_s = now
+                for k, v in snapshot_arrays(job.plan).items():
+                    job.buffer.set_array(k, v)
 
     def _run(self, job: Job) -> None:
         self.current = job
@@ -348,8 +353,6 @@ class JobQueue(QtCore.QObject):
         rig = self.session.rig
         try:
             with self.session.io_lock:
-                if rig is None:
-                    raise RuntimeError("no rig connected: connect to a rig in the Rig panel first")
                 out = self._execute(job, rig, job.engine)
             job.results = dict(out.get("results") or {})
             job.run_dir = str(out.get("run_dir") or job.run_dir)
@@ -387,6 +390,51 @@ class JobQueue(QtCore.QObject):
 
 
 def _run_with_protocol_runner(job: Job, rig: Any, engine: Any) -> dict:
-    from protocols.runner import run_protocol
+    """What `protocols.runner.run_protocol(..., engine=engine)` does, keeping a handle on the plan so
+    that the live views can show the trainer's arrays (synapse p, BM samples) after each step."""
+    from labml.errors import UserError
+    from protocols.runner import ProcedurePlan, make_procedure
 
-    return run_protocol(job.protocol, job.params, rig=rig, run_dir=job.run_dir, engine=engine)
+    plan = ProcedurePlan(job.protocol, make_procedure(job.protocol, job.params))
+    needs_rig = bool(plan.needs_rig or getattr(plan.proc, "needs_rig", False))
+    if needs_rig and rig is None:
+        raise UserError(f"{job.protocol} needs a rig: connect to one in the Rig panel first")
+    job.plan = plan
+    outcome = engine.run(plan, job.run_dir, rig=rig if needs_rig else None)
+    return {"protocol": job.protocol, **outcome.to_dict()}
+
+
+def snapshot_arrays(plan: Any) -> dict[str, Any]:
+    """Arrays of a running protocol's trainer for the live views (worker thread, between steps).
+
+    Synapse trainers: p (n_out, n_in) from `synapse_probabilities()` or `p_` / `probabilities()`;
+    Boltzmann machines: samples (n, n_visible) from `samples_` / `sample_grid()`. Missing: nothing.
+    """
+    proc = getattr(plan, "proc", None)
+    trainer = getattr(proc, "trainer", None)
+    if trainer is None:
+        return {}
+    out: dict[str, Any] = {}
+    chains = getattr(trainer, "chains", None)
+    state = getattr(chains, "state", None)
+    if isinstance(state, dict):  # the model system's persistent chains (labml.bm): no sampling, no RNG use
+        v = state.get("v")
+        if v is None and state.get("s") is not None:
+            n_vis = getattr(getattr(trainer, "model", None), "n_visible", None)
+            v = state["s"][:, :n_vis] if n_vis else None
+        if v is not None:
+            out["bm_samples"] = v.detach().cpu().numpy() if hasattr(v, "detach") else v
+    for name, key in (("synapse_probabilities", "p"), ("probabilities", "p"), ("p_", "p")):
+        if key in out or not hasattr(trainer, name):
+            continue
+        try:
+            value = getattr(trainer, name)
+            value = value() if callable(value) else value
+            if value is None:
+                continue
+            if hasattr(value, "detach"):
+                value = value.detach().cpu().numpy()
+            out[key] = value
+        except Exception as exc:  # noqa: BLE001 - a live picture is optional
+            log.debug("no %s from the trainer: %s", name, exc)
+    return out

@@ -64,8 +64,12 @@ class _Panel(QtWidgets.QWidget):
         return 0
 
 
+LOSS_KEYS = ("loss", "val_loss", "disc_loss", "recon_error", "test_loss")
+ACC_KEYS = ("train_acc", "val_acc", "test_acc")
+
+
 class TrainingCurves(_Panel):
-    """Loss (left axis) and accuracies (right axis) against epoch."""
+    """Losses (left axis: loss, val_loss, disc_loss, recon_error) and accuracies (right axis) per epoch."""
 
     title = "Training: loss and accuracy"
 
@@ -74,8 +78,6 @@ class TrainingCurves(_Panel):
         self.plot.setLabel("bottom", "epoch")
         self.plot.setLabel("left", "loss")
         self.plot.addLegend(offset=(-10, 10))
-        self.loss = self.plot.plot([], [], pen=pg.mkPen(PEN_COLORS[0], width=2), name="loss", symbol="o",
-                                   symbolSize=4)
         self.acc_view = pg.ViewBox()
         self.plot.showAxis("right")
         self.plot.getAxis("right").setLabel("accuracy")
@@ -84,35 +86,48 @@ class TrainingCurves(_Panel):
         self.acc_view.setXLink(self.plot.getPlotItem())
         self.acc_view.setYRange(0, 1)
         self.plot.getPlotItem().vb.sigResized.connect(self._sync)
-        self.acc: dict[str, pg.PlotDataItem] = {}
-        for i, key in enumerate(("train_acc", "val_acc", "test_acc")):
-            item = pg.PlotDataItem([], [], pen=pg.mkPen(PEN_COLORS[i + 1], width=2), name=key)
-            self.acc_view.addItem(item)
-            self.plot.getPlotItem().legend.addItem(item, key)
-            self.acc[key] = item
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self._n = 0
 
     def _sync(self) -> None:
         self.acc_view.setGeometry(self.plot.getPlotItem().vb.sceneBoundingRect())
 
+    def _curve(self, key: str) -> pg.PlotDataItem:
+        if key not in self.curves:
+            color = PEN_COLORS[len(self.curves) % len(PEN_COLORS)]
+            if key in ACC_KEYS:
+                pen = pg.mkPen(color, width=2, style=QtCore.Qt.PenStyle.DashLine)
+                item = pg.PlotDataItem([], [], pen=pen, name=key)
+                self.acc_view.addItem(item)
+                self.plot.getPlotItem().legend.addItem(item, key)
+            else:
+                item = self.plot.plot([], [], pen=pg.mkPen(color, width=2), symbol="o", symbolSize=4,
+                                      name=key)
+            self.curves[key] = item
+        return self.curves[key]
+
     def refresh(self, buf: LiveBuffer) -> None:
-        if buf.n_rows("train") == 0:
-            for item in (self.loss, *self.acc.values()):
+        self._n = buf.n_rows("train")
+        if self._n == 0:
+            for item in self.curves.values():
                 item.setData([], [])
             return
+        cols = buf.columns("train")
         x = buf.column("train", "epoch")
         if np.all(np.isnan(x)):
             x = np.arange(len(x), dtype=float)
-        loss = buf.column("train", "loss")
-        ok = ~np.isnan(loss)
-        self.loss.setData(x[ok], loss[ok])
-        for key, item in self.acc.items():
+        for key in (*LOSS_KEYS, *ACC_KEYS):
+            if key not in cols:
+                if key in self.curves:
+                    self.curves[key].setData([], [])
+                continue
             y = buf.column("train", key)
             ok = ~np.isnan(y)
-            item.setData(x[ok], y[ok])
+            self._curve(key).setData(x[ok], y[ok])
         self._sync()
 
     def n_points(self) -> int:
-        return len(self.loss.getData()[0] if self.loss.getData()[0] is not None else [])
+        return self._n
 
 
 class ProbabilityHistogram(_Panel):
@@ -317,14 +332,19 @@ class SamplerComparison(QtWidgets.QWidget):
     def refresh(self, buf: LiveBuffer) -> None:
         self._n = 0
         for name in buf.series_names():
-            if not name.startswith("sampler:"):
+            if name == "train" and ({"loglik", "accuracy"} & set(buf.columns(name))):
+                label = "this run"
+            elif name.startswith("sampler:"):
+                label = name.split(":", 1)[1]
+            else:
                 continue
-            label = name.split(":", 1)[1]
             if label not in self.curves:
                 pen = pg.mkPen(PEN_COLORS[len(self.curves) % len(PEN_COLORS)], width=2)
                 self.curves[label] = (self.ll.plot([], [], pen=pen, name=label),
                                       self.acc.plot([], [], pen=pen, name=label))
             t = buf.column(name, "time_s")
+            if np.all(np.isnan(t)) and "sec" in buf.columns(name):  # per-epoch durations
+                t = np.nancumsum(buf.column(name, "sec"))
             if np.all(np.isnan(t)):
                 t = buf.column(name, "_t_s")
             for item, key in zip(self.curves[label], ("loglik", "accuracy"), strict=True):

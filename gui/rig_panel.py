@@ -147,6 +147,23 @@ class RigSession(QtCore.QObject):
 def read_live(rig: Any) -> dict[str, float]:
     """One poll of the rig's live quantities (worker thread, io_lock held): current, field, read-out."""
     out: dict[str, float] = {}
+    if hasattr(rig, "status"):  # NanowireRig.status(): measured current, Hall field, output state
+        try:
+            st = rig.status()
+            out["current_A"] = float(st["current_A"])
+            if st.get("hall_field_mT") is not None:
+                out["field_mT"] = float(st["hall_field_mT"])
+            out["output_enabled"] = float(bool(st.get("output_enabled")))
+        except Exception as exc:
+            log.warning("rig status read failed: %s", exc)
+            out["fault"] = 1.0
+        readout = getattr(rig, "readout", None)
+        if readout is not None:
+            try:
+                out["signal"] = float(readout.signal())
+            except Exception as exc:
+                log.debug("read-out failed: %s", exc)
+        return out
     src = getattr(rig, "field_source", None)
     if src is not None:
         try:
