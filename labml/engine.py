@@ -409,8 +409,15 @@ class RunEngine:
         self._stop_requested = reason
 
     def request_abort(self, reason: str = "abort requested") -> None:
-        """End as soon as possible, field to zero (status "aborted")."""
+        """End as soon as possible, field to zero (status "aborted"). A ramp in progress is stopped
+        (the guard ramps to zero at the allowed rate)."""
         self._abort_requested = reason
+        rig = self.rig
+        if rig is not None and hasattr(rig, "request_stop"):
+            try:
+                rig.request_stop()
+            except Exception:  # noqa: BLE001 - the loop still aborts at the next check
+                log.exception("rig.request_stop failed")
 
     def emergency_stop(self) -> None:
         """Field to zero at the fastest allowed rate, no other instrument I/O; the run ends "aborted"."""
@@ -420,6 +427,8 @@ class RunEngine:
         guard = getattr(rig, "guard", None)
         if guard is not None:
             try:
+                if hasattr(guard, "request_stop"):
+                    guard.request_stop()  # a ramp in another thread stops at its next step
                 guard.emergency_zero()
             except Exception:  # noqa: BLE001 - nothing else may be tried; report it
                 log.exception("emergency_zero failed")
@@ -562,6 +571,9 @@ class RunEngine:
     def _loop(self, plan: Plan, run: Run, rig: Any, state: dict | None) -> Outcome:
         self.rig = rig
         ctx = RunContext(self, run, rig)
+        guard = getattr(rig, "guard", None)
+        if guard is not None and hasattr(guard, "clear_stop"):
+            guard.clear_stop()  # a stop left over from an earlier run must not stop this one
         if rig is not None and "rig_identities" not in run.meta:
             self._record_rig(run, rig)
         step = 0
@@ -603,12 +615,16 @@ class RunEngine:
                         status, reason = STOPPED, "stopped while paused"
                         break
                     if decision == "abort":
-                        raise _Abort("aborted while paused")
+                        raise _Abort(self._abort_requested or "aborted while paused")
                 try:
                     finished = plan.step(step, ctx)
                 except _Abort:
                     raise
-                except self.watchdog.faults() as exc:
+                except Exception as exc:
+                    if self._abort_requested:  # e.g. the guard's RampStopped after request_abort
+                        raise _Abort(self._abort_requested, emergency=self._estop) from exc
+                    if not isinstance(exc, self.watchdog.faults()):
+                        raise
                     ctx._discard()
                     step = self._ride_out_fault(plan, run, ctx, step, exc)
                     since_ckpt = 0
@@ -757,52 +773,50 @@ class RunEngine:
         return decision
 
     def _ride_out_fault(self, plan: Plan, run: Run, ctx: RunContext, step: int, exc: BaseException) -> int:
-        """Retry with backoff; then suspend (safe state, probe) until clear or timeout. Returns the step
-        to continue from (that of the last checkpoint, whose state has been restored)."""
+        """Retry with backoff; then suspend (safe state, probe every poll_s) until the fault clears or
+        suspend_timeout_s passes (abort). Returns the step to continue from: that of the last
+        checkpoint, whose plan state has been restored and whose magnetic state re-established."""
         wd = self.watchdog
         clock = ctx.clock
-        rig = ctx.rig
-        log.warning("instrument fault at step %d: %s", step, exc)
+        log.warning("instrument fault at step %d: %s: %s", step, type(exc).__name__, exc)
         run.add_event("fault", step=step, error=f"{type(exc).__name__}: {exc}")
         self._notify("fault", {"step": step, "error": str(exc)})
-        delay = wd.backoff_s
-        for attempt in range(1, wd.retries + 1):
-            self._check_abort()
-            clock.sleep(delay)
-            delay *= 2
-            try:
-                plan.probe(ctx)
-            except wd.faults() as again:
-                log.warning("retry %d/%d: fault persists: %s", attempt, wd.retries, again)
-                continue
-            log.info("fault cleared after %d retr%s", attempt, "y" if attempt == 1 else "ies")
-            return self._recover(plan, run, ctx, step, safe_state_done=False)
-        # Suspend: safe state, then probe until clear or timeout.
-        self._safe_state(rig)
-        self.state = "suspended"
-        run.update(status=RUNNING, reason=f"suspended by fault: {exc}")
-        run.add_event("suspend-fault", step=step)
-        t0 = clock.now()
+        delay, attempt = wd.backoff_s, 0
+        suspended_at: float | None = None
         while True:
             self._check_abort()
-            if clock.now() - t0 >= wd.suspend_timeout_s:
-                raise _Abort(
-                    f"instrument fault did not clear within {wd.suspend_timeout_s:g} s: "
-                    f"{type(exc).__name__}: {exc}"
-                )
-            clock.sleep(wd.poll_s)
+            if attempt < wd.retries:
+                attempt += 1
+                clock.sleep(delay)
+                delay *= 2
+            else:
+                if suspended_at is None:
+                    self._safe_state(ctx.rig)
+                    suspended_at = clock.now()
+                    self.state = "suspended"
+                    run.update(reason=f"suspended by fault: {type(exc).__name__}: {exc}")
+                    run.add_event("suspend-fault", step=step)
+                    self._notify("suspend", {"step": step, "error": str(exc)})
+                if clock.now() - suspended_at >= wd.suspend_timeout_s:
+                    raise _Abort(
+                        f"instrument fault did not clear within {wd.suspend_timeout_s:g} s: "
+                        f"{type(exc).__name__}: {exc}"
+                    )
+                clock.sleep(wd.poll_s)
             try:
                 plan.probe(ctx)
+                new_step = self._recover(plan, run, ctx, safe_state_done=suspended_at is not None)
             except wd.faults() as again:
-                log.info("still faulted: %s", again)
+                log.info("fault persists (%s); %s", again,
+                         f"retry {attempt}/{wd.retries}" if suspended_at is None else "suspended")
                 continue
-            break
-        log.info("fault cleared after %.3g s suspended", clock.now() - t0)
-        self.state = RUNNING
-        run.update(reason=None)
-        return self._recover(plan, run, ctx, step, safe_state_done=True)
+            self.state = RUNNING
+            if suspended_at is not None:
+                run.update(reason=None)
+            log.info("fault cleared; continuing from step %d", new_step)
+            return new_step
 
-    def _recover(self, plan: Plan, run: Run, ctx: RunContext, step: int, safe_state_done: bool) -> int:
+    def _recover(self, plan: Plan, run: Run, ctx: RunContext, safe_state_done: bool) -> int:
         state = ckpt.latest(run.path, uid=run.uid)
         if state is None:  # pragma: no cover - a checkpoint is written before the first step
             raise _Abort("fault before the first checkpoint")
