@@ -186,30 +186,35 @@ def johnson_V(R_ohm: float, T_K: float, bandwidth_Hz: float) -> float:
 
 @dataclass(frozen=True)
 class CycleSpec:
-    """One bench read cycle (the `[cycle]` table of the rig config).
+    """One bench read cycle, as instruments.rig.NanowireRig plays it (`[cycle]` + `[limits]`).
 
-    reset pulse at reset_field_mT for reset_s (plateau), injection (inject_s), drive pulse of
-    amplitude H for pulse_duration_s (plateau), field back to 0, settle_s at zero field, read
-    (read_s, read-out bandwidth read_bandwidth_Hz with `readout` = "moke" or "mr"). Pulse edges are
-    programmed at edge_slew_A_per_s (the coil may be slower).
+    One waveform per cycle: reset pulse at reset_field_mT (plateau reset_s), gap_s at zero field
+    (the wall is injected in it), drive pulse of amplitude H (plateau pulse_duration_s), settle_s at
+    zero field; edges are programmed at edge_slew_A_per_s (the coil may be slower). The waveform is
+    padded with rest (0 A) so that its duty cycle (|I| > duty_threshold_A) stays <= duty_max and its
+    mean I^2 R power <= mean_power_max_W. Then the read takes read_s, with the read-out
+    (`readout` = "moke" or "mr") integrating over read_bandwidth_Hz.
     """
 
     reset_field_mT: float = -30.0
     reset_s: float = 2e-3
-    inject_s: float = 1e-4
+    gap_s: float = 0.5e-3
     pulse_duration_s: float = 1e-3
     settle_s: float = 2e-3
-    read_s: float = 1e-3
+    read_s: float = 5e-3
     read_bandwidth_Hz: float = 250.0
-    edge_slew_A_per_s: float = 2e4
+    edge_slew_A_per_s: float = 0.95 * 2e4
+    duty_max: float = 0.5
+    duty_threshold_A: float = 0.2
+    mean_power_max_W: float = 150.0
     readout: str = "moke"
 
     def __post_init__(self) -> None:
-        for key in ("reset_s", "inject_s", "pulse_duration_s", "settle_s", "read_s"):
+        for key in ("reset_s", "gap_s", "pulse_duration_s", "settle_s", "read_s", "duty_threshold_A"):
             v = getattr(self, key)
             if not (np.isfinite(v) and v >= 0):
-                raise ValueError(f"cycle {key} must be >= 0 s, got {v!r}")
-        for key in ("read_bandwidth_Hz", "edge_slew_A_per_s"):
+                raise ValueError(f"cycle {key} must be >= 0, got {v!r}")
+        for key in ("read_bandwidth_Hz", "edge_slew_A_per_s", "duty_max", "mean_power_max_W"):
             v = getattr(self, key)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"cycle {key} must be > 0, got {v!r}")
@@ -218,6 +223,22 @@ class CycleSpec:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def program_timing(amplitudes_A, plateau_s: float, slew_A_per_s: float, threshold_A: float):
+    """(length s, energised time s) of trapezoid programs: 2|A|/slew + plateau, and the time with
+    |I| above threshold_A (the duty-cycle count of the CoilGuard)."""
+    a = np.abs(np.asarray(amplitudes_A, dtype=float))
+    length = 2 * a / slew_A_per_s + plateau_s
+    on = np.where(a > threshold_A, plateau_s + 2 * (a - threshold_A) / slew_A_per_s, 0.0)
+    return length, on
+
+
+def cycle_time_s(program_s, on_s, energy_J, cycle: CycleSpec):
+    """Bench time of cycles whose waveform lasts program_s with on_s energised and energy_J of
+    Joule heat: padded with rest for duty and mean power (as the rig does), plus the read time."""
+    rested = np.maximum(np.maximum(program_s, on_s / cycle.duty_max), energy_J / cycle.mean_power_max_W)
+    return rested + cycle.read_s
 
 
 def pulse_traces(

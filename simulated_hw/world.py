@@ -61,6 +61,10 @@ logger = logging.getLogger(__name__)
 _TABLE_MARGIN_MT = 0.5
 #: spacing (mT) of the per-wire pass-probability table of the fast path (linear interpolation)
 TABLE_STEP_MT = 0.02
+#: the rig programs pulse edges at this fraction of pulse_slew_max_A_per_s (instruments.rig)
+EDGE_SLEW_FRACTION = 0.95
+#: |I| above this fraction of i_max_A counts as energised for the duty cycle (instruments.safety)
+DUTY_THRESHOLD_FRACTION = 0.01
 #: sample temperature quantum (K) of the fast-path table cache (drift on)
 _T_QUANTUM_K = 0.02
 
@@ -327,7 +331,7 @@ class World:
         wires: `[[wires]]`; a `neel_brown` table there (NeelBrown.to_dict layout) is the TRUE
           depinning of that wire; otherwise wire 0 is nominal and the others spread around it.
           A `sim` sub-table may override WireParams keys per wire.
-        cycle: `[cycle]` reset_field_mT, reset_s, inject_s, pulse_duration_s, settle_s, read_s,
+        cycle: `[cycle]` reset_field_mT, reset_s, gap_s, pulse_duration_s, settle_s, read_s,
           read_bandwidth_Hz, readout (unknown keys ignored: the rig owns that table).
         limits: `[limits]`; pulse_slew_max_A_per_s sets the edge slew of drive pulses and
           field_max_mT the largest field the fast path accepts.
@@ -361,8 +365,14 @@ class World:
         ck = {f.name for f in fields(CycleSpec)}
         cyc = {k: v for k, v in (cycle or {}).items() if k in ck}
         limits = limits or {}
-        if "pulse_slew_max_A_per_s" in limits:
-            cyc["edge_slew_A_per_s"] = float(limits["pulse_slew_max_A_per_s"])
+        if "pulse_slew_max_A_per_s" in limits:  # the rig programs edges at 95 % of the slew limit
+            cyc["edge_slew_A_per_s"] = EDGE_SLEW_FRACTION * float(limits["pulse_slew_max_A_per_s"])
+        if "duty_max" in limits:
+            cyc["duty_max"] = float(limits["duty_max"])
+        if "mean_power_max_W" in limits:
+            cyc["mean_power_max_W"] = float(limits["mean_power_max_W"])
+        if "i_max_A" in limits:
+            cyc["duty_threshold_A"] = DUTY_THRESHOLD_FRACTION * float(limits["i_max_A"])
         if readout is not None:
             cyc["readout"] = readout
         try:
@@ -394,6 +404,19 @@ class World:
                 p = spread_wire(base, spread, spread_rng)
             params.append(p)
         return cls(coil_p, params, cycle_spec, noise, thermal, seed=seed, field_max_mT=field_max)
+
+    @classmethod
+    def from_rig_config(cls, config, seed: int | None = None) -> World:
+        """Build from an instruments.config.RigConfig: its [sim], [coil], [cycle], [limits] and the
+        raw [[wires]] tables (an inline `neel_brown` there is the wire's true depinning; a
+        calibration file is what the rig believes, never the simulated truth)."""
+        raw_wires = list(config.raw.get("wires", [])) if getattr(config, "raw", None) else []
+        if len(raw_wires) != len(config.wires):
+            raw_wires = [{"id": w.id} for w in config.wires]
+        return cls.from_config(
+            dict(config.sim), asdict(config.coil), raw_wires, asdict(config.cycle), asdict(config.limits),
+            seed=seed,
+        )
 
     # ------------------------------------------------------------------ basic properties
     @property
@@ -665,22 +688,23 @@ class World:
             return self.cycle
         return replace(self.cycle, pulse_duration_s=float(pulse_duration_s))
 
-    def _reset_pulse_cost(self, cyc: CycleSpec) -> tuple[float, float]:
-        """(duration s, Joule energy J) of the reset pulse of the cycle (incl. discharge tail)."""
-        key = ("reset", cyc.reset_field_mT, cyc.reset_s, cyc.edge_slew_A_per_s, self.coil.effective_params)
+    def _reset_pulse_cost(self, cyc: CycleSpec) -> tuple[float, float, float]:
+        """(program length s, energised time s, Joule energy J) of the reset pulse of the cycle."""
+        c = self.coil.effective_params
+        key = ("reset", cyc, c)
         hit = self._tables.get(key)
         if hit is None:
-            c = self.coil.effective_params
             amp = cyc.reset_field_mT / c.mT_per_A
             g, I = physics.pulse_traces(np.array([amp]), cyc.reset_s, cyc.edge_slew_A_per_s, c)
-            hit = (float(g[-1]), float(physics.joule_energy_J(g, I[0], c)))
+            length, on = physics.program_timing(amp, cyc.reset_s, cyc.edge_slew_A_per_s, cyc.duty_threshold_A)
+            hit = (float(length), float(on), float(physics.joule_energy_J(g, I[0], c)))
             self._tables[key] = hit
         return hit
 
     def _table(self, wires_needed: np.ndarray, cyc: CycleSpec, T_K: float) -> dict:
         """Fast-path tables on a uniform field grid 0..H_top (TABLE_STEP_MT), shared by all wires:
-        "p" (n_wires, n_grid) true pass probability (rows filled lazily, "done" flags), "t" and "e"
-        (n_grid,) bench time (s) and Joule energy (J) of the drive pulse (program + discharge).
+        "p" (n_wires, n_grid) true pass probability (rows filled lazily, "done" flags) and "e"
+        (n_grid,) Joule energy (J) of the drive pulse in the coil.
         H_top is above every wire's largest Hc, so fields above it pass with certainty."""
         Tq = round(T_K / _T_QUANTUM_K) * _T_QUANTUM_K
         key = (cyc.pulse_duration_s, cyc.edge_slew_A_per_s, cyc.settle_s, Tq, self.coil.effective_params)
@@ -694,13 +718,12 @@ class World:
             n = int(math.ceil(H_top / TABLE_STEP_MT)) + 1
             H_grid = np.linspace(0.0, (n - 1) * TABLE_STEP_MT, n)
             amp = H_grid / c.mT_per_A
-            t_drive = 2 * amp / cyc.edge_slew_A_per_s + cyc.pulse_duration_s + physics.fall_time_s(amp, c)
             e_drive = np.empty(n)
             for lo in range(0, n, 256):  # blocks: short pulses get short grids
                 g, I = physics.pulse_traces(amp[lo:lo + 256], cyc.pulse_duration_s, cyc.edge_slew_A_per_s, c)
                 e_drive[lo:lo + 256] = physics.joule_energy_J(g, I, c)
             tab = {"H": H_grid, "p": np.ones((self.n_wires, n)), "done": np.zeros(self.n_wires, bool),
-                   "t": t_drive, "e": e_drive}
+                   "e": e_drive}
             self._tables[key] = tab
         for w in np.flatnonzero(wires_needed & ~tab["done"]):
             nb = self.wire_params[w].neel_brown
@@ -727,7 +750,7 @@ class World:
         ).reshape(np.shape(fields_mT))
 
     def _lookup(self, fields_mT, wires, cyc: CycleSpec):
-        """Validate requests and look up (shape, p_true, t_drive_s, E_drive_J, wires_flat)."""
+        """Validate requests and look up (shape, p_true, E_drive_J, wires_flat)."""
         H = np.asarray(fields_mT, dtype=float)
         w = np.asarray(wires)
         if w.ndim == 0:
@@ -737,7 +760,7 @@ class World:
         Hf = H.ravel()
         wf = w.ravel()
         if Hf.size == 0:
-            return H.shape, np.empty(0), np.empty(0), np.empty(0), wf.astype(np.intp)
+            return H.shape, np.empty(0), np.empty(0), wf.astype(np.intp)
         if not np.isfinite(Hf).all():
             raise ValueError("read_synapses: fields_mT must be finite")
         if not np.issubdtype(wf.dtype, np.integer) or wf.min() < 0 or wf.max() >= self.n_wires:
@@ -758,8 +781,8 @@ class World:
                 )
         needed = np.bincount(wf, minlength=self.n_wires) > 0
         tab = self._table(needed, cyc, self.sample_temperature_K)
-        P, TD, ED = tab["p"], tab["t"], tab["e"]
-        n_grid = TD.size
+        P, ED = tab["p"], tab["e"]
+        n_grid = ED.size
         pos = np.maximum(Hf, 0.0) * (1.0 / TABLE_STEP_MT)
         i = np.minimum(pos.astype(np.intp), n_grid - 2)
         f = pos - i
@@ -767,52 +790,57 @@ class World:
         Pf = P.ravel()
         p0 = Pf[flat]
         p_out = p0 + (Pf[flat + 1] - p0) * f
-        t_out = TD[i] + (TD[i + 1] - TD[i]) * f
         e_out = ED[i] + (ED[i + 1] - ED[i]) * f
-        if h_max > tab["H"][-1]:  # beyond every Hc: passes for sure; cost of the pulse itself
+        if h_max > tab["H"][-1]:  # beyond every Hc: passes for sure; energy of the pulse itself
             out = np.flatnonzero(f > 1.0)
-            amp = Hf[out] / self.coil.effective_params.mT_per_A
-            g, I = physics.pulse_traces(
-                amp, cyc.pulse_duration_s, cyc.edge_slew_A_per_s, self.coil.effective_params
-            )
+            c = self.coil.effective_params
+            g, I = physics.pulse_traces(Hf[out] / c.mT_per_A, cyc.pulse_duration_s, cyc.edge_slew_A_per_s, c)
             p_out[out] = 1.0
-            t_out[out] = (2 * np.abs(amp) / cyc.edge_slew_A_per_s + cyc.pulse_duration_s
-                          + physics.fall_time_s(amp, self.coil.effective_params))
-            e_out[out] = physics.joule_energy_J(g, I, self.coil.effective_params)
-        return H.shape, p_out, t_out, e_out, wf
+            e_out[out] = physics.joule_energy_J(g, I, c)
+        return H.shape, p_out, e_out, wf
 
     def true_pass_probability(self, fields_mT, wires, pulse_duration_s: float | None = None) -> np.ndarray:
         """Model pass probability (no read-out error) of one bench cycle per request: drive pulse of
         amplitude fields_mT (trapezoid, coil-limited edges, plateau pulse_duration_s or the cycle's)
         then settle_s at zero field, integrated with the wire's Neel-Brown modes at the present
         sample temperature. Table lookup with linear interpolation (TABLE_STEP_MT grid)."""
-        shape, p, _, _, _ = self._lookup(fields_mT, wires, self._cycle_for(pulse_duration_s))
+        shape, p, _, _ = self._lookup(fields_mT, wires, self._cycle_for(pulse_duration_s))
         return p.reshape(shape)
 
     def read_synapses(self, fields_mT, wires, n: int, pulse_duration_s: float | None = None) -> SynapseReads:
         """Fast path: counts[i] ~ Binomial(n, q_i), q = p (1 - e) + (1 - p) e with p the true pass
         probability of request i (`true_pass_probability`) and e the read-out bit error
         (`readout_error` of that wire). bench_time_s and energy_J are those of the same cycles on
-        the bench (reset pulse + inject + drive pulse + settle + read, n times per request, one
-        after another; energy = Joule heat in the coil). The clock advances by bench_time_s, the
-        coil warms by the mean power, and each wire read is left in the state of its last cycle."""
+        the bench, n per request one after another, as instruments.rig.NanowireRig plays them: one
+        waveform (reset pulse, gap_s with the injection, drive pulse, settle_s) padded with rest for
+        duty_max and mean_power_max_W, then read_s (`physics.cycle_time_s`); energy = Joule heat
+        of the real coil current. The clock advances by bench_time_s, the coil warms by the mean
+        power, and each wire read is left in the state of its last cycle."""
         n = int(n)
         if n < 1:
             raise ValueError(f"read_synapses: n must be >= 1, got {n}")
         cyc = self._cycle_for(None if pulse_duration_s is None else pulse_duration_s)
-        shape, p, t_drive, e_drive, wf = self._lookup(fields_mT, wires, cyc)
+        shape, p, e_drive, wf = self._lookup(fields_mT, wires, cyc)
         errs = np.array([self.readout_error(i) for i in range(self.n_wires)])
         e = errs[0] if np.all(errs == errs[0]) else errs[wf]
         q = p + (1.0 - 2.0 * p) * e
         counts = physics.sample_binomial(self.rng, n, q)
-        t_reset, e_reset = self._reset_pulse_cost(cyc)
-        fixed_t = t_reset + cyc.inject_s + cyc.settle_s + cyc.read_s
-        bench_time = float(n * (fixed_t * p.size + t_drive.sum()))
-        energy = float(n * (e_reset * p.size + e_drive.sum()))
+        t_reset, on_reset, e_reset = self._reset_pulse_cost(cyc)
+        amp = np.asarray(fields_mT, dtype=float).ravel() / self.coil.effective_params.mT_per_A
+        t_drive, on_drive = physics.program_timing(
+            amp, cyc.pulse_duration_s, cyc.edge_slew_A_per_s, cyc.duty_threshold_A
+        )
+        e_cycle = e_reset + e_drive
+        t_cycle = physics.cycle_time_s(
+            t_reset + cyc.gap_s + t_drive + cyc.settle_s, on_reset + on_drive, e_cycle, cyc
+        )
+        bench_time = float(n * t_cycle.sum())
+        energy = float(n * e_cycle.sum())
         if p.size:
             # leave each wire read in the state of its last cycle
-            uw, first_rev = np.unique(wf[::-1], return_index=True)
-            for wi, i_req in zip(uw.tolist(), (wf.size - 1 - first_rev).tolist(), strict=True):
+            rev = wf[::-1]
+            for wi in np.flatnonzero(np.bincount(wf, minlength=self.n_wires)).tolist():
+                i_req = wf.size - 1 - int(np.argmax(rev == wi))
                 self.reset_wires(wi)
                 if self.rng.random() < p[i_req]:
                     self._unpin(self.wires[wi], +1)

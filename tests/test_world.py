@@ -33,7 +33,7 @@ def _cycle_scpi(world: World, H_mT: float, wire: int = 0) -> int:
     mT_per_A = world.coil_params.mT_per_A
     t, I = physics.trapezoid_program(c.reset_field_mT / mT_per_A, c.reset_s, c.edge_slew_A_per_s)
     world.play_waveform(np.r_[t, t[-1] + 1e-3], np.r_[I, 0.0])  # reset pulse + discharge
-    world.inject(duration_s=c.inject_s)
+    world.inject(duration_s=c.gap_s)
     t, I = physics.trapezoid_program(H_mT / mT_per_A, c.pulse_duration_s, c.edge_slew_A_per_s)
     world.play_waveform(np.r_[t, t[-1] + 1e-4], np.r_[I, 0.0])
     world.advance(c.settle_s)
@@ -227,7 +227,7 @@ def test_read_synapses_validates_and_accounts_time_and_energy(world1):
     assert isinstance(r, SynapseReads) and r.counts.shape == (2, 2) and r.n == 10
     assert np.all((r.counts >= 0) & (r.counts <= 10))
     c = world1.cycle
-    per_cycle_min = c.reset_s + c.inject_s + c.pulse_duration_s + c.settle_s + c.read_s
+    per_cycle_min = c.reset_s + c.gap_s + c.pulse_duration_s + c.settle_s + c.read_s
     assert r.bench_time_s > 4 * 10 * per_cycle_min
     assert world1.clock.now() - t0 == pytest.approx(r.bench_time_s)
     # the default cycle keeps the coil's mean power under the 150 W budget
