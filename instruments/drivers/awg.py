@@ -51,6 +51,14 @@ class Agilent33500PulseChannel(Agilent33500Channel):
         values=TRIGGER_SOURCES,
     )
 
+    trigger_delay = Instrument.control(
+        "TRIG{ch}:DEL?", "TRIG{ch}:DEL %g",
+        """Control the delay (s) between a trigger and the start of this channel's burst
+        (float, strictly 0..1000 s).""",
+        validator=strict_range,
+        values=[0, 1000],
+    )
+
     arb_points = Instrument.measurement(
         "SOUR{ch}:FUNC:ARB:POIN?",
         """Get the number of points of the selected arbitrary waveform (int).""",

@@ -233,8 +233,10 @@ class SourcemeterFieldSource:
 
 class AwgPulseSource:
     """PulseSource on a 33500B: channel 1 drives the coil amplifier (A = amplifier_A_per_V * V),
-    channel 2 fires the injection line with a short pulse; both on BUS trigger, fired one channel
-    at a time with ``TRIG1`` / ``TRIG2``.
+    channel 2 fires the injection line with a short pulse; both on BUS trigger. Without an
+    injection delay the coil burst fires alone (``TRIG1``) and ``inject()`` fires ``TRIG2``; armed
+    with ``inject_delay_s`` the two fire from one ``*TRG``, channel 2 delayed by ``TRIG2:DEL``, so
+    one waveform holds a whole read cycle (reset, injection, drive).
 
     :param amplifier_A_per_V: transconductance of the coil amplifier (A/V).
     :param injection_V: injection pulse height (V); :param injection_width_s: its width (s).
@@ -255,6 +257,7 @@ class AwgPulseSource:
         self.max_V = float(max_V)
         self.arb_name = arb_name
         self.armed = False
+        self.inject_with_trigger = False
         self.waveform_duration_s = 0.0
         # outputs drive high-impedance inputs: the generator then allows 20 Vpp
         for ch in (awg.ch_1, awg.ch_2):
@@ -294,8 +297,12 @@ class AwgPulseSource:
             ch2.output = True
         raise_on_errors(self.awg, self.name, "configure")
 
-    def arm(self, waveform_V: np.ndarray, sample_rate_Hz: float, n_cycles: int = 1) -> None:
+    def arm(self, waveform_V: np.ndarray, sample_rate_Hz: float, n_cycles: int = 1,
+            inject_delay_s: float | None = None) -> None:
         """Upload and arm a coil waveform (V at the amplifier input) as a triggered burst.
+
+        :param inject_delay_s: if given, the injection pulse (channel 2) fires from the same
+            trigger this long (s) after the start of the waveform.
 
         Validates the waveform against ``max_V`` (SafetyError, nothing written); the coil limits
         (current, slew, duty, heating) are CoilGuard's job before it calls this.
@@ -312,6 +319,11 @@ class AwgPulseSource:
             raise SafetyError(f"{self.name}: n_cycles {n_cycles!r} outside [1, 99999]")
         if w[0] != 0.0 or w[-1] != 0.0:
             raise SafetyError(f"{self.name}: waveform must start and end at 0 V (idle level of the burst)")
+        duration_s = w.size / float(sample_rate_Hz)
+        if inject_delay_s is not None and not (0.0 <= inject_delay_s <= duration_s):
+            raise SafetyError(
+                f"{self.name}: inject_delay_s {inject_delay_s!r} outside the waveform (0..{duration_s:g} s)"
+            )
         ch1 = self.awg.ch_1
         with instrument_io(self.name, "arm waveform"):
             ch1.output = False
@@ -325,16 +337,23 @@ class AwgPulseSource:
             ch1.burst_state = True
             ch1.trigger_source = "BUS"
             ch1.output = True
+            if inject_delay_s is not None:
+                self.awg.ch_2.trigger_delay = float(inject_delay_s)
         raise_on_errors(self.awg, self.name, "arm waveform")
         self.armed = True
-        self.waveform_duration_s = int(n_cycles) * w.size / float(sample_rate_Hz)
+        self.inject_with_trigger = inject_delay_s is not None
+        self.waveform_duration_s = int(n_cycles) * duration_s
 
     def trigger(self) -> None:
-        """Fire the armed coil burst and wait (``*OPC?``) until it has been played."""
+        """Fire the armed coil burst (with the delayed injection pulse if armed so) and wait
+        (``*OPC?``) until it has been played."""
         if not self.armed:
             raise InstrumentFault(f"{self.name}: trigger() without an armed waveform")
         with instrument_io(self.name, "trigger coil burst"):
-            self.awg.ch_1.trigger()
+            if self.inject_with_trigger:
+                self.awg.write("*TRG")
+            else:
+                self.awg.ch_1.trigger()
             self.awg.operation_complete  # noqa: B018  (query blocks until the burst is done)
 
     def inject(self) -> None:
@@ -368,6 +387,7 @@ class Awg33220PulseSource(AwgPulseSource):
         self.amplifier_A_per_V = float(amplifier_A_per_V)
         self.max_V = float(max_V)
         self.armed = False
+        self.inject_with_trigger = False
         self.waveform_duration_s = 0.0
 
     @classmethod
@@ -383,7 +403,8 @@ class Awg33220PulseSource(AwgPulseSource):
             self.awg.sync_enabled = True
         raise_on_errors(self.awg, self.name, "configure")
 
-    def arm(self, waveform_V: np.ndarray, sample_rate_Hz: float, n_cycles: int = 1) -> None:
+    def arm(self, waveform_V: np.ndarray, sample_rate_Hz: float, n_cycles: int = 1,  # type: ignore[override]
+            ) -> None:
         w = np.asarray(waveform_V, dtype=float)
         peak = float(np.max(np.abs(w))) if w.size else 0.0
         if w.ndim != 1 or w.size < 8 or not np.all(np.isfinite(w)) or peak > self.max_V:

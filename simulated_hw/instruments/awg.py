@@ -48,6 +48,7 @@ class ChannelState:
     burst_mode: str = "TRIG"
     burst_ncycles: int = 1
     trigger_source: str = "IMM"
+    trigger_delay_s: float = 0.0
     arb_name: str = ""
     arb_srate: float = 4e4
     pulse_width_s: float = 1e-4
@@ -101,7 +102,10 @@ class SimAgilent33500(SimInstrument):
         )
         self.scpi(S + "FREQuency", self._get(lambda c: f"{c.frequency_Hz:.6e}"), query=True)
         self.scpi(
-            S + "VOLTage", self._set(lambda c, a: setattr(c, "amplitude_Vpp", self._range(a, 1e-3, 10)))
+            S + "VOLTage",
+            self._set(
+                lambda c, a: setattr(c, "amplitude_Vpp", self._range(a, 1e-3, 20 if c.load == "INF" else 10))
+            ),
         )
         self.scpi(S + "VOLTage", self._get(lambda c: f"{c.amplitude_Vpp:.6e}"), query=True)
         self.scpi(S + "VOLTage:OFFSet", self._set(lambda c, a: setattr(c, "offset_V", self._range(a, -5, 5))))
@@ -140,6 +144,10 @@ class SimAgilent33500(SimInstrument):
         self.scpi("OUTPut#:LOAD", self._set(lambda c, a: setattr(c, "load", a.upper())))
         self.scpi("TRIGger#:SOURce", self._set(self._set_trigger_source))
         self.scpi("TRIGger#:SOURce", self._get(lambda c: c.trigger_source), query=True)
+        self.scpi(
+            "TRIGger#:DELay", self._set(lambda c, a: setattr(c, "trigger_delay_s", self._range(a, 0, 1000)))
+        )
+        self.scpi("TRIGger#:DELay", self._get(lambda c: f"{c.trigger_delay_s:.6e}"), query=True)
         self.scpi("TRIGger#", lambda n: self.fire(self._ch(n)))
         self.scpi("*TRG", self._bus_trigger)
 
@@ -192,8 +200,13 @@ class SimAgilent33500(SimInstrument):
         c.trigger_source = src
 
     def _bus_trigger(self) -> None:
-        for ch, c in self.channels.items():
-            if c.trigger_source == "BUS":
+        """*TRG: every BUS-triggered channel fires; an injection channel fires trigger_delay_s
+        into the coil channel's burst (the waveform is played in two parts around it)."""
+        fired = [ch for ch, c in self.channels.items() if c.trigger_source == "BUS" and c.output and c.burst]
+        if self.coil_channel in fired and self.inject_channel in fired:
+            self.fire(self.coil_channel, inject_at_s=self.channels[self.inject_channel].trigger_delay_s)
+        else:
+            for ch in fired:
                 self.fire(ch)
 
     def reset_state(self) -> None:
@@ -210,23 +223,36 @@ class SimAgilent33500(SimInstrument):
         t = np.arange(v.size + 1) / c.arb_srate
         return t, np.r_[v, v[-1]]
 
-    def fire(self, ch: int) -> None:
-        """A trigger arrived at channel `ch`."""
+    def fire(self, ch: int, inject_at_s: float | None = None) -> None:
+        """A trigger arrived at channel `ch` (with `inject_at_s`: the injection channel fires that
+        long into the coil burst)."""
         c = self.channels[ch]
         if not (c.output and c.burst):
             return
         if ch == self.inject_channel:
             self.n_injections += 1
             self.world.inject()
-        elif ch == self.coil_channel:
-            if c.shape != "ARB" or c.arb_name not in c.arbs:
-                log.warning(
-                    "33500 sim: coil channel triggered without an arbitrary waveform (shape %s)", c.shape
-                )
-                return
-            t, v = self.waveform_V(ch)
-            self.n_bursts += 1
-            self.world.play_waveform(t, self.amplifier_A_per_V * v)
+            return
+        if ch != self.coil_channel:
+            return
+        if c.shape != "ARB" or c.arb_name not in c.arbs:
+            log.warning("33500 sim: coil channel triggered without an arbitrary waveform (shape %s)", c.shape)
+            return
+        t, v = self.waveform_V(ch)
+        I = self.amplifier_A_per_V * v
+        self.n_bursts += 1
+        if inject_at_s is None:
+            self.world.play_waveform(t, I)
+            return
+        d = min(max(float(inject_at_s), t[0]), t[-1])
+        Id = float(np.interp(d, t, I))
+        before, after = t < d, t > d
+        if np.count_nonzero(before) >= 1:
+            self.world.play_waveform(np.r_[t[before], d], np.r_[I[before], Id])
+        self.n_injections += 1
+        self.world.inject()
+        if np.count_nonzero(after) >= 1:
+            self.world.play_waveform(np.r_[d, t[after]], np.r_[Id, I[after]])
 
 
 class SimAgilent33220A(SimInstrument):

@@ -1,0 +1,239 @@
+"""The simulated rig: real drivers and role implementations over SCPI-speaking simulated
+instruments on one simulated World, plus the vectorised fast path for ``read_synapses``.
+
+    rig = build_sim_rig(load_rig_config("sim"))      # or labml.rigs.open_rig("sim")
+    rig.cycle(5.0)                                   # SCPI path: every command through the drivers
+    rig.read_synapses(fields, wires, n=16)           # fast path: world.read_synapses (one physics)
+
+Each ``[instruments.<role>]`` of the config names a role class (instruments.drivers.roles); the
+simulated instrument that answers its driver is chosen from that class and its ``model`` option.
+Faults come from ``[sim.faults]`` (see simulated_hw.faults) and can be injected at run time with
+``rig.faults[role].inject(kind, count)``. ``[sim.instruments]`` may set ``latency_s`` (simulated
+bench time per bus transaction, default 0) and ``timeout_s`` (default: the role's timeout_s).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from instruments.config import RigConfig
+from instruments.errors import ConfigError
+from instruments.rig import RIG_READOUT_KEYS, NanowireRig
+from instruments.roles import SynapseReads
+from simulated_hw.adapter import SimAdapter
+from simulated_hw.faults import FaultConfigError, FaultInjector
+from simulated_hw.instruments import (
+    SimAgilent33220A,
+    SimAgilent33500,
+    SimKeithley2400,
+    SimKeithley2450,
+    SimKeithley6221,
+    SimKepco,
+    SimLakeShore421,
+    SimLakeShore425,
+    SimSR830,
+    SimSR860,
+    SimSwitch7001,
+)
+from simulated_hw.world import World
+
+log = logging.getLogger(__name__)
+
+_R = "instruments.drivers.roles."
+
+
+def _model(opts: dict, default: str) -> str:
+    return str(opts.get("model", default)).upper().replace(" ", "")
+
+
+#: role class (dotted path) -> factory(world, options, seed) of the simulated instrument behind it
+SIM_INSTRUMENTS: dict[str, Callable[[World, dict, int], Any]] = {
+    _R + "KepcoFieldSource": lambda w, o, s: SimKepco(w, model=str(o.get("model", "BOP 20-20")), seed=s),
+    _R + "SourcemeterFieldSource": lambda w, o, s: (
+        SimKeithley2450(w, seed=s) if _model(o, "2400") == "2450" else SimKeithley2400(w, seed=s)
+    ),
+    _R + "AwgPulseSource": lambda w, o, s: SimAgilent33500(w, float(o["amplifier_A_per_V"]), seed=s),
+    _R + "Awg33220PulseSource": lambda w, o, s: SimAgilent33220A(w, float(o["amplifier_A_per_V"]), seed=s),
+    _R + "HallSensor": lambda w, o, s: (
+        SimLakeShore421(w, seed=s) if _model(o, "425") == "421" else SimLakeShore425(w, seed=s)
+    ),
+    _R + "MokeLockinReadout": lambda w, o, s: (
+        SimSR860(w, seed=s) if _model(o, "SR830") == "SR860" else SimSR830(w, seed=s)
+    ),
+    _R + "DeltaModeMRReadout": lambda w, o, s: SimKeithley6221(w, seed=s),
+    _R + "SwitchSelector": lambda w, o, s: SimSwitch7001(
+        w,
+        n_channels=max(o["wire_channels"]) if o.get("wire_channels") else w.n_wires,
+        channel_to_wire=(
+            {int(ch): i for i, ch in enumerate(o["wire_channels"])} if o.get("wire_channels") else None
+        ),
+        seed=s,
+    ),
+}
+
+ROLE_ARGS = {
+    "field_source": "field_source",
+    "pulse_source": "pulse_source",
+    "readout": "readout",
+    "field_sensor": "field_sensor",
+    "channel_selector": "channel_selector",
+    "injector": "injector",
+}
+
+
+def _import(path: str, where: str) -> Any:
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"{where} key 'class': cannot import {path!r}: {exc}") from exc
+
+
+def world_from_config(config: RigConfig) -> World:
+    """The World of a rig config: [sim], [coil], [[wires]] (true neel_brown if given), [cycle],
+    [limits]."""
+    wires = []
+    raw_wires = (config.raw or {}).get("wires", [])
+    for i, w in enumerate(config.wires):
+        d: dict[str, Any] = {"id": w.id}
+        raw = raw_wires[i] if i < len(raw_wires) and isinstance(raw_wires[i], dict) else {}
+        if "neel_brown" in raw:
+            d["neel_brown"] = raw["neel_brown"]
+        elif w.neel_brown is not None and i == 0:
+            d["neel_brown"] = w.neel_brown.to_dict()
+        if isinstance(raw.get("sim"), dict):
+            d["sim"] = raw["sim"]
+        wires.append(d)
+    return World.from_config(
+        dict(config.sim), asdict(config.coil), wires, cycle=asdict(config.cycle), limits=asdict(config.limits)
+    )
+
+
+class SimNanowireRig(NanowireRig):
+    """A NanowireRig whose roles talk SCPI to simulated instruments on `world`; ``read_synapses``
+    is the world's vectorised fast path (same physics, bench time and energy reported), every
+    other operation goes through the real drivers. The clock is the world clock.
+
+    Extra attributes: ``world``, ``adapters`` (role -> SimAdapter), ``instruments`` (role ->
+    simulated instrument), ``faults`` (role -> FaultInjector).
+    """
+
+    def __init__(
+        self,
+        config: RigConfig,
+        world: World,
+        adapters: dict[str, SimAdapter],
+        roles: dict[str, Any],
+        **kwargs: Any,
+    ) -> None:
+        self.world = world
+        self.adapters = adapters
+        self.instruments = {k: a.instrument for k, a in adapters.items()}
+        self.faults = {k: a.faults for k, a in adapters.items()}
+        closers = [a.close for a in adapters.values()]
+        super().__init__(config, clock=world.clock, closers=closers, **roles, **kwargs)
+
+    def read_synapses(
+        self, fields_mT: np.ndarray, wires: np.ndarray, n: int, duration_s: float | None = None
+    ) -> SynapseReads:
+        """Fast path: ``world.read_synapses`` (binomial counts of full bench cycles incl. read-out
+        error; bench time and coil energy of the same sequence). Requests are validated like on
+        the bench (equal lengths, integer wires in range, fields within each wire's range)."""
+        f, w, n = self._check_requests(fields_mT, wires, n)
+        reads = self.world.read_synapses(f, w.astype(np.int64), n, pulse_duration_s=duration_s)
+        self._energy_J += reads.energy_J
+        return reads
+
+    def state_dict(self) -> dict[str, Any]:
+        """Rig state plus the full world state (RNG, clock, walls, coil) and every simulated
+        instrument's noise stream, error queue and fault injector: resumes bit-identically."""
+        state = super().state_dict()
+        state["world"] = self.world.state_dict()
+        state["instruments"] = {k: inst.state_dict() for k, inst in self.instruments.items()}
+        state["faults"] = {k: f.state_dict() for k, f in self.faults.items()}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "world" in state:
+            self.world.load_state_dict(state["world"])
+        for k, s in state.get("instruments", {}).items():
+            if k in self.instruments:
+                self.instruments[k].load_state_dict(s)
+        for k, s in state.get("faults", {}).items():
+            if k in self.faults:
+                self.faults[k].load_state_dict(s)
+        super().load_state_dict(state)
+
+
+def build_sim_rig(
+    config: RigConfig, world: World | None = None, connect: bool = True, **rig_kwargs: Any
+) -> SimNanowireRig:
+    """Build the simulated rig of `config` (backend "sim"): the World, one simulated instrument and
+    SimAdapter per ``[instruments.<role>]``, the real drivers and role implementations on top.
+
+    :param world: use this World instead of building one from the config.
+    :param connect: configure the roles now (as NanowireRig does).
+    :param rig_kwargs: passed to NanowireRig (stop, lock, ...).
+    Raises ConfigError naming the role and key for a role class with no simulated instrument,
+    missing options or a bad ``[sim.faults]`` table.
+    """
+    if world is None:
+        world = world_from_config(config)
+    sim = dict(config.sim or {})
+    faults_table = sim.get("faults", {}) or {}
+    unknown_fault_roles = set(faults_table) - {"seed"} - set(config.instruments)
+    if unknown_fault_roles:
+        raise ConfigError(
+            f"{config.source}: [sim.faults]: no instrument role(s) {sorted(unknown_fault_roles)}; "
+            f"roles: {sorted(config.instruments)}"
+        )
+    inst_opts = dict(sim.get("instruments", {}) or {})
+    unknown = set(inst_opts) - {"latency_s", "timeout_s"}
+    if unknown:
+        raise ConfigError(
+            f"{config.source}: [sim.instruments]: unknown key(s) {sorted(unknown)}; "
+            "allowed: latency_s, timeout_s"
+        )
+    seed = int(sim.get("seed", 0))
+    adapters: dict[str, SimAdapter] = {}
+    roles: dict[str, Any] = {}
+    for role, ic in config.instruments.items():
+        where = f"{config.source}: [instruments.{role}]"
+        factory = SIM_INSTRUMENTS.get(ic.cls)
+        if factory is None:
+            raise ConfigError(
+                f"{where} key 'class': {ic.cls!r} has no simulated instrument; "
+                f"simulated classes: {sorted(SIM_INSTRUMENTS)}"
+            )
+        options = {k: v for k, v in ic.options.items() if not (role == "readout" and k in RIG_READOUT_KEYS)}
+        try:
+            instrument = factory(world, options, int(zlib.crc32(f"{seed}:{role}".encode())))
+            faults = FaultInjector.from_config(role, faults_table)
+        except FaultConfigError as exc:
+            raise ConfigError(f"{config.source}: [sim.{exc}]") from exc
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        adapter = SimAdapter(
+            instrument,
+            faults=faults,
+            timeout_s=float(inst_opts.get("timeout_s", ic.timeout_s if ic.timeout_s is not None else 2.0)),
+            latency_s=float(inst_opts.get("latency_s", 0.0)),
+            clock=world.clock,
+        )
+        role_cls = _import(ic.cls, where)
+        try:
+            roles[ROLE_ARGS[role]] = role_cls.from_config(adapter, options, clock=world.clock)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from exc
+        adapters[role] = adapter
+    for needed in ("field_source", "pulse_source", "readout"):
+        if needed not in roles:
+            raise ConfigError(f"{config.source}: [instruments.{needed}] missing (the simulated rig needs it)")
+    return SimNanowireRig(config, world, adapters, roles, connect=connect, **rig_kwargs)
