@@ -18,7 +18,6 @@ import importlib
 import logging
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -97,23 +96,9 @@ def _import(path: str, where: str) -> Any:
 
 
 def world_from_config(config: RigConfig) -> World:
-    """The World of a rig config: [sim], [coil], [[wires]] (true neel_brown if given), [cycle],
-    [limits]."""
-    wires = []
-    raw_wires = (config.raw or {}).get("wires", [])
-    for i, w in enumerate(config.wires):
-        d: dict[str, Any] = {"id": w.id}
-        raw = raw_wires[i] if i < len(raw_wires) and isinstance(raw_wires[i], dict) else {}
-        if "neel_brown" in raw:
-            d["neel_brown"] = raw["neel_brown"]
-        elif w.neel_brown is not None and i == 0:
-            d["neel_brown"] = w.neel_brown.to_dict()
-        if isinstance(raw.get("sim"), dict):
-            d["sim"] = raw["sim"]
-        wires.append(d)
-    return World.from_config(
-        dict(config.sim), asdict(config.coil), wires, cycle=asdict(config.cycle), limits=asdict(config.limits)
-    )
+    """The World of a rig config (engineer B's ``World.from_rig_config``: [sim], [coil], [cycle],
+    [limits] and the raw [[wires]] tables, whose inline neel_brown is the wire's true depinning)."""
+    return World.from_rig_config(config)
 
 
 class SimNanowireRig(NanowireRig):
@@ -173,14 +158,21 @@ class SimNanowireRig(NanowireRig):
 
 
 def build_sim_rig(
-    config: RigConfig, world: World | None = None, connect: bool = True, **rig_kwargs: Any
+    config: RigConfig,
+    world: World | None = None,
+    connect: bool = True,
+    stop: Any = None,
+    lock: Any = None,
+    **rig_kwargs: Any,
 ) -> SimNanowireRig:
     """Build the simulated rig of `config` (backend "sim"): the World, one simulated instrument and
     SimAdapter per ``[instruments.<role>]``, the real drivers and role implementations on top.
 
     :param world: use this World instead of building one from the config.
     :param connect: configure the roles now (as NanowireRig does).
-    :param rig_kwargs: passed to NanowireRig (stop, lock, ...).
+    :param stop: extra stop condition for ramps (threading.Event or callable), see NanowireRig.
+    :param lock: a held rig lock released at shutdown.
+    :param rig_kwargs: passed on to NanowireRig.
     Raises ConfigError naming the role and key for a role class with no simulated instrument,
     missing options or a bad ``[sim.faults]`` table.
     """
@@ -236,4 +228,4 @@ def build_sim_rig(
     for needed in ("field_source", "pulse_source", "readout"):
         if needed not in roles:
             raise ConfigError(f"{config.source}: [instruments.{needed}] missing (the simulated rig needs it)")
-    return SimNanowireRig(config, world, adapters, roles, connect=connect, **rig_kwargs)
+    return SimNanowireRig(config, world, adapters, roles, connect=connect, stop=stop, lock=lock, **rig_kwargs)
