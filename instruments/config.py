@@ -74,6 +74,10 @@ UNIT_SUFFIXES = (
     "_deg",
 )
 UNITLESS_INSTRUMENT_KEYS = {
+    "n_channels",
+    "n_readings",
+    "settle_time_constants",
+    "arb_name",
     "channel",
     "channels",
     "output_channel",

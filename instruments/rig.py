@@ -192,7 +192,12 @@ class NanowireRig:
         for name, role in self.roles.items():
             if hasattr(role, "configure"):
                 log.debug("configuring %s", name)
-                role.configure()
+                try:
+                    role.configure()
+                except InstrumentFault as exc:
+                    raise InstrumentFault(
+                        f"{name} ({_describe(self.config, name, role)}) did not answer (configure): {exc}"
+                    ) from exc
         measured = float(self.field_source.current_A)
         setpoint = self.guard.sync()
         if abs(measured) > ENERGISED_TOL_A or abs(setpoint) > ENERGISED_TOL_A:

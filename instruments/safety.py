@@ -253,6 +253,7 @@ class CoilGuard:
                     f"ramp to {target:g} A stopped at {self._setpoint_A:g} A; coil ramped to 0 A"
                 )
             self._write(float(value))
+        self.settle()
         return self._setpoint_A
 
     def ramp_to_field(
@@ -273,6 +274,11 @@ class CoilGuard:
         self._record("zero", logging.INFO, from_A=self._setpoint_A)
         for value in self._staircase(0.0):
             self._write(float(value))
+        self.settle()
+
+    def settle(self) -> None:
+        """Wait 5 coil time constants (L/R) on the rig clock so the current follows the last step."""
+        self.clock.sleep(5.0 * self.coil.time_constant_s)
 
     def emergency_zero(self) -> None:
         """Bring the coil to 0 A as fast as the limits allow, with no I/O but the setpoint writes.

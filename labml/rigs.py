@@ -85,10 +85,10 @@ def role_options(config: RigConfig, role: str) -> dict[str, Any]:
             opts.pop(k, None)
     if (
         role == "channel_selector"
-        and "channels" not in opts
+        and "wire_channels" not in opts
         and any(w.channel is not None for w in config.wires)
     ):
-        opts["channels"] = [w.channel if w.channel is not None else w.id + 1 for w in config.wires]
+        opts["wire_channels"] = [w.channel if w.channel is not None else w.id + 1 for w in config.wires]
     return opts
 
 
