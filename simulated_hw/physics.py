@@ -308,5 +308,11 @@ def cycle_pass_probability(
     pass at injection. This is what the fast path tabulates and what the SCPI path samples."""
     H = np.atleast_1d(np.asarray(H_mT, dtype=float))
     g, I = pulse_traces(H / coil.mT_per_A, plateau_s, slew_A_per_s, coil)
-    integ = rate_integrals(g, I * coil.mT_per_A, nb, T_K) + nb.rate(0.0, T_K) * settle_s
+    return trace_pass_probability(g, I * coil.mT_per_A, nb, settle_s, T_K)
+
+
+def trace_pass_probability(t_s: np.ndarray, H_mT: np.ndarray, nb: NeelBrown, settle_s: float, T_K: float):
+    """Pass probability for sampled drive-field traces H_mT (..., n) on grid t_s, followed by
+    settle_s at zero field: floor + sum_m w_m (1 - exp(-integral r_m dt))."""
+    integ = rate_integrals(t_s, H_mT, nb, T_K) + nb.rate(0.0, T_K) * settle_s
     return np.clip(nb.pass_probability_from_integral(integ), 0.0, 1.0)

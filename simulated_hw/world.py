@@ -300,6 +300,7 @@ class World:
         self.selected_wire = 0
         self.laser_on = True
         self._tables: dict = {}
+        self._last_table: tuple | None = None
         self._trace_cache: dict = {}
         self._reset_cost: tuple[float, float] | None = None
 
@@ -701,39 +702,54 @@ class World:
             self._tables[key] = hit
         return hit
 
-    def _table(self, wires_needed: np.ndarray, cyc: CycleSpec, T_K: float) -> dict:
-        """Fast-path tables on a uniform field grid 0..H_top (TABLE_STEP_MT), shared by all wires:
-        "p" (n_wires, n_grid) true pass probability (rows filled lazily, "done" flags) and "e"
-        (n_grid,) Joule energy (J) of the drive pulse in the coil.
-        H_top is above every wire's largest Hc, so fields above it pass with certainty."""
+    def _table(self, cyc: CycleSpec, T_K: float) -> dict:
+        """Fast-path tables on a uniform field grid 0..H_top (TABLE_STEP_MT), built once per cycle,
+        temperature quantum and coil: "p" (n_wires, n_grid) true pass probability of every wire,
+        "t" and "e" (n_grid,) bench time (s) and coil Joule energy (J) of one whole cycle with that
+        drive amplitude (`_cycle_cost`). H_top is above every wire's largest Hc, so fields above it
+        pass with certainty."""
         Tq = round(T_K / _T_QUANTUM_K) * _T_QUANTUM_K
-        key = (cyc.pulse_duration_s, cyc.edge_slew_A_per_s, cyc.settle_s, Tq, self.coil.effective_params)
-        tab = self._tables.get(key)
         c = self.coil.effective_params
-        if tab is None:
-            if len(self._tables) > 64:
-                self._tables.clear()
-            hc_max = max((m.Hc_mT for p in self.wire_params for m in p.neel_brown.modes), default=0.0)
-            H_top = min(hc_max + _TABLE_MARGIN_MT, self.field_max_mT)
-            n = int(math.ceil(H_top / TABLE_STEP_MT)) + 1
-            H_grid = np.linspace(0.0, (n - 1) * TABLE_STEP_MT, n)
-            amp = H_grid / c.mT_per_A
-            e_drive = np.empty(n)
-            for lo in range(0, n, 256):  # blocks: short pulses get short grids
-                g, I = physics.pulse_traces(amp[lo:lo + 256], cyc.pulse_duration_s, cyc.edge_slew_A_per_s, c)
-                e_drive[lo:lo + 256] = physics.joule_energy_J(g, I, c)
-            tab = {"H": H_grid, "p": np.ones((self.n_wires, n)), "done": np.zeros(self.n_wires, bool),
-                   "e": e_drive}
-            self._tables[key] = tab
-        for w in np.flatnonzero(wires_needed & ~tab["done"]):
-            nb = self.wire_params[w].neel_brown
-            for lo in range(0, tab["H"].size, 256):
-                tab["p"][w, lo:lo + 256] = physics.cycle_pass_probability(
-                    tab["H"][lo:lo + 256], nb, c, cyc.pulse_duration_s, cyc.edge_slew_A_per_s,
-                    cyc.settle_s, Tq,
-                )
-            tab["done"][w] = True
+        last = self._last_table
+        if last is not None and last[0] is cyc and last[1] == Tq and last[2] is c:
+            return last[3]
+        key = (replace(cyc, read_bandwidth_Hz=1.0, readout="moke"), Tq, c)  # read-out: not in the table
+        tab = self._tables.get(key)
+        if tab is not None:
+            self._last_table = (cyc, Tq, c, tab)
+            return tab
+        if len(self._tables) > 64:
+            self._tables.clear()
+        hc_max = max((m.Hc_mT for p in self.wire_params for m in p.neel_brown.modes), default=0.0)
+        H_top = min(hc_max + _TABLE_MARGIN_MT, self.field_max_mT)
+        n = int(math.ceil(H_top / TABLE_STEP_MT)) + 1
+        H_grid = np.linspace(0.0, (n - 1) * TABLE_STEP_MT, n)
+        P = np.ones((self.n_wires, n))
+        e_drive = np.empty(n)
+        for lo in range(0, n, 256):  # blocks: short pulses get short grids
+            Hb = H_grid[lo:lo + 256]
+            g, I = physics.pulse_traces(Hb / c.mT_per_A, cyc.pulse_duration_s, cyc.edge_slew_A_per_s, c)
+            e_drive[lo:lo + 256] = physics.joule_energy_J(g, I, c)
+            for w, wp in enumerate(self.wire_params):
+                P[w, lo:lo + 256] = physics.trace_pass_probability(g, I * c.mT_per_A, wp.neel_brown,
+                                                                   cyc.settle_s, Tq)
+        t_cycle, e_cycle = self._cycle_cost(H_grid, e_drive, cyc)
+        tab = {"H": H_grid, "p": P, "t": t_cycle, "e": e_cycle}
+        self._tables[key] = tab
+        self._last_table = (cyc, Tq, c, tab)
         return tab
+
+    def _cycle_cost(self, H_mT: np.ndarray, e_drive_J: np.ndarray, cyc: CycleSpec):
+        """(bench time s, Joule energy J) of whole cycles with drive amplitudes H_mT: one waveform
+        (reset, gap, drive, settle) padded for duty and power, then the read."""
+        t_reset, on_reset, e_reset = self._reset_pulse_cost(cyc)
+        amp = np.asarray(H_mT, dtype=float) / self.coil.effective_params.mT_per_A
+        t_drive, on_drive = physics.program_timing(amp, cyc.pulse_duration_s, cyc.edge_slew_A_per_s,
+                                                   cyc.duty_threshold_A)
+        e_cycle = e_reset + e_drive_J
+        t_cycle = physics.cycle_time_s(t_reset + cyc.gap_s + t_drive + cyc.settle_s, on_reset + on_drive,
+                                       e_cycle, cyc)
+        return t_cycle, e_cycle
 
     def exact_pass_probability(
         self, fields_mT, wire: int = 0, pulse_duration_s: float | None = None, T_K: float | None = None
@@ -750,7 +766,7 @@ class World:
         ).reshape(np.shape(fields_mT))
 
     def _lookup(self, fields_mT, wires, cyc: CycleSpec):
-        """Validate requests and look up (shape, p_true, E_drive_J, wires_flat)."""
+        """Validate requests and look up (shape, p_true, t_cycle_s, E_cycle_J, wires_flat)."""
         H = np.asarray(fields_mT, dtype=float)
         w = np.asarray(wires)
         if w.ndim == 0:
@@ -760,13 +776,13 @@ class World:
         Hf = H.ravel()
         wf = w.ravel()
         if Hf.size == 0:
-            return H.shape, np.empty(0), np.empty(0), wf.astype(np.intp)
-        if not np.isfinite(Hf).all():
+            return H.shape, np.empty(0), np.empty(0), np.empty(0), wf.astype(np.intp)
+        h_max, h_min = float(Hf.max()), float(Hf.min())  # NaN and inf show up here
+        if not (math.isfinite(h_max) and math.isfinite(h_min)):
             raise ValueError("read_synapses: fields_mT must be finite")
-        if not np.issubdtype(wf.dtype, np.integer) or wf.min() < 0 or wf.max() >= self.n_wires:
+        if wf.dtype.kind not in "iu" or wf.min() < 0 or wf.max() >= self.n_wires:
             raise ValueError(f"read_synapses: wires must be integers in 0..{self.n_wires - 1}")
         wf = wf.astype(np.intp, copy=False)
-        h_max, h_min = Hf.max(), Hf.min()
         if h_max > self.field_max_mT:
             raise ValueError(f"read_synapses: field {h_max:.4g} mT above field_max_mT {self.field_max_mT}")
         if h_min < 0:
@@ -779,32 +795,34 @@ class World:
                     f"({-props[wf[i]]} mT): the fast path models drive pulses that keep the wall at the "
                     "notch; use the SCPI path"
                 )
-        needed = np.bincount(wf, minlength=self.n_wires) > 0
-        tab = self._table(needed, cyc, self.sample_temperature_K)
-        P, ED = tab["p"], tab["e"]
-        n_grid = ED.size
+        tab = self._table(cyc, self.sample_temperature_K)
+        P, TC, EC = tab["p"], tab["t"], tab["e"]
+        n_grid = TC.size
         pos = np.maximum(Hf, 0.0) * (1.0 / TABLE_STEP_MT)
         i = np.minimum(pos.astype(np.intp), n_grid - 2)
         f = pos - i
-        flat = wf * n_grid + i
         Pf = P.ravel()
+        flat = wf * n_grid + i if self.n_wires > 1 else i
         p0 = Pf[flat]
         p_out = p0 + (Pf[flat + 1] - p0) * f
-        e_out = ED[i] + (ED[i + 1] - ED[i]) * f
-        if h_max > tab["H"][-1]:  # beyond every Hc: passes for sure; energy of the pulse itself
+        t0 = TC[i]
+        t_out = t0 + (TC[i + 1] - t0) * f
+        e0 = EC[i]
+        e_out = e0 + (EC[i + 1] - e0) * f
+        if h_max > tab["H"][-1]:  # beyond every Hc: passes for sure; cost of the pulse itself
             out = np.flatnonzero(f > 1.0)
             c = self.coil.effective_params
             g, I = physics.pulse_traces(Hf[out] / c.mT_per_A, cyc.pulse_duration_s, cyc.edge_slew_A_per_s, c)
             p_out[out] = 1.0
-            e_out[out] = physics.joule_energy_J(g, I, c)
-        return H.shape, p_out, e_out, wf
+            t_out[out], e_out[out] = self._cycle_cost(Hf[out], physics.joule_energy_J(g, I, c), cyc)
+        return H.shape, p_out, t_out, e_out, wf
 
     def true_pass_probability(self, fields_mT, wires, pulse_duration_s: float | None = None) -> np.ndarray:
         """Model pass probability (no read-out error) of one bench cycle per request: drive pulse of
         amplitude fields_mT (trapezoid, coil-limited edges, plateau pulse_duration_s or the cycle's)
         then settle_s at zero field, integrated with the wire's Neel-Brown modes at the present
         sample temperature. Table lookup with linear interpolation (TABLE_STEP_MT grid)."""
-        shape, p, _, _ = self._lookup(fields_mT, wires, self._cycle_for(pulse_duration_s))
+        shape, p, _, _, _ = self._lookup(fields_mT, wires, self._cycle_for(pulse_duration_s))
         return p.reshape(shape)
 
     def read_synapses(self, fields_mT, wires, n: int, pulse_duration_s: float | None = None) -> SynapseReads:
@@ -820,20 +838,11 @@ class World:
         if n < 1:
             raise ValueError(f"read_synapses: n must be >= 1, got {n}")
         cyc = self._cycle_for(None if pulse_duration_s is None else pulse_duration_s)
-        shape, p, e_drive, wf = self._lookup(fields_mT, wires, cyc)
-        errs = np.array([self.readout_error(i) for i in range(self.n_wires)])
-        e = errs[0] if np.all(errs == errs[0]) else errs[wf]
+        shape, p, t_cycle, e_cycle, wf = self._lookup(fields_mT, wires, cyc)
+        errs = [self.readout_error(i) for i in range(self.n_wires)]
+        e = errs[0] if errs.count(errs[0]) == len(errs) else np.asarray(errs)[wf]
         q = p + (1.0 - 2.0 * p) * e
         counts = physics.sample_binomial(self.rng, n, q)
-        t_reset, on_reset, e_reset = self._reset_pulse_cost(cyc)
-        amp = np.asarray(fields_mT, dtype=float).ravel() / self.coil.effective_params.mT_per_A
-        t_drive, on_drive = physics.program_timing(
-            amp, cyc.pulse_duration_s, cyc.edge_slew_A_per_s, cyc.duty_threshold_A
-        )
-        e_cycle = e_reset + e_drive
-        t_cycle = physics.cycle_time_s(
-            t_reset + cyc.gap_s + t_drive + cyc.settle_s, on_reset + on_drive, e_cycle, cyc
-        )
         bench_time = float(n * t_cycle.sum())
         energy = float(n * e_cycle.sum())
         if p.size:
@@ -841,7 +850,6 @@ class World:
             rev = wf[::-1]
             for wi in np.flatnonzero(np.bincount(wf, minlength=self.n_wires)).tolist():
                 i_req = wf.size - 1 - int(np.argmax(rev == wi))
-                self.reset_wires(wi)
                 if self.rng.random() < p[i_req]:
                     self._unpin(self.wires[wi], +1)
                 else:
@@ -854,10 +862,16 @@ class World:
     def _pin_nonfloor(self, wire: int) -> None:
         """A wall pinned at the notch of `wire` with a non-floor mode drawn by weight."""
         s = self.wires[wire]
-        nb = self.wire_params[wire].neel_brown
-        cw = np.cumsum([m.weight for m in nb.modes])
-        s.m_pad, s.m_far, s.wall_pinned = 1, -1, True
-        s.mode = min(int(np.searchsorted(cw / cw[-1], self.rng.random(), side="right")), len(cw) - 1)
+        modes = self.wire_params[wire].neel_brown.modes
+        total = sum(m.weight for m in modes)
+        u = self.rng.random() * total
+        mode, cum = len(modes) - 1, 0.0
+        for i, m in enumerate(modes):
+            cum += m.weight
+            if u < cum:
+                mode = i
+                break
+        s.m_pad, s.m_far, s.wall_pinned, s.mode = 1, -1, True, mode
         s.escape_left = float(self.rng.exponential())
 
     # ------------------------------------------------------------------ state

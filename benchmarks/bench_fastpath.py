@@ -1,0 +1,111 @@
+"""Throughput of the simulated world's fast path, and the cost of the slow (SCPI) path.
+
+    .venv/bin/python benchmarks/bench_fastpath.py [--quick]
+
+Fast path: `World.read_synapses(fields, wires, n)` on the built-in simulated rig's world
+(instruments/rigs/sim_default.toml: 4 wires), requests drawn uniformly over 2-8 mT on random wires,
+reported as device reads per second (requests x n / wall time, median of repeats). The one-off
+table build (per wire, per cycle and temperature) is reported separately.
+
+Slow path: one full read cycle through the world's SCPI-level entry points (reset waveform, inject,
+drive waveform, settle, read) and, when simulated_hw.adapter and the drivers are importable, the
+wall time of one driver command over the simulated adapter (a write and a query).
+Wall-clock numbers depend on the machine and its load; run it on an idle machine for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+
+
+def _median_time(fn, repeats: int, clock=time.perf_counter) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = clock()
+        fn()
+        times.append(clock() - t0)
+    return statistics.median(times)
+
+
+def _times(fn, repeats: int) -> tuple[float, float]:
+    """(median wall time, mean CPU time of this process) per call, s. On a shared machine the CPU
+    time is the cost of the call itself; the wall time adds waiting for a core."""
+    wall = _median_time(fn, repeats)
+    c0 = time.process_time()
+    for _ in range(repeats):
+        fn()
+    return wall, (time.process_time() - c0) / repeats
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats (smoke run)")
+    args = ap.parse_args(argv)
+    repeats = 5 if args.quick else 21
+
+    from instruments.config import load_rig_config
+    from simulated_hw import physics
+    from simulated_hw.world import World
+
+    cfg = load_rig_config("instruments/rigs/sim_default.toml")
+    world = World.from_rig_config(cfg, seed=0)
+    rng = np.random.default_rng(0)
+    print(f"# fast path, {platform.machine()} {platform.python_version()}, numpy {np.__version__}")
+
+    t0 = time.perf_counter()
+    world.read_synapses(np.array([5.0] * 4), np.arange(4), 1)
+    dt = time.perf_counter() - t0
+    print(f"table build for {world.n_wires} wires: {dt:.2f} s wall (once per cycle, temperature and coil)")
+
+    print("| requests | n | wall per call (ms) | reads/s (wall) | CPU per call (ms) | reads/s (CPU) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for n_req in (1960, 125_440):
+        fields = rng.uniform(2.0, 8.0, n_req)
+        wires = rng.integers(0, world.n_wires, n_req)
+        for n in (1, 4, 16, 64):
+            tw, tc = _times(lambda f=fields, w=wires, n=n: world.read_synapses(f, w, n), repeats)
+            reads = n_req * n
+            cells = [n_req, n, f"{tw * 1e3:.3f}", f"{reads / tw:.3g}", f"{tc * 1e3:.3f}", f"{reads / tc:.3g}"]
+            print("| " + " | ".join(str(x) for x in cells) + " |")
+
+    # slow path: one cycle through the world's waveform entry points
+    c = world.cycle
+    mT_per_A = world.coil_params.mT_per_A
+    tr, Ir = physics.trapezoid_program(c.reset_field_mT / mT_per_A, c.reset_s, c.edge_slew_A_per_s)
+    td, Id = physics.trapezoid_program(5.0 / mT_per_A, c.pulse_duration_s, c.edge_slew_A_per_s)
+
+    def one_cycle():
+        world.play_waveform(tr, Ir)
+        world.inject(duration_s=c.gap_s)
+        world.play_waveform(td, Id)
+        world.advance(c.settle_s)
+        world.photodiode_V(0)
+
+    one_cycle()
+    t = _median_time(one_cycle, repeats * 5)
+    print(f"\nworld-level slow path (waveforms + waits + MOKE read): {t * 1e3:.3f} ms per cycle "
+          f"= {1 / t:.3g} reads/s")
+
+    try:
+        from instruments.drivers.kepco import KepcoBOPStrict
+        from simulated_hw.adapter import SimAdapter
+        from simulated_hw.instruments.sources import SimKepco
+    except ImportError as exc:  # pragma: no cover - depends on engineer C's modules
+        print(f"SCPI command overhead: not measured ({exc})")
+        return 0
+    supply = KepcoBOPStrict(SimAdapter(SimKepco(world)), i_max_A=20.0)
+    supply.current_setpoint = 0.0
+    tw = _median_time(lambda: setattr(supply, "current_setpoint", 0.0), repeats * 20)
+    tq = _median_time(lambda: supply.current, repeats * 20)
+    print(f"SCPI path over SimAdapter (Kepco driver): write {tw * 1e6:.1f} us, query {tq * 1e6:.1f} us "
+          "per command (wall)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
