@@ -1,0 +1,167 @@
+"""Exact command traffic through the safety layer with the real drivers of instruments.drivers
+(pymeasure.test.expected_protocol): a ramp, a refused limit violation (no traffic at all), arming
+a pulse train, and the rig's shutdown order across instruments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pymeasure.adapters import ProtocolAdapter
+from pymeasure.test import expected_protocol
+
+from instruments.config import CoilConfig, Limits, builtin_rig_path, load_rig_config
+from instruments.drivers.awg import Agilent33500Pulse
+from instruments.drivers.kepco import KepcoBOPStrict
+from instruments.drivers.roles import AwgPulseSource, KepcoFieldSource
+from instruments.errors import SafetyError
+from instruments.rig import NanowireRig
+from instruments.safety import CoilGuard
+
+COIL = CoilConfig(mT_per_A=1.8, inductance_H=1e-3, resistance_ohm=1.0, compliance_V=20.0)
+LIMITS = Limits(
+    i_max_A=10.0,
+    field_max_mT=15.0,
+    ramp_rate_A_per_s=50.0,
+    pulse_slew_max_A_per_s=2e4,
+    duty_max=0.5,
+    mean_power_max_W=150.0,
+    ramp_step_A=0.1,
+)
+COMPLIANCE_QUERY = (b"STATus:QUEStionable:CONDition?", b"0")
+NO_ERROR = (b"SYST:ERR?", b'+0,"No error"')
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 0.0
+
+    def now(self):
+        return self.t
+
+    def sleep(self, s):
+        self.t += s
+
+
+def set_current(value: str):
+    return [(f"CURRent {value}".encode(), None), COMPLIANCE_QUERY]
+
+
+def test_ramp_traffic_is_a_staircase_of_checked_setpoints():
+    traffic = set_current("0.1") + set_current("0.2") + set_current("0.3")
+    traffic += set_current("0.2") + set_current("0.1") + set_current("0")
+    with expected_protocol(KepcoBOPStrict, traffic, model="BOP 20-20") as supply:
+        guard = CoilGuard(KepcoFieldSource(supply), COIL, LIMITS, FakeClock())
+        guard.ramp_to_current(0.3)
+        guard.zero()
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        lambda g: g.ramp_to_current(12.0),  # within the supply's 20 A rating, beyond the rig's i_max_A
+        lambda g: g.ramp_to_field(15.5),  # beyond field_max_mT
+        lambda g: g.ramp_to_current(9.0),  # 9 A = 16.2 mT: the field limit binds first
+        lambda g: g.ramp_to_current(float("inf")),
+    ],
+)
+def test_limit_violation_is_refused_with_no_traffic(request_):
+    with expected_protocol(KepcoBOPStrict, [], model="BOP 20-20") as supply:
+        guard = CoilGuard(KepcoFieldSource(supply), COIL, LIMITS, FakeClock())
+        with pytest.raises(SafetyError):
+            request_(guard)
+
+
+PULSE_A = np.concatenate(
+    [[0.0], np.linspace(0, 0.6, 5)[1:], np.full(4, 0.6), np.linspace(0.6, 0, 5)[1:], np.zeros(11)]
+)
+
+
+def test_arming_a_pulse_train_traffic():
+    traffic = [
+        (b"OUTP1 0", None),
+        (b"SOUR1:DATA:VOL:CLE", None),
+        (
+            b"SOUR1:DATA:ARB COILPULSE, 0, 0.25, 0.5, 0.75, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25" + b", 0" * 12,
+            None,
+        ),
+        (b"SOUR1:FUNC:ARB COILPULSE", None),
+        (b"SOUR1:FUNC ARB", None),
+        (b"SOUR1:FUNC:ARB:SRAT 100000.000000", None),
+        (b"SOUR1:VOLT:OFFS 0.000000", None),
+        (b"SOUR1:VOLT 0.600000", None),  # 0.6 A peak / 2 A/V = 0.3 V peak = 0.6 Vpp
+        (b"SOUR1:BURS:MODE TRIG", None),
+        (b"SOUR1:BURS:NCYC 25", None),
+        (b"SOUR1:BURS:STAT 1", None),
+        (b"TRIG1:SOUR BUS", None),
+        (b"OUTP1 1", None),
+        (b"TRIG2:DEL 0.0001", None),
+        NO_ERROR,
+    ]
+    with expected_protocol(Agilent33500Pulse, traffic) as awg:
+        pulse = AwgPulseSource(awg, amplifier_A_per_V=2.0)
+        guard = CoilGuard(
+            KepcoFieldSource.__new__(KepcoFieldSource), COIL, LIMITS, FakeClock(), pulse_source=pulse
+        )
+        report = guard.arm_waveform(PULSE_A, 1e5, n_cycles=25, inject_delay_s=1e-4)
+    assert report.peak_A == pytest.approx(0.6) and report.max_slew_A_per_s == pytest.approx(1.5e4)
+
+
+def test_over_budget_pulse_train_is_refused_with_no_traffic():
+    lim = Limits(**{**LIMITS.__dict__, "mean_power_max_W": 0.05})
+    with expected_protocol(Agilent33500Pulse, []) as awg:
+        pulse = AwgPulseSource(awg, amplifier_A_per_V=2.0)
+        guard = CoilGuard(
+            KepcoFieldSource.__new__(KepcoFieldSource), COIL, lim, FakeClock(), pulse_source=pulse
+        )
+        with pytest.raises(SafetyError, match="heating budget"):
+            guard.arm_waveform(PULSE_A, 1e5, n_cycles=25)
+
+
+class SharedLogAdapter(ProtocolAdapter):
+    """ProtocolAdapter that also appends (instrument, command) to a log shared across instruments."""
+
+    def __init__(self, name, shared, comm_pairs):
+        super().__init__(comm_pairs)
+        self.name, self.shared = name, shared
+
+    def _write(self, command, **kwargs):
+        self.shared.append((self.name, command))
+        super()._write(command, **kwargs)
+
+
+class NullReadout:
+    def signal(self):  # pragma: no cover - not used here
+        return 0.0
+
+
+def test_shutdown_order_across_instruments():
+    shared: list[tuple[str, str]] = []
+    kepco_traffic = [(b"CURRent?", b"0.2")] + set_current("0.1") + set_current("0") + [(b"OUTPut 0", None)]
+    awg_traffic = [(b"OUTP1 0", None), (b"OUTP1 0", None), (b"OUTP2 0", None)]
+    ka = SharedLogAdapter("kepco", shared, kepco_traffic)
+    aa = SharedLogAdapter("awg", shared, awg_traffic)
+    cfg = load_rig_config(builtin_rig_path("sim_default"))
+    closed = []
+    rig = NanowireRig(
+        cfg,
+        field_source=KepcoFieldSource(KepcoBOPStrict(ka, model="BOP 20-20")),
+        pulse_source=AwgPulseSource(Agilent33500Pulse(aa), amplifier_A_per_V=2.0),
+        readout=NullReadout(),
+        clock=FakeClock(),
+        closers=[lambda: closed.append(len(shared))],
+        connect=False,
+    )
+    assert rig.shutdown() == []
+    assert shared == [
+        ("awg", "OUTP1 0"),  # 1. pulse output off
+        ("kepco", "CURRent?"),  # 2. read back the setpoint, ramp to 0 at the allowed rate
+        ("kepco", "CURRent 0.1"),
+        ("kepco", "STATus:QUEStionable:CONDition?"),
+        ("kepco", "CURRent 0"),
+        ("kepco", "STATus:QUEStionable:CONDition?"),
+        ("kepco", "OUTPut 0"),  # 3. outputs off
+        ("awg", "OUTP1 0"),
+        ("awg", "OUTP2 0"),
+    ]
+    assert closed == [len(shared)]  # 4. connections closed last
+    assert ka._index == len(kepco_traffic) and aa._index == len(awg_traffic)
