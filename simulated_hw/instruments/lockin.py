@@ -196,6 +196,24 @@ class _LockinCore(SimInstrument):
         self._x, self._t_last, self._overloaded = 0.0, -math.inf, False
         self.settings.clear()
 
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state.update(
+            x=self._x,
+            t_last=self._t_last,
+            overloaded=self._overloaded,
+            tc_index=self.tc_index,
+            sens_index=self.sens_index,
+            settings=dict(self.settings),
+        )
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self._x, self._t_last, self._overloaded = state["x"], state["t_last"], state["overloaded"]
+        self.tc_index, self.sens_index = state["tc_index"], state["sens_index"]
+        self.settings = dict(state["settings"])
+
     def _setting(self, name: str, args: str) -> None:
         self.settings[name.upper()] = args.strip()
 
