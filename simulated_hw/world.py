@@ -471,9 +471,15 @@ class World:
             t_tr = min(dt_s, t_reach + 2 * physics.DT_S, 12 * c.tau_s)
             grid, I = self._follow_cached((0.0, t_tr), (target, target), I0)
             self._evolve(grid, I)
-            if t_tr >= t_reach:
+            reached = t_tr >= t_reach
+            if reached:
                 self.coil.current_A = target  # reached exactly (clip model)
             dt_s -= t_tr
+            if not reached:  # still slewing: the supply sits at its compliance
+                self.coil.voltage_V = math.copysign(c.compliance_V, target - I0)
+                if dt_s > 0:
+                    self._evolve_constant(dt_s, self.coil.current_A)
+                return
         if dt_s > 0:
             self._evolve_constant(dt_s, self.coil.current_A)
         self.coil.voltage_V = c.resistance_ohm * self.coil.current_A
@@ -565,8 +571,6 @@ class World:
         k = 0
         n = t.size
         for _ in range(8):  # a handful of events at most per trace
-            if k >= n - 1 and not (k == n - 1):
-                return
             if not s.wall_pinned:
                 m = s.m_far if s.m_pad == s.m_far else s.m_pad
                 s.m_pad = s.m_far = m
