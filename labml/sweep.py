@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -260,7 +261,12 @@ class Sweep:
         import multiprocessing as mp
 
         n = workers if workers else min(2, os.cpu_count() or 1)
-        with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context("spawn")) as pool:
+        # fork (Linux) lets the workers share the modules this process has already imported (torch
+        # takes seconds to import); elsewhere spawn.
+        method = (
+            "fork" if "fork" in mp.get_all_start_methods() and sys.platform.startswith("linux") else "spawn"
+        )
+        with ProcessPoolExecutor(max_workers=n, mp_context=mp.get_context(method)) as pool:
             futs = {pool.submit(call_point, point_fn, self.task(p)): p for p in todo}
             pending = set(futs)
             while pending:
