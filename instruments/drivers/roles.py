@@ -245,8 +245,15 @@ class AwgPulseSource:
 
     OPTIONS = ("amplifier_A_per_V", "injection_V", "injection_width_s", "max_V", "arb_name")
 
-    def __init__(self, awg: Agilent33500Pulse, amplifier_A_per_V: float, injection_V: float = 2.0,
-                 injection_width_s: float = 1e-5, max_V: float = 10.0, arb_name: str = "COILPULSE") -> None:
+    def __init__(
+        self,
+        awg: Agilent33500Pulse,
+        amplifier_A_per_V: float,
+        injection_V: float = 2.0,
+        injection_width_s: float = 1e-5,
+        max_V: float = 10.0,
+        arb_name: str = "COILPULSE",
+    ) -> None:
         if not amplifier_A_per_V > 0:
             raise ValueError(f"amplifier_A_per_V must be > 0, got {amplifier_A_per_V!r}")
         self.awg = awg
@@ -264,6 +271,7 @@ class AwgPulseSource:
             ch.amplitude_values = [10e-3, 20.0]
             ch.voltage_high_values = [-9.999, 10.0]
             ch.voltage_low_values = [-10.0, 9.999]
+            ch.burst_ncycles_values = [1, 99999]  # pymeasure's range(1, 100000) is slow to validate
 
     @classmethod
     def from_config(cls, adapter, options: dict | None = None, clock=None) -> AwgPulseSource:
@@ -297,8 +305,13 @@ class AwgPulseSource:
             ch2.output = True
         raise_on_errors(self.awg, self.name, "configure")
 
-    def arm(self, waveform_V: np.ndarray, sample_rate_Hz: float, n_cycles: int = 1,
-            inject_delay_s: float | None = None) -> None:
+    def arm(
+        self,
+        waveform_V: np.ndarray,
+        sample_rate_Hz: float,
+        n_cycles: int = 1,
+        inject_delay_s: float | None = None,
+    ) -> None:
         """Upload and arm a coil waveform (V at the amplifier input) as a triggered burst.
 
         :param inject_delay_s: if given, the injection pulse (channel 2) fires from the same
@@ -403,8 +416,12 @@ class Awg33220PulseSource(AwgPulseSource):
             self.awg.sync_enabled = True
         raise_on_errors(self.awg, self.name, "configure")
 
-    def arm(self, waveform_V: np.ndarray, sample_rate_Hz: float, n_cycles: int = 1,  # type: ignore[override]
-            ) -> None:
+    def arm(
+        self,
+        waveform_V: np.ndarray,
+        sample_rate_Hz: float,
+        n_cycles: int = 1,  # type: ignore[override]
+    ) -> None:
         w = np.asarray(waveform_V, dtype=float)
         peak = float(np.max(np.abs(w))) if w.size else 0.0
         if w.ndim != 1 or w.size < 8 or not np.all(np.isfinite(w)) or peak > self.max_V:
@@ -436,8 +453,10 @@ class Awg33220PulseSource(AwgPulseSource):
             self.awg.ask("*OPC?")
 
     def inject(self) -> None:
-        raise InstrumentFault(f"{self.name}: a 33220A has no separate injection channel; "
-                              "wire the injection line to its sync output")
+        raise InstrumentFault(
+            f"{self.name}: a 33220A has no separate injection channel; "
+            "wire the injection line to its sync output"
+        )
 
     def disarm(self) -> None:
         with instrument_io(self.name, "disarm"):
@@ -514,9 +533,15 @@ class MokeLockinReadout:
 
     OPTIONS = ("model", "time_constant_s", "sensitivity_V", "settle_s", "min_signal_V")
 
-    def __init__(self, lockin: SR830Lockin | SR860Lockin, clock: Any, time_constant_s: float = 1e-3,
-                 sensitivity_V: float = 1.0, settle_s: float | None = None,
-                 min_signal_V: float = 1e-2) -> None:
+    def __init__(
+        self,
+        lockin: SR830Lockin | SR860Lockin,
+        clock: Any,
+        time_constant_s: float = 1e-3,
+        sensitivity_V: float = 1.0,
+        settle_s: float | None = None,
+        min_signal_V: float = 1e-2,
+    ) -> None:
         self.lockin = lockin
         self.name = lockin.name
         self.clock = clock if clock is not None else WallClock()
@@ -570,8 +595,15 @@ class DeltaModeMRReadout:
 
     OPTIONS = ("current_A", "delay_s", "n_average", "compliance_V")
 
-    def __init__(self, source: Any, clock: Any, current_A: float = 1e-4, delay_s: float = 1e-3,
-                 n_average: int = 10, compliance_V: float = 10.0) -> None:
+    def __init__(
+        self,
+        source: Any,
+        clock: Any,
+        current_A: float = 1e-4,
+        delay_s: float = 1e-3,
+        n_average: int = 10,
+        compliance_V: float = 10.0,
+    ) -> None:
         self.source = source
         self.name = source.name
         self.clock = clock if clock is not None else WallClock()

@@ -120,13 +120,12 @@ class SimInstrument:
         """Register a SCPI command (``query=True``: the pattern is queried with '?')."""
         header = scpi_header_regex(pattern)
         q = r"\?" if query else ""
-        rx = re.compile(rf"^:?{header}{q}(?:\s+(?P<args>.*))?$", re.IGNORECASE | re.DOTALL)
-        self._commands.append((rx, query, handler))
+        self._commands.append((re.compile(rf":?{header}{q}", re.IGNORECASE), True, handler))
 
     def raw(self, regex: str, handler: Handler, query: bool = False) -> None:
         """Register a raw regex (non-SCPI syntax such as ``SENS25`` or ``OUTP?1``); named group
         ``args`` (if any) and positional groups are passed to the handler."""
-        self._commands.append((re.compile(rf"^{regex}$", re.IGNORECASE | re.DOTALL), query, handler))
+        self._commands.append((re.compile(regex, re.IGNORECASE | re.DOTALL), False, handler))
 
     # -- I/O from the adapter -----------------------------------------------------------------
 
@@ -160,12 +159,21 @@ class SimInstrument:
     def execute(self, command: str) -> str | None:
         if self.faults is not None:
             self.faults.on_command(self, command)
-        for rx, _query, handler in self._commands:
-            m = rx.match(command)
-            if m is None:
-                continue
-            groups = [g for k, g in enumerate(m.groups(), 1) if k != rx.groupindex.get("args")]
-            args = m.groupdict().get("args")
+        parts = command.split(None, 1)  # header, parameters (SCPI: separated by white space)
+        header = parts[0]
+        for rx, is_scpi, handler in self._commands:
+            if is_scpi:
+                m = rx.fullmatch(header)
+                if m is None:
+                    continue
+                groups = list(m.groups())
+                args = parts[1] if len(parts) > 1 else None
+            else:
+                m = rx.fullmatch(command)
+                if m is None:
+                    continue
+                groups = [g for k, g in enumerate(m.groups(), 1) if k != rx.groupindex.get("args")]
+                args = m.groupdict().get("args")
             try:
                 kwargs = {}
                 if args is not None:
