@@ -198,3 +198,21 @@ def test_rig_uses_a_calibration_file_for_the_right_wire(tmp_path):
         "calibration = { H0 = 4.6, k = 2.7, a = 0.98 }", f'calibration_file = "cal/{p1.name}"'
     )
     expect_error(tmp_path, text, "wire_id", "wire 1")
+
+
+def test_bench_template_loads_and_every_option_is_one_its_role_class_accepts():
+    from labml.rigs import import_class, role_options
+
+    cfg = load_rig_config(builtin_rig_path("bench_example"))
+    assert cfg.backend == "visa" and cfg.instruments["field_source"].visa_kwargs()["visa_library"] == "@py"
+    for role in cfg.instruments:
+        cls = import_class(cfg, role)
+        assert set(role_options(cfg, role)) <= set(getattr(cls, "OPTIONS", ())), role
+
+
+def test_unknown_instrument_class_is_named_when_the_rig_opens(tmp_path):
+    from labml.rigs import open_rig
+
+    p = write(tmp_path, GOOD.replace("roles.KepcoFieldSource", "roles.KepcoFieldSauce"))
+    with pytest.raises(ConfigError, match=r"\[instruments.field_source\] key 'class'.*KepcoFieldSauce"):
+        open_rig(p, lock=False)
