@@ -147,13 +147,14 @@ class Plan:
 
 
 def default_probe(rig: Any) -> None:
-    """Ask every instrument who it is and read the read-out once (raises while a fault persists)."""
+    """Health check while suspended: ``rig.probe()`` (every instrument answers, the coil current
+    reads) or the identities, then one read-out signal (laser off, overload). Raises while a fault
+    persists."""
     if rig is None:
         return
     if hasattr(rig, "probe"):
         rig.probe()
-        return
-    if hasattr(rig, "identities"):
+    elif hasattr(rig, "identities"):
         ids = rig.identities()
         bad = {k: v for k, v in (ids or {}).items() if isinstance(v, str) and v.lower().startswith("error")}
         if bad:
@@ -394,6 +395,8 @@ class RunEngine:
         self._stop_requested: str | None = None
         self._abort_requested: str | None = None
         self._estop = False
+        self._fault_since: float | None = None
+        self._fault_retries = 0
         self._sigint_count = 0
         self._subscribers: list[Callable[[str, dict], None]] = []
         self.rig: Any = None
@@ -541,6 +544,7 @@ class RunEngine:
         self._stop_requested = None
         self._abort_requested = None
         self._estop = False
+        self._fault_since, self._fault_retries = None, 0
         run.update(status=RUNNING, reason=None, pid=os.getpid(), pid_host=socket.gethostname())
         with run.log_to_file(self.log_level), self._sigint():
             if not plan.needs_rig or rig is not None:
@@ -630,6 +634,7 @@ class RunEngine:
                     since_ckpt = 0
                     continue
                 ctx._flush()
+                self._fault_since, self._fault_retries = None, 0  # a step went through: streak over
                 step += 1
                 since_ckpt += 1
                 self._notify("step", {"step": step, "total": total})
@@ -774,44 +779,47 @@ class RunEngine:
 
     def _ride_out_fault(self, plan: Plan, run: Run, ctx: RunContext, step: int, exc: BaseException) -> int:
         """Retry with backoff; then suspend (safe state, probe every poll_s) until the fault clears or
-        suspend_timeout_s passes (abort). Returns the step to continue from: that of the last
-        checkpoint, whose plan state has been restored and whose magnetic state re-established."""
+        suspend_timeout_s (counted from the first fault of a streak of steps that keep faulting)
+        passes: then abort. Returns the step to continue from: that of the last checkpoint, whose plan
+        state has been restored and whose magnetic state has been re-established."""
         wd = self.watchdog
         clock = ctx.clock
         log.warning("instrument fault at step %d: %s: %s", step, type(exc).__name__, exc)
         run.add_event("fault", step=step, error=f"{type(exc).__name__}: {exc}")
         self._notify("fault", {"step": step, "error": str(exc)})
-        delay, attempt = wd.backoff_s, 0
-        suspended_at: float | None = None
+        if self._fault_since is None:
+            self._fault_since = clock.now()
+        delay = wd.backoff_s * 2 ** self._fault_retries
+        suspended = False
         while True:
             self._check_abort()
-            if attempt < wd.retries:
-                attempt += 1
+            if clock.now() - self._fault_since >= wd.suspend_timeout_s:
+                raise _Abort(
+                    f"instrument fault did not clear within {wd.suspend_timeout_s:g} s: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+            if self._fault_retries < wd.retries:
+                self._fault_retries += 1
                 clock.sleep(delay)
                 delay *= 2
             else:
-                if suspended_at is None:
+                if not suspended:
                     self._safe_state(ctx.rig)
-                    suspended_at = clock.now()
+                    suspended = True
                     self.state = "suspended"
                     run.update(reason=f"suspended by fault: {type(exc).__name__}: {exc}")
                     run.add_event("suspend-fault", step=step)
                     self._notify("suspend", {"step": step, "error": str(exc)})
-                if clock.now() - suspended_at >= wd.suspend_timeout_s:
-                    raise _Abort(
-                        f"instrument fault did not clear within {wd.suspend_timeout_s:g} s: "
-                        f"{type(exc).__name__}: {exc}"
-                    )
                 clock.sleep(wd.poll_s)
             try:
                 plan.probe(ctx)
-                new_step = self._recover(plan, run, ctx, safe_state_done=suspended_at is not None)
+                new_step = self._recover(plan, run, ctx, safe_state_done=suspended)
             except wd.faults() as again:
                 log.info("fault persists (%s); %s", again,
-                         f"retry {attempt}/{wd.retries}" if suspended_at is None else "suspended")
+                         "suspended" if suspended else f"retry {self._fault_retries}/{wd.retries}")
                 continue
             self.state = RUNNING
-            if suspended_at is not None:
+            if suspended:
                 run.update(reason=None)
             log.info("fault cleared; continuing from step %d", new_step)
             return new_step

@@ -155,6 +155,21 @@ def bm_trainer(config: dict, rig: Any = None) -> Any:
 
 
 # ======================================================================================= regression
+def load_diabetes() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled diabetes data (442 x 10 raw features, target), read from the files it
+    ships without importing scikit-learn (seconds of import time on a loaded machine)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or spec.origin is None:
+        raise UserError("the diabetes data set needs scikit-learn installed")
+    folder = Path(spec.origin).parent / "datasets" / "data"
+    X = np.loadtxt(folder / "diabetes_data_raw.csv.gz")
+    y = np.loadtxt(folder / "diabetes_target.csv.gz")
+    return X, y
+
+
 class RegressionPlan(Plan):
     """MLP regression of the diabetes progression score (scikit-learn's bundled data set).
 
@@ -212,11 +227,10 @@ class RegressionPlan(Plan):
 
     def _build(self) -> None:
         import torch
-        from sklearn.datasets import load_diabetes
 
         p = self.params
         torch.set_num_threads(p["threads"])
-        X, y = load_diabetes(return_X_y=True)
+        X, y = load_diabetes()
         order = np.random.default_rng(p["seed"]).permutation(len(y))
         n_val = int(round(p["val_fraction"] * len(y)))
         tr, va = order[n_val:], order[:n_val]
@@ -292,3 +306,137 @@ class RegressionPlan(Plan):
         self.best_ = float(state["best"])
         self.bad_epochs_ = int(state["bad"])
         self.last_ = dict(state["last"])
+
+
+# ======================================================================================= field sweep
+def switching_field(fields: np.ndarray, signal: np.ndarray) -> float:
+    """Field (mT) of the largest step in `signal` along a branch: the change point that best splits
+    the branch into two constant levels (least squares), reported midway between the two fields
+    around it. NaN for fewer than 2 points."""
+    s = np.asarray(signal, dtype=float)
+    f = np.asarray(fields, dtype=float)
+    if s.size < 2:
+        return float("nan")
+    csum, csq = np.cumsum(s), np.cumsum(s * s)
+    n = s.size
+    best, at = np.inf, 1
+    for k in range(1, n):
+        left = csq[k - 1] - csum[k - 1] ** 2 / k
+        right = (csq[-1] - csq[k - 1]) - (csum[-1] - csum[k - 1]) ** 2 / (n - k)
+        if left + right < best:
+            best, at = left + right, k
+    return float(0.5 * (f[at - 1] + f[at]))
+
+
+class FieldSweepPlan(Plan):
+    """Hysteresis loop of one wire on a rig: DC field stepped -H..+H..-H through the CoilGuard
+    (``rig.ramp_to_field``: validated, rate-limited), the Hall probe and the read-out signal read at
+    every field after `settle_s` (s, on the rig's clock).
+
+    One step = one field point. A pause ramps the field to zero; `establish` re-saturates at the
+    start of the current branch and re-walks it to the last field measured, so a paused loop is
+    the loop an uninterrupted sweep gives. Rows: "loop" (loop, branch, field_set_mT, field_mT,
+    signal). Results: switching fields of the up and down branches (mT), coercive field, shift.
+    """
+
+    kind = "field-sweep"
+    needs_rig = True
+
+    def __init__(self, wire: int = 0, field_max_mT: float = 12.0, step_mT: float = 1.0, loops: int = 1,
+                 settle_s: float = 0.01) -> None:
+        for name, v, ok in (
+            ("wire", wire, isinstance(wire, int) and not isinstance(wire, bool) and wire >= 0),
+            ("field_max_mT", field_max_mT, isinstance(field_max_mT, int | float) and field_max_mT > 0),
+            ("step_mT", step_mT, isinstance(step_mT, int | float) and 0 < step_mT <= field_max_mT),
+            ("loops", loops, isinstance(loops, int) and loops >= 1),
+            ("settle_s", settle_s, isinstance(settle_s, int | float) and 0 <= settle_s <= 60),
+        ):
+            if not ok or not math.isfinite(float(v)):
+                raise UserError(f"{self.kind}: parameter {name} = {v!r} is out of range")
+        self.params = {"wire": wire, "field_max_mT": float(field_max_mT), "step_mT": float(step_mT),
+                       "loops": loops, "settle_s": float(settle_s)}
+        n = int(round(2 * field_max_mT / step_mT)) + 1
+        up = np.linspace(-field_max_mT, field_max_mT, n)
+        self.points = [(lp, br, float(H)) for lp in range(loops)
+                       for br, fields in (("up", up), ("down", up[::-1])) for H in fields]
+        self.rows_: list[dict] = []
+
+    def spec(self) -> dict:
+        return {"factory": "labml.engine_plans:FieldSweepPlan", "params": dict(self.params)}
+
+    def n_steps(self) -> int:
+        return len(self.points)
+
+    def validate(self, rig_config: Any) -> dict:
+        """Every field within the config's field limit; duration of the sweep at the ramp rate (s)."""
+        limits, coil = rig_config.limits, rig_config.coil
+        H = self.params["field_max_mT"]
+        fmax = min(limits.field_max_mT, limits.i_max_A * coil.mT_per_A)
+        if H > fmax:
+            raise UserError(f"{self.kind}: field_max_mT = {H:g} mT exceeds the rig's field limit {fmax:g} mT "
+                            f"({rig_config.source if hasattr(rig_config, 'source') else 'rig config'})")
+        n_wires = len(rig_config.wires)
+        if self.params["wire"] >= n_wires:
+            raise UserError(f"{self.kind}: wire {self.params['wire']} does not exist (rig has {n_wires})")
+        ramp_s = 4 * H * self.params["loops"] / (limits.ramp_rate_A_per_s * coil.mT_per_A)
+        return {"steps": self.n_steps(), "estimate_s": ramp_s + self.n_steps() * self.params["settle_s"]}
+
+    def open(self, ctx: RunContext) -> None:
+        ctx.rig.select(self.params["wire"])
+
+    def step(self, i: int, ctx: RunContext) -> None:
+        loop, branch, H = self.points[i]
+        rig = ctx.rig
+        rig.ramp_to_field(H)
+        if self.params["settle_s"]:
+            rig.clock.sleep(self.params["settle_s"])
+        sensor = getattr(rig, "field_sensor", None)
+        measured = float(sensor.field_mT) if sensor is not None else float("nan")
+        row = {"loop": loop, "branch": branch, "field_set_mT": H, "field_mT": measured,
+               "signal": float(rig.readout.signal())}
+        self.rows_.append(row)
+        ctx.emit("loop", row)
+
+    def safe_to_hold(self, i: int) -> bool:
+        return False
+
+    def establish(self, i: int, ctx: RunContext) -> None:
+        if i >= len(self.points):
+            return
+        loop, branch, _ = self.points[i]
+        start = -self.params["field_max_mT"] if branch == "up" else self.params["field_max_mT"]
+        log.info("re-establishing: saturate at %g mT, re-walk the %s branch of loop %d to step %d",
+                 start, branch, loop, i)
+        rig = ctx.rig
+        rig.select(self.params["wire"])
+        rig.ramp_to_field(start)
+        for j in range(i):
+            if self.points[j][:2] == (loop, branch):
+                rig.ramp_to_field(self.points[j][2])
+
+    def results(self) -> dict:
+        out: dict = {"points": len(self.rows_)}
+        for branch in ("up", "down"):
+            sw = []
+            for lp in range(self.params["loops"]):
+                rows = [r for r in self.rows_ if r["loop"] == lp and r["branch"] == branch]
+                if len(rows) > 1:
+                    sw.append(switching_field([r["field_set_mT"] for r in rows], [r["signal"] for r in rows]))
+            if sw:
+                out[f"switching_field_{branch}_mT"] = float(np.mean(sw))
+        if "switching_field_up_mT" in out and "switching_field_down_mT" in out:
+            up, down = out["switching_field_up_mT"], out["switching_field_down_mT"]
+            out["coercive_field_mT"], out["loop_shift_mT"] = 0.5 * (up - down), 0.5 * (up + down)
+        return out
+
+    def close(self, ctx: RunContext) -> None:
+        ctx.rig.zero()
+        if self.rows_:
+            ctx.save_arrays("loop", **{k: np.array([r[k] for r in self.rows_])
+                                       for k in ("loop", "field_set_mT", "field_mT", "signal")})
+
+    def state_dict(self) -> dict:
+        return {"rows": [dict(r) for r in self.rows_]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rows_ = [dict(r) for r in state.get("rows", [])]
