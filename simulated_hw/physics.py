@@ -11,6 +11,7 @@ Units: A, V, ohm, H (henry), s, mT, K; rates in 1/s.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import asdict, dataclass
@@ -153,12 +154,19 @@ def rate_integrals(t_s: np.ndarray, H_mT: np.ndarray, nb: NeelBrown, T_K: float)
     return np.where(np.isnan(integral), np.inf, integral)
 
 
+@functools.lru_cache(maxsize=256)
+def _single_mode(nb: NeelBrown, mode: int) -> NeelBrown:
+    """The same wire restricted to one depinning mode (same rate formula, one column)."""
+    m = nb.modes[mode]
+    return NeelBrown(modes=(m,), floor=1.0 - m.weight, f0_Hz=nb.f0_Hz, beta=nb.beta)
+
+
 def cumulative_rate_integral(
     t_s: np.ndarray, H_mT: np.ndarray, nb: NeelBrown, mode: int, T_K: float
 ) -> np.ndarray:
     """Running integral (n,) of the escape rate of one mode along a trace, starting at 0 (trapezoid
     rule, the same quadrature as `rate_integrals`)."""
-    r = nb.rate(H_mT, T_K)[..., mode]
+    r = _single_mode(nb, mode).rate(H_mT, T_K)[..., 0]
     with np.errstate(invalid="ignore"):
         seg = 0.5 * (r[1:] + r[:-1]) * np.diff(t_s)
     seg = np.where(np.isnan(seg), np.inf, seg)

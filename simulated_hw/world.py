@@ -592,7 +592,9 @@ class World:
             h = sign * H[k:]
             i_back = np.flatnonzero(h < -p.H_prop_mT)
             i_far = np.flatnonzero(h > p.H_nuc_mT)
-            cum = physics.cumulative_rate_integral(t[k:], h, p.neel_brown, s.mode, T)
+            # escape can only matter before the first deterministic event: integrate up to it
+            stop = min(i_back[0] if i_back.size else n, i_far[0] if i_far.size else n, n - k - 1)
+            cum = physics.cumulative_rate_integral(t[k:k + stop + 1], h[:stop + 1], p.neel_brown, s.mode, T)
             i_esc = np.flatnonzero(cum >= s.escape_left)
             first = [(i_esc[0] if i_esc.size else n, "esc"), (i_back[0] if i_back.size else n, "back"),
                      (i_far[0] if i_far.size else n, "far")]
