@@ -81,11 +81,16 @@ class CoilCalibration(RigProcedure):
         if i < len(self._REM):
             kind, sign = self._REM[i]
             if kind.startswith("remanence"):
-                self.guard.ramp_to_current(
-                    np.sign(sign or (1 if kind.endswith("+") else -1)) * self.current_max
-                )
+                self._ramp_current((1 if kind.endswith("+") else -1) * self.current_max)
         else:
-            self.guard.ramp_to_current(-self.current_max)
+            self._ramp_current(-self.current_max)
+
+    def _ramp_current(self, current_A: float) -> None:
+        """DC coil current through the rig (output on; the CoilGuard validates and rate-limits)."""
+        if hasattr(self.rig, "ramp_to_field"):
+            self.rig.ramp_to_field(current_A * self.rig.config.coil.mT_per_A)
+        else:
+            self.guard.ramp_to_current(current_A)
 
     def _read(self) -> tuple[float, float]:
         if self.settle > 0:
@@ -99,7 +104,7 @@ class CoilCalibration(RigProcedure):
             current = sign * float(self.current_max)
         else:
             kind, current = "sweep", float(self.currents()[i - len(self._REM)])
-        self.guard.ramp_to_current(current)
+        self._ramp_current(current)
         if kind.startswith("saturate"):
             return
         B, sd = self._read()

@@ -43,14 +43,23 @@ def select_wire(rig, wire: int) -> None:
         sel.select(wire)
 
 
-def crossing(fields: np.ndarray, signal: np.ndarray) -> float:
-    """Field (mT) where `signal` first crosses the midpoint of its range along the sweep (linear
-    interpolation between the two points around the crossing); NaN if it never does."""
+def crossing(fields: np.ndarray, signal: np.ndarray, mid: float | None = None, smooth: int = 5) -> float:
+    """Field (mT) where `signal` crosses `mid` (default: the midpoint of its range) along the sweep.
+
+    The signal is first smoothed with a running median of `smooth` points (scipy.signal.medfilt), so a
+    single noisy reading cannot fake a switch; the field is interpolated linearly between the two
+    points around the first crossing. NaN if it never crosses.
+    """
+    from scipy.signal import medfilt
+
     s = np.asarray(signal, dtype=float)
     f = np.asarray(fields, dtype=float)
     if s.size < 2:
         return float("nan")
-    mid = 0.5 * (np.nanmin(s) + np.nanmax(s))
+    if smooth > 1 and s.size >= smooth:
+        s = medfilt(s, smooth)
+    if mid is None:
+        mid = 0.5 * (np.nanmin(s) + np.nanmax(s))
     above = s > mid
     idx = np.nonzero(above[1:] != above[:-1])[0]
     if idx.size == 0:
@@ -59,6 +68,18 @@ def crossing(fields: np.ndarray, signal: np.ndarray) -> float:
     s0, s1 = s[i], s[i + 1]
     t = 0.0 if s1 == s0 else (mid - s0) / (s1 - s0)
     return float(f[i] + t * (f[i + 1] - f[i]))
+
+
+def saturation_levels(fields: np.ndarray, signal: np.ndarray, fraction: float = 0.2) -> tuple[float, float]:
+    """Median read-out signal in negative and in positive saturation (the outer `fraction` of fields)."""
+    f = np.asarray(fields, dtype=float)
+    s = np.asarray(signal, dtype=float)
+    span = np.nanmax(np.abs(f))
+    neg = s[f <= -(1 - fraction) * span]
+    pos = s[f >= (1 - fraction) * span]
+    return float(np.median(neg)) if neg.size else float("nan"), float(np.median(pos)) if pos.size else float(
+        "nan"
+    )
 
 
 class Hysteresis(RigProcedure):
@@ -153,9 +174,16 @@ class Hysteresis(RigProcedure):
         start = -self.field_max if branch == "up" else self.field_max
         log.info("re-establishing the %s branch of loop %d before step %d", branch, loop, i)
         select_wire(self.rig, int(self.wire))
-        self.guard.ramp_to_field(start)
+        self._ramp(start)
         if i > 0 and pts[i - 1][1] == branch:
-            self.guard.ramp_to_field(pts[i - 1][2])
+            self._ramp(pts[i - 1][2])
+
+    def _ramp(self, field_mT: float) -> None:
+        """DC field through the rig (output on, then the CoilGuard's validated, rate-limited ramp)."""
+        if hasattr(self.rig, "ramp_to_field"):
+            self.rig.ramp_to_field(field_mT)
+        else:
+            self.guard.ramp_to_field(field_mT)
 
     def _wait(self) -> None:
         if self.settle > 0:
@@ -163,7 +191,7 @@ class Hysteresis(RigProcedure):
 
     def step(self, i: int) -> None:
         loop, branch, H = self._points()[i]
-        self.guard.ramp_to_field(H)
+        self._ramp(H)
         self._wait()
         measured = float(self.sensor.field_mT) if self.sensor is not None else float("nan")
         sig = float(self.readout.signal())
@@ -188,12 +216,14 @@ class Hysteresis(RigProcedure):
             "hysteresis", loop=loop, up=(branch == "up"), field_set_mT=Hset, field_mT=Hmeas, signal=sig
         )
         x = Hmeas if np.all(np.isfinite(Hmeas)) else Hset
+        lo, hi = saturation_levels(Hset, sig)
+        mid = 0.5 * (lo + hi)
         ups = [
-            crossing(x[(loop == k) & (branch == "up")], sig[(loop == k) & (branch == "up")])
+            crossing(x[(loop == k) & (branch == "up")], sig[(loop == k) & (branch == "up")], mid)
             for k in np.unique(loop)
         ]
         downs = [
-            crossing(x[(loop == k) & (branch == "down")], sig[(loop == k) & (branch == "down")])
+            crossing(x[(loop == k) & (branch == "down")], sig[(loop == k) & (branch == "down")], mid)
             for k in np.unique(loop)
         ]
         up, down = (
