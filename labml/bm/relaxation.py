@@ -129,11 +129,10 @@ class RelaxationDevice:
         state[group] = torch.where(mask, new, state[group])
 
     def _spin_step(self, state: dict, clamp_visible: bool) -> None:
-        vals = self.sampler.values(state)
-        self._glauber(state, "h", vals)
+        """Visible spins (unless clamped), then hidden spins, as in one block-Gibbs sweep."""
         if not clamp_visible:
-            vals = self.sampler.values(state)
-            self._glauber(state, "v", vals)
+            self._glauber(state, "v", self.sampler.values(state))
+        self._glauber(state, "h", self.sampler.values(state))
 
     @torch.no_grad()
     def _parameter_step(self) -> None:
@@ -160,7 +159,12 @@ class RelaxationDevice:
         else:
             self.target["v"] = self.kernel.from_spins(v)
         if self.model_copy is None or self.config.reseed:
-            self.model_copy = {k: x.clone() for k, x in self.target.items()}
+            # re-seed at the data item: visible spins copied from the clamped copy, hidden spins
+            # drawn given them (as CD starts; the old hidden state belongs to the previous item)
+            seed = {"v": self.target["v"].clone(), "h": self.target["h"].clone()}
+            field = self.model.local_field(self.sampler.values(seed), "h")
+            seed["h"] = self.kernel.update(seed["h"], field, self.model.beta)
+            self.model_copy = seed
         for _ in range(self.config.steps_per_item):
             self._spin_step(self.target, clamp_visible=True)
             self._spin_step(self.model_copy, clamp_visible=False)
@@ -184,6 +188,7 @@ class RelaxationDevice:
     def state_dict(self) -> dict:
         def clone(s):
             return None if s is None else {k: x.clone() for k, x in s.items()}
+
         return {
             "target": clone(self.target),
             "model_copy": clone(self.model_copy),

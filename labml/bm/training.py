@@ -254,7 +254,7 @@ class BMTrainer:
         if c.loss in ("discriminative", "hybrid"):
             loss = self._discriminative_loss(v, self.l_train[idx])
             loss.backward()
-            out["disc_loss"] = float(loss)
+            out["disc_loss"] = float(loss.detach())
         if c.loss == "generative":
             self._set_generative_grad(v, y)
         elif c.loss == "hybrid":
