@@ -1,6 +1,7 @@
 """Throughput of the simulated world's fast path, and the cost of the slow (SCPI) path.
 
     .venv/bin/python benchmarks/bench_fastpath.py [--quick]
+    .venv/bin/python benchmarks/bench_fastpath.py --physics     # model numbers, no timing
 
 Fast path: `World.read_synapses(fields, wires, n)` on the built-in simulated rig's world
 (instruments/rigs/sim_default.toml: 4 wires), requests drawn uniformly over 2-8 mT on random wires,
@@ -45,7 +46,11 @@ def _times(fn, repeats: int) -> tuple[float, float]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats (smoke run)")
+    ap.add_argument("--physics", action="store_true",
+                    help="print the model numbers of docs/simulated_world.md instead of timings")
     args = ap.parse_args(argv)
+    if args.physics:
+        return physics_numbers()
     repeats = 5 if args.quick else 21
 
     from instruments.config import load_rig_config
@@ -104,6 +109,36 @@ def main(argv=None) -> int:
     tq = _median_time(lambda: supply.current, repeats * 20)
     print(f"SCPI path over SimAdapter (Kepco driver): write {tw * 1e6:.1f} us, query {tq * 1e6:.1f} us "
           "per command (wall)")
+    return 0
+
+
+def physics_numbers() -> int:
+    """The model numbers quoted in docs/simulated_world.md (deterministic, no timing)."""
+    from instruments.calibration import Logistic
+    from instruments.config import load_rig_config
+    from simulated_hw.world import World
+
+    w = World.from_rig_config(load_rig_config("instruments/rigs/sim_default.toml"), seed=0)
+    H = np.linspace(3, 7, 81)
+    dev = np.abs(w.exact_pass_probability(H, 0) - Logistic().p(H)).max()
+    print(f"max |p - logistic| over 3-7 mT (wire 0, default cycle): {dev:.4f}")
+    G = np.linspace(2, 8, 241)
+
+    def mid(wire=0, **kw):
+        return float(np.interp(0.5, w.exact_pass_probability(G, wire, **kw), G))
+
+    print("midpoint for 0.1 / 1 / 10 ms plateau (mT): "
+          + " / ".join(f"{mid(pulse_duration_s=d):.2f}" for d in (1e-4, 1e-3, 1e-2)))
+    print("midpoint at 280 / 300 / 320 K (mT): " + " / ".join(f"{mid(T_K=T):.2f}" for T in (280, 300, 320)))
+    print("midpoints of wires (mT): " + ", ".join(f"{mid(i):.2f}" for i in range(w.n_wires)))
+    c = w.coil_params
+    t5 = c.tau_s * np.log(c.i_compliance_A / (c.i_compliance_A - 5 / c.mT_per_A))
+    print(f"coil time to 5 mT: {t5 * 1e3:.3f} ms")
+    err = w.readout_error()
+    print(f"read-out bit error ({w.cycle.readout}, {w.cycle.read_bandwidth_Hz:g} Hz): {err:.2e}")
+    r = w.read_synapses(np.full(1000, 5.0), np.zeros(1000, int), 1)
+    print(f"one cycle at 5 mT: {r.bench_time_s / 1000 * 1e3:.2f} ms, {r.energy_J / 1000:.3f} J, "
+          f"{r.energy_J / r.bench_time_s:.1f} W mean")
     return 0
 
 
