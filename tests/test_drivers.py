@@ -402,3 +402,21 @@ def test_role_from_config_rejects_unknown_options():
         KepcoFieldSource.from_config(ProtocolAdapter([]), {"i_max": 5})
     with pytest.raises(ValueError, match="amplifier_A_per_V"):
         AwgPulseSource.from_config(ProtocolAdapter([]), {})
+
+
+def test_awg_one_trigger_cycle_traffic_with_delayed_injection():
+    w = _pulse_waveform()
+    pairs = [("OUTP1 0", None), ("SOUR1:DATA:VOL:CLE", None),
+             ("SOUR1:DATA:ARB COILPULSE, 0, 0.5, 1, 1, 1, 1, 0.5, 0", None),
+             ("SOUR1:FUNC:ARB COILPULSE", None), ("SOUR1:FUNC ARB", None),
+             ("SOUR1:FUNC:ARB:SRAT 100000.000000", None), ("SOUR1:VOLT:OFFS 0.000000", None),
+             ("SOUR1:VOLT 2.000000", None), ("SOUR1:BURS:MODE TRIG", None),
+             ("SOUR1:BURS:NCYC 1", None), ("SOUR1:BURS:STAT 1", None), ("TRIG1:SOUR BUS", None),
+             ("OUTP1 1", None), ("TRIG2:DEL 2e-05", None), NO_ERR,
+             ("*TRG", None), ("*OPC?", "1")]
+    with traffic(pairs) as adapter:
+        ps = AwgPulseSource(Agilent33500Pulse(adapter), amplifier_A_per_V=2.0)
+        ps.arm(w, 1e5, inject_delay_s=2e-5)
+        ps.trigger()
+        with pytest.raises(SafetyError, match="inject_delay_s"):
+            ps.arm(w, 1e5, inject_delay_s=1.0)  # beyond the waveform: refused, nothing written
