@@ -166,7 +166,13 @@ class NanowireRig:
         self._accepts_inject_delay = _accepts_kw(getattr(pulse_source, "arm", None), "inject_delay_s")
         self.shutdown_errors: list[tuple[str, BaseException]] = []
         if connect:
-            self.connect()
+            try:
+                self.connect()
+            except BaseException:
+                # a failed or interrupted connect (e.g. Ctrl+C while ramping down an energised coil)
+                # still leaves the rig safe: field to 0, outputs off, connections closed
+                self.shutdown()
+                raise
 
     # ------------------------------------------------------------------ connection
     @property
@@ -472,6 +478,8 @@ class NanowireRig:
         Every request is validated before anything moves.
         """
         f, w, n = self._check_requests(fields_mT, wires, n)
+        if duration_s is not None and not (duration_s > 0 and math.isfinite(duration_s)):
+            raise SafetyError(f"pulse duration must be > 0 s, got {duration_s!r}")
         counts = np.zeros(f.size, dtype=np.int64)
         if f.size == 0:
             return SynapseReads(counts=counts, n=n, bench_time_s=0.0, energy_J=0.0)

@@ -305,3 +305,30 @@ def test_identities_name_the_role_that_does_not_answer():
     rig.readout = Dead(world)
     with pytest.raises(InstrumentFault, match="readout .*SIM::SR830::INSTR.* did not answer"):
         rig.identities()
+
+
+def test_ctrl_c_while_ramping_down_an_energised_rig_on_connect_still_leaves_it_safe():
+    world = FakeWorld()
+    supply = Supply(world, start_A=5.0)
+    calls = {"n": 0}
+    original = supply.set_current_A
+
+    def interrupted(current_A):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise KeyboardInterrupt
+        original(current_A)
+
+    supply.set_current_A = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        NanowireRig(
+            CFG,
+            field_source=supply,
+            pulse_source=Awg(world),
+            readout=Readout(world),
+            channel_selector=Selector(world),
+            clock=world.clock,
+            lock=Lock(world),
+        )
+    assert world.current_A == 0.0 and supply.output_enabled is False
+    assert [e[0] for e in world.events][-2:] == ["open_all", "lock_released"]
