@@ -308,3 +308,18 @@ def test_temperature_drift_moves_the_curve_when_switched_on():
     w.advance(25.0)  # quarter period: +10 K
     assert w.sample_temperature_K == pytest.approx(310.0)
     assert float(w.true_pass_probability(4.6, 0)) > p0 + 0.05
+
+
+def test_world_from_the_builtin_sim_rig_config():
+    from instruments.config import load_rig_config
+
+    cfg = load_rig_config("instruments/rigs/sim_default.toml")
+    w = World.from_rig_config(cfg)
+    assert w.n_wires == len(cfg.wires)
+    assert w.wire_params[0].neel_brown == NeelBrown()  # the nominal wire of SCIENCE.md
+    assert w.coil_params.mT_per_A == cfg.coil.mT_per_A and w.coil_params.compliance_V == cfg.coil.compliance_V
+    # the fast path plays the rig's cycle: edges at 95 % of the slew limit, same gap/settle/read
+    assert w.cycle.edge_slew_A_per_s == pytest.approx(0.95 * cfg.limits.pulse_slew_max_A_per_s)
+    assert (w.cycle.gap_s, w.cycle.settle_s, w.cycle.read_s) == (cfg.cycle.gap_s, cfg.cycle.settle_s,
+                                                                 cfg.cycle.read_s)
+    assert w.cycle.readout == "moke" and w.cycle.read_bandwidth_Hz == pytest.approx(250.0)
