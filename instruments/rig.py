@@ -395,10 +395,20 @@ class NanowireRig:
             )
         return int((value > thr) == self._pass_is_high[wire])
 
+    def _read_signal(self) -> float:
+        """One read-out value; the read takes at least read_s of rig-clock time (the read window
+        of the cycle), longer if the read-out itself needs longer."""
+        t0 = self.clock.now()
+        value = float(self.readout.signal())
+        rest = self.config.cycle.read_s - (self.clock.now() - t0)
+        if rest > 0:
+            self.clock.sleep(rest)
+        return value
+
     def read_bit(self) -> int:
         """Read the selected wire: 1 if the wall passed the notch, else 0."""
         w = max(self.selected_wire, 0)
-        return self._bit(float(self.readout.signal()), w)
+        return self._bit(self._read_signal(), w)
 
     def calibrate_readout(self, wire: int | None = None, n: int = 3) -> tuple[float, float]:
         """Measure the read-out levels of a wire: after reset + inject (wall pinned: bit 0) and after
@@ -416,7 +426,7 @@ class NanowireRig:
                 self.inject()
                 if passed:
                     self.pulse(abs(c.reset_field_mT), c.pulse_duration_s)
-                vals.append(float(self.readout.signal()))
+                vals.append(self._read_signal())
             lv.append(float(np.mean(vals)))
         if lv[0] == lv[1]:
             raise InstrumentFault(f"rig {self.config.name}: wire {w} read-out levels are indistinguishable")
@@ -527,7 +537,7 @@ class NanowireRig:
             for i in range(n_reads):
                 self._play(rep)
                 self._energy_J += rep.energy_J
-                bits[i] = self._bit(float(self.readout.signal()), wire)
+                bits[i] = self._bit(self._read_signal(), wire)
             return bits
         # two waveforms per cycle, software-timed injection between them
         reset, drive = self.reset_program(), self.drive_program(field_mT, duration_s)
@@ -538,7 +548,7 @@ class NanowireRig:
             rep2 = self._arm(drive)
             self._play(rep2)
             self._energy_J += rep.energy_J + rep2.energy_J
-            bits[i] = self._bit(float(self.readout.signal()), wire)
+            bits[i] = self._bit(self._read_signal(), wire)
         return bits
 
     # ------------------------------------------------------------------ DC field, zero, shutdown
