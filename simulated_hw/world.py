@@ -528,7 +528,17 @@ class World:
         self.coil.temperature_K = T_inf + (self.coil.temperature_K - T_inf) * math.exp(-dt_s / tau)
 
     def _evolve_constant(self, dt_s: float, I_A: float) -> None:
-        """Constant current for dt_s: wires see a constant field."""
+        """Constant current for dt_s: wires see a constant field. With drift on, long waits are cut
+        into pieces of at most 1/100 of the drift period so the temperature follows."""
+        th = self.thermal
+        if th.drift_K != 0.0 and dt_s > th.drift_period_s / 100:
+            n_pieces = int(math.ceil(dt_s / (th.drift_period_s / 100)))
+            for _ in range(n_pieces):
+                self._evolve_constant_piece(dt_s / n_pieces, I_A)
+            return
+        self._evolve_constant_piece(dt_s, I_A)
+
+    def _evolve_constant_piece(self, dt_s: float, I_A: float) -> None:
         H = self.coil.effective_params.mT_per_A * I_A
         T = self.sample_temperature_K
         for p, s in zip(self.wire_params, self.wires, strict=True):
@@ -581,7 +591,7 @@ class World:
         """Advance one wire along a sampled field trace: events in time order."""
         k = 0
         n = t.size
-        for _ in range(8):  # a handful of events at most per trace
+        for _ in range(4 * n + 8):  # at most a few events per sample (each one moves k or settles the state)
             if not s.wall_pinned:
                 m = s.m_far if s.m_pad == s.m_far else s.m_pad
                 s.m_pad = s.m_far = m
@@ -618,7 +628,7 @@ class World:
             else:  # escaped or far region nucleated: whole wire `sign`
                 self._unpin(s, sign)
             k += int(idx)
-        logger.debug("wire trace: event limit reached")
+        raise RuntimeError("wire trace: event loop did not terminate (bug)")
 
     def inject(self, wires=None, duration_s: float = 0.0) -> None:
         """Injection line pulse: each wire whose pad region is -M gets a +M domain there and a wall

@@ -323,3 +323,15 @@ def test_world_from_the_builtin_sim_rig_config():
     assert (w.cycle.gap_s, w.cycle.settle_s, w.cycle.read_s) == (cfg.cycle.gap_s, cfg.cycle.settle_s,
                                                                  cfg.cycle.read_s)
     assert w.cycle.readout == "moke" and w.cycle.read_bandwidth_Hz == pytest.approx(250.0)
+
+
+def test_an_ac_field_waveform_switches_the_wire_every_half_period():
+    world = World.default(seed=9, n_wires=1)
+    world.reset_wires()
+    f_Hz, amp_A = 50.0, 25.0 / 1.8
+    for periods, expected in ((5.25, +1), (5.75, -1), (10.25, +1)):
+        t = np.linspace(0.0, periods / f_Hz, int(periods * 2000) + 1)
+        world.play_waveform(t, amp_A * np.sin(2 * np.pi * f_Hz * t))
+        assert world.wire_state(0).m_far == expected and not world.wire_state(0).wall_pinned
+    # the field never went beyond what the coil allows
+    assert abs(world.coil.current_A) < world.coil_params.i_compliance_A
