@@ -1,0 +1,75 @@
+"""A stochastic-synapse training in the loop on the simulated rig, killed with SIGKILL at a random
+moment and resumed with `labml resume`, ends exactly where the uninterrupted run ends: same rows,
+same bench time and energy, same test accuracy (the simulated world's state incl. its RNG is part
+of every checkpoint)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from labml import runs
+from labml.cli import main as labml_main
+from labml.engine import RunEngine
+from labml.engine_plans import TrainerPlan
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+BUILDER = "labml.synapses.trainer:build_trainer"
+CFG = {"n": 1, "epochs": 40, "patience": 0, "train_size": 150, "test_size": 60, "test_passes": 2,
+       "batch_size": 25, "backend": "rig", "rig": "sim", "seed": 5}
+START = (
+    "import sys; from labml.engine import RunEngine; from labml.engine_plans import TrainerPlan; "
+    f"RunEngine(progress=False).run(TrainerPlan({BUILDER!r}, {CFG!r}, kind='train-synapses', "
+    "needs_rig=True), sys.argv[1], rig_spec='sim')"
+)
+WALL_CLOCK_COLUMNS = {"sec"}  # seconds of computer time per epoch: the only thing allowed to differ
+
+
+def _rows(run) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in WALL_CLOCK_COLUMNS} for r in run.series("metrics")]
+
+
+def _n_rows(run_dir: Path) -> int:
+    try:
+        return sum(1 for line in open(run_dir / "metrics.csv") if not line.startswith("#")) - 1
+    except FileNotFoundError:
+        return 0
+
+
+def test_sigkill_in_the_loop_training_on_the_simulated_rig_then_resume_is_bit_exact(tmp_path):
+    ref = RunEngine(progress=False, handle_sigint=False).run(
+        TrainerPlan(BUILDER, CFG, kind="train-synapses", needs_rig=True), tmp_path / "ref", rig_spec="sim"
+    )
+    assert ref.status == "success" and ref.steps_done == CFG["epochs"]
+
+    rng = np.random.default_rng(7)  # fixed seed for the kill moment
+    run_dir = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", START, str(run_dir)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and _n_rows(run_dir) < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(rng.uniform(0.0, 2.0))
+    assert proc.poll() is None, "the training ended before the kill: make it longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = _n_rows(run_dir)
+    assert runs.load(run_dir).meta["status"] == "running" and killed_at < CFG["epochs"]
+
+    assert labml_main(["resume", str(run_dir), "--no-progress"]) == 0
+    a, b = runs.load(tmp_path / "ref"), runs.load(run_dir)
+    assert b.meta["status"] == "success"
+    assert _rows(b) == _rows(a)  # every epoch once, identical metrics incl. bench time and energy
+    assert b.meta["results"]["final"] == a.meta["results"]["final"]  # same test accuracy
+    assert b.meta["rig_spec"] == "sim" and "rig_identities" in b.meta
+    wa, wb = a.arrays("model"), b.arrays("model")
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)  # same learned fields H and p
