@@ -16,7 +16,7 @@ Public API (units in the names)::
     world.coil                     # CoilState
       .setpoint_A / .set_setpoint_A(I)   DC setpoint of the current-mode supply (A)
       .output_on / .set_output(bool)     output relay; off -> the current slews to 0
-      .current_A  .voltage_V  .temperature_K  .params (physics.CoilParams)
+      .current_A  .field_mT  .voltage_V  .temperature_K  .compliance_V  .params (physics.CoilParams)
     world.field_mT                 # field at the sample = mT_per_A * current_A (mT)
     world.play_waveform(t_s, I_program_A)  # hardware-timed pulse through the coil; advances the clock
     world.inject(wires=None, duration_s=0.0)   # injection line: wall pinned at each reset wire's notch
@@ -183,6 +183,11 @@ class CoilState:
     def set_output(self, on: bool) -> None:
         """Output relay. Off: the supply drives the current to 0 (at its compliance)."""
         self.output_on = bool(on)
+
+    @property
+    def field_mT(self) -> float:
+        """Field at the sample (mT) = mT_per_A * current_A."""
+        return self.params.mT_per_A * self.current_A
 
     @property
     def resistance_ohm(self) -> float:
@@ -513,7 +518,7 @@ class World:
         key = (t, prog, float(I0), self.coil.effective_params)
         hit = self._trace_cache.get(key)
         if hit is None:
-            if len(self._trace_cache) > 256:
+            if len(self._trace_cache) > 64:
                 self._trace_cache.clear()
             hit = physics.coil_follow(np.asarray(t), np.asarray(prog), float(I0), self.coil.effective_params)
             hit[0].setflags(write=False)
