@@ -211,3 +211,59 @@ def test_rig_config_faults_and_shutdown_with_a_dead_instrument():
     assert any("pulse" in name for name, _ in errors)  # reported, not hidden
     assert rig.world.coil.current_A == 0.0 and not rig.world.coil.output_on
     assert np.isclose(rig.guard.setpoint_A, 0.0)
+
+
+def _roles(world):
+    """(name, role, adapter, operation) for every role implementation over its simulated instrument."""
+    from pymeasure.instruments.lakeshore import LakeShore421, LakeShore425
+
+    from instruments.drivers import Agilent33500Pulse, Keithley2400Strict, SR860Lockin, SwitchMatrix7001
+    from instruments.drivers.roles import AwgPulseSource, HallSensor, SourcemeterFieldSource, SwitchSelector
+    from simulated_hw.instruments import (
+        SimAgilent33500,
+        SimKeithley2400,
+        SimLakeShore421,
+        SimLakeShore425,
+        SimSR860,
+        SimSwitch7001,
+    )
+
+    out = []
+    fs, a = kepco_role(world)
+    out.append(("kepco", a, lambda: fs.current_A))
+    a = SimAdapter(SimKeithley2400(world))
+    smu = SourcemeterFieldSource(Keithley2400Strict(a, i_max_A=0.5))
+    out.append(("2400", a, lambda: smu.current_A))
+    a = SimAdapter(SimAgilent33500(world, 2.0))
+    awg = AwgPulseSource(Agilent33500Pulse(a), amplifier_A_per_V=2.0)
+    awg.arm(np.r_[0.0, np.ones(10), 0.0], 1e5)
+    out.append(("33500", a, awg.trigger))
+    for sim, drv in ((SimLakeShore425, LakeShore425), (SimLakeShore421, LakeShore421)):
+        a = SimAdapter(sim(world))
+        hall = HallSensor(drv(a))
+        out.append((drv.__name__, a, lambda hall=hall: hall.field_mT))
+    ro, a = moke_role(world)
+    out.append(("sr830", a, ro.signal))
+    a = SimAdapter(SimSR860(world))
+    ro860 = MokeLockinReadout(SR860Lockin(a), world.clock)
+    out.append(("sr860", a, ro860.signal))
+    a = SimAdapter(SimKeithley6221(world))
+    mr = DeltaModeMRReadout(Keithley6221(a), world.clock, n_average=2)
+    mr.configure()
+    out.append(("6221", a, mr.signal))
+    a = SimAdapter(SimSwitch7001(world))
+    sel = SwitchSelector(SwitchMatrix7001(a, n_channels=4))
+    out.append(("7001", a, lambda: sel.select(1)))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["timeout", "garbled", "truncated", "disconnect"])
+def test_every_role_turns_bus_faults_into_instrument_faults(world, kind):
+    for name, adapter, operation in _roles(world):
+        operation()  # works without the fault
+        adapter.faults.inject(kind, count=1)
+        with pytest.raises(InstrumentFault):
+            operation()
+        adapter.flush_read_buffer()
+        operation()  # and works again afterwards
+        assert name

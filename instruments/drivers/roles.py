@@ -367,7 +367,9 @@ class AwgPulseSource:
                 self.awg.write("*TRG")
             else:
                 self.awg.ch_1.trigger()
-            self.awg.operation_complete  # noqa: B018  (query blocks until the burst is done)
+            done = self.awg.operation_complete  # the query returns when the burst is done
+        if done != 1:
+            raise InstrumentFault(f"{self.name}: unexpected *OPC? reply {done!r} after the trigger")
 
     def inject(self) -> None:
         """Fire one injection pulse on channel 2."""
@@ -450,7 +452,9 @@ class Awg33220PulseSource(AwgPulseSource):
             raise InstrumentFault(f"{self.name}: trigger() without an armed waveform")
         with instrument_io(self.name, "trigger burst"):
             self.awg.write("*TRG")
-            self.awg.ask("*OPC?")
+            done = self.awg.ask("*OPC?").strip()
+        if done != "1":
+            raise InstrumentFault(f"{self.name}: unexpected *OPC? reply {done!r} after the trigger")
 
     def inject(self) -> None:
         raise InstrumentFault(
@@ -512,7 +516,10 @@ class HallSensor:
     def field_mT(self) -> float:
         with instrument_io(self.name, "read field"):
             value = self.gaussmeter.field
-        value = float(value[0] if isinstance(value, list) else value)
+            value = value[0] if isinstance(value, list) else value
+            if isinstance(value, str) and value.strip().upper() == "OL":
+                value = math.nan
+            value = float(value)
         if not math.isfinite(value):
             raise InstrumentFault(f"{self.name}: field over range (OL)")
         return value * self._MT_PER_UNIT[self.unit]
