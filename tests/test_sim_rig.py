@@ -60,6 +60,18 @@ def test_fast_path_and_scpi_path_give_the_same_pass_statistics(rig):
     assert fast.bench_time_s / n_fast == pytest.approx(planner.bench_time_s / n_planner, rel=0.02)
 
 
+def test_fast_and_scpi_paths_agree_along_the_curve(rig):
+    """Bench planner over SCPI vs fast path at three more fields on wire 0 (Fisher exact tests,
+    Bonferroni-corrected to a family-wise 0.1 %)."""
+    fields = np.array([3.8, 5.4, 6.5])
+    planner = NanowireRig.read_synapses(rig, fields, np.zeros(3, dtype=int), 100)
+    fast = rig.read_synapses(fields, np.zeros(3, dtype=int), 3000)
+    for k, kf in zip(planner.counts, fast.counts, strict=True):
+        _, p_value = stats.fisher_exact([[k, 100 - k], [kf, 3000 - kf]])
+        assert p_value > ALPHA / 3, (fields, planner.counts, fast.counts)
+    assert np.all(np.diff(fast.counts) > 0)  # the curve rises with the field
+
+
 def test_scpi_path_sees_a_different_wire_differently(rig):
     """Power check of the comparison above: wires 0 and 1 at a field where their curves differ are
     told apart by the same test on the fast path, and the SCPI planner reads wire 1 like the fast
