@@ -75,8 +75,10 @@ class TrainerPlan(Plan):
         needs_rig: bool = False,
         evaluate: bool = True,
         series: str = "metrics",
+        validator: str | None = None,
     ) -> None:
         self.builder = builder
+        self.validator = validator
         self.config = dict(config)
         self.kind = kind
         self.needs_rig = needs_rig
@@ -101,8 +103,17 @@ class TrainerPlan(Plan):
                 "needs_rig": self.needs_rig,
                 "evaluate": self.do_evaluate,
                 "series": self.series,
+                "validator": self.validator,
             },
         }
+
+    def validate(self, rig_config: Any) -> dict:
+        """Dry run: the validator (``validator(config, rig_config) -> dict``, dotted path) checks
+        the training settings against the rig config; no data is loaded, nothing is opened."""
+        out: dict = {"epochs": self.epochs}
+        if self.validator:
+            out.update(resolve(self.validator)(self.config, rig_config) or {})
+        return out
 
     def parameters(self) -> dict:
         return {**self.config, "epochs": self.epochs}
@@ -143,6 +154,108 @@ class TrainerPlan(Plan):
 
     def safe_to_hold(self, i: int) -> bool:
         return False  # between epochs the rig idles: field to zero
+
+
+def synapse_validate(config: dict, rig_config: Any = None) -> dict:
+    """Validator of labml.synapses' training settings (SynapseTrainConfig.validate), for dry runs."""
+    import dataclasses
+
+    from labml.synapses.trainer import SynapseTrainConfig
+
+    known = {f.name for f in dataclasses.fields(SynapseTrainConfig)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise UserError(f"train synapses: unknown setting(s) {unknown}; known: {sorted(known)}")
+    cfg = SynapseTrainConfig(**config)
+    cfg.validate()
+    out: dict = {"backend": cfg.backend}
+    if rig_config is not None:
+        out["wires"] = len(rig_config.wires)
+        out["rig"] = getattr(rig_config, "name", None)
+    return out
+
+
+def bm_validate(config: dict, rig_config: Any = None) -> dict:
+    """Validator of labml.bm's training settings (BMTrainConfig.validate), for dry runs."""
+    from labml.bm.training import BMTrainConfig
+
+    try:
+        cfg = BMTrainConfig(**config)
+    except TypeError as exc:
+        raise UserError(f"train bm: {exc}") from exc
+    cfg.validate()
+    return {"model": cfg.model, "hidden": cfg.hidden}
+
+
+TRAINERS = {
+    # kind: (builder, validator, config dataclass)
+    "train-synapses": ("labml.synapses.trainer:build_trainer", "labml.engine_plans:synapse_validate",
+                       "labml.synapses.trainer:SynapseTrainConfig"),
+    "train-bm": ("labml.engine_plans:bm_trainer", "labml.engine_plans:bm_validate",
+                 "labml.bm.training:BMTrainConfig"),
+}
+
+
+def full_config(kind: str, config: dict) -> dict:
+    """`config` completed with the defaults of the trainer's config dataclass (so run.json records
+    every setting); unknown keys are a UserError naming them."""
+    import dataclasses
+
+    entry = TRAINERS.get(kind)
+    if entry is None:
+        return dict(config)
+    cls = resolve(entry[2])
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise UserError(f"{kind}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    return {**dataclasses.asdict(cls()), **config}
+
+
+def run_training(
+    kind: str,
+    config: dict,
+    *,
+    run_dir: Any = None,
+    rig: Any = None,
+    needs_rig: bool | None = None,
+    dry_run: bool = False,
+    engine: Any = None,
+    builder: str | None = None,
+    validator: str | None = None,
+    metadata: dict | None = None,
+    **engine_kwargs: Any,
+) -> dict:
+    """Front end for `labml train ...`: run a steppable trainer on the run engine.
+
+    kind: "train-synapses", "train-bm" (builder/validator looked up in TRAINERS) or any kind with
+    an explicit `builder`. config: the trainer's settings (dict). rig: a rig spec ("sim", TOML path)
+    the engine opens, or an open rig; needs_rig: default ``rig is not None``. dry_run: validate the
+    settings against the rig config and the output folder, open and write nothing. metadata: sample,
+    device, operator, notes for run.json. Returns {"status", "reason", "run_dir", "results",
+    "steps_done"} (or {"dry_run": True, "plan": {...}}).
+    """
+    from labml import engine as eng
+
+    b, v, _ = TRAINERS.get(kind, (None, None, None))
+    builder = builder or b
+    validator = validator or v
+    if builder is None:
+        raise UserError(f"unknown training kind {kind!r}; known: {sorted(TRAINERS)} (or pass builder=)")
+    config = full_config(kind, config)
+    needs_rig = (rig is not None) if needs_rig is None else needs_rig
+    plan = TrainerPlan(builder, config, kind=kind, needs_rig=needs_rig, validator=validator)
+    spec_given = isinstance(rig, str) or hasattr(rig, "__fspath__")
+    if dry_run:
+        summary = eng.dry_run(plan, rig if (needs_rig and spec_given) else None, run_dir)
+        return {"dry_run": True, "status": "planned", "plan": summary, "run_dir": None, "results": {}}
+    engine = engine or eng.RunEngine(**engine_kwargs)
+    md = dict(metadata or {})
+    if needs_rig and spec_given:
+        outcome = engine.run(plan, run_dir, rig_spec=rig, **md)
+    else:
+        outcome = engine.run(plan, run_dir, rig=rig if needs_rig else None, **md)
+    return outcome.to_dict()
 
 
 def bm_trainer(config: dict, rig: Any = None) -> Any:

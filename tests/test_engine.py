@@ -225,3 +225,18 @@ def test_trainer_adapter_records_epochs_stops_early_and_resumes_exactly(tmp_path
     assert out.status == "success"
     assert b.series("metrics") == a.series("metrics")
     assert b.meta["results"]["final"] == a.meta["results"]["final"] != {}
+
+
+def test_training_front_end_dry_run_validates_settings_and_rig_without_opening_anything(tmp_path):
+    from labml.engine_plans import run_training
+
+    out = run_training("train-synapses", {"n": 4, "epochs": 3, "backend": "rig", "rig": "sim"}, rig="sim",
+                       dry_run=True, run_dir=tmp_path / "new")
+    assert out["dry_run"] and out["plan"]["steps"] == 3 and out["plan"]["parameters"]["lr"] == 0.02
+    assert not (tmp_path / "new").exists()
+    with pytest.raises(UserError, match="n must be an integer"):
+        run_training("train-synapses", {"n": 0}, dry_run=True)
+    with pytest.raises(UserError, match=r"unknown setting\(s\) \['nn'\]"):
+        run_training("train-synapses", {"nn": 1}, dry_run=True)
+    with pytest.raises(UserError, match="unknown training kind"):
+        run_training("train-cats", {}, dry_run=True)
