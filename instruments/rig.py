@@ -46,7 +46,7 @@ from instruments.calibration import Logistic, NeelBrown
 from instruments.config import RigConfig
 from instruments.errors import InstrumentFault, SafetyError
 from instruments.roles import Clock, SynapseReads
-from instruments.safety import CoilGuard, WaveformReport
+from instruments.safety import CoilGuard, RampStopped, WaveformReport
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +341,8 @@ class NanowireRig:
         return self.guard.arm_waveform(program, self.config.cycle.sample_rate_Hz, n_cycles, **kw)
 
     def _play(self, report: WaveformReport) -> None:
+        if self.guard.stop_requested():
+            raise RampStopped("cycle not played: stop requested")
         self.pulse_source.trigger()
         # a real trigger() returns when the burst is done (*OPC?); the rig clock must have moved on
         # by the waveform's duration in any case (simulated clocks advance in the instrument)

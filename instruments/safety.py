@@ -41,7 +41,8 @@ DUTY_THRESHOLD_FRACTION = 0.01
 
 
 class RampStopped(RuntimeError):
-    """A stop was requested during a ramp; the coil has been ramped to zero at the allowed rate."""
+    """A stop was requested: a ramp in progress has been ramped to zero at the allowed rate, or a
+    waveform was not armed / played."""
 
 
 @dataclass
@@ -118,6 +119,9 @@ class CoilGuard:
         self._setpoint_A = 0.0
         self._t_last_write = clock.now()
         self.armed: WaveformReport | None = None
+        # serialises every write: a ramp in a worker thread and an emergency zero from another
+        # thread never interleave their steps
+        self._io_lock = threading.RLock()
 
     # ------------------------------------------------------------------ bookkeeping
     def _record(self, action: str, level: int = logging.DEBUG, **detail: Any) -> None:
@@ -241,20 +245,21 @@ class CoilGuard:
         if self.stop_requested() or _stop_requested(stop):
             self._record("refused", logging.WARNING, target_A=target, reason="stop requested")
             raise RampStopped(f"ramp to {target:g} A not started: stop requested")
-        start = self._setpoint_A
-        self._record(
-            "ramp", logging.INFO, from_A=start, to_A=target, rate_A_per_s=self.limits.ramp_rate_A_per_s
-        )
-        for value in self._staircase(target):
-            if self.stop_requested() or _stop_requested(stop):
-                self._record("stop", logging.WARNING, at_A=self._setpoint_A, target_A=target)
-                self.zero()
-                raise RampStopped(
-                    f"ramp to {target:g} A stopped at {self._setpoint_A:g} A; coil ramped to 0 A"
-                )
-            self._write(float(value))
-        self.settle()
-        return self._setpoint_A
+        with self._io_lock:
+            start = self._setpoint_A
+            self._record(
+                "ramp", logging.INFO, from_A=start, to_A=target, rate_A_per_s=self.limits.ramp_rate_A_per_s
+            )
+            for value in self._staircase(target):
+                if self.stop_requested() or _stop_requested(stop):
+                    self._record("stop", logging.WARNING, at_A=self._setpoint_A, target_A=target)
+                    self.zero()
+                    raise RampStopped(
+                        f"ramp to {target:g} A stopped at {self._setpoint_A:g} A; coil ramped to 0 A"
+                    )
+                self._write(float(value))
+            self.settle()
+            return self._setpoint_A
 
     def ramp_to_field(
         self, field_mT: float, stop: threading.Event | Callable[[], bool] | None = None
@@ -269,12 +274,13 @@ class CoilGuard:
 
     def zero(self) -> None:
         """Ramp to 0 A at the allowed rate (stop requests are ignored: this is where a stop goes)."""
-        if self._setpoint_A == 0.0:
-            return
-        self._record("zero", logging.INFO, from_A=self._setpoint_A)
-        for value in self._staircase(0.0):
-            self._write(float(value))
-        self.settle()
+        with self._io_lock:
+            if self._setpoint_A == 0.0:
+                return
+            self._record("zero", logging.INFO, from_A=self._setpoint_A)
+            for value in self._staircase(0.0):
+                self._write(float(value))
+            self.settle()
 
     def settle(self) -> None:
         """Wait 5 coil time constants (L/R) on the rig clock so the current follows the last step."""
@@ -283,37 +289,46 @@ class CoilGuard:
     def emergency_zero(self) -> None:
         """Bring the coil to 0 A as fast as the limits allow, with no I/O but the setpoint writes.
 
-        Starts from the last setpoint the guard knows; a failed write aborts with InstrumentFault
-        (the caller should then switch the output off).
+        Safe to call from another thread: it first sets the stop event, so a ramp running elsewhere
+        stops at its next step (and ramps to zero itself), then takes the write lock and zeroes what
+        is left. The stop stays set (no new ramp or waveform) until ``clear_stop()``. Starts from
+        the last setpoint the guard knows; a failed write aborts with InstrumentFault (the caller
+        should then switch the output off).
         """
-        self._record("emergency-zero", logging.WARNING, from_A=self._setpoint_A)
-        for value in self._staircase(0.0):
-            try:
-                self._write(float(value))
-            except Exception as exc:
-                self._record("emergency-zero-failed", logging.ERROR, at_A=self._setpoint_A, error=str(exc))
-                raise InstrumentFault(
-                    f"emergency zero: write of {value:g} A failed at {self._setpoint_A:g} A: {exc}"
-                ) from exc
+        self.stop_event.set()
+        with self._io_lock:
+            self._record("emergency-zero", logging.WARNING, from_A=self._setpoint_A)
+            for value in self._staircase(0.0):
+                try:
+                    self._write(float(value))
+                except Exception as exc:
+                    self._record(
+                        "emergency-zero-failed", logging.ERROR, at_A=self._setpoint_A, error=str(exc)
+                    )
+                    raise InstrumentFault(
+                        f"emergency zero: write of {value:g} A failed at {self._setpoint_A:g} A: {exc}"
+                    ) from exc
 
     def enable_output(self) -> None:
         """Program 0 A (output still off), then switch the supply output on."""
-        if not self.source.output_enabled:
-            self.source.set_current_A(0.0)
-            self._setpoint_A = 0.0
-            self._t_last_write = self.clock.now()
-        elif self._setpoint_A != 0.0:
-            self.zero()
-        self.source.enable_output()
-        self._record("output", logging.INFO, enabled=True)
+        with self._io_lock:
+            if not self.source.output_enabled:
+                self.source.set_current_A(0.0)
+                self._setpoint_A = 0.0
+                self._t_last_write = self.clock.now()
+            elif self._setpoint_A != 0.0:
+                self.zero()
+            self.source.enable_output()
+            self._record("output", logging.INFO, enabled=True)
 
     def disable_output(self) -> None:
         """Ramp to 0 A at the allowed rate, then switch the supply output off."""
-        try:
-            self.zero()
-        finally:
-            self.source.disable_output()
-            self._record("output", logging.INFO, enabled=False)
+        with self._io_lock:
+            try:
+                self.zero()
+            finally:
+                self.source.disable_output()
+                self._record("output", logging.INFO, enabled=False)
 
     # ------------------------------------------------------------------ waveforms
     def validate_waveform(
@@ -424,9 +439,13 @@ class CoilGuard:
         except SafetyError as exc:
             self._record("refused", logging.WARNING, what="waveform", reason=str(exc))
             raise
+        if self.stop_requested():
+            self._record("refused", logging.WARNING, what="waveform", reason="stop requested")
+            raise RampStopped("waveform not armed: stop requested")
         volts = np.asarray(I_A, dtype=float) / self.amplifier_A_per_V
-        self.pulse_source.arm(volts, float(sample_rate_Hz), int(n_cycles), **arm_kwargs)
-        self.armed = report
+        with self._io_lock:
+            self.pulse_source.arm(volts, float(sample_rate_Hz), int(n_cycles), **arm_kwargs)
+            self.armed = report
         self._record(
             "arm",
             logging.DEBUG,

@@ -229,3 +229,34 @@ def test_waveform_on_top_of_a_dc_setpoint_counts_the_offset():
         guard.validate_waveform(trapezoid(10.5), 1e5)
     rep = guard.validate_waveform(trapezoid(2.0), 1e5)
     assert rep.peak_A == pytest.approx(12.0) and rep.mean_power_W > 100.0  # 10 A DC alone is 100 W
+
+
+def test_emergency_zero_from_another_thread_never_interleaves_with_a_running_ramp():
+    started = threading.Event()
+    clock = FakeClock()
+    supply = RecordingSupply(clock, on_write=lambda n: started.set() if n == 30 else None)
+    guard = CoilGuard(supply, COIL, LIMITS, clock)
+
+    def estop():
+        started.wait(10)
+        guard.emergency_zero()
+
+    t = threading.Thread(target=estop)
+    t.start()
+    try:
+        guard.ramp_to_current(12.0)
+    except RampStopped:
+        pass  # stopped part way (the usual case); or the ramp finished first and estop zeroed it
+    t.join(10)
+    assert not t.is_alive()
+    assert supply.writes[-1][1] == 0.0 and guard.setpoint_A == 0.0
+    assert_rate_and_limit(supply.writes)  # one staircase: no interleaved or doubled steps
+    with pytest.raises(RampStopped):  # an emergency stop stays in force until cleared
+        guard.ramp_to_current(1.0)
+    awg = FakeAwg()
+    guard.pulse_source = awg
+    with pytest.raises(RampStopped):
+        guard.arm_waveform(trapezoid(1.0), 1e5)
+    assert awg.armed == []
+    guard.clear_stop()
+    guard.arm_waveform(trapezoid(1.0), 1e5)
