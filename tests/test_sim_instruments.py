@@ -348,3 +348,31 @@ def test_delta_mode_compliance_abort_reads_overflow(world):
     ro.configure()
     with pytest.raises(InstrumentFault, match="overflow"):
         ro.signal()  # 0.1 A through 125 ohm needs 12.5 V > 1 V compliance
+
+
+def test_adapter_charges_bench_time_per_transaction_and_speaks_bytes(world):
+    adapter = SimAdapter(SimKepco(world), latency_s=5e-3)
+    supply = KepcoBOPStrict(adapter, i_max_A=20, v_max_V=20)
+    t0 = world.clock.now()
+    supply.id  # noqa: B018  (one write + one read)
+    assert world.clock.now() - t0 == pytest.approx(10e-3)
+    adapter.write_bytes(b"*IDN?")
+    assert adapter.read_bytes(-1).startswith(b"KEPCO") and adapter.read_bytes is not None
+    adapter.close()
+    with pytest.raises(VisaIOError):
+        supply.id  # noqa: B018  (closed connection)
+
+
+def test_sim_rig_config_for_instruments_is_checked():
+    from instruments.errors import ConfigError
+
+    base = builtin_rig_path("sim_default")
+    with pytest.raises(ConfigError, match=r"\[sim.instruments\].*latency"):
+        build_sim_rig(load_rig_config(base, {"sim": {"instruments": {"latency": 1e-3}}}))
+    with pytest.raises(ConfigError, match="has no simulated instrument"):
+        build_sim_rig(load_rig_config(base, {"instruments": {"readout": {"class": "mylab.Readout"}}}))
+    rig = build_sim_rig(load_rig_config(base, {"sim": {"instruments": {"latency_s": 1e-3}}}), connect=False)
+    t0 = rig.clock.now()
+    rig.identities()
+    assert rig.clock.now() - t0 == pytest.approx(2e-3 * len(rig.adapters))
+    rig.shutdown()
