@@ -110,6 +110,7 @@ _LIMIT_KEYS = {
     "field_max_mT": True,
     "ramp_rate_A_per_s": True,
     "ramp_step_A": False,
+    "dc_power_max_W": False,
     "pulse_slew_max_A_per_s": True,
     "duty_max": True,
     "mean_power_max_W": True,
@@ -162,7 +163,8 @@ class Limits:
     i_max_A: |I| limit (A); field_max_mT: |B| limit (mT); ramp_rate_A_per_s: DC setpoint ramp rate;
     ramp_step_A: largest single setpoint step of a DC ramp; pulse_slew_max_A_per_s: |dI/dt| of an
     armed waveform; duty_max: largest fraction of a waveform with the coil energised;
-    mean_power_max_W: I^2 R averaged over a waveform (coil heating budget).
+    mean_power_max_W: I^2 R averaged over a waveform (coil heating budget); dc_power_max_W
+    (optional): largest I^2 R of a DC setpoint (a coil that cannot hold i_max_A continuously).
     """
 
     i_max_A: float
@@ -172,6 +174,7 @@ class Limits:
     duty_max: float
     mean_power_max_W: float
     ramp_step_A: float = 0.1
+    dc_power_max_W: float | None = None
 
 
 @dataclass(frozen=True)

@@ -162,8 +162,9 @@ class CoilGuard:
         return self.stop_event.is_set() or _stop_requested(self.stop)
 
     # ------------------------------------------------------------------ validation
-    def check_current(self, current_A: float, what: str = "current") -> float:
-        """Raise SafetyError unless |current_A| <= i_max_A and its field <= field_max_mT."""
+    def check_current(self, current_A: float, what: str = "current", dc: bool = False) -> float:
+        """Raise SafetyError unless |current_A| <= i_max_A and its field <= field_max_mT (and, for a
+        DC setpoint, I^2 R <= dc_power_max_W when that limit is set)."""
         try:
             current_A = float(current_A)
         except (TypeError, ValueError):
@@ -173,6 +174,13 @@ class CoilGuard:
             raise SafetyError(f"{what}: {current_A!r} A is not finite")
         if abs(current_A) > lim.i_max_A * (1 + _RTOL):
             raise SafetyError(f"{what}: {current_A:g} A exceeds the coil limit i_max_A = {lim.i_max_A:g} A")
+        if dc and lim.dc_power_max_W is not None:
+            power = current_A**2 * self.coil.resistance_ohm
+            if power > lim.dc_power_max_W * (1 + _RTOL):
+                raise SafetyError(
+                    f"{what}: {current_A:g} A dissipates {power:g} W in the coil, beyond "
+                    f"dc_power_max_W = {lim.dc_power_max_W:g} W"
+                )
         field = abs(current_A) * self.coil.mT_per_A
         if field > lim.field_max_mT * (1 + _RTOL):
             raise SafetyError(
@@ -238,7 +246,7 @@ class CoilGuard:
         the allowed rate and raises RampStopped. Returns the final setpoint (A).
         """
         try:
-            target = self.check_current(current_A)
+            target = self.check_current(current_A, dc=True)
         except SafetyError as exc:
             self._record("refused", logging.WARNING, what="DC current", reason=str(exc))
             raise

@@ -260,3 +260,16 @@ def test_emergency_zero_from_another_thread_never_interleaves_with_a_running_ram
     assert awg.armed == []
     guard.clear_stop()
     guard.arm_waveform(trapezoid(1.0), 1e5)
+
+
+def test_optional_dc_power_limit_refuses_hot_dc_setpoints_but_not_short_pulses():
+    clock = FakeClock()
+    supply = RecordingSupply(clock)
+    lim = Limits(**{**LIMITS.__dict__, "dc_power_max_W": 100.0})  # 10 A DC at 1 ohm
+    guard = CoilGuard(supply, COIL, lim, clock, pulse_source=FakeAwg())
+    with pytest.raises(SafetyError, match="dc_power_max_W"):
+        guard.ramp_to_field(19.0)  # 10.6 A
+    assert supply.writes == []
+    guard.ramp_to_current(9.9)
+    guard.zero()
+    guard.validate_waveform(trapezoid(15.0, plateau_s=1e-3, tail_s=40e-3), 1e5)  # a 15 A pulse is fine
