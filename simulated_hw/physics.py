@@ -282,12 +282,13 @@ def sample_binomial(rng: np.random.Generator, n: int, q: np.ndarray) -> np.ndarr
     Small n uses inverse-CDF sampling from one uniform per request (much faster than
     Generator.binomial for n <= 8); larger n uses Generator.binomial.
     """
-    q = np.clip(np.asarray(q, dtype=float), 0.0, 1.0)
+    q = np.asarray(q, dtype=float)
+    if n == 1:  # Bernoulli; q outside [0, 1] behaves as clipped
+        return (rng.random(q.shape) < q).astype(np.int64)
+    q = np.clip(q, 0.0, 1.0)
     if n > 8:
         return rng.binomial(n, q)
     u = rng.random(q.shape)
-    if n == 1:
-        return (u < q).astype(np.int64)
     counts = np.zeros(q.shape, dtype=np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = q / (1.0 - q)

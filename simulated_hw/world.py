@@ -766,7 +766,9 @@ class World:
                 P[w, lo:lo + 256] = physics.trace_pass_probability(g, I * c.mT_per_A, wp.neel_brown,
                                                                    cyc.settle_s, Tq)
         t_cycle, e_cycle = self._cycle_cost(H_grid, e_drive, cyc)
-        tab = {"H": H_grid, "p": P, "t": t_cycle, "e": e_cycle}
+        tab = {"H": H_grid, "p": P, "t": t_cycle, "e": e_cycle,  # values and slopes per cell
+               "dp": np.diff(P, axis=1, append=P[:, -1:]), "dt": np.diff(t_cycle, append=t_cycle[-1]),
+               "de": np.diff(e_cycle, append=e_cycle[-1])}
         self._tables[key] = tab
         self._last_table = (cyc, Tq, c, tab)
         return tab
@@ -798,7 +800,8 @@ class World:
         ).reshape(np.shape(fields_mT))
 
     def _lookup(self, fields_mT, wires, cyc: CycleSpec):
-        """Validate requests and look up (shape, p_true, t_cycle_s, E_cycle_J, wires_flat)."""
+        """Validate requests and look up (shape, p_true, total bench time s, total energy J for one
+        read of every request, wires_flat)."""
         H = np.asarray(fields_mT, dtype=float)
         w = np.asarray(wires)
         if w.ndim == 0:
@@ -808,7 +811,7 @@ class World:
         Hf = H.ravel()
         wf = w.ravel()
         if Hf.size == 0:
-            return H.shape, np.empty(0), np.empty(0), np.empty(0), wf.astype(np.intp)
+            return H.shape, np.empty(0), 0.0, 0.0, wf.astype(np.intp)
         h_max, h_min = float(Hf.max()), float(Hf.min())  # NaN and inf show up here
         if not (math.isfinite(h_max) and math.isfinite(h_min)):
             raise ValueError("read_synapses: fields_mT must be finite")
@@ -828,26 +831,33 @@ class World:
                     "notch; use the SCPI path"
                 )
         tab = self._table(cyc, self.sample_temperature_K)
-        P, TC, EC = tab["p"], tab["t"], tab["e"]
+        TC, EC = tab["t"], tab["e"]
         n_grid = TC.size
-        pos = np.maximum(Hf, 0.0) * (1.0 / TABLE_STEP_MT)
-        i = np.minimum(pos.astype(np.intp), n_grid - 2)
-        f = pos - i
-        Pf = P.ravel()
+        pos = np.multiply(Hf, 1.0 / TABLE_STEP_MT)
+        np.maximum(pos, 0.0, out=pos)
+        i = pos.astype(np.intp)
+        np.minimum(i, n_grid - 2, out=i)
+        f = pos
+        f -= i  # fractional position in the cell (> 1 beyond the table)
         flat = wf * n_grid + i if self.n_wires > 1 else i
-        p0 = Pf[flat]
-        p_out = p0 + (Pf[flat + 1] - p0) * f
-        t0 = TC[i]
-        t_out = t0 + (TC[i + 1] - t0) * f
-        e0 = EC[i]
-        e_out = e0 + (EC[i + 1] - e0) * f
-        if h_max > tab["H"][-1]:  # beyond every Hc: passes for sure; cost of the pulse itself
-            out = np.flatnonzero(f > 1.0)
+        p_out = tab["p"].ravel()[flat]
+        p_out += tab["dp"].ravel()[flat] * f
+        if h_max <= tab["H"][-1]:
+            # (no BLAS dot here: its thread pool stalls on a loaded machine)
+            t_sum = float(TC[i].sum() + (tab["dt"][i] * f).sum())
+            e_sum = float(EC[i].sum() + (tab["de"][i] * f).sum())
+        else:  # beyond every Hc: passes for sure; cost of those pulses computed directly
+            out = f > 1.0
+            inside = ~out
+            t_sum = float(TC[i[inside]].sum() + (tab["dt"][i[inside]] * f[inside]).sum())
+            e_sum = float(EC[i[inside]].sum() + (tab["de"][i[inside]] * f[inside]).sum())
             c = self.coil.effective_params
             g, I = physics.pulse_traces(Hf[out] / c.mT_per_A, cyc.pulse_duration_s, cyc.edge_slew_A_per_s, c)
             p_out[out] = 1.0
-            t_out[out], e_out[out] = self._cycle_cost(Hf[out], physics.joule_energy_J(g, I, c), cyc)
-        return H.shape, p_out, t_out, e_out, wf
+            t_o, e_o = self._cycle_cost(Hf[out], physics.joule_energy_J(g, I, c), cyc)
+            t_sum += float(t_o.sum())
+            e_sum += float(e_o.sum())
+        return H.shape, p_out, t_sum, e_sum, wf
 
     def true_pass_probability(self, fields_mT, wires, pulse_duration_s: float | None = None) -> np.ndarray:
         """Model pass probability (no read-out error) of one bench cycle per request: drive pulse of
@@ -870,13 +880,13 @@ class World:
         if n < 1:
             raise ValueError(f"read_synapses: n must be >= 1, got {n}")
         cyc = self._cycle_for(None if pulse_duration_s is None else pulse_duration_s)
-        shape, p, t_cycle, e_cycle, wf = self._lookup(fields_mT, wires, cyc)
+        shape, p, t_sum, e_sum, wf = self._lookup(fields_mT, wires, cyc)
         errs = [self.readout_error(i) for i in range(self.n_wires)]
         e = errs[0] if errs.count(errs[0]) == len(errs) else np.asarray(errs)[wf]
         q = p + (1.0 - 2.0 * p) * e
         counts = physics.sample_binomial(self.rng, n, q)
-        bench_time = float(n * t_cycle.sum())
-        energy = float(n * e_cycle.sum())
+        bench_time = n * t_sum
+        energy = n * e_sum
         if p.size:
             # leave each wire read in the state of its last cycle
             rev = wf[::-1]
