@@ -266,7 +266,7 @@ def test_33220a_upload_and_pulse_source():
              ("VOLT:OFFS 0.000000", None), ("VOLT 2.000000", None), ("BURS:MODE TRIG", None),
              ("BURS:NCYC 2", None), ("BURS:STAT 1", None), ("TRIG:SOUR BUS", None), ("OUTP 1", None),
              NO_ERR, ("*TRG", None), ("*OPC?", "1"), ("OUTP 0", None)]
-    with pytest.warns(FutureWarning), traffic(pairs) as adapter:
+    with traffic(pairs) as adapter:
         ps = Awg33220PulseSource(Agilent33220APulse(adapter), amplifier_A_per_V=2.0)
         ps.arm(_pulse_waveform(), 1e5, n_cycles=2)
         ps.trigger()

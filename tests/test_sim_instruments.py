@@ -238,8 +238,7 @@ def test_one_trigger_cycle_injects_at_the_programmed_delay(world):
 
 def test_33220a_burst_with_sync_injection(world):
     sim = SimAgilent33220A(world, amplifier_A_per_V=2.0)
-    with pytest.warns(FutureWarning):
-        ps = Awg33220PulseSource(Agilent33220APulse(SimAdapter(sim)), amplifier_A_per_V=2.0)
+    ps = Awg33220PulseSource(Agilent33220APulse(SimAdapter(sim)), amplifier_A_per_V=2.0)
     ps.configure()
     world.reset_wires()
     ps.arm(pulse_program(world, 15.0), 1e5)

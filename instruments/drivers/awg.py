@@ -9,6 +9,7 @@ channel 2 (or the 33220A sync output) fires the domain-wall injection line.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -128,7 +129,10 @@ class Agilent33220APulse(Agilent33220A):
 
     def __init__(self, adapter, name: str = "Agilent 33220A waveform generator (pulse rig)",
                  **kwargs) -> None:
-        super().__init__(adapter, name=name, **kwargs)
+        with warnings.catch_warnings():
+            # pymeasure asks whether the 33220A speaks SCPI: it does (*IDN?, SYST:ERR?, *OPC?)
+            warnings.simplefilter("ignore", FutureWarning)
+            super().__init__(adapter, name=name, **kwargs)
 
     def upload_arb(self, waveform_V: Sequence[float]) -> float:
         """Upload `waveform_V` (V) to volatile memory in float format and select it.
