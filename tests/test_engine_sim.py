@@ -151,3 +151,31 @@ def test_a_fault_that_does_not_clear_aborts_cleanly_after_the_configured_time(tm
     assert 30 <= t["end"] - t["fault"] < 60  # on the simulated clock: the test never sleeps
     assert run.meta["status"] == "aborted"
     assert _fields(run) == _fields(reference)[:10]  # the rows recorded before the fault are all there
+
+
+def test_abort_ramps_the_field_to_zero_and_flags_the_run(tmp_path, reference):
+    out, run = _sweep(tmp_path / "r", _at_step(12, lambda e, rig: e.request_abort("operator abort")))
+    assert (out.status, out.reason) == ("aborted", "operator abort")
+    assert run.meta["status"] == "aborted" and _fields(run) == _fields(reference)[:12]
+
+
+def test_emergency_stop_zeroes_the_coil_through_the_guard_and_does_no_other_instrument_io(tmp_path):
+    seen = {}
+
+    def estop(eng, rig):
+        eng.emergency_stop()
+        seen["n_log"] = len(rig.guard.log)
+        seen["setpoint_A"] = rig.world.coil.setpoint_A
+
+    with open_rig("sim") as rig:
+        coil = CoilRecorder(rig)
+        eng = RunEngine(progress=False, handle_sigint=False)
+        _at_step(20, estop)(eng, rig)  # at +3 mT on the up branch
+        out = eng.run(FieldSweepPlan(**SWEEP), tmp_path / "r", rig=rig)
+        after = rig.guard.log[seen["n_log"]:]
+        coil.assert_within_limits()
+    assert (out.status, out.reason) == ("aborted", "emergency stop")
+    assert seen["setpoint_A"] == 0.0  # zero as soon as emergency_stop() returned
+    assert any(r.action == "emergency-zero" for r in rig.guard.log)
+    assert after == []  # the engine touched nothing after the emergency zero
+    assert len(runs.load(tmp_path / "r").series("loop")) == 20

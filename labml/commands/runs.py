@@ -18,7 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("root", nargs="?", default=None, help="folder holding run folders (or one run folder)")
     p.add_argument("--kind", help="run kind or its prefix, e.g. train, protocol-hysteresis")
-    p.add_argument("--status", choices=["running", "paused", "success", "stopped", "aborted", "failed"])
+    p.add_argument("--status",
+                   choices=["running", "killed", "paused", "success", "stopped", "aborted", "failed"],
+                   help="killed: recorded as running but its process is gone (resumable)")
     p.add_argument("--sample")
     p.add_argument("--device")
     p.add_argument("--operator")
@@ -45,6 +47,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_resume)
 
 
+def add_record_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every run command can offer for its run.json (use with `record_metadata(args)`)."""
+    g = parser.add_argument_group("run record")
+    g.add_argument("--run-dir", default=None, help="run folder (default: runs/<date>-<kind>-<uid>)")
+    g.add_argument("--sample", default=None, help="sample ID recorded in run.json")
+    g.add_argument("--device", default=None, help="device / wire ID recorded in run.json")
+    g.add_argument("--operator", default=None, help="operator (default $LABML_OPERATOR or $USER)")
+    g.add_argument("--notes", default=None, help="free-text notes recorded in run.json")
+
+
+def record_metadata(args: argparse.Namespace) -> dict:
+    """sample/device/operator/notes from `add_record_arguments` options, for RunEngine.run(**...)."""
+    return {k: getattr(args, k, None) for k in ("sample", "device", "operator", "notes")}
+
+
 def _param_filters(items: list[str]) -> list[tuple[str, str]]:
     out = []
     for item in items:
@@ -65,9 +82,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     params = _param_filters(args.param)
     if params:
         filters["param"] = params
+    want = filters.pop("status")
     found = runs.find_runs(args.root, **filters)
     if args.resumable:
         found = [r for r in found if r.meta.get("status") in ("running", "paused")]
+    if want:
+        found = [r for r in found if _summary(r)["status"] == want]
     if args.json:
         json.dump([_summary(r) for r in found], sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
@@ -95,12 +115,32 @@ def _summary(run) -> dict:
             steps = checkpoint.read_header(files[-1]).get("step")
         except UserError:
             steps = "corrupt"
+    status = m.get("status")
+    if status == "running" and not _process_alive(m):
+        status = "killed"  # the process that ran it is gone: `labml resume` continues it
     return {
-        "path": str(run.path), "uid": m.get("uid"), "kind": m.get("kind"), "status": m.get("status"),
+        "path": str(run.path), "uid": m.get("uid"), "kind": m.get("kind"), "status": status,
         "reason": m.get("reason"), "start_time": m.get("start_time"), "stop_time": m.get("stop_time"),
         "sample": m.get("sample"), "device": m.get("device"), "operator": m.get("operator"),
         "steps": steps, "parameters": m.get("parameters"), "results": m.get("results"),
     }
+
+
+def _process_alive(meta: dict) -> bool:
+    """False if run.json names a process on this host that no longer exists."""
+    import os
+    import socket
+
+    pid, host = meta.get("pid"), meta.get("pid_host")
+    if not pid or host != socket.gethostname():
+        return True  # cannot tell: assume it runs
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -119,7 +159,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
         print(json.dumps(out) if args.json else f"{run_dir}: resumable from step {out['from_step']}"
               f" of {out['steps']}")
         return 0
-    eng = engine.RunEngine(progress=False if args.no_progress else None)
+    recorded = run.meta.get("engine") or {}
+    wd = recorded.get("watchdog") or {}
+    eng = engine.RunEngine(
+        progress=False if args.no_progress else None,
+        checkpoint_every=int(recorded.get("checkpoint_every", 1)),
+        watchdog=engine.Watchdog(**{k: v for k, v in wd.items()
+                                    if k in ("retries", "backoff_s", "poll_s", "suspend_timeout_s")}),
+    )
     outcome = eng.resume(run_dir)
     if args.json:
         print(json.dumps(outcome.to_dict(), default=str))
