@@ -28,6 +28,23 @@ log = logging.getLogger(__name__)
 _P_EPS = 1e-9
 
 
+def _small_problem(fn):
+    """Run a fit with single-threaded BLAS: these problems are tiny, and BLAS worker threads
+    spinning on a loaded machine make them 10x slower (threadpoolctl ships with scikit-learn)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - scikit-learn brings it
+            return fn(*args, **kwargs)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def binomial_interval(counts, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Exact (Clopper-Pearson) confidence interval of a binomial proportion.
 
@@ -123,6 +140,7 @@ class LogisticFit:
         span = float(np.ptp(Hs)) or 1.0
         return np.array([H0, 8.0 / span, a0])
 
+    @_small_problem
     def fit(self, H_mT, counts, n) -> LogisticFit:
         """Fit pass counts `counts` out of `n` reads at fields `H_mT` (mT). Returns self."""
         H, k, n = _check_binomial(H_mT, counts, n)
@@ -132,8 +150,16 @@ class LogisticFit:
             H0, kk, a = theta
             return Logistic(H0=H0, k=kk, a=a).p(H)
 
-        def nll(theta):
-            return _neg_loglik(model(theta), k, n)
+        def model_jac(theta):
+            H0, kk, a = theta
+            z = kk * (H - H0)
+            return np.stack([-a * kk * _dsig(z), a * (H - H0) * _dsig(z), _sig(z) - 1.0], axis=-1)
+
+        def nll_and_grad(theta):
+            p = np.clip(model(theta), _P_EPS, 1 - _P_EPS)
+            f = -(k * np.log(p) + (n - k) * np.log1p(-p)).sum()
+            dp = -(k / p - (n - k) / (1 - p))
+            return float(f), dp @ model_jac(theta)
 
         span = float(np.ptp(H)) or 1.0
         bounds = [(H.min() - span, H.max() + span), (1e-3 / span, 1e3 / span), (1e-3, self.a_max)]
@@ -141,19 +167,12 @@ class LogisticFit:
         x0 = self._initial(H, frac)
         for start in (x0, x0 * np.array([1.0, 0.3, 1.0]), x0 * np.array([1.0, 3.0, 1.0])):
             start = np.clip(start, [b[0] for b in bounds], [b[1] for b in bounds])
-            res = optimize.minimize(nll, start, method="L-BFGS-B", bounds=bounds)
+            res = optimize.minimize(nll_and_grad, start, jac=True, method="L-BFGS-B", bounds=bounds)
             if best is None or res.fun < best.fun:
                 best = res
         theta = best.x
         p = model(theta)
-        jac = np.stack(
-            [
-                -theta[2] * theta[1] * _dsig(theta[1] * (H - theta[0])),
-                theta[2] * (H - theta[0]) * _dsig(theta[1] * (H - theta[0])),
-                _sig(theta[1] * (H - theta[0])) - 1.0,
-            ],
-            axis=-1,
-        )
+        jac = model_jac(theta)
         self.cov_ = _fisher_cov(jac, p, n)
         self.params_ = dict(zip(self.PARAMS, map(float, theta), strict=True))
         self.stderr_ = dict(zip(self.PARAMS, map(float, np.sqrt(np.diag(self.cov_))), strict=True))
@@ -224,25 +243,38 @@ class NeelBrownFit:
 
         P_pass = floor + (1 - floor) (1 - exp(-integral r(H(t)) dt)),
         r(H) = f0 exp(-E0 (1 - H/Hc)^beta)      (E0 in kB*T at 300 K, Hc in mT)
+        P_bit  = P_pass + (1 - 2 P_pass) e       (e: read-out bit error, when fit_readout_error)
 
     over data at two or more pulse lengths, with f0 and beta fixed (SCIENCE.md: at one pulse length
     E0 and Hc trade off). The pulse is a trapezoid with the coil's slew (`slew_mT_per_s`, None for an
     ideal rectangle). After `fit`: `model_` (instruments.calibration.NeelBrown), `params_`
-    {Hc_mT, E0_kT300, floor}, `stderr_`, `cov_`, `corr_` (Hc-E0 correlation), `goodness_`.
+    {Hc_mT, E0_kT300, floor[, readout_error]}, `stderr_`, `cov_`, `corr_` (Hc-E0 correlation),
+    `goodness_`. Read bits of a real read-out flip with a small probability e, which puts a ceiling
+    1 - e on the measured curve; `fit_readout_error=True` (default) fits e too.
     """
 
-    PARAMS = ("Hc_mT", "E0_kT300", "floor")
+    PARAMS = ("Hc_mT", "E0_kT300", "floor", "readout_error")
 
     def __init__(
-        self, f0_Hz: float = 1e9, beta: float = 1.5, slew_mT_per_s: float | None = None, n_t: int = 161
+        self,
+        f0_Hz: float = 1e9,
+        beta: float = 1.5,
+        slew_mT_per_s: float | None = None,
+        n_t: int = 161,
+        fit_readout_error: bool = True,
     ) -> None:
         self.f0_Hz = f0_Hz
         self.beta = beta
         self.slew_mT_per_s = slew_mT_per_s
         self.n_t = n_t
+        self.fit_readout_error = fit_readout_error
+
+    def _names(self) -> tuple[str, ...]:
+        return self.PARAMS if self.fit_readout_error else self.PARAMS[:3]
 
     def _model(self, theta: np.ndarray, H: np.ndarray, tau: np.ndarray) -> np.ndarray:
-        Hc, E0, floor = theta
+        Hc, E0, floor = theta[:3]
+        e = theta[3] if len(theta) > 3 else 0.0
         nb = NeelBrown(
             modes=(DepinningMode(weight=1.0 - floor, Hc_mT=Hc, E0_kT300=E0),),
             floor=floor,
@@ -254,8 +286,9 @@ class NeelBrownFit:
             m = tau == d
             t, Ht = trapezoid_pulse(H[m], float(d), self.slew_mT_per_s, self.n_t)
             out[m] = nb.pass_probability(t, Ht)
-        return out
+        return out + (1.0 - 2.0 * out) * e
 
+    @_small_problem
     def fit(self, H_mT, counts, n, duration_s) -> NeelBrownFit:
         """Fit counts out of n at fields H_mT (mT) and pulse plateau lengths duration_s (s)."""
         H, k, n = _check_binomial(H_mT, counts, n)
@@ -266,30 +299,45 @@ class NeelBrownFit:
         floor0 = float(np.clip(np.min(frac), 1e-4, 0.3))
         Hmax = float(H.max())
         bounds = [(max(1e-3, 0.5 * float(np.median(H))), 20 * Hmax), (1.0, 200.0), (0.0, 0.5)]
+        if self.fit_readout_error:
+            bounds.append((0.0, 0.2))
+        names = self._names()
 
         def nll(theta):
             return _neg_loglik(self._model(theta, H, tau), k, n)
 
+        # Coarse grid over (Hc, E0) for starting points (the likelihood is rough in places: the
+        # sampled pulse changes with H), then Nelder-Mead from the best few.
+        e0 = [0.005] if self.fit_readout_error else []
+        lo = np.array([b[0] for b in bounds])
+        hi = np.array([b[1] for b in bounds])
+        grid = [
+            (nll(np.clip([Hc0, E00, floor0, *e0], lo, hi)), Hc0, E00)
+            for Hc0 in np.geomspace(max(bounds[0][0], 0.8 * Hmax), 6 * Hmax, 14)
+            for E00 in np.geomspace(5.0, 150.0, 12)
+        ]
+        grid.sort(key=lambda g: g[0])
         best = None
-        for Hc0, E00 in ((1.5 * Hmax, 30.0), (3.0 * Hmax, 25.0), (1.2 * Hmax, 60.0), (5 * Hmax, 20.0)):
-            start = np.clip([Hc0, E00, floor0], [b[0] for b in bounds], [b[1] for b in bounds])
-            res = optimize.minimize(nll, start, method="L-BFGS-B", bounds=bounds)
+        for _, Hc0, E00 in grid[:2]:
+            start = np.clip([Hc0, E00, floor0, *e0], lo, hi)
+            res = optimize.minimize(
+                lambda th: nll(np.clip(th, lo, hi)) + 1e6 * float(np.sum((th - np.clip(th, lo, hi)) ** 2)),
+                start,
+                method="Nelder-Mead",
+                options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 6000, "maxfev": 6000},
+            )
             if best is None or res.fun < best.fun:
                 best = res
-        res = optimize.minimize(
-            nll, best.x, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 4000}
-        )
-        if res.fun < best.fun and all(b[0] <= x <= b[1] for x, b in zip(res.x, bounds, strict=True)):
-            best = res
+        best.x = np.clip(best.x, lo, hi)
         theta = np.asarray(best.x, dtype=float)
         p = self._model(theta, H, tau)
         jac = _numeric_jacobian(lambda th: self._model(th, H, tau), theta)
         self.cov_ = _fisher_cov(jac, p, n)
         err = np.sqrt(np.clip(np.diag(self.cov_), 0, None))
-        self.params_ = dict(zip(self.PARAMS, map(float, theta), strict=True))
-        self.stderr_ = dict(zip(self.PARAMS, map(float, err), strict=True))
+        self.params_ = dict(zip(names, map(float, theta), strict=True))
+        self.stderr_ = dict(zip(names, map(float, err), strict=True))
         self.corr_ = float(self.cov_[0, 1] / (err[0] * err[1])) if err[0] > 0 and err[1] > 0 else float("nan")
-        self.goodness_ = _goodness(k, n, p, 3)
+        self.goodness_ = _goodness(k, n, p, len(names))
         self.model_ = NeelBrown(
             modes=(DepinningMode(weight=1.0 - theta[2], Hc_mT=float(theta[0]), E0_kT300=float(theta[1])),),
             floor=float(theta[2]),
@@ -304,7 +352,7 @@ class NeelBrownFit:
         """Fitted pass probability at fields H_mT and plateau lengths duration_s."""
         H = np.atleast_1d(np.asarray(H_mT, dtype=float))
         tau = np.broadcast_to(np.asarray(duration_s, dtype=float), H.shape).astype(float)
-        return self._model(np.array([self.params_[p] for p in self.PARAMS]), H, tau)
+        return self._model(np.array([self.params_[p] for p in self._names()]), H, tau)
 
     def to_dict(self) -> dict:
         return {
