@@ -500,32 +500,45 @@ class NanowireRig:
         keys = np.stack([w.astype(float), levels], axis=1)
         uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
         inverse = inverse.ravel()
-        # validate every waveform before anything moves
-        for _, lv in uniq:
-            self.guard.validate_waveform(
-                self.drive_program(float(lv), duration_s), self.config.cycle.sample_rate_Hz
-            )
-        self.guard.validate_waveform(self.reset_program(), self.config.cycle.sample_rate_Hz)
+        # build and validate every waveform before anything moves
+        fs = self.config.cycle.sample_rate_Hz
+        plans = [self._level_plan(float(lv), duration_s) for _, lv in uniq]
+        for plan in plans:
+            for program in plan["programs"]:
+                self.guard.validate_waveform(program, fs)
         t0, e0 = self.clock.now(), self._energy_J
-        for g, (wire_f, lv) in enumerate(uniq):
+        for g, (wire_f, _lv) in enumerate(uniq):
             members = np.flatnonzero(inverse == g)
             self.select(int(wire_f))
             self._ensure_threshold()
-            bits = self._run_level(float(lv), members.size * n, duration_s)
+            bits = self._run_level(plans[g], members.size * n)
             counts[members] = bits.reshape(members.size, n).sum(axis=1)
         return SynapseReads(
             counts=counts, n=n, bench_time_s=float(self.clock.now() - t0), energy_J=float(self._energy_J - e0)
         )
 
-    def _run_level(self, field_mT: float, n_reads: int, duration_s: float | None) -> np.ndarray:
-        """n_reads full cycles at one field on the selected wire; the bits (0/1)."""
-        wire = max(self.selected_wire, 0)
-        bits = np.zeros(n_reads, dtype=np.int64)
-        buffered = hasattr(self.readout, "arm_buffer") and hasattr(self.readout, "fetch_buffer")
+    def _buffered(self) -> bool:
+        return hasattr(self.readout, "arm_buffer") and hasattr(self.readout, "fetch_buffer")
+
+    def _level_plan(self, field_mT: float, duration_s: float | None) -> dict[str, Any]:
+        """The waveforms that read one field level: one whole-cycle waveform with a timed injection
+        (plus its read window when the read-out buffers, so cycles can run back to back), or the
+        reset and drive waveforms with a software injection between them."""
         if self._accepts_inject_delay:
             program, t_inj = self.cycle_program(field_mT, duration_s)
-            if buffered:
-                rep = self._arm(program, n_cycles=n_reads, inject_delay_s=t_inj)
+            if self._buffered():
+                program = self._rested(np.concatenate([program, self._zeros(self.config.cycle.read_s)]))
+            return {"mode": "one", "programs": [program], "inject_delay_s": t_inj}
+        return {"mode": "two", "programs": [self.reset_program(), self.drive_program(field_mT, duration_s)]}
+
+    def _run_level(self, plan: dict[str, Any], n_reads: int) -> np.ndarray:
+        """n_reads full cycles of one level plan on the selected wire; the bits (0/1)."""
+        wire = max(self.selected_wire, 0)
+        bits = np.zeros(n_reads, dtype=np.int64)
+        if plan["mode"] == "one":
+            (program,) = plan["programs"]
+            if self._buffered():
+                rep = self._arm(program, n_cycles=n_reads, inject_delay_s=plan["inject_delay_s"])
                 self.readout.arm_buffer(n_reads)
                 self._play(rep)
                 values = np.asarray(self.readout.fetch_buffer(), dtype=float)
@@ -535,14 +548,14 @@ class NanowireRig:
                     )
                 self._energy_J += rep.energy_J * n_reads
                 return np.array([self._bit(v, wire) for v in values], dtype=np.int64)
-            rep = self._arm(program, n_cycles=1, inject_delay_s=t_inj)
+            rep = self._arm(program, n_cycles=1, inject_delay_s=plan["inject_delay_s"])
             for i in range(n_reads):
                 self._play(rep)
                 self._energy_J += rep.energy_J
                 bits[i] = self._bit(self._read_signal(), wire)
             return bits
         # two waveforms per cycle, software-timed injection between them
-        reset, drive = self.reset_program(), self.drive_program(field_mT, duration_s)
+        reset, drive = plan["programs"]
         for i in range(n_reads):
             rep = self._arm(reset)
             self._play(rep)

@@ -332,3 +332,48 @@ def test_ctrl_c_while_ramping_down_an_energised_rig_on_connect_still_leaves_it_s
         )
     assert world.current_A == 0.0 and supply.output_enabled is False
     assert [e[0] for e in world.events][-2:] == ["open_all", "lock_released"]
+
+
+class BufferedReadout(Readout):
+    """A read-out with triggered, buffered acquisition: one value per played cycle."""
+
+    def __init__(self, world):
+        super().__init__(world)
+        self.buffer = None
+        world.on_cycle = self._sample
+
+    def _sample(self):
+        if self.buffer is not None:
+            self.buffer.append(1.005 if self.w.passed else 0.995)
+
+    def arm_buffer(self, n):
+        self.w.events.append(("arm_buffer", n))
+        self.buffer = []
+
+    def fetch_buffer(self):
+        values, self.buffer = self.buffer, None
+        return values
+
+
+def test_buffered_readout_reads_a_whole_level_with_one_trigger():
+    world = FakeWorld(seed=2)
+    original_play = world.play
+
+    def play(I_A, inject_at=None):
+        original_play(I_A, inject_at)
+        world.on_cycle()
+
+    world.play = play
+    rig = NanowireRig(
+        CFG,
+        field_source=Supply(world),
+        pulse_source=AwgWithInjectDelay(world),
+        readout=BufferedReadout(world),
+        channel_selector=Selector(world),
+        clock=world.clock,
+    )
+    reads = rig.read_synapses(np.array([3.0, 12.0]), np.array([0, 0]), n=200)
+    assert [e for e in world.events if e[0] == "arm"] == [("arm", 200), ("arm", 200)]
+    assert sum(e[0] == "trigger" for e in world.events) == 2
+    assert reads.counts[1] == 200
+    assert stats.binomtest(int(reads.counts[0]), 200, float(Logistic().p(3.0))).pvalue > 1e-3
