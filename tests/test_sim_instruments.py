@@ -375,3 +375,22 @@ def test_sim_rig_config_for_instruments_is_checked():
     rig.identities()
     assert rig.clock.now() - t0 == pytest.approx(2e-3 * len(rig.adapters))
     rig.shutdown()
+
+
+def test_instrument_settings_survive_state_dict_round_trip(world):
+    sim = SimAgilent33500(world, amplifier_A_per_V=2.0)
+    ps = AwgPulseSource(Agilent33500Pulse(SimAdapter(sim)), amplifier_A_per_V=2.0)
+    ps.configure()
+    ps.arm(pulse_program(world, 5.0), 1e5)
+    state = sim.state_dict()
+    fresh = SimAgilent33500(world, amplifier_A_per_V=2.0)
+    fresh.load_state_dict(state)
+    assert fresh.state_dict() == state
+    t, v = fresh.waveform_V(1)
+    t0, v0 = sim.waveform_V(1)
+    assert np.array_equal(v, v0) and np.array_equal(t, t0)
+    sim33220 = SimAgilent33220A(world, 2.0)
+    Awg33220PulseSource(Agilent33220APulse(SimAdapter(sim33220)), 2.0).arm(pulse_program(world, 5.0), 1e5)
+    other = SimAgilent33220A(world, 2.0)
+    other.load_state_dict(sim33220.state_dict())
+    assert other.state_dict() == sim33220.state_dict()

@@ -58,6 +58,18 @@ class ChannelState:
     arbs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def _channel_to_dict(c: ChannelState) -> dict:
+    d = {f: getattr(c, f) for f in c.__dataclass_fields__ if f != "arbs"}
+    d["arbs"] = {name: a.tolist() for name, a in c.arbs.items()}
+    return d
+
+
+def _channel_from_dict(d: dict) -> ChannelState:
+    d = dict(d)
+    arbs = {name: np.asarray(a, dtype=float) for name, a in d.pop("arbs").items()}
+    return ChannelState(**d, arbs=arbs)
+
+
 def _points(args: str) -> tuple[str, np.ndarray]:
     name, _, rest = args.partition(",")
     try:
@@ -212,6 +224,17 @@ class SimAgilent33500(SimInstrument):
     def reset_state(self) -> None:
         self.channels = {1: ChannelState(), 2: ChannelState()}
 
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["channels"] = {ch: _channel_to_dict(c) for ch, c in self.channels.items()}
+        state["counters"] = [self.n_bursts, self.n_injections]
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.channels = {int(ch): _channel_from_dict(d) for ch, d in state["channels"].items()}
+        self.n_bursts, self.n_injections = state["counters"]
+
     # -- what the outputs do to the world -----------------------------------------------------
 
     def waveform_V(self, ch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -285,6 +308,16 @@ class SimAgilent33220A(SimInstrument):
         self.scpi("OUTPut:SYNC", lambda args: setattr(self, "sync", parse_bool(args)))
         self.scpi("OUTPut:SYNC", lambda: "1" if self.sync else "0", query=True)
         self.scpi("*TRG", self.fire)
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state.update(channel=_channel_to_dict(self.c), sync=self.sync, user=self.user)
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.c.__dict__.update(_channel_from_dict(state["channel"]).__dict__)  # handlers hold self.c
+        self.sync, self.user = state["sync"], state["user"]
 
     def _data(self, args: str) -> None:
         name, values = _points(args)

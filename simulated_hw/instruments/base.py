@@ -16,6 +16,7 @@ as a group). Non-SCPI instruments (SR830, LakeShore) register raw regular expres
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections import deque
@@ -225,9 +226,21 @@ class SimInstrument:
     def noise(self, sigma: float) -> float:
         return float(self.rng.normal(0.0, sigma)) if sigma > 0 else 0.0
 
+    #: attributes (plain values, lists, dicts) that make up the instrument's settings
+    _state_attrs: tuple[str, ...] = ()
+
     def state_dict(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "errors": list(self.errors)}
+        """Noise RNG, error queue, pending replies and settings (plain Python values)."""
+        return {
+            "rng": self.rng.bit_generator.state,
+            "errors": [list(e) for e in self.errors],
+            "replies": list(self._replies),
+            "attrs": {a: copy.deepcopy(getattr(self, a)) for a in self._state_attrs},
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.errors = deque(tuple(e) for e in state["errors"])
+        self._replies = deque(state.get("replies", []))
+        for a, v in state.get("attrs", {}).items():
+            setattr(self, a, copy.deepcopy(v))

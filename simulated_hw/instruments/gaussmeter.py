@@ -16,6 +16,7 @@ class SimLakeShore425(SimInstrument):
     A field beyond the range reads 'OL'."""
 
     RANGES_G = {1: 35.0, 2: 350.0, 3: 3500.0, 4: 35000.0}
+    _state_attrs = ("unit", "range", "mode")
     PER_MT = {1: 10.0, 2: 1e-3, 3: 10.0, 4: 1e3 / (4e-7 * 3.141592653589793) * 1e-6}
 
     def __init__(self, world: Any, seed: int = 0) -> None:
@@ -60,6 +61,7 @@ class SimLakeShore421(SimInstrument):
     RANGE n / RANGE? (0 highest .. 3 lowest), *IDN?. Beyond the range FIELD? reads 'OL'."""
 
     RANGES_G = {0: 30e3, 1: 3e3, 2: 300.0, 3: 30.0}
+    _state_attrs = ("unit", "range", "_multiplier")
 
     def __init__(self, world: Any, seed: int = 0) -> None:
         super().__init__(world, "LSCI,MODEL421,SIM0008,1.0", scpi=False, seed=seed)

@@ -21,6 +21,23 @@ class SimKeithley6221(SimInstrument):
     """6221 + 2182A: :SOUR:CURR[:COMP|:RANG], OUTP, :UNIT:VOLT:DC, :SOUR:DELT:HIGH|LOW|DEL|COUN|CAB|
     CSW|NVPR?|ARM, :SOUR:SWE:COUN|ABOR, :INIT:IMM, TRAC:POIN, :TRAC:DATA?, :FORM:ELEM, :SENS:DATA?."""
 
+    _state_attrs = (
+        "current_A",
+        "compliance_V",
+        "output",
+        "unit",
+        "high_A",
+        "low_A",
+        "delay_s",
+        "count",
+        "sweep_count",
+        "compliance_abort",
+        "armed",
+        "buffer_points",
+        "buffer",
+        "elements",
+    )
+
     #: 2182A noise bandwidth at NPLC 1 (Hz)
     nv_bandwidth_Hz = 30.0
 

@@ -16,6 +16,7 @@ class _CoilCurrentSource(SimInstrument):
 
     rated_A = 20.0
     rated_V = 20.0
+    _state_attrs = ("compliance_V", "mode")
     readback_noise_A = 2e-4
     readback_noise_V = 2e-3
 

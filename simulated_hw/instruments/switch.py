@@ -17,6 +17,8 @@ _CH = re.compile(r"(\d+)!(\d+)")
 class SimSwitch7001(SimInstrument):
     """ROUT:CLOS (@c!k,...), ROUT:OPEN (@...), ROUT:OPEN:ALL, ROUT:CLOS:STAT?, *IDN?, SYST:ERR?."""
 
+    _state_attrs = ("closed",)
+
     def __init__(
         self, world: Any, n_channels: int | None = None, channel_to_wire: dict | None = None, seed: int = 0
     ) -> None:
