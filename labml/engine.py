@@ -356,7 +356,11 @@ class RunEngine:
     Parameters
     ----------
     checkpoint_every : int
-        Write a checkpoint after every this many steps (and at every pause and fault).
+        Write a checkpoint after every this many steps (and at every pause, and at the end).
+    checkpoint_interval_s : float or None
+        Also write one when this many seconds (wall time) have passed since the last one; use with a
+        large `checkpoint_every` for plans with many fast steps. Rows after the last checkpoint are
+        redone on resume either way.
     watchdog : Watchdog or None
         Fault handling settings (default Watchdog()).
     progress : bool or None
@@ -375,6 +379,7 @@ class RunEngine:
         self,
         *,
         checkpoint_every: int = 1,
+        checkpoint_interval_s: float | None = None,
         watchdog: Watchdog | None = None,
         progress: bool | None = None,
         on_pause: Callable[[RunEngine, int], str] | None = None,
@@ -384,6 +389,12 @@ class RunEngine:
         if not (isinstance(checkpoint_every, int) and checkpoint_every >= 1):
             raise UserError(f"checkpoint_every must be an integer >= 1, got {checkpoint_every!r}")
         self.checkpoint_every = checkpoint_every
+        if checkpoint_interval_s is not None and not (
+            isinstance(checkpoint_interval_s, int | float) and checkpoint_interval_s > 0
+        ):
+            raise UserError(f"checkpoint_interval_s must be > 0 s or None, got {checkpoint_interval_s!r}")
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self._last_ckpt_t = time.monotonic()
         self.watchdog = watchdog or Watchdog()
         self.progress = progress
         self.on_pause = on_pause
@@ -510,6 +521,7 @@ class RunEngine:
             plan=spec,
             rig_spec=None if rig_spec is None else str(rig_spec),
             engine={"checkpoint_every": self.checkpoint_every,
+                    "checkpoint_interval_s": self.checkpoint_interval_s,
                     "watchdog": {k: getattr(self.watchdog, k)
                                  for k in ("retries", "backoff_s", "poll_s", "suspend_timeout_s")}},
         )
@@ -642,7 +654,11 @@ class RunEngine:
                     bar.update(step)
                 if finished:
                     done_early = True
-                if since_ckpt >= self.checkpoint_every or done_early or (total is not None and step >= total):
+                due = since_ckpt >= self.checkpoint_every or (
+                    self.checkpoint_interval_s is not None
+                    and time.monotonic() - self._last_ckpt_t >= self.checkpoint_interval_s
+                )
+                if due or done_early or (total is not None and step >= total):
                     self._checkpoint(plan, run, rig, step)
                     since_ckpt = 0
                 if done_early:
@@ -719,6 +735,7 @@ class RunEngine:
             "time": time.time(),
         }
         path = ckpt.save(run.path, run.uid, step, state)
+        self._last_ckpt_t = time.monotonic()
         log.debug("checkpoint %s", path)
 
     def _restore(self, plan: Plan, run: Run, rig: Any, state: dict, restore_rig: bool) -> tuple[int, bool]:

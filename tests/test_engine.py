@@ -240,3 +240,23 @@ def test_training_front_end_dry_run_validates_settings_and_rig_without_opening_a
         run_training("train-synapses", {"nn": 1}, dry_run=True)
     with pytest.raises(UserError, match="unknown training kind"):
         run_training("train-cats", {}, dry_run=True)
+
+
+def test_rows_written_after_the_last_checkpoint_are_cut_and_redone_on_resume(tmp_path, reference):
+    class Crash(Exception):
+        pass
+
+    def crash():
+        raise Crash  # the process dies after step 5; checkpoints were written at steps 0 and 3
+
+    eng = _engine(checkpoint_every=3)
+    eng._notify = lambda event, payload: crash() if event == "step" and payload["step"] == 5 else None
+    with pytest.raises(Crash):
+        eng.run(RegressionPlan(**PARAMS), tmp_path / "r")
+    run = runs.load(tmp_path / "r")
+    assert len(run.series("metrics")) == 5 and checkpoint.latest(run.path)["step"] == 3
+    run.update(status="running")  # what a SIGKILLed process leaves in run.json
+    out = _engine(checkpoint_every=3).resume(tmp_path / "r")
+    assert out.status == "success"
+    assert runs.load(tmp_path / "r").series("metrics") == reference.series("metrics")
+    assert runs.load(tmp_path / "r").series("batches") == reference.series("batches")

@@ -164,6 +164,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     eng = engine.RunEngine(
         progress=False if args.no_progress else None,
         checkpoint_every=int(recorded.get("checkpoint_every", 1)),
+        checkpoint_interval_s=recorded.get("checkpoint_interval_s"),
         watchdog=engine.Watchdog(**{k: v for k, v in wd.items()
                                     if k in ("retries", "backoff_s", "poll_s", "suspend_timeout_s")}),
     )
