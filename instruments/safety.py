@@ -61,7 +61,10 @@ class WaveformReport:
 
     duration_s: one play; peak_A / peak_field_mT: largest |I| and |B| (DC offset included);
     max_slew_A_per_s: largest |dI/dt|; duty: fraction of the play with the program's |I| > 1 % of i_max_A;
-    energy_J: I^2 R integral of one play; mean_power_W: energy_J / duration_s.
+    energy_J: I^2 R integral of one play; mean_power_W: energy_J / duration_s;
+    max_voltage_V: largest |L dI/dt + I R| the program asks of the supply; follows_program: whether
+    that stays within compliance_V (if not, the real current lags the program: not unsafe, but the
+    pulse the wire sees is not the programmed one).
     """
 
     duration_s: float
@@ -71,6 +74,8 @@ class WaveformReport:
     duty: float
     energy_J: float
     mean_power_W: float
+    max_voltage_V: float = float("nan")
+    follows_program: bool = True
 
 
 def _stop_requested(stop: threading.Event | Callable[[], bool] | None) -> bool:
@@ -421,6 +426,10 @@ class CoilGuard:
                 f"waveform mean coil power {mean_power:.4g} W (I^2 R, R = {self.coil.resistance_ohm:g} ohm) "
                 f"exceeds the heating budget mean_power_max_W = {lim.mean_power_max_W:g} W"
             )
+        v_need = np.abs(
+            self.coil.inductance_H * np.diff(total) / dt + self.coil.resistance_ohm * 0.5 * (a + b)
+        )
+        max_voltage = float(v_need.max())
         report = WaveformReport(
             duration_s=duration,
             peak_A=peak,
@@ -429,7 +438,15 @@ class CoilGuard:
             duty=duty,
             energy_J=energy,
             mean_power_W=mean_power,
+            max_voltage_V=max_voltage,
+            follows_program=max_voltage <= self.coil.compliance_V * (1 + 1e-6),
         )
+        if not report.follows_program:
+            log.debug(
+                "waveform needs %.3g V > compliance %.3g V: the coil current will lag",
+                max_voltage,
+                self.coil.compliance_V,
+            )
         return report
 
     def arm_waveform(

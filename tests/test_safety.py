@@ -273,3 +273,13 @@ def test_optional_dc_power_limit_refuses_hot_dc_setpoints_but_not_short_pulses()
     guard.ramp_to_current(9.9)
     guard.zero()
     guard.validate_waveform(trapezoid(15.0, plateau_s=1e-3, tail_s=40e-3), 1e5)  # a 15 A pulse is fine
+
+
+def test_report_says_whether_the_coil_can_follow_the_program():
+    clock = FakeClock()
+    guard = CoilGuard(RecordingSupply(clock), COIL, LIMITS, clock)
+    small = guard.validate_waveform(trapezoid(2.0, slew=1e4, tail_s=20e-3), 1e5)
+    assert small.follows_program and small.max_voltage_V == pytest.approx(1e-3 * 1e4 + 2.0, rel=0.02)
+    # -30 mT reset at 1.9e4 A/s: near 16.7 A the supply would need L dI/dt + I R ~ 36 V > 20 V
+    big = guard.validate_waveform(-trapezoid(30 / 1.8, plateau_s=2e-3, tail_s=20e-3), 1e5)
+    assert not big.follows_program and big.max_voltage_V > 30
