@@ -291,7 +291,7 @@ def test_sr860_overload_flag():
 
 def test_moke_readout_waits_for_the_lockin_to_settle_then_reads_x():
     clock = FakeClock()
-    pairs = [("OFLT4", None), ("SENS25", None), ("OFLT?", "4"),
+    pairs = [("OUTX1", None), ("OFLT4", None), ("SENS25", None), ("OFLT?", "4"),
              ("OUTP?1", "0.101"), ("LIAS?", "0")]
     with traffic(pairs) as adapter:
         ro = MokeLockinReadout(SR830Lockin(adapter), clock, time_constant_s=1e-3, sensitivity_V=0.5)

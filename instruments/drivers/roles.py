@@ -571,8 +571,11 @@ class MokeLockinReadout:
             return self.lockin.id
 
     def configure(self) -> None:
-        """Set time constant and sensitivity; read back the time constant actually chosen."""
+        """Set time constant and sensitivity; read back the time constant actually chosen.
+        An SR830 is first told to answer on the remote interface in use (``OUTX1``: GPIB)."""
         with instrument_io(self.name, "configure"):
+            if isinstance(self.lockin, SR830Lockin):
+                self.lockin.write("OUTX1")
             self.lockin.time_constant = self.time_constant_s
             self.lockin.sensitivity = self.sensitivity_V
             self.time_constant_s = float(self.lockin.time_constant)

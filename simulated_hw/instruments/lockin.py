@@ -250,6 +250,7 @@ class SimSR830(_LockinCore):
         self.raw(rf"({names})\s*(?P<args>[-+0-9.eE,]+);?", self._setting)
         self.raw(rf"({names})\?;?", self._get_setting, query=True)
         self.raw(r"(AGAN|ARSV|APHS)", lambda name: None)
+        self.raw(r"OUTX\s*(?P<args>[01])", lambda args: None)  # reply interface (RS-232 / GPIB)
 
     def _outp(self, i: str) -> str:
         x = self.x()
