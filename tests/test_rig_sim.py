@@ -25,3 +25,14 @@ def test_bench_planner_and_fast_path_agree_on_the_simulated_rig():
     # both report the bench time of the same cycle sequence (within 5 %)
     assert abs(bench.bench_time_s - fast.bench_time_s) < 0.05 * fast.bench_time_s
     assert bench.energy_J > 0 and fast.energy_J > 0
+
+
+def test_labml_rig_check_and_zero_on_the_builtin_simulated_rig(capsys):
+    from labml.cli import main
+
+    assert main(["rig", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "rig sim_default (backend sim" in out and "rig check: ok" in out
+    assert all(f"wire {i}:" in out for i in range(4)) and "SR830" in out
+    assert main(["rig", "zero", "--rig", "sim"]) == 0
+    assert "outputs off" in capsys.readouterr().out
