@@ -216,3 +216,24 @@ def test_unknown_instrument_class_is_named_when_the_rig_opens(tmp_path):
     p = write(tmp_path, GOOD.replace("roles.KepcoFieldSource", "roles.KepcoFieldSauce"))
     with pytest.raises(ConfigError, match=r"\[instruments.field_source\] key 'class'.*KepcoFieldSauce"):
         open_rig(p, lock=False)
+
+
+def test_wire_channel_keys_become_the_selector_mapping():
+    from labml.rigs import role_options
+
+    text = GOOD + textwrap.dedent(
+        """
+        [instruments.channel_selector]
+        class = "instruments.drivers.roles.SwitchSelector"
+        address = "GPIB0::7::INSTR"
+
+        [[wires]]
+        id = 1
+        calibration = { H0 = 5.0, k = 3.0, a = 0.99 }
+        channel = 7
+        """
+    )
+    import tomllib
+
+    cfg = load_rig_config(tomllib.loads(text))
+    assert role_options(cfg, "channel_selector") == {"wire_channels": [1, 7]}
