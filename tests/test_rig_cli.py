@@ -245,3 +245,11 @@ def test_bad_rig_file_is_a_clear_error(tmp_path, capsys):
     assert main(["rig", "check", "--rig", str(p)]) == 2
     err = capsys.readouterr().err
     assert str(p) in err and "i_max" in err and "missing unit" in err
+
+
+def test_the_strict_supply_driver_gets_the_rigs_current_limit_as_second_line_of_defence(bench):
+    from labml.rigs import open_rig
+
+    with open_rig(bench["path"], limits={"i_max_A": 8.0}, cycle={"reset_field_mT": -14.0}) as rig:
+        supply = rig.field_source.supply
+        assert supply.i_max_A == 8.0 and list(supply.current_setpoint_values) == [-8.0, 8.0]
