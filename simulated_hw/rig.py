@@ -32,6 +32,7 @@ from simulated_hw.instruments import (
     SimAgilent33220A,
     SimAgilent33500,
     SimKeithley2400,
+    SimKeithley2400Injector,
     SimKeithley2450,
     SimKeithley6221,
     SimKepco,
@@ -58,6 +59,7 @@ SIM_INSTRUMENTS: dict[str, Callable[[World, dict, int], Any]] = {
     _R + "SourcemeterFieldSource": lambda w, o, s: (
         SimKeithley2450(w, seed=s) if _model(o, "2400") == "2450" else SimKeithley2400(w, seed=s)
     ),
+    _R + "SourcemeterInjector": lambda w, o, s: SimKeithley2400Injector(w, seed=s),
     _R + "AwgPulseSource": lambda w, o, s: SimAgilent33500(w, float(o["amplifier_A_per_V"]), seed=s),
     _R + "Awg33220PulseSource": lambda w, o, s: SimAgilent33220A(w, float(o["amplifier_A_per_V"]), seed=s),
     _R + "HallSensor": lambda w, o, s: (

@@ -35,6 +35,7 @@ from instruments.drivers.roles import (
     KepcoFieldSource,
     MokeLockinReadout,
     SourcemeterFieldSource,
+    SourcemeterInjector,
     SwitchSelector,
 )
 from instruments.errors import InstrumentFault, SafetyError
@@ -62,7 +63,7 @@ def traffic(pairs):
     """A ProtocolAdapter that must see exactly `pairs` (like expected_protocol, for roles)."""
     adapter = ProtocolAdapter(pairs)
     yield adapter
-    assert adapter._index == len(pairs), f"unprocessed: {pairs[adapter._index:]}"
+    assert adapter._index == len(pairs), f"unprocessed: {pairs[adapter._index :]}"
     assert adapter._write_buffer is None and adapter._read_buffer is None
 
 
@@ -77,8 +78,9 @@ class TimeoutAdapter(ProtocolAdapter):
 
 
 def test_kepco_setpoint_within_limit_is_written():
-    with expected_protocol(KepcoBOPStrict, [("CURRent 1.5", None), ("CURRent?", "1.5")],
-                           i_max_A=10, v_max_V=20) as inst:
+    with expected_protocol(
+        KepcoBOPStrict, [("CURRent 1.5", None), ("CURRent?", "1.5")], i_max_A=10, v_max_V=20
+    ) as inst:
         inst.current_setpoint = 1.5
         assert inst.current_setpoint == 1.5
 
@@ -102,13 +104,20 @@ def test_kepco_limits_above_model_rating_are_refused():
 
 
 def test_kepco_field_source_ramp_step_traffic_and_compliance_check():
-    pairs = [("FUNCtion:MODE CURR", None), ("VOLTage 20", None), NO_ERR,
-             ("OUTPut 1", None),
-             ("CURRent 0.5", None), ("STATus:QUEStionable:CONDition?", "0"),
-             ("CURRent 1", None), ("STATus:QUEStionable:CONDition?", "0"),
-             ("MEASure:CURRent?", "0.998"),
-             ("CURRent 0", None), ("STATus:QUEStionable:CONDition?", "0"),
-             ("OUTPut 0", None)]
+    pairs = [
+        ("FUNCtion:MODE CURR", None),
+        ("VOLTage 20", None),
+        NO_ERR,
+        ("OUTPut 1", None),
+        ("CURRent 0.5", None),
+        ("STATus:QUEStionable:CONDition?", "0"),
+        ("CURRent 1", None),
+        ("STATus:QUEStionable:CONDition?", "0"),
+        ("MEASure:CURRent?", "0.998"),
+        ("CURRent 0", None),
+        ("STATus:QUEStionable:CONDition?", "0"),
+        ("OUTPut 0", None),
+    ]
     with traffic(pairs) as adapter:
         fs = KepcoFieldSource(KepcoBOPStrict(adapter, i_max_A=20, v_max_V=20), compliance_V=20)
         fs.configure()
@@ -136,8 +145,12 @@ def test_kepco_field_source_reports_compliance_as_instrument_fault():
 
 
 def test_kepco_field_source_error_queue_entry_is_a_fault():
-    pairs = [("FUNCtion:MODE CURR", None), ("VOLTage 20", None),
-             ("SYST:ERR?", '-222,"Data out of range"'), NO_ERR]
+    pairs = [
+        ("FUNCtion:MODE CURR", None),
+        ("VOLTage 20", None),
+        ("SYST:ERR?", '-222,"Data out of range"'),
+        NO_ERR,
+    ]
     with traffic(pairs) as adapter:
         fs = KepcoFieldSource(KepcoBOPStrict(adapter, i_max_A=20, v_max_V=20))
         with pytest.raises(InstrumentFault, match="-222"):
@@ -156,9 +169,14 @@ def test_timeout_surfaces_as_instrument_fault_naming_the_instrument():
 
 
 def test_keithley2400_strict_current_limit():
-    with expected_protocol(Keithley2400Strict,
-                           [(":FORMAT:ELEMENTS VOLTAGE, CURRENT, RESISTANCE, TIME, STATUS", None),
-                            (":SOURCE:CURRENT 0.05", None)], i_max_A=0.1) as inst:
+    with expected_protocol(
+        Keithley2400Strict,
+        [
+            (":FORMAT:ELEMENTS VOLTAGE, CURRENT, RESISTANCE, TIME, STATUS", None),
+            (":SOURCE:CURRENT 0.05", None),
+        ],
+        i_max_A=0.1,
+    ) as inst:
         inst.source_current = 0.05
         with pytest.raises(ValueError):
             inst.source_current = 0.11
@@ -172,10 +190,16 @@ def test_keithley2450_strict_current_limit():
 
 
 def test_sourcemeter_field_source_traffic():
-    pairs = [(":FORMAT:ELEMENTS VOLTAGE, CURRENT, RESISTANCE, TIME, STATUS", None),
-             (":SOURCE:FUNCTION CURR", None), (":SENSE:VOLTAGE:PROTECTION 5", None), NO_ERR,
-             ("OUTPUT 1", None), (":SOURCE:CURRENT 0.01", None), (":SOURCE:CURRENT?", "0.01"),
-             ("OUTPUT 0", None)]
+    pairs = [
+        (":FORMAT:ELEMENTS VOLTAGE, CURRENT, RESISTANCE, TIME, STATUS", None),
+        (":SOURCE:FUNCTION CURR", None),
+        (":SENSE:VOLTAGE:PROTECTION 5", None),
+        NO_ERR,
+        ("OUTPUT 1", None),
+        (":SOURCE:CURRENT 0.01", None),
+        (":SOURCE:CURRENT?", "0.01"),
+        ("OUTPUT 0", None),
+    ]
     with traffic(pairs) as adapter:
         fs = SourcemeterFieldSource(Keithley2400Strict(adapter, i_max_A=0.02), compliance_V=5)
         fs.configure()
@@ -191,9 +215,10 @@ def test_sourcemeter_field_source_traffic():
 
 
 def test_33500_channel_additions():
-    with expected_protocol(Agilent33500Pulse,
-                           [("TRIG1:SOUR BUS", None), ("TRIG2", None), ("SOUR1:FUNC:ARB:POIN?", "1000"),
-                            ("*OPC?", "1")]) as inst:
+    with expected_protocol(
+        Agilent33500Pulse,
+        [("TRIG1:SOUR BUS", None), ("TRIG2", None), ("SOUR1:FUNC:ARB:POIN?", "1000"), ("*OPC?", "1")],
+    ) as inst:
         inst.ch_1.trigger_source = "BUS"
         inst.ch_2.trigger()
         assert inst.ch_1.arb_points == 1000
@@ -207,16 +232,26 @@ def _pulse_waveform():
 
 
 def test_awg_pulse_source_arms_a_bus_triggered_burst():
-    pairs = [("OUTP1 0", None), ("SOUR1:DATA:VOL:CLE", None),
-             ("SOUR1:DATA:ARB COILPULSE, 0, 0.5, 1, 1, 1, 1, 0.5, 0", None),
-             ("SOUR1:FUNC:ARB COILPULSE", None), ("SOUR1:FUNC ARB", None),
-             ("SOUR1:FUNC:ARB:SRAT 100000.000000", None), ("SOUR1:VOLT:OFFS 0.000000", None),
-             ("SOUR1:VOLT 4.000000", None), ("SOUR1:BURS:MODE TRIG", None),
-             ("SOUR1:BURS:NCYC 1", None), ("SOUR1:BURS:STAT 1", None), ("TRIG1:SOUR BUS", None),
-             ("OUTP1 1", None), NO_ERR,
-             ("TRIG1", None), ("*OPC?", "1"),
-             ("TRIG2", None),
-             ("OUTP1 0", None)]
+    pairs = [
+        ("OUTP1 0", None),
+        ("SOUR1:DATA:VOL:CLE", None),
+        ("SOUR1:DATA:ARB COILPULSE, 0, 0.5, 1, 1, 1, 1, 0.5, 0", None),
+        ("SOUR1:FUNC:ARB COILPULSE", None),
+        ("SOUR1:FUNC ARB", None),
+        ("SOUR1:FUNC:ARB:SRAT 100000.000000", None),
+        ("SOUR1:VOLT:OFFS 0.000000", None),
+        ("SOUR1:VOLT 4.000000", None),
+        ("SOUR1:BURS:MODE TRIG", None),
+        ("SOUR1:BURS:NCYC 1", None),
+        ("SOUR1:BURS:STAT 1", None),
+        ("TRIG1:SOUR BUS", None),
+        ("OUTP1 1", None),
+        NO_ERR,
+        ("TRIG1", None),
+        ("*OPC?", "1"),
+        ("TRIG2", None),
+        ("OUTP1 0", None),
+    ]
     with traffic(pairs) as adapter:
         ps = AwgPulseSource(Agilent33500Pulse(adapter), amplifier_A_per_V=2.0)
         ps.arm(2.0 * _pulse_waveform(), 1e5)
@@ -226,12 +261,15 @@ def test_awg_pulse_source_arms_a_bus_triggered_burst():
         ps.disarm()
 
 
-@pytest.mark.parametrize("bad", [
-    np.r_[0.0, 11.0, 11.0, 11.0, 11.0, 11.0, 11.0, 0.0],   # above max_V
-    np.r_[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],   # does not start at 0 V
-    np.r_[0.0, np.nan, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
-    np.zeros(4),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.r_[0.0, 11.0, 11.0, 11.0, 11.0, 11.0, 11.0, 0.0],  # above max_V
+        np.r_[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],  # does not start at 0 V
+        np.r_[0.0, np.nan, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+        np.zeros(4),
+    ],
+)
 def test_awg_pulse_source_refuses_bad_waveforms_before_writing(bad):
     with traffic([]) as adapter:
         ps = AwgPulseSource(Agilent33500Pulse(adapter), amplifier_A_per_V=2.0, max_V=10.0)
@@ -240,13 +278,25 @@ def test_awg_pulse_source_refuses_bad_waveforms_before_writing(bad):
 
 
 def test_awg_pulse_source_configure_sets_up_injection_channel():
-    pairs = [("OUTP1 0", None), ("OUTP2 0", None), ("OUTP1:LOAD INF", None), ("OUTP2:LOAD INF", None),
-             ("SOUR2:FUNC PULS", None), ("SOUR2:FUNC:PULS:WIDT 1.000000e-05", None),
-             ("SOUR2:FUNC:PULS:PER 1.000000e-04", None), ("SOUR2:VOLT:LOW 0.000000", None),
-             ("SOUR2:VOLT:HIGH 2.000000", None), ("SOUR2:BURS:MODE TRIG", None),
-             ("SOUR2:BURS:NCYC 1", None), ("SOUR2:BURS:STAT 1", None), ("TRIG2:SOUR BUS", None),
-             ("OUTP2 1", None), NO_ERR,
-             ("OUTP1 0", None), ("OUTP2 0", None)]
+    pairs = [
+        ("OUTP1 0", None),
+        ("OUTP2 0", None),
+        ("OUTP1:LOAD INF", None),
+        ("OUTP2:LOAD INF", None),
+        ("SOUR2:FUNC PULS", None),
+        ("SOUR2:FUNC:PULS:WIDT 1.000000e-05", None),
+        ("SOUR2:FUNC:PULS:PER 1.000000e-04", None),
+        ("SOUR2:VOLT:LOW 0.000000", None),
+        ("SOUR2:VOLT:HIGH 2.000000", None),
+        ("SOUR2:BURS:MODE TRIG", None),
+        ("SOUR2:BURS:NCYC 1", None),
+        ("SOUR2:BURS:STAT 1", None),
+        ("TRIG2:SOUR BUS", None),
+        ("OUTP2 1", None),
+        NO_ERR,
+        ("OUTP1 0", None),
+        ("OUTP2 0", None),
+    ]
     with traffic(pairs) as adapter:
         ps = AwgPulseSource(Agilent33500Pulse(adapter), amplifier_A_per_V=2.0)
         ps.configure()
@@ -261,11 +311,24 @@ def test_awg_trigger_without_arm_is_a_fault():
 
 
 def test_33220a_upload_and_pulse_source():
-    pairs = [("OUTP 0", None), ("DATA VOLATILE, 0, 0.5, 1, 1, 1, 1, 0.5, 0", None),
-             ("FUNC:USER VOLATILE", None), ("FUNC USER", None), ("FREQ 12500", None),
-             ("VOLT:OFFS 0.000000", None), ("VOLT 2.000000", None), ("BURS:MODE TRIG", None),
-             ("BURS:NCYC 2", None), ("BURS:STAT 1", None), ("TRIG:SOUR BUS", None), ("OUTP 1", None),
-             NO_ERR, ("*TRG", None), ("*OPC?", "1"), ("OUTP 0", None)]
+    pairs = [
+        ("OUTP 0", None),
+        ("DATA VOLATILE, 0, 0.5, 1, 1, 1, 1, 0.5, 0", None),
+        ("FUNC:USER VOLATILE", None),
+        ("FUNC USER", None),
+        ("FREQ 12500", None),
+        ("VOLT:OFFS 0.000000", None),
+        ("VOLT 2.000000", None),
+        ("BURS:MODE TRIG", None),
+        ("BURS:NCYC 2", None),
+        ("BURS:STAT 1", None),
+        ("TRIG:SOUR BUS", None),
+        ("OUTP 1", None),
+        NO_ERR,
+        ("*TRG", None),
+        ("*OPC?", "1"),
+        ("OUTP 0", None),
+    ]
     with traffic(pairs) as adapter:
         ps = Awg33220PulseSource(Agilent33220APulse(adapter), amplifier_A_per_V=2.0)
         ps.arm(_pulse_waveform(), 1e5, n_cycles=2)
@@ -291,8 +354,14 @@ def test_sr860_overload_flag():
 
 def test_moke_readout_waits_for_the_lockin_to_settle_then_reads_x():
     clock = FakeClock()
-    pairs = [("OUTX1", None), ("OFLT4", None), ("SENS25", None), ("OFLT?", "4"),
-             ("OUTP?1", "0.101"), ("LIAS?", "0")]
+    pairs = [
+        ("OUTX1", None),
+        ("OFLT4", None),
+        ("SENS25", None),
+        ("OFLT?", "4"),
+        ("OUTP?1", "0.101"),
+        ("LIAS?", "0"),
+    ]
     with traffic(pairs) as adapter:
         ro = MokeLockinReadout(SR830Lockin(adapter), clock, time_constant_s=1e-3, sensitivity_V=0.5)
         ro.configure()
@@ -311,7 +380,11 @@ def test_moke_readout_overload_and_no_light_are_faults():
 
 
 def test_garbled_reply_is_an_instrument_fault():
-    with traffic([("OUTP?1", "0.1#!x"), ]) as adapter:
+    with traffic(
+        [
+            ("OUTP?1", "0.1#!x"),
+        ]
+    ) as adapter:
         ro = MokeLockinReadout(SR830Lockin(adapter), FakeClock())
         with pytest.raises(InstrumentFault, match="unreadable reply"):
             ro.signal()
@@ -322,12 +395,24 @@ def test_garbled_reply_is_an_instrument_fault():
 
 def test_delta_mode_readout_configures_runs_and_averages():
     clock = FakeClock()
-    pairs = [(":SOUR:DELT:NVPR?", "1"), (":SOUR:CURR:COMP 10", None), (":UNIT:VOLT:DC OHMS", None),
-             (":SOUR:DELT:HIGH 0.0001", None), (":SOUR:DELT:LOW -0.0001", None),
-             (":SOUR:DELT:DELay 0.001", None), (":SOUR:DELT:COUN 4", None), (":SOUR:SWEep:COUN 1", None),
-             (":SOUR:DELT:CAB ON", None), ("TRAC:POIN 4", None), (":FORM:ELEM READ", None), NO_ERR,
-             (":SOUR:DELT:ARM", None), (":INIT:IMM", None),
-             (":TRAC:DATA?", "100.1,100.3,100.2,100.2"), (":SOUR:SWE:ABOR", None)]
+    pairs = [
+        (":SOUR:DELT:NVPR?", "1"),
+        (":SOUR:CURR:COMP 10", None),
+        (":UNIT:VOLT:DC OHMS", None),
+        (":SOUR:DELT:HIGH 0.0001", None),
+        (":SOUR:DELT:LOW -0.0001", None),
+        (":SOUR:DELT:DELay 0.001", None),
+        (":SOUR:DELT:COUN 4", None),
+        (":SOUR:SWEep:COUN 1", None),
+        (":SOUR:DELT:CAB ON", None),
+        ("TRAC:POIN 4", None),
+        (":FORM:ELEM READ", None),
+        NO_ERR,
+        (":SOUR:DELT:ARM", None),
+        (":INIT:IMM", None),
+        (":TRAC:DATA?", "100.1,100.3,100.2,100.2"),
+        (":SOUR:SWE:ABOR", None),
+    ]
     with traffic(pairs) as adapter:
         ro = DeltaModeMRReadout(Keithley6221(adapter), clock, current_A=1e-4, delay_s=1e-3, n_average=4)
         ro.configure()
@@ -343,8 +428,12 @@ def test_delta_mode_without_2182a_is_a_fault():
 
 
 def test_delta_mode_compliance_abort_overflow_is_a_fault():
-    pairs = [(":SOUR:DELT:ARM", None), (":INIT:IMM", None), (":TRAC:DATA?", "9.9E37,9.9E37"),
-             (":SOUR:SWE:ABOR", None)]
+    pairs = [
+        (":SOUR:DELT:ARM", None),
+        (":INIT:IMM", None),
+        (":TRAC:DATA?", "9.9E37,9.9E37"),
+        (":SOUR:SWE:ABOR", None),
+    ]
     with traffic(pairs) as adapter:
         ro = DeltaModeMRReadout(Keithley6221(adapter), FakeClock(), n_average=2)
         with pytest.raises(InstrumentFault, match="overflow"):
@@ -375,8 +464,11 @@ def test_hall_sensor_on_lakeshore421_handles_multiplier_and_overrange():
 
 
 def test_switch_matrix_driver_is_strict():
-    with expected_protocol(SwitchMatrix7001, [(":ROUT:CLOS (@1!3)", None), (":ROUT:OPEN:ALL", None),
-                                              (":ROUT:CLOS:STAT?", "(@1!3,1!4)")], n_channels=4) as inst:
+    with expected_protocol(
+        SwitchMatrix7001,
+        [(":ROUT:CLOS (@1!3)", None), (":ROUT:OPEN:ALL", None), (":ROUT:CLOS:STAT?", "(@1!3,1!4)")],
+        n_channels=4,
+    ) as inst:
         inst.close_channel = 3
         with pytest.raises(ValueError):
             inst.close_channel = 5
@@ -385,8 +477,14 @@ def test_switch_matrix_driver_is_strict():
 
 
 def test_switch_selector_breaks_before_make_and_verifies():
-    pairs = [(":ROUT:OPEN:ALL", None), (":ROUT:CLOS (@1!2)", None), (":ROUT:CLOS:STAT?", "(@1!2)"),
-             (":ROUT:OPEN:ALL", None), (":ROUT:CLOS (@1!1)", None), (":ROUT:CLOS:STAT?", "(@)")]
+    pairs = [
+        (":ROUT:OPEN:ALL", None),
+        (":ROUT:CLOS (@1!2)", None),
+        (":ROUT:CLOS:STAT?", "(@1!2)"),
+        (":ROUT:OPEN:ALL", None),
+        (":ROUT:CLOS (@1!1)", None),
+        (":ROUT:CLOS:STAT?", "(@)"),
+    ]
     with traffic(pairs) as adapter:
         sel = SwitchSelector(SwitchMatrix7001(adapter, n_channels=4))
         sel.select(1)
@@ -406,17 +504,52 @@ def test_role_from_config_rejects_unknown_options():
 
 def test_awg_one_trigger_cycle_traffic_with_delayed_injection():
     w = _pulse_waveform()
-    pairs = [("OUTP1 0", None), ("SOUR1:DATA:VOL:CLE", None),
-             ("SOUR1:DATA:ARB COILPULSE, 0, 0.5, 1, 1, 1, 1, 0.5, 0", None),
-             ("SOUR1:FUNC:ARB COILPULSE", None), ("SOUR1:FUNC ARB", None),
-             ("SOUR1:FUNC:ARB:SRAT 100000.000000", None), ("SOUR1:VOLT:OFFS 0.000000", None),
-             ("SOUR1:VOLT 2.000000", None), ("SOUR1:BURS:MODE TRIG", None),
-             ("SOUR1:BURS:NCYC 1", None), ("SOUR1:BURS:STAT 1", None), ("TRIG1:SOUR BUS", None),
-             ("OUTP1 1", None), ("TRIG2:DEL 2e-05", None), NO_ERR,
-             ("*TRG", None), ("*OPC?", "1")]
+    pairs = [
+        ("OUTP1 0", None),
+        ("SOUR1:DATA:VOL:CLE", None),
+        ("SOUR1:DATA:ARB COILPULSE, 0, 0.5, 1, 1, 1, 1, 0.5, 0", None),
+        ("SOUR1:FUNC:ARB COILPULSE", None),
+        ("SOUR1:FUNC ARB", None),
+        ("SOUR1:FUNC:ARB:SRAT 100000.000000", None),
+        ("SOUR1:VOLT:OFFS 0.000000", None),
+        ("SOUR1:VOLT 2.000000", None),
+        ("SOUR1:BURS:MODE TRIG", None),
+        ("SOUR1:BURS:NCYC 1", None),
+        ("SOUR1:BURS:STAT 1", None),
+        ("TRIG1:SOUR BUS", None),
+        ("OUTP1 1", None),
+        ("TRIG2:DEL 2e-05", None),
+        NO_ERR,
+        ("*TRG", None),
+        ("*OPC?", "1"),
+    ]
     with traffic(pairs) as adapter:
         ps = AwgPulseSource(Agilent33500Pulse(adapter), amplifier_A_per_V=2.0)
         ps.arm(w, 1e5, inject_delay_s=2e-5)
         ps.trigger()
         with pytest.raises(SafetyError, match="inject_delay_s"):
             ps.arm(w, 1e5, inject_delay_s=1.0)  # beyond the waveform: refused, nothing written
+
+
+def test_sourcemeter_injector_pulse_traffic_and_limit():
+    clock = FakeClock()
+    pairs = [
+        (":FORMAT:ELEMENTS VOLTAGE, CURRENT, RESISTANCE, TIME, STATUS", None),
+        ("OUTPUT 0", None),
+        (":SOURCE:FUNCTION CURR", None),
+        (":SENSE:VOLTAGE:PROTECTION 10", None),
+        (":SOURCE:CURRENT 0.05", None),
+        NO_ERR,
+        ("OUTPUT 1", None),
+        ("OUTPUT 0", None),
+    ]
+    with traffic(pairs) as adapter:
+        inj = SourcemeterInjector(
+            Keithley2400Strict(adapter, i_max_A=0.1), clock, current_A=0.05, width_s=1e-3
+        )
+        inj.configure()
+        inj.inject()
+    assert clock.sleeps == [1e-3]
+    with traffic([(":FORMAT:ELEMENTS VOLTAGE, CURRENT, RESISTANCE, TIME, STATUS", None)]) as adapter:
+        with pytest.raises(SafetyError):
+            SourcemeterInjector(Keithley2400Strict(adapter, i_max_A=0.1), clock, current_A=0.5)

@@ -394,3 +394,28 @@ def test_instrument_settings_survive_state_dict_round_trip(world):
     other = SimAgilent33220A(world, 2.0)
     other.load_state_dict(sim33220.state_dict())
     assert other.state_dict() == sim33220.state_dict()
+
+
+def test_injection_current_line_on_a_sourcemeter_injects_walls():
+    cfg = load_rig_config(
+        builtin_rig_path("sim_default"),
+        {
+            "instruments": {
+                "injector": {
+                    "class": "instruments.drivers.roles.SourcemeterInjector",
+                    "address": "SIM::2400",
+                    "current_A": 0.05,
+                    "width_s": 1e-3,
+                }
+            }
+        },
+    )
+    with build_sim_rig(cfg) as rig:
+        line = rig.instruments["injector"]
+        rig.select(0)
+        rig.reset()
+        rig.inject()
+        assert line.coil.n_injections == 1 and rig.world.wire_state(0).wall_pinned
+        assert not line.coil.output_on  # the pulse is over
+        assert rig.world.coil.setpoint_A == 0.0  # the line is not the coil
+    assert not line.coil.output_on

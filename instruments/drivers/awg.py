@@ -24,8 +24,9 @@ log.addHandler(logging.NullHandler())
 TRIGGER_SOURCES = ["IMM", "EXT", "BUS", "TIM"]
 
 
-def normalise_waveform(waveform_V: Sequence[float], min_points: int = 8,
-                       max_points: int = 65536) -> tuple[list[str], float]:
+def normalise_waveform(
+    waveform_V: Sequence[float], min_points: int = 8, max_points: int = 65536
+) -> tuple[list[str], float]:
     """Split a waveform (V) into normalised points in [-1, 1] (as SCPI strings) and the peak (V).
 
     The generator plays point * peak when its amplitude is 2 * peak Vpp with zero offset.
@@ -46,14 +47,16 @@ class Agilent33500PulseChannel(Agilent33500Channel):
     """A 33500 channel with per-channel trigger and arbitrary-waveform upload."""
 
     trigger_source = Instrument.control(
-        "TRIG{ch}:SOUR?", "TRIG{ch}:SOUR %s",
+        "TRIG{ch}:SOUR?",
+        "TRIG{ch}:SOUR %s",
         """Control the channel's trigger source (str, strictly IMM, EXT, BUS or TIM).""",
         validator=strict_discrete_set,
         values=TRIGGER_SOURCES,
     )
 
     trigger_delay = Instrument.control(
-        "TRIG{ch}:DEL?", "TRIG{ch}:DEL %g",
+        "TRIG{ch}:DEL?",
+        "TRIG{ch}:DEL %g",
         """Control the delay (s) between a trigger and the start of this channel's burst
         (float, strictly 0..1000 s).""",
         validator=strict_range,
@@ -87,8 +90,9 @@ class Agilent33500Pulse(Agilent33500):
     ch_1 = Instrument.ChannelCreator(Agilent33500PulseChannel, 1)
     ch_2 = Instrument.ChannelCreator(Agilent33500PulseChannel, 2)
 
-    def __init__(self, adapter, name: str = "Agilent 33500B waveform generator (pulse rig)",
-                 **kwargs) -> None:
+    def __init__(
+        self, adapter, name: str = "Agilent 33500B waveform generator (pulse rig)", **kwargs
+    ) -> None:
         super().__init__(adapter, name=name, **kwargs)
 
     operation_complete = Instrument.measurement(
@@ -106,7 +110,8 @@ class Agilent33220APulse(Agilent33220A):
     """
 
     sync_enabled = Instrument.control(
-        "OUTP:SYNC?", "OUTP:SYNC %d",
+        "OUTP:SYNC?",
+        "OUTP:SYNC %d",
         """Control the front-panel sync output (bool): it marks the start of each burst.""",
         validator=strict_discrete_set,
         values={True: 1, False: 0},
@@ -114,21 +119,24 @@ class Agilent33220APulse(Agilent33220A):
     )
 
     user_waveform = Instrument.control(
-        "FUNC:USER?", "FUNC:USER %s",
+        "FUNC:USER?",
+        "FUNC:USER %s",
         """Control which stored arbitrary waveform FUNC USER plays (str, e.g. 'VOLATILE').""",
         validator=strict_discrete_set,
         values=["VOLATILE"],
     )
 
     arb_frequency = Instrument.control(
-        "FREQ?", "FREQ %g",
+        "FREQ?",
+        "FREQ %g",
         """Control the repetition frequency of the arbitrary waveform in Hz (float, strict).""",
         validator=strict_range,
         values=[1e-6, 6e6],
     )
 
-    def __init__(self, adapter, name: str = "Agilent 33220A waveform generator (pulse rig)",
-                 **kwargs) -> None:
+    def __init__(
+        self, adapter, name: str = "Agilent 33220A waveform generator (pulse rig)", **kwargs
+    ) -> None:
         with warnings.catch_warnings():
             # pymeasure asks whether the 33220A speaks SCPI: it does (*IDN?, SYST:ERR?, *OPC?)
             warnings.simplefilter("ignore", FutureWarning)

@@ -17,10 +17,21 @@ log.addHandler(logging.NullHandler())
 
 #: Ratings (V_max, I_max) of the single-output BOP models, from Kepco's catalogue.
 BOP_MODELS: dict[str, tuple[float, float]] = {
-    "BOP 5-20": (5, 20), "BOP 20-5": (20, 5), "BOP 50-2": (50, 2), "BOP 100-1": (100, 1),
-    "BOP 5-30": (5, 30), "BOP 20-10": (20, 10), "BOP 36-6": (36, 6), "BOP 50-4": (50, 4),
-    "BOP 72-3": (72, 3), "BOP 100-2": (100, 2), "BOP 200-1": (200, 1),
-    "BOP 20-20": (20, 20), "BOP 36-12": (36, 12), "BOP 50-8": (50, 8), "BOP 72-6": (72, 6),
+    "BOP 5-20": (5, 20),
+    "BOP 20-5": (20, 5),
+    "BOP 50-2": (50, 2),
+    "BOP 100-1": (100, 1),
+    "BOP 5-30": (5, 30),
+    "BOP 20-10": (20, 10),
+    "BOP 36-6": (36, 6),
+    "BOP 50-4": (50, 4),
+    "BOP 72-3": (72, 3),
+    "BOP 100-2": (100, 2),
+    "BOP 200-1": (200, 1),
+    "BOP 20-20": (20, 20),
+    "BOP 36-12": (36, 12),
+    "BOP 50-8": (50, 8),
+    "BOP 72-6": (72, 6),
     "BOP 100-4": (100, 4),
 }
 
@@ -38,7 +49,8 @@ class KepcoBOPStrict(KepcoBOP3612):
     """
 
     current_setpoint = Instrument.control(
-        "CURRent?", "CURRent %g",
+        "CURRent?",
+        "CURRent %g",
         """Control the output current setpoint in A (float, strictly within +/- i_max_A).""",
         validator=strict_range,
         values=[-12, 12],
@@ -46,7 +58,8 @@ class KepcoBOPStrict(KepcoBOP3612):
     )
 
     voltage_setpoint = Instrument.control(
-        "VOLTage?", "VOLTage %g",
+        "VOLTage?",
+        "VOLTage %g",
         """Control the output voltage setpoint in V; in current mode this is the compliance
         voltage (float, strictly within +/- v_max_V).""",
         validator=strict_range,
@@ -55,7 +68,8 @@ class KepcoBOPStrict(KepcoBOP3612):
     )
 
     operating_mode = Instrument.control(
-        "FUNCtion:MODE?", "FUNCtion:MODE %s",
+        "FUNCtion:MODE?",
+        "FUNCtion:MODE %s",
         """Control the operating mode, 'VOLT' or 'CURR' (query returns 0/1, mapped back).""",
         validator=strict_discrete_set,
         values=["VOLT", "CURR"],

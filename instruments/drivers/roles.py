@@ -226,6 +226,70 @@ class SourcemeterFieldSource:
             self.smu.write("OUTPUT 0")
 
 
+class SourcemeterInjector:
+    """Injector role: a Keithley 2400/2450 drives the domain-wall injection current line with a
+    software-timed current pulse (output on for at least ``width_s``, then off).
+
+    :param current_A: pulse current (A); :param width_s: minimum pulse width (s, rig clock);
+    :param compliance_V: compliance voltage (V).
+    """
+
+    OPTIONS = ("model", "current_A", "width_s", "compliance_V", "i_max_A")
+
+    def __init__(
+        self,
+        smu: Keithley2400Strict | Keithley2450Strict,
+        clock: Any,
+        current_A: float = 0.05,
+        width_s: float = 1e-3,
+        compliance_V: float = 10.0,
+    ) -> None:
+        self.smu = smu
+        self.name = smu.name
+        self.clock = clock if clock is not None else WallClock()
+        self.current_A = float(current_A)
+        self.width_s = float(width_s)
+        self.compliance_V = float(compliance_V)
+        if not (0 < abs(self.current_A) <= smu.i_max_A):
+            raise SafetyError(f"{self.name}: injection current {current_A!r} A outside (0, {smu.i_max_A}] A")
+
+    @classmethod
+    def from_config(cls, adapter, options: dict | None = None, clock=None) -> SourcemeterInjector:
+        o = _opts(options, cls.OPTIONS, cls.__name__)
+        driver = {"2400": Keithley2400Strict, "2450": Keithley2450Strict}.get(str(o.pop("model", "2400")))
+        if driver is None:
+            raise ValueError(f"{cls.__name__}: model must be '2400' or '2450'")
+        return cls(driver(adapter, i_max_A=o.pop("i_max_A", 1.05)), clock, **o)
+
+    @property
+    def identity(self) -> str:
+        with instrument_io(self.name, "*IDN?"):
+            return self.smu.id
+
+    def configure(self) -> None:
+        """Output off, current source at the pulse current, compliance set. Checks the error queue."""
+        with instrument_io(self.name, "configure injection source"):
+            self.smu.write("OUTPUT 0")
+            self.smu.source_mode = "current"
+            self.smu.compliance_voltage = self.compliance_V
+            self.smu.source_current = self.current_A
+        raise_on_errors(self.smu, self.name, "configure injection source")
+
+    def inject(self) -> None:
+        """One injection pulse: output on, wait width_s, output off (off even if the wait fails)."""
+        with instrument_io(self.name, "injection pulse"):
+            self.smu.write("OUTPUT 1")
+            try:
+                self.clock.sleep(self.width_s)
+            finally:
+                self.smu.write("OUTPUT 0")
+
+    def close(self) -> None:
+        """Output off (the connection itself is closed by the rig)."""
+        with instrument_io(self.name, "output off"):
+            self.smu.write("OUTPUT 0")
+
+
 # --------------------------------------------------------------------------------------------
 # Pulse source (hardware-timed coil pulses + injection line)
 # --------------------------------------------------------------------------------------------

@@ -22,15 +22,17 @@ class Keithley2400Strict(Keithley2400):
     """
 
     source_current = Instrument.control(
-        ":SOURCE:CURRENT?", ":SOURCE:CURRENT %g",
+        ":SOURCE:CURRENT?",
+        ":SOURCE:CURRENT %g",
         """Control the source current in A (float, strictly within +/- i_max_A).""",
         validator=strict_range,
         values=[-1.05, 1.05],
         dynamic=True,
     )
 
-    def __init__(self, adapter, name: str = "Keithley 2400 SourceMeter (strict)",
-                 i_max_A: float = 1.05, **kwargs) -> None:
+    def __init__(
+        self, adapter, name: str = "Keithley 2400 SourceMeter (strict)", i_max_A: float = 1.05, **kwargs
+    ) -> None:
         super().__init__(adapter, name=name, **kwargs)
         self.i_max_A = _check_limit(i_max_A, 1.05, "Keithley 2400")
         self.source_current_values = [-self.i_max_A, self.i_max_A]
@@ -40,15 +42,17 @@ class Keithley2450Strict(Keithley2450):
     """Keithley 2450 whose source current is strictly limited to +/- i_max_A (A)."""
 
     source_current = Instrument.control(
-        ":SOUR:CURR?", ":SOUR:CURR:LEV %g",
+        ":SOUR:CURR?",
+        ":SOUR:CURR:LEV %g",
         """Control the source current in A (float, strictly within +/- i_max_A).""",
         validator=strict_range,
         values=[-1.05, 1.05],
         dynamic=True,
     )
 
-    def __init__(self, adapter, name: str = "Keithley 2450 SourceMeter (strict)",
-                 i_max_A: float = 1.05, **kwargs) -> None:
+    def __init__(
+        self, adapter, name: str = "Keithley 2450 SourceMeter (strict)", i_max_A: float = 1.05, **kwargs
+    ) -> None:
         super().__init__(adapter, name=name, **kwargs)
         self.i_max_A = _check_limit(i_max_A, 1.05, "Keithley 2450")
         self.source_current_values = [-self.i_max_A, self.i_max_A]

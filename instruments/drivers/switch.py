@@ -50,8 +50,9 @@ class SwitchMatrix7001(SCPIMixin, Instrument):
         get_process=parse_channel_list,
     )
 
-    def __init__(self, adapter, name: str = "Keithley 7001-like switch system",
-                 n_channels: int = 10, **kwargs) -> None:
+    def __init__(
+        self, adapter, name: str = "Keithley 7001-like switch system", n_channels: int = 10, **kwargs
+    ) -> None:
         super().__init__(adapter, name=name, **kwargs)
         if int(n_channels) < 1:
             raise ValueError(f"n_channels must be >= 1, got {n_channels}")

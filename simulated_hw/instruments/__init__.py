@@ -10,7 +10,12 @@ from simulated_hw.instruments.base import SimCommandError, SimInstrument
 from simulated_hw.instruments.gaussmeter import SimLakeShore421, SimLakeShore425
 from simulated_hw.instruments.lockin import SimSR830, SimSR860
 from simulated_hw.instruments.nanovolt import SimKeithley6221
-from simulated_hw.instruments.sources import SimKeithley2400, SimKeithley2450, SimKepco
+from simulated_hw.instruments.sources import (
+    SimKeithley2400,
+    SimKeithley2400Injector,
+    SimKeithley2450,
+    SimKepco,
+)
 from simulated_hw.instruments.switch import SimSwitch7001
 
 __all__ = [
@@ -19,6 +24,7 @@ __all__ = [
     "SimCommandError",
     "SimInstrument",
     "SimKeithley2400",
+    "SimKeithley2400Injector",
     "SimKeithley2450",
     "SimKeithley6221",
     "SimKepco",

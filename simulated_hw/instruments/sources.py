@@ -38,7 +38,7 @@ class _CoilCurrentSource(SimInstrument):
         if not 0 <= value <= self.rated_V * 1.0001:
             raise SimCommandError(-222, "Data out of range")
         self.compliance_V = value
-        if value > 0:
+        if value > 0 and hasattr(self.coil, "compliance_V"):
             self.coil.compliance_V = value  # the supply's compliance limits the coil's slew
 
     def set_output(self, on: bool) -> None:
@@ -174,3 +174,68 @@ class SimKeithley2450(SimKeithley2400):
 
     def _read_current(self) -> str:
         return f"{self.coil.current_A + self.noise(self.readback_noise_A):.6e}"
+
+
+class _InjectionLine:
+    """The domain-wall injection current line (a short strip over the pad), as a load that the
+    sourcemeter drives instead of the coil: switching the output on with |I| >= threshold_A
+    injects a wall (``world.inject()``)."""
+
+    def __init__(self, world: Any, resistance_ohm: float = 50.0, threshold_A: float = 10e-3) -> None:
+        self.world = world
+        self.resistance_ohm = float(resistance_ohm)
+        self.threshold_A = float(threshold_A)
+        self.setpoint_A = 0.0
+        self.output_on = False
+        self.compliance_V = 21.0
+        self.n_injections = 0
+
+    def set_setpoint_A(self, current_A: float) -> None:
+        self.setpoint_A = float(current_A)
+        self._maybe_inject()
+
+    def set_output(self, on: bool) -> None:
+        was_on, self.output_on = self.output_on, bool(on)
+        if self.output_on and not was_on:
+            self._maybe_inject()
+
+    def _maybe_inject(self) -> None:
+        limited = min(abs(self.setpoint_A), self.compliance_V / self.resistance_ohm)
+        if self.output_on and limited >= self.threshold_A:
+            self.n_injections += 1
+            self.world.inject()
+
+    @property
+    def current_A(self) -> float:
+        if not self.output_on:
+            return 0.0
+        return max(
+            -self.compliance_V / self.resistance_ohm,
+            min(self.setpoint_A, self.compliance_V / self.resistance_ohm),
+        )
+
+    @property
+    def voltage_V(self) -> float:
+        return self.current_A * self.resistance_ohm
+
+
+class SimKeithley2400Injector(SimKeithley2400):
+    """Keithley 2400 driving the injection current line (not the coil): a current pulse of at least
+    ``threshold_A`` injects a wall at every reset wire's notch."""
+
+    def __init__(
+        self, world: Any, seed: int = 0, resistance_ohm: float = 50.0, threshold_A: float = 10e-3
+    ) -> None:
+        self._line = _InjectionLine(world, resistance_ohm, threshold_A)
+        super().__init__(world, seed=seed)
+        self.idn = "KEITHLEY INSTRUMENTS INC.,MODEL 2400,SIM0010,C30"
+
+    @property
+    def coil(self):  # the load this source drives
+        return self._line
+
+    def reset_state(self) -> None:
+        self._line.set_output(False)
+        self._line.setpoint_A = 0.0
+        self.compliance_V = 21.0
+        self.mode = "CURR"
