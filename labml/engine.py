@@ -14,7 +14,7 @@ A *plan* says WHAT to do: a sequence of steps with a cursor (``step(i, ctx)``), 
   resumable with ``labml resume``). On resume the plan re-establishes its magnetic state.
 - stop (clean, status "stopped"), abort (clean, status "aborted"), emergency stop
   (``rig.guard.emergency_zero()`` and no other instrument I/O).
-- Ctrl+C once pauses safely, twice aborts.
+- Ctrl+C once pauses safely, twice aborts; SIGTERM aborts (field to zero, status "aborted").
 - watchdog (suspender): instrument faults and timeouts put the rig in its safe state; the step is
   retried with exponential backoff; if the fault persists the run is suspended, the engine probes
   the rig every `poll_s` and continues when the condition clears (from the last checkpoint, after
@@ -409,6 +409,7 @@ class RunEngine:
         self._fault_since: float | None = None
         self._fault_retries = 0
         self._sigint_count = 0
+        self._critical = False
         self._subscribers: list[Callable[[str, dict], None]] = []
         self.rig: Any = None
         self.run_record: Run | None = None
@@ -465,11 +466,18 @@ class RunEngine:
     # ----------------------------------------------------------------- SIGINT
     @contextlib.contextmanager
     def _sigint(self) -> Iterator[None]:
+        """Ctrl+C once: pause; twice: abort. SIGTERM: abort. Inside a critical section (writing rows
+        or a checkpoint) the abort waits for the section to end, so no file is left half-written."""
         if not self.handle_sigint or threading.current_thread() is not threading.main_thread():
             yield
             return
 
-        def handler(signum: int, frame: Any) -> None:
+        def abort(reason: str) -> None:
+            self._abort_requested = reason
+            if not self._critical:
+                raise KeyboardInterrupt
+
+        def on_sigint(signum: int, frame: Any) -> None:
             self._sigint_count += 1
             if self._sigint_count == 1:
                 self._pause_requested = True
@@ -478,14 +486,26 @@ class RunEngine:
                 )
                 sys.stderr.flush()
             else:
-                self._abort_requested = "interrupted (Ctrl+C twice)"
-                raise KeyboardInterrupt
+                abort("interrupted (Ctrl+C twice)")
 
-        old = signal.signal(signal.SIGINT, handler)
+        def on_sigterm(signum: int, frame: Any) -> None:
+            abort("terminated (SIGTERM)")
+
+        old_int = signal.signal(signal.SIGINT, on_sigint)
+        old_term = signal.signal(signal.SIGTERM, on_sigterm)
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, old)
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
+
+    @contextlib.contextmanager
+    def _critical_section(self) -> Iterator[None]:
+        self._critical = True
+        try:
+            yield
+        finally:
+            self._critical = False
 
     # ----------------------------------------------------------------- public entry points
     def run(
@@ -645,7 +665,8 @@ class RunEngine:
                     step = self._ride_out_fault(plan, run, ctx, step, exc)
                     since_ckpt = 0
                     continue
-                ctx._flush()
+                with self._critical_section():
+                    ctx._flush()
                 self._fault_since, self._fault_retries = None, 0  # a step went through: streak over
                 step += 1
                 since_ckpt += 1
@@ -734,7 +755,8 @@ class RunEngine:
             "series": run.series_sizes(),
             "time": time.time(),
         }
-        path = ckpt.save(run.path, run.uid, step, state)
+        with self._critical_section():
+            path = ckpt.save(run.path, run.uid, step, state)
         self._last_ckpt_t = time.monotonic()
         log.debug("checkpoint %s", path)
 

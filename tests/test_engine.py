@@ -260,3 +260,17 @@ def test_rows_written_after_the_last_checkpoint_are_cut_and_redone_on_resume(tmp
     assert out.status == "success"
     assert runs.load(tmp_path / "r").series("metrics") == reference.series("metrics")
     assert runs.load(tmp_path / "r").series("batches") == reference.series("batches")
+
+
+def test_sigterm_aborts_cleanly_and_leaves_every_file_whole(tmp_path):
+    eng = _engine(handle_sigint=True)
+    # SIGTERM while step 3 is emitting its rows (inside the step, not between steps)
+    eng.subscribe(lambda ev, p: os.kill(os.getpid(), signal.SIGTERM)
+                  if ev == "row" and p["series"] == "metrics" and p["row"]["epoch"] == 3 else None)
+    old = signal.getsignal(signal.SIGTERM)
+    out = eng.run(RegressionPlan(**PARAMS), tmp_path / "r")
+    assert signal.getsignal(signal.SIGTERM) is old
+    assert (out.status, out.reason) == ("aborted", "terminated (SIGTERM)")
+    r = runs.load(tmp_path / "r")
+    assert [row["epoch"] for row in r.series("metrics")] == [0, 1, 2]  # step 3 interrupted: not recorded
+    assert all(len(row) == 3 for row in r.series("batches"))  # no half-written line
