@@ -252,4 +252,6 @@ def test_the_strict_supply_driver_gets_the_rigs_current_limit_as_second_line_of_
 
     with open_rig(bench["path"], limits={"i_max_A": 8.0}, cycle={"reset_field_mT": -14.0}) as rig:
         supply = rig.field_source.supply
-        assert supply.i_max_A == 8.0 and list(supply.current_setpoint_values) == [-8.0, 8.0]
+        assert supply.i_max_A == 8.0
+        with pytest.raises(ValueError):  # the driver itself refuses 9 A before writing anything
+            supply.current_setpoint = 9.0
