@@ -4,7 +4,7 @@
     open_rig("sim_default")     # a built-in rig by name (instruments/rigs/<name>.toml)
     open_rig("bench.toml")      # a rig config file (backend "visa" or "sim")
     open_rig(config)            # an instruments.config.RigConfig
-    open_rig("sim", sim={"seed": 3}, limits={"i_max_A": 10})   # table overrides, merged before validation
+    open_rig("sim", sim={"seed": 3}, limits={"i_max_A": 18})   # table overrides, merged before validation
 
 Backend "visa": takes the rig lock, opens one pymeasure VISAAdapter per ``[instruments.<role>]``
 (address, timeout, terminations, visa_library), builds each role with
