@@ -222,6 +222,12 @@ def build_sim_rig(
             clock=world.clock,
         )
         role_cls = _import(ic.cls, where)
+        if role == "field_source":  # as labml.rigs does for a bench: the strict driver's own limits
+            allowed = getattr(role_cls, "OPTIONS", ())
+            if "i_max_A" in allowed and "i_max_A" not in options:
+                options["i_max_A"] = config.limits.i_max_A
+            if "compliance_V" in allowed and "compliance_V" not in options:
+                options["compliance_V"] = config.coil.compliance_V
         try:
             roles[ROLE_ARGS[role]] = role_cls.from_config(adapter, options, clock=world.clock)
         except ValueError as exc:

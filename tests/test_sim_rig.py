@@ -113,3 +113,16 @@ def test_state_dict_resumes_bit_identically(rig):
     first = run()
     rig.load_state_dict(state)
     assert run() == first
+
+
+def test_strict_driver_limits_and_compliance_come_from_the_rig_config():
+    cfg = load_rig_config(
+        builtin_rig_path("sim_default"),
+        {"limits": {"i_max_A": 18.0, "field_max_mT": 32.0}, "coil": {"compliance_V": 15.0}},
+    )
+    with build_sim_rig(cfg) as r:
+        supply = r.field_source.supply
+        assert supply.i_max_A == 18.0
+        with pytest.raises(ValueError):
+            supply.current_setpoint = 18.5  # even bypassing the guard, the driver refuses
+        assert r.world.coil.compliance_V == 15.0  # the supply's compliance is the configured one
