@@ -97,8 +97,11 @@ class StochasticSynapseNet(_Net):
         signed: bool = False,
         sampler: str = "fast",
         generator: torch.Generator | None = None,
+        init_sd_mT: float | None = None,
     ) -> None:
         n_layers = len(sizes) - 1
+        if init_sd_mT is None:  # one layer: all at p = 1/2 as in [E23]; deeper: break the symmetry
+            init_sd_mT = 0.0 if n_layers == 1 else 0.5
         curves = list(curves) if curves is not None else [None] * n_layers
         ranges = list(field_ranges_mT) if field_ranges_mT is not None else [(0.0, 10.0)] * n_layers
         layers = [
@@ -112,6 +115,7 @@ class StochasticSynapseNet(_Net):
                 field_range_mT=ranges[i],
                 sampler=sampler,
                 generator=generator,
+                init_sd_mT=init_sd_mT,
             )
             for i in range(n_layers)
         ]
@@ -120,6 +124,18 @@ class StochasticSynapseNet(_Net):
     def project_(self) -> None:
         for layer in self.layers:
             layer.project_()
+
+    @torch.no_grad()
+    def init_hidden_biases(self, x: torch.Tensor) -> None:
+        """Centre every hidden layer on a data sample: bias = -(mean pre-activation) over `x`.
+
+        Non-negative device weights make every pre-activation positive at the start; without a
+        threshold near its mean a step (or sigmoid) unit would be always on and carry no information.
+        """
+        for i, layer in enumerate(self.layers[:-1]):
+            mu = x @ layer.effective_weights().t()
+            layer.bias.copy_(-mu.mean(0))
+            x = self.acts[i](mu + layer.bias)
 
     @torch.no_grad()
     def probabilities(self) -> torch.Tensor:

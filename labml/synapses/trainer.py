@@ -182,6 +182,8 @@ class SynapseTrainer:
                 generator=self.generator,
                 field_ranges_mT=[tuple(config.field_range_mT)] * (len(sizes) - 1),
             )
+        if config.hidden and hasattr(self.model, "init_hidden_biases"):
+            self.model.init_hidden_biases(self.X_train[:1000])
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.epoch_ = 0
         self.best_val_ = -1.0
@@ -344,22 +346,25 @@ class SynapseTrainer:
 
     # ------------------------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict:
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "torch_rng": self.generator.get_state(),
-            "torch_global_rng": torch.get_rng_state(),
-            "np_rng": self.rng.bit_generator.state,
-            "epoch": self.epoch_,
-            "best_val": self.best_val_,
-            "best_epoch": self.best_epoch_,
-            "bad_epochs": self.bad_epochs_,
-            "best_state": self.best_state_,
-            "stop": self.stop_training_,
-            "epoch_seconds": list(self.epoch_seconds_),
-            "reader": None if self.reader is None else self.reader.state_dict(),
-            "config": self.config.to_dict(),
-        }
+        """A deep copy of everything needed to continue exactly (safe to keep while training goes on)."""
+        return copy.deepcopy(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "torch_rng": self.generator.get_state(),
+                "torch_global_rng": torch.get_rng_state(),
+                "np_rng": self.rng.bit_generator.state,
+                "epoch": self.epoch_,
+                "best_val": self.best_val_,
+                "best_epoch": self.best_epoch_,
+                "bad_epochs": self.bad_epochs_,
+                "best_state": self.best_state_,
+                "stop": self.stop_training_,
+                "epoch_seconds": list(self.epoch_seconds_),
+                "reader": None if self.reader is None else self.reader.state_dict(),
+                "config": self.config.to_dict(),
+            }
+        )
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
