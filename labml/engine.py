@@ -810,6 +810,9 @@ class RunEngine:
             if self._abort_requested:
                 return "abort"
             if not hold and ctx.rig is not None:
+                guard = getattr(ctx.rig, "guard", None)
+                if guard is not None and hasattr(guard, "clear_stop"):
+                    guard.clear_stop()  # left set if the pause's safe state needed an emergency zero
                 plan.establish(step, ctx)
             run.add_event("resume", step=step)
             self._notify("resume", {"step": step})
@@ -871,6 +874,11 @@ class RunEngine:
         if ctx.rig is not None:
             if not safe_state_done:
                 self._safe_state(ctx.rig)
+            self._check_abort()
+            guard = getattr(ctx.rig, "guard", None)
+            if guard is not None and hasattr(guard, "clear_stop"):
+                # an emergency zero of the safe-state fallback leaves the guard's stop set
+                guard.clear_stop()
             plan.establish(new_step, ctx)
         run.add_event("fault-cleared", step=new_step, redo_from=new_step)
         self._notify("resume", {"step": new_step})
