@@ -42,6 +42,9 @@ class MainWindow(QtWidgets.QMainWindow):
                  protocols: list[str] | None = None, execute: Any = None) -> None:
         super().__init__()
         self.setWindowTitle("labml - nanowire lab dashboard")
+        # Rig jobs run in a worker thread of this process: hand the GIL over every 1 ms (default 5 ms)
+        # so that a redraw, which crosses between Python and Qt many times, is not stretched by it.
+        sys.setswitchinterval(0.001)
         self.settings = make_settings()
         if runs_root is None:
             from labml.runs import default_runs_root
@@ -263,14 +266,16 @@ def _add_fit(job: Job) -> None:
 
 # ---- screenshots -----------------------------------------------------------------------------------
 # Small, fast parameter sets that fill each live view with real data from the simulated rig.
+# (MNIST when $LABML_DATA names its folder, else labml.data's built-in 8x8 digits)
+_SYN = {"train_size": 3000, "test_size": 1000, "epochs": 8, "n": 4, "test_passes": 4}
 _BM = {"n_train": 2000, "n_test": 500, "hidden": 16}
 SCREENSHOT_JOBS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "calibration": [("depinning-calibration", {})],
     "live": [("depinning-calibration", {})],
     "hysteresis": [("hysteresis", {})],
-    "training": [("train-synapses", {})],
-    "histogram": [("train-synapses", {})],
-    "class-maps": [("train-synapses", {})],
+    "training": [("train-synapses", _SYN)],
+    "histogram": [("train-synapses", _SYN)],
+    "class-maps": [("train-synapses", _SYN)],
     "bm-samples": [("train-bm", {**_BM, "epochs": 4})],
     "samplers": [("train-bm", {**_BM, "epochs": e, "kernel": kern}) for kern in ("heatbath", "metropolis")
                  for e in (1, 2, 4)],

@@ -74,6 +74,12 @@ def load_run_buffer(path: str | Path) -> LiveBuffer:
                     buf.set_array(key if key not in buf._arrays else f"{npz_file.stem}.{key}", data[key])
         except (OSError, ValueError) as exc:
             log.warning("cannot read %s: %s", npz_file, exc)
+    if buf.array("p") is None:
+        from gui.child import synapse_p
+
+        arrays = {k.rsplit(".", 1)[-1]: buf.array(k) for k in list(buf._arrays)}
+        for k, v in synapse_p(arrays).items():
+            buf.set_array(k, v)
     meta_fit = _fit_from_meta(path)
     for key, value in meta_fit.items():
         if key == "fit_text":

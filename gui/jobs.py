@@ -32,6 +32,7 @@ from typing import Any
 from qtpy import QtCore
 
 from gui.buffers import LiveBuffer
+from gui.child import ProcessController, child_main, snapshot_arrays
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +161,8 @@ class JobQueue(QtCore.QObject):
     execute: callable(job, rig, engine) -> dict with "status", "reason", "run_dir", "results";
         default: `protocols.runner.run_protocol(job.protocol, job.params, rig, job.run_dir, engine=engine)`.
     runs_root: folder for new run folders (default $LABML_RUNS or ./runs).
+    use_processes: run jobs that need no rig (model-backend trainings) in a child process (gui.child),
+        so they never compete with the GUI thread for the GIL; rig jobs always run in the worker thread.
     """
 
     changed = QtCore.Signal()
@@ -167,10 +170,12 @@ class JobQueue(QtCore.QObject):
     job_finished = QtCore.Signal(object)
 
     def __init__(self, session: Any, execute: Callable[..., dict] | None = None,
-                 runs_root: str | os.PathLike | None = None, parent: QtCore.QObject | None = None) -> None:
+                 runs_root: str | os.PathLike | None = None, use_processes: bool = True,
+                 parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self.runs_root = runs_root
+        self.use_processes = use_processes
         self.jobs: list[Job] = []
         self.current: Job | None = None
         self._execute = execute or _run_with_protocol_runner
@@ -208,7 +213,10 @@ class JobQueue(QtCore.QObject):
             return False
         job._want_pause = False
         if job.state == PAUSED:
-            job._decision.put("resume")
+            if isinstance(job.engine, ProcessController):
+                job.engine.resume()
+            else:
+                job._decision.put("resume")
         log.info("resume requested for %s", job.label)
         return True
 
@@ -237,7 +245,7 @@ class JobQueue(QtCore.QObject):
             engine.request_stop("stopped from the GUI")
         else:
             engine.request_abort("aborted from the GUI")
-        if job.state == PAUSED:
+        if job.state == PAUSED and not isinstance(engine, ProcessController):
             job._decision.put(how)
         (log.info if how == "stop" else log.warning)("%s requested for %s", how, job.label)
         return True
@@ -253,7 +261,7 @@ class JobQueue(QtCore.QObject):
             engine.emergency_stop()
         else:
             job._cancelled = "abort"
-        if job.state == PAUSED:
+        if job.state == PAUSED and not isinstance(engine, ProcessController):
             job._decision.put("abort")
         log.warning("EMERGENCY STOP of %s", job.label)
         return True
@@ -329,6 +337,11 @@ class JobQueue(QtCore.QObject):
                 job.run_dir = str(payload["run_dir"])
             if job._want_pause and job.engine is not None:
                 job.engine.request_pause()
+            if job._end_how and job.engine is not None:  # stop/abort that raced with the start
+                if job._end_how == "stop":
+                    job.engine.request_stop("stopped from the GUI")
+                else:
+                    job.engine.request_abort("aborted from the GUI")
             self.changed.emit()
         elif event == "step":
             job.step = int(payload.get("step") or 0)
@@ -344,16 +357,16 @@ class JobQueue(QtCore.QObject):
         job.state = RUNNING
         job.started_s = time.monotonic()
         job.run_dir = str(self._new_run_dir(job))
-        job.engine = self._make_engine(job)
-        if job._cancelled:
-            getattr(job.engine, "request_stop" if job._cancelled == "stop" else "request_abort")(
-                f"{job._cancelled} requested from the GUI")
         self.job_started.emit(job)
         self.changed.emit()
         rig = self.session.rig
         try:
-            with self.session.io_lock:
-                out = self._execute(job, rig, job.engine)
+            if self.use_processes and self._execute is _run_with_protocol_runner and not _needs_rig(job):
+                out = self._run_in_process(job)
+            else:
+                job.engine = self._make_engine(job)
+                with self.session.io_lock:
+                    out = self._execute(job, rig, job.engine)
             job.results = dict(out.get("results") or {})
             job.run_dir = str(out.get("run_dir") or job.run_dir)
             job.reason = out.get("reason")
@@ -375,6 +388,49 @@ class JobQueue(QtCore.QObject):
             self.job_finished.emit(job)
             self.changed.emit()
 
+    def _run_in_process(self, job: Job) -> dict:
+        """Run a job that needs no rig in a child process (gui.child); relay its events to the job."""
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        events, controls = ctx.Queue(), ctx.Queue()
+        job.engine = ProcessController(controls)
+        proc = ctx.Process(target=child_main, name=f"labml-job-{job.id}", daemon=True,
+                           args=(job.protocol, dict(job.params), job.run_dir, events, controls))
+        proc.start()
+        log.info("%s runs in process %s", job.label, proc.pid)
+        try:
+            while True:
+                try:
+                    event, payload = events.get(timeout=0.2)
+                except queue.Empty:
+                    if not proc.is_alive():
+                        code = proc.exitcode
+                        raise RuntimeError(f"the job process ended without a result (exit code {code})"
+                                           ) from None
+                    continue
+                if event == "end":
+                    return payload
+                if event == "error":
+                    raise RuntimeError(payload)
+                if event == "paused":
+                    job.state = PAUSED
+                    self.changed.emit()
+                elif event == "resumed":
+                    job.state = RUNNING
+                    self.changed.emit()
+                elif event == "arrays":
+                    for k, v in payload.items():
+                        job.buffer.set_array(k, v)
+                else:
+                    self._on_event(job, event, payload)
+        finally:
+            controls.put(None)
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+
     def _new_run_dir(self, job: Job) -> Path:
         """RUNS_ROOT/<date>-<time>-<protocol>-gui<id>: known before the run starts."""
         from labml.runs import default_runs_root
@@ -387,6 +443,17 @@ class JobQueue(QtCore.QObject):
             n += 1
             path = root / f"{stamp}-{job.protocol}-gui{job.id}-{n}"
         return path
+
+
+def _needs_rig(job: Job) -> bool:
+    """Does this protocol with these parameters drive the rig? (Unknown protocol: yes, fail in the thread.)"""
+    try:
+        from protocols.runner import ProcedurePlan, make_procedure
+
+        plan = ProcedurePlan(job.protocol, make_procedure(job.protocol, job.params))
+    except Exception:  # noqa: BLE001 - the worker thread reports the error properly
+        return True
+    return bool(plan.needs_rig or getattr(plan.proc, "needs_rig", False))
 
 
 def _run_with_protocol_runner(job: Job, rig: Any, engine: Any) -> dict:
@@ -404,37 +471,3 @@ def _run_with_protocol_runner(job: Job, rig: Any, engine: Any) -> dict:
     return {"protocol": job.protocol, **outcome.to_dict()}
 
 
-def snapshot_arrays(plan: Any) -> dict[str, Any]:
-    """Arrays of a running protocol's trainer for the live views (worker thread, between steps).
-
-    Synapse trainers: p (n_out, n_in) from `synapse_probabilities()` or `p_` / `probabilities()`;
-    Boltzmann machines: samples (n, n_visible) from `samples_` / `sample_grid()`. Missing: nothing.
-    """
-    proc = getattr(plan, "proc", None)
-    trainer = getattr(proc, "trainer", None)
-    if trainer is None:
-        return {}
-    out: dict[str, Any] = {}
-    chains = getattr(trainer, "chains", None)
-    state = getattr(chains, "state", None)
-    if isinstance(state, dict):  # the model system's persistent chains (labml.bm): no sampling, no RNG use
-        v = state.get("v")
-        if v is None and state.get("s") is not None:
-            n_vis = getattr(getattr(trainer, "model", None), "n_visible", None)
-            v = state["s"][:, :n_vis] if n_vis else None
-        if v is not None:
-            out["bm_samples"] = v.detach().cpu().numpy() if hasattr(v, "detach") else v
-    for name, key in (("synapse_probabilities", "p"), ("probabilities", "p"), ("p_", "p")):
-        if key in out or not hasattr(trainer, name):
-            continue
-        try:
-            value = getattr(trainer, name)
-            value = value() if callable(value) else value
-            if value is None:
-                continue
-            if hasattr(value, "detach"):
-                value = value.detach().cpu().numpy()
-            out[key] = value
-        except Exception as exc:  # noqa: BLE001 - a live picture is optional
-            log.debug("no %s from the trainer: %s", name, exc)
-    return out
