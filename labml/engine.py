@@ -565,6 +565,11 @@ class RunEngine:
                 raise UserError(f"run {run.path} records no plan spec; it cannot be resumed")
             plan = build_plan(run.meta["plan"])
         rig_spec = run.meta.get("rig_spec")
+        if plan.needs_rig and rig is None and not rig_spec:
+            raise UserError(
+                f"run {run.path} was made on a rig that run.json does not name (no rig_spec); "
+                "resume it from Python with RunEngine().resume(run_dir, rig=open_rig(...))"
+            )
         run.add_event("resume", from_step=0 if state is None else int(state["step"]), pid=os.getpid())
         return self._execute(plan, run, rig, rig_spec if rig is None else None, state=state)
 
@@ -727,6 +732,9 @@ class RunEngine:
 
     def _record_rig(self, run: Run, rig: Any) -> None:
         extra: dict[str, Any] = {}
+        source = getattr(getattr(rig, "config", None), "source", None)
+        if not run.meta.get("rig_spec") and isinstance(source, str) and Path(source).is_file():
+            extra["rig_spec"] = str(Path(source).resolve())  # so `labml resume` can reopen it
         try:
             extra["rig_identities"] = rig.identities()
         except Exception as exc:  # noqa: BLE001 - a record, not a requirement
