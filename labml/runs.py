@@ -111,8 +111,19 @@ def _json_default(o: Any) -> Any:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """A JSON-safe copy of `obj` (numpy scalars/arrays, paths, dataclasses converted)."""
-    return json.loads(json.dumps(obj, default=_json_default))
+    """A JSON-safe copy of `obj` (numpy scalars/arrays, paths, dataclasses converted; NaN and
+    infinities become null so that run.json stays strict JSON for every reader)."""
+    return _finite(json.loads(json.dumps(obj, default=_json_default)))
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def git_revision() -> str | None:

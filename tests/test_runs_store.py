@@ -131,3 +131,13 @@ def test_run_log_holds_instrument_traffic_without_flooding_the_console(tmp_path,
     assert "WRITE:CURR 1.000" in text and "step 3 done" in text and "fault: timeout" in text
     err = capsys.readouterr().err
     assert "WRITE:CURR" not in err and "step 3 done" not in err and "fault: timeout" in err
+
+
+def test_run_json_stays_strict_json_when_results_are_not_finite(tmp_path):
+    import json
+
+    run = runs.Run.create("demo", {}, tmp_path / "r")
+    run.finish("success", None, switching_field_mT=float("nan"), rate=np.inf, ok=1.0)
+    text = (tmp_path / "r" / "run.json").read_text()
+    meta = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
+    assert meta["results"] == {"switching_field_mT": None, "rate": None, "ok": 1.0}

@@ -89,7 +89,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if want:
         found = [r for r in found if _summary(r)["status"] == want]
     if args.json:
-        json.dump([_summary(r) for r in found], sys.stdout, indent=2, default=str)
+        json.dump(runs.to_jsonable([_summary(r) for r in found]), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     if not found:
@@ -170,7 +170,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     )
     outcome = eng.resume(run_dir)
     if args.json:
-        print(json.dumps(outcome.to_dict(), default=str))
+        print(json.dumps(runs.to_jsonable(outcome.to_dict())))
     else:
         print(f"{outcome.run_dir}: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
     return {"success": 0, "stopped": 0, "paused": 0, "aborted": 3}.get(outcome.status, 1)
