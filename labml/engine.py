@@ -530,6 +530,12 @@ class RunEngine:
             spec = plan.spec()
         except NotImplementedError:
             spec = None
+        if plan.needs_rig:
+            # Bad rig config or a plan outside the rig's limits: an error before any folder is made
+            # and before anything connects.
+            config = getattr(rig, "config", None) if rig is not None else rig_config_of(rig_spec)
+            if config is not None:
+                plan.validate(config)
         run = Run.create(
             plan.kind,
             plan.parameters(),

@@ -179,3 +179,19 @@ def test_emergency_stop_zeroes_the_coil_through_the_guard_and_does_no_other_inst
     assert any(r.action == "emergency-zero" for r in rig.guard.log)
     assert after == []  # the engine touched nothing after the emergency zero
     assert len(runs.load(tmp_path / "r").series("loop")) == 20
+
+
+def test_a_plan_beyond_the_rig_limits_or_a_bad_rig_file_is_refused_before_anything_is_made(tmp_path):
+    from instruments.errors import ConfigError
+    from labml.errors import UserError
+
+    eng = RunEngine(progress=False, handle_sigint=False)
+    with pytest.raises(UserError, match="exceeds the rig's field limit 36 mT"):
+        eng.run(FieldSweepPlan(field_max_mT=40.0), tmp_path / "r", rig_spec="sim")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nbackend = "sim"\n[coil]\nmT_per_A = 1.8\n')
+    with pytest.raises(ConfigError):
+        eng.run(FieldSweepPlan(), tmp_path / "r", rig_spec=bad)
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(UserError, match="parameter step_mT"):
+        FieldSweepPlan(step_mT=-1.0)
