@@ -104,8 +104,12 @@ def build_role(config: RigConfig, role: str, clock: Any, adapters: list) -> Any:
         raise InstrumentFault(f"{role}: cannot open {ic.address!r} ({ic.cls}): {exc}") from exc
     adapters.append(adapter)
     opts = role_options(config, role)
-    if role == "field_source" and "i_max_A" in getattr(cls, "OPTIONS", ()) and "i_max_A" not in opts:
-        opts["i_max_A"] = config.limits.i_max_A  # the strict driver's own limit: a second line of defence
+    if role == "field_source":
+        accepted = getattr(cls, "OPTIONS", ())
+        if "i_max_A" in accepted and "i_max_A" not in opts:
+            opts["i_max_A"] = config.limits.i_max_A  # the strict driver's own limit: a second line of defence
+        if "compliance_V" in accepted and "compliance_V" not in opts:
+            opts["compliance_V"] = config.coil.compliance_V  # the coil's compliance, not the model rating
     try:
         if hasattr(cls, "from_config"):
             return cls.from_config(adapter, opts, clock)

@@ -86,11 +86,10 @@ def run(args: argparse.Namespace) -> int:
             _say(f"      {role:17s} {idn}")
         target_mT = 10.0
         t0 = rig.clock.now()
-        rig.guard.enable_output()
-        rig.guard.ramp_to_field(target_mT)
+        rig.ramp_to_field(target_mT)
         sensor = rig.field_sensor
         hall = float(np.mean([sensor.field_mT for _ in range(5)])) if sensor else float("nan")
-        rig.guard.ramp_to_field(0.0)
+        rig.ramp_to_field(0.0)
         ramp_s = rig.clock.now() - t0
         i_end = rig.guard.source.current_A
     _say(
