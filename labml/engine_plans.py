@@ -422,6 +422,31 @@ class RegressionPlan(Plan):
 
 
 # ======================================================================================= field sweep
+def quantity(value: Any, unit: str, where: str) -> float:
+    """A number in `unit`: a plain number (taken as `unit`) or a string with units ("12 mT",
+    "0.012 T", "500 us") converted with pint; anything else is a UserError naming `where`."""
+    if isinstance(value, bool):
+        raise UserError(f"{where}: {value!r} is not a number (in {unit})")
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str):
+        raise UserError(f"{where}: {value!r} is not a number (in {unit})")
+    from pymeasure.units import ureg
+
+    try:
+        q = ureg.Quantity(value.strip())
+    except Exception as exc:  # noqa: BLE001 - pint raises several kinds
+        raise UserError(f"{where}: cannot read {value!r} as a quantity in {unit}") from exc
+    if isinstance(q, int | float) or q.dimensionless:
+        return float(q.magnitude if hasattr(q, "magnitude") else q)
+    try:
+        return float(q.to(unit).magnitude)
+    except Exception as exc:  # noqa: BLE001 - DimensionalityError
+        raise UserError(
+            f"{where}: {value!r} has units {q.units:~}, which cannot be converted to {unit}"
+        ) from exc
+
+
 def switching_field(fields: np.ndarray, signal: np.ndarray) -> float:
     """Field (mT) of the largest step in `signal` along a branch: the change point that best splits
     the branch into two constant levels (least squares), reported midway between the two fields
@@ -455,8 +480,11 @@ class FieldSweepPlan(Plan):
     kind = "field-sweep"
     needs_rig = True
 
-    def __init__(self, wire: int = 0, field_max_mT: float = 12.0, step_mT: float = 1.0, loops: int = 1,
-                 settle_s: float = 0.01) -> None:
+    def __init__(self, wire: int = 0, field_max_mT: float | str = 12.0, step_mT: float | str = 1.0,
+                 loops: int = 1, settle_s: float | str = 0.01) -> None:
+        field_max_mT = quantity(field_max_mT, "mT", f"{self.kind}: parameter field_max_mT")
+        step_mT = quantity(step_mT, "mT", f"{self.kind}: parameter step_mT")
+        settle_s = quantity(settle_s, "s", f"{self.kind}: parameter settle_s")
         for name, v, ok in (
             ("wire", wire, isinstance(wire, int) and not isinstance(wire, bool) and wire >= 0),
             ("field_max_mT", field_max_mT, isinstance(field_max_mT, int | float) and field_max_mT > 0),

@@ -157,6 +157,8 @@ def test_abort_ramps_the_field_to_zero_and_flags_the_run(tmp_path, reference):
     out, run = _sweep(tmp_path / "r", _at_step(12, lambda e, rig: e.request_abort("operator abort")))
     assert (out.status, out.reason) == ("aborted", "operator abort")
     assert run.meta["status"] == "aborted" and _fields(run) == _fields(reference)[:12]
+    log_text = (run.path / "run.log").read_text()
+    assert "WRITE:CURR" in log_text and "READ:" in log_text  # the instrument traffic is in the run log
 
 
 def test_emergency_stop_zeroes_the_coil_through_the_guard_and_does_no_other_instrument_io(tmp_path):
@@ -195,3 +197,8 @@ def test_a_plan_beyond_the_rig_limits_or_a_bad_rig_file_is_refused_before_anythi
     assert not (tmp_path / "r").exists()
     with pytest.raises(UserError, match="parameter step_mT"):
         FieldSweepPlan(step_mT=-1.0)
+    with pytest.raises(UserError, match="'0.5 s' has units s, which cannot be converted to mT"):
+        FieldSweepPlan(field_max_mT="0.5 s")
+    with pytest.raises(UserError, match="settle_s: cannot read 'soon'"):
+        FieldSweepPlan(settle_s="soon")
+    assert FieldSweepPlan(field_max_mT="0.012 T", step_mT="500 uT").params["step_mT"] == 0.5
