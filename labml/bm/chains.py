@@ -13,7 +13,7 @@ import logging
 
 import torch
 
-from labml.bm.kernels import Kernel
+from labml.bm.kernels import HeatBath, Kernel
 from labml.bm.models import BM, RBM, ClassRBM, EnergyModel
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,14 @@ class Sampler:
         """Kernel state with visible spins (and one-hot labels) set from data, hidden random."""
         m = self.model
         n = v.shape[0]
+        if isinstance(self.kernel, HeatBath) and not isinstance(m, BM):
+            # the heat bath never reads the old hidden state: skip drawing a random one
+            state = {"v": v, "h": torch.empty(n, m.n_hidden, dtype=v.dtype)}
+            if isinstance(m, ClassRBM):
+                if y is None:
+                    raise ValueError("ClassRBM data needs one-hot labels")
+                state["y"] = y.to(v.dtype)
+            return state
         state = self.random_state(n, v.dtype)
         if isinstance(m, BM):
             s = self.kernel.values(state["s"]).clone()

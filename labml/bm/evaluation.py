@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labml.bm.models import BM, RBM, ClassRBM, all_spin_states, log2cosh
+from labml.bm.models import BM, RBM, ClassRBM, all_spin_states, log2cosh, spin_states_range
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def exact_log_partition(model: RBM | ClassRBM | BM, chunk: int = 8192) -> float:
         b = model.b.double()
         parts = []
         for s0, s1 in _chunks(2**n, chunk):
-            s = all_spin_states(n)[s0:s1]
+            s = spin_states_range(n, s0, s1)
             E = -0.5 * ((s @ J) * s).sum(-1) - s @ b
             parts.append(torch.logsumexp(-beta * E, 0))
         return float(torch.logsumexp(torch.stack(parts), 0))
@@ -55,14 +55,14 @@ def exact_log_partition(model: RBM | ClassRBM | BM, chunk: int = 8192) -> float:
     if isinstance(model, RBM) and model.n_visible < nh and model.n_visible <= MAX_EXACT_UNITS:
         parts = []
         for s0, s1 in _chunks(2**model.n_visible, chunk):
-            v = all_spin_states(model.n_visible)[s0:s1]
+            v = spin_states_range(model.n_visible, s0, s1)
             parts.append(torch.logsumexp(-beta * model.free_energy(v.to(model.W.dtype)).double(), 0))
         return float(torch.logsumexp(torch.stack(parts), 0))
     if nh > MAX_EXACT_UNITS:
         raise ValueError(f"exact log Z needs <= {MAX_EXACT_UNITS} hidden units, the model has {nh}")
     parts = []
     for s0, s1 in _chunks(2**nh, chunk):
-        h = all_spin_states(nh)[s0:s1]  # (c, nh)
+        h = spin_states_range(nh, s0, s1)  # (c, nh)
         lp = beta * (h @ b) + log2cosh(beta * (h @ W.t() + a)).sum(-1)
         if isinstance(model, ClassRBM):
             lp = lp + torch.logsumexp(beta * (h @ model.U.double().t() + model.d.double()), dim=1)

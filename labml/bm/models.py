@@ -321,9 +321,14 @@ class BM(EnergyModel):
 
 def all_spin_states(n: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Every +/-1 configuration of n spins, shape (2^n, n) (bit i of the index -> spin i)."""
-    if n > 26:
+    return spin_states_range(n, 0, 2**n, dtype)
+
+
+def spin_states_range(n: int, start: int, stop: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """States number start..stop-1 of `all_spin_states(n)` (for chunked enumeration)."""
+    if n > 30:
         raise ValueError(f"refusing to enumerate 2^{n} states")
-    idx = torch.arange(2**n)
+    idx = torch.arange(start, stop)
     bits = (idx[:, None] >> torch.arange(n)) & 1
     return (2.0 * bits - 1.0).to(dtype)
 

@@ -56,6 +56,8 @@ class BMTrainConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     hybrid_alpha: float = 0.01  # weight of the generative term in the hybrid loss
+    pretrain_epochs: int = 0  # ClassRBM: first train generatively (SGD, pretrain_lr), then the loss
+    pretrain_lr: float = 0.01
     init_std: float = 0.01
     visible_bias_init: str = "data"  # "data" (log-odds of pixel means) or "zero"
     # Coordinates of the gradient steps (a preconditioner; the model stays in +/-1 spins):
@@ -170,6 +172,7 @@ class BMTrainer:
             self.optimizer = torch.optim.SGD(
                 params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
             )
+        self.pretrain_optimizer = torch.optim.SGD(params, lr=c.pretrain_lr) if c.pretrain_epochs > 0 else None
         self.relaxation = None
         if c.learning == "relaxation":
             from labml.bm.relaxation import RelaxationConfig, RelaxationDevice
@@ -249,17 +252,30 @@ class BMTrainer:
         c = self.config
         v = self.v_train[idx]
         y = self.y_train[idx] if isinstance(self.model, ClassRBM) else None
-        self.optimizer.zero_grad(set_to_none=True)
+        pretraining = self.pretrain_optimizer is not None and self.epoch < c.pretrain_epochs
+        loss_kind = "generative" if pretraining else c.loss
+        opt = self.pretrain_optimizer if pretraining else self.optimizer
+        opt.zero_grad(set_to_none=True)
         out = {}
-        if c.loss in ("discriminative", "hybrid"):
+        centred_disc = loss_kind in ("discriminative", "hybrid") and self.offset_v is not None
+        if loss_kind in ("discriminative", "hybrid"):
             loss = self._discriminative_loss(v, self.l_train[idx])
             loss.backward()
             out["disc_loss"] = float(loss.detach())
-        if c.loss == "generative":
+            if centred_disc:
+                # gradient in centred coordinates (b = b_c - W^T o_v): a pixel that never changes
+                # then gets no weight gradient (it would otherwise duplicate the hidden bias)
+                m = self.model
+                m.W.grad.sub_(torch.outer(self.offset_v, m.b.grad))
+                W_before = m.W.detach().clone()
+        if loss_kind == "generative":
             self._set_generative_grad(v, y)
-        elif c.loss == "hybrid":
+        elif loss_kind == "hybrid":
             self._set_generative_grad(v, y, scale=c.hybrid_alpha)
-        self.optimizer.step()
+        opt.step()
+        if centred_disc:
+            with torch.no_grad():
+                m.b.sub_((m.W - W_before).t() @ self.offset_v)
         if isinstance(self.model, BM):
             with torch.no_grad():  # keep the raw coupling symmetric with zero diagonal
                 self.model.W.copy_(self.model.coupling())
@@ -409,6 +425,9 @@ class BMTrainer:
             "config": self.config.to_dict(),
             "model": {k: v.clone() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
+            "pretrain_optimizer": (
+                None if self.pretrain_optimizer is None else self.pretrain_optimizer.state_dict()
+            ),
             "chains": self.chains.state_dict(),
             "kernel": self.kernel.state_dict(),
             "relaxation": None if self.relaxation is None else self.relaxation.state_dict(),
@@ -425,6 +444,8 @@ class BMTrainer:
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.pretrain_optimizer is not None and state.get("pretrain_optimizer") is not None:
+            self.pretrain_optimizer.load_state_dict(state["pretrain_optimizer"])
         self.chains.load_state_dict(state["chains"])
         self.kernel.load_state_dict(state.get("kernel", {}))
         if self.relaxation is not None and state.get("relaxation") is not None:

@@ -1,0 +1,197 @@
+"""Quality of the Boltzmann machines on the 5k MNIST subset (binarised at 0.5), tested on the full
+10k test set, with the scikit-learn baselines measured in the same run.
+
+    --part rbm16     16-hidden RBM, PCD-1 heat bath, 50 epochs, batch 100: exact average test
+                     log-likelihood of labml.bm, of scikit-learn's BernoulliRBM of the same size and
+                     budget, and of a plain reference PCD-1 trainer in 0/1 units (visible biases at
+                     the data's log-odds, lr 0.05, no momentum).
+    --part classrbm  ClassRBM test accuracy against BernoulliRBM(500) + LogisticRegression.
+
+    .venv/bin/python benchmarks/bench_bm_quality.py --part rbm16 [--data DIR]
+    .venv/bin/python benchmarks/bench_bm_quality.py --part classrbm [--data DIR]
+
+Single-threaded (torch and BLAS) to be reproducible on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+import numpy as np
+import torch
+from threadpoolctl import threadpool_limits
+
+
+def rbm_from_01(W01: np.ndarray, c: np.ndarray, d: np.ndarray):
+    """The +/-1 RBM equal to a 0/1 RBM E = -x^T W z - c^T x - d^T z (up to a constant)."""
+    from labml.bm.models import RBM
+
+    W01 = torch.as_tensor(W01, dtype=torch.float64)
+    m = RBM(W01.shape[0], W01.shape[1], dtype=torch.float64)
+    with torch.no_grad():
+        m.W.copy_(W01 / 4)
+        m.a.copy_(torch.as_tensor(c, dtype=torch.float64) / 2 + W01.sum(1) / 4)
+        m.b.copy_(torch.as_tensor(d, dtype=torch.float64) / 2 + W01.sum(0) / 4)
+    return m
+
+
+def reference_pcd01(x: np.ndarray, hidden: int, epochs: int, lr: float, seed: int):
+    """Plain PCD-1 in 0/1 units: visible biases at the log-odds, lr, no momentum, batch 100."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.as_tensor(x)
+    W = torch.randn(784, hidden, generator=g) * 0.01
+    p = X.mean(0).clamp(1e-3, 1 - 1e-3)
+    c = torch.log(p / (1 - p))
+    d = torch.zeros(hidden)
+    chain = (torch.rand(100, X.shape[1], generator=g) < p).float()
+    rng = np.random.default_rng(seed)
+    for _ in range(epochs):
+        perm = rng.permutation(len(X))
+        for i in range(len(X) // 100):
+            v = X[perm[i * 100 : (i + 1) * 100]]
+            hp = torch.sigmoid(v @ W + d)
+            hs = (torch.rand(100, hidden, generator=g) < torch.sigmoid(chain @ W + d)).float()
+            chain = (torch.rand(100, X.shape[1], generator=g) < torch.sigmoid(hs @ W.T + c)).float()
+            hn = torch.sigmoid(chain @ W + d)
+            W += lr * (v.T @ hp - chain.T @ hn) / 100
+            c += lr * (v.mean(0) - chain.mean(0))
+            d += lr * (hp.mean(0) - hn.mean(0))
+    return W.numpy(), c.numpy(), d.numpy()
+
+
+def part_rbm16(args, data) -> dict:
+    from sklearn.neural_network import BernoulliRBM
+
+    from labml.bm.evaluation import exact_log_likelihood
+    from labml.bm.training import BMTrainConfig, BMTrainer
+
+    v_test = torch.as_tensor(data.x_test, dtype=torch.float64) * 2 - 1
+    out = {}
+    t0 = time.perf_counter()
+    cfg = BMTrainConfig(
+        model="rbm",
+        hidden=16,
+        epochs=50,
+        batch_size=100,
+        lr=args.lr,
+        chains="pcd",
+        kernel="heatbath",
+        k=1,
+        seed=args.seed,
+    )
+    tr = BMTrainer(cfg, data)
+    tr.fit()
+    ev = tr.evaluate()
+    out[f"labml PCD-1 heat bath (centred, lr {args.lr:g})"] = {
+        "test_loglik": ev["test_loglik"],
+        "train_s": time.perf_counter() - t0,
+    }
+    t0 = time.perf_counter()
+    sk = BernoulliRBM(n_components=16, learning_rate=0.05, batch_size=100, n_iter=50, random_state=args.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk.fit(data.x_train.astype(np.float64))
+    m = rbm_from_01(sk.components_.T, sk.intercept_visible_, sk.intercept_hidden_)
+    out["sklearn BernoulliRBM(16), lr 0.05, batch 100, 50 iter"] = {
+        "test_loglik": exact_log_likelihood(m, v_test),
+        "train_s": time.perf_counter() - t0,
+    }
+    t0 = time.perf_counter()
+    W, c, d = reference_pcd01(data.x_train, 16, 50, 0.05, args.seed)
+    out["reference PCD-1 in 0/1 units (log-odds biases, lr 0.05)"] = {
+        "test_loglik": exact_log_likelihood(rbm_from_01(W, c, d), v_test),
+        "train_s": time.perf_counter() - t0,
+    }
+    # independent pixels (the base-rate model) for scale
+    p = np.clip(data.x_train.mean(0), 1e-3, 1 - 1e-3)
+    xt = data.x_test
+    out["independent pixels (base rate)"] = {
+        "test_loglik": float((xt * np.log(p) + (1 - xt) * np.log(1 - p)).sum(1).mean()),
+        "train_s": 0.0,
+    }
+    return out
+
+
+def part_classrbm(args, data) -> dict:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import BernoulliRBM
+    from sklearn.pipeline import Pipeline
+
+    from labml.bm.training import BMTrainConfig, BMTrainer
+
+    out = {}
+    t0 = time.perf_counter()
+    cfg = BMTrainConfig(
+        model="classrbm",
+        hidden=500,
+        epochs=args.cls_epochs,
+        batch_size=100,
+        lr=args.cls_lr,
+        loss=args.cls_loss,
+        optimizer="adam",
+        hybrid_alpha=args.cls_alpha,
+        pretrain_epochs=args.cls_pretrain,
+        pretrain_lr=0.01,
+        seed=args.seed,
+    )
+    tr = BMTrainer(cfg, data)
+    tr.fit()
+    ev = tr.evaluate()
+    name = (
+        f"labml ClassRBM(500) {args.cls_loss}, {args.cls_pretrain} generative pretraining epochs + "
+        f"{args.cls_epochs - args.cls_pretrain} epochs Adam lr {args.cls_lr}"
+    )
+    out[name] = {"test_accuracy": ev["test_accuracy"], "train_s": time.perf_counter() - t0}
+    t0 = time.perf_counter()
+    pipe = Pipeline(
+        [
+            (
+                "rbm",
+                BernoulliRBM(
+                    n_components=500, learning_rate=0.05, batch_size=100, n_iter=20, random_state=args.seed
+                ),
+            ),
+            ("logreg", LogisticRegression(max_iter=1000, C=1.0)),
+        ]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe.fit(data.x_train.astype(np.float64), data.y_train)
+    out["sklearn BernoulliRBM(500, lr 0.05, 20 iter) + LogisticRegression(C=1)"] = {
+        "test_accuracy": float(pipe.score(data.x_test.astype(np.float64), data.y_test)),
+        "train_s": time.perf_counter() - t0,
+    }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=("rbm16", "classrbm"), required=True)
+    ap.add_argument("--data", default="/work/shared/data/mnist")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=0.01, help="labml RBM step size (spin units)")
+    ap.add_argument("--cls-loss", default="discriminative")
+    ap.add_argument("--cls-lr", type=float, default=3e-4)
+    ap.add_argument("--cls-epochs", type=int, default=9)
+    ap.add_argument("--cls-pretrain", type=int, default=6)
+    ap.add_argument("--cls-alpha", type=float, default=0.01)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    from labml.bm.cli import load_data
+
+    data, _ = load_data(args.data)
+    with threadpool_limits(limits=1):
+        out = part_rbm16(args, data) if args.part == "rbm16" else part_classrbm(args, data)
+    key = "test_loglik" if args.part == "rbm16" else "test_accuracy"
+    print(f"| method | {key} | train s |")
+    print("|---|---|---|")
+    for k, v in out.items():
+        print(f"| {k} | {v[key]:.4f} | {v['train_s']:.0f} |")
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""Training Boltzmann machines: learning improves the exact log-likelihood, the trainer is
+steppable and resumes exactly from its state_dict, the ClassRBM classifies, AIS agrees with the
+exact answer, and `labml train bm` (labml.bm.cli) writes a run folder and its JSON line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from instruments.roles import SynapseReads
+from labml.bm.cli import add_arguments, main
+from labml.bm.evaluation import exact_log_partition
+from labml.bm.training import BMData, BMTrainConfig, BMTrainer
+from labml.errors import UserError
+
+torch.set_num_threads(1)
+
+
+def bars_and_stripes_data(n_train=600, n_test=200, seed=0) -> BMData:
+    """4x4 bars (label 0) and stripes (label 1), the two ambiguous all-0/all-1 patterns removed."""
+    pats, labels = [], []
+    for bits in range(1, 2**4 - 1):
+        row = np.array([(bits >> i) & 1 for i in range(4)])
+        pats.append(np.repeat(row[None, :], 4, 0).ravel())
+        labels.append(0)
+        pats.append(np.repeat(row[:, None], 4, 1).ravel())
+        labels.append(1)
+    P, L = np.array(pats, dtype=np.float32), np.array(labels)
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(len(P), size=n_train), rng.integers(len(P), size=n_test)
+    return BMData(P[i], L[i], P[j], L[j])
+
+
+@pytest.fixture(scope="module")
+def bas() -> BMData:
+    return bars_and_stripes_data()
+
+
+def test_pcd_training_raises_the_exact_test_log_likelihood(bas):
+    """A 16x8 RBM trained with PCD-1 (heat bath) for 15 epochs gains > 2 nats of exact test
+    log-likelihood over its start (the independent-pixel model, 16 log 2 = -11.09 nats)."""
+    cfg = BMTrainConfig(model="rbm", hidden=8, epochs=15, batch_size=20, lr=0.04, seed=0)
+    tr = BMTrainer(cfg, bas)
+    before = tr.evaluate()
+    assert before["loglik_method"] == "exact"
+    assert before["test_loglik"] == pytest.approx(-16 * math.log(2), abs=0.05)
+    tr.fit()
+    after = tr.evaluate()
+    assert after["test_loglik"] > before["test_loglik"] + 2.0
+    assert tr.updates == 15 * 30 and len(tr.history) == 15
+
+
+@pytest.mark.parametrize("kernel", ["heatbath", "metropolis", "soft"])
+def test_trainer_resumes_exactly_from_its_state_dict(bas, kernel):
+    """Two epochs, checkpoint, a fresh trainer loads it and runs epoch 3: identical parameters to
+    three uninterrupted epochs (model, optimiser, chains and every RNG are in the state)."""
+    cfg = BMTrainConfig(
+        model="rbm",
+        hidden=4,
+        epochs=3,
+        batch_size=20,
+        lr=0.02,
+        kernel=kernel,
+        seed=3,
+        kernel_options={"n_steps": 3} if kernel == "soft" else {},
+    )
+    a = BMTrainer(cfg, bas)
+    a.fit()
+    b = BMTrainer(cfg, bas)
+    b.run_epoch(0)
+    b.run_epoch(1)
+    state = b.state_dict()
+    c = BMTrainer(cfg, bas)
+    c.load_state_dict(state)
+    assert c.epoch == 2
+    c.fit()
+    for (name, pa), pc in zip(a.model.state_dict().items(), c.model.state_dict().values(), strict=True):
+        assert torch.equal(pa, pc), name
+
+
+def test_classrbm_discriminative_classifies_by_free_energy(bas):
+    cfg = BMTrainConfig(
+        model="classrbm",
+        hidden=8,
+        epochs=15,
+        batch_size=20,
+        lr=0.01,
+        loss="discriminative",
+        optimizer="adam",
+        seed=0,
+    )
+    tr = BMTrainer(cfg, bas)
+    tr.fit()
+    ev = tr.evaluate()
+    # 200 test items: accuracy >= 0.95 rejects a 0.5 guesser with p < 1e-40
+    assert ev["test_accuracy"] >= 0.95
+    assert ev["loglik_method"] == "exact" and math.isfinite(ev["test_loglik"])
+
+
+def test_classrbm_hybrid_and_generative_losses_train(bas):
+    """Hybrid (discriminative + 0.01 generative) classifies; generative raises the exact joint
+    log-likelihood log p(v, y) by > 1 nat."""
+    cfg = BMTrainConfig(
+        model="classrbm", hidden=8, epochs=10, batch_size=20, loss="hybrid", lr=0.01, optimizer="adam", seed=1
+    )
+    tr = BMTrainer(cfg, bas)
+    tr.fit()
+    assert tr.evaluate()["test_accuracy"] >= 0.9
+    cfg = BMTrainConfig(
+        model="classrbm", hidden=8, epochs=10, batch_size=20, loss="generative", lr=0.04, seed=1
+    )
+    tr = BMTrainer(cfg, bas)
+    before = tr.evaluate()["test_loglik"]
+    tr.fit()
+    assert tr.evaluate()["test_loglik"] > before + 1.0
+
+
+def test_bm_with_hidden_units_learns(bas):
+    """Fully connected BM, 8 visible (two rows of the patterns) + 2 hidden spins, exact LL."""
+    small = BMData(bas.x_train[:, :8], bas.y_train, bas.x_test[:, :8], bas.y_test)
+    cfg = BMTrainConfig(model="bm", hidden=2, epochs=3, batch_size=20, lr=0.05, seed=0)
+    tr = BMTrainer(cfg, small)
+    before = tr.evaluate()["test_loglik"]
+    tr.fit()
+    after = tr.evaluate()
+    assert after["loglik_method"] == "exact"
+    assert after["test_loglik"] > before + 1.0
+
+
+def test_ais_evaluation_agrees_with_exact(bas):
+    """Forcing AIS on a 16x8 RBM: forward and reverse AIS log Z within 0.1 nats of exact."""
+    cfg = BMTrainConfig(
+        model="rbm",
+        hidden=8,
+        epochs=5,
+        batch_size=20,
+        lr=0.02,
+        seed=0,
+        eval_max_exact_hidden=4,
+        eval_ais_betas=1000,
+        eval_ais_chains=100,
+    )
+    tr = BMTrainer(cfg, bas)
+    tr.fit()
+    ev = tr.evaluate()
+    exact = exact_log_partition(tr.model.double())
+    tr.model.float()
+    assert ev["loglik_method"] == "ais"
+    assert ev["ais_log_Z"] == pytest.approx(exact, abs=0.1)
+    assert ev["reverse_ais_log_Z"] == pytest.approx(exact, abs=0.1)
+
+
+class _RangeCheckingRig:
+    """Minimal rig: nominal calibration, Bernoulli reads at the calibrated p, range enforced."""
+
+    n_wires = 2
+
+    def __init__(self):
+        from instruments.calibration import Logistic
+
+        self.cal = Logistic()
+        self.rng = np.random.default_rng(0)
+
+    def calibration(self, wire):
+        return self.cal
+
+    def field_range_mT(self, wire):
+        return (1.7, 7.5)
+
+    def read_synapses(self, fields_mT, wires, n):
+        assert np.all((fields_mT >= 1.7) & (fields_mT <= 7.5))
+        return SynapseReads(self.rng.binomial(n, self.cal.p(fields_mT)), n, 0.01 * len(fields_mT), 0.0)
+
+
+def test_rig_kernel_trains_through_rig_reads_within_range(bas):
+    rig = _RangeCheckingRig()
+    cfg = BMTrainConfig(model="rbm", hidden=4, epochs=2, batch_size=20, lr=0.02, kernel="rig", seed=0)
+    tr = BMTrainer(cfg, bas, rig=rig)
+    tr.fit()
+    # PCD-1: per update one sweep of 20 chains x (16 visible + 4 hidden) reads, plus the initial
+    # hidden draw of the persistent chains
+    assert tr.kernel.reads == 2 * 30 * 20 * 20 + 20 * 4
+    assert math.isfinite(tr.evaluate()["test_loglik"])
+
+
+def _write_tiny_mnist(folder, n_train=300, n_test=200):
+    from labml.bm._mnist import DEFAULT_DATA_DIR, _read_idx
+    from labml.data import write_idx
+
+    src = DEFAULT_DATA_DIR
+    folder.mkdir()
+    for name, n in (
+        ("train-images-idx3-ubyte", n_train),
+        ("train-labels-idx1-ubyte", n_train),
+        ("t10k-images-idx3-ubyte", n_test),
+        ("t10k-labels-idx1-ubyte", n_test),
+    ):
+        srcname = name.replace("train-", "train-5k-") + ".gz"
+        arr = _read_idx(src / srcname)
+        idx = np.random.default_rng(0).permutation(len(arr))[:n]
+        write_idx(folder / name, arr[idx])
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return p.parse_args(argv)
+
+
+def test_cli_trains_and_prints_json_last(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    _write_tiny_mnist(data)
+    run_dir = tmp_path / "run"
+    rc = main(
+        _parse(
+            [
+                "--model",
+                "rbm",
+                "--hidden",
+                "4",
+                "--epochs",
+                "2",
+                "--data",
+                str(data),
+                "--run-dir",
+                str(run_dir),
+                "--json",
+                "--seed",
+                "1",
+            ]
+        )
+    )
+    assert rc == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    res = json.loads(out[-1])
+    assert res["loglik_method"] == "exact" and res["test_loglik"] < 0
+    assert res["sec_per_epoch"] > 0 and res["run_dir"] == str(run_dir)
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "success" and meta["results"]["test_loglik"] == pytest.approx(res["test_loglik"])
+    assert (run_dir / "metrics.csv").exists() and (run_dir / "samples.png").stat().st_size > 0
+    assert list((run_dir / "checkpoints").iterdir())
+
+
+def test_cli_classrbm_reports_accuracy(tmp_path, capsys):
+    data = tmp_path / "mnist"
+    _write_tiny_mnist(data)
+    rc = main(
+        _parse(
+            [
+                "--model",
+                "classrbm",
+                "--loss",
+                "discriminative",
+                "--hidden",
+                "10",
+                "--epochs",
+                "5",
+                "--data",
+                str(data),
+                "--run-dir",
+                str(tmp_path / "r"),
+                "--json",
+                "--no-samples",
+            ]
+        )
+    )
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # 10 classes, 300 training images, 200 test images: > 0.3 rejects chance (0.1) at p < 1e-10
+    assert 0.3 < res["test_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--model", "rbm", "--loss", "discriminative"], "need --model classrbm"),
+        (["--kernel", "rig"], "--kernel rig needs --rig"),
+        (["--learning", "relaxation", "--model", "classrbm"], "relaxation learning"),
+        (["--lr", "-1"], "lr=-1"),
+    ],
+)
+def test_cli_refuses_bad_settings_before_training(tmp_path, argv, match):
+    args = _parse(["--hidden", "4", "--epochs", "1", "--run-dir", str(tmp_path / "r"), *argv])
+    with pytest.raises(UserError, match=match):
+        main(args)
+    assert not (tmp_path / "r").exists()
