@@ -232,19 +232,21 @@ def run_training(
     an explicit `builder`. config: the trainer's settings (dict). rig: a rig spec ("sim", TOML path)
     the engine opens, or an open rig; needs_rig: default ``rig is not None``. dry_run: validate the
     settings against the rig config and the output folder, open and write nothing. metadata: sample,
-    device, operator, notes for run.json. Returns {"status", "reason", "run_dir", "results",
-    "steps_done"} (or {"dry_run": True, "plan": {...}}).
+    device, operator, notes for run.json. series: name of the per-epoch CSV (default "epochs" for
+    train-synapses, the name its command always used; "metrics" otherwise). Returns {"status",
+    "reason", "run_dir", "results", "steps_done"} (or {"dry_run": True, "plan": {...}}).
     """
     from labml import engine as eng
 
     b, v, _ = TRAINERS.get(kind, (None, None, None))
+    series = engine_kwargs.pop("series", "epochs" if kind == "train-synapses" else "metrics")
     builder = builder or b
     validator = validator or v
     if builder is None:
         raise UserError(f"unknown training kind {kind!r}; known: {sorted(TRAINERS)} (or pass builder=)")
     config = full_config(kind, config)
     needs_rig = (rig is not None) if needs_rig is None else needs_rig
-    plan = TrainerPlan(builder, config, kind=kind, needs_rig=needs_rig, validator=validator)
+    plan = TrainerPlan(builder, config, kind=kind, needs_rig=needs_rig, validator=validator, series=series)
     spec_given = isinstance(rig, str) or hasattr(rig, "__fspath__")
     if dry_run:
         summary = eng.dry_run(plan, rig if (needs_rig and spec_given) else None, run_dir)

@@ -33,6 +33,17 @@ def _data_rows(path: Path, name: str) -> int:
         return 0
 
 
+def _runs_json(root: Path, status: str) -> list[dict]:
+    import contextlib
+    import io
+    import json
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert labml_main(["runs", str(root), "--status", status, "--json"]) == 0
+    return json.loads(buf.getvalue())
+
+
 def _run_and_kill(cmd: list[str], run_dir: Path, delay_s: float, timeout_s: float = 60) -> bool:
     """Start cmd; once it has written a new metrics row, wait delay_s and SIGKILL it.
     Returns True if it was killed, False if it finished first."""
@@ -65,6 +76,8 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted_run(tmp_path
         if runs.load(run_dir).meta["status"] != "running":
             break  # killed after it had recorded its end: nothing left to resume
         resumes += 1
+        listed = [r["path"] for r in _runs_json(tmp_path, "killed")]
+        assert listed == [str(run_dir)]  # `labml runs --status killed` finds it (its process is gone)
         if kills == MAX_KILLS:
             assert labml_main(["resume", str(run_dir), "--no-progress"]) == 0
             break
