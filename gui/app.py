@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -142,9 +143,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _follow_job(self) -> None:
         """While a job runs, the rig panel shows the job's own field readings (no instrument I/O)."""
-        p95 = self.probe.percentile(95)
+        p95 = self.probe.percentile(95, last=250)  # the last ~5 s
         if p95 == p95:
-            self.latency_label.setText(f"GUI latency p95 {p95:.0f} ms")
+            self.latency_label.setText(f"GUI latency p95 (5 s) {p95:.0f} ms")
         job = self.jobs.current
         if job is None:
             return
@@ -371,6 +372,11 @@ def main(rig: str | None = None, screenshot: str | None = None, view: str = "rig
         if rig:
             window.rig_panel.spec.setCurrentText(rig)
             window.rig_panel.connect_clicked()
+        # Ctrl+C in the terminal closes the window the safe way (jobs aborted, field to zero, outputs off).
+        signal.signal(signal.SIGINT, lambda *_: window.close())
+        tick = QtCore.QTimer()
+        tick.timeout.connect(lambda: None)  # lets Python see the signal while Qt's loop runs
+        tick.start(200)
         return int(app.exec())
     finally:
         window.shutdown()

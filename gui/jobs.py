@@ -135,6 +135,7 @@ class Job:
     _want_pause: bool = False
     _cancelled: str | None = None  # "stop"/"abort" requested before the engine existed
     _end_how: str | None = None  # "stop"/"abort" once requested
+    uses_rig: bool = True  # False for a job running in a child process without the rig
 
     @property
     def label(self) -> str:
@@ -194,7 +195,9 @@ class JobQueue(QtCore.QObject):
         return job
 
     def busy(self) -> bool:
-        return self.current is not None
+        """True while a job holds the rig (a training in a child process does not)."""
+        job = self.current
+        return job is not None and job.uses_rig
 
     def pause(self, job: Job | None = None) -> bool:
         """Pause at the next step boundary (a queued job pauses before its first step)."""
@@ -251,9 +254,12 @@ class JobQueue(QtCore.QObject):
         return True
 
     def emergency_stop(self) -> bool:
-        """The running job's emergency stop (guard.emergency_zero() now); True if a job was running."""
+        """The running rig job's emergency stop (guard.emergency_zero() now); True if there was one.
+
+        A job that does not use the rig (a model training in a child process) is left running: the
+        caller zeroes the rig itself."""
         job = self.current
-        if job is None or job.finished:
+        if job is None or job.finished or not job.uses_rig:
             return False
         engine = job.engine
         job._end_how = "abort"
@@ -362,6 +368,7 @@ class JobQueue(QtCore.QObject):
         rig = self.session.rig
         try:
             if self.use_processes and self._execute is _run_with_protocol_runner and not _needs_rig(job):
+                job.uses_rig = False
                 out = self._run_in_process(job)
             else:
                 job.engine = self._make_engine(job)

@@ -42,8 +42,11 @@ class LatencyProbe(QtCore.QObject):
             self.samples_ms.append(max(0.0, (now - self._last) * 1e3 - self.interval_ms))
         self._last = now
 
-    def percentile(self, q: float = 95.0) -> float:
-        """q-th percentile of the lateness (ms); NaN before two ticks."""
+    def percentile(self, q: float = 95.0, last: int | None = None) -> float:
+        """q-th percentile of the lateness (ms) over all kept ticks (or the `last` ones); NaN if none."""
         if not self.samples_ms:
             return float("nan")
-        return float(np.percentile(np.fromiter(self.samples_ms, float), q))
+        data = np.fromiter(self.samples_ms, float)
+        if last is not None:
+            data = data[-last:]
+        return float(np.percentile(data, q))

@@ -278,7 +278,9 @@ class RigPanel(QtWidgets.QWidget):
 
         self.identities = QtWidgets.QTableWidget(0, 3)
         self.identities.setHorizontalHeaderLabels(["role", "identity (*IDN?)", "health"])
-        self.identities.horizontalHeader().setStretchLastSection(True)
+        hdr = self.identities.horizontalHeader()
+        hdr.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        hdr.setSectionResizeMode(1, QtWidgets.QHeaderView.ResizeMode.Stretch)
         self.identities.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.limits = QtWidgets.QTableWidget(0, 2)
         self.limits.setHorizontalHeaderLabels(["limit / interlock", "value"])
@@ -378,7 +380,6 @@ class RigPanel(QtWidgets.QWidget):
             ok = bool(idn) and "fail" not in str(idn).lower() and "error" not in str(idn).lower()
             for c, v in enumerate((role, str(idn), "OK" if ok else "FAULT")):
                 self.identities.setItem(r, c, QtWidgets.QTableWidgetItem(v))
-        self.identities.resizeColumnsToContents()
 
     def _fill_limits(self, rig: Any) -> None:
         items = rig_limits(rig)
