@@ -697,6 +697,7 @@ class RunEngine:
                     break
             if status in (SUCCESS, STOPPED):
                 plan.close(ctx)
+            self._safe_state(rig)  # every end leaves the field at zero (outputs: the rig's owner)
             results = _safe_results(plan)
             if status == PAUSED:
                 run.update(status=PAUSED, reason=reason, results=results)
