@@ -43,6 +43,12 @@ def load_trained(model_run: str | Path, rig=None):
     cfg["calibrate"] = False  # the curves come from the saved state, never re-measured here
     trainer = build_trainer(cfg, rig if cfg.get("backend") == "rig" else None)
     trainer.load_state_dict(saved["state"])
+    # A model trained in the loop carries the reader of its training rig: detach it, so the model
+    # predicts in software (its own sampler and curves) and inference installs its own reader.
+    for m in trainer.model.modules():
+        if getattr(m, "reader", None) is not None:
+            m.reader = None
+    trainer.reader = None
     return trainer, cfg
 
 
