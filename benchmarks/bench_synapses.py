@@ -49,13 +49,16 @@ def speed(args: argparse.Namespace) -> dict:
         "rows": [],
     }
     for n in args.ns:
-        res = {}
+        trainers = {}
         for sampler in ("fast", "binomial"):
             cfg = SynapseTrainConfig(n=n, epochs=args.epochs, patience=0, sampler=sampler, seed=0, threads=1)
-            tr = SynapseTrainer(cfg, dataset=ds)
-            tr.run_epoch(0)  # warm-up (numba compile, allocator)
-            secs = [tr.run_epoch(e)["sec"] for e in range(1, args.epochs + 1)]
-            res[sampler] = statistics.median(secs)
+            trainers[sampler] = SynapseTrainer(cfg, dataset=ds)
+            trainers[sampler].run_epoch(0)  # warm-up (numba compile, allocator)
+        secs = {"fast": [], "binomial": []}
+        for e in range(1, args.epochs + 1):  # interleaved, so machine load hits both alike
+            for sampler, tr in trainers.items():
+                secs[sampler].append(tr.run_epoch(e)["sec"])
+        res = {k: statistics.median(v) for k, v in secs.items()}
         # Same distribution: chi-square two-sample test of the forward sums of both samplers on one batch.
         g = torch.Generator().manual_seed(1)
         x = torch.from_numpy(ds.X_train[:4])

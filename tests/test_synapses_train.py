@@ -139,3 +139,13 @@ def test_command_line_errors(capsys):
     assert "--backend rig needs --rig" in capsys.readouterr().err
     assert main(["train", "synapses", "--n", "0"]) == 2
     assert "n must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_device_spread_gives_every_synapse_its_own_curve(digits):
+    cfg = SynapseTrainConfig(n=4, epochs=1, patience=0, spread_H0_mT=0.3, spread_k_rel=0.1)
+    tr = SynapseTrainer(cfg, dataset=digits)
+    layer = tr.model.layers[0]
+    H0 = layer.curve.H0.numpy()
+    assert H0.shape == (1, 10, 64) and 0.25 < H0.std() < 0.35  # 640 draws: sd within ~4 standard errors
+    np.testing.assert_allclose(layer.probabilities().detach().numpy(), 0.5, atol=1e-4)  # starts at p = 1/2
+    assert tr.fit(run=None)["test_accuracy"] > 0.1

@@ -129,6 +129,20 @@ def add_synapse_arguments(s: argparse.ArgumentParser) -> None:
         default="fast",
         help="model reads: exact fast sampler (default) or torch.binomial reference",
     )
+    s.add_argument(
+        "--spread-H0",
+        type=float,
+        default=0.0,
+        metavar="mT",
+        help="(model) device spread: each synapse's H0 drawn with this sd in mT (default 0)",
+    )
+    s.add_argument(
+        "--spread-k",
+        type=float,
+        default=0.0,
+        metavar="REL",
+        help="(model) device spread: relative sd of each synapse's slope k (default 0)",
+    )
     s.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument(
@@ -173,6 +187,8 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
         calibrate=args.calibrate,
         sampler=args.sampler,
         threads=args.threads,
+        spread_H0_mT=args.spread_H0,
+        spread_k_rel=args.spread_k,
     )
     cfg.validate()
     if args.backend == "rig" and not args.rig:

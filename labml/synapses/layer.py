@@ -104,7 +104,7 @@ class StochasticSynapseLinear(nn.Module):
     @torch.no_grad()
     def project_(self) -> None:
         """Clip H onto the allowed field range [H_min, H_max] (call after each optimiser step)."""
-        self.H.data = torch.maximum(torch.minimum(self.H.data, self.H_max), self.H_min)
+        self.H.clamp_(self.H_min, self.H_max)
 
     def read_sums(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         """(n_devices, B, N_out) sums of passed reads: from the rig reader, else the model sampler."""

@@ -24,8 +24,8 @@ The kernel is compiled with numba when it is installed (a dependency of this pac
 pure-torch path gives the same distribution (n = 1: uniform compare on active pairs; n > 1: the same CDF
 inversion with one `torch.searchsorted` over the synapses' tables laid end to end), only slower.
 
-The uniforms come from a `torch.Generator`, so results are reproducible and the RNG state can be saved
-with a checkpoint.
+The uniforms (float64, one per needed draw) come from a `torch.Generator`, so results are reproducible
+and the RNG state can be saved with a checkpoint.
 """
 
 from __future__ import annotations
@@ -92,14 +92,16 @@ def _fill_cdf(p: float, n: int, ratio: np.ndarray, cdf: np.ndarray) -> int:
     return mode
 
 
-def _sums_kernel(pt, ptr, b_idx, xv, u, n, out):  # pragma: no cover - compiled
-    """out[b, j] += x * K for every active pair, pairs grouped by input i (CSR `ptr`).
+def _sums_kernel(x, p, n, u, out):  # pragma: no cover - compiled
+    """out[b, j] = sum_i x[b, i] * K_bji for all b, j; x (B, N_in), p (N_out, N_in), out (B, N_out) zeroed.
 
-    pt: (N_in, N_out) float64 probabilities; b_idx, xv: (M,) batch index and input value of each pair;
-    u: (M, N_out) float64 uniforms. The N_out CDF tables of input i are built only when i is active, in
-    a small scratch buffer that stays in cache while its draws are made.
+    The N_out CDF tables of input i are built only when some x[b, i] != 0, in a small scratch buffer
+    that stays in cache while that input's draws are made. u: float64 uniforms, one per (active pair,
+    output), consumed in (i, b, j) order.
     """
-    n_in, n_out = pt.shape
+    B, n_in = x.shape
+    c = 0
+    n_out = p.shape[0]
     ratio = np.empty(n + 1)
     ratio[0] = 0.0
     for k in range(1, n + 1):
@@ -108,19 +110,24 @@ def _sums_kernel(pt, ptr, b_idx, xv, u, n, out):  # pragma: no cover - compiled
     mode = np.empty(n_out, dtype=np.int64)
     flip = np.empty(n_out, dtype=np.bool_)
     for i in range(n_in):
-        lo = ptr[i]
-        hi = ptr[i + 1]
-        if lo == hi:
+        active = False
+        for b in range(B):
+            if x[b, i] != 0:
+                active = True
+                break
+        if not active:
             continue
         for j in range(n_out):
-            p = min(max(pt[i, j], 0.0), 1.0)
-            flip[j] = p > 0.5
-            mode[j] = _fill_cdf(1.0 - p if flip[j] else p, n, ratio, cdf[j])
-        for m in range(lo, hi):
-            b = b_idx[m]
-            w = xv[m]
+            pj = min(max(float(p[j, i]), 0.0), 1.0)
+            flip[j] = pj > 0.5
+            mode[j] = _fill_cdf(1.0 - pj if flip[j] else pj, n, ratio, cdf[j])
+        for b in range(B):
+            w = x[b, i]
+            if w == 0:
+                continue
             for j in range(n_out):
-                uu = u[m, j]
+                uu = u[c]
+                c += 1
                 k = mode[j]
                 if uu > cdf[j, k]:
                     k += 1
@@ -171,27 +178,18 @@ def binomial_sums(
     p = p.detach()
     B = x.shape[0]
     n_out = p.shape[0]
+    if HAVE_NUMBA and x.device.type == "cpu":
+        m = int(torch.count_nonzero(x))
+        u = torch.rand(m * n_out, generator=generator, dtype=torch.float64)
+        out = np.zeros((B, n_out), dtype=np.float32)
+        _sums_kernel(x.numpy(), p.numpy(), int(n), u.numpy(), out)
+        return torch.from_numpy(out)
     i_idx, b_idx = torch.nonzero(x.t(), as_tuple=True)  # pairs grouped by input i
     m = b_idx.numel()
     if m == 0:
         return torch.zeros(B, n_out, dtype=torch.float32, device=x.device)
     u = torch.rand(m, n_out, generator=generator, dtype=torch.float64, device=x.device)
-    xv = x[b_idx, i_idx]
-    if HAVE_NUMBA and x.device.type == "cpu":
-        out = np.zeros((B, n_out), dtype=np.float64)
-        ptr = np.zeros(x.shape[1] + 1, dtype=np.int64)
-        np.cumsum(np.bincount(i_idx.numpy(), minlength=x.shape[1]), out=ptr[1:])
-        _sums_kernel(
-            p.t().to(torch.float64).contiguous().numpy(),
-            ptr,
-            b_idx.numpy(),
-            xv.to(torch.float64).numpy(),
-            u.numpy(),
-            int(n),
-            out,
-        )
-        return torch.from_numpy(out).to(torch.float32)
-    return _binomial_sums_torch(b_idx, i_idx, xv, u, p, n, B)
+    return _binomial_sums_torch(b_idx, i_idx, x[b_idx, i_idx], u, p, n, B)
 
 
 def _binomial_sums_torch(b_idx, i_idx, xv, u, p, n, B) -> torch.Tensor:

@@ -56,7 +56,9 @@ class SynapseTrainConfig:
     field_range_mT: allowed H range of the model backend (the rig's field_range_mT(wire) on a rig);
     field_step_mT: quantisation of fields by the rig planner; calibrate: measure each wire's curve on the
     rig before training instead of using its stored calibration; sampler: "fast" (exact) or "binomial"
-    (torch.binomial reference); threads: torch threads.
+    (torch.binomial reference); threads: torch threads; spread_H0_mT / spread_k_rel: device-to-device
+    spread of the model backend (every synapse gets its own curve: H0 + N(0, spread_H0_mT),
+    k * (1 + N(0, spread_k_rel)); learning sees each synapse's own curve).
     """
 
     n: int = 1
@@ -82,6 +84,8 @@ class SynapseTrainConfig:
     calibrate: bool = False
     sampler: str = "fast"
     threads: int = 1
+    spread_H0_mT: float = 0.0
+    spread_k_rel: float = 0.0
 
     def validate(self) -> None:
         def bad(name: str, want: str) -> UserError:
@@ -122,6 +126,8 @@ class SynapseTrainConfig:
             raise bad("field_range_mT", "[H_min, H_max] with H_min < H_max")
         if not self.field_step_mT > 0:
             raise bad("field_step_mT", "> 0")
+        if self.spread_H0_mT < 0 or self.spread_k_rel < 0:
+            raise UserError("train synapses: spread_H0_mT and spread_k_rel must be >= 0")
         if self.sampler not in SAMPLERS:
             raise bad("sampler", f"one of {', '.join(SAMPLERS)}")
 
@@ -172,9 +178,24 @@ class SynapseTrainer:
         elif config.backend == "rig":
             self.model = self._build_rig_model(sizes)
         else:
+            curves = None
+            if config.spread_H0_mT > 0 or config.spread_k_rel > 0:
+                from labml.synapses.curves import TorchLogistic
+
+                n_dev = 2 if config.signed else 1
+                curves = [
+                    TorchLogistic.with_spread(
+                        (n_dev, sizes[i + 1], sizes[i]),
+                        H0_sd_mT=config.spread_H0_mT,
+                        k_rel_sd=config.spread_k_rel,
+                        generator=self.generator,
+                    )
+                    for i in range(len(sizes) - 1)
+                ]
             self.model = StochasticSynapseNet(
                 sizes,
                 config.n,
+                curves=curves,
                 activation=config.activation,
                 variance_term=config.variance_term,
                 signed=config.signed,
