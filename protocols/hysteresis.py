@@ -70,6 +70,12 @@ def crossing(fields: np.ndarray, signal: np.ndarray, mid: float | None = None, s
     return float(f[i] + t * (f[i + 1] - f[i]))
 
 
+def _finite_mean(values) -> float:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
 def saturation_levels(fields: np.ndarray, signal: np.ndarray, fraction: float = 0.2) -> tuple[float, float]:
     """Median read-out signal in negative and in positive saturation (the outer `fraction` of fields)."""
     f = np.asarray(fields, dtype=float)
@@ -226,18 +232,15 @@ class Hysteresis(RigProcedure):
             crossing(x[(loop == k) & (branch == "down")], sig[(loop == k) & (branch == "down")], mid)
             for k in np.unique(loop)
         ]
-        up, down = (
-            float(np.nanmean(ups)) if ups else float("nan"),
-            float(np.nanmean(downs)) if downs else float("nan"),
-        )
+        up, down = _finite_mean(ups), _finite_mean(downs)
         self.results_.update(
             {
                 "switching_field_up_mT": up,
                 "switching_field_down_mT": down,
                 "coercive_field_mT": 0.5 * (up - down),
                 "loop_shift_mT": 0.5 * (up + down),
-                "signal_low": float(np.min(sig)),
-                "signal_high": float(np.max(sig)),
+                "signal_negative_saturation": lo,
+                "signal_positive_saturation": hi,
                 "points": len(rows),
             }
         )

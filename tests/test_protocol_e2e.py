@@ -55,9 +55,25 @@ def test_calibrate_write_train_in_the_loop_and_infer_on_the_simulated_rig(tmp_pa
     cal_dir = tmp_path / "calibrations"
     # 1. calibrate wire 0 from the command line: 13 fields x 200 reads at 1 ms, and at 10 ms for the
     #    Neel-Brown fit
-    rc = main(["run", "depinning-calibration", "--wire", "0", "--reads", "200", "--field-points", "13",
-               "--nb-durations", "10 ms", "--calibration-dir", str(cal_dir),
-               "--run-dir", str(tmp_path / "calibrate"), "--json"])
+    rc = main(
+        [
+            "run",
+            "depinning-calibration",
+            "--wire",
+            "0",
+            "--reads",
+            "200",
+            "--field-points",
+            "13",
+            "--nb-durations",
+            "10 ms",
+            "--calibration-dir",
+            str(cal_dir),
+            "--run-dir",
+            str(tmp_path / "calibrate"),
+            "--json",
+        ]
+    )
     assert rc == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     res = out["results"]
@@ -90,9 +106,21 @@ def test_calibrate_write_train_in_the_loop_and_infer_on_the_simulated_rig(tmp_pa
     assert load_rig_config(rig_file).wires[0].calibration.H0 == pytest.approx(res["H0"])
 
     # 3. train in the loop on that rig (small: 160 training images, one epoch)
-    train = run_protocol("train-synapses", {"backend": "rig", "n": 1, "epochs": 1, "train_size": 200,
-                                            "test_size": 50, "test_passes": 1, "data": MNIST},
-                         rig=str(rig_file), run_dir=tmp_path / "train", progress=False)
+    train = run_protocol(
+        "train-synapses",
+        {
+            "backend": "rig",
+            "n": 1,
+            "epochs": 1,
+            "train_size": 200,
+            "test_size": 50,
+            "test_passes": 1,
+            "data": MNIST,
+        },
+        rig=str(rig_file),
+        run_dir=tmp_path / "train",
+        progress=False,
+    )
     assert train["status"] == "success"
     tr = train["results"]
     assert tr["device_reads"] > 5_000 and tr["bench_time_s"] > 0 and tr["energy_J"] > 0
@@ -101,8 +129,13 @@ def test_calibrate_write_train_in_the_loop_and_infer_on_the_simulated_rig(tmp_pa
     assert (tmp_path / "train/model.pt").is_file()
 
     # 4. infer on the rig: a stratified subset read on the rig vs the model's own prediction
-    inf = run_protocol("infer-on-rig", {"model_run": str(tmp_path / "train"), "test_size": 50, "passes": 4},
-                       rig=str(rig_file), run_dir=tmp_path / "infer", progress=False)
+    inf = run_protocol(
+        "infer-on-rig",
+        {"model_run": str(tmp_path / "train"), "test_size": 50, "passes": 4},
+        rig=str(rig_file),
+        run_dir=tmp_path / "infer",
+        progress=False,
+    )
     assert inf["status"] == "success"
     ir = inf["results"]
     assert ir["rig_n_test"] == 50 and ir["rig_device_reads"] > 0
