@@ -25,8 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 BUILDER = "labml.synapses.trainer:build_trainer"
 CFG = {"n": 1, "epochs": 40, "patience": 0, "train_size": 150, "test_size": 60, "test_passes": 2,
        "batch_size": 25, "backend": "rig", "rig": "sim", "seed": 5}
+# The subprocess imports everything first, then waits for the go file (so its start-up overlaps the
+# reference run), then trains.
 START = (
-    "import sys; from labml.engine import RunEngine; from labml.engine_plans import TrainerPlan; "
+    "import sys, time, pathlib; from labml.engine import RunEngine; "
+    "from labml.engine_plans import TrainerPlan; "
+    "import labml.synapses.trainer, labml.rigs, simulated_hw.rig\n"
+    "while not pathlib.Path(sys.argv[2]).exists(): time.sleep(0.01)\n"
     f"RunEngine(progress=False).run(TrainerPlan({BUILDER!r}, {CFG!r}, kind='train-synapses', "
     "needs_rig=True), sys.argv[1], rig_spec='sim')"
 )
@@ -45,16 +50,17 @@ def _n_rows(run_dir: Path) -> int:
 
 
 def test_sigkill_in_the_loop_training_on_the_simulated_rig_then_resume_is_bit_exact(tmp_path):
+    run_dir, go = tmp_path / "killed", tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", START, str(run_dir), str(go)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ref = RunEngine(progress=False, handle_sigint=False).run(
         TrainerPlan(BUILDER, CFG, kind="train-synapses", needs_rig=True), tmp_path / "ref", rig_spec="sim"
     )
     assert ref.status == "success" and ref.steps_done == CFG["epochs"]
 
     rng = np.random.default_rng(7)  # fixed seed for the kill moment
-    run_dir = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", START, str(run_dir)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    go.touch()
     deadline = time.monotonic() + 120
     while proc.poll() is None and _n_rows(run_dir) < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
