@@ -553,8 +553,16 @@ class RunEngine:
         )
         return self._execute(plan, run, rig, rig_spec, state=None)
 
-    def resume(self, run_dir: str | os.PathLike, *, rig: Any = None, plan: Plan | None = None) -> Outcome:
-        """Continue the run in `run_dir` from its newest checkpoint (same folder, same uid)."""
+    def resume(
+        self,
+        run_dir: str | os.PathLike,
+        *,
+        rig: Any = None,
+        plan: Plan | None = None,
+        checkpoint: int | None = None,
+    ) -> Outcome:
+        """Continue the run in `run_dir` from its newest checkpoint (same folder, same uid), or from
+        the kept checkpoint of step `checkpoint` (e.g. when the newest one was damaged)."""
         run = load(run_dir)
         status = run.meta.get("status")
         if status not in RESUMABLE:
@@ -565,7 +573,7 @@ class RunEngine:
         pid, host = run.meta.get("pid"), run.meta.get("pid_host")
         if status == RUNNING and pid and host == socket.gethostname() and pid != os.getpid() and _alive(pid):
             raise UserError(f"run {run.path} is still running in process {pid}; stop it first")
-        state = ckpt.latest(run.path, uid=run.uid)
+        state = load_checkpoint(run, checkpoint)
         if plan is None:
             if run.meta.get("plan") is None:
                 raise UserError(f"run {run.path} records no plan spec; it cannot be resumed")
@@ -898,6 +906,25 @@ class RunEngine:
         run.add_event("fault-cleared", step=new_step, redo_from=new_step)
         self._notify("resume", {"step": new_step})
         return new_step
+
+
+def load_checkpoint(run: Run, step: int | None = None) -> dict | None:
+    """The newest verified checkpoint of `run` (or that of `step`); UserError naming the file and the
+    steps that are kept when it is damaged or missing."""
+    files = ckpt.list_checkpoints(run.path)
+    kept = [int(f.stem.split("-")[1]) for f in files]
+    if step is None:
+        if not files:
+            return None
+        try:
+            return ckpt.load(files[-1], uid=run.uid)
+        except UserError as exc:
+            older = kept[:-1]
+            hint = f"; resume from an older one with --checkpoint {older[-1]}" if older else ""
+            raise UserError(f"{exc}{hint}") from exc
+    if step not in kept:
+        raise UserError(f"run {run.path} keeps no checkpoint of step {step}; kept: {kept or 'none'}")
+    return ckpt.load(files[kept.index(step)], uid=run.uid)
 
 
 def _safe_results(plan: Plan) -> dict:

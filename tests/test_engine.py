@@ -142,7 +142,8 @@ def _suspended_run(path):
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "foreign", "junk"])
-def test_corrupt_or_foreign_checkpoint_is_a_clear_error_and_damages_nothing(tmp_path, damage):
+def test_corrupt_or_foreign_checkpoint_is_a_clear_error_and_damages_nothing(tmp_path, damage, reference):
+    shutil.copytree(reference.path, tmp_path / "ref")
     run = _suspended_run(tmp_path / "r")
     newest = checkpoint.list_checkpoints(run.path)[-1]
     data = bytearray(newest.read_bytes())
@@ -166,6 +167,11 @@ def test_corrupt_or_foreign_checkpoint_is_a_clear_error_and_damages_nothing(tmp_
     assert labml_main(["resume", str(run.path)]) == 2  # the CLI prints it as an error
     after = _digest(run.path)
     assert after == before
+    if damage == "flip":  # the older kept checkpoint still resumes the run, exactly
+        with pytest.raises(UserError, match="--checkpoint 1"):
+            _engine().resume(run.path)
+        assert labml_main(["resume", str(run.path), "--checkpoint", "1", "--no-progress"]) == 0
+        assert runs.load(run.path).series("metrics") == runs.load(tmp_path / "ref").series("metrics")
 
 
 def test_resume_of_a_finished_run_is_refused_and_changes_nothing(tmp_path, reference, capsys):

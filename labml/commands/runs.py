@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("run_dir", help="the run folder")
     r.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    r.add_argument("--checkpoint", type=int, default=None, metavar="STEP",
+                   help="resume from the kept checkpoint of this step instead of the newest")
     r.add_argument("--dry-run", action="store_true",
                    help="check that the run can be resumed (run.json, plan, checkpoint) and stop")
     r.set_defaults(func=cmd_resume)
@@ -144,7 +146,7 @@ def _process_alive(meta: dict) -> bool:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from labml import checkpoint, engine, runs
+    from labml import engine, runs
 
     run_dir = Path(args.run_dir)
     run = runs.load(run_dir)
@@ -152,7 +154,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         if run.meta.get("status") not in engine.RESUMABLE:
             status = run.meta.get("status")
             raise UserError(f"run {run_dir} has finished (status {status!r}); nothing to resume")
-        state = checkpoint.latest(run_dir, uid=run.uid)
+        state = engine.load_checkpoint(run, args.checkpoint)
         plan = engine.build_plan(run.meta.get("plan"))
         out = {"run_dir": str(run_dir), "resumable": True, "kind": plan.kind,
                "from_step": 0 if state is None else state["step"], "steps": plan.n_steps()}
@@ -168,7 +170,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         watchdog=engine.Watchdog(**{k: v for k, v in wd.items()
                                     if k in ("retries", "backoff_s", "poll_s", "suspend_timeout_s")}),
     )
-    outcome = eng.resume(run_dir)
+    outcome = eng.resume(run_dir, checkpoint=args.checkpoint)
     if args.json:
         print(json.dumps(runs.to_jsonable(outcome.to_dict())))
     else:
