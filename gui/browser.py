@@ -109,7 +109,9 @@ def sampler_comparison_buffer(paths: list[str | Path]) -> LiveBuffer:
         except (OSError, ValueError):
             continue
         res = meta.get("results") or {}
-        if res.get("test_loglik") is None and res.get("test_accuracy") is None:
+        params = meta.get("parameters") or {}
+        is_bm = "train-bm" in str(meta.get("kind", "")) or params.get("protocol") == "train-bm"
+        if not is_bm or (res.get("test_loglik") is None and res.get("test_accuracy") is None):
             continue
         t = float("nan")
         try:
@@ -117,7 +119,7 @@ def sampler_comparison_buffer(paths: list[str | Path]) -> LiveBuffer:
             t = float(np.nansum(secs)) if secs else t
         except (OSError, csv.Error):
             pass
-        label = sampler_label(meta.get("parameters") or {})
+        label = sampler_label(params)
         points.setdefault(label, []).append({"time_s": t, "loglik": _num(res.get("test_loglik")),
                                              "accuracy": _num(res.get("test_accuracy"))})
     buf = LiveBuffer()

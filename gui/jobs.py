@@ -363,12 +363,13 @@ class JobQueue(QtCore.QObject):
         job.state = RUNNING
         job.started_s = time.monotonic()
         job.run_dir = str(self._new_run_dir(job))
+        in_process = self.use_processes and self._execute is _run_with_protocol_runner and not _needs_rig(job)
+        job.uses_rig = not in_process
         self.job_started.emit(job)
         self.changed.emit()
         rig = self.session.rig
         try:
-            if self.use_processes and self._execute is _run_with_protocol_runner and not _needs_rig(job):
-                job.uses_rig = False
+            if in_process:
                 out = self._run_in_process(job)
             else:
                 job.engine = self._make_engine(job)

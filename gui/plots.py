@@ -341,8 +341,10 @@ class SamplerComparison(QtWidgets.QWidget):
                 continue
             if label not in self.curves:
                 pen = pg.mkPen(PEN_COLORS[len(self.curves) % len(PEN_COLORS)], width=2)
-                self.curves[label] = (self.ll.plot([], [], pen=pen, name=label),
-                                      self.acc.plot([], [], pen=pen, name=label))
+                color = PEN_COLORS[len(self.curves) % len(PEN_COLORS)]
+                self.curves[label] = tuple(
+                    w.plot([], [], pen=pen, name=label, symbol="o", symbolSize=6, symbolBrush=color)
+                    for w in (self.ll, self.acc))
             t = buf.column(name, "time_s")
             if np.all(np.isnan(t)) and "sec" in buf.columns(name):  # per-epoch durations
                 t = np.nancumsum(buf.column(name, "sec"))

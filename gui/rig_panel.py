@@ -75,11 +75,12 @@ class RigSession(QtCore.QObject):
                 if hasattr(rig, "__enter__") and not hasattr(rig, "shutdown"):
                     rig = rig.__enter__()
             except Exception as exc:
-                log.error("cannot connect to rig %r: %s", spec, exc)
-                self.failed.emit(f"cannot connect to rig {spec!r}: {exc}")
+                log.error("cannot connect to rig %r: %s", spec or "sim", exc)
+                self.failed.emit(f"cannot connect to rig {spec or 'sim'!r}: {exc}")
                 return
             self.rig, self.spec = rig, spec
-            log.info("connected to rig %r", spec)
+            name = getattr(getattr(rig, "config", None), "name", None)
+            log.info("connected to rig %s (%s)", name or "?", spec or "sim")
             self.connected.emit(rig)
 
         self._run(work, blocking)
