@@ -83,7 +83,8 @@ def test_trainer_resumes_exactly_from_its_state_dict(bas, kernel):
         assert torch.equal(pa, pc), name
 
 
-def test_classrbm_discriminative_classifies_by_free_energy(bas):
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_classrbm_discriminative_classifies_by_free_energy(bas, dropout):
     cfg = BMTrainConfig(
         model="classrbm",
         hidden=8,
@@ -92,6 +93,8 @@ def test_classrbm_discriminative_classifies_by_free_energy(bas):
         lr=0.01,
         loss="discriminative",
         optimizer="adam",
+        dropout=dropout,
+        input_dropout=dropout / 3,
         seed=0,
     )
     tr = BMTrainer(cfg, bas)

@@ -62,6 +62,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default 0)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default 0)")
+    p.add_argument("--dropout", type=float, default=0.0, help="ClassRBM disc./hybrid: hidden dropout")
+    p.add_argument("--input-dropout", type=float, default=0.0, help="ClassRBM disc./hybrid: input dropout")
+    p.add_argument(
+        "--pretrain-epochs",
+        type=int,
+        default=0,
+        help="ClassRBM: generative epochs (SGD, --pretrain-lr) before the chosen loss",
+    )
+    p.add_argument("--pretrain-lr", type=float, default=0.01, help="step size of generative pretraining")
     p.add_argument("--hybrid-alpha", type=float, default=0.01, help="generative weight of the hybrid loss")
     p.add_argument(
         "--data",
@@ -157,6 +166,10 @@ def config_from_args(args: argparse.Namespace):
         optimizer=optimizer,
         momentum=args.momentum,
         weight_decay=args.weight_decay,
+        dropout=args.dropout,
+        input_dropout=args.input_dropout,
+        pretrain_epochs=args.pretrain_epochs,
+        pretrain_lr=args.pretrain_lr,
         hybrid_alpha=args.hybrid_alpha,
         seed=args.seed,
         kernel_options=kernel_options,

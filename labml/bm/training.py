@@ -29,7 +29,7 @@ from labml.bm.evaluation import (
     reverse_ais_log_partition,
 )
 from labml.bm.kernels import KERNELS, make_kernel
-from labml.bm.models import BM, RBM, ClassRBM, bits_to_spins
+from labml.bm.models import BM, RBM, ClassRBM, bits_to_spins, log2cosh
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ class BMTrainConfig:
     momentum: float = 0.0
     weight_decay: float = 0.0
     hybrid_alpha: float = 0.01  # weight of the generative term in the hybrid loss
+    dropout: float = 0.0  # ClassRBM discriminative/hybrid: hidden-unit dropout in training
+    input_dropout: float = 0.0  # ClassRBM discriminative/hybrid: input-spin dropout in training
     pretrain_epochs: int = 0  # ClassRBM: first train generatively (SGD, pretrain_lr), then the loss
     pretrain_lr: float = 0.01
     init_std: float = 0.01
@@ -107,6 +109,11 @@ class BMTrainConfig:
             bad("lr", self.lr, "must be > 0")
         if not self.temperature > 0:
             bad("temperature", self.temperature, "must be > 0")
+        for key in ("dropout", "input_dropout"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                bad(key, getattr(self, key), "must be in [0, 1)")
+        if self.pretrain_epochs < 0:
+            bad("pretrain_epochs", self.pretrain_epochs, "must be >= 0")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -244,9 +251,24 @@ class BMTrainer:
         return out
 
     def _discriminative_loss(self, v: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.cross_entropy(
-            -self.model.beta * self.model.free_energy_all_classes(v), labels
-        )
+        """-log p(y | v) averaged over the batch (exact, by autograd). With `dropout` > 0 each hidden
+        unit's term of F(v, y) is dropped with that probability (inverted scaling), and with
+        `input_dropout` > 0 input spins are set to 0 (neutral) with that probability: regularisers
+        for small training sets, used only in training."""
+        m = self.model
+        c = self.config
+        beta = m.beta
+        if c.input_dropout > 0:
+            keep = torch.rand(v.shape, generator=self.generator) >= c.input_dropout
+            v = v * keep / (1 - c.input_dropout)
+        if c.dropout <= 0:
+            logits = -beta * m.free_energy_all_classes(v)
+        else:
+            pre = torch.addmm(m.b, v, m.W)[:, None, :] + m.U[None, :, :]  # (B, C, H)
+            terms = log2cosh(beta * pre)
+            keep = (torch.rand(v.shape[0], 1, m.n_hidden, generator=self.generator) >= c.dropout).to(v.dtype)
+            logits = beta * m.d[None, :] + (terms * keep).sum(-1) / (1 - c.dropout)
+        return torch.nn.functional.cross_entropy(logits, labels)
 
     def train_batch(self, idx: np.ndarray) -> dict:
         c = self.config
