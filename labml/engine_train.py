@@ -1,0 +1,137 @@
+"""`labml train synapses` on the run engine: recorded, checkpointed every epoch, pausable (Ctrl+C),
+resumable with `labml resume RUN_DIR`, with `--dry-run`.
+
+`cmd_train_synapses(args)` takes the options of `labml.commands.train.add_synapse_arguments` (and
+the run-record options of `labml.commands.runs.add_record_arguments` when present) and keeps the
+command's contract: progress lines on stderr ("epoch   3  loss ..."), the run folder (run.json,
+epochs.csv, model.npz, checkpoints/), the JSON summary on stdout with --json (test_accuracy, n,
+epochs, best_epoch, best_val_accuracy, sec_per_epoch, frac_binary, run_dir, ...), and the optional
+inference on the rig afterwards (--rig-test-size). To make it the command:
+``s.set_defaults(func=labml.engine_train.cmd_train_synapses)`` in labml/commands/train.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import statistics
+import sys
+from typing import Any
+
+from labml.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# option name -> SynapseTrainConfig field, where they differ
+_ALIASES = {"field_step": "field_step_mT", "spread_H0": "spread_H0_mT", "spread_k": "spread_k_rel"}
+
+
+def synapse_config_from_args(args: argparse.Namespace) -> dict:
+    """The SynapseTrainConfig dict of the command's options (every field with an option of the
+    same name, the aliases above, variance_term from --no-variance-term)."""
+    from labml.synapses.trainer import SynapseTrainConfig
+
+    fields = {f.name for f in dataclasses.fields(SynapseTrainConfig)}
+    cfg: dict[str, Any] = {}
+    for name, value in vars(args).items():
+        key = _ALIASES.get(name, name)
+        if key in fields:
+            cfg[key] = list(value) if isinstance(value, tuple | list) else value
+    if hasattr(args, "no_variance_term"):
+        cfg["variance_term"] = not args.no_variance_term
+    full = dataclasses.asdict(SynapseTrainConfig(**cfg))
+    SynapseTrainConfig(**full).validate()
+    return full
+
+
+def _finite(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def cmd_train_synapses(args: argparse.Namespace) -> int:
+    from labml.engine import RunEngine, dry_run
+    from labml.engine_plans import TrainerPlan
+    from labml.runs import load
+
+    cfg = synapse_config_from_args(args)
+    rig_spec = getattr(args, "rig", None)
+    rig_test = int(getattr(args, "rig_test_size", 0) or 0)
+    if cfg["backend"] == "rig" and not rig_spec:
+        raise UserError("--backend rig needs --rig FILE|sim")
+    if rig_test and not rig_spec:
+        raise UserError("--rig-test-size needs --rig FILE|sim")
+    if rig_test < 0:
+        raise UserError(f"--rig-test-size must be >= 0, got {rig_test}")
+    if rig_spec and cfg["backend"] == "model" and not rig_test:
+        raise UserError("--rig is used by --backend rig or --rig-test-size; neither was given")
+    on_rig = cfg["backend"] == "rig"
+    plan = TrainerPlan("labml.synapses.trainer:build_trainer", cfg, kind="train-synapses", needs_rig=on_rig,
+                       series="epochs", validator="labml.engine_plans:synapse_validate")
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    if getattr(args, "dry_run", False):
+        summary = dry_run(plan, rig_spec if on_rig else None, getattr(args, "run_dir", None))
+        print(json.dumps(summary) if getattr(args, "json", False) else f"plan OK: {summary}")
+        return 0
+
+    def progress(event: str, payload: dict) -> None:
+        if event == "start":
+            say(f"run folder {payload['run_dir']} (from epoch {payload['step']} of {payload['total']})")
+        elif event == "row" and payload["series"] == "epochs":
+            m = payload["row"]
+            extra = f" bench {m['bench_time_s']:.1f} s" if "bench_time_s" in m else ""
+            say(f"epoch {m['epoch']:3d}  loss {m['train_loss']:.4f}  train {m['train_accuracy']:.4f}  "
+                f"val {m['val_accuracy']:.4f}  binary {m['frac_binary']:.3f}  {m['sec']:.2f} s{extra}")
+        elif event in ("pause", "fault"):
+            say(f"{event}: {payload}")
+
+    eng = RunEngine(progress=False)
+    eng.subscribe(progress)
+    record = {k: getattr(args, k, None) for k in ("sample", "device", "operator", "notes")}
+    rig = None
+    try:
+        if rig_spec:
+            from labml.rigs import open_rig
+
+            rig = open_rig(rig_spec)
+        outcome = eng.run(plan, getattr(args, "run_dir", None), rig=rig if on_rig else None, **record)
+        if outcome.status != "success":
+            say(f"run {outcome.status}" + (f": {outcome.reason}" if outcome.reason else ""))
+            if getattr(args, "json", False):
+                print(json.dumps({"status": outcome.status, "reason": outcome.reason,
+                                  "run_dir": str(outcome.run_dir)}))
+            return 0 if outcome.status in ("stopped", "paused") else 3
+        tr = plan.trainer
+        result = dict(plan.final_)
+        result.update(
+            n=cfg["n"], model=cfg["model"], epochs=tr.epoch_, best_epoch=tr.best_epoch_,
+            best_val_accuracy=tr.best_val_, sec_per_epoch=statistics.median(tr.epoch_seconds_)
+            if tr.epoch_seconds_ else 0.0,
+        )
+        if rig_test:
+            from labml.synapses.rig import evaluate_on_rig
+
+            say(f"inference on the rig: {rig_test} stratified test images")
+            result.update(evaluate_on_rig(tr, rig, test_size=rig_test, field_step_mT=cfg["field_step_mT"],
+                                          seed=cfg["seed"]))
+    finally:
+        if rig is not None:
+            rig.__exit__(None, None, None)
+    result = {k: _finite(v) for k, v in result.items()}
+    result["run_dir"] = str(outcome.run_dir)
+    run = load(outcome.run_dir)
+    extra: dict[str, Any] = {}
+    ds = getattr(tr, "dataset", None)
+    if ds is not None and hasattr(ds, "summary"):
+        extra["data"] = ds.summary()
+    run.update(results={**run.meta.get("results", {}), **result}, **extra)
+    say(f"test accuracy {result['test_accuracy']:.4f} (mean of {result['test_passes']} passes), "
+        f"epochs {result['epochs']}, binary synapses {result['frac_binary']}")
+    if getattr(args, "json", False):
+        print(json.dumps(result))
+    return 0
