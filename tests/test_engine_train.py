@@ -23,7 +23,8 @@ def _args(*argv: str) -> argparse.Namespace:
     add_synapse_arguments(p)
     if not any(a.dest == "run_dir" for a in p._actions):
         p.add_argument("--run-dir")
-    p.add_argument("--dry-run", action="store_true")
+    if not any(a.dest == "dry_run" for a in p._actions):
+        p.add_argument("--dry-run", action="store_true")
     return p.parse_args(list(argv))
 
 

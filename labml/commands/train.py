@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "else scikit-learn's 8x8 digits.",
     )
     add_synapse_arguments(s)
-    s.set_defaults(func=cmd_train_synapses)
+    s.set_defaults(func=_train_synapses_on_engine)  # run engine front end (labml/engine_train.py, F)
 
     b = sub.add_parser(
         "bm",
@@ -49,6 +49,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         add_arguments = _bm_fallback_arguments
     add_arguments(b)
     b.set_defaults(func=cmd_train_bm)
+
+
+def _train_synapses_on_engine(args: argparse.Namespace) -> int:
+    """`labml train synapses` runs on labml.engine (checkpoints every epoch, Ctrl+C pause, `labml
+    resume`, --dry-run); same output contract as cmd_train_synapses below."""
+    from labml.engine_train import cmd_train_synapses as run_on_engine
+
+    return run_on_engine(args)
 
 
 def add_synapse_arguments(s: argparse.ArgumentParser) -> None:
@@ -143,6 +151,8 @@ def add_synapse_arguments(s: argparse.ArgumentParser) -> None:
         metavar="REL",
         help="(model) device spread: relative sd of each synapse's slope k (default 0)",
     )
+    s.add_argument("--dry-run", action="store_true",
+                   help="validate the settings (and the rig config) without training or writing")
     s.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument(
