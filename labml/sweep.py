@@ -310,7 +310,9 @@ class Sweep:
             status, meta = self.point_status(p)
             row: dict[str, Any] = {"point": p["index"], **p["params"], "status": status}
             if status == "success":
-                row.update(_flatten(meta.get("results", {})))
+                for key, value in _flatten(meta.get("results", {})).items():
+                    # a result named like a parameter must not hide the parameter's value
+                    row[f"result.{key}" if key in row else key] = value
             rows.append(row)
         return rows
 

@@ -139,6 +139,12 @@ class _DepinningBase(RigProcedure):
     f0 = FloatParameter("Attempt frequency f0", units="Hz", default=1e9, minimum=1e3, maximum=1e15)
     beta_dw = FloatParameter("Barrier exponent beta", default=1.5, minimum=1.0, maximum=3.0)
     method = ListParameter("Read method", choices=["read_synapses", "cycle"], default="read_synapses")
+    order = ListParameter(
+        "Field order",
+        choices=["random", "ascending"],
+        default="random",
+        description="order of the fields at each pulse length (random: seeded by --seed)",
+    )
     write_calibration = BooleanParameter("Write calibration file", default=True)
     calibration_dir = Parameter(
         "Calibration folder",
@@ -193,10 +199,17 @@ class _DepinningBase(RigProcedure):
         return [int(self.wire)]
 
     def _points(self) -> list[tuple[int, float, float]]:
+        """(wire, pulse length, field) of every step. With order "random" the fields of each pulse
+        length are measured in a seeded random order, so a slow drift (coil heating, temperature)
+        does not masquerade as a change with field."""
+        rng = np.random.default_rng(int(self.seed))
         pts = []
         for w in self.wires_to_measure():
             for d in self.durations():
-                pts.extend((w, d, float(H)) for H in self.fields_for(d))
+                fields = self.fields_for(d)
+                if self.order == "random":
+                    fields = fields[rng.permutation(fields.size)]
+                pts.extend((w, d, float(H)) for H in fields)
         return pts
 
     def n_steps(self) -> int:
@@ -259,7 +272,7 @@ class _DepinningBase(RigProcedure):
             "wire": wire,
             "bench_time_s": float(D["bench_time_s"][m].sum()),
             "energy_J": float(D["energy_J"][m].sum()),
-            "reads": int(n.sum()),
+            "total_reads": int(n.sum()),
         }
         if main.sum() < 3:
             return out

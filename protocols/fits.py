@@ -110,23 +110,33 @@ class GoodnessOfFit:
 
 
 def _goodness(k, n, p, n_par) -> GoodnessOfFit:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    chi2 = float(((k - n * p) ** 2 / (n * p * (1 - p))).sum())
-    return GoodnessOfFit(chi2=chi2, dof=int(k.size - n_par))
+    """Likelihood-ratio (G) statistic 2 sum [k ln(k / n p) + (n - k) ln((n - k) / n (1 - p))]: like
+    Pearson's chi-square for large counts, but not blown up by a model probability near 0 or 1."""
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1 = np.where(k > 0, k * np.log(k / (n * p)), 0.0)
+        t2 = np.where(n - k > 0, (n - k) * np.log((n - k) / (n * (1 - p))), 0.0)
+    return GoodnessOfFit(chi2=float(2 * (t1 + t2).sum()), dof=int(k.size - n_par))
 
 
 class LogisticFit:
-    """Binomial maximum-likelihood fit of p(H) = (1 - a) + a sigmoid(k (H - H0)).
+    """Binomial maximum-likelihood fit of the read-bit probability
 
-    After `fit`: `logistic_` (instruments.calibration.Logistic), `params_` {H0, k, a},
-    `stderr_` (same keys; H0 in mT, k per mT, a dimensionless), `cov_` (3x3, order H0, k, a),
-    `goodness_` (Pearson chi-square), `n_reads_`.
+        p(H) = (1 - a) + a sigmoid(k (H - H0))      (the calibration curve, instruments.calibration)
+        q(H) = p + (1 - 2 p) e                       (e: read-out bit error, when fit_readout_error)
+
+    A read-out flips a small share e of the bits, which caps the measured curve at 1 - e; without e
+    the fit would bend the logistic to reach the last points. After `fit`: `logistic_`
+    (instruments.calibration.Logistic of the pass probability p), `params_` {H0, k, a[, readout_error]},
+    `stderr_` (same keys; H0 in mT, k per mT, a and e dimensionless), `cov_` (same order),
+    `goodness_` (likelihood-ratio chi-square), `n_reads_`.
     """
 
-    PARAMS = ("H0", "k", "a")
+    PARAMS = ("H0", "k", "a", "readout_error")
 
-    def __init__(self, a_max: float = 1.0) -> None:
+    def __init__(self, a_max: float = 1.0, fit_readout_error: bool = True) -> None:
         self.a_max = a_max
+        self.fit_readout_error = fit_readout_error
 
     @staticmethod
     def _initial(H, frac) -> np.ndarray:
@@ -145,15 +155,22 @@ class LogisticFit:
         """Fit pass counts `counts` out of `n` reads at fields `H_mT` (mT). Returns self."""
         H, k, n = _check_binomial(H_mT, counts, n)
         frac = k / n
+        names = self.PARAMS if self.fit_readout_error else self.PARAMS[:3]
 
         def model(theta):
-            H0, kk, a = theta
-            return Logistic(H0=H0, k=kk, a=a).p(H)
+            p = Logistic(H0=theta[0], k=theta[1], a=theta[2]).p(H)
+            e = theta[3] if len(theta) > 3 else 0.0
+            return p + (1.0 - 2.0 * p) * e
 
         def model_jac(theta):
-            H0, kk, a = theta
+            H0, kk, a = theta[:3]
+            e = theta[3] if len(theta) > 3 else 0.0
             z = kk * (H - H0)
-            return np.stack([-a * kk * _dsig(z), a * (H - H0) * _dsig(z), _sig(z) - 1.0], axis=-1)
+            cols = [-a * kk * _dsig(z), a * (H - H0) * _dsig(z), _sig(z) - 1.0]
+            cols = [c * (1.0 - 2.0 * e) for c in cols]
+            if len(theta) > 3:
+                cols.append(1.0 - 2.0 * Logistic(H0=H0, k=kk, a=a).p(H))
+            return np.stack(cols, axis=-1)
 
         def nll_and_grad(theta):
             p = np.clip(model(theta), _P_EPS, 1 - _P_EPS)
@@ -163,31 +180,41 @@ class LogisticFit:
 
         span = float(np.ptp(H)) or 1.0
         bounds = [(H.min() - span, H.max() + span), (1e-3 / span, 1e3 / span), (1e-3, self.a_max)]
-        best = None
         x0 = self._initial(H, frac)
-        for start in (x0, x0 * np.array([1.0, 0.3, 1.0]), x0 * np.array([1.0, 3.0, 1.0])):
+        starts = [x0, x0 * np.array([1.0, 0.3, 1.0]), x0 * np.array([1.0, 3.0, 1.0])]
+        if self.fit_readout_error:
+            bounds.append((0.0, 0.2))
+            starts = [np.append(s, 0.002) for s in starts]
+        best = None
+        for start in starts:
             start = np.clip(start, [b[0] for b in bounds], [b[1] for b in bounds])
             res = optimize.minimize(nll_and_grad, start, jac=True, method="L-BFGS-B", bounds=bounds)
             if best is None or res.fun < best.fun:
                 best = res
         theta = best.x
         p = model(theta)
-        jac = model_jac(theta)
-        self.cov_ = _fisher_cov(jac, p, n)
-        self.params_ = dict(zip(self.PARAMS, map(float, theta), strict=True))
-        self.stderr_ = dict(zip(self.PARAMS, map(float, np.sqrt(np.diag(self.cov_))), strict=True))
-        self.logistic_ = Logistic(**self.params_)
-        self.goodness_ = _goodness(k, n, p, 3)
+        self.cov_ = _fisher_cov(model_jac(theta), p, n)
+        self.params_ = dict(zip(names, map(float, theta), strict=True))
+        self.stderr_ = dict(
+            zip(names, map(float, np.sqrt(np.clip(np.diag(self.cov_), 0, None))), strict=True)
+        )
+        self.logistic_ = Logistic(H0=self.params_["H0"], k=self.params_["k"], a=self.params_["a"])
+        self.goodness_ = _goodness(k, n, p, len(names))
         self.n_reads_ = int(n.sum())
         self.neg_loglik_ = float(best.fun)
         log.info(
-            "logistic fit %s +- %s (chi2 %.1f / %d)",
+            "logistic fit %s +- %s (G %.1f / %d)",
             self.params_,
             self.stderr_,
             self.goodness_.chi2,
             self.goodness_.dof,
         )
         return self
+
+    def predict(self, H_mT) -> np.ndarray:
+        """Fitted read-bit probability q(H) (pass probability with the read-out error)."""
+        p = self.logistic_.p(H_mT)
+        return p + (1.0 - 2.0 * p) * self.params_.get("readout_error", 0.0)
 
     def to_dict(self) -> dict:
         return {

@@ -46,7 +46,7 @@ def _p_sd(fit, H):
     H0, k, a = (fit.params_[n] for n in ("H0", "k", "a"))
     s = 1 / (1 + np.exp(-k * (H - H0)))
     J = np.stack([-a * k * s * (1 - s), a * (H - H0) * s * (1 - s), s - 1], axis=-1)
-    return np.sqrt(np.einsum("ij,jk,ik->i", J, fit.cov_, J))
+    return np.sqrt(np.einsum("ij,jk,ik->i", J, fit.cov_[:3, :3], J))
 
 
 @pytest.mark.slow

@@ -30,9 +30,25 @@ def test_logistic_fit_recovers_the_e23_curve_within_its_own_uncertainty():
         # 3.3 sigma: a correct fit fails this with probability < 0.1 % per parameter.
         assert abs(fit.params_[name] - getattr(truth, name)) < 3.3 * fit.stderr_[name], name
     assert fit.stderr_["H0"] < 0.1  # 3900 reads pin the midpoint to better than 0.1 mT
-    assert fit.goodness_.dof == 10
+    assert fit.goodness_.dof == 13 - 4  # H0, k, a and the read-out error
     assert fit.goodness_.p_value > 0.001
     assert isinstance(fit.logistic_, Logistic)
+
+
+def test_logistic_fit_separates_the_read_out_error_ceiling_from_the_curve():
+    """Read bits flip with probability e: the measured curve tops out at 1 - e. The fit recovers e and
+    the pass-probability curve underneath it."""
+    rng = np.random.default_rng(11)
+    truth, e = Logistic(), 0.01
+    H = np.linspace(2.0, 9.0, 15)
+    p = truth.p(H)
+    k = rng.binomial(400, p + (1 - 2 * p) * e)
+    fit = LogisticFit().fit(H, k, 400)
+    assert abs(fit.params_["readout_error"] - e) < 3.3 * fit.stderr_["readout_error"]
+    for name in ("H0", "k", "a"):
+        assert abs(fit.params_[name] - getattr(truth, name)) < 3.3 * fit.stderr_[name], name
+    assert fit.goodness_.p_value > 0.001
+    assert fit.predict(9.0) == pytest.approx(1 - e, abs=3.3 * fit.stderr_["readout_error"])
 
 
 def test_logistic_fit_uncertainties_cover_the_truth_at_the_stated_rate():
