@@ -609,6 +609,12 @@ def _wires(ctx: _Ctx, raw: dict, base_dir: Path, field_limit: float) -> tuple[Wi
                 raise ctx.error(
                     f"{where} key 'field_range_mT'", f"limits out of order: lo = {lo} >= hi = {hi}"
                 )
+            if lo < 0:
+                raise ctx.error(
+                    f"{where} key 'field_range_mT'",
+                    f"lo = {lo} mT is negative: a synapse's drive pulse pushes the pinned wall forward "
+                    "(H >= 0; the reset is the negative pulse, and p(H) is at its floor well before 0)",
+                )
             if max(abs(lo), abs(hi)) > field_limit:
                 raise ctx.error(
                     f"{where} key 'field_range_mT'",

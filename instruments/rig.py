@@ -46,7 +46,7 @@ from instruments.calibration import Logistic, NeelBrown
 from instruments.config import RigConfig
 from instruments.errors import InstrumentFault, SafetyError
 from instruments.roles import Clock, SynapseReads
-from instruments.safety import CoilGuard, RampStopped, WaveformReport
+from instruments.safety import CoilGuard, RampStopped, WaveformReport, program_energy_J
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,26 @@ RIG_READOUT_KEYS = ("threshold_V", "threshold_ohm", "pass_is_high")
 EDGE_SLEW_FRACTION = 0.95
 #: |I| (A) above which a supply found at connect counts as left energised.
 ENERGISED_TOL_A = 1e-3
+#: Rest padding makes duty and mean power this factor below their limits (round-off margin).
+REST_MARGIN = 1.01
+
+
+def trapezoid_samples(
+    current_A: float, plateau_s: float, slew_A_per_s: float, sample_rate_Hz: float
+) -> np.ndarray:
+    """Samples (A, at sample_rate_Hz) of the rig's trapezoid pulse program: one 0 A sample, a
+    linear edge to `current_A` in ceil(|I| / slew * fs) samples, the plateau (`plateau_s` from the
+    end of the rising edge to the start of the falling edge), the mirrored edge, one 0 A sample.
+
+    The one pulse shape of the bench: NanowireRig arms it, and the simulated fast path
+    (simulated_hw.world) prices the same samples (energy with safety.program_energy_J).
+    """
+    fs = float(sample_rate_Hz)
+    current = float(current_A)
+    n_edge = max(1, int(math.ceil(abs(current) / float(slew_A_per_s) * fs)))
+    edge = current * np.arange(1, n_edge + 1) / n_edge
+    n_plateau = max(0, int(round(plateau_s * fs)) - 1)
+    return np.concatenate([[0.0], edge, np.full(n_plateau, current), edge[::-1][1:], [0.0]])
 
 
 class WallClock:
@@ -290,13 +310,9 @@ class NanowireRig:
     def _pulse_program(self, field_mT: float, plateau_s: float) -> np.ndarray:
         """Trapezoid current program (A) at the cycle sample rate: 0 -> I (edge at 95 % of the slew
         limit) -> plateau -> 0. Starts and ends with a 0 A sample."""
-        fs = self.config.cycle.sample_rate_Hz
         current = self.guard.current_for_field(field_mT)
         slew = EDGE_SLEW_FRACTION * self.config.limits.pulse_slew_max_A_per_s
-        n_edge = max(1, int(math.ceil(abs(current) / slew * fs)))
-        edge = current * np.arange(1, n_edge + 1) / n_edge
-        n_plateau = max(0, int(round(plateau_s * fs)) - 1)
-        return np.concatenate([[0.0], edge, np.full(n_plateau, current), edge[::-1][1:], [0.0]])
+        return trapezoid_samples(current, plateau_s, slew, self.config.cycle.sample_rate_Hz)
 
     def _zeros(self, seconds: float) -> np.ndarray:
         return np.zeros(max(0, int(round(seconds * self.config.cycle.sample_rate_Hz))))
@@ -307,9 +323,9 @@ class NanowireRig:
         from instruments.safety import DUTY_THRESHOLD_FRACTION
 
         n_on = int(np.count_nonzero(np.abs(program) > DUTY_THRESHOLD_FRACTION * lim.i_max_A))
-        n_duty = int(math.ceil(n_on / lim.duty_max * 1.01))
-        energy = self.config.coil.resistance_ohm * float(np.sum(program**2)) / fs
-        n_power = int(math.ceil(energy / lim.mean_power_max_W * fs * 1.01))
+        n_duty = int(math.ceil(n_on / lim.duty_max * REST_MARGIN))
+        energy = program_energy_J(program, self.config.coil.resistance_ohm, fs)
+        n_power = int(math.ceil(energy / lim.mean_power_max_W * fs * REST_MARGIN))
         n_total = max(program.size, n_duty, n_power)
         if n_total > program.size:
             program = np.concatenate([program, np.zeros(n_total - program.size)])

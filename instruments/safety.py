@@ -78,6 +78,36 @@ class WaveformReport:
     follows_program: bool = True
 
 
+def program_energy_J(
+    I_A: np.ndarray,
+    resistance_ohm: float,
+    sample_rate_Hz: float | None = None,
+    *,
+    t_s: np.ndarray | None = None,
+) -> float:
+    """Joule heat (J) of one play of a current program: R * integral of I^2 dt.
+
+    The program is piecewise linear between its samples (at ``t_s``, s, or ``arange(n) /
+    sample_rate_Hz``); the integral over each linear segment is exact, and with a sample rate the
+    last sample is held for 1 / sample_rate_Hz (a generator holds every sample for one period).
+    This is THE definition of a waveform's energy everywhere: the CoilGuard's heating budget, the
+    rig's ``SynapseReads.energy_J`` and the simulated fast path all use it on the programmed
+    current (what a bench knows without measuring the coil current during a pulse).
+    """
+    I = np.asarray(I_A, dtype=float)
+    if t_s is None:
+        if sample_rate_Hz is None:
+            raise ValueError("program_energy_J needs t_s or sample_rate_Hz")
+        t = np.arange(I.size) / float(sample_rate_Hz)
+    else:
+        t = np.asarray(t_s, dtype=float)
+    a, b = I[:-1], I[1:]
+    energy = float(np.sum((a * a + a * b + b * b) / 3.0 * np.diff(t)))
+    if sample_rate_Hz is not None and t_s is None:
+        energy += float(I[-1] ** 2) / float(sample_rate_Hz)
+    return float(resistance_ohm) * energy
+
+
 def _stop_requested(stop: threading.Event | Callable[[], bool] | None) -> bool:
     if stop is None:
         return False
@@ -241,6 +271,11 @@ class CoilGuard:
         steps[-1] = target_A
         return steps
 
+    def _output_is_on(self) -> bool:
+        """Whether the supply output is on (a role without ``output_enabled`` counts as on)."""
+        state = getattr(self.source, "output_enabled", None)
+        return True if state is None else bool(state)
+
     def ramp_to_current(
         self, current_A: float, stop: threading.Event | Callable[[], bool] | None = None
     ) -> float:
@@ -248,7 +283,11 @@ class CoilGuard:
 
         Validates first (SafetyError, nothing written). Checks for a stop (guard.stop_event, the
         guard's `stop` and the `stop` argument) before every step; on a stop, ramps to zero at
-        the allowed rate and raises RampStopped. Returns the final setpoint (A).
+        the allowed rate and raises RampStopped. A ramp to a non-zero target with the supply
+        output off would move only the setpoint, not the field: the guard then switches the
+        output on itself (:meth:`enable_output`: 0 A programmed first), logs a WARNING and records
+        ``output-was-off``. Ramps to 0 A (zero, shutdown) never switch an output on.
+        Returns the final setpoint (A).
         """
         try:
             target = self.check_current(current_A, dc=True)
@@ -259,6 +298,16 @@ class CoilGuard:
             self._record("refused", logging.WARNING, target_A=target, reason="stop requested")
             raise RampStopped(f"ramp to {target:g} A not started: stop requested")
         with self._io_lock:
+            if target != 0.0 and not self._output_is_on():
+                # a setpoint behind an open output relay makes no field: switch on through the guard
+                # (0 A programmed before the relay closes), say so, then ramp
+                self._record(
+                    "output-was-off",
+                    logging.WARNING,
+                    target_A=target,
+                    reason="supply output was off: enabling it at 0 A before the ramp",
+                )
+                self._switch_on_at_zero()
             start = self._setpoint_A
             self._record(
                 "ramp", logging.INFO, from_A=start, to_A=target, rate_A_per_s=self.limits.ramp_rate_A_per_s
@@ -326,13 +375,20 @@ class CoilGuard:
         """Program 0 A (output still off), then switch the supply output on."""
         with self._io_lock:
             if not self.source.output_enabled:
-                self.source.set_current_A(0.0)
-                self._setpoint_A = 0.0
-                self._t_last_write = self.clock.now()
-            elif self._setpoint_A != 0.0:
+                self._switch_on_at_zero()
+                return
+            if self._setpoint_A != 0.0:
                 self.zero()
             self.source.enable_output()
             self._record("output", logging.INFO, enabled=True)
+
+    def _switch_on_at_zero(self) -> None:
+        """Output known to be off: program 0 A, then close the output relay."""
+        self.source.set_current_A(0.0)
+        self._setpoint_A = 0.0
+        self._t_last_write = self.clock.now()
+        self.source.enable_output()
+        self._record("output", logging.INFO, enabled=True)
 
     def disable_output(self) -> None:
         """Ramp to 0 A at the allowed rate, then switch the supply output off."""
@@ -416,10 +472,7 @@ class CoilGuard:
         if duty > lim.duty_max * (1 + _RTOL):
             raise SafetyError(f"waveform duty cycle {duty:.3g} exceeds duty_max = {lim.duty_max:g}")
         a, b = total[:-1], total[1:]
-        # exact integral of I^2 over linear segments, plus the last sample held for 1/fs
-        energy = self.coil.resistance_ohm * float(np.sum((a * a + a * b + b * b) / 3.0 * dt))
-        if t_s is None:
-            energy += self.coil.resistance_ohm * float(total[-1] ** 2) / float(sample_rate_Hz)
+        energy = program_energy_J(total, self.coil.resistance_ohm, sample_rate_Hz, t_s=t_s)
         mean_power = energy / duration
         if mean_power > lim.mean_power_max_W * (1 + _RTOL):
             raise SafetyError(

@@ -20,6 +20,8 @@ import numpy as np
 from scipy.special import ndtr
 
 from instruments.calibration import KB_J_PER_K, NeelBrown
+from instruments.rig import REST_MARGIN, trapezoid_samples
+from instruments.safety import program_energy_J
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +203,8 @@ class CycleSpec:
     zero field; edges are programmed at edge_slew_A_per_s (the coil may be slower). The waveform is
     padded with rest (0 A) so that its duty cycle (|I| > duty_threshold_A) stays <= duty_max and its
     mean I^2 R power <= mean_power_max_W. Then the read takes read_s, with the read-out
-    (`readout` = "moke" or "mr") integrating over read_bandwidth_Hz.
+    (`readout` = "moke" or "mr") integrating over read_bandwidth_Hz. The generator plays the
+    program at sample_rate_Hz (`[cycle]`): the fast path prices the very samples the rig arms.
     """
 
     reset_field_mT: float = -30.0
@@ -216,13 +219,20 @@ class CycleSpec:
     duty_threshold_A: float = 0.2
     mean_power_max_W: float = 150.0
     readout: str = "moke"
+    sample_rate_Hz: float = 1e5
 
     def __post_init__(self) -> None:
         for key in ("reset_s", "gap_s", "pulse_duration_s", "settle_s", "read_s", "duty_threshold_A"):
             v = getattr(self, key)
             if not (np.isfinite(v) and v >= 0):
                 raise ValueError(f"cycle {key} must be >= 0, got {v!r}")
-        for key in ("read_bandwidth_Hz", "edge_slew_A_per_s", "duty_max", "mean_power_max_W"):
+        for key in (
+            "read_bandwidth_Hz",
+            "edge_slew_A_per_s",
+            "duty_max",
+            "mean_power_max_W",
+            "sample_rate_Hz",
+        ):
             v = getattr(self, key)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"cycle {key} must be > 0, got {v!r}")
@@ -242,10 +252,37 @@ def program_timing(amplitudes_A, plateau_s: float, slew_A_per_s: float, threshol
     return length, on
 
 
+def sampled_program_cost(amplitudes_A, plateau_s: float, cycle: CycleSpec, resistance_ohm: float):
+    """(length s, energised time s, programmed Joule energy J) of the rig's trapezoid pulse programs
+    (`instruments.rig.trapezoid_samples` at cycle.sample_rate_Hz, edges at cycle.edge_slew_A_per_s),
+    one entry per amplitude. Energy is `instruments.safety.program_energy_J` of those samples:
+    I^2 R of the PROGRAMMED current, the one definition of a waveform's energy shared by the
+    CoilGuard's heating budget, the bench planner and the fast path."""
+    amps = np.atleast_1d(np.asarray(amplitudes_A, dtype=float))
+    fs = cycle.sample_rate_Hz
+    length = np.empty(amps.shape)
+    on = np.empty(amps.shape)
+    energy = np.empty(amps.shape)
+    for j, a in enumerate(amps.ravel()):
+        prog = trapezoid_samples(a, plateau_s, cycle.edge_slew_A_per_s, fs)
+        length.flat[j] = prog.size / fs
+        on.flat[j] = np.count_nonzero(np.abs(prog) > cycle.duty_threshold_A) / fs
+        energy.flat[j] = program_energy_J(prog, resistance_ohm, fs)
+    return length, on, energy
+
+
 def cycle_time_s(program_s, on_s, energy_J, cycle: CycleSpec):
     """Bench time of cycles whose waveform lasts program_s with on_s energised and energy_J of
-    Joule heat: padded with rest for duty and mean power (as the rig does), plus the read time."""
-    rested = np.maximum(np.maximum(program_s, on_s / cycle.duty_max), energy_J / cycle.mean_power_max_W)
+    programmed Joule heat: padded with rest for duty and mean power exactly as the rig does
+    (`instruments.rig.REST_MARGIN` below the limits), plus the read time."""
+    rested = np.maximum(
+        np.maximum(
+            program_s,
+            np.ceil(on_s / cycle.duty_max * REST_MARGIN * cycle.sample_rate_Hz) / cycle.sample_rate_Hz,
+        ),
+        np.ceil(energy_J / cycle.mean_power_max_W * REST_MARGIN * cycle.sample_rate_Hz)
+        / cycle.sample_rate_Hz,
+    )
     return rested + cycle.read_s
 
 

@@ -248,8 +248,12 @@ def _take(d: dict, cls, where: str):
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
     try:
-        return cls(**{k: (float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
-                      for k, v in d.items()})
+        return cls(
+            **{
+                k: (float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
+                for k, v in d.items()
+            }
+        )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
 
@@ -395,8 +399,11 @@ class World:
         for i, w in enumerate(wires):
             base = nominal
             if "sim" in w:
-                base = _take({**{k: getattr(nominal, k) for k in wire_defaults}, **w["sim"]}, WireParams,
-                             f"[[wires]] #{i} sim")
+                base = _take(
+                    {**{k: getattr(nominal, k) for k in wire_defaults}, **w["sim"]},
+                    WireParams,
+                    f"[[wires]] #{i} sim",
+                )
             if "neel_brown" in w:
                 try:
                     nb = NeelBrown.from_dict(w["neel_brown"])
@@ -620,10 +627,15 @@ class World:
             i_far = np.flatnonzero(h > p.H_nuc_mT)
             # escape can only matter before the first deterministic event: integrate up to it
             stop = min(i_back[0] if i_back.size else n, i_far[0] if i_far.size else n, n - k - 1)
-            cum = physics.cumulative_rate_integral(t[k:k + stop + 1], h[:stop + 1], p.neel_brown, s.mode, T)
+            cum = physics.cumulative_rate_integral(
+                t[k : k + stop + 1], h[: stop + 1], p.neel_brown, s.mode, T
+            )
             i_esc = np.flatnonzero(cum >= s.escape_left)
-            first = [(i_esc[0] if i_esc.size else n, "esc"), (i_back[0] if i_back.size else n, "back"),
-                     (i_far[0] if i_far.size else n, "far")]
+            first = [
+                (i_esc[0] if i_esc.size else n, "esc"),
+                (i_back[0] if i_back.size else n, "back"),
+                (i_far[0] if i_far.size else n, "far"),
+            ]
             idx, what = min(first, key=lambda x: x[0])
             if idx >= n - k:
                 s.escape_left -= float(cum[-1])
@@ -698,8 +710,11 @@ class World:
         """Hall probe reading (mT): field at the sample + offset + noise over bandwidth_Hz."""
         nz = self.noise
         bw = nz.hall_bandwidth_Hz if bandwidth_Hz is None else float(bandwidth_Hz)
-        return float(self.field_mT + nz.hall_offset_mT + nz.hall_mT_per_rtHz * math.sqrt(bw)
-                     * self.rng.standard_normal())
+        return float(
+            self.field_mT
+            + nz.hall_offset_mT
+            + nz.hall_mT_per_rtHz * math.sqrt(bw) * self.rng.standard_normal()
+        )
 
     def readout_error(self, wire: int | None = None) -> float:
         """Single-shot bit-error probability of the configured read-out (cycle.readout) of `wire`
@@ -721,25 +736,34 @@ class World:
             return self.cycle
         return replace(self.cycle, pulse_duration_s=float(pulse_duration_s))
 
-    def _reset_pulse_cost(self, cyc: CycleSpec) -> tuple[float, float, float]:
-        """(program length s, energised time s, Joule energy J) of the reset pulse of the cycle."""
+    def _reset_pulse_cost(self, cyc: CycleSpec) -> tuple[float, float, float, float]:
+        """(program length s, energised time s, programmed Joule energy J, Joule heat of the real
+        coil current J) of the reset pulse of the cycle."""
         c = self.coil.effective_params
         key = ("reset", cyc, c)
         hit = self._tables.get(key)
         if hit is None:
             amp = cyc.reset_field_mT / c.mT_per_A
             g, I = physics.pulse_traces(np.array([amp]), cyc.reset_s, cyc.edge_slew_A_per_s, c)
-            length, on = physics.program_timing(amp, cyc.reset_s, cyc.edge_slew_A_per_s, cyc.duty_threshold_A)
-            hit = (float(length), float(on), float(physics.joule_energy_J(g, I[0], c)))
+            length, on, e_prog = physics.sampled_program_cost(
+                amp, cyc.reset_s, cyc, self.coil_params.resistance_ohm
+            )
+            hit = (
+                float(length[0]),
+                float(on[0]),
+                float(e_prog[0]),
+                float(physics.joule_energy_J(g, I[0], c)),
+            )
             self._tables[key] = hit
         return hit
 
     def _table(self, cyc: CycleSpec, T_K: float) -> dict:
         """Fast-path tables on a uniform field grid 0..H_top (TABLE_STEP_MT), built once per cycle,
         temperature quantum and coil: "p" (n_wires, n_grid) true pass probability of every wire,
-        "t" and "e" (n_grid,) bench time (s) and coil Joule energy (J) of one whole cycle with that
-        drive amplitude (`_cycle_cost`). H_top is above every wire's largest Hc, so fields above it
-        pass with certainty."""
+        "t" and "e" (n_grid,) bench time (s) and programmed coil Joule energy (J) of one whole
+        cycle with that drive amplitude (`_cycle_cost`), "h" (n_grid,) Joule heat of the real coil
+        current of that cycle (J, heats the simulated coil). H_top is above every wire's largest
+        Hc, so fields above it pass with certainty."""
         Tq = round(T_K / _T_QUANTUM_K) * _T_QUANTUM_K
         c = self.coil.effective_params
         last = self._last_table
@@ -757,32 +781,45 @@ class World:
         n = int(math.ceil(H_top / TABLE_STEP_MT)) + 1
         H_grid = np.linspace(0.0, (n - 1) * TABLE_STEP_MT, n)
         P = np.ones((self.n_wires, n))
-        e_drive = np.empty(n)
+        h_drive = np.empty(n)
         for lo in range(0, n, 256):  # blocks: short pulses get short grids
-            Hb = H_grid[lo:lo + 256]
+            Hb = H_grid[lo : lo + 256]
             g, I = physics.pulse_traces(Hb / c.mT_per_A, cyc.pulse_duration_s, cyc.edge_slew_A_per_s, c)
-            e_drive[lo:lo + 256] = physics.joule_energy_J(g, I, c)
+            h_drive[lo : lo + 256] = physics.joule_energy_J(g, I, c)
             for w, wp in enumerate(self.wire_params):
-                P[w, lo:lo + 256] = physics.trace_pass_probability(g, I * c.mT_per_A, wp.neel_brown,
-                                                                   cyc.settle_s, Tq)
-        t_cycle, e_cycle = self._cycle_cost(H_grid, e_drive, cyc)
-        tab = {"H": H_grid, "p": P, "t": t_cycle, "e": e_cycle,  # values and slopes per cell
-               "dp": np.diff(P, axis=1, append=P[:, -1:]), "dt": np.diff(t_cycle, append=t_cycle[-1]),
-               "de": np.diff(e_cycle, append=e_cycle[-1])}
+                P[w, lo : lo + 256] = physics.trace_pass_probability(
+                    g, I * c.mT_per_A, wp.neel_brown, cyc.settle_s, Tq
+                )
+        t_cycle, e_cycle = self._cycle_cost(H_grid, cyc)
+        h_cycle = self._reset_pulse_cost(cyc)[3] + h_drive
+        tab = {
+            "H": H_grid,
+            "p": P,
+            "t": t_cycle,
+            "e": e_cycle,
+            "h": h_cycle,  # values and slopes per cell
+            "dp": np.diff(P, axis=1, append=P[:, -1:]),
+            "dt": np.diff(t_cycle, append=t_cycle[-1]),
+            "de": np.diff(e_cycle, append=e_cycle[-1]),
+            "dh": np.diff(h_cycle, append=h_cycle[-1]),
+        }
         self._tables[key] = tab
         self._last_table = (cyc, Tq, c, tab)
         return tab
 
-    def _cycle_cost(self, H_mT: np.ndarray, e_drive_J: np.ndarray, cyc: CycleSpec):
-        """(bench time s, Joule energy J) of whole cycles with drive amplitudes H_mT: one waveform
-        (reset, gap, drive, settle) padded for duty and power, then the read."""
-        t_reset, on_reset, e_reset = self._reset_pulse_cost(cyc)
+    def _cycle_cost(self, H_mT: np.ndarray, cyc: CycleSpec):
+        """(bench time s, programmed Joule energy J) of whole cycles with drive amplitudes H_mT: one
+        waveform (reset, gap, drive, settle) padded for duty and power, then the read; priced on
+        the samples the rig arms (`physics.sampled_program_cost`)."""
+        t_reset, on_reset, e_reset, _ = self._reset_pulse_cost(cyc)
         amp = np.asarray(H_mT, dtype=float) / self.coil.effective_params.mT_per_A
-        t_drive, on_drive = physics.program_timing(amp, cyc.pulse_duration_s, cyc.edge_slew_A_per_s,
-                                                   cyc.duty_threshold_A)
-        e_cycle = e_reset + e_drive_J
-        t_cycle = physics.cycle_time_s(t_reset + cyc.gap_s + t_drive + cyc.settle_s, on_reset + on_drive,
-                                       e_cycle, cyc)
+        t_drive, on_drive, e_drive = physics.sampled_program_cost(
+            amp, cyc.pulse_duration_s, cyc, self.coil_params.resistance_ohm
+        )
+        e_cycle = e_reset + e_drive
+        t_cycle = physics.cycle_time_s(
+            t_reset + cyc.gap_s + t_drive + cyc.settle_s, on_reset + on_drive, e_cycle, cyc
+        )
         return t_cycle, e_cycle
 
     def exact_pass_probability(
@@ -795,8 +832,13 @@ class World:
         w = self._check_wire(wire)
         T = self.sample_temperature_K if T_K is None else float(T_K)
         return physics.cycle_pass_probability(
-            np.asarray(fields_mT, dtype=float), self.wire_params[w].neel_brown, self.coil.effective_params,
-            cyc.pulse_duration_s, cyc.edge_slew_A_per_s, cyc.settle_s, T,
+            np.asarray(fields_mT, dtype=float),
+            self.wire_params[w].neel_brown,
+            self.coil.effective_params,
+            cyc.pulse_duration_s,
+            cyc.edge_slew_A_per_s,
+            cyc.settle_s,
+            T,
         ).reshape(np.shape(fields_mT))
 
     def _lookup(self, fields_mT, wires, cyc: CycleSpec):
@@ -811,7 +853,7 @@ class World:
         Hf = H.ravel()
         wf = w.ravel()
         if Hf.size == 0:
-            return H.shape, np.empty(0), 0.0, 0.0, wf.astype(np.intp)
+            return H.shape, np.empty(0), 0.0, 0.0, 0.0, wf.astype(np.intp)
         h_max, h_min = float(Hf.max()), float(Hf.min())  # NaN and inf show up here
         if not (math.isfinite(h_max) and math.isfinite(h_min)):
             raise ValueError("read_synapses: fields_mT must be finite")
@@ -826,13 +868,16 @@ class World:
             if bad.size:
                 i = bad[0]
                 raise ValueError(
-                    f"read_synapses: field {Hf[i]:.4g} mT on wire {wf[i]} is below -H_prop "
-                    f"({-props[wf[i]]} mT): the fast path models drive pulses that keep the wall at the "
-                    "notch; use the SCPI path"
+                    f"read_synapses: request {i}: field {Hf[i]:.4g} mT on wire {wf[i]} is below -H_prop "
+                    f"({-props[wf[i]]:g} mT): a negative drive pulse that strong pushes the pinned wall back "
+                    "off the notch, which the fast path does not model (fields in [-H_prop, 0) read as "
+                    "0 mT). "
+                    "Learning code never asks for it: it projects every field onto the wire's "
+                    "field_range_mT, which the rig config keeps >= 0 mT. For such pulses use the SCPI path "
+                    "(instruments.rig.NanowireRig.read_synapses(rig, ...) or rig.cycle)"
                 )
         tab = self._table(cyc, self.sample_temperature_K)
-        TC, EC = tab["t"], tab["e"]
-        n_grid = TC.size
+        n_grid = tab["t"].size
         pos = np.multiply(Hf, 1.0 / TABLE_STEP_MT)
         np.maximum(pos, 0.0, out=pos)
         i = pos.astype(np.intp)
@@ -842,29 +887,35 @@ class World:
         flat = wf * n_grid + i if self.n_wires > 1 else i
         p_out = tab["p"].ravel()[flat]
         p_out += tab["dp"].ravel()[flat] * f
+
+        def cell_sums(ii, ff):
+            # per-cell request counts and summed fractions, then every cost is a short sum over
+            # the grid (no BLAS dot here: its thread pool stalls on a loaded machine)
+            cnt = np.bincount(ii, minlength=n_grid).astype(float)
+            frac = np.bincount(ii, weights=ff, minlength=n_grid)
+            return tuple(float((cnt * tab[v]).sum() + (frac * tab["d" + v]).sum()) for v in ("t", "e", "h"))
+
         if h_max <= tab["H"][-1]:
-            # (no BLAS dot here: its thread pool stalls on a loaded machine)
-            t_sum = float(TC[i].sum() + (tab["dt"][i] * f).sum())
-            e_sum = float(EC[i].sum() + (tab["de"][i] * f).sum())
+            t_sum, e_sum, h_sum = cell_sums(i, f)
         else:  # beyond every Hc: passes for sure; cost of those pulses computed directly
             out = f > 1.0
             inside = ~out
-            t_sum = float(TC[i[inside]].sum() + (tab["dt"][i[inside]] * f[inside]).sum())
-            e_sum = float(EC[i[inside]].sum() + (tab["de"][i[inside]] * f[inside]).sum())
+            t_sum, e_sum, h_sum = cell_sums(i[inside], f[inside])
             c = self.coil.effective_params
             g, I = physics.pulse_traces(Hf[out] / c.mT_per_A, cyc.pulse_duration_s, cyc.edge_slew_A_per_s, c)
             p_out[out] = 1.0
-            t_o, e_o = self._cycle_cost(Hf[out], physics.joule_energy_J(g, I, c), cyc)
+            t_o, e_o = self._cycle_cost(Hf[out], cyc)
             t_sum += float(t_o.sum())
             e_sum += float(e_o.sum())
-        return H.shape, p_out, t_sum, e_sum, wf
+            h_sum += float((self._reset_pulse_cost(cyc)[3] + physics.joule_energy_J(g, I, c)).sum())
+        return H.shape, p_out, t_sum, e_sum, h_sum, wf
 
     def true_pass_probability(self, fields_mT, wires, pulse_duration_s: float | None = None) -> np.ndarray:
         """Model pass probability (no read-out error) of one bench cycle per request: drive pulse of
         amplitude fields_mT (trapezoid, coil-limited edges, plateau pulse_duration_s or the cycle's)
         then settle_s at zero field, integrated with the wire's Neel-Brown modes at the present
         sample temperature. Table lookup with linear interpolation (TABLE_STEP_MT grid)."""
-        shape, p, _, _, _ = self._lookup(fields_mT, wires, self._cycle_for(pulse_duration_s))
+        shape, p, _, _, _, _ = self._lookup(fields_mT, wires, self._cycle_for(pulse_duration_s))
         return p.reshape(shape)
 
     def read_synapses(self, fields_mT, wires, n: int, pulse_duration_s: float | None = None) -> SynapseReads:
@@ -873,14 +924,17 @@ class World:
         (`readout_error` of that wire). bench_time_s and energy_J are those of the same cycles on
         the bench, n per request one after another, as instruments.rig.NanowireRig plays them: one
         waveform (reset pulse, gap_s with the injection, drive pulse, settle_s) padded with rest for
-        duty_max and mean_power_max_W, then read_s (`physics.cycle_time_s`); energy = Joule heat
-        of the real coil current. The clock advances by bench_time_s, the coil warms by the mean
-        power, and each wire read is left in the state of its last cycle."""
+        duty_max and mean_power_max_W, then read_s (`physics.cycle_time_s`); energy_J = I^2 R of
+        the programmed current of those waveforms (`instruments.safety.program_energy_J`, what the
+        bench planner reports: one definition), while the simulated coil is heated by the real
+        current, which lags the program where compliance limits the slew. The clock advances by
+        bench_time_s, the coil warms by the mean power of that real current, and each wire read is
+        left in the state of its last cycle."""
         n = int(n)
         if n < 1:
             raise ValueError(f"read_synapses: n must be >= 1, got {n}")
         cyc = self._cycle_for(None if pulse_duration_s is None else pulse_duration_s)
-        shape, p, t_sum, e_sum, wf = self._lookup(fields_mT, wires, cyc)
+        shape, p, t_sum, e_sum, h_sum, wf = self._lookup(fields_mT, wires, cyc)
         errs = [self.readout_error(i) for i in range(self.n_wires)]
         e = errs[0] if errs.count(errs[0]) == len(errs) else np.asarray(errs)[wf]
         q = p + (1.0 - 2.0 * p) * e
@@ -897,7 +951,7 @@ class World:
                 else:
                     self._pin_nonfloor(wi)
             if bench_time > 0:
-                self._heat(bench_time, energy / bench_time)
+                self._heat(bench_time, n * h_sum / bench_time)  # the real coil current heats
                 self.clock._tick(bench_time)
         return SynapseReads(counts=counts.reshape(shape), n=n, bench_time_s=bench_time, energy_J=energy)
 

@@ -147,6 +147,17 @@ def test_limits_out_of_order_are_refused(tmp_path):
     expect_error(tmp_path, GOOD + "\n[cycle]\nreset_field_mT = -40.0\n", "reset_field_mT", "exceeds")
 
 
+def test_negative_drive_field_range_is_refused_before_learning_can_request_it(tmp_path):
+    text = GOOD.replace("a = 0.98 }", "a = 0.98 }\nfield_range_mT = [-2.0, 8.0]")
+    expect_error(tmp_path, text, "field_range_mT", "negative")
+    # the default range starts at 0 mT at the lowest, even for a shallow logistic (H0 - 8/k < 0)
+    text = GOOD.replace("k = 2.7", "k = 0.5")
+    path = tmp_path / "shallow.toml"
+    path.write_text(text)
+    lo, hi = load_rig_config(path).wires[0].field_range_mT
+    assert lo == 0.0 and hi > lo
+
+
 def test_negative_or_non_numeric_limit_is_refused(tmp_path):
     expect_error(tmp_path, GOOD.replace("i_max_A = 20.0", "i_max_A = -1"), "'i_max_A'", "> 0")
     expect_error(tmp_path, GOOD.replace("i_max_A = 20.0", 'i_max_A = "20"'), "'i_max_A'", "number")

@@ -37,13 +37,15 @@ class FakeClock:
 
 
 class RecordingSupply:
-    """A FieldSource that records (time, setpoint) of every write; each write takes 1 ms."""
+    """A FieldSource that records (time, setpoint) of every write; each write takes 1 ms.
+    Its output is on unless output_on=False."""
 
-    def __init__(self, clock, on_write=None):
+    def __init__(self, clock, on_write=None, output_on=True):
         self.clock = clock
         self.writes: list[tuple[float, float]] = []
-        self.output_enabled = False
+        self.output_enabled = output_on
         self.on_write = on_write
+        self.events: list[tuple[str, float]] = []
 
     @property
     def current_A(self):
@@ -56,9 +58,11 @@ class RecordingSupply:
             self.on_write(len(self.writes))
 
     def enable_output(self):
+        self.events.append(("on", self.writes[-1][1] if self.writes else None))
         self.output_enabled = True
 
     def disable_output(self):
+        self.events.append(("off", self.writes[-1][1] if self.writes else None))
         self.output_enabled = False
 
 
@@ -283,3 +287,23 @@ def test_report_says_whether_the_coil_can_follow_the_program():
     # -30 mT reset at 1.9e4 A/s: near 16.7 A the supply would need L dI/dt + I R ~ 36 V > 20 V
     big = guard.validate_waveform(-trapezoid(30 / 1.8, plateau_s=2e-3, tail_s=20e-3), 1e5)
     assert not big.follows_program and big.max_voltage_V > 30
+
+
+def test_a_ramp_with_the_output_off_switches_it_on_at_zero_first_and_warns(caplog):
+    clock = FakeClock()
+    supply = RecordingSupply(clock, output_on=False)
+    guard = CoilGuard(supply, COIL, LIMITS, clock)
+    with caplog.at_level("WARNING", logger="instruments.safety"):
+        guard.ramp_to_current(2.0)
+    # 0 A is programmed while the output is off, the relay closes at 0 A, then the staircase
+    assert supply.writes[0][1] == 0.0 and supply.events == [("on", 0.0)]
+    assert supply.output_enabled and supply.writes[-1][1] == 2.0
+    assert_rate_and_limit(supply.writes)
+    assert "output-was-off" in caplog.text
+    assert [r.action for r in guard.log].count("output-was-off") == 1
+    # zero and the shutdown never switch an output on
+    guard.disable_output()
+    n = len(supply.writes)
+    guard.ramp_to_current(0.0)
+    guard.zero()
+    assert supply.events[-1][0] == "off" and not supply.output_enabled and len(supply.writes) == n

@@ -15,7 +15,7 @@ from instruments.drivers.kepco import KepcoBOPStrict
 from instruments.drivers.roles import AwgPulseSource, KepcoFieldSource
 from instruments.errors import SafetyError
 from instruments.rig import NanowireRig
-from instruments.safety import CoilGuard
+from instruments.safety import CoilGuard, RampStopped
 
 COIL = CoilConfig(mT_per_A=1.8, inductance_H=1e-3, resistance_ohm=1.0, compliance_V=20.0)
 LIMITS = Limits(
@@ -47,12 +47,51 @@ def set_current(value: str):
 
 
 def test_ramp_traffic_is_a_staircase_of_checked_setpoints():
-    traffic = set_current("0.1") + set_current("0.2") + set_current("0.3")
+    traffic = [(b"OUTPut?", b"1")]  # output on: nothing else to do before the ramp
+    traffic += set_current("0.1") + set_current("0.2") + set_current("0.3")
     traffic += set_current("0.2") + set_current("0.1") + set_current("0")
     with expected_protocol(KepcoBOPStrict, traffic, model="BOP 20-20") as supply:
         guard = CoilGuard(KepcoFieldSource(supply), COIL, LIMITS, FakeClock())
         guard.ramp_to_current(0.3)
         guard.zero()
+
+
+def test_a_ramp_with_the_output_off_programs_zero_then_switches_on_then_ramps():
+    traffic = [(b"OUTPut?", b"0")] + set_current("0") + [(b"OUTPut 1", None)]
+    traffic += set_current("0.1") + set_current("0.2")
+    traffic += set_current("0.1") + set_current("0") + [(b"OUTPut 0", None)]
+    with expected_protocol(KepcoBOPStrict, traffic, model="BOP 20-20") as supply:
+        guard = CoilGuard(KepcoFieldSource(supply), COIL, LIMITS, FakeClock())
+        guard.ramp_to_current(0.2)
+        guard.disable_output()
+
+
+def test_a_ramp_stopped_mid_way_goes_back_to_zero_step_by_step():
+    """Exact traffic: the stop is seen before the 3rd step; the ramp returns at the allowed rate."""
+    clock = FakeClock()
+    writes = []
+
+    def stop():
+        return len(writes) >= 2
+
+    traffic = [(b"OUTPut?", b"1")] + set_current("0.1") + set_current("0.2")
+    traffic += set_current("0.1") + set_current("0")
+    with expected_protocol(KepcoBOPStrict, traffic, model="BOP 20-20") as supply:
+        source = KepcoFieldSource(supply)
+        original = source.set_current_A
+
+        def counted(value):
+            writes.append((clock.now(), value))
+            original(value)
+
+        source.set_current_A = counted
+        guard = CoilGuard(source, COIL, LIMITS, clock, stop=stop)
+        with pytest.raises(RampStopped, match="ramped to 0 A"):
+            guard.ramp_to_current(0.5)
+    steps = np.diff([0.0] + [w[1] for w in writes])
+    gaps = np.diff([w[0] for w in writes])
+    assert np.all(np.abs(steps) <= LIMITS.ramp_step_A + 1e-12)
+    assert np.all(np.abs(steps[1:]) <= LIMITS.ramp_rate_A_per_s * gaps * (1 + 1e-9))
 
 
 @pytest.mark.parametrize(
