@@ -342,7 +342,9 @@ class Sweep:
         x = x or next(iter(grid))
         if y is None:
             skip = set(grid) | {"point", "status"}
-            y = [k for k, v in rows[0].items() if k not in skip and _is_number(v)][:3]
+            y = [k for k, v in rows[0].items() if k not in skip and _is_number(v) and not k.endswith("_err")][
+                :3
+            ]
         if not y:
             return None
         import matplotlib
@@ -357,13 +359,16 @@ class Sweep:
             for r in rows:
                 if not (_is_number(r.get(key)) and _is_number(r.get(x))):
                     continue
-                groups.setdefault(tuple(r[o] for o in others), []).append((float(r[x]), float(r[key])))
+                err = float(r[f"{key}_err"]) if _is_number(r.get(f"{key}_err")) else 0.0
+                groups.setdefault(tuple(r[o] for o in others), []).append((float(r[x]), float(r[key]), err))
             for label, pts in sorted(groups.items()):
                 pts.sort()
-                ax.plot(
+                ax.errorbar(  # error bars: the result's own "<key>_err" (one standard error), if any
                     [p[0] for p in pts],
                     [p[1] for p in pts],
-                    "o-",
+                    yerr=[p[2] for p in pts],
+                    fmt="o-",
+                    capsize=3,
                     label=", ".join(f"{o}={v}" for o, v in zip(others, label, strict=True)) or None,
                 )
             ax.set_xlabel(x)
