@@ -187,6 +187,11 @@ def bm_validate(config: dict, rig_config: Any = None) -> dict:
     return {"model": cfg.model, "hidden": cfg.hidden}
 
 
+def bm_validate_with_data(config: dict, rig_config: Any = None) -> dict:
+    """bm_validate for a config that also carries the "_data" options of labml.engine_train."""
+    return bm_validate({k: v for k, v in config.items() if k != "_data"}, rig_config)
+
+
 TRAINERS = {
     # kind: (builder, validator, config dataclass)
     "train-synapses": ("labml.synapses.trainer:build_trainer", "labml.engine_plans:synapse_validate",

@@ -135,3 +135,97 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
     if getattr(args, "json", False):
         print(json.dumps(result))
     return 0
+
+
+# ======================================================================================= bm
+def bm_trainer_with_data(config: dict, rig: Any = None) -> Any:
+    """Builder of labml.bm's BMTrainer for TrainerPlan: `config` is a BMTrainConfig dict plus
+    "_data" = {"data", "train_size", "test_size", "seed"} for labml.bm.cli.load_data (so that
+    `labml resume` loads the same data)."""
+    from labml.bm.cli import load_data
+    from labml.bm.training import BMTrainConfig, BMTrainer
+
+    cfg = dict(config)
+    d = dict(cfg.pop("_data", {}) or {})
+    data, ds = load_data(d.get("data"), d.get("train_size"), d.get("test_size"), int(d.get("seed", 0)))
+    trainer = BMTrainer(BMTrainConfig(**cfg), data, rig=rig)
+    trainer.data_summary_ = ds.summary()
+    return trainer
+
+
+def cmd_train_bm(args: argparse.Namespace) -> int:
+    """`labml train bm` on the run engine; the options and output of labml.bm.cli (E): progress on
+    stderr, metrics.csv, model.npz, samples.png (unless --no-samples), JSON results last with --json."""
+    import numpy as np
+
+    from labml.bm.cli import config_from_args
+    from labml.engine import RunEngine, dry_run
+    from labml.engine_plans import TrainerPlan
+    from labml.runs import load
+
+    cfg = config_from_args(args)  # validates: UserError before anything is made
+    if cfg.kernel == "rig" and not args.rig:
+        raise UserError("--kernel rig needs --rig FILE|sim")
+    if args.rig and cfg.kernel != "rig":
+        raise UserError(f"--rig is only used by --kernel rig (got --kernel {cfg.kernel})")
+    on_rig = cfg.kernel == "rig"
+    config = {**cfg.to_dict(), "_data": {"data": args.data, "train_size": args.train_size,
+                                         "test_size": args.test_size, "seed": args.seed}}
+    plan = TrainerPlan("labml.engine_train:bm_trainer_with_data", config, kind="train-bm", needs_rig=on_rig,
+                       validator="labml.engine_plans:bm_validate_with_data")
+    if getattr(args, "dry_run", False):
+        summary = dry_run(plan, args.rig if on_rig else None, args.run_dir)
+        print(json.dumps(summary) if args.json else f"plan OK: {summary}")
+        return 0
+
+    def progress(event: str, payload: dict) -> None:
+        if event == "row" and payload["series"] == "metrics" and not args.json:
+            m = payload["row"]
+            print(f"epoch {m['epoch'] + 1}/{cfg.epochs}: {m['sec']:.2f} s, recon {m['recon_error']:.4f}"
+                  + (f", disc loss {m['disc_loss']:.4f}" if m.get("disc_loss") is not None else ""),
+                  file=sys.stderr, flush=True)
+
+    eng = RunEngine(progress=False)
+    eng.subscribe(progress)
+    record = {k: getattr(args, k, None) for k in ("sample", "device", "operator", "notes")}
+    rig = None
+    try:
+        if on_rig:
+            from labml.rigs import open_rig
+
+            rig = open_rig(args.rig)
+        outcome = eng.run(plan, args.run_dir, rig=rig, **record)
+        if outcome.status != "success":
+            why = f": {outcome.reason}" if outcome.reason else ""
+            print(f"run {outcome.status}{why}", file=sys.stderr)
+            if args.json:
+                print(json.dumps({"status": outcome.status, "reason": outcome.reason,
+                                  "run_dir": str(outcome.run_dir)}))
+            return 0 if outcome.status in ("stopped", "paused") else 3
+        tr = plan.trainer
+        run = load(outcome.run_dir)
+        secs = [float(r["sec"]) for r in run.series("metrics")]
+        results = dict(plan.final_)
+        results.update(sec_per_epoch=float(np.mean(secs)) if secs else 0.0, updates=tr.updates,
+                       run_dir=str(outcome.run_dir))
+        if on_rig:
+            results.update(rig_reads=tr.kernel.reads, rig_bench_time_s=tr.kernel.bench_time_s,
+                           rig_energy_J=tr.kernel.energy_J)
+        run.save_arrays("model", **{k: v.detach().cpu().numpy() for k, v in tr.model.state_dict().items()})
+        if not getattr(args, "no_samples", False):
+            try:
+                tr.sample_grid(run.path / "samples.png")
+            except Exception as exc:  # noqa: BLE001 - a plot must not lose the results
+                log.warning("could not write samples.png: %s", exc)
+    finally:
+        if rig is not None:
+            rig.__exit__(None, None, None)
+    results = {k: (float(v) if isinstance(v, np.floating) else v) for k, v in results.items()}
+    run.update(results={**run.meta.get("results", {}), **{k: _finite(v) for k, v in results.items()}},
+               data=getattr(tr, "data_summary_", None))
+    if args.json:
+        print(json.dumps({k: _finite(v) for k, v in results.items()}))
+    else:
+        for k, v in results.items():
+            print(f"{k}: {v}")
+    return 0

@@ -59,3 +59,60 @@ def test_options_map_onto_every_config_field_and_bad_values_are_clear_errors(tmp
     assert cmd_train_synapses(_args("--backend", "rig", "--rig", "sim", "--dry-run",
                                     "--run-dir", str(tmp_path / "x"))) == 0
     assert not (tmp_path / "x").exists()
+
+
+MNIST = "/work/shared/data/mnist"
+BM_ARGS = ["--model", "classrbm", "--loss", "discriminative", "--hidden", "10", "--epochs", "3",
+           "--data", MNIST, "--train-size", "300", "--test-size", "200", "--no-samples", "--seed", "2"]
+
+
+def _bm_args(*argv: str) -> argparse.Namespace:
+    from labml.bm.cli import add_arguments
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    if not any(a.dest == "dry_run" for a in p._actions):
+        p.add_argument("--dry-run", action="store_true")
+    return p.parse_args(list(argv))
+
+
+def test_train_bm_on_the_engine_records_and_resumes_exactly(tmp_path, capsys):
+    from labml.cli import main as labml_main
+    from labml.engine import RunEngine
+    from labml.engine_train import cmd_train_bm
+
+    assert cmd_train_bm(_bm_args(*BM_ARGS, "--run-dir", str(tmp_path / "full"), "--json")) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    full = runs.load(tmp_path / "full")
+    assert full.meta["status"] == "success" and res["run_dir"] == str(full.path)
+    assert 0.2 < res["test_accuracy"] <= 1  # 10 classes, 200 test images: chance is 0.1
+    assert full.meta["results"]["test_accuracy"] == res["test_accuracy"]
+    assert len(full.series("metrics")) == 3 and (full.path / "model.npz").exists()
+
+    # the same run suspended after epoch 1 and continued by `labml resume`: the same numbers
+    plan_spec = full.meta["plan"]
+    from labml.engine import build_plan
+
+    eng = RunEngine(progress=False, handle_sigint=False, on_pause=lambda e, s: "suspend")
+    eng.subscribe(lambda ev, p: eng.request_pause() if ev == "step" and p["step"] == 1 else None)
+    assert eng.run(build_plan(plan_spec), tmp_path / "cut").status == "paused"
+    assert labml_main(["resume", str(tmp_path / "cut"), "--no-progress"]) == 0
+    cut = runs.load(tmp_path / "cut")
+
+    def rows(run):
+        return [{k: v for k, v in r.items() if k != "sec"} for r in run.series("metrics")]
+
+    assert rows(cut) == rows(full)
+    assert cut.meta["results"]["final"] == full.meta["results"]["final"]
+
+
+def test_train_bm_bad_settings_are_refused_before_anything_is_made(tmp_path):
+    from labml.engine_train import cmd_train_bm
+
+    with pytest.raises(UserError, match="need --model classrbm"):
+        cmd_train_bm(_bm_args("--hidden", "4", "--epochs", "1", "--model", "rbm", "--loss", "discriminative",
+                              "--run-dir", str(tmp_path / "r")))
+    with pytest.raises(UserError, match="--kernel rig needs --rig"):
+        cmd_train_bm(_bm_args("--hidden", "4", "--epochs", "1", "--kernel", "rig",
+                              "--run-dir", str(tmp_path / "r")))
+    assert not (tmp_path / "r").exists()
