@@ -48,7 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             raise
         add_arguments = _bm_fallback_arguments
     add_arguments(b)
-    b.set_defaults(func=cmd_train_bm)
+    if not any(a.dest == "dry_run" for a in b._actions):
+        b.add_argument("--dry-run", action="store_true", help="validate the settings without training")
+    b.set_defaults(func=_train_bm_on_engine)  # run engine front end (labml/engine_train.py, F)
 
 
 def _train_synapses_on_engine(args: argparse.Namespace) -> int:
@@ -57,6 +59,21 @@ def _train_synapses_on_engine(args: argparse.Namespace) -> int:
     from labml.engine_train import cmd_train_synapses as run_on_engine
 
     return run_on_engine(args)
+
+
+def _train_bm_on_engine(args: argparse.Namespace) -> int:
+    """`labml train bm` runs on labml.engine; same options and output as labml.bm.cli.main."""
+    if _bm_missing():
+        return cmd_train_bm(args)  # labml.bm absent: cmd_train_bm explains
+    from labml.engine_train import cmd_train_bm as run_on_engine
+
+    return run_on_engine(args)
+
+
+def _bm_missing() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("labml.bm") is None
 
 
 def add_synapse_arguments(s: argparse.ArgumentParser) -> None:
