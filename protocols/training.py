@@ -111,7 +111,9 @@ class TrainingProcedure(RigProcedure):
     def finalize(self) -> None:
         ev = self.trainer.evaluate()
         self.results_.update(_scalars(ev))
-        self.results_["epochs_done"] = int(getattr(self.trainer, "epoch", self.epochs))
+        self.results_["epochs_done"] = int(
+            getattr(self.trainer, "epoch_", getattr(self.trainer, "epoch", self.epochs))
+        )
         if self.save_model and self.run is not None:
             import torch
 
@@ -265,6 +267,21 @@ class TrainSynapses(TrainingProcedure):
         description="measure each wire's curve on the rig before training",
     )
     data = Parameter("Data folder", default="", description="MNIST folder (empty: labml.data's default)")
+    spread_H0 = FloatParameter(
+        "Device spread of H0",
+        units="mT",
+        default=0.0,
+        minimum=0.0,
+        maximum=10.0,
+        description="model backend: each synapse's H0 ~ N(H0, spread)",
+    )
+    spread_k = FloatParameter(
+        "Relative device spread of k",
+        default=0.0,
+        minimum=0.0,
+        maximum=1.0,
+        description="model backend: each synapse's k ~ k (1 + N(0, spread))",
+    )
 
     def trainer_config(self) -> dict:
         cfg: dict[str, Any] = {
@@ -288,6 +305,9 @@ class TrainSynapses(TrainingProcedure):
             "field_step_mT": float(self.field_step),
             "calibrate": bool(self.calibrate),
         }
+        if self.spread_H0 or self.spread_k:  # device-to-device spread (model backend)
+            cfg["spread_H0_mT"] = float(self.spread_H0)
+            cfg["spread_k_rel"] = float(self.spread_k)
         extra = self.extra_settings()
         overlap = set(extra) & set(cfg)
         if overlap:
