@@ -273,8 +273,9 @@ class CoilGuard:
 
     def _output_is_on(self) -> bool:
         """Whether the supply output is on (a role without ``output_enabled`` counts as on)."""
-        state = getattr(self.source, "output_enabled", None)
-        return True if state is None else bool(state)
+        if "output_enabled" not in dir(self.source):  # dir(): no property is evaluated here
+            return True
+        return bool(self.source.output_enabled)  # a failing query raises (nothing written yet)
 
     def ramp_to_current(
         self, current_A: float, stop: threading.Event | Callable[[], bool] | None = None

@@ -211,6 +211,29 @@ def test_sourcemeter_field_source_traffic():
         fs.disable_output()
 
 
+def test_sourcemeter_field_source_on_a_2450_traffic():
+    pairs = [
+        (":SOUR:FUNC CURR", None),
+        (":SOUR:CURR:VLIM 5", None),
+        NO_ERR,
+        ("OUTPUT?", "0"),
+        ("OUTPUT 1", None),
+        (":SOUR:CURR:LEV 0.01", None),
+        (":SOUR:CURR?", "0.01"),
+        ("OUTPUT 0", None),
+    ]
+    with traffic(pairs) as adapter:
+        fs = SourcemeterFieldSource(Keithley2450Strict(adapter, i_max_A=0.02), compliance_V=5)
+        fs.configure()
+        assert fs.output_enabled is False
+        fs.enable_output()
+        fs.set_current_A(0.01)
+        assert fs.current_A == pytest.approx(0.01)
+        with pytest.raises(SafetyError):  # beyond the 0.02 A limit: nothing written
+            fs.set_current_A(-0.025)
+        fs.disable_output()
+
+
 # ------------------------------------------------------------------------------- AWGs
 
 
@@ -366,6 +389,17 @@ def test_moke_readout_waits_for_the_lockin_to_settle_then_reads_x():
         ro = MokeLockinReadout(SR830Lockin(adapter), clock, time_constant_s=1e-3, sensitivity_V=0.5)
         ro.configure()
         assert ro.signal() == pytest.approx(0.101)
+    assert clock.sleeps == [pytest.approx(5e-3)]
+
+
+def test_moke_readout_on_an_sr860_configures_with_its_own_commands():
+    clock = FakeClock()
+    pairs = [("OFLT 6", None), ("SCAL 1", None), ("OFLT?", "6"), ("OUTP? 0", "0.2"), ("CUROVLDSTAT?", "0")]
+    with traffic(pairs) as adapter:  # no OUTX1: that is an SR830 command
+        ro = MokeLockinReadout(SR860Lockin(adapter), clock, time_constant_s=1e-3, sensitivity_V=0.5)
+        ro.configure()
+        assert ro.time_constant_s == pytest.approx(1e-3)
+        assert ro.signal() == pytest.approx(0.2)
     assert clock.sleeps == [pytest.approx(5e-3)]
 
 

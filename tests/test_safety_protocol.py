@@ -12,7 +12,8 @@ from pymeasure.test import expected_protocol
 from instruments.config import CoilConfig, Limits, builtin_rig_path, load_rig_config
 from instruments.drivers.awg import Agilent33500Pulse
 from instruments.drivers.kepco import KepcoBOPStrict
-from instruments.drivers.roles import AwgPulseSource, KepcoFieldSource
+from instruments.drivers.roles import AwgPulseSource, KepcoFieldSource, SourcemeterFieldSource
+from instruments.drivers.sourcemeter import Keithley2400Strict
 from instruments.errors import SafetyError
 from instruments.rig import NanowireRig
 from instruments.safety import CoilGuard, RampStopped
@@ -108,6 +109,22 @@ def test_limit_violation_is_refused_with_no_traffic(request_):
         guard = CoilGuard(KepcoFieldSource(supply), COIL, LIMITS, FakeClock())
         with pytest.raises(SafetyError):
             request_(guard)
+
+
+def test_ramp_and_refusal_through_a_sourcemeter_field_source():
+    """The same choke point over a Keithley 2400 coil source: a staircase of checked setpoints, and
+    a request beyond the rig's limits refused with no traffic at all."""
+    small = Limits(**{**LIMITS.__dict__, "i_max_A": 0.5, "field_max_mT": 0.9})
+    pairs = [(b":FORMAT:ELEMENTS VOLTAGE, CURRENT, RESISTANCE, TIME, STATUS", None)]  # 2400 __init__
+    pairs += [(b"OUTPUT?", b"1")]
+    steps = (0.25 / 3, 0.5 / 3, 0.25, 0.5 / 3, 0.25 / 3, 0.0)  # <= ramp_step_A = 0.1 A each
+    pairs += [(f":SOURCE:CURRENT {v:g}".encode(), None) for v in steps]
+    with expected_protocol(Keithley2400Strict, pairs, i_max_A=1.0) as smu:
+        guard = CoilGuard(SourcemeterFieldSource(smu), COIL, small, FakeClock())
+        guard.ramp_to_current(0.25)
+        with pytest.raises(SafetyError, match="i_max_A"):
+            guard.ramp_to_current(0.6)  # within the 2400's 1 A, beyond the rig's 0.5 A
+        guard.zero()
 
 
 PULSE_A = np.concatenate(
