@@ -44,6 +44,7 @@ class RigInfo:
     """
 
     name: str = "rig"
+    backend: str = "sim"
     n_wires: int = 1
     field_max_mT: float = 36.0
     wire_ranges_mT: list[tuple[float, float]] = field(default_factory=list)

@@ -81,6 +81,7 @@ def _get(obj, key, default=None):
 def _fill_from_config(info: RigInfo, cfg) -> None:
     """Copy limits, coil and cycle settings of a rig config (instruments.config.RigConfig or a dict)."""
     info.name = str(_get(cfg, "name", info.name))
+    info.backend = str(_get(cfg, "backend", info.backend))
     coil, limits, cycle = _get(cfg, "coil"), _get(cfg, "limits"), _get(cfg, "cycle")
     mT_per_A = float(_get(coil, "mT_per_A", info.mT_per_A))
     info.mT_per_A = mT_per_A
@@ -118,15 +119,11 @@ def _fill_from_config(info: RigInfo, cfg) -> None:
 
 
 def offline_rig_info(rig: str | os.PathLike | None) -> RigInfo:
-    """RigInfo from a rig config without connecting to anything (for --dry-run and early checks)."""
-    from instruments.config import builtin_rig_path, load_rig_config
+    """RigInfo from a rig config without connecting to anything (for --dry-run and early checks):
+    "sim"/None, a built-in rig name or a TOML path, resolved by labml.rigs.rig_config."""
+    from labml.rigs import rig_config
 
-    if rig in (None, "sim"):
-        cfg = load_rig_config(builtin_rig_path("sim_default"))
-    elif isinstance(rig, str) and not rig.endswith(".toml") and builtin_rig_path(rig).is_file():
-        cfg = load_rig_config(builtin_rig_path(rig))
-    else:
-        cfg = load_rig_config(rig)
+    cfg = rig_config(rig)
     info = RigInfo()
     _fill_from_config(info, cfg)
     return info

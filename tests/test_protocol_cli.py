@@ -16,7 +16,10 @@ from labml.cli import main
 def no_rig(monkeypatch, tmp_path):
     """Any attempt to open a rig fails the test; runs go to tmp_path."""
     monkeypatch.setenv("LABML_RUNS", str(tmp_path / "runs"))
+    import labml.rigs as real
+
     fake = types.ModuleType("labml.rigs")
+    fake.rig_config = real.rig_config  # reading a config moves nothing
 
     def open_rig(*a, **k):  # pragma: no cover - reaching it is the failure
         raise AssertionError("the rig was opened although the input was bad")
@@ -109,3 +112,27 @@ def test_run_lists_protocols_and_their_parameters(no_rig, capsys):
     assert main(["run", "depinning-calibration", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--pulse-duration" in out and "in s" in out and "range [1e-06, 1]" in out
+
+
+def test_a_sweep_on_a_real_bench_is_not_sent_to_a_cluster(no_rig, capsys):
+    """A real rig (backend visa) is one piece of hardware: its sweep runs locally, point after point."""
+    from instruments.config import builtin_rig_path
+
+    bench = str(builtin_rig_path("bench_example"))
+    rc = main(
+        [
+            "sweep",
+            "depinning-calibration",
+            "--grid",
+            "reads=10,20",
+            "--rig",
+            bench,
+            "--cluster",
+            "tcp://127.0.0.1:1",
+            "--sweep-dir",
+            str(no_rig / "runs" / "s"),
+        ]
+    )
+    assert rc == 2
+    assert "is a real bench (backend visa)" in _err(capsys)
+    assert not (no_rig / "runs").exists()

@@ -197,6 +197,29 @@ def _json_default(o):
     return str(o)
 
 
+def _one_real_rig(rig, protocol: str, fixed: dict, args: argparse.Namespace) -> None:
+    """A real rig (backend "visa") is one piece of hardware: its points run one after another in this
+    process (a cluster or parallel workers would fight over the rig's lock)."""
+    if rig is None:
+        return
+    from protocols import get_protocol
+    from protocols.runner import offline_rig_info
+
+    proc = get_protocol(protocol)()
+    if not proc.needs_rig and "backend" not in fixed:
+        return
+    if offline_rig_info(rig).backend != "visa":
+        return
+    if args.cluster:
+        raise UserError(
+            f"rig {rig!r} is a real bench (backend visa): its sweep runs here, one point after "
+            "another; leave out --cluster"
+        )
+    if args.workers not in (None, 0, 1):
+        print(f"labml: rig {rig!r} is a real bench: running the points one after another", file=sys.stderr)
+    args.workers = 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     fixed = split_params(args, list(args.params))
     if args.help:
@@ -208,6 +231,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sweep = Sweep.open(args.resume)
         if args.grid or fixed:
             raise UserError("--resume takes no --grid or parameters: the sweep folder's manifest fixes them")
+        m = sweep.manifest
+        _one_real_rig(m.get("rig"), m["protocol"], m.get("fixed", {}), args)
     else:
         if not args.protocol:
             raise UserError("labml sweep needs a PROTOCOL (or --resume SWEEP_DIR)")
@@ -236,6 +261,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             out = {"dry_run": True, "protocol": args.protocol, "points": len(points), "status": "planned"}
             print(json.dumps(out) if args.json else f"plan OK: {len(points)} points of {args.protocol}")
             return 0
+        _one_real_rig(args.rig, args.protocol, fixed, args)
         sweep = Sweep.create(Path(path), args.protocol, grid, fixed=fixed, rig=args.rig, validate=validate)
 
     def progress(point: dict, out: dict) -> None:
