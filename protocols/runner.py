@@ -1,12 +1,13 @@
-"""Running a protocol: validate, plan, open the rig, execute, record.
+"""Running a protocol: validate, plan, then run it on the run engine (labml.engine.RunEngine).
 
 `run_protocol(name, params, rig="sim", run_dir=None, dry_run=False)` is what `labml run`, the sweep
 workers, scripts and the GUI call. Order of work (DESIGN.md): every parameter is converted and checked
-(UserError naming protocol, parameter, value, range) and the whole plan is checked against the rig's
-limits BEFORE the rig is opened for measurement; then a run folder is created (labml.runs.Run), the
-rig is opened as a context manager (so any exit, error or Ctrl+C leaves field at zero and outputs
-off), rows go to a pymeasure Results CSV (`data.csv`) as they are measured, and `run.json` gets the
-status, the key results, the rig identities and the calibration snapshot.
+(UserError naming protocol, parameter, value, range) and the whole plan is checked against the rig
+config's limits BEFORE the rig is opened; then the engine creates the run folder, opens the rig as a
+context manager (any exit, error or Ctrl+C leaves the field at zero and the outputs off), runs the
+protocol step by step (`ProcedurePlan`), writes the rows to the run's `data` series (pymeasure Results
+format) when each step completes, checkpoints, and records status, key results, rig identities and
+calibrations in `run.json`. `labml resume RUN_DIR` continues a killed run (`build_plan`).
 """
 
 from __future__ import annotations
