@@ -26,6 +26,7 @@ from instruments.config import RigConfig
 from instruments.errors import ConfigError
 from instruments.rig import RIG_READOUT_KEYS, NanowireRig
 from instruments.roles import SynapseReads
+from instruments.safety import RampStopped
 from simulated_hw.adapter import SimAdapter
 from simulated_hw.faults import FaultConfigError, FaultInjector
 from simulated_hw.instruments import (
@@ -131,9 +132,13 @@ class SimNanowireRig(NanowireRig):
         self, fields_mT: np.ndarray, wires: np.ndarray, n: int, duration_s: float | None = None
     ) -> SynapseReads:
         """Fast path: ``world.read_synapses`` (binomial counts of full bench cycles incl. read-out
-        error; bench time and coil energy of the same sequence). Requests are validated like on
-        the bench (equal lengths, integer wires in range, fields within each wire's range)."""
+        error; bench time and programmed coil energy of the same sequence, as the bench planner
+        reports them). Requests are validated like on the bench (equal lengths, integer wires in
+        range, |field| within the rig's field limit) and, like the bench planner, nothing is read
+        while a stop is in force (RampStopped until ``guard.clear_stop()``)."""
         f, w, n = self._check_requests(fields_mT, wires, n)
+        if self.guard.stop_requested():
+            raise RampStopped("synapse reads not run: stop requested")
         reads = self.world.read_synapses(f, w.astype(np.int64), n, pulse_duration_s=duration_s)
         self._energy_J += reads.energy_J
         return reads

@@ -11,6 +11,7 @@ from scipy import stats
 from instruments.config import builtin_rig_path, load_rig_config
 from instruments.errors import SafetyError
 from instruments.rig import NanowireRig
+from instruments.safety import RampStopped
 from labml.rigs import open_rig
 from simulated_hw.rig import SimNanowireRig, build_sim_rig
 
@@ -100,6 +101,19 @@ def test_fast_path_refuses_bad_requests_before_anything_moves(rig):
     with pytest.raises(ValueError):
         rig.read_synapses(np.array([4.0, 5.0]), np.array([0]), 4)
     assert rig.clock.now() == t0
+
+
+def test_fast_path_like_the_bench_planner_reads_nothing_while_a_stop_is_in_force(rig):
+    t0 = rig.clock.now()
+    rig.request_stop()
+    try:
+        for read in (rig.read_synapses, lambda *a: NanowireRig.read_synapses(rig, *a)):
+            with pytest.raises(RampStopped):
+                read(np.array([4.0]), np.array([0]), 4)
+        assert rig.clock.now() == t0  # no bench time spent, no cycle played
+    finally:
+        rig.guard.clear_stop()
+    assert rig.read_synapses(np.array([4.0]), np.array([0]), 4).n == 4
 
 
 def test_state_dict_resumes_bit_identically(rig):
