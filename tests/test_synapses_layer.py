@@ -72,7 +72,7 @@ def test_autograd_equals_the_closed_form_gradient(n):
     """dy_j/dp_ij = x_i [1 + (Y_j - mu_j) x_i (1 - 2 p_ij) / (2 n s_j^2)] (SCIENCE.md section 4),
     checked on the trainable H through dp/dH = a k sigma (1 - sigma) of the logistic."""
     layer, x = _forward_with_grad(n)
-    y = layer(x)
+    y = layer.forward_autograd(x)  # the rule in torch ops, differentiated by autograd
     Y = (y - layer.bias).detach()
     with torch.no_grad():
         p = layer.probabilities()[0]
@@ -109,9 +109,31 @@ def test_closed_form_matches_finite_differences_of_the_reparameterised_output():
     np.testing.assert_allclose(cf, fd, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("variance_term", [True, False])
+def test_fused_layer_equals_autograd_of_the_rule(signed, variance_term):
+    """The default (fused) layer: one autograd node with the closed-form backward; same values and
+    gradients (H, bias, inputs) as autograd through the rule, with the same reads."""
+    layer, x = _forward_with_grad(4, signed=signed, variance_term=variance_term)
+    x.requires_grad_(True)
+    w = torch.randn(5, 3, generator=torch.Generator().manual_seed(9))
+    grads, outs = [], []
+    for fn in (layer, layer.forward_autograd):
+        layer.zero_grad()
+        x.grad = None
+        layer.generator.manual_seed(5)
+        y = fn(x)
+        (y * w).sum().backward()
+        outs.append(y.detach())
+        grads.append((layer.H.grad.clone(), layer.bias.grad.clone(), x.grad.clone()))
+    torch.testing.assert_close(outs[0], outs[1])
+    for a, b in zip(grads[0], grads[1], strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
 def test_without_variance_term_the_gradient_is_x():
     layer, x = _forward_with_grad(1, variance_term=False)
-    y = layer(x)
+    y = layer.forward_autograd(x)
     with torch.no_grad():
         c = layer.curve
         sig = torch.sigmoid(c.k * (layer.H[0] - c.H0))

@@ -58,6 +58,7 @@ class StochasticSynapseLinear(nn.Module):
         sampler: str = "fast",
         generator: torch.Generator | None = None,
         init_sd_mT: float = 0.0,
+        fused: bool = True,
     ) -> None:
         super().__init__()
         if n < 1:
@@ -72,6 +73,7 @@ class StochasticSynapseLinear(nn.Module):
         self.sampler = sampler
         self.generator = generator
         self.reader: Reader | None = None
+        self.fused = fused
         self.curve = curve if curve is not None else TorchLogistic()
         n_dev = 2 if signed else 1
         lo = torch.as_tensor(field_range_mT[0], dtype=torch.float32)
@@ -114,6 +116,12 @@ class StochasticSynapseLinear(nn.Module):
         return torch.stack([fn(x, p[d], self.n, self.generator) for d in range(p.shape[0])])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused and isinstance(self.curve, TorchLogistic):
+            return _SynapseLayerFn.apply(x, self.H, self.bias, self)
+        return self.forward_autograd(x)
+
+    def forward_autograd(self, x: torch.Tensor) -> torch.Tensor:
+        """The rule written with torch ops, differentiated by autograd (the fused path must equal it)."""
         p = self.probabilities()
         var_p = p * (1.0 - p)
         if self.signed:
@@ -141,6 +149,63 @@ class StochasticSynapseLinear(nn.Module):
             f"in_features={self.in_features}, out_features={self.out_features}, n={self.n}, "
             f"signed={self.signed}, variance_term={self.variance_term}"
         )
+
+
+class _SynapseLayerFn(torch.autograd.Function):
+    """The layer as one autograd node: forward reads, backward the closed form of SCIENCE.md.
+
+    With g = dL/dy (B, N_out), c = g (Y - mu) / s^2 and the logistic's dp/dH = a k sigma (1 - sigma):
+        dL/dp_d = sign_d (g^T x) + (1 - 2 p_d) (c^T x^2) / (2 n)        (second term: variance term)
+        dL/dx   = g W_mean + x * (c W_var) / n,      dL/db = sum_b g
+    (sign_d = +1 for w+, -1 for w- of a differential pair). Tested against `forward_autograd`.
+    """
+
+    @staticmethod
+    def forward(ctx, x, H, bias, layer):
+        c = layer.curve
+        sig = torch.sigmoid(c.k * (H - c.H0))
+        p = (1.0 - c.a) + c.a * sig
+        v = p * (1.0 - p)
+        if layer.signed:
+            mean_w, var_w = p[0] - p[1], v[0] + v[1]
+        else:
+            mean_w, var_w = p[0], v[0]
+        x2 = x * x
+        mu = x @ mean_w.t()
+        s2 = x2 @ var_w.t() / layer.n + VARIANCE_FLOOR
+        sums = layer.read_sums(x, p)
+        Y = ((sums[0] - sums[1]) if layer.signed else sums[0]).to(mu.dtype) / layer.n
+        ctx.save_for_backward(x, x2, p, sig, mean_w, var_w, mu, s2, Y)
+        ctx.layer = layer
+        ctx.has_bias = bias is not None
+        return Y + bias if bias is not None else Y.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        x, x2, p, sig, mean_w, var_w, mu, s2, Y = ctx.saved_tensors
+        layer = ctx.layer
+        n = layer.n
+        G1 = g.t() @ x
+        cvec = None
+        if layer.variance_term:
+            cvec = g * (Y - mu) / s2
+            G2 = (cvec.t() @ x2) / (2 * n)
+            dp = (
+                torch.stack([G1 + (1 - 2 * p[0]) * G2, -G1 + (1 - 2 * p[1]) * G2])
+                if layer.signed
+                else ((G1 + (1 - 2 * p[0]) * G2)[None])
+            )
+        else:
+            dp = torch.stack([G1, -G1]) if layer.signed else G1[None]
+        c = layer.curve
+        dH = dp * (c.a * c.k) * sig * (1 - sig)
+        dx = None
+        if ctx.needs_input_grad[0]:
+            dx = g @ mean_w
+            if cvec is not None:
+                dx = dx + x * (cvec @ var_w) / n
+        db = g.sum(0) if ctx.has_bias else None
+        return dx, dH, db, None
 
 
 def closed_form_grad_p(x: torch.Tensor, p: torch.Tensor, Y: torch.Tensor, n: int) -> torch.Tensor:

@@ -179,10 +179,10 @@ def binomial_sums(
     B = x.shape[0]
     n_out = p.shape[0]
     if HAVE_NUMBA and x.device.type == "cpu":
-        m = int(torch.count_nonzero(x))
-        u = torch.rand(m * n_out, generator=generator, dtype=torch.float64)
+        xn = x.numpy()
+        u = torch.rand(int(np.count_nonzero(xn)) * n_out, generator=generator, dtype=torch.float64)
         out = np.zeros((B, n_out), dtype=np.float32)
-        _sums_kernel(x.numpy(), p.numpy(), int(n), u.numpy(), out)
+        _sums_kernel(xn, p.numpy(), int(n), u.numpy(), out)
         return torch.from_numpy(out)
     i_idx, b_idx = torch.nonzero(x.t(), as_tuple=True)  # pairs grouped by input i
     m = b_idx.numel()

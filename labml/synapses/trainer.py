@@ -205,7 +205,8 @@ class SynapseTrainer:
             )
         if config.hidden and hasattr(self.model, "init_hidden_biases"):
             self.model.init_hidden_biases(self.X_train[:1000])
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        # fused: one kernel for all parameters (same Adam update; cuts per-step overhead on CPU)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=True)
         self.epoch_ = 0
         self.best_val_ = -1.0
         self.best_epoch_ = -1
@@ -268,20 +269,24 @@ class SynapseTrainer:
         epoch = self.epoch_ if epoch is None else epoch
         self.model.train()
         order = torch.from_numpy(self.rng.permutation(len(self.y_train)))
-        total_loss, correct, seen = 0.0, 0, 0
         t0 = time.perf_counter()
+        X, Yl = self.X_train[order], self.y_train[order]  # one gather; batches are contiguous views
+        total_loss = torch.zeros(())
+        correct = torch.zeros((), dtype=torch.long)
+        seen = 0
         for s in range(0, len(order), cfg.batch_size):
-            idx = order[s : s + cfg.batch_size]
-            xb, yb = self.X_train[idx], self.y_train[idx]
+            xb, yb = X[s : s + cfg.batch_size], Yl[s : s + cfg.batch_size]
             logits = self.model(xb)
             loss = nn.functional.cross_entropy(logits, yb)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             self.model.project_()
-            total_loss += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == yb).sum())
-            seen += len(idx)
+            with torch.no_grad():
+                total_loss += loss * len(yb)
+                correct += (logits.argmax(1) == yb).sum()
+            seen += len(yb)
+        total_loss, correct = float(total_loss), int(correct)
         sec = time.perf_counter() - t0
         self.epoch_seconds_.append(sec)
         self.model.eval()
