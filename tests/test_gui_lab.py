@@ -89,7 +89,9 @@ def test_calibration_queue_pause_resume_abort_and_browse(qtbot, window):
     assert shown == [shown[0], shown[0] + 1, shown[0] + 2]
 
     w.jobs.resume(job)
-    qtbot.waitUntil(lambda: job.state == "running", timeout=10_000)
+    qtbot.waitUntil(lambda: job.state != "paused", timeout=10_000)
+    w.launcher.refresh_queue()
+    assert w.launcher.abort_button.isEnabled(), (job.state, job.rows)
     w.launcher.abort_button.click()
     qtbot.waitUntil(lambda: job.finished, timeout=60_000)
     assert job.state == "aborted", (job.state, job.reason, job.error)

@@ -165,3 +165,24 @@ def test_run_browser_reopens_a_calibration_with_its_fit(qtbot, tmp_path):
     assert buf.n_rows("calibration") == 4
     assert np.allclose(buf.column("calibration", "field_mT"), [3, 4, 5, 6])
     assert buf.array("fit_p") is not None and "H0=4.600" in buf.info()["fit_text"]
+
+
+def test_redrawing_does_not_leak_references_to_none(qtbot):
+    """PySide6 6.12 on Python 3.11 dropped a reference to None at every Python override call (paint
+    events, timer slots), so a dashboard crashed after minutes; the pinned binding must not."""
+    import sys
+
+    views = LiveViews(interval_ms=10_000)
+    qtbot.addWidget(views)
+    views.resize(640, 480)
+    views.show()
+    buf = LiveBuffer()
+    for e in range(20):
+        buf.append("train", {"epoch": e, "loss": 1.0 / (e + 1), "train_acc": 0.5})
+    views.set_buffer(buf)
+    qtbot.wait(50)
+    before = sys.getrefcount(None)
+    for _ in range(300):
+        views.panels["training"].repaint()
+    drift = sys.getrefcount(None) - before
+    assert abs(drift) < 100, f"None lost {-drift} references in 300 repaints"
