@@ -128,21 +128,29 @@ def part_classrbm(args, data) -> dict:
         model="classrbm",
         hidden=500,
         epochs=args.cls_epochs,
-        batch_size=100,
+        batch_size=args.cls_batch,
         lr=args.cls_lr,
         loss=args.cls_loss,
         optimizer="adam",
         hybrid_alpha=args.cls_alpha,
+        dropout=args.cls_dropout,
+        input_dropout=args.cls_input_dropout,
         pretrain_epochs=args.cls_pretrain,
         pretrain_lr=0.01,
         seed=args.seed,
     )
     tr = BMTrainer(cfg, data)
-    tr.fit()
+
+    def progress(m):  # monitoring only: the reported number is the final epoch's
+        if (m["epoch"] + 1) % 5 == 0:
+            print(f"  epoch {m['epoch'] + 1}: test accuracy {tr.evaluate()['test_accuracy']:.4f}", flush=True)
+
+    tr.fit(progress)
     ev = tr.evaluate()
     name = (
-        f"labml ClassRBM(500) {args.cls_loss}, {args.cls_pretrain} generative pretraining epochs + "
-        f"{args.cls_epochs - args.cls_pretrain} epochs Adam lr {args.cls_lr}"
+        f"labml ClassRBM(500) {args.cls_loss}, Adam lr {args.cls_lr}, batch {args.cls_batch}, "
+        f"{args.cls_epochs} epochs ({args.cls_pretrain} generative pretraining), dropout {args.cls_dropout}, "
+        f"input dropout {args.cls_input_dropout}"
     )
     out[name] = {"test_accuracy": ev["test_accuracy"], "train_s": time.perf_counter() - t0}
     t0 = time.perf_counter()
@@ -174,9 +182,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr", type=float, default=0.01, help="labml RBM step size (spin units)")
     ap.add_argument("--cls-loss", default="discriminative")
-    ap.add_argument("--cls-lr", type=float, default=3e-4)
-    ap.add_argument("--cls-epochs", type=int, default=9)
-    ap.add_argument("--cls-pretrain", type=int, default=6)
+    ap.add_argument("--cls-lr", type=float, default=1e-3)
+    ap.add_argument("--cls-epochs", type=int, default=20)
+    ap.add_argument("--cls-batch", type=int, default=50)
+    ap.add_argument("--cls-pretrain", type=int, default=0)
+    ap.add_argument("--cls-dropout", type=float, default=0.5)
+    ap.add_argument("--cls-input-dropout", type=float, default=0.2)
     ap.add_argument("--cls-alpha", type=float, default=0.01)
     args = ap.parse_args()
     torch.set_num_threads(1)

@@ -147,7 +147,7 @@ def test_sllg_two_coupled_macrospins_match_numerical_integration():
     g = torch.Generator().manual_seed(5)
     k = SLLG(dt=0.02, n_steps=25, alpha=1.0, anisotropy=K, generator=g)
     s = Sampler(m, k)
-    state = s.run(s.random_state(4000, torch.float64), 40)
+    state = s.run(s.random_state(2000, torch.float64), 30)
     z = k.values(state["s"])
     m1, m2, c12 = _two_spin_expectations(J, h1, h2, 1 / T, lambda x: -K * x * x, -1.0, 1.0)
     for est, exact in ((z[:, 0], m1), (z[:, 1], m2), (z[:, 0] * z[:, 1], c12)):
@@ -160,7 +160,7 @@ def test_soft_spins_match_their_continuous_target():
     exp(beta (h x + J x1 x2 - lam/4 (x^2 - 1)^2)). Heun bias at dt = 0.01 is below 0.01."""
     lam = 4.0
     g = torch.Generator().manual_seed(6)
-    k = SoftSpin(dt=0.01, n_steps=800, well=lam, generator=g)
+    k = SoftSpin(dt=0.01, n_steps=600, well=lam, generator=g)
     h, beta = 0.4, 1.0
 
     def onsite(x):
@@ -170,7 +170,7 @@ def test_soft_spins_match_their_continuous_target():
     Z = integrate.quad(w, -4, 4)[0]
     mean = integrate.quad(lambda x: x * w(x), -4, 4)[0] / Z
     x = k.update(
-        k.random_state((4000, 1), torch.float64), torch.full((4000, 1), h, dtype=torch.float64), beta
+        k.random_state((2000, 1), torch.float64), torch.full((2000, 1), h, dtype=torch.float64), beta
     )
     se = float(x.std()) / math.sqrt(x.numel())
     assert abs(float(x.mean()) - mean) < 4 * se + 0.01
@@ -179,7 +179,7 @@ def test_soft_spins_match_their_continuous_target():
     m = _two_spin_bm(J, h1, h2, T)
     k2 = SoftSpin(dt=0.01, n_steps=20, well=lam, generator=g)
     s = Sampler(m, k2)
-    xs = s.run(s.random_state(4000, torch.float64), 60)["s"]
+    xs = s.run(s.random_state(2000, torch.float64), 40)["s"]
     m1, m2, c12 = _two_spin_expectations(J, h1, h2, 1 / T, onsite, -3.0, 3.0)
     for est, exact in ((xs[:, 0], m1), (xs[:, 1], m2), (xs[:, 0] * xs[:, 1], c12)):
         se = float(est.std()) / math.sqrt(est.numel())

@@ -88,7 +88,7 @@ def test_classrbm_discriminative_classifies_by_free_energy(bas, dropout):
     cfg = BMTrainConfig(
         model="classrbm",
         hidden=8,
-        epochs=15,
+        epochs=10,
         batch_size=20,
         lr=0.01,
         loss="discriminative",
@@ -109,13 +109,13 @@ def test_classrbm_hybrid_and_generative_losses_train(bas):
     """Hybrid (discriminative + 0.01 generative) classifies; generative raises the exact joint
     log-likelihood log p(v, y) by > 1 nat."""
     cfg = BMTrainConfig(
-        model="classrbm", hidden=8, epochs=10, batch_size=20, loss="hybrid", lr=0.01, optimizer="adam", seed=1
+        model="classrbm", hidden=8, epochs=6, batch_size=20, loss="hybrid", lr=0.01, optimizer="adam", seed=1
     )
     tr = BMTrainer(cfg, bas)
     tr.fit()
     assert tr.evaluate()["test_accuracy"] >= 0.9
     cfg = BMTrainConfig(
-        model="classrbm", hidden=8, epochs=10, batch_size=20, loss="generative", lr=0.04, seed=1
+        model="classrbm", hidden=8, epochs=6, batch_size=20, loss="generative", lr=0.04, seed=1
     )
     tr = BMTrainer(cfg, bas)
     before = tr.evaluate()["test_loglik"]
@@ -140,13 +140,14 @@ def test_ais_evaluation_agrees_with_exact(bas):
     cfg = BMTrainConfig(
         model="rbm",
         hidden=8,
-        epochs=5,
+        epochs=3,
         batch_size=20,
         lr=0.02,
         seed=0,
         eval_max_exact_hidden=4,
         eval_ais_betas=1000,
         eval_ais_chains=100,
+        eval_reverse_sweeps=200,
     )
     tr = BMTrainer(cfg, bas)
     tr.fit()

@@ -64,7 +64,7 @@ def _accuracy(model, v_train, y_train, v_test, y_test) -> float:
     with torch.no_grad():
         ftr = model.mean_hidden(v_train).numpy()
         fte = model.mean_hidden(v_test).numpy()
-    clf = LogisticRegression(max_iter=500)
+    clf = LogisticRegression(max_iter=200)
     clf.fit(ftr, y_train)
     return float(clf.score(fte, y_test))
 

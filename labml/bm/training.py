@@ -75,6 +75,7 @@ class BMTrainConfig:
     eval_ais_chains: int = 100
     eval_max_exact_hidden: int = 20
     eval_reverse_ais: bool = True
+    eval_reverse_sweeps: int = 1000  # heat-bath sweeps of the chains that start reverse AIS
     n_train: int | None = None
     n_test: int | None = None
 
@@ -386,7 +387,7 @@ class BMTrainer:
                     start = model_samples(
                         md,
                         c.eval_ais_chains,
-                        1000,
+                        c.eval_reverse_sweeps,
                         self.v_train[: c.eval_ais_chains].double(),
                         torch.Generator().manual_seed(c.seed + 2),
                     )
