@@ -256,7 +256,7 @@ class RigPanel(QtWidgets.QWidget):
         self.connect_button = QtWidgets.QPushButton("Connect")
         self.connect_button.clicked.connect(self.connect_clicked)
         self.disconnect_button = QtWidgets.QPushButton("Disconnect")
-        self.disconnect_button.clicked.connect(lambda: self.session.disconnect_rig())
+        self.disconnect_button.clicked.connect(self.disconnect_clicked)
         self.disconnect_button.setEnabled(False)
         top = QtWidgets.QHBoxLayout()
         top.addWidget(QtWidgets.QLabel("Rig (sim or TOML file):"))
@@ -339,10 +339,19 @@ class RigPanel(QtWidgets.QWidget):
 
     # ---- connection ----------------------------------------------------------------------------------
     def connect_clicked(self) -> None:
+        if self.busy():
+            self._on_failed("A job is using the rig: stop or abort it before connecting to another rig.")
+            return
         spec = self.spec.currentText().strip() or "sim"
         self.status.setText(f"Connecting to {spec} ...")
         self.connect_button.setEnabled(False)
         self.session.connect_rig(None if spec == "sim" else spec)
+
+    def disconnect_clicked(self) -> None:
+        if self.busy():
+            self._on_failed("A job is using the rig: stop or abort it before disconnecting.")
+            return
+        self.session.disconnect_rig()
 
     def _browse(self) -> None:
         path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Rig config", "", "Rig config (*.toml)")

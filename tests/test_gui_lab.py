@@ -181,6 +181,21 @@ def test_event_loop_stays_responsive_during_full_speed_training(qtbot, window):
     assert w.live.panels["training"].n_points() == job.rows
 
 
+def test_a_bad_rig_file_is_reported_and_nothing_connects(qtbot, window, tmp_path):
+    w = window
+    bad = tmp_path / "bench.toml"
+    bad.write_text('name = "bench"\nbackend = "visa"\n[coil]\nmT_per_A = "lots"\n')
+    for spec, words in ((str(tmp_path / "missing.toml"), ["missing.toml", "not found"]),
+                        (str(bad), ["bench.toml"])):
+        w.rig_panel.spec.setCurrentText(spec)
+        w.rig_panel.connect_clicked()
+        qtbot.waitUntil(lambda: w.rig_panel.status.text().startswith("cannot connect"), timeout=30_000)
+        for word in words:
+            assert word in w.rig_panel.status.text()
+        assert w.session.rig is None and w.rig_panel.connect_button.isEnabled()
+        w.rig_panel.status.setText("")
+
+
 def test_settings_are_remembered_between_uses(qtbot, tmp_path, monkeypatch):
     from gui.app import MainWindow
 
