@@ -100,7 +100,8 @@ class Sweep:
     """A sweep folder. `Sweep.create(...)` writes the manifest; `Sweep.open(dir)` resumes one."""
 
     def __init__(self, path: Path, manifest: dict) -> None:
-        self.path = Path(path)
+        # absolute, so that workers started elsewhere (Dask) write into this folder
+        self.path = Path(path).absolute()
         self.manifest = manifest
 
     # --- creation ---------------------------------------------------------------------------------

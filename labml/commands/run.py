@@ -239,6 +239,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from protocols.runner import make_procedure, offline_rig_info
 
         grid = parse_grid(args.grid)
+        if args.rig and Path(args.rig).is_file():
+            args.rig = str(Path(args.rig).resolve())  # workers may run in another folder
         info = None if args.rig is None else offline_rig_info(args.rig)
 
         def validate(params: dict) -> None:
