@@ -186,3 +186,29 @@ def test_redrawing_does_not_leak_references_to_none(qtbot):
         views.panels["training"].repaint()
     drift = sys.getrefcount(None) - before
     assert abs(drift) < 100, f"None lost {-drift} references in 300 repaints"
+
+
+def test_log_panel_shows_records_from_worker_threads_and_detaches(qtbot):
+    import logging
+
+    from gui.log_panel import LogPanel
+
+    panel = LogPanel()
+    qtbot.addWidget(panel)
+    t = threading.Thread(target=lambda: logging.getLogger("labml.test").warning("coil at %.1f mT", 3.5))
+    t.start()
+    t.join()
+    qtbot.waitUntil(lambda: "coil at 3.5 mT" in panel.text(), timeout=5_000)
+    panel.detach()
+    assert panel.handler not in logging.getLogger().handlers
+
+
+def test_screenshot_command_refuses_bad_arguments(capsys):
+    from labml.cli import main
+
+    assert main(["gui", "--screenshot", "view.jpg", "--view", "rig"]) == 2
+    assert "must end in .png" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["gui", "--screenshot", "x.png", "--view", "nonsense"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
