@@ -132,7 +132,7 @@ def add_synapse_arguments(s: argparse.ArgumentParser) -> None:
         "--rig", default=None, metavar="FILE|sim", help="rig config TOML, or 'sim' (simulated rig)"
     )
     s.add_argument(
-        "--calibrate", action="store_true", help="(rig) measure and fit each used wire's p(H) before training"
+        "--calibrate", action="store_true", help="(rig) measure and fit each used wire's p(H) before training or rig inference"
     )
     s.add_argument(
         "--field-step",
@@ -147,6 +147,13 @@ def add_synapse_arguments(s: argparse.ArgumentParser) -> None:
         default=0,
         metavar="M",
         help="after training, run inference on --rig for a stratified test subset of M images",
+    )
+    s.add_argument(
+        "--rig-test-passes",
+        type=int,
+        default=1,
+        metavar="K",
+        help="stochastic passes of the rig inference (default 1)",
     )
     s.add_argument(
         "--sampler",
@@ -168,8 +175,11 @@ def add_synapse_arguments(s: argparse.ArgumentParser) -> None:
         metavar="REL",
         help="(model) device spread: relative sd of each synapse's slope k (default 0)",
     )
-    s.add_argument("--dry-run", action="store_true",
-                   help="validate the settings (and the rig config) without training or writing")
+    s.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate the settings (and the rig config) without training or writing",
+    )
     s.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument(
@@ -265,7 +275,13 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
             log(f"inference on the rig: {args.rig_test_size} stratified test images")
             result.update(
                 evaluate_on_rig(
-                    trainer, rig, test_size=args.rig_test_size, field_step_mT=cfg.field_step_mT, seed=cfg.seed
+                    trainer,
+                    rig,
+                    test_size=args.rig_test_size,
+                    passes=args.rig_test_passes,
+                    field_step_mT=cfg.field_step_mT,
+                    seed=cfg.seed,
+                    calibrate=cfg.calibrate,
                 )
             )
         run.save_arrays("model", **trainer.arrays_())

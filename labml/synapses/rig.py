@@ -282,11 +282,14 @@ def evaluate_on_rig(
     passes: int = 1,
     field_step_mT: float = 0.01,
     seed: int = 0,
+    calibrate: bool = False,
 ) -> dict:
     """Inference of a trained stochastic-synapse model on `rig` for a stratified test subset.
 
     Each synapse's trained p is set through its wire's calibration (H = p_wire^-1(p), clipped to the
-    wire's range). Returns rig_test_accuracy, n_test, bench_time_s, energy_J, device_reads.
+    wire's range); with `calibrate` the used wires are measured and fitted first, else their stored
+    calibration is used. Returns rig_test_accuracy, model_test_accuracy (the same images and number of
+    passes on the model backend, for a like-for-like comparison), rig_n_test, bench time, energy, reads.
     """
     from labml.data import stratified_subset
 
@@ -299,7 +302,12 @@ def evaluate_on_rig(
     rig_model = copy.deepcopy(model)
     sizes = [rig_model.layers[0].in_features] + [layer.out_features for layer in rig_model.layers]
     maps = assign_wires(sizes, int(rig.n_wires), signed=rig_model.layers[0].signed)
-    reader = RigReader(rig, maps, field_step_mT=field_step_mT, fields_from="p")
+    curves = None
+    if calibrate:
+        used = sorted({int(w) for m in maps for w in np.unique(m)})
+        fitted = dict(zip(used, calibrate_wires(rig, used), strict=True))
+        curves = [fitted.get(w, Logistic()) for w in range(int(rig.n_wires))]
+    reader = RigReader(rig, maps, field_step_mT=field_step_mT, fields_from="p", wire_curves=curves)
     reader.attach(rig_model)
     X, y = trainer.X_test.numpy(), trainer.y_test.numpy()
     if test_size is not None:
@@ -311,8 +319,15 @@ def evaluate_on_rig(
         for _ in range(passes):
             logits = torch.cat([rig_model(Xt[s : s + 250]) for s in range(0, len(Xt), 250)])
             accs.append(float((logits.argmax(1) == yt).float().mean()))
+    model.eval()
+    model_accs = []
+    with torch.no_grad():
+        for _ in range(passes):
+            logits = torch.cat([model(Xt[s : s + 250]) for s in range(0, len(Xt), 250)])
+            model_accs.append(float((logits.argmax(1) == yt).float().mean()))
     return {
         "rig_test_accuracy": float(np.mean(accs)),
+        "model_test_accuracy_same_images": float(np.mean(model_accs)),
         "rig_n_test": len(yt),
         "rig_passes": passes,
         "rig_bench_time_s": reader.bench_time_s,
