@@ -205,6 +205,9 @@ class CycleSpec:
     mean I^2 R power <= mean_power_max_W. Then the read takes read_s, with the read-out
     (`readout` = "moke" or "mr") integrating over read_bandwidth_Hz. The generator plays the
     program at sample_rate_Hz (`[cycle]`): the fast path prices the very samples the rig arms.
+    two_waveforms: the rig's fallback for a pulse source that cannot fire the injection from its
+    own trigger (e.g. a 33220A): the reset (+ gap) and the drive (+ settle) are two waveforms, each
+    padded with rest on its own, with a software-timed injection of inject_s between them.
     """
 
     reset_field_mT: float = -30.0
@@ -220,6 +223,8 @@ class CycleSpec:
     mean_power_max_W: float = 150.0
     readout: str = "moke"
     sample_rate_Hz: float = 1e5
+    two_waveforms: bool = False
+    inject_s: float = 0.0
 
     def __post_init__(self) -> None:
         for key in ("reset_s", "gap_s", "pulse_duration_s", "settle_s", "read_s", "duty_threshold_A"):
@@ -236,6 +241,8 @@ class CycleSpec:
             v = getattr(self, key)
             if not (np.isfinite(v) and v > 0):
                 raise ValueError(f"cycle {key} must be > 0, got {v!r}")
+        if not (np.isfinite(self.inject_s) and self.inject_s >= 0):
+            raise ValueError(f"cycle inject_s must be >= 0, got {self.inject_s!r}")
         if self.readout not in ("moke", "mr"):
             raise ValueError(f"cycle readout must be 'moke' or 'mr', got {self.readout!r}")
 
@@ -271,11 +278,11 @@ def sampled_program_cost(amplitudes_A, plateau_s: float, cycle: CycleSpec, resis
     return length, on, energy
 
 
-def cycle_time_s(program_s, on_s, energy_J, cycle: CycleSpec):
-    """Bench time of cycles whose waveform lasts program_s with on_s energised and energy_J of
-    programmed Joule heat: padded with rest for duty and mean power exactly as the rig does
-    (`instruments.rig.REST_MARGIN` below the limits), plus the read time."""
-    rested = np.maximum(
+def rested_s(program_s, on_s, energy_J, cycle: CycleSpec):
+    """Length (s) of waveforms that last program_s with on_s energised and energy_J of programmed
+    Joule heat once padded with rest for duty and mean power exactly as the rig pads them
+    (`instruments.rig.REST_MARGIN` below the limits, whole samples)."""
+    return np.maximum(
         np.maximum(
             program_s,
             np.ceil(on_s / cycle.duty_max * REST_MARGIN * cycle.sample_rate_Hz) / cycle.sample_rate_Hz,
@@ -283,7 +290,12 @@ def cycle_time_s(program_s, on_s, energy_J, cycle: CycleSpec):
         np.ceil(energy_J / cycle.mean_power_max_W * REST_MARGIN * cycle.sample_rate_Hz)
         / cycle.sample_rate_Hz,
     )
-    return rested + cycle.read_s
+
+
+def cycle_time_s(program_s, on_s, energy_J, cycle: CycleSpec):
+    """Bench time of one-waveform cycles (program_s long, on_s energised, energy_J of programmed
+    Joule heat): the waveform padded with rest (`rested_s`), plus the read time."""
+    return rested_s(program_s, on_s, energy_J, cycle) + cycle.read_s
 
 
 def pulse_traces(

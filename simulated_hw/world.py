@@ -817,9 +817,17 @@ class World:
             amp, cyc.pulse_duration_s, cyc, self.coil_params.resistance_ohm
         )
         e_cycle = e_reset + e_drive
-        t_cycle = physics.cycle_time_s(
-            t_reset + cyc.gap_s + t_drive + cyc.settle_s, on_reset + on_drive, e_cycle, cyc
-        )
+        if cyc.two_waveforms:  # reset+gap and drive+settle padded each on its own, injection between
+            t_cycle = (
+                physics.rested_s(t_reset + cyc.gap_s, on_reset, e_reset, cyc)
+                + cyc.inject_s
+                + physics.rested_s(t_drive + cyc.settle_s, on_drive, e_drive, cyc)
+                + cyc.read_s
+            )
+        else:
+            t_cycle = physics.cycle_time_s(
+                t_reset + cyc.gap_s + t_drive + cyc.settle_s, on_reset + on_drive, e_cycle, cyc
+            )
         return t_cycle, e_cycle
 
     def exact_pass_probability(

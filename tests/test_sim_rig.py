@@ -140,3 +140,40 @@ def test_strict_driver_limits_and_compliance_come_from_the_rig_config():
         with pytest.raises(ValueError):
             supply.current_setpoint = 18.5  # even bypassing the guard, the driver refuses
         assert r.world.coil.compliance_V == 15.0  # the supply's compliance is the configured one
+
+
+def test_fast_path_prices_the_two_waveform_cycle_of_a_generator_without_injection_trigger():
+    """A 33220A cannot fire the injection line from its trigger: the rig arms reset and drive as two
+    waveforms with a software-timed injection (a 2400 on the injection line) between them. The
+    fast path then reports that sequence's bench time and energy, not the one-waveform cycle's."""
+    cfg = load_rig_config(
+        builtin_rig_path("sim_default"),
+        {
+            "sim": {"seed": 2},
+            "instruments": {
+                "pulse_source": {
+                    "class": "instruments.drivers.roles.Awg33220PulseSource",
+                    "address": "SIM::33220A",
+                    "amplifier_A_per_V": 4.0,  # the -30 mT reset within the 33220A's 5 V
+                },
+                "injector": {
+                    "class": "instruments.drivers.roles.SourcemeterInjector",
+                    "address": "SIM::2400",
+                },
+            },
+        },
+    )
+    fields, wires = np.array([4.0, 5.5]), np.zeros(2, dtype=int)
+    with build_sim_rig(cfg) as two:
+        assert two.world.cycle.two_waveforms and two.world.cycle.inject_s == pytest.approx(1e-3)
+        two.select(0)
+        two.calibrate_readout()
+        planner = NanowireRig.read_synapses(two, fields, wires, 8)
+        fast = two.read_synapses(fields, wires, 8)
+        # one whole-cycle waveform (what a 33500 plays) would be shorter
+        one_waveform_s = sum(
+            two.guard.validate_waveform(two.cycle_program(h)[0], 1e5).duration_s + 5e-3 for h in fields
+        )
+    assert fast.bench_time_s == pytest.approx(planner.bench_time_s, rel=2e-3)
+    assert fast.energy_J == pytest.approx(planner.energy_J, rel=1e-3)
+    assert fast.bench_time_s > 1.03 * 8 * one_waveform_s
