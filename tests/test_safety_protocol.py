@@ -10,10 +10,18 @@ from pymeasure.adapters import ProtocolAdapter
 from pymeasure.test import expected_protocol
 
 from instruments.config import CoilConfig, Limits, builtin_rig_path, load_rig_config
-from instruments.drivers.awg import Agilent33500Pulse
+from instruments.drivers.awg import Agilent33220APulse, Agilent33500Pulse
 from instruments.drivers.kepco import KepcoBOPStrict
-from instruments.drivers.roles import AwgPulseSource, KepcoFieldSource, SourcemeterFieldSource
+from instruments.drivers.roles import (
+    Awg33220PulseSource,
+    AwgPulseSource,
+    KepcoFieldSource,
+    SourcemeterFieldSource,
+    SourcemeterInjector,
+    SwitchSelector,
+)
 from instruments.drivers.sourcemeter import Keithley2400Strict
+from instruments.drivers.switch import SwitchMatrix7001
 from instruments.errors import SafetyError
 from instruments.rig import NanowireRig
 from instruments.safety import CoilGuard, RampStopped
@@ -221,3 +229,50 @@ def test_shutdown_order_across_instruments():
     ]
     assert closed == [len(shared)]  # 4. connections closed last
     assert ka._index == len(kepco_traffic) and aa._index == len(awg_traffic)
+
+
+def test_shutdown_order_with_sourcemeter_supply_33220a_injector_and_switch():
+    """The other shipped role set: Keithley 2400 coil source, 33220A pulses, a 2400 on the
+    injection line and the switch matrix. Same order: pulse output off, ramp to 0 at the allowed
+    rate, supply output off, generator outputs off, relays open, injector off, connections closed."""
+    shared: list[tuple[str, str]] = []
+    fmt = (b":FORMAT:ELEMENTS VOLTAGE, CURRENT, RESISTANCE, TIME, STATUS", None)  # 2400 __init__
+    smu = SharedLogAdapter(
+        "smu",
+        shared,
+        [fmt, (b":SOURCE:CURRENT?", b"0.2"), (b":SOURCE:CURRENT 0.1", None), (b":SOURCE:CURRENT 0", None)]
+        + [(b"OUTPUT 0", None)],
+    )
+    awg = SharedLogAdapter("awg", shared, [(b"OUTP 0", None), (b"OUTP 0", None)])
+    inj = SharedLogAdapter("inj", shared, [fmt, (b"OUTPUT 0", None)])
+    sw = SharedLogAdapter("switch", shared, [(b":ROUT:OPEN:ALL", None)])
+    clock = FakeClock()
+    closed = []
+    rig = NanowireRig(
+        load_rig_config(builtin_rig_path("sim_default")),
+        field_source=SourcemeterFieldSource(Keithley2400Strict(smu, i_max_A=1.0)),
+        pulse_source=Awg33220PulseSource(Agilent33220APulse(awg), amplifier_A_per_V=4.0),
+        readout=NullReadout(),
+        injector=SourcemeterInjector(Keithley2400Strict(inj, i_max_A=0.1), clock),
+        channel_selector=SwitchSelector(SwitchMatrix7001(sw, n_channels=4)),
+        clock=clock,
+        closers=[lambda: closed.append(len(shared))],
+        connect=False,
+    )
+    shared.clear()  # the drivers' construction traffic is not part of the shutdown
+    t0 = clock.now()
+    assert rig.shutdown() == []
+    assert shared == [
+        ("awg", "OUTP 0"),  # 1. pulse output off
+        ("smu", ":SOURCE:CURRENT?"),  # 2. read back, ramp to 0 at the allowed rate
+        ("smu", ":SOURCE:CURRENT 0.1"),
+        ("smu", ":SOURCE:CURRENT 0"),
+        ("smu", "OUTPUT 0"),  # 3. supply output off
+        ("awg", "OUTP 0"),  # 4. generator outputs off
+        ("switch", ":ROUT:OPEN:ALL"),  # 5. relays open
+        ("inj", "OUTPUT 0"),  # 6. injection line off
+    ]
+    assert closed == [len(shared)]  # 7. connections closed last
+    assert clock.now() - t0 >= 0.1 / LIMITS.ramp_rate_A_per_s  # the last step waited for the rate
+    for a in (smu, awg, inj, sw):
+        assert a._index == len(a.comm_pairs)
