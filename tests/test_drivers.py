@@ -494,6 +494,36 @@ def test_hall_sensor_on_lakeshore421_handles_multiplier_and_overrange():
             _ = hs.field_mT
 
 
+def test_lakeshore421_on_a_serial_port_gets_its_serial_settings_from_the_role():
+    """A rig opens the port itself (VISAAdapter from the config address), so pymeasure's LakeShore421
+    never sets baud rate, parity, data bits and terminations: HallSensor.from_config does."""
+    from pyvisa.constants import InterfaceType
+
+    class SerialResource:  # stands in for a pyvisa SerialInstrument (ASRL)
+        interface_type = InterfaceType.asrl
+        baud_rate, data_bits, parity, stop_bits = 115200, 8, 0, 10
+        read_termination = write_termination = "\n"
+
+        def close(self):
+            pass
+
+    class GpibResource(SerialResource):
+        interface_type = InterfaceType.gpib
+
+    def adapter_on(resource):
+        adapter = ProtocolAdapter([])
+        adapter.connection = resource
+        return adapter
+
+    port = SerialResource()
+    HallSensor.from_config(adapter_on(port), {"model": "421"})
+    assert (port.baud_rate, port.data_bits, port.parity, port.stop_bits) == (9600, 7, 1, 10)
+    assert (port.read_termination, port.write_termination) == ("\r", "\n")
+    for resource, model in ((GpibResource(), "421"), (SerialResource(), "425")):  # left alone
+        HallSensor.from_config(adapter_on(resource), {"model": model})
+        assert (resource.baud_rate, resource.data_bits, resource.read_termination) == (115200, 8, "\n")
+
+
 # ---------------------------------------------------------------------------- Switch
 
 

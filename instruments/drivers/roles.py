@@ -540,6 +540,38 @@ class Awg33220PulseSource(AwgPulseSource):
 # --------------------------------------------------------------------------------------------
 
 
+#: The LakeShore 421's fixed serial settings (what pymeasure's LakeShore421 asks for when it opens
+#: the port itself): 9600 baud, 7 data bits, odd parity, 1 stop bit, CR / LF terminations.
+LAKESHORE421_SERIAL = {
+    "baud_rate": 9600,
+    "data_bits": 7,
+    "parity": 1,  # pyvisa.constants.Parity.odd
+    "stop_bits": 10,  # pyvisa.constants.StopBits.one
+    "read_termination": "\r",
+    "write_termination": "\n",
+}
+
+
+def apply_serial_settings(adapter: Any, **settings: Any) -> bool:
+    """Apply serial-port settings to the pyvisa resource behind a pymeasure VISAAdapter when it is
+    a serial (ASRL) resource; returns whether it was.
+
+    A rig opens every VISA resource itself (one VISAAdapter per role, from the config), so the
+    serial settings a pymeasure driver applies only when *it* opens the port from an address
+    string never reach the port: this puts them there. Other adapters (GPIB, LAN, the simulated
+    lab's SimAdapter, ProtocolAdapter in tests) are left alone.
+    """
+    from pyvisa.constants import InterfaceType
+
+    conn = getattr(adapter, "connection", None)
+    if conn is None or getattr(conn, "interface_type", None) != InterfaceType.asrl:
+        return False
+    for key, value in settings.items():
+        setattr(conn, key, value)
+    log.debug("serial settings %s applied to %s", settings, getattr(conn, "resource_name", conn))
+    return True
+
+
 class HallSensor:
     """FieldSensor on a LakeShore 425 (``RDGFIELD?``) or 421 (``FIELD?`` x ``FIELDM?``).
 
@@ -565,6 +597,8 @@ class HallSensor:
         driver = {"425": LakeShore425, "421": LakeShore421}.get(str(o.get("model", "425")))
         if driver is None:
             raise ValueError(f"{cls.__name__}: model must be '425' or '421', got {o.get('model')!r}")
+        if driver is LakeShore421:
+            apply_serial_settings(adapter, **LAKESHORE421_SERIAL)
         return cls(driver(adapter))
 
     @property
