@@ -366,23 +366,40 @@ def take_screenshot(window: MainWindow, view: str, path: str | os.PathLike, rig_
 def main(rig: str | None = None, screenshot: str | None = None, view: str = "rig",
          runs_root: str | None = None) -> int:
     """Start the dashboard (blocking); with `screenshot`, render `view` to that PNG and exit."""
+    import gc
+
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setOrganizationName("nanowire-labml")
     app.setApplicationName("labml-gui")
     window = MainWindow(runs_root=runs_root)
-    try:
-        if screenshot:
+    if screenshot:
+        try:
             take_screenshot(window, view, screenshot, rig_spec=rig)
             return 0
+        finally:
+            window.shutdown()
+    tick = QtCore.QTimer()
+    try:
         window.show()
         if rig:
             window.rig_panel.spec.setCurrentText(rig)
             window.rig_panel.connect_clicked()
+
         # Ctrl+C in the terminal closes the window the safe way (jobs aborted, field to zero, outputs off).
-        signal.signal(signal.SIGINT, lambda *_: window.close())
-        tick = QtCore.QTimer()
+        def on_sigint(*_: Any) -> None:
+            window.close()  # closeEvent -> shutdown()
+            app.quit()
+
+        signal.signal(signal.SIGINT, on_sigint)
         tick.timeout.connect(lambda: None)  # lets Python see the signal while Qt's loop runs
         tick.start(200)
-        return int(app.exec())
+        rc = int(app.exec())
     finally:
         window.shutdown()
+    # Tear the Qt objects down while the application still exists: left to the interpreter's final
+    # garbage collection, PySide can hang after app.exec() has returned.
+    tick.stop()
+    window.deleteLater()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+    gc.collect()
+    return rc

@@ -35,4 +35,16 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--screenshot {args.screenshot!r}: the file name must end in .png")
     from gui.app import main
 
-    return main(rig=args.rig, screenshot=args.screenshot, view=args.view, runs_root=args.runs)
+    rc = main(rig=args.rig, screenshot=args.screenshot, view=args.view, runs_root=args.runs)
+    if not args.screenshot:
+        # The window has shut everything down (jobs ended, field at zero, outputs off, rig closed).
+        # Exit now: the interpreter's final garbage collection of the Qt objects can hang after an
+        # event loop has run (seen with PySide6 6.9 on Python 3.11).
+        import logging
+        import sys
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+    return rc
