@@ -293,3 +293,31 @@ def test_cli_refuses_bad_settings_before_training(tmp_path, argv, match):
     with pytest.raises(UserError, match=match):
         main(args)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("centering", ["none", "data", "bits"])
+def test_rbm_update_is_the_centred_force_difference(bas, centering):
+    """The fused RBM step (one matrix product for both statistics) equals -beta (f_target - f_model)
+    mapped through the centring transform, computed the long way from the same chain state."""
+    cfg = BMTrainConfig(model="rbm", hidden=7, epochs=1, batch_size=20, lr=0.01, centering=centering)
+    a = BMTrainer(cfg, bas)
+    a.run_epoch(0)
+    state = a.state_dict()
+    a.optimizer.zero_grad()
+    a._set_generative_grad(a.v_train[:20], None)
+    b = BMTrainer(cfg, bas)
+    b.load_state_dict(state)
+    m, v = b.model, b.v_train[:20]
+    with torch.no_grad():
+        hf = m.hidden_field(v)
+        f_t = m.forces({"v": v}, torch.tanh(m.beta * hf))
+        f_m = m.forces(b.chains.negative(v, None, hf))
+        D = {k: f_t[k] - f_m[k] for k in f_t}
+        if centering != "none":
+            ov, oh = b.offset_v, b.offset_h
+            if centering == "data":
+                oh.mul_(1 - cfg.centering_rate).add_(cfg.centering_rate * f_t["b"])
+            Gw = D["W"] - torch.outer(ov, D["b"]) - torch.outer(D["a"], oh)
+            D = {"W": Gw, "a": D["a"] - Gw @ oh, "b": D["b"] - Gw.t() @ ov}
+    for name, p in a.model.named_parameters():
+        torch.testing.assert_close(p.grad, -m.beta * D[name], atol=1e-6, rtol=1e-5)

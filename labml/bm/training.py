@@ -214,9 +214,20 @@ class BMTrainer:
         beta = m.beta
         with torch.no_grad():
             if isinstance(m, RBM):
+                # one matrix product for both weight statistics: [v; v_m]^T [h / n; -h_m / n_m]
                 hf = m.hidden_field(v)
-                f_t = m.forces({"v": v}, torch.tanh(beta * hf))
-            elif isinstance(m, ClassRBM):
+                h_t = torch.tanh(beta * hf)
+                neg = self.chains.negative(v, y, hf)
+                vm, hm = neg["v"], neg["h"]
+                hmean_t = h_t.mean(0)
+                D = {
+                    "W": torch.cat([v, vm]).t() @ torch.cat([h_t / v.shape[0], hm / -vm.shape[0]]),
+                    "a": v.mean(0) - vm.mean(0),
+                    "b": hmean_t - hm.mean(0),
+                }
+                self._apply_generative_grad(D, {"b": hmean_t}, scale)
+                return
+            if isinstance(m, ClassRBM):
                 hf = m.hidden_field(v, y)
                 f_t = m.forces({"v": v, "y": y}, torch.tanh(beta * hf))
             else:
@@ -230,11 +241,16 @@ class BMTrainer:
             neg = self.chains.negative(v, y, hf)
             f_m = m.forces(neg)
             D = {name: f_t[name] - f_m[name] for name in f_t}
-            if self.offset_v is not None:
-                D = self._centred_step(D, f_t)
-            for name, p in m.named_parameters():
-                g = -scale * beta * D[name]
-                p.grad = g if p.grad is None else p.grad + g
+            self._apply_generative_grad(D, f_t, scale)
+
+    def _apply_generative_grad(self, D: dict, f_t: dict, scale: float) -> None:
+        """.grad += -scale * beta * D (after the centring transform when enabled)."""
+        m = self.model
+        if self.offset_v is not None:
+            D = self._centred_step(D, f_t)
+        for name, p in m.named_parameters():
+            g = D[name].mul_(-scale * m.beta)
+            p.grad = g if p.grad is None else p.grad + g
 
     def _centred_step(self, D: dict, f_t: dict) -> dict:
         """Turn the force differences into the parameter step of the centred parametrisation
@@ -243,7 +259,7 @@ class BMTrainer:
         ov, oh = self.offset_v, self.offset_h
         if self.config.centering == "data":  # running mean of the data's hidden activity
             oh.mul_(1 - self.config.centering_rate).add_(self.config.centering_rate * f_t["b"])
-        Gw = D["W"] - torch.outer(ov, D["b"]) - torch.outer(D["a"], oh)
+        Gw = D["W"].addr_(ov, D["b"], alpha=-1).addr_(D["a"], oh, alpha=-1)
         out = {"W": Gw, "a": D["a"] - Gw @ oh, "b": D["b"] - Gw.t() @ ov}
         if "U" in D:
             Gu = D["U"] - torch.outer(D["d"], oh)
@@ -457,8 +473,8 @@ class BMTrainer:
             "generator": self.generator.get_state(),
             "np_rng": self.np_rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
-            "offset_v": self.offset_v,
-            "offset_h": self.offset_h,
+            "offset_v": None if self.offset_v is None else self.offset_v.clone(),
+            "offset_h": None if self.offset_h is None else self.offset_h.clone(),
             "epoch": self.epoch,
             "updates": self.updates,
             "history": list(self.history),
@@ -476,8 +492,9 @@ class BMTrainer:
         self.generator.set_state(state["generator"])
         self.np_rng.bit_generator.state = state["np_rng"]
         torch.set_rng_state(state["torch_rng"])
-        self.offset_v = state.get("offset_v")
-        self.offset_h = state.get("offset_h")
+        for key in ("offset_v", "offset_h"):
+            value = state.get(key)
+            setattr(self, key, None if value is None else value.clone())
         self.epoch = int(state["epoch"])
         self.updates = int(state["updates"])
         self.history = list(state.get("history", []))
