@@ -315,6 +315,9 @@ def take_screenshot(window: MainWindow, view: str, path: str | os.PathLike, rig_
     view to a PNG at `path`. Raises RuntimeError if the rig or the job fails."""
     app = QtWidgets.QApplication.instance()
     window.resize(1280, 800)
+    # The screenshot loop itself sleeps between event batches, so the latency readout would describe
+    # the screenshot tool, not the dashboard: hide it.
+    window.latency_label.hide()
     window.show()
     if view not in VIEWS + LIVE_PANELS:
         raise ValueError(f"unknown view {view!r}; views: {', '.join(VIEWS + LIVE_PANELS)}")

@@ -317,7 +317,7 @@ class SamplerComparison(QtWidgets.QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.ll = pg.PlotWidget(title="log-likelihood vs time")
-        self.acc = pg.PlotWidget(title="accuracy vs time")
+        self.acc = pg.PlotWidget(title="accuracy vs time (classification models)")
         for w, lab in ((self.ll, "log-likelihood (nats)"), (self.acc, "accuracy")):
             w.setLabel("bottom", "time (s)")
             w.setLabel("left", lab)
