@@ -301,6 +301,7 @@ class RunBrowser(QtWidgets.QWidget):
             self.compare_plot.setTitle("Select two runs (Ctrl+click) and a quantity to compare")
             return 0
         series, column = key.split("/", 1)
+        self.details.setPlainText(parameter_diff(paths[0], paths[1]))
         drawn = 0
         for i, p in enumerate(paths):
             try:
@@ -325,6 +326,26 @@ class RunBrowser(QtWidgets.QWidget):
         d = QtWidgets.QFileDialog.getExistingDirectory(self, "Run store", self.root_edit.text())
         if d:
             self.set_root(d)
+
+
+def parameter_diff(a: str | Path, b: str | Path) -> str:
+    """Text listing the parameters (and key results) that differ between two run folders."""
+    metas = []
+    for p in (a, b):
+        try:
+            metas.append(json.loads((Path(p) / "run.json").read_text()))
+        except (OSError, ValueError):
+            metas.append({})
+    lines = [f"A: {Path(a).name}", f"B: {Path(b).name}", "", "parameters that differ (A | B):"]
+    pa, pb = (m.get("parameters") or {} for m in metas)
+    diff = [k for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)]
+    lines += [f"  {k}: {pa.get(k)!r} | {pb.get(k)!r}" for k in diff] or ["  (none)"]
+    ra, rb = (m.get("results") or {} for m in metas)
+    keys = [k for k in sorted(set(ra) | set(rb)) if isinstance(ra.get(k, rb.get(k)), int | float)]
+    if keys:
+        lines += ["", "numeric results (A | B):"]
+        lines += [f"  {k}: {ra.get(k)!r} | {rb.get(k)!r}" for k in keys]
+    return "\n".join(lines)
 
 
 def _x_key(header: list[str]) -> str:

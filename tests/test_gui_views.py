@@ -144,6 +144,7 @@ def test_run_browser_lists_runs_shows_parameters_and_compares_two(qtbot, tmp_pat
     b.table.selectAll()
     b.compare_key.setCurrentText("metrics/loss")
     assert b.compare_selected() == 2
+    assert "n: 2 | 1" in b.details.toPlainText() or "n: 1 | 2" in b.details.toPlainText()
     b.table.clearSelection()
     b.table.selectRow(0)
     assert b.compare_selected() == 0
