@@ -133,3 +133,10 @@ def test_a_killed_sweep_resumes_finishing_only_the_missing_points(tmp_path):
     with open(sweep_dir / "points/p0001/data.csv") as fh:
         epochs = [line.split(",")[0] for line in fh if line[0].isdigit()]
     assert epochs == ["0", "1"]
+    # ... and ends exactly where an uninterrupted run of the same point ends (same seed)
+    from protocols.runner import run_protocol
+
+    straight = run_protocol(
+        PROTOCOL, {**FIXED, "hidden": "3"}, rig=None, run_dir=tmp_path / "straight", progress=False
+    )
+    assert resumed["results"]["test_loglik"] == straight["results"]["test_loglik"]
