@@ -132,7 +132,9 @@ def add_synapse_arguments(s: argparse.ArgumentParser) -> None:
         "--rig", default=None, metavar="FILE|sim", help="rig config TOML, or 'sim' (simulated rig)"
     )
     s.add_argument(
-        "--calibrate", action="store_true", help="(rig) measure and fit each used wire's p(H) before training or rig inference"
+        "--calibrate",
+        action="store_true",
+        help="(rig) measure and fit each used wire's p(H) before training or rig inference",
     )
     s.add_argument(
         "--field-step",
@@ -224,6 +226,7 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
         calibrate=args.calibrate,
         sampler=args.sampler,
         threads=args.threads,
+        rig_test_passes=args.rig_test_passes,
         spread_H0_mT=args.spread_H0,
         spread_k_rel=args.spread_k,
     )

@@ -279,20 +279,26 @@ def evaluate_on_rig(
     trainer: Any,
     rig: Any,
     test_size: int | None = 500,
-    passes: int = 1,
+    passes: int | None = None,
     field_step_mT: float = 0.01,
     seed: int = 0,
-    calibrate: bool = False,
+    calibrate: bool | None = None,
 ) -> dict:
     """Inference of a trained stochastic-synapse model on `rig` for a stratified test subset.
 
     Each synapse's trained p is set through its wire's calibration (H = p_wire^-1(p), clipped to the
     wire's range); with `calibrate` the used wires are measured and fitted first, else their stored
-    calibration is used. Returns rig_test_accuracy, model_test_accuracy (the same images and number of
+    calibration is used. passes and calibrate default to the trainer's config (rig_test_passes,
+    calibrate). Returns rig_test_accuracy, model_test_accuracy (the same images and number of
     passes on the model backend, for a like-for-like comparison), rig_n_test, bench time, energy, reads.
     """
     from labml.data import stratified_subset
 
+    cfg = getattr(trainer, "config", None)
+    if passes is None:
+        passes = int(getattr(cfg, "rig_test_passes", 1))
+    if calibrate is None:
+        calibrate = bool(getattr(cfg, "calibrate", False))
     model = trainer.model
     if not getattr(model, "stochastic", False):
         raise UserError("inference on a rig needs a stochastic-synapse model (--model stochastic)")

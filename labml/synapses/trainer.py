@@ -58,7 +58,8 @@ class SynapseTrainConfig:
     rig before training instead of using its stored calibration; sampler: "fast" (exact) or "binomial"
     (torch.binomial reference); threads: torch threads; spread_H0_mT / spread_k_rel: device-to-device
     spread of the model backend (every synapse gets its own curve: H0 + N(0, spread_H0_mT),
-    k * (1 + N(0, spread_k_rel)); learning sees each synapse's own curve).
+    k * (1 + N(0, spread_k_rel)); learning sees each synapse's own curve); rig_test_passes: stochastic
+    passes of inference on a rig (labml.synapses.rig.evaluate_on_rig).
     """
 
     n: int = 1
@@ -86,6 +87,7 @@ class SynapseTrainConfig:
     threads: int = 1
     spread_H0_mT: float = 0.0
     spread_k_rel: float = 0.0
+    rig_test_passes: int = 1
 
     def validate(self) -> None:
         def bad(name: str, want: str) -> UserError:
@@ -109,6 +111,8 @@ class SynapseTrainConfig:
             raise bad("batch_size", "an integer >= 1")
         if not 0.0 <= self.val_fraction < 1.0:
             raise bad("val_fraction", "in [0, 1)")
+        if self.rig_test_passes < 1:
+            raise bad("rig_test_passes", ">= 1")
         if self.test_passes < 1:
             raise bad("test_passes", ">= 1")
         if self.backend not in ("model", "rig"):
