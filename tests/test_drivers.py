@@ -494,9 +494,9 @@ def test_hall_sensor_on_lakeshore421_handles_multiplier_and_overrange():
             _ = hs.field_mT
 
 
-def test_lakeshore421_on_a_serial_port_gets_its_serial_settings_from_the_role():
-    """A rig opens the port itself (VISAAdapter from the config address), so pymeasure's LakeShore421
-    never sets baud rate, parity, data bits and terminations: HallSensor.from_config does."""
+def test_lakeshore_gaussmeters_on_a_serial_port_get_their_serial_settings_from_the_role():
+    """A rig opens the port itself (VISAAdapter from the config address), so pymeasure's LakeShore
+    drivers never set baud rate, parity, data bits and terminations: HallSensor.from_config does."""
     from pyvisa.constants import InterfaceType
 
     class SerialResource:  # stands in for a pyvisa SerialInstrument (ASRL)
@@ -519,9 +519,12 @@ def test_lakeshore421_on_a_serial_port_gets_its_serial_settings_from_the_role():
     HallSensor.from_config(adapter_on(port), {"model": "421"})
     assert (port.baud_rate, port.data_bits, port.parity, port.stop_bits) == (9600, 7, 1, 10)
     assert (port.read_termination, port.write_termination) == ("\r", "\n")
-    for resource, model in ((GpibResource(), "421"), (SerialResource(), "425")):  # left alone
-        HallSensor.from_config(adapter_on(resource), {"model": model})
-        assert (resource.baud_rate, resource.data_bits, resource.read_termination) == (115200, 8, "\n")
+    port = SerialResource()
+    HallSensor.from_config(adapter_on(port), {"model": "425"})  # USB virtual serial port
+    assert (port.baud_rate, port.read_termination, port.write_termination) == (57600, "\n", "\n")
+    gpib = GpibResource()  # not a serial port: left alone
+    HallSensor.from_config(adapter_on(gpib), {"model": "421"})
+    assert (gpib.baud_rate, gpib.data_bits, gpib.read_termination) == (115200, 8, "\n")
 
 
 # ---------------------------------------------------------------------------- Switch

@@ -540,15 +540,19 @@ class Awg33220PulseSource(AwgPulseSource):
 # --------------------------------------------------------------------------------------------
 
 
-#: The LakeShore 421's fixed serial settings (what pymeasure's LakeShore421 asks for when it opens
-#: the port itself): 9600 baud, 7 data bits, odd parity, 1 stop bit, CR / LF terminations.
-LAKESHORE421_SERIAL = {
-    "baud_rate": 9600,
-    "data_bits": 7,
-    "parity": 1,  # pyvisa.constants.Parity.odd
-    "stop_bits": 10,  # pyvisa.constants.StopBits.one
-    "read_termination": "\r",
-    "write_termination": "\n",
+#: Serial settings of the gaussmeters, as pymeasure's drivers ask for them when they open the port
+#: themselves: the 421 at 9600 baud, 7 data bits, odd parity, 1 stop bit, CR / LF terminations;
+#: the 425 (USB virtual serial port) at 57600 baud with LF terminations.
+LAKESHORE_SERIAL: dict[str, dict[str, Any]] = {
+    "LakeShore421": {
+        "baud_rate": 9600,
+        "data_bits": 7,
+        "parity": 1,  # pyvisa.constants.Parity.odd
+        "stop_bits": 10,  # pyvisa.constants.StopBits.one
+        "read_termination": "\r",
+        "write_termination": "\n",
+    },
+    "LakeShore425": {"baud_rate": 57600, "read_termination": "\n", "write_termination": "\n"},
 }
 
 
@@ -597,8 +601,7 @@ class HallSensor:
         driver = {"425": LakeShore425, "421": LakeShore421}.get(str(o.get("model", "425")))
         if driver is None:
             raise ValueError(f"{cls.__name__}: model must be '425' or '421', got {o.get('model')!r}")
-        if driver is LakeShore421:
-            apply_serial_settings(adapter, **LAKESHORE421_SERIAL)
+        apply_serial_settings(adapter, **LAKESHORE_SERIAL[driver.__name__])
         return cls(driver(adapter))
 
     @property
