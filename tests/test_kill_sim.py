@@ -16,22 +16,14 @@ import numpy as np
 import torch
 
 from labml import runs
-from labml.cli import main as labml_main
-from labml.engine import RunEngine
-from labml.engine_plans import TrainerPlan
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 BUILDER = "labml.synapses.trainer:build_trainer"
 CFG = {"n": 1, "epochs": 40, "patience": 0, "train_size": 150, "test_size": 60, "test_passes": 2,
        "batch_size": 25, "backend": "rig", "rig": "sim", "seed": 5}
-# The subprocess imports everything first, then waits for the go file (so its start-up overlaps the
-# reference run), then trains.
 START = (
-    "import sys, time, pathlib; from labml.engine import RunEngine; "
-    "from labml.engine_plans import TrainerPlan; "
-    "import labml.synapses.trainer, labml.rigs, simulated_hw.rig\n"
-    "while not pathlib.Path(sys.argv[2]).exists(): time.sleep(0.01)\n"
+    "import sys; from labml.engine import RunEngine; from labml.engine_plans import TrainerPlan; "
     f"RunEngine(progress=False).run(TrainerPlan({BUILDER!r}, {CFG!r}, kind='train-synapses', "
     "needs_rig=True), sys.argv[1], rig_spec='sim')"
 )
@@ -50,17 +42,18 @@ def _n_rows(run_dir: Path) -> int:
 
 
 def test_sigkill_in_the_loop_training_on_the_simulated_rig_then_resume_is_bit_exact(tmp_path):
-    run_dir, go = tmp_path / "killed", tmp_path / "go"
+    # Every run in a fresh process, as a user runs them: the uninterrupted reference (concurrently),
+    # the run that is killed, and `labml resume`.
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", START, str(run_dir), str(go)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    ref = RunEngine(progress=False, handle_sigint=False).run(
-        TrainerPlan(BUILDER, CFG, kind="train-synapses", needs_rig=True), tmp_path / "ref", rig_spec="sim"
-    )
-    assert ref.status == "success" and ref.steps_done == CFG["epochs"]
 
-    rng = np.random.default_rng(7)  # fixed seed for the kill moment
-    go.touch()
+    def start(*argv):
+        return subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+
+    ref = start("-c", START, str(tmp_path / "ref"))
+    run_dir = tmp_path / "killed"
+    proc = start("-c", START, str(run_dir))
+    rng = np.random.default_rng(int(os.environ.get("LABML_KILL_SEED", "7")))  # fixed seed: kill moment
     deadline = time.monotonic() + 120
     while proc.poll() is None and _n_rows(run_dir) < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -71,9 +64,11 @@ def test_sigkill_in_the_loop_training_on_the_simulated_rig_then_resume_is_bit_ex
     killed_at = _n_rows(run_dir)
     assert runs.load(run_dir).meta["status"] == "running" and killed_at < CFG["epochs"]
 
-    assert labml_main(["resume", str(run_dir), "--no-progress"]) == 0
+    resume = start("-m", "labml.cli", "resume", str(run_dir), "--no-progress")
+    assert resume.wait(timeout=300) == 0, resume.stderr.read().decode()
+    assert ref.wait(timeout=300) == 0, ref.stderr.read().decode()
     a, b = runs.load(tmp_path / "ref"), runs.load(run_dir)
-    assert b.meta["status"] == "success"
+    assert a.meta["status"] == b.meta["status"] == "success"
     assert _rows(b) == _rows(a)  # every epoch once, identical metrics incl. bench time and energy
     assert b.meta["results"]["final"] == a.meta["results"]["final"]  # same test accuracy
     assert b.meta["rig_spec"] == "sim" and "rig_identities" in b.meta
