@@ -11,6 +11,14 @@ from scipy import stats
 from instruments.config import builtin_rig_path, load_rig_config
 from instruments.errors import SafetyError
 from instruments.rig import NanowireRig
+from instruments.roles import (
+    ChannelSelector,
+    FieldSensor,
+    FieldSource,
+    MagnetisationReadout,
+    PulseSource,
+    SynapseRig,
+)
 from instruments.safety import RampStopped
 from labml.rigs import open_rig
 from simulated_hw.rig import SimNanowireRig, build_sim_rig
@@ -32,6 +40,10 @@ def rig():
 def test_open_rig_sim_is_the_simulated_rig_on_the_real_drivers():
     with open_rig("sim") as r:
         assert isinstance(r, SimNanowireRig)
+        assert isinstance(r, SynapseRig)  # the role learning code depends on
+        assert isinstance(r.field_source, FieldSource) and isinstance(r.pulse_source, PulseSource)
+        assert isinstance(r.readout, MagnetisationReadout) and isinstance(r.field_sensor, FieldSensor)
+        assert isinstance(r.channel_selector, ChannelSelector)
         ids = r.identities()
         assert ids["field_source"].startswith("KEPCO") and "33522B" in ids["pulse_source"]
         assert "SR830" in ids["readout"] and "MODEL425" in ids["field_sensor"]
