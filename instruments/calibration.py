@@ -64,7 +64,9 @@ class Logistic:
         u = np.clip(u, eps, 1.0 - eps)
         H = self.H0 + np.log(u / (1.0 - u)) / self.k
         if H_min_mT is not None or H_max_mT is not None:
-            H = np.clip(H, -np.inf if H_min_mT is None else H_min_mT, np.inf if H_max_mT is None else H_max_mT)
+            lo = -np.inf if H_min_mT is None else H_min_mT
+            hi = np.inf if H_max_mT is None else H_max_mT
+            H = np.clip(H, lo, hi)
         return H
 
     def to_dict(self) -> dict:

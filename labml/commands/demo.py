@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -51,7 +52,8 @@ def _rig_toml_with_calibration(base: Path, cal_file: Path, out: Path) -> Path:
     head, _, _ = text.partition("[[wires]]")
     sim_tail = text[text.index("[sim]") :] if "[sim]" in cfg and "[sim]" in text else ""
     wire0 = next(w for w in cfg["wires"] if w["id"] == 0)
-    lines = [head.rstrip(), "", "[[wires]]", "id = 0", f'calibration_file = "{cal_file.as_posix()}"']
+    rel = Path(os.path.relpath(cal_file.resolve(), out.resolve().parent)).as_posix()  # relative to rig.toml
+    lines = [head.rstrip(), "", "[[wires]]", "id = 0", f'calibration_file = "{rel}"']
     if "neel_brown" in wire0:
         nb = wire0["neel_brown"]
         modes = ", ".join(
