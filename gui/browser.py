@@ -314,13 +314,20 @@ class RunBrowser(QtWidgets.QWidget):
             x = np.array([_num(r.get(xkey)) for r in rows])
             y = np.array([_num(r.get(column)) for r in rows])
             ok = ~(np.isnan(x) | np.isnan(y))
-            self.compare_plot.plot(x[ok], y[ok], pen=pg.mkPen(PEN_COLORS[i], width=2), symbol="o",
+            x, y = x[ok], y[ok]
+            if "hysteresis" not in str(self._meta(p).get("kind", "")):  # a loop keeps its sweep order
+                order = np.argsort(x, kind="stable")  # protocols may measure points in any order
+                x, y = x[order], y[order]
+            self.compare_plot.plot(x, y, pen=pg.mkPen(PEN_COLORS[i], width=2), symbol="o",
                                    symbolSize=4, name=Path(p).name)
             self.compare_plot.setLabel("bottom", xkey)
             drawn += 1
         self.compare_plot.setLabel("left", column)
         self.compare_plot.setTitle(f"Comparison: {key}")
         return drawn
+
+    def _meta(self, path: str) -> dict:
+        return next((m for m in self.runs if m["path"] == path), {})
 
     def _browse(self) -> None:
         d = QtWidgets.QFileDialog.getExistingDirectory(self, "Run store", self.root_edit.text())
