@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rig", default=None, metavar="FILE|sim",
                    help="rig to connect to at start (a rig config TOML, or 'sim': built-in simulated rig)")
     p.add_argument("--runs", default=None, metavar="DIR", help="run store shown in the run browser "
-                   "(default: $LABML_RUNS or ./runs)")
+                   "(default: the one used last time, else $LABML_RUNS, else ./runs)")
     p.add_argument("--screenshot", default=None, metavar="FILE", help="render a view to this PNG and exit")
     p.add_argument("--view", default="rig", choices=VIEW_NAMES, help="view for --screenshot (default rig)")
     p.set_defaults(func=run)
