@@ -117,6 +117,16 @@ def _sums_kernel(x, p, n, u, out):  # pragma: no cover - compiled
                 break
         if not active:
             continue
+        if n == 1:  # a single read: K = [U > 1 - p], no table needed
+            for b in range(B):
+                w = x[b, i]
+                if w == 0:
+                    continue
+                for j in range(n_out):
+                    if u[c] > 1.0 - min(max(float(p[j, i]), 0.0), 1.0):
+                        out[b, j] += w
+                    c += 1
+            continue
         for j in range(n_out):
             pj = min(max(float(p[j, i]), 0.0), 1.0)
             flip[j] = pj > 0.5
