@@ -155,3 +155,4 @@ def test_simulated_rig_in_the_loop():
         cfg = SynapseTrainConfig(n=2, epochs=1, patience=0, backend="rig", test_size=50, test_passes=2)
         res = SynapseTrainer(cfg, dataset=ds, rig=rig).fit()
     assert res["bench_time_s"] > 0 and res["energy_J"] > 0 and res["device_reads"] > 0
+    assert 0 < res["read_groups"] <= res["read_requests"] == res["device_reads"] // 2

@@ -348,6 +348,8 @@ class SynapseTrainer:
                 bench_time_s=self.reader.bench_time_s,
                 energy_J=self.reader.energy_J,
                 device_reads=self.reader.n_reads,
+                read_requests=self.reader.n_requests,
+                read_groups=self.reader.n_groups,
             )
         return out
 
