@@ -137,6 +137,7 @@ def part_classrbm(args, data) -> dict:
         input_dropout=args.cls_input_dropout,
         pretrain_epochs=args.cls_pretrain,
         pretrain_lr=0.01,
+        lr_decay=args.cls_lr_decay,
         seed=args.seed,
     )
     tr = BMTrainer(cfg, data)
@@ -151,6 +152,7 @@ def part_classrbm(args, data) -> dict:
         f"labml ClassRBM(500) {args.cls_loss}, Adam lr {args.cls_lr}, batch {args.cls_batch}, "
         f"{args.cls_epochs} epochs ({args.cls_pretrain} generative pretraining), dropout {args.cls_dropout}, "
         f"input dropout {args.cls_input_dropout}"
+        + (", lr decayed linearly to 0" if args.cls_lr_decay else "")
     )
     out[name] = {"test_accuracy": ev["test_accuracy"], "train_s": time.perf_counter() - t0}
     t0 = time.perf_counter()
@@ -188,6 +190,7 @@ def main() -> None:
     ap.add_argument("--cls-pretrain", type=int, default=0)
     ap.add_argument("--cls-dropout", type=float, default=0.5)
     ap.add_argument("--cls-input-dropout", type=float, default=0.2)
+    ap.add_argument("--cls-lr-decay", action="store_true", help="decay the ClassRBM lr linearly to 0")
     ap.add_argument("--cls-alpha", type=float, default=0.01)
     args = ap.parse_args()
     torch.set_num_threads(1)

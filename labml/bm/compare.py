@@ -150,6 +150,8 @@ def plot(rows: list[dict], path: Path) -> None:
     for j, x in enumerate(("parameter updates", "training wall time (s)")):
         axes[0, j].set_xlabel(x)
         axes[1, j].set_xlabel(x)
+    for i in range(2):  # wall times span orders of magnitude (sLLG integrates many small steps)
+        axes[i, 1].set_xscale("symlog", linthresh=1.0)
     axes[0, 0].set_ylabel("exact test log-likelihood (nats)")
     axes[1, 0].set_ylabel("test accuracy (LogReg on hidden means)")
     axes[0, 0].legend(fontsize=8)
