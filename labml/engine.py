@@ -533,7 +533,8 @@ class RunEngine:
         if plan.needs_rig:
             # Bad rig config or a plan outside the rig's limits: an error before any folder is made
             # and before anything connects.
-            config = getattr(rig, "config", None) if rig is not None else rig_config_of(rig_spec)
+            config = (getattr(rig, "config", None) if rig is not None
+                      else rig_config_of(rig_spec, _rig_overrides(plan)))
             if config is not None:
                 plan.validate(config)
         run = Run.create(
@@ -546,6 +547,7 @@ class RunEngine:
             notes=notes,
             plan=spec,
             rig_spec=None if rig_spec is None else str(rig_spec),
+            rig_overrides=_rig_overrides(plan),
             engine={"checkpoint_every": self.checkpoint_every,
                     "checkpoint_interval_s": self.checkpoint_interval_s,
                     "watchdog": {k: getattr(self.watchdog, k)
@@ -606,7 +608,7 @@ class RunEngine:
             try:
                 from labml.rigs import open_rig
 
-                cm = open_rig(spec)
+                cm = open_rig(spec, **(_rig_overrides(plan) or {}))
                 live = cm.__enter__()
             except Exception as exc:
                 run.finish(FAILED, f"cannot open rig {spec!r}: {type(exc).__name__}: {exc}")
@@ -970,7 +972,7 @@ def dry_run(
     and check that `run_dir` could be written. Returns a summary; raises UserError/SafetyError/ConfigError."""
     config = None
     if plan.needs_rig:
-        config = rig_config_of(rig_spec)
+        config = rig_config_of(rig_spec, _rig_overrides(plan))
     summary = {"kind": plan.kind, "parameters": plan.parameters(), "steps": plan.n_steps()}
     summary.update(plan.validate(config) or {})
     if run_dir is not None:
@@ -978,19 +980,26 @@ def dry_run(
     return summary
 
 
-def rig_config_of(rig_spec: str | os.PathLike | None) -> Any:
-    """The RigConfig of a rig spec ("sim"/None -> the built-in simulated rig, or a TOML path)."""
+def _rig_overrides(plan: Plan) -> dict | None:
+    """Config tables a plan merges over its rig file when the engine opens the rig (e.g. the
+    simulated world's seed, {"sim": {"seed": 3}}); None for none."""
+    return getattr(plan, "rig_overrides", None) or None
+
+
+def rig_config_of(rig_spec: str | os.PathLike | None, overrides: dict | None = None) -> Any:
+    """The RigConfig of a rig spec ("sim"/None -> the built-in simulated rig, or a TOML path), with
+    `overrides` (config tables) merged before validation."""
     try:
         from labml.rigs import rig_config  # engineer A's factory, if it offers this
 
-        return rig_config(rig_spec)
+        return rig_config(rig_spec, overrides)
     except ImportError:
         pass
     from instruments.config import builtin_rig_path, load_rig_config
 
     if rig_spec in (None, "sim"):
-        return load_rig_config(builtin_rig_path("sim_default"))
-    return load_rig_config(rig_spec)
+        return load_rig_config(builtin_rig_path("sim_default"), overrides)
+    return load_rig_config(rig_spec, overrides)
 
 
 def check_writable(run_dir: Path) -> None:

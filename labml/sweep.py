@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -74,15 +75,33 @@ def _import(dotted: str) -> Callable:
     return getattr(importlib.import_module(module), attr)
 
 
-def call_point(point_fn: str, task: dict) -> dict:
-    """Run one point (module-level so that worker processes and Dask can pickle it)."""
-    try:
-        import torch
+# One point at a time per process: the run engine captures and restores process-wide RNG states
+# (numpy, torch, random) in its checkpoints, so two points running in two threads of one Dask worker
+# would draw from each other's generators. A worker with --nthreads > 1 therefore runs its points one
+# after another (the sweep warns, since the extra threads only wait).
+_POINT_LOCK = threading.Lock()
 
-        torch.set_num_threads(1)
-    except ImportError:
-        pass
-    return _import(point_fn)(task)
+
+def call_point(point_fn: str, task: dict) -> dict:
+    """Run one point (module-level so that worker processes and Dask can pickle it); points in the
+    same process never overlap (see _POINT_LOCK)."""
+    with _POINT_LOCK:
+        try:
+            import torch
+
+            torch.set_num_threads(1)
+        except ImportError:
+            pass
+        return _import(point_fn)(task)
+
+
+def _threaded_workers(client: Any) -> dict[str, int]:
+    """{worker address: nthreads} of the cluster's workers that have more than one thread."""
+    try:
+        workers = client.scheduler_info().get("workers", {})
+    except Exception:  # noqa: BLE001 - an informational check only
+        return {}
+    return {addr: int(w.get("nthreads", 1)) for addr, w in workers.items() if int(w.get("nthreads", 1)) > 1}
 
 
 def _flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
@@ -285,6 +304,16 @@ class Sweep:
             client = Client(address, timeout="10s")
         except OSError as exc:
             raise UserError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+        threaded = _threaded_workers(client)
+        if threaded:
+            names = ", ".join(f"{a}: {n}" for a, n in threaded.items())
+            msg = (
+                f"Dask workers with more than one thread ({names}) "
+                "run their sweep points one after another (the run engine's RNG states are per process); "
+                "start workers with `dask worker ADDRESS --nthreads 1 --nworkers N` for N points at once"
+            )
+            log.warning(msg)
+            print(f"labml: {msg}", file=sys.stderr)
         try:
             futs = {}
             for p in todo:

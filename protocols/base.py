@@ -129,6 +129,14 @@ class RigProcedure(Procedure):
         maximum=2**31 - 1,
         description="seed of the protocol's own random choices",
     )
+    sim_seed = IntegerParameter(
+        "Simulated rig seed",
+        default=-1,
+        minimum=-1,
+        maximum=2**31 - 1,
+        description="seed of the simulated world ([sim] seed: device spread, noise); "
+        "-1 keeps the rig config's seed. Only for a simulated rig (backend sim).",
+    )
 
     @property
     def needs_rig(self) -> bool:

@@ -144,6 +144,22 @@ class ProcedurePlan(Plan):
         self.needs_rig = bool(proc.needs_rig)
         self._ctx = None
 
+    @property
+    def rig_overrides(self) -> dict | None:
+        """Rig config tables merged over the rig file when the engine opens the rig: the simulated
+        world's seed of the `sim_seed` parameter (so a sweep can vary the device spread and noise)."""
+        seed = getattr(self.proc, "sim_seed", None)
+        return {"sim": {"seed": int(seed)}} if seed is not None and int(seed) >= 0 else None
+
+    def check_backend(self, backend: str) -> None:
+        """UserError if `sim_seed` is given for a rig that is not simulated."""
+        seed = getattr(self.proc, "sim_seed", -1)
+        if seed is not None and int(seed) >= 0 and backend != "sim":
+            raise UserError(
+                f"protocol {self.protocol!r}, parameter 'sim_seed' = {seed}: only a simulated rig "
+                f"(backend sim) has a world seed; this rig's backend is {backend!r}"
+            )
+
     # identity
     def spec(self) -> dict:
         return {
@@ -203,6 +219,8 @@ class ProcedurePlan(Plan):
         info = RigInfo()
         if rig_config is not None:
             _fill_from_config(info, rig_config)
+            if self.needs_rig:
+                self.check_backend(info.backend)
         self.proc.check_plan(info)
         return self.proc.plan_summary(info)
 
@@ -258,7 +276,15 @@ def run_protocol(
         }
     if own_rig:
         # Before the rig is opened (a model-backend training checks its settings only).
-        proc.check_plan(offline_rig_info(rig) if proc.needs_rig else RigInfo())
+        info = offline_rig_info(rig) if proc.needs_rig else RigInfo()
+        if proc.needs_rig:
+            plan.check_backend(info.backend)
+        proc.check_plan(info)
+    elif proc.needs_rig and plan.rig_overrides:
+        raise UserError(
+            f"protocol {protocol!r}, parameter 'sim_seed': the rig is already open (its world seed is "
+            "fixed); give a rig spec (\"sim\" or a TOML file) instead of an open rig"
+        )
     if engine is None:
         engine = eng.RunEngine(**engine_kwargs)
     if own_rig:

@@ -136,3 +136,18 @@ def test_a_sweep_on_a_real_bench_is_not_sent_to_a_cluster(no_rig, capsys):
     assert rc == 2
     assert "is a real bench (backend visa)" in _err(capsys)
     assert not (no_rig / "runs").exists()
+
+
+def test_sim_seed_on_a_real_bench_is_refused_before_anything_moves(no_rig, capsys):
+    """The simulated world's seed (`--sim-seed`) means nothing on a real bench: a clear error, no run."""
+    from instruments.config import builtin_rig_path
+
+    bench = str(builtin_rig_path("bench_example"))
+    for cmd in ("run", "sweep"):
+        argv = [cmd, "depinning-calibration", "--rig", bench, "--sim-seed", "3", "--reads", "10"]
+        if cmd == "sweep":
+            argv += ["--grid", "wire=0", "--sweep-dir", str(no_rig / "runs" / "s")]
+        assert main(argv) == 2
+        err = _err(capsys)
+        assert "'sim_seed' = 3" in err and "backend sim" in err and "'visa'" in err
+    assert not (no_rig / "runs").exists()
