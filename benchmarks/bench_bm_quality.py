@@ -126,7 +126,7 @@ def part_classrbm(args, data) -> dict:
     t0 = time.perf_counter()
     cfg = BMTrainConfig(
         model="classrbm",
-        hidden=500,
+        hidden=args.cls_hidden,
         epochs=args.cls_epochs,
         batch_size=args.cls_batch,
         lr=args.cls_lr,
@@ -149,7 +149,7 @@ def part_classrbm(args, data) -> dict:
     tr.fit(progress)
     ev = tr.evaluate()
     name = (
-        f"labml ClassRBM(500) {args.cls_loss}, Adam lr {args.cls_lr}, batch {args.cls_batch}, "
+        f"labml ClassRBM({args.cls_hidden}) {args.cls_loss}, Adam lr {args.cls_lr}, batch {args.cls_batch}, "
         f"{args.cls_epochs} epochs ({args.cls_pretrain} generative pretraining), dropout {args.cls_dropout}, "
         f"input dropout {args.cls_input_dropout}"
         + (", lr decayed linearly to 0" if args.cls_lr_decay else "")
@@ -190,6 +190,7 @@ def main() -> None:
     ap.add_argument("--cls-pretrain", type=int, default=0)
     ap.add_argument("--cls-dropout", type=float, default=0.5)
     ap.add_argument("--cls-input-dropout", type=float, default=0.2)
+    ap.add_argument("--cls-hidden", type=int, default=500)
     ap.add_argument("--cls-lr-decay", action="store_true", help="decay the ClassRBM lr linearly to 0")
     ap.add_argument("--cls-alpha", type=float, default=0.01)
     args = ap.parse_args()
