@@ -61,6 +61,9 @@ class TrainerPlan(Plan):
         Call ``trainer.evaluate()`` at the end and record its result in run.json.
     series : str
         Name of the per-epoch CSV series.
+    summary : str or None
+        Dotted path of ``summary(plan, ctx) -> dict``, called at the end of a successful run: its
+        keys join the run's results in run.json (the same after ``labml resume``).
 
     Rows: every scalar entry of ``run_epoch``'s dict. A dict containing ``stop: True`` (or a trainer
     attribute ``stop_training_`` set true) ends the training early (early stopping).
@@ -76,8 +79,11 @@ class TrainerPlan(Plan):
         evaluate: bool = True,
         series: str = "metrics",
         validator: str | None = None,
+        summary: str | None = None,
     ) -> None:
         self.builder = builder
+        self.summary = summary
+        self.summary_: dict = {}
         self.validator = validator
         self.config = dict(config)
         self.kind = kind
@@ -104,6 +110,7 @@ class TrainerPlan(Plan):
                 "evaluate": self.do_evaluate,
                 "series": self.series,
                 "validator": self.validator,
+                "summary": self.summary,
             },
         }
 
@@ -141,9 +148,13 @@ class TrainerPlan(Plan):
             arrays = arrays()
         if isinstance(arrays, dict) and arrays:
             ctx.save_arrays("model", **{k: np.asarray(v) for k, v in arrays.items()})
+        if self.summary:
+            # The front end's key results, made here so that a run finished by `labml resume`
+            # records the same summary in run.json as an uninterrupted one.
+            self.summary_ = dict(resolve(self.summary)(self, ctx) or {})
 
     def results(self) -> dict:
-        return {"last_epoch": self.last_, "final": self.final_}
+        return {"last_epoch": self.last_, "final": self.final_, **self.summary_}
 
     def state_dict(self) -> dict:
         return {"trainer": self.trainer.state_dict(), "last": dict(self.last_)}

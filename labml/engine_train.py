@@ -51,6 +51,23 @@ def _finite(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
+def synapse_summary(plan: Any, ctx: Any) -> dict:
+    """Key results of a synapse training (TrainerPlan `summary` hook): the test metrics plus n, model,
+    epochs, best_epoch, best_val_accuracy, sec_per_epoch (median wall s per epoch); records the data
+    set summary in run.json ("data"). Runs at the end of the run, uninterrupted or resumed."""
+    tr, cfg = plan.trainer, plan.config
+    result = dict(plan.final_)
+    result.update(
+        n=cfg["n"], model=cfg["model"], epochs=tr.epoch_, best_epoch=tr.best_epoch_,
+        best_val_accuracy=tr.best_val_,
+        sec_per_epoch=statistics.median(tr.epoch_seconds_) if tr.epoch_seconds_ else 0.0,
+    )
+    ds = getattr(tr, "dataset", None)
+    if ds is not None and hasattr(ds, "summary"):
+        ctx.run.update(data=ds.summary())
+    return {k: _finite(v) for k, v in result.items()}
+
+
 def cmd_train_synapses(args: argparse.Namespace) -> int:
     from labml.engine import RunEngine, dry_run
     from labml.engine_plans import TrainerPlan
@@ -69,7 +86,8 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
         raise UserError("--rig is used by --backend rig or --rig-test-size; neither was given")
     on_rig = cfg["backend"] == "rig"
     plan = TrainerPlan("labml.synapses.trainer:build_trainer", cfg, kind="train-synapses", needs_rig=on_rig,
-                       series="epochs", validator="labml.engine_plans:synapse_validate")
+                       series="epochs", validator="labml.engine_plans:synapse_validate",
+                       summary="labml.engine_train:synapse_summary")
 
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -107,12 +125,7 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
                                   "run_dir": str(outcome.run_dir)}))
             return 0 if outcome.status in ("stopped", "paused") else 3
         tr = plan.trainer
-        result = dict(plan.final_)
-        result.update(
-            n=cfg["n"], model=cfg["model"], epochs=tr.epoch_, best_epoch=tr.best_epoch_,
-            best_val_accuracy=tr.best_val_, sec_per_epoch=statistics.median(tr.epoch_seconds_)
-            if tr.epoch_seconds_ else 0.0,
-        )
+        result = dict(plan.summary_)
         if rig_test:
             from labml.synapses.rig import evaluate_on_rig
 
@@ -125,11 +138,7 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
     result = {k: _finite(v) for k, v in result.items()}
     result["run_dir"] = str(outcome.run_dir)
     run = load(outcome.run_dir)
-    extra: dict[str, Any] = {}
-    ds = getattr(tr, "dataset", None)
-    if ds is not None and hasattr(ds, "summary"):
-        extra["data"] = ds.summary()
-    run.update(results={**run.meta.get("results", {}), **result}, **extra)
+    run.update(results={**run.meta.get("results", {}), **result})
     say(f"test accuracy {result['test_accuracy']:.4f} (mean of {result['test_passes']} passes), "
         f"epochs {result['epochs']}, binary synapses {result['frac_binary']}")
     if getattr(args, "json", False):
@@ -153,6 +162,26 @@ def bm_trainer_with_data(config: dict, rig: Any = None) -> Any:
     return trainer
 
 
+def bm_summary(plan: Any, ctx: Any) -> dict:
+    """Key results of a Boltzmann-machine training (TrainerPlan `summary` hook): the final metrics,
+    sec_per_epoch (mean wall s), updates, the rig kernel's reads/bench time (s)/energy (J) when
+    sampling on the rig; saves the model (model.npz) and records the data summary ("data")."""
+    import numpy as np
+
+    tr = plan.trainer
+    secs = [float(r["sec"]) for r in ctx.run.series(plan.series)]
+    results = dict(plan.final_)
+    results.update(sec_per_epoch=float(np.mean(secs)) if secs else 0.0, updates=tr.updates)
+    if plan.needs_rig:
+        results.update(rig_reads=tr.kernel.reads, rig_bench_time_s=tr.kernel.bench_time_s,
+                       rig_energy_J=tr.kernel.energy_J)
+    ctx.save_arrays("model", **{k: v.detach().cpu().numpy() for k, v in tr.model.state_dict().items()})
+    summary = getattr(tr, "data_summary_", None)
+    if summary is not None:
+        ctx.run.update(data=summary)
+    return {k: _finite(float(v) if isinstance(v, np.floating) else v) for k, v in results.items()}
+
+
 def cmd_train_bm(args: argparse.Namespace) -> int:
     """`labml train bm` on the run engine; the options and output of labml.bm.cli (E): progress on
     stderr, metrics.csv, model.npz, samples.png (unless --no-samples), JSON results last with --json."""
@@ -172,7 +201,8 @@ def cmd_train_bm(args: argparse.Namespace) -> int:
     config = {**cfg.to_dict(), "_data": {"data": args.data, "train_size": args.train_size,
                                          "test_size": args.test_size, "seed": args.seed}}
     plan = TrainerPlan("labml.engine_train:bm_trainer_with_data", config, kind="train-bm", needs_rig=on_rig,
-                       validator="labml.engine_plans:bm_validate_with_data")
+                       validator="labml.engine_plans:bm_validate_with_data",
+                       summary="labml.engine_train:bm_summary")
     if getattr(args, "dry_run", False):
         summary = dry_run(plan, args.rig if on_rig else None, args.run_dir)
         print(json.dumps(summary) if args.json else f"plan OK: {summary}")
@@ -204,14 +234,7 @@ def cmd_train_bm(args: argparse.Namespace) -> int:
             return 0 if outcome.status in ("stopped", "paused") else 3
         tr = plan.trainer
         run = load(outcome.run_dir)
-        secs = [float(r["sec"]) for r in run.series("metrics")]
-        results = dict(plan.final_)
-        results.update(sec_per_epoch=float(np.mean(secs)) if secs else 0.0, updates=tr.updates,
-                       run_dir=str(outcome.run_dir))
-        if on_rig:
-            results.update(rig_reads=tr.kernel.reads, rig_bench_time_s=tr.kernel.bench_time_s,
-                           rig_energy_J=tr.kernel.energy_J)
-        run.save_arrays("model", **{k: v.detach().cpu().numpy() for k, v in tr.model.state_dict().items()})
+        results = {**plan.summary_, "run_dir": str(outcome.run_dir)}
         if not getattr(args, "no_samples", False):
             try:
                 tr.sample_grid(run.path / "samples.png")
@@ -221,8 +244,7 @@ def cmd_train_bm(args: argparse.Namespace) -> int:
         if rig is not None:
             rig.__exit__(None, None, None)
     results = {k: (float(v) if isinstance(v, np.floating) else v) for k, v in results.items()}
-    run.update(results={**run.meta.get("results", {}), **{k: _finite(v) for k, v in results.items()}},
-               data=getattr(tr, "data_summary_", None))
+    run.update(results={**run.meta.get("results", {}), **{k: _finite(v) for k, v in results.items()}})
     if args.json:
         print(json.dumps({k: _finite(v) for k, v in results.items()}))
     else:

@@ -46,6 +46,36 @@ def test_train_synapses_on_the_engine_keeps_the_command_contract_and_checkpoints
     assert [r["epoch"] for r in run.series("epochs")] == [0, 1]
     assert np.load(rd / "model.npz")["p0"].shape == (1, 10, 64)
     assert checkpoint.read_header(checkpoint.list_checkpoints(rd)[-1])["step"] == 2
+    assert run.meta["data"]["n_train"] + run.meta["data"]["n_val"] == 200  # the data set is recorded
+
+
+WALL = ("sec_per_epoch", "run_dir", "last_epoch")  # wall times (last_epoch["sec"]) and folders differ
+
+
+def _summary(run) -> dict:
+    return {k: v for k, v in run.meta["results"].items() if k not in WALL}
+
+
+def test_a_resumed_training_records_the_same_summary_as_an_uninterrupted_one(tmp_path, capsys):
+    """`labml resume` of a suspended `labml train synapses` run ends with the same key results in
+    run.json (test accuracy, best epoch, n, ...) and the same data summary as the run left alone."""
+    from labml.cli import main as labml_main
+    from labml.engine import RunEngine, build_plan
+
+    argv = ("--n", "2", "--epochs", "3", "--train-size", "200", "--test-passes", "2", "--patience", "0")
+    assert cmd_train_synapses(_args(*argv, "--run-dir", str(tmp_path / "full"))) == 0
+    full = runs.load(tmp_path / "full")
+    eng = RunEngine(progress=False, handle_sigint=False, on_pause=lambda e, s: "suspend")
+    eng.subscribe(lambda ev, p: eng.request_pause() if ev == "step" and p["step"] == 1 else None)
+    assert eng.run(build_plan(full.meta["plan"]), tmp_path / "cut").status == "paused"
+    assert labml_main(["resume", str(tmp_path / "cut"), "--no-progress"]) == 0
+    capsys.readouterr()
+    cut = runs.load(tmp_path / "cut")
+    assert cut.meta["status"] == "success"
+    want = {"test_accuracy", "n", "model", "epochs", "best_epoch", "best_val_accuracy", "sec_per_epoch"}
+    assert want <= set(cut.meta["results"])
+    assert _summary(cut) == _summary(full)
+    assert cut.meta["data"] == full.meta["data"]
 
 
 def test_options_map_onto_every_config_field_and_bad_values_are_clear_errors(tmp_path):
@@ -104,6 +134,10 @@ def test_train_bm_on_the_engine_records_and_resumes_exactly(tmp_path, capsys):
 
     assert rows(cut) == rows(full)
     assert cut.meta["results"]["final"] == full.meta["results"]["final"]
+    # the resumed run records the front end's summary too (not only the engine's "final")
+    assert {"test_accuracy", "updates", "sec_per_epoch"} <= set(cut.meta["results"])
+    assert _summary(cut) == _summary(full)
+    assert cut.meta["data"] == full.meta["data"] and (cut.path / "model.npz").exists()
 
 
 def test_train_bm_bad_settings_are_refused_before_anything_is_made(tmp_path):
