@@ -151,3 +151,52 @@ def test_sim_seed_on_a_real_bench_is_refused_before_anything_moves(no_rig, capsy
         err = _err(capsys)
         assert "'sim_seed' = 3" in err and "backend sim" in err and "'visa'" in err
     assert not (no_rig / "runs").exists()
+
+
+def test_every_run_command_has_a_dry_run_that_validates_and_makes_nothing(no_rig, capsys, tmp_path):
+    """`--dry-run` on labml run, sweep, train synapses, train bm and resume: the plan is checked against
+    the rig config (bad settings are refused), the rig is never opened and no folder is made."""
+    runs = no_rig / "runs"
+    ok = [
+        ["run", "hysteresis", "--field-max", "8 mT", "--dry-run", "--json"],
+        ["sweep", "depinning-calibration", "--grid", "reads=10,20", "--grid", "sim_seed=1,2", "--dry-run",
+         "--json", "--sweep-dir", str(runs / "s")],
+        ["train", "synapses", "--backend", "rig", "--rig", "sim", "--epochs", "2", "--dry-run", "--json",
+         "--run-dir", str(runs / "t")],
+        ["train", "bm", "--hidden", "8", "--epochs", "2", "--kernel", "rig", "--rig", "sim", "--dry-run",
+         "--json", "--run-dir", str(runs / "b")],
+    ]
+    plans = []
+    for argv in ok:
+        assert main(argv) == 0, argv
+        plans.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    assert plans[0]["status"] == "planned" and plans[0]["plan"]["steps"] == 66  # 2 branches of 33 fields
+    assert plans[1]["status"] == "planned" and plans[1]["points"] == 4
+    assert plans[2]["kind"] == "train-synapses" and plans[2]["steps"] == 2
+    assert plans[3]["kind"] == "train-bm" and plans[3]["steps"] == 2
+    bad = [
+        (["run", "hysteresis", "--field-max", "80 mT", "--dry-run"], "field"),
+        (["sweep", "depinning-calibration", "--grid", "reads=10,0", "--dry-run"], "reads"),
+        (["train", "synapses", "--n", "0", "--dry-run"], "n must be an integer >= 1"),
+        (["train", "bm", "--hidden", "0", "--epochs", "2", "--dry-run"], "hidden"),
+    ]
+    for argv, word in bad:
+        assert main(argv) == 2, argv
+        assert word in _err(capsys), argv
+    assert not runs.exists()
+
+
+def test_resume_dry_run_says_where_a_run_would_continue_and_changes_nothing(tmp_path, capsys):
+    from labml.engine import RunEngine
+    from protocols.runner import run_protocol
+
+    eng = RunEngine(progress=False, handle_sigint=False, on_pause=lambda e, s: "suspend")
+    eng.subscribe(lambda ev, p: eng.request_pause() if ev == "step" and p["step"] == 2 else None)
+    out = run_protocol("depinning-calibration", {"reads": 10, "field_points": 4, "write_calibration": False},
+                       run_dir=tmp_path / "r", engine=eng)
+    assert out["status"] == "paused"
+    before = (tmp_path / "r" / "run.json").read_text()
+    assert main(["resume", str(tmp_path / "r"), "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert plan["resumable"] and plan["from_step"] == 2 and plan["steps"] == 4
+    assert (tmp_path / "r" / "run.json").read_text() == before
