@@ -134,10 +134,12 @@ class Sweep:
         rig: str | None = "sim",
         point_fn: str = DEFAULT_POINT_FN,
         validate: Callable[[dict], None] | None = None,
+        record: Mapping[str, str | None] | None = None,
     ) -> Sweep:
         """Create (or re-open, if it holds the same sweep) the sweep folder `path`.
 
         `validate(params)` is called on every point before anything runs (bad input fails early).
+        `record`: lab-book fields (sample, device, operator, notes) written into every point's run.json.
         """
         path = Path(path)
         fixed = dict(fixed or {})
@@ -154,6 +156,7 @@ class Sweep:
             "fixed": fixed,
             "rig": None if rig is None else str(rig),
             "point_fn": point_fn,
+            "record": {k: v for k, v in (record or {}).items() if v is not None},
             "points": [
                 {"index": i, "params": p, "run_dir": f"points/p{i:04d}"} for i, p in enumerate(points)
             ],
@@ -217,6 +220,7 @@ class Sweep:
             "params": {**self.manifest.get("fixed", {}), **point["params"]},
             "rig": self.manifest.get("rig"),
             "run_dir": str(self.path / point["run_dir"]),
+            "record": dict(self.manifest.get("record") or {}),
         }
 
     # --- running ----------------------------------------------------------------------------------

@@ -242,6 +242,7 @@ def run_protocol(
     run_dir: str | os.PathLike | None = None,
     dry_run: bool = False,
     engine: Any = None,
+    record: Mapping[str, str | None] | None = None,
     **engine_kwargs: Any,
 ) -> dict:
     """Run protocol `protocol` with `params` on `rig` (a spec for labml.rigs.open_rig: "sim" or a TOML
@@ -249,6 +250,7 @@ def run_protocol(
 
     Returns {"protocol", "status", "reason", "results", "run_dir"}; a dry run ("plan" key) opens nothing
     and creates no run folder. Bad input raises UserError before the rig is touched.
+    `record`: lab-book fields for run.json (sample, device, operator, notes).
     """
     from labml import engine as eng
 
@@ -287,10 +289,11 @@ def run_protocol(
         )
     if engine is None:
         engine = eng.RunEngine(**engine_kwargs)
+    rec = {k: v for k, v in (record or {}).items() if k in ("sample", "device", "operator", "notes")}
     if own_rig:
-        outcome = engine.run(plan, run_dir, rig_spec=rig if proc.needs_rig else None)
+        outcome = engine.run(plan, run_dir, rig_spec=rig if proc.needs_rig else None, **rec)
     else:
-        outcome = engine.run(plan, run_dir, rig=rig)
+        outcome = engine.run(plan, run_dir, rig=rig, **rec)
     return {"protocol": protocol, **outcome.to_dict()}
 
 
@@ -331,6 +334,7 @@ def run_point(task: dict) -> dict:
         task["params"],
         rig=task.get("rig") or "sim",
         run_dir=run_dir,
+        record=task.get("record"),
         progress=False,
         handle_sigint=False,
         on_pause=_suspend,

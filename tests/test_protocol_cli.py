@@ -200,3 +200,18 @@ def test_resume_dry_run_says_where_a_run_would_continue_and_changes_nothing(tmp_
     plan = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert plan["resumable"] and plan["from_step"] == 2 and plan["steps"] == 4
     assert (tmp_path / "r" / "run.json").read_text() == before
+
+
+def test_run_records_sample_device_operator_and_notes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LABML_RUNS", str(tmp_path / "runs"))
+    rc = main(["run", "depinning-calibration", "--reads", "5", "--field-points", "3", "--write-calibration",
+               "false", "--sample", "S12", "--device", "wire 0", "--operator", "ana", "--notes",
+               "after anneal",
+               "--run-dir", str(tmp_path / "r"), "--json"])
+    assert rc == 0
+    meta = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert (meta["sample"], meta["device"], meta["operator"], meta["notes"]) == (
+        "S12", "wire 0", "ana", "after anneal")
+    capsys.readouterr()
+    assert main(["runs", str(tmp_path), "--sample", "S12", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1

@@ -144,6 +144,7 @@ def test_a_killed_sweep_resumes_finishing_only_the_missing_points(tmp_path):
 
 def _seed_sweep(path: Path, seeds: str) -> list[dict]:
     rc = main(["sweep", "depinning-calibration", "--grid", f"sim_seed={seeds}", "--workers", "0",
+               "--sample", "S7", "--operator", "ana", "--notes", "seed study",
                "--wire", "0", "--reads", "20", "--field-points", "5", "--write-calibration", "false",
                "--sweep-dir", str(path), "--json"])
     assert rc == 0
@@ -165,6 +166,7 @@ def test_a_seed_axis_varies_the_simulated_world(tmp_path):
         meta = json.loads((tmp_path / "a" / "points" / f"p{i:04d}" / "run.json").read_text())
         assert meta["rig_overrides"] == {"sim": {"seed": seed}}
         assert meta["rig_config"]["sim"]["seed"] == seed
+        assert (meta["sample"], meta["operator"], meta["notes"]) == ("S7", "ana", "seed study")
 
 
 _ACTIVE = {"now": 0, "max": 0}

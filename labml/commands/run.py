@@ -5,6 +5,7 @@
     labml run depinning-calibration --wire 0 --reads 200 --nb-durations "0.1 ms,10 ms" --json
     labml sweep depinning-calibration --grid reads=50,100 --grid wire=0,1 --workers 2 --json
     labml sweep --resume runs/sweep-...        # finish the points a killed sweep left
+    labml run hysteresis --sample S12 --device W0 --operator ana --notes "after anneal"
 
 Protocol parameters are given as `--name value` (or `--name=value`; dashes and underscores are the
 same); values may carry compatible units ("500 us", "3 mT"). Everything is validated before the rig is
@@ -30,7 +31,24 @@ _RUN_FLAGS = {
     "--plot-x": "plot_x",
     "--plot-y": "plot_y",
     "--resume": "resume",
+    "--sample": "sample",
+    "--device": "device",
+    "--operator": "operator",
+    "--notes": "notes",
 }
+_RECORD = ("sample", "device", "operator", "notes")
+
+
+def _add_record_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("run record (written into run.json)")
+    g.add_argument("--sample", default=None, help="sample ID")
+    g.add_argument("--device", default=None, help="device / wire ID")
+    g.add_argument("--operator", default=None, help="operator (default $LABML_OPERATOR or $USER)")
+    g.add_argument("--notes", default=None, help="free-text notes")
+
+
+def _record(args: argparse.Namespace) -> dict:
+    return {k: getattr(args, k, None) for k in _RECORD}
 _RUN_SWITCHES = {"--dry-run": "dry_run", "--json": "json"}
 
 
@@ -49,6 +67,7 @@ def register(subparsers) -> None:
     p.add_argument("--dry-run", action="store_true", help="validate the plan against the rig config only")
     p.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
     p.add_argument("-h", "--help", action="store_true", help="this help, or the protocol's parameters")
+    _add_record_arguments(p)
     p.add_argument("params", nargs=argparse.REMAINDER, help="protocol parameters: --name value ...")
     p.set_defaults(func=cmd_run, _parser=p)
 
@@ -78,6 +97,7 @@ def register(subparsers) -> None:
     s.add_argument("--dry-run", action="store_true", help="validate every point, run nothing")
     s.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
     s.add_argument("-h", "--help", action="store_true", help="this help")
+    _add_record_arguments(s)
     s.add_argument("params", nargs=argparse.REMAINDER, help="fixed protocol parameters: --name value ...")
     s.set_defaults(func=cmd_sweep, _parser=s)
 
@@ -164,7 +184,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     from protocols.runner import run_protocol
 
-    out = run_protocol(args.protocol, params, rig=args.rig, run_dir=args.run_dir, dry_run=args.dry_run)
+    out = run_protocol(args.protocol, params, rig=args.rig, run_dir=args.run_dir, dry_run=args.dry_run,
+                       record=_record(args))
     _report(out, args.json)
     return 0 if out.get("status") in ("success", "planned") else 1
 
@@ -265,7 +286,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(json.dumps(out) if args.json else f"plan OK: {len(points)} points of {args.protocol}")
             return 0
         _one_real_rig(args.rig, args.protocol, fixed, args)
-        sweep = Sweep.create(Path(path), args.protocol, grid, fixed=fixed, rig=args.rig, validate=validate)
+        sweep = Sweep.create(Path(path), args.protocol, grid, fixed=fixed, rig=args.rig, validate=validate,
+                             record=_record(args))
 
     def progress(point: dict, out: dict) -> None:
         print(f"point {point['index']} done: {point['params']}", file=sys.stderr)
