@@ -19,6 +19,7 @@ import logging
 import math
 import statistics
 import sys
+import time
 from typing import Any
 
 from labml.errors import UserError
@@ -45,6 +46,29 @@ def synapse_config_from_args(args: argparse.Namespace) -> dict:
     full = dataclasses.asdict(SynapseTrainConfig(**cfg))
     SynapseTrainConfig(**full).validate()
     return full
+
+
+class _TimeLeft:
+    """Time remaining of a training from the engine's events (start: first epoch and total; each
+    finished epoch): elapsed wall time per epoch of this process x epochs still to run. With early
+    stopping (patience) the run may end sooner, so it is an upper bound."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.first = 0
+        self.total: int | None = None
+
+    def start(self, payload: dict) -> None:
+        self.t0, self.first, self.total = time.monotonic(), int(payload["step"]), payload.get("total")
+
+    def text(self, done: int) -> str:
+        """" left H:MM:SS" after `done` epochs in all (resumed ones included); "" when unknown."""
+        from labml.engine import _fmt_s
+
+        ran = done - self.first
+        if not self.total or ran <= 0:
+            return ""
+        return f"  left {_fmt_s((time.monotonic() - self.t0) / ran * max(0, self.total - done))}"
 
 
 def _finite(v: Any) -> Any:
@@ -97,14 +121,18 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
         print(json.dumps(summary) if getattr(args, "json", False) else f"plan OK: {summary}")
         return 0
 
+    left = _TimeLeft()
+
     def progress(event: str, payload: dict) -> None:
         if event == "start":
+            left.start(payload)
             say(f"run folder {payload['run_dir']} (from epoch {payload['step']} of {payload['total']})")
         elif event == "row" and payload["series"] == "epochs":
             m = payload["row"]
             extra = f" bench {m['bench_time_s']:.1f} s" if "bench_time_s" in m else ""
             say(f"epoch {m['epoch']:3d}  loss {m['train_loss']:.4f}  train {m['train_accuracy']:.4f}  "
-                f"val {m['val_accuracy']:.4f}  binary {m['frac_binary']:.3f}  {m['sec']:.2f} s{extra}")
+                f"val {m['val_accuracy']:.4f}  binary {m['frac_binary']:.3f}  {m['sec']:.2f} s{extra}"
+                + left.text(int(m["epoch"]) + 1))
         elif event in ("pause", "fault"):
             say(f"{event}: {payload}")
 
@@ -208,12 +236,18 @@ def cmd_train_bm(args: argparse.Namespace) -> int:
         print(json.dumps(summary) if args.json else f"plan OK: {summary}")
         return 0
 
+    left = _TimeLeft()
+
     def progress(event: str, payload: dict) -> None:
-        if event == "row" and payload["series"] == "metrics" and not args.json:
+        if event == "start":
+            left.start(payload)
+        elif event == "row" and payload["series"] == "metrics" and not args.json:
             m = payload["row"]
             print(f"epoch {m['epoch'] + 1}/{cfg.epochs}: {m['sec']:.2f} s, recon {m['recon_error']:.4f}"
-                  + (f", disc loss {m['disc_loss']:.4f}" if m.get("disc_loss") is not None else ""),
-                  file=sys.stderr, flush=True)
+                  + (f", disc loss {m['disc_loss']:.4f}" if m.get("disc_loss") is not None else "")
+                  + left.text(int(m["epoch"]) + 1), file=sys.stderr, flush=True)
+        elif event in ("pause", "fault"):
+            print(f"{event}: {payload}", file=sys.stderr, flush=True)
 
     eng = RunEngine(progress=False)
     eng.subscribe(progress)

@@ -150,3 +150,36 @@ def test_train_bm_bad_settings_are_refused_before_anything_is_made(tmp_path):
         cmd_train_bm(_bm_args("--hidden", "4", "--epochs", "1", "--kernel", "rig",
                               "--run-dir", str(tmp_path / "r")))
     assert not (tmp_path / "r").exists()
+
+
+def test_labml_train_ctrl_c_pauses_resumably_and_progress_shows_time_left(tmp_path, capsys, monkeypatch):
+    """The real command line: `labml train synapses` prints each epoch with the time left on stderr;
+    Ctrl+C (SIGINT) once pauses at the next epoch boundary (no terminal: the run is saved as paused
+    for `labml resume`), a second Ctrl+C would abort (engine tests). Resuming finishes the epochs."""
+    import os
+    import signal
+
+    from labml.cli import main as labml_main
+
+    real_append = runs.Run.append_rows
+    sent = []
+
+    def append_and_interrupt(self, name, rows):
+        real_append(self, name, rows)
+        if name == "epochs" and not sent:
+            sent.append(1)
+            os.kill(os.getpid(), signal.SIGINT)  # the operator presses Ctrl+C during epoch 0
+
+    monkeypatch.setattr(runs.Run, "append_rows", append_and_interrupt)
+    rd = tmp_path / "r"
+    rc = labml_main(["train", "synapses", "--n", "2", "--epochs", "4", "--train-size", "200",
+                     "--test-passes", "2", "--patience", "0", "--run-dir", str(rd)])
+    err = capsys.readouterr().err
+    assert rc == 0 and sent
+    assert "pausing at the next safe point" in err and "left 0:" in err
+    run = runs.load(rd)
+    assert run.meta["status"] == "paused" and len(run.series("epochs")) == 1
+    monkeypatch.setattr(runs.Run, "append_rows", real_append)
+    assert labml_main(["resume", str(rd), "--no-progress"]) == 0
+    run = runs.load(rd)
+    assert run.meta["status"] == "success" and [r["epoch"] for r in run.series("epochs")] == [0, 1, 2, 3]
