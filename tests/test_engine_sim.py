@@ -46,6 +46,14 @@ class CoilRecorder:
         assert np.all(dI[moving] <= lim.ramp_rate_A_per_s * dt[moving] + 1e-5)
 
 
+# Known bug (found by J, in instruments/safety.py CoilGuard._write, not fixed here): when the supply
+# reports compliance after a setpoint write, the guard keeps its previous setpoint, so the ramp to
+# zero that follows
+# writes one ramp step below the old value while the supply already holds one step above it: a jump
+# of two ramp steps (0.19 A here) in no time. The run itself recovers and records every row.
+COMPLIANCE_BUG = "CoilGuard loses a setpoint the supply took before reporting compliance (2-step jump)"
+
+
 def _sweep(run_dir, setup=None, watchdog=None, on_pause=None):
     with open_rig("sim") as rig:
         coil = CoilRecorder(rig)
@@ -116,7 +124,10 @@ def test_a_transient_read_timeout_is_retried_and_nothing_is_lost(tmp_path, refer
 
 @pytest.mark.parametrize(("role", "kind", "count"), [("field_source", "disconnect", 40),
                                                      ("readout", "laser_off", 6),
-                                                     ("readout", "overload", 6)])
+                                                     ("readout", "overload", 6),
+                                                     pytest.param("field_source", "compliance", 6,
+                                                                  marks=pytest.mark.xfail(strict=True,
+                                                                                          reason=COMPLIANCE_BUG))])
 def test_a_lasting_fault_suspends_in_safe_state_and_resumes_when_it_clears(tmp_path, reference, role, kind,
                                                                            count):
     states = []
