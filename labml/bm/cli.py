@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="default sgd (generative), adam (discriminative/hybrid)",
     )
+    p.add_argument(
+        "--lr-decay", action="store_true", help="decay the learning rate linearly to 0 over the run"
+    )
     p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (default 0)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay (default 0)")
     p.add_argument("--dropout", type=float, default=0.0, help="ClassRBM disc./hybrid: hidden dropout")
@@ -166,6 +169,7 @@ def config_from_args(args: argparse.Namespace):
         optimizer=optimizer,
         momentum=args.momentum,
         weight_decay=args.weight_decay,
+        lr_decay=args.lr_decay,
         dropout=args.dropout,
         input_dropout=args.input_dropout,
         pretrain_epochs=args.pretrain_epochs,
