@@ -220,6 +220,9 @@ class BMTrainer:
                 neg = self.chains.negative(v, y, hf)
                 vm, hm = neg["v"], neg["h"]
                 hmean_t = h_t.mean(0)
+                if self.offset_v is not None and vm.shape[0] == v.shape[0]:
+                    self._centred_rbm_grad(v, h_t, vm, hm, hmean_t, -scale * beta)
+                    return
                 D = {
                     "W": torch.cat([v, vm]).t() @ torch.cat([h_t / v.shape[0], hm / -vm.shape[0]]),
                     "a": v.mean(0) - vm.mean(0),
@@ -242,6 +245,26 @@ class BMTrainer:
             f_m = m.forces(neg)
             D = {name: f_t[name] - f_m[name] for name in f_t}
             self._apply_generative_grad(D, f_t, scale)
+
+    def _centred_rbm_grad(self, v, h_t, vm, hm, hmean_t, c: float) -> None:
+        """The centred RBM step with the centring folded into the inputs of one matrix product.
+
+        With L = [v; v_m] - o_v, weights w = [1/n ...; -1/n ...] (sum 0) and R = w (H - o_h):
+        G_W = L^T R = D_W - o_v D_b^T - D_a o_h^T, D_a = L^T w, D_b = R^T 1, and the model-space
+        steps a: D_a - G_W o_h = L^T (w - R o_h), b: D_b - G_W^T o_v = R^T (1 - L o_v); all times c.
+        Identical to `_centred_step` on the force differences (tested), with no extra pass over W.
+        """
+        m = self.model
+        ov, oh = self.offset_v, self.offset_h
+        if self.config.centering == "data":
+            oh.mul_(1 - self.config.centering_rate).add_(self.config.centering_rate * hmean_t)
+        n = v.shape[0]
+        w = torch.cat([torch.full((n,), c / n, dtype=v.dtype), torch.full((n,), -c / n, dtype=v.dtype)])
+        L = torch.cat([v, vm]).sub_(ov)
+        R = torch.cat([h_t, hm]).sub_(oh).mul_(w[:, None])
+        grads = {"W": L.t() @ R, "a": L.t() @ (w - R @ oh), "b": R.t() @ (1.0 - L @ ov)}
+        for name, p in m.named_parameters():
+            p.grad = grads[name] if p.grad is None else p.grad + grads[name]
 
     def _apply_generative_grad(self, D: dict, f_t: dict, scale: float) -> None:
         """.grad += -scale * beta * D (after the centring transform when enabled)."""
