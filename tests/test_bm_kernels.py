@@ -296,3 +296,50 @@ def test_unknown_kernel_and_rig_kernel_without_rig_are_refused():
         make_kernel("gibbs")
     with pytest.raises(ValueError, match="needs an attached rig"):
         make_kernel("rig")
+
+
+class _MeasuredCurves:
+    """The pass probabilities of a real (here: simulated) rig, measured at the requested fields
+    with many reads, in the interface `_realised_stationary` uses."""
+
+    def __init__(self, rig, reads=20000):
+        self.rig = rig
+        self.reads = reads
+        self.n_wires = int(rig.n_wires)
+        self.cal = [rig.calibration(w) for w in range(self.n_wires)]
+        self.range = tuple(rig.field_range_mT(0))
+
+    def true_p(self, H, wire):
+        H = np.asarray(H, dtype=float)
+        r = self.rig.read_synapses(H, np.full(H.shape, wire), self.reads)
+        return np.asarray(r.counts) / self.reads
+
+
+def test_rig_kernel_on_the_simulated_rig_samples_its_realised_chain():
+    """The rig kernel on the simulated lab (labml.rigs.open_rig("sim")): its wires differ from
+    the nominal calibration the rig reports (fabrication spread), so the 4-spin BM it samples is
+    the stationary law of the realised chain, built from the wires' pass probabilities measured
+    at the requested fields (20000 reads each): chi-square against it, and the TV distance from
+    exp(-E/T) stays within the TV that this calibration error allows (+ 4 sigma sampling)."""
+    from labml.rigs import open_rig
+
+    g = torch.Generator().manual_seed(9)
+    m = BM(4, 0, temperature=1.0, init_std=0.3, generator=g, dtype=torch.float64)
+    with torch.no_grad():
+        m.b.copy_(torch.randn(4, generator=g, dtype=torch.float64) * 0.2)
+    with open_rig("sim") as rig:
+        lo, hi = rig.field_range_mT(0)
+        assert all(tuple(rig.field_range_mT(w)) == (lo, hi) for w in range(rig.n_wires))
+        kernel = make_kernel("rig", g, rig=rig)
+        chains = Chains(Sampler(m, kernel), "pcd", k=20, n_chains=3000)
+        chains.init_persistent()
+        s = chains.negative(None)["s"]
+        realised = _realised_stationary(m, kernel, _MeasuredCurves(rig))
+    counts = np.bincount(_state_index(s).numpy(), minlength=16)
+    boltz = _boltzmann(m).numpy()
+    assert _chi2_pvalue(counts, realised) > P_REJECT
+    emp = counts / counts.sum()
+    tv_allowed = 0.5 * np.abs(realised - boltz).sum()
+    tv_noise = 0.5 * np.sqrt(boltz * (1 - boltz) / counts.sum()).sum()
+    assert 0.5 * np.abs(emp - boltz).sum() <= tv_allowed + 4 * tv_noise
+    assert kernel.bench_time_s > 0 and kernel.energy_J > 0
