@@ -44,16 +44,33 @@ def _runs_json(root: Path, status: str) -> list[dict]:
     return json.loads(buf.getvalue())
 
 
-def _run_and_kill(cmd: list[str], run_dir: Path, delay_s: float, timeout_s: float = 60) -> bool:
-    """Start cmd; once it has written a new metrics row, wait delay_s and SIGKILL it.
-    Returns True if it was killed, False if it finished first."""
+def _wait_rows(proc, run_dir: Path, name: str, target: int, timeout_s: float) -> float:
+    """Poll until `name` has `target` data rows (or the process ends); returns the wall time of one
+    row (s) measured from the last rows seen, so that a kill moment can be set in units of rows and
+    does not depend on how loaded the machine is."""
+    t_end = time.monotonic() + timeout_s
+    seen: list[tuple[float, int]] = []
+    while proc.poll() is None and time.monotonic() < t_end:
+        n = _data_rows(run_dir, name)
+        if not seen or n != seen[-1][1]:
+            seen.append((time.monotonic(), n))
+        if n >= target:
+            break
+        time.sleep(0.002)
+    rows = seen[1:]  # from the first new row on: process start-up is not an epoch
+    if len(rows) >= 2 and rows[-1][1] > rows[0][1]:
+        return (rows[-1][0] - rows[0][0]) / (rows[-1][1] - rows[0][1])
+    return 0.0
+
+
+def _run_and_kill(cmd: list[str], run_dir: Path, extra_rows: int, frac: float, timeout_s: float = 60) -> bool:
+    """Start cmd; once it has written `extra_rows` new metrics rows, wait `frac` of one row's time
+    and SIGKILL it (a random moment inside the next epoch). True if killed, False if it finished."""
     rows0 = _data_rows(run_dir, "metrics")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    t_end = time.monotonic() + timeout_s
-    while proc.poll() is None and _data_rows(run_dir, "metrics") <= rows0 and time.monotonic() < t_end:
-        time.sleep(0.02)
-    time.sleep(delay_s)
+    row_s = _wait_rows(proc, run_dir, "metrics", rows0 + extra_rows, timeout_s)
+    time.sleep(frac * row_s)
     if proc.poll() is not None:
         assert proc.returncode == 0, proc.stderr.read().decode()
         return False
@@ -71,7 +88,9 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted_run(tmp_path
     cmd = [sys.executable, "-c", START, str(run_dir)]
     # killed at a random moment (once, or twice: the resumed process killed again)
     kills = resumes = 0
-    while _run_and_kill(cmd, run_dir, rng.uniform(0.0, 0.6)):
+    # kill moments in units of epochs (2 to 6 more rows, then a random fraction of one epoch): the
+    # same moments on a busy or an idle machine; 3 kills x at most 7 epochs stay inside the 30
+    while _run_and_kill(cmd, run_dir, int(rng.integers(2, 7)), float(rng.uniform())):
         kills += 1
         if runs.load(run_dir).meta["status"] != "running":
             break  # killed after it had recorded its end: nothing left to resume

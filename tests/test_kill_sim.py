@@ -54,10 +54,21 @@ def test_sigkill_in_the_loop_training_on_the_simulated_rig_then_resume_is_bit_ex
     run_dir = tmp_path / "killed"
     proc = start("-c", START, str(run_dir))
     rng = np.random.default_rng(int(os.environ.get("LABML_KILL_SEED", "7")))  # fixed seed: kill moment
+    # the kill moment in units of epochs (after 2 to 10 rows, a random fraction into the next epoch),
+    # so that it falls mid-run on a busy or an idle machine alike
+    target, frac = int(rng.integers(2, 11)), float(rng.uniform())
     deadline = time.monotonic() + 120
-    while proc.poll() is None and _n_rows(run_dir) < 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(rng.uniform(0.0, 1.5))
+    seen: list[tuple[float, int]] = []
+    while proc.poll() is None and time.monotonic() < deadline:
+        n = _n_rows(run_dir)
+        if not seen or n != seen[-1][1]:
+            seen.append((time.monotonic(), n))
+        if n >= target:
+            break
+        time.sleep(0.002)
+    rows = seen[1:]  # from the first row on: process start-up is not an epoch
+    if len(rows) >= 2 and rows[-1][1] > rows[0][1]:
+        time.sleep(frac * (rows[-1][0] - rows[0][0]) / (rows[-1][1] - rows[0][1]))
     assert proc.poll() is None, "the training ended before the kill: make it longer"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
