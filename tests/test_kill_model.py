@@ -63,13 +63,14 @@ def _wait_rows(proc, run_dir: Path, name: str, target: int, timeout_s: float) ->
     return 0.0
 
 
-def _run_and_kill(cmd: list[str], run_dir: Path, extra_rows: int, frac: float, timeout_s: float = 60) -> bool:
-    """Start cmd; once it has written `extra_rows` new metrics rows, wait `frac` of one row's time
+def _run_and_kill(cmd: list[str], run_dir: Path, extra_rows: int, frac: float, timeout_s: float = 60,
+                  series: str = "metrics") -> bool:
+    """Start cmd; once it has written `extra_rows` new rows of `series`, wait `frac` of one row's time
     and SIGKILL it (a random moment inside the next epoch). True if killed, False if it finished."""
-    rows0 = _data_rows(run_dir, "metrics")
+    rows0 = _data_rows(run_dir, series)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    row_s = _wait_rows(proc, run_dir, "metrics", rows0 + extra_rows, timeout_s)
+    row_s = _wait_rows(proc, run_dir, series, rows0 + extra_rows, timeout_s)
     time.sleep(frac * row_s)
     if proc.poll() is not None:
         assert proc.returncode == 0, proc.stderr.read().decode()
@@ -114,3 +115,41 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted_run(tmp_path
     events = [e["event"] for e in b.meta["events"]]
     print(f"kills={kills} resumes={resumes} events={b.meta['events']}")
     assert events.count("resume") == resumes
+
+
+TRAIN = ["train", "synapses", "--n", "1", "--epochs", "12", "--train-size", "160", "--test-passes", "2",
+         "--patience", "0", "--seed", "4"]
+
+
+def test_labml_train_synapses_sigkilled_and_resumed_equals_the_uninterrupted_run(tmp_path):
+    """The app's own training on the model backend (`labml train synapses`), SIGKILLed mid-run in its
+    own process at a seeded moment and continued with `labml resume`: every epoch row once with the
+    same values (only the wall-clock `sec` differs), the same model and the same recorded results."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert labml_main([*TRAIN, "--run-dir", str(tmp_path / "ref")]) == 0
+    rng = np.random.default_rng(5)
+    run_dir = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "labml.cli", *TRAIN, "--run-dir", str(run_dir)]
+    assert _run_and_kill(cmd, run_dir, int(rng.integers(2, 7)), float(rng.uniform()),
+                         series="epochs"), "the training ended before the kill"
+    killed = runs.load(run_dir)
+    assert killed.meta["status"] == "running" and _data_rows(run_dir, "epochs") < 12
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert labml_main(["resume", str(run_dir), "--no-progress"]) == 0
+    a, b = runs.load(tmp_path / "ref"), runs.load(run_dir)
+    assert b.meta["status"] == "success"
+
+    def rows(run):
+        return [{k: v for k, v in r.items() if k != "sec"} for r in run.series("epochs")]
+
+    assert rows(b) == rows(a) and len(rows(b)) == 12
+    wall = ("sec_per_epoch", "last_epoch")
+    wall = (*wall, "run_dir")
+    assert {k: v for k, v in b.meta["results"].items() if k not in wall} == {
+        k: v for k, v in a.meta["results"].items() if k not in wall}
+    assert "test_accuracy" in b.meta["results"]
+    wa, wb = a.arrays("model"), b.arrays("model")
+    assert wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
