@@ -257,7 +257,16 @@ class CoilGuard:
         wait = self._t_last_write + dI / self.limits.ramp_rate_A_per_s - self.clock.now()
         if wait > 0:
             self.clock.sleep(wait)
-        self.source.set_current_A(current_A)
+        try:
+            self.source.set_current_A(current_A)
+        except BaseException:
+            # The command may have reached the supply before it reported a fault (e.g. it accepted the
+            # setpoint, then flagged compliance). Assume it did: the next step is then measured from the
+            # new value, so whichever way it went no later step can exceed ramp_step_A at the rate limit.
+            self._setpoint_A = current_A
+            self._t_last_write = self.clock.now()
+            self._record("set-uncertain", logging.WARNING, current_A=current_A)
+            raise
         self._setpoint_A = current_A
         self._t_last_write = self.clock.now()
         self._record("set", current_A=current_A)

@@ -799,21 +799,32 @@ class RunEngine:
             exact = True
         return int(state["step"]), exact
 
-    def _safe_state(self, rig: Any) -> None:
-        """Field to zero at the allowed rate; if that fails, the guard's emergency zero."""
+    def _safe_state(self, rig: Any) -> bool:
+        """Field to zero at the allowed rate; if that fails, the guard's emergency zero.
+        Returns whether the field is known to be at zero."""
         if rig is None:
-            return
+            return True
         try:
             rig.zero()
-            return
+            return True
         except Exception as exc:  # noqa: BLE001 - fall through to the emergency path
             log.error("zeroing the field failed (%s); trying emergency zero", exc)
         guard = getattr(rig, "guard", None)
         if guard is not None:
             try:
                 guard.emergency_zero()
+                return True
             except Exception:  # noqa: BLE001
                 log.exception("emergency zero failed too: the coil may be energised")
+        return False
+
+    def _fault_safe_state(self, run: Run, rig: Any, step: int) -> bool:
+        """Safe state after an instrument fault; records a "safe-state" event once it is reached."""
+        zeroed = self._safe_state(rig)
+        if zeroed:
+            run.add_event("safe-state", step=step)
+            self._notify("safe", {"step": step})
+        return zeroed
 
     def _pause(self, plan: Plan, run: Run, ctx: RunContext, step: int) -> str:
         self._pause_requested = False
@@ -858,6 +869,7 @@ class RunEngine:
             self._fault_since = clock.now()
         delay = wd.backoff_s * 2 ** self._fault_retries
         suspended = False
+        zeroed = False
         while True:
             self._check_abort()
             if clock.now() - self._fault_since >= wd.suspend_timeout_s:
@@ -871,16 +883,18 @@ class RunEngine:
                 delay *= 2
             else:
                 if not suspended:
-                    self._safe_state(ctx.rig)
+                    zeroed = self._fault_safe_state(run, ctx.rig, step)
                     suspended = True
                     self.state = "suspended"
                     run.update(reason=f"suspended by fault: {type(exc).__name__}: {exc}")
                     run.add_event("suspend-fault", step=step)
                     self._notify("suspend", {"step": step, "error": str(exc)})
+                elif not zeroed:  # the faulty instrument refused the ramp down: keep trying while suspended
+                    zeroed = self._fault_safe_state(run, ctx.rig, step)
                 clock.sleep(wd.poll_s)
             try:
                 plan.probe(ctx)
-                new_step = self._recover(plan, run, ctx, safe_state_done=suspended)
+                new_step = self._recover(plan, run, ctx, safe_state_done=suspended and zeroed)
             except wd.faults() as again:
                 log.info("fault persists (%s); %s", again,
                          "suspended" if suspended else f"retry {self._fault_retries}/{wd.retries}")
@@ -898,7 +912,7 @@ class RunEngine:
         new_step, _ = self._restore(plan, run, ctx.rig, state, restore_rig=False)
         if ctx.rig is not None:
             if not safe_state_done:
-                self._safe_state(ctx.rig)
+                self._fault_safe_state(run, ctx.rig, new_step)
             self._check_abort()
             guard = getattr(ctx.rig, "guard", None)
             if guard is not None and hasattr(guard, "clear_stop"):
