@@ -74,9 +74,25 @@ class HeatBath(Kernel):
     def update(
         self, state: torch.Tensor, field: torch.Tensor, beta: float, first_unit: int = 0
     ) -> torch.Tensor:
-        p = torch.sigmoid(2.0 * beta * field)
-        u = torch.rand(p.shape, generator=self.generator, dtype=p.dtype)
-        return torch.where(u < p, 1.0, -1.0).to(p.dtype)
+        return heat_bath_spins(field, beta, self.generator)
+
+
+def heat_bath_spins(
+    field: torch.Tensor, beta: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """+/-1 spins, +1 where u < sigmoid(2 beta h) for u ~ U[0, 1) drawn with `generator`.
+
+    Same draws and same spins as `torch.where(u < p, 1, -1)`, in fewer passes: the sign of
+    -(u - p) is exact in floating point (zero only when u == p, and -(+0) = -0 gives -1).
+    """
+    return spins_with_prob(torch.sigmoid(field * (2.0 * beta)), generator)
+
+
+def spins_with_prob(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """+/-1 spins, +1 where u < p for u ~ U[0, 1) drawn with `generator` (p is not changed)."""
+    u = torch.rand(p.shape, generator=generator, dtype=p.dtype)
+    u.sub_(p).neg_()
+    return torch.copysign(torch.ones((), dtype=p.dtype), u, out=u)
 
 
 class Metropolis(Kernel):
