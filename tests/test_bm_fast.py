@@ -56,7 +56,7 @@ def test_fast_step_gives_the_plain_parameter_gradient(chains, centering):
     a._fast_rbm_grad(v, idx)
     b.optimizer.zero_grad()
     b._set_generative_grad(b.v_train[idx], None)
-    for (name, pa), pb in zip(a.model.named_parameters(), b.model.parameters(), strict=True):
+    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
         # float32 rounding only (tanh vs 2 sigmoid - 1, summation order), amplified by the sums
         # over ~60 pixels in the centring terms; one different spin would move an entry by ~0.1
         torch.testing.assert_close(pa.grad, pb.grad, atol=1e-5, rtol=1e-4)
