@@ -15,116 +15,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pymeasure.instruments.srs.sr830 import SR830
+from pymeasure.instruments.srs.sr860 import SR860
+
 from simulated_hw.instruments.base import SimCommandError, SimInstrument
 
 #: lock-in X per photodiode volt for light chopped by a 50 % square chopper (rms of the fundamental)
 CHOPPER_GAIN = math.sqrt(2.0) / math.pi
 
-SR830_TIME_CONSTANTS = [
-    10e-6,
-    30e-6,
-    100e-6,
-    300e-6,
-    1e-3,
-    3e-3,
-    10e-3,
-    30e-3,
-    100e-3,
-    300e-3,
-    1,
-    3,
-    10,
-    30,
-    100,
-    300,
-    1e3,
-    3e3,
-    10e3,
-    30e3,
-]
-SR830_SENSITIVITIES = [
-    2e-9,
-    5e-9,
-    10e-9,
-    20e-9,
-    50e-9,
-    100e-9,
-    200e-9,
-    500e-9,
-    1e-6,
-    2e-6,
-    5e-6,
-    10e-6,
-    20e-6,
-    50e-6,
-    100e-6,
-    200e-6,
-    500e-6,
-    1e-3,
-    2e-3,
-    5e-3,
-    10e-3,
-    20e-3,
-    50e-3,
-    100e-3,
-    200e-3,
-    500e-3,
-    1,
-]
-SR860_TIME_CONSTANTS = [
-    1e-6,
-    3e-6,
-    10e-6,
-    30e-6,
-    100e-6,
-    300e-6,
-    1e-3,
-    3e-3,
-    10e-3,
-    30e-3,
-    100e-3,
-    300e-3,
-    1,
-    3,
-    10,
-    30,
-    100,
-    300,
-    1e3,
-    3e3,
-    10e3,
-    30e3,
-]
-SR860_SENSITIVITIES = [
-    1,
-    0.5,
-    0.2,
-    0.1,
-    0.05,
-    0.02,
-    0.01,
-    0.005,
-    0.002,
-    0.001,
-    0.0005,
-    0.0002,
-    0.0001,
-    5e-05,
-    2e-05,
-    1e-05,
-    5e-06,
-    2e-06,
-    1e-06,
-    5e-07,
-    2e-07,
-    1e-07,
-    5e-08,
-    2e-08,
-    1e-08,
-    5e-09,
-    2e-09,
-    1e-09,
-]
+# The index tables are the drivers' own (pymeasure), so the simulated index <-> value mapping
+# is by construction the one the real driver programs.
+SR830_TIME_CONSTANTS: list[float] = list(SR830.TIME_CONSTANTS)
+SR830_SENSITIVITIES: list[float] = list(SR830.SENSITIVITIES)
+SR860_TIME_CONSTANTS: list[float] = list(SR860.TIME_CONSTANTS)
+SR860_SENSITIVITIES: list[float] = list(SR860.SENSITIVITIES)
 
 
 class _LockinCore(SimInstrument):
