@@ -69,6 +69,28 @@ class TrainingProcedure(RigProcedure):
             )
         return extra
 
+    def with_extra(self, cfg: dict) -> dict:
+        """``cfg`` updated with `extra_settings()`; UserError on a key given in both places."""
+        extra = self.extra_settings()
+        overlap = set(extra) & set(cfg)
+        if overlap:
+            raise UserError(
+                f"protocol {self.NAME!r}: {sorted(overlap)} given both as parameters and in 'extra'"
+            )
+        cfg.update(extra)
+        return cfg
+
+    def validate_with(self, config_cls: type) -> None:
+        """Build ``config_cls(**trainer_config())`` and call its ``validate()``.
+
+        An unknown key (from 'extra') is a UserError naming the parameter 'extra'.
+        """
+        try:
+            cfg = config_cls(**self.trainer_config())
+        except TypeError as exc:
+            raise UserError(f"protocol {self.NAME!r}, parameter 'extra': {exc}") from None
+        cfg.validate()
+
     def trainer_config(self) -> dict:
         raise NotImplementedError
 
@@ -176,23 +198,12 @@ class TrainBM(TrainingProcedure):
         cfg: dict[str, Any] = {key: getattr(self, key) for key in self._KEYS}
         cfg["n_train"] = int(self.n_train) or None
         cfg["n_test"] = int(self.n_test) or None
-        extra = self.extra_settings()
-        overlap = set(extra) & set(cfg)
-        if overlap:
-            raise UserError(
-                f"protocol {self.NAME!r}: {sorted(overlap)} given both as parameters and in 'extra'"
-            )
-        cfg.update(extra)
-        return cfg
+        return self.with_extra(cfg)
 
     def validate_config(self) -> None:
         from labml.bm.training import BMTrainConfig
 
-        try:
-            cfg = BMTrainConfig(**self.trainer_config())
-        except TypeError as exc:
-            raise UserError(f"protocol {self.NAME!r}, parameter 'extra': {exc}") from None
-        cfg.validate()
+        self.validate_with(BMTrainConfig)
 
     def build_trainer(self, rig) -> Any:
         from labml.engine_plans import bm_trainer
@@ -308,23 +319,12 @@ class TrainSynapses(TrainingProcedure):
         if self.spread_H0 or self.spread_k:  # device-to-device spread (model backend)
             cfg["spread_H0_mT"] = float(self.spread_H0)
             cfg["spread_k_rel"] = float(self.spread_k)
-        extra = self.extra_settings()
-        overlap = set(extra) & set(cfg)
-        if overlap:
-            raise UserError(
-                f"protocol {self.NAME!r}: {sorted(overlap)} given both as parameters and in 'extra'"
-            )
-        cfg.update(extra)
-        return cfg
+        return self.with_extra(cfg)
 
     def validate_config(self) -> None:
         from labml.synapses.trainer import SynapseTrainConfig
 
-        try:
-            cfg = SynapseTrainConfig(**self.trainer_config())
-        except TypeError as exc:
-            raise UserError(f"protocol {self.NAME!r}, parameter 'extra': {exc}") from None
-        cfg.validate()
+        self.validate_with(SynapseTrainConfig)
 
     def build_trainer(self, rig) -> Any:
         from labml.synapses.trainer import build_trainer
