@@ -28,7 +28,7 @@ from labml.bm.evaluation import (
     model_samples,
     reverse_ais_log_partition,
 )
-from labml.bm.kernels import KERNELS, HeatBath, heat_bath_spins, make_kernel, spins_with_prob
+from labml.bm.kernels import KERNELS, HeatBath, make_kernel, spins_with_prob
 from labml.bm.models import BM, RBM, ClassRBM, bits_to_spins, log2cosh
 
 logger = logging.getLogger(__name__)
@@ -145,15 +145,18 @@ def _active_columns(X: torch.Tensor) -> torch.Tensor | None:
     return None if S.numel() > 0.85 * X.shape[1] else S
 
 
-def _hidden_field_sparse(m: RBM, v: torch.Tensor) -> torch.Tensor:
+def _hidden_field_sparse(m: RBM, v: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
     """b + v W for +/-1 rows v, summing only over pixels that are +1 in some row: a column i that
     is -1 in every row contributes -W[i], so v W = v[:, S] W[S] - sum_{i not in S} W[i] (exact
-    algebra; float rounding differs from the dense product in the last bits)."""
+    algebra; float rounding differs from the dense product in the last bits). `base`, when
+    given, must be b - colsum(W); then b + v W = base + (v[:, S] + 1) W[S]."""
     S = _active_columns(v)
     if S is None:
         return torch.addmm(m.b, v, m.W)
     WS = m.W.index_select(0, S)
-    return torch.addmm(m.b - m.W.sum(0) + WS.sum(0), v.index_select(1, S), WS)
+    if base is None:
+        return torch.addmm(m.b - m.W.sum(0) + WS.sum(0), v.index_select(1, S), WS)
+    return torch.addmm(base, v.index_select(1, S).add_(1.0), WS)
 
 
 def _rows_of_product(L: torch.Tensor, R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
@@ -309,10 +312,11 @@ class BMTrainer:
             and self.chains.n_chains == c.batch_size
         )
 
-    def _data_hidden_field(self, idx: np.ndarray) -> torch.Tensor:
+    def _data_hidden_field(self, idx: np.ndarray, base: torch.Tensor) -> torch.Tensor:
         """b + v W for the training items `idx`, as a sum of the rows of W picked by each item's
         +1 pixels (v = 2 x - 1 with x in {0, 1}: v W = 2 x W - colsum(W); x W by
-        `torch.nn.functional.embedding_bag` over a sparse index of the training set built once)."""
+        `torch.nn.functional.embedding_bag` over a sparse index of the training set built once).
+        `base` must be b - colsum(W)."""
         m = self.model
         if self._x_index is None:
             x = (self.v_train > 0).numpy()
@@ -328,7 +332,7 @@ class BMTrainer:
         xW = torch.nn.functional.embedding_bag(
             indices[torch.from_numpy(pos)], m.W, torch.from_numpy(off), mode="sum"
         )
-        return xW.mul_(2.0).add_(m.b - m.W.sum(0))
+        return xW.mul_(2.0).add_(base)
 
     def _fast_rbm_grad(self, v: torch.Tensor, idx: np.ndarray) -> None:
         """Centred CD-1 / PCD-1 gradient of an RBM with the heat-bath kernel, fused.
@@ -352,7 +356,8 @@ class BMTrainer:
         g = self.generator
         with torch.no_grad():
             # p = sigmoid(2 beta h) gives both the heat-bath draw and tanh(beta h) = 2 p - 1
-            p_t = torch.sigmoid(self._data_hidden_field(idx).mul_(2.0 * beta))
+            base = m.b - m.W.sum(0)
+            p_t = self._data_hidden_field(idx, base).mul_(2.0 * beta).sigmoid_()
             if self.chains.kind == "cd":
                 h0 = spins_with_prob(p_t, g)
             else:
@@ -360,8 +365,8 @@ class BMTrainer:
                     self.chains.init_persistent(v)
                 h0 = self.chains.state["h"]
             h_t = p_t.mul_(2.0).sub_(1.0)
-            vm = heat_bath_spins(torch.addmm(m.a, h0, m.W.t()), beta, g)
-            p_m = torch.sigmoid(_hidden_field_sparse(m, vm).mul_(2.0 * beta))
+            vm = spins_with_prob(torch.addmm(m.a, h0, m.W.t()).mul_(2.0 * beta).sigmoid_(), g)
+            p_m = _hidden_field_sparse(m, vm, base).mul_(2.0 * beta).sigmoid_()
             if self.chains.kind == "pcd":
                 self.chains.state = {"v": vm, "h": spins_with_prob(p_m, g)}
             hm = p_m.mul_(2.0).sub_(1.0)
