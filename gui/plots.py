@@ -56,6 +56,18 @@ class _Panel(QtWidgets.QWidget):
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.plot)
 
+    def _add_image(self, colormap: str) -> pg.ImageItem:
+        """Turn the plot into an image view (no axes, square pixels, row 0 on top) and add an
+        ImageItem drawn with the named pyqtgraph colormap."""
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+        self.plot.setAspectLocked(True)
+        self.plot.invertY(True)
+        image = pg.ImageItem(axisOrder="row-major")
+        image.setLookupTable(pg.colormap.get(colormap).getLookupTable(nPts=256))
+        self.plot.addItem(image)
+        return image
+
     def refresh(self, buf: LiveBuffer) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
@@ -164,13 +176,7 @@ class ClassMaps(_Panel):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.plot.hideAxis("left")
-        self.plot.hideAxis("bottom")
-        self.plot.setAspectLocked(True)
-        self.plot.invertY(True)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.image.setLookupTable(pg.colormap.get("viridis").getLookupTable(nPts=256))
-        self.plot.addItem(self.image)
+        self.image = self._add_image("viridis")
         self.labels: list[pg.TextItem] = []
         self.shape: tuple[int, ...] = ()
 
@@ -283,13 +289,7 @@ class SampleGrid(_Panel):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.plot.hideAxis("left")
-        self.plot.hideAxis("bottom")
-        self.plot.setAspectLocked(True)
-        self.plot.invertY(True)
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.image.setLookupTable(pg.colormap.get("CET-L1").getLookupTable(nPts=256))
-        self.plot.addItem(self.image)
+        self.image = self._add_image("CET-L1")
         self._n = 0
 
     def refresh(self, buf: LiveBuffer) -> None:
