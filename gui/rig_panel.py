@@ -145,6 +145,14 @@ class RigSession(QtCore.QObject):
             t.join(max(0.0, end - time.monotonic()))
 
 
+def _try_read(out: dict[str, float], key: str, read: Callable[[], Any], what: str) -> None:
+    """Store ``float(read())`` under ``key``; a failing read is logged (debug) and left out."""
+    try:
+        out[key] = float(read())
+    except Exception as exc:
+        log.debug("%s failed: %s", what, exc)
+
+
 def read_live(rig: Any) -> dict[str, float]:
     """One poll of the rig's live quantities (worker thread, io_lock held): current, field, read-out."""
     out: dict[str, float] = {}
@@ -158,31 +166,16 @@ def read_live(rig: Any) -> dict[str, float]:
         except Exception as exc:
             log.warning("rig status read failed: %s", exc)
             out["fault"] = 1.0
-        readout = getattr(rig, "readout", None)
-        if readout is not None:
-            try:
-                out["signal"] = float(readout.signal())
-            except Exception as exc:
-                log.debug("read-out failed: %s", exc)
-        return out
-    src = getattr(rig, "field_source", None)
-    if src is not None:
-        try:
-            out["current_A"] = float(src.current_A)
-        except Exception as exc:
-            log.debug("current read failed: %s", exc)
-    sensor = getattr(rig, "field_sensor", None)
-    if sensor is not None:
-        try:
-            out["field_mT"] = float(sensor.field_mT)
-        except Exception as exc:
-            log.debug("field read failed: %s", exc)
+    else:
+        src = getattr(rig, "field_source", None)
+        if src is not None:
+            _try_read(out, "current_A", lambda: src.current_A, "current read")
+        sensor = getattr(rig, "field_sensor", None)
+        if sensor is not None:
+            _try_read(out, "field_mT", lambda: sensor.field_mT, "field read")
     readout = getattr(rig, "readout", None)
     if readout is not None:
-        try:
-            out["signal"] = float(readout.signal())
-        except Exception as exc:
-            log.debug("read-out failed: %s", exc)
+        _try_read(out, "signal", readout.signal, "read-out")
     return out
 
 
