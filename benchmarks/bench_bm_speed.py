@@ -1,5 +1,6 @@
 """Speed of one RBM training epoch (784 visible x 500 hidden, batch 100, 5k MNIST subset):
-labml.bm CD-1 and PCD-1 (heat bath) against scikit-learn's BernoulliRBM fed float64 and float32,
+labml.bm CD-1 and PCD-1 (heat bath; the fast fused step, and the plain step for reference)
+against scikit-learn's BernoulliRBM fed float64 and float32,
 with the GEMM-only floor (the five matrix products per batch that any CD-1/PCD-1 epoch needs).
 
 All timings single-threaded (torch.set_num_threads(1), threadpoolctl limits BLAS to 1 thread) so
@@ -43,8 +44,17 @@ def main() -> None:
     nb = n // B
 
     trainers = {}
-    for chains in ("cd", "pcd"):
-        cfg = BMTrainConfig(model="rbm", hidden=nh, epochs=1, batch_size=B, lr=0.01, chains=chains, k=1)
+    for chains in ("cd", "pcd", "pcd-plain"):
+        cfg = BMTrainConfig(
+            model="rbm",
+            hidden=nh,
+            epochs=1,
+            batch_size=B,
+            lr=0.01,
+            chains=chains[:3].rstrip("-"),
+            k=1,
+            fast=not chains.endswith("plain"),
+        )
         trainers[chains] = BMTrainer(cfg, data)
 
     def labml_epoch(chains: str) -> float:
@@ -80,6 +90,7 @@ def main() -> None:
     variants = {
         "labml CD-1 (float32)": lambda: labml_epoch("cd"),
         "labml PCD-1 (float32)": lambda: labml_epoch("pcd"),
+        "labml PCD-1 plain step (float32, fast=False)": lambda: labml_epoch("pcd-plain"),
         "sklearn BernoulliRBM, float64 input": lambda: sklearn_epoch(X64),
         "sklearn BernoulliRBM, float32 input": lambda: sklearn_epoch(X32),
         "GEMM-only floor (5 products/batch, float32)": gemm_floor,
@@ -99,7 +110,11 @@ def main() -> None:
     for ours in ("labml CD-1 (float32)", "labml PCD-1 (float32)"):
         for sk in ("sklearn BernoulliRBM, float64 input", "sklearn BernoulliRBM, float32 input"):
             ratios[f"{sk} / {ours}"] = med[sk] / med[ours]
+    import os
+
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"RBM epoch {nv}x{nh}, batch {B}, {n} images, 1 thread, median of {args.repeats}")
+    print(f"load average (1/5/15 min) at the end: {load}")
     print("| variant | median s/epoch | min s/epoch |")
     print("|---|---|---|")
     for r in rows:
@@ -110,7 +125,7 @@ def main() -> None:
     for k, v in ratios.items():
         print(f"| {k} | {v:.2f} |")
     if args.json:
-        print(json.dumps({"rows": rows, "speedups": ratios}))
+        print(json.dumps({"rows": rows, "speedups": ratios, "load_average": load}))
 
 
 if __name__ == "__main__":

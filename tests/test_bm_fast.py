@@ -72,5 +72,11 @@ def test_fast_path_is_used_only_where_it_applies():
     data = sparse_data()
     base = dict(model="rbm", hidden=5, epochs=1, batch_size=20)
     assert BMTrainer(BMTrainConfig(**base), data)._fast_rbm_applies()
-    for extra in ({"k": 2}, {"kernel": "metropolis"}, {"centering": "none"}, {"model": "classrbm"}):
+    for extra in (
+        {"fast": False},
+        {"k": 2},
+        {"kernel": "metropolis"},
+        {"centering": "none"},
+        {"model": "classrbm"},
+    ):
         assert not BMTrainer(BMTrainConfig(**{**base, **extra}), data)._fast_rbm_applies(), extra

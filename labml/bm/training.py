@@ -68,6 +68,7 @@ class BMTrainConfig:
     centering: str = "data"
     centering_rate: float = 0.01
     lr_decay: bool = False  # linear decay of lr to 0 over the run
+    fast: bool = True  # RBM, heat bath, k = 1, centred: the fused step (BMTrainer._fast_rbm_grad)
     seed: int = 0
     kernel_options: dict = field(default_factory=dict)  # e.g. {"dt": 0.02, "n_steps": 20}
     relaxation: dict = field(default_factory=dict)  # RelaxationConfig fields
@@ -305,7 +306,8 @@ class BMTrainer:
         """Whether the fused RBM heat-bath CD-1/PCD-1 step (`_fast_rbm_grad`) applies."""
         c = self.config
         return (
-            type(self.model) is RBM
+            c.fast
+            and type(self.model) is RBM
             and type(self.kernel) is HeatBath
             and c.k == 1
             and self.offset_v is not None
