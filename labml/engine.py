@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from instruments.lock import pid_alive
 from labml import checkpoint as ckpt
 from labml.errors import UserError
 from labml.runs import Run, load
@@ -573,7 +574,8 @@ class RunEngine:
                 "nothing to resume. Start a new run instead."
             )
         pid, host = run.meta.get("pid"), run.meta.get("pid_host")
-        if status == RUNNING and pid and host == socket.gethostname() and pid != os.getpid() and _alive(pid):
+        here = host == socket.gethostname()
+        if status == RUNNING and pid and here and pid != os.getpid() and pid_alive(int(pid)):
             raise UserError(f"run {run.path} is still running in process {pid}; stop it first")
         state = load_checkpoint(run, checkpoint)
         if plan is None:
@@ -949,16 +951,6 @@ def _safe_results(plan: Plan) -> dict:
     except Exception as exc:  # noqa: BLE001 - results are a record
         log.warning("plan results unavailable: %s", exc)
         return {}
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _default_on_pause(engine: RunEngine, step: int) -> str:

@@ -130,19 +130,14 @@ def _summary(run) -> dict:
 
 def _process_alive(meta: dict) -> bool:
     """False if run.json names a process on this host that no longer exists."""
-    import os
     import socket
+
+    from instruments.lock import pid_alive
 
     pid, host = meta.get("pid"), meta.get("pid_host")
     if not pid or host != socket.gethostname():
         return True  # cannot tell: assume it runs
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(int(pid))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
