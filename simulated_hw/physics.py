@@ -20,6 +20,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from instruments.calibration import KB_J_PER_K, NeelBrown
+from instruments.config import CycleConfig
 from instruments.rig import REST_MARGIN, trapezoid_samples
 from instruments.safety import program_energy_J
 
@@ -194,6 +195,9 @@ def johnson_V(R_ohm: float, T_K: float, bandwidth_Hz: float) -> float:
     return math.sqrt(4.0 * KB_J_PER_K * T_K * R_ohm * bandwidth_Hz)
 
 
+_RIG_CYCLE = CycleConfig()
+
+
 @dataclass(frozen=True)
 class CycleSpec:
     """One bench read cycle, as instruments.rig.NanowireRig plays it (`[cycle]` + `[limits]`).
@@ -210,19 +214,20 @@ class CycleSpec:
     padded with rest on its own, with a software-timed injection of inject_s between them.
     """
 
-    reset_field_mT: float = -30.0
-    reset_s: float = 2e-3
-    gap_s: float = 0.5e-3
-    pulse_duration_s: float = 1e-3
-    settle_s: float = 2e-3
-    read_s: float = 5e-3
+    # the cycle timings default to the rig's own `[cycle]` defaults (instruments.config.CycleConfig)
+    reset_field_mT: float = _RIG_CYCLE.reset_field_mT
+    reset_s: float = _RIG_CYCLE.reset_s
+    gap_s: float = _RIG_CYCLE.gap_s
+    pulse_duration_s: float = _RIG_CYCLE.pulse_duration_s
+    settle_s: float = _RIG_CYCLE.settle_s
+    read_s: float = _RIG_CYCLE.read_s
     read_bandwidth_Hz: float = 250.0
     edge_slew_A_per_s: float = 0.95 * 2e4
     duty_max: float = 0.5
     duty_threshold_A: float = 0.2
     mean_power_max_W: float = 150.0
     readout: str = "moke"
-    sample_rate_Hz: float = 1e5
+    sample_rate_Hz: float = _RIG_CYCLE.sample_rate_Hz
     two_waveforms: bool = False
     inject_s: float = 0.0
 
