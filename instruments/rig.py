@@ -36,7 +36,6 @@ import logging
 import math
 import signal
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,7 +44,7 @@ import numpy as np
 from instruments.calibration import Logistic, NeelBrown
 from instruments.config import RigConfig
 from instruments.errors import InstrumentFault, SafetyError
-from instruments.roles import Clock, SynapseReads
+from instruments.roles import Clock, SynapseReads, WallClock
 from instruments.safety import CoilGuard, RampStopped, WaveformReport, program_energy_J
 
 log = logging.getLogger(__name__)
@@ -76,16 +75,6 @@ def trapezoid_samples(
     edge = current * np.arange(1, n_edge + 1) / n_edge
     n_plateau = max(0, int(round(plateau_s * fs)) - 1)
     return np.concatenate([[0.0], edge, np.full(n_plateau, current), edge[::-1][1:], [0.0]])
-
-
-class WallClock:
-    """Wall-time clock (instruments.roles.Clock) for real rigs: monotonic seconds."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, float(seconds)))
 
 
 class _DeferSigint:

@@ -10,6 +10,7 @@ Units are in the names: *_A amperes, *_mT millitesla, *_s seconds, *_J joules, *
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -42,6 +43,17 @@ class Clock(Protocol):
     def now(self) -> float: ...
 
     def sleep(self, seconds: float) -> None: ...
+
+
+class WallClock:
+    """Wall-time `Clock` for real rigs: `now()` is monotonic seconds, `sleep(s)` sleeps s seconds
+    (negative s: no sleep)."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(0.0, float(seconds)))
 
 
 @runtime_checkable

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from instruments.lock import pid_alive
+from instruments.roles import WallClock
 from labml import checkpoint as ckpt
 from labml.errors import UserError
 from labml.runs import Run, load
@@ -205,7 +206,7 @@ class RunContext:
     @property
     def clock(self) -> Any:
         clock = getattr(self.rig, "clock", None)
-        return clock if clock is not None else _WallClock()
+        return clock if clock is not None else WallClock()
 
     def emit(self, series: str, row: dict) -> None:
         """Record one row of `series` (written when the step completes)."""
@@ -229,14 +230,6 @@ class RunContext:
 
     def _discard(self) -> None:
         self._pending.clear()
-
-
-class _WallClock:
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds))
 
 
 # ======================================================================================= watchdog

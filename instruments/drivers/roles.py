@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -30,19 +29,10 @@ from instruments.drivers.lockin import SR830Lockin, SR860Lockin
 from instruments.drivers.sourcemeter import Keithley2400Strict, Keithley2450Strict
 from instruments.drivers.switch import SwitchMatrix7001
 from instruments.errors import InstrumentFault, SafetyError
+from instruments.roles import WallClock
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
-
-
-class WallClock:
-    """Wall-time clock for real rigs (instruments.roles.Clock)."""
-
-    def now(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(max(0.0, float(seconds)))
 
 
 @contextlib.contextmanager
