@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
+from helpers import FakeClock
 from pymeasure.adapters import ProtocolAdapter
 from pymeasure.instruments.keithley import Keithley6221
 from pymeasure.instruments.lakeshore import LakeShore421, LakeShore425
@@ -41,21 +42,6 @@ from instruments.drivers.roles import (
 from instruments.errors import InstrumentFault, SafetyError
 
 NO_ERR = ("SYST:ERR?", '+0,"No error"')
-
-
-class FakeClock:
-    """Records sleeps instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.sleeps: list[float] = []
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, s: float) -> None:
-        self.sleeps.append(s)
-        self.t += s
 
 
 @contextmanager

@@ -8,6 +8,7 @@ import logging
 
 import numpy as np
 import pytest
+from helpers import FakeClock
 from scipy import stats
 
 from instruments.calibration import Logistic
@@ -18,18 +19,6 @@ from instruments.rig import NanowireRig
 CFG = load_rig_config(
     builtin_rig_path("sim_default"), overrides={"instruments": {"readout": {"threshold_V": 1.0}}}
 )
-
-
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def now(self):
-        return self.t
-
-    def sleep(self, s):
-        assert s >= 0
-        self.t += s
 
 
 class FakeWorld:

@@ -7,6 +7,7 @@ import threading
 
 import numpy as np
 import pytest
+from helpers import FakeClock
 
 from instruments.config import CoilConfig, Limits
 from instruments.errors import SafetyError
@@ -22,18 +23,6 @@ LIMITS = Limits(
     mean_power_max_W=150.0,
     ramp_step_A=0.1,
 )
-
-
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def now(self):
-        return self.t
-
-    def sleep(self, s):
-        assert s >= 0
-        self.t += s
 
 
 class RecordingSupply:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import FakeClock
 from pymeasure.adapters import ProtocolAdapter
 from pymeasure.test import expected_protocol
 
@@ -38,17 +39,6 @@ LIMITS = Limits(
 )
 COMPLIANCE_QUERY = (b"STATus:QUEStionable:CONDition?", b"0")
 NO_ERROR = (b"SYST:ERR?", b'+0,"No error"')
-
-
-class FakeClock:
-    def __init__(self):
-        self.t = 0.0
-
-    def now(self):
-        return self.t
-
-    def sleep(self, s):
-        self.t += s
 
 
 def set_current(value: str):
