@@ -68,6 +68,15 @@ def describe(param: Parameter) -> str:
     return ", ".join(parts)
 
 
+def _check_range(value: float, param: Parameter, units: str | None, where: str) -> None:
+    """UserError naming `where`, the value and the range if value is outside [minimum, maximum]."""
+    if not (param.minimum <= value <= param.maximum):
+        u = f" {units}" if units else ""
+        raise UserError(
+            f"{where}: value {value:g}{u} is out of range [{param.minimum:g}, {param.maximum:g}]{u}"
+        )
+
+
 def coerce(protocol: str, name: str, param: Parameter, raw: Any) -> Any:
     """Convert and validate one value (a string from the command line, or a Python value)."""
     where = f"protocol {protocol!r}, parameter {name!r}"
@@ -85,11 +94,7 @@ def coerce(protocol: str, name: str, param: Parameter, raw: Any) -> Any:
             if value != int(value):
                 raise UserError(f"{where}: expected an integer, got {raw!r}")
             value = int(value)
-        if not (param.minimum <= value <= param.maximum):
-            u = f" {units}" if units else ""
-            raise UserError(
-                f"{where}: value {value:g}{u} is out of range [{param.minimum:g}, {param.maximum:g}]{u}"
-            )
+        _check_range(value, param, units, where)
         return value
     if isinstance(param, BooleanParameter):
         if isinstance(raw, str) and raw.lower() in ("1", "yes", "on", "true"):
@@ -100,16 +105,9 @@ def coerce(protocol: str, name: str, param: Parameter, raw: Any) -> Any:
             return raw
         raise UserError(f"{where}: expected true/false, got {raw!r}")
     if isinstance(param, FloatListParameter):
-        try:
-            vals = parse_float_list(raw, units, where)
-        except UserError:
-            raise
+        vals = parse_float_list(raw, units, where)
         for v in vals:
-            if not (param.minimum <= v <= param.maximum):
-                u = f" {units}" if units else ""
-                raise UserError(
-                    f"{where}: value {v:g}{u} is out of range [{param.minimum:g}, {param.maximum:g}]{u}"
-                )
+            _check_range(v, param, units, where)
         return vals
     if isinstance(param, ListParameter):
         choices = list(param.choices)
