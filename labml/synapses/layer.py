@@ -153,6 +153,17 @@ class StochasticSynapseLinear(nn.Module):
         )
 
 
+def _weight_moments(a, sig, signed: bool):
+    """p = (1 - a) + a sig (SCIENCE.md read probability) and the mean and variance of one read's
+    weight: p and p(1 - p), or for a differential pair p+ - p- and the summed variances.
+    Works on torch tensors and numpy arrays alike; returns (p, mean_w, var_w)."""
+    p = (1.0 - a) + a * sig
+    v = p * (1.0 - p)
+    if signed:
+        return p, p[0] - p[1], v[0] + v[1]
+    return p, p[0], v[0]
+
+
 class _SynapseLayerFn(torch.autograd.Function):
     """The layer as one autograd node: forward reads, backward the closed form of SCIENCE.md.
 
@@ -176,12 +187,7 @@ class _SynapseLayerFn(torch.autograd.Function):
         ctx.np_saved = None
         c = layer.curve
         sig = torch.sigmoid(c.k * (H - c.H0))
-        p = (1.0 - c.a) + c.a * sig
-        v = p * (1.0 - p)
-        if layer.signed:
-            mean_w, var_w = p[0] - p[1], v[0] + v[1]
-        else:
-            mean_w, var_w = p[0], v[0]
+        p, mean_w, var_w = _weight_moments(c.a, sig, layer.signed)
         x2 = x * x
         mu = x @ mean_w.t()
         s2 = x2 @ var_w.t() / layer.n + VARIANCE_FLOOR
@@ -237,12 +243,7 @@ def _forward_numpy(layer, x, H, bias):
     c = layer.curve
     a, k, H0 = c.a.numpy(), c.k.numpy(), c.H0.numpy()
     sig = expit(k * (H - H0))
-    p = (1.0 - a) + a * sig
-    v = p * (1.0 - p)
-    if layer.signed:
-        mean_w, var_w = p[0] - p[1], v[0] + v[1]
-    else:
-        mean_w, var_w = p[0], v[0]
+    p, mean_w, var_w = _weight_moments(a, sig, layer.signed)
     x2 = x * x
     mu = x @ mean_w.T
     s2 = x2 @ var_w.T / layer.n + VARIANCE_FLOOR
