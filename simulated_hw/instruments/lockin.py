@@ -65,6 +65,18 @@ class _LockinCore(SimInstrument):
             raise SimCommandError(-222, "Data out of range")
         return i
 
+    def _index_commands(self, set_re: str, query_re: str, attr: str, table: list) -> None:
+        """Register the set (``args``: an index into ``table``) and query commands of the index
+        setting ``attr`` (``tc_index`` or ``sens_index``)."""
+        self.raw(set_re, lambda args: setattr(self, attr, self._index(args, table)))
+        self.raw(query_re, lambda: str(getattr(self, attr)), query=True)
+
+    def _outputs(self) -> list[float]:
+        """[X, Y, R, theta (deg)] now: X through the filter, Y only noise (the signal is in phase)."""
+        x = self.x()
+        y = self.noise(self.sensitivity_V * 1e-4)
+        return [x, y, math.hypot(x, y), math.degrees(math.atan2(y, x))]
+
     def input_V(self) -> float:
         """Instantaneous input: the photodiode at the selected wire (a laser_off fault switches the
         world's laser off for this reading: only detector noise remains)."""
@@ -138,16 +150,8 @@ class SimSR830(_LockinCore):
         )
         self.raw(r"OUTP\?\s*(\d)", self._outp, query=True)
         self.raw(r"SNAP\?\s*(.*)", self._snap, query=True)
-        self.raw(
-            r"OFLT\s*(?P<args>\d+)",
-            lambda args: setattr(self, "tc_index", self._index(args, self.TIME_CONSTANTS)),
-        )
-        self.raw(r"OFLT\?", lambda: str(self.tc_index), query=True)
-        self.raw(
-            r"SENS\s*(?P<args>\d+)",
-            lambda args: setattr(self, "sens_index", self._index(args, self.SENSITIVITIES)),
-        )
-        self.raw(r"SENS\?", lambda: str(self.sens_index), query=True)
+        self._index_commands(r"OFLT\s*(?P<args>\d+)", r"OFLT\?", "tc_index", self.TIME_CONSTANTS)
+        self._index_commands(r"SENS\s*(?P<args>\d+)", r"SENS\?", "sens_index", self.SENSITIVITIES)
         self.raw(r"LIAS\?\s*(\d?)", self._lias, query=True)
         self.raw(r"ERRS\?\s*\d?", lambda: "0", query=True)
         names = "FREQ|PHAS|SLVL|HARM|ISRC|IGND|ICPL|ILIN|FMOD|RSLP|RMOD|OFSL|SYNC|SRAT|SEND|TSTR"
@@ -157,20 +161,15 @@ class SimSR830(_LockinCore):
         self.raw(r"OUTX\s*(?P<args>[01])", lambda args: None)  # reply interface (RS-232 / GPIB)
 
     def _outp(self, i: str) -> str:
-        x = self.x()
-        y = self.noise(self.sensitivity_V * 1e-4)
-        return (
-            f"{[x, y, math.hypot(x, y), math.degrees(math.atan2(y, x))][int(i) - 1]:.6e}"
-            if i in "1234"
-            else self._bad()
-        )
+        out = self._outputs()
+        return f"{out[int(i) - 1]:.6e}" if i in "1234" else self._bad()
 
     def _bad(self) -> str:
         raise SimCommandError(-222, "Data out of range")
 
     def _snap(self, which: str) -> str:
-        x = self.x()
-        return f"{x:.6e},{self.noise(self.sensitivity_V * 1e-4):.6e}"
+        x, y = self._outputs()[:2]
+        return f"{x:.6e},{y:.6e}"
 
     def _lias(self, bit: str) -> str:
         status = self.overload_status()
@@ -190,24 +189,15 @@ class SimSR860(_LockinCore):
             world, "Stanford_Research_Systems,SR860,004000,v1.51", tc_index=6, sens_index=0, seed=seed
         )
         self.raw(r"OUTP\?\s*(\d)", self._outp, query=True)
-        self.raw(
-            r"OFLT\s+(?P<args>\d+)",
-            lambda args: setattr(self, "tc_index", self._index(args, self.TIME_CONSTANTS)),
-        )
-        self.raw(r"OFLT\?", lambda: str(self.tc_index), query=True)
-        self.raw(
-            r"SCAL\s+(?P<args>\d+)",
-            lambda args: setattr(self, "sens_index", self._index(args, self.SENSITIVITIES)),
-        )
-        self.raw(r"SCAL\?", lambda: str(self.sens_index), query=True)
+        self._index_commands(r"OFLT\s+(?P<args>\d+)", r"OFLT\?", "tc_index", self.TIME_CONSTANTS)
+        self._index_commands(r"SCAL\s+(?P<args>\d+)", r"SCAL\?", "sens_index", self.SENSITIVITIES)
         self.raw(r"CUROVLDSTAT\?", lambda: str(self.overload_status()), query=True)
         names = "FREQ|FREQINT|PHAS|SLVL|HARM|HARMDUAL|RSRC|RTRG|IVMD|ISRC|ICPL|IGND|IRNG|ICUR|OFSL|SYNC"
         self.raw(rf"({names})\s+(?P<args>\S+)", self._setting)
         self.raw(rf"({names})\?", self._get_setting, query=True)
 
     def _outp(self, i: str) -> str:
-        x = self.x()
-        y = self.noise(self.sensitivity_V * 1e-4)
+        out = self._outputs()
         if i not in "0123":
             raise SimCommandError(-222, "Data out of range")
-        return f"{[x, y, math.hypot(x, y), math.degrees(math.atan2(y, x))][int(i)]:.6e}"
+        return f"{out[int(i)]:.6e}"
