@@ -71,7 +71,7 @@ def test_calibration_queue_pause_resume_abort_and_browse(qtbot, window):
     w.jobs.pause(job)  # pauses at the first step boundary the engine reaches
     qtbot.waitUntil(lambda: _paused(job), timeout=60_000)
     assert w.jobs.busy() and _field_is_zero(rig)
-    assert w.launcher.resume_button.isEnabled() or qtbot.waitUntil(w.launcher.resume_button.isEnabled)
+    qtbot.waitUntil(w.launcher.resume_button.isEnabled)  # raises if it never becomes enabled
     cal = w.live.panels["calibration"]
     assert w.live.tabs.currentWidget() is cal  # the live view switched to the calibration panel
     w.tabs.setCurrentWidget(w.live)  # watch it
