@@ -217,3 +217,36 @@ class RigProcedure(Procedure):
     def save_arrays(self, name: str, **arrays: np.ndarray) -> None:
         if self.run is not None:
             self.run.save_arrays(name, **arrays)
+
+
+def rig_role(rig: Any, *names: str) -> Any:
+    """The first of the named roles the rig has (an attribute, else an entry of ``rig.roles``), or None."""
+    for n in names:
+        obj = getattr(rig, n, None)
+        if obj is not None:
+            return obj
+    roles = getattr(rig, "roles", None)
+    if isinstance(roles, dict):
+        for n in names:
+            if roles.get(n) is not None:
+                return roles[n]
+    return None
+
+
+class RowsProcedure(RigProcedure):
+    """A rig protocol that records its measurements as rows (lists) in ``self._rows``, the state a
+    resumed run continues from; at start-up it takes the rig's coil guard and its field sensor
+    (``self.sensor``, None when the rig has no Hall probe)."""
+
+    def startup(self) -> None:
+        super().startup()
+        if not hasattr(self, "_rows"):
+            self._rows: list[list] = []
+        self.guard = self.rig.guard
+        self.sensor = rig_role(self.rig, "field_sensor", "hall")
+
+    def state_dict(self) -> dict:
+        return {"rows": [list(r) for r in getattr(self, "_rows", [])]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._rows = [list(r) for r in state.get("rows", [])]

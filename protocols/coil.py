@@ -15,13 +15,12 @@ import numpy as np
 
 from labml.errors import UserError
 from protocols._pymeasure import FloatParameter, IntegerParameter
-from protocols.base import RigInfo, RigProcedure
-from protocols.hysteresis import _role
+from protocols.base import RigInfo, RowsProcedure
 
 log = logging.getLogger(__name__)
 
 
-class CoilCalibration(RigProcedure):
+class CoilCalibration(RowsProcedure):
     """mT per A of the coil against the Hall probe, with remanence and offset."""
 
     NAME = "coil-calibration"
@@ -62,18 +61,8 @@ class CoilCalibration(RigProcedure):
 
     def startup(self) -> None:
         super().startup()
-        if not hasattr(self, "_rows"):
-            self._rows: list[list] = []
-        self.guard = self.rig.guard
-        self.sensor = _role(self.rig, "field_sensor", "hall")
         if self.sensor is None:
             raise UserError(f"protocol {self.NAME!r}: rig has no field sensor (Hall probe) role")
-
-    def state_dict(self) -> dict:
-        return {"rows": [list(r) for r in getattr(self, "_rows", [])]}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._rows = [list(r) for r in state.get("rows", [])]
 
     def establish(self, i: int) -> None:
         """The remanence depends on the history: redo the saturation before a remanence reading;

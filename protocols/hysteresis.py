@@ -15,22 +15,9 @@ import numpy as np
 
 from labml.errors import UserError
 from protocols._pymeasure import FloatParameter, IntegerParameter
-from protocols.base import RigInfo, RigProcedure
+from protocols.base import RigInfo, RowsProcedure, rig_role
 
 log = logging.getLogger(__name__)
-
-
-def _role(rig, *names):
-    for n in names:
-        obj = getattr(rig, n, None)
-        if obj is not None:
-            return obj
-    roles = getattr(rig, "roles", None)
-    if isinstance(roles, dict):
-        for n in names:
-            if roles.get(n) is not None:
-                return roles[n]
-    return None
 
 
 def select_wire(rig, wire: int) -> None:
@@ -38,7 +25,7 @@ def select_wire(rig, wire: int) -> None:
     if hasattr(rig, "select"):
         rig.select(wire)
         return
-    sel = _role(rig, "channel_selector", "selector")
+    sel = rig_role(rig, "channel_selector", "selector")
     if sel is not None:
         sel.select(wire)
 
@@ -88,7 +75,7 @@ def saturation_levels(fields: np.ndarray, signal: np.ndarray, fraction: float = 
     )
 
 
-class Hysteresis(RigProcedure):
+class Hysteresis(RowsProcedure):
     """Hysteresis loop of one wire: read-out signal and Hall field against the swept DC field."""
 
     NAME = "hysteresis"
@@ -153,20 +140,10 @@ class Hysteresis(RigProcedure):
     # --- steps ---------------------------------------------------------------------------------------
     def startup(self) -> None:
         super().startup()
-        if not hasattr(self, "_rows"):
-            self._rows: list[list] = []
-        self.guard = self.rig.guard
-        self.sensor = _role(self.rig, "field_sensor", "hall")
-        self.readout = _role(self.rig, "readout", "magnetisation_readout")
+        self.readout = rig_role(self.rig, "readout", "magnetisation_readout")
         if self.readout is None:
             raise UserError(f"protocol {self.NAME!r}: rig has no read-out role")
         select_wire(self.rig, int(self.wire))
-
-    def state_dict(self) -> dict:
-        return {"rows": [list(r) for r in getattr(self, "_rows", [])]}
-
-    def load_state_dict(self, state: dict) -> None:
-        self._rows = [list(r) for r in state.get("rows", [])]
 
     def safe_to_hold(self, i: int) -> bool:
         return False
