@@ -71,6 +71,26 @@ class _TimeLeft:
         return f"  left {_fmt_s((time.monotonic() - self.t0) / ran * max(0, self.total - done))}"
 
 
+def _dry_run(plan: Any, rig_spec: str | None, run_dir: str | None, as_json: bool) -> int:
+    """Validate the plan (labml.engine.dry_run), print its summary (JSON or 'plan OK: ...'); exit 0."""
+    from labml.engine import dry_run
+
+    summary = dry_run(plan, rig_spec, run_dir)
+    print(json.dumps(summary) if as_json else f"plan OK: {summary}")
+    return 0
+
+
+def _unsuccessful(outcome: Any, as_json: bool) -> int:
+    """Report a run that did not succeed (stderr; with as_json also a JSON line on stdout) and
+    return the exit code: 0 when stopped or paused (resumable), else 3."""
+    why = f": {outcome.reason}" if outcome.reason else ""
+    print(f"run {outcome.status}{why}", file=sys.stderr, flush=True)
+    if as_json:
+        print(json.dumps({"status": outcome.status, "reason": outcome.reason,
+                          "run_dir": str(outcome.run_dir)}))
+    return 0 if outcome.status in ("stopped", "paused") else 3
+
+
 def _finite(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
@@ -93,7 +113,7 @@ def synapse_summary(plan: Any, ctx: Any) -> dict:
 
 
 def cmd_train_synapses(args: argparse.Namespace) -> int:
-    from labml.engine import RunEngine, dry_run
+    from labml.engine import RunEngine
     from labml.engine_plans import TrainerPlan
     from labml.runs import load
 
@@ -117,9 +137,8 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     if getattr(args, "dry_run", False):
-        summary = dry_run(plan, rig_spec if on_rig else None, getattr(args, "run_dir", None))
-        print(json.dumps(summary) if getattr(args, "json", False) else f"plan OK: {summary}")
-        return 0
+        return _dry_run(plan, rig_spec if on_rig else None, getattr(args, "run_dir", None),
+                        getattr(args, "json", False))
 
     left = _TimeLeft()
 
@@ -147,11 +166,7 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
             rig = open_rig(rig_spec)
         outcome = eng.run(plan, getattr(args, "run_dir", None), rig=rig if on_rig else None, **record)
         if outcome.status != "success":
-            say(f"run {outcome.status}" + (f": {outcome.reason}" if outcome.reason else ""))
-            if getattr(args, "json", False):
-                print(json.dumps({"status": outcome.status, "reason": outcome.reason,
-                                  "run_dir": str(outcome.run_dir)}))
-            return 0 if outcome.status in ("stopped", "paused") else 3
+            return _unsuccessful(outcome, getattr(args, "json", False))
         tr = plan.trainer
         result = dict(plan.summary_)
         if rig_test:
@@ -216,7 +231,7 @@ def cmd_train_bm(args: argparse.Namespace) -> int:
     import numpy as np
 
     from labml.bm.cli import config_from_args
-    from labml.engine import RunEngine, dry_run
+    from labml.engine import RunEngine
     from labml.engine_plans import TrainerPlan
     from labml.runs import load
 
@@ -232,9 +247,7 @@ def cmd_train_bm(args: argparse.Namespace) -> int:
                        validator="labml.engine_plans:bm_validate_with_data",
                        summary="labml.engine_train:bm_summary")
     if getattr(args, "dry_run", False):
-        summary = dry_run(plan, args.rig if on_rig else None, args.run_dir)
-        print(json.dumps(summary) if args.json else f"plan OK: {summary}")
-        return 0
+        return _dry_run(plan, args.rig if on_rig else None, args.run_dir, args.json)
 
     left = _TimeLeft()
 
@@ -260,12 +273,7 @@ def cmd_train_bm(args: argparse.Namespace) -> int:
             rig = open_rig(args.rig)
         outcome = eng.run(plan, args.run_dir, rig=rig, **record)
         if outcome.status != "success":
-            why = f": {outcome.reason}" if outcome.reason else ""
-            print(f"run {outcome.status}{why}", file=sys.stderr)
-            if args.json:
-                print(json.dumps({"status": outcome.status, "reason": outcome.reason,
-                                  "run_dir": str(outcome.run_dir)}))
-            return 0 if outcome.status in ("stopped", "paused") else 3
+            return _unsuccessful(outcome, args.json)
         tr = plan.trainer
         run = load(outcome.run_dir)
         results = {**plan.summary_, "run_dir": str(outcome.run_dir)}
