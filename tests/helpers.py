@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+from pathlib import Path
+
 
 class FakeClock:
     """An instruments.roles.Clock that never sleeps: `sleep(s)` advances `t` by s seconds and
@@ -18,3 +22,30 @@ class FakeClock:
         assert s >= 0
         self.sleeps.append(s)
         self.t += s
+
+
+def data_rows(run_dir: Path, name: str) -> int:
+    """Number of data rows in the run's ``<name>.csv`` (0 while it does not exist)."""
+    try:
+        return sum(1 for line in open(run_dir / f"{name}.csv") if not line.startswith("#")) - 1
+    except FileNotFoundError:
+        return 0
+
+
+def wait_rows(proc: subprocess.Popen, run_dir: Path, name: str, target: int, timeout_s: float) -> float:
+    """Poll until `name` has `target` data rows (or the process ends); returns the wall time of one
+    row (s) measured from the last rows seen (0.0 when fewer than two new rows were seen), so that a
+    kill moment can be set in units of rows and does not depend on how loaded the machine is."""
+    t_end = time.monotonic() + timeout_s
+    seen: list[tuple[float, int]] = []
+    while proc.poll() is None and time.monotonic() < t_end:
+        n = data_rows(run_dir, name)
+        if not seen or n != seen[-1][1]:
+            seen.append((time.monotonic(), n))
+        if n >= target:
+            break
+        time.sleep(0.002)
+    rows = seen[1:]  # from the first new row on: process start-up is not an epoch
+    if len(rows) >= 2 and rows[-1][1] > rows[0][1]:
+        return (rows[-1][0] - rows[0][0]) / (rows[-1][1] - rows[0][1])
+    return 0.0

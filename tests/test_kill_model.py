@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from helpers import data_rows, wait_rows
 
 from labml import runs
 from labml.cli import main as labml_main
@@ -26,13 +27,6 @@ START = (
 )
 
 
-def _data_rows(path: Path, name: str) -> int:
-    try:
-        return sum(1 for line in open(path / f"{name}.csv") if not line.startswith("#")) - 1
-    except FileNotFoundError:
-        return 0
-
-
 def _runs_json(root: Path, status: str) -> list[dict]:
     import contextlib
     import io
@@ -44,33 +38,14 @@ def _runs_json(root: Path, status: str) -> list[dict]:
     return json.loads(buf.getvalue())
 
 
-def _wait_rows(proc, run_dir: Path, name: str, target: int, timeout_s: float) -> float:
-    """Poll until `name` has `target` data rows (or the process ends); returns the wall time of one
-    row (s) measured from the last rows seen, so that a kill moment can be set in units of rows and
-    does not depend on how loaded the machine is."""
-    t_end = time.monotonic() + timeout_s
-    seen: list[tuple[float, int]] = []
-    while proc.poll() is None and time.monotonic() < t_end:
-        n = _data_rows(run_dir, name)
-        if not seen or n != seen[-1][1]:
-            seen.append((time.monotonic(), n))
-        if n >= target:
-            break
-        time.sleep(0.002)
-    rows = seen[1:]  # from the first new row on: process start-up is not an epoch
-    if len(rows) >= 2 and rows[-1][1] > rows[0][1]:
-        return (rows[-1][0] - rows[0][0]) / (rows[-1][1] - rows[0][1])
-    return 0.0
-
-
 def _run_and_kill(cmd: list[str], run_dir: Path, extra_rows: int, frac: float, timeout_s: float = 60,
                   series: str = "metrics") -> bool:
     """Start cmd; once it has written `extra_rows` new rows of `series`, wait `frac` of one row's time
     and SIGKILL it (a random moment inside the next epoch). True if killed, False if it finished."""
-    rows0 = _data_rows(run_dir, series)
+    rows0 = data_rows(run_dir, series)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    row_s = _wait_rows(proc, run_dir, series, rows0 + extra_rows, timeout_s)
+    row_s = wait_rows(proc, run_dir, series, rows0 + extra_rows, timeout_s)
     time.sleep(frac * row_s)
     if proc.poll() is not None:
         assert proc.returncode == 0, proc.stderr.read().decode()
@@ -136,7 +111,7 @@ def test_labml_train_synapses_sigkilled_and_resumed_equals_the_uninterrupted_run
     assert _run_and_kill(cmd, run_dir, int(rng.integers(2, 7)), float(rng.uniform()),
                          series="epochs"), "the training ended before the kill"
     killed = runs.load(run_dir)
-    assert killed.meta["status"] == "running" and _data_rows(run_dir, "epochs") < 12
+    assert killed.meta["status"] == "running" and data_rows(run_dir, "epochs") < 12
     with contextlib.redirect_stderr(io.StringIO()):
         assert labml_main(["resume", str(run_dir), "--no-progress"]) == 0
     a, b = runs.load(tmp_path / "ref"), runs.load(run_dir)

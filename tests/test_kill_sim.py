@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from helpers import data_rows, wait_rows
 
 from labml import runs
 
@@ -34,13 +35,6 @@ def _rows(run) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in WALL_CLOCK_COLUMNS} for r in run.series("metrics")]
 
 
-def _n_rows(run_dir: Path) -> int:
-    try:
-        return sum(1 for line in open(run_dir / "metrics.csv") if not line.startswith("#")) - 1
-    except FileNotFoundError:
-        return 0
-
-
 def test_sigkill_in_the_loop_training_on_the_simulated_rig_then_resume_is_bit_exact(tmp_path):
     # Every run in a fresh process, as a user runs them: the uninterrupted reference (concurrently),
     # the run that is killed, and `labml resume`.
@@ -57,22 +51,13 @@ def test_sigkill_in_the_loop_training_on_the_simulated_rig_then_resume_is_bit_ex
     # the kill moment in units of epochs (after 2 to 10 rows, a random fraction into the next epoch),
     # so that it falls mid-run on a busy or an idle machine alike
     target, frac = int(rng.integers(2, 11)), float(rng.uniform())
-    deadline = time.monotonic() + 120
-    seen: list[tuple[float, int]] = []
-    while proc.poll() is None and time.monotonic() < deadline:
-        n = _n_rows(run_dir)
-        if not seen or n != seen[-1][1]:
-            seen.append((time.monotonic(), n))
-        if n >= target:
-            break
-        time.sleep(0.002)
-    rows = seen[1:]  # from the first row on: process start-up is not an epoch
-    if len(rows) >= 2 and rows[-1][1] > rows[0][1]:
-        time.sleep(frac * (rows[-1][0] - rows[0][0]) / (rows[-1][1] - rows[0][1]))
+    row_s = wait_rows(proc, run_dir, "metrics", target, timeout_s=120)
+    if row_s > 0:
+        time.sleep(frac * row_s)
     assert proc.poll() is None, "the training ended before the kill: make it longer"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = _n_rows(run_dir)
+    killed_at = data_rows(run_dir, "metrics")
     assert runs.load(run_dir).meta["status"] == "running" and killed_at < CFG["epochs"]
 
     resume = start("-m", "labml.cli", "resume", str(run_dir), "--no-progress")
