@@ -1,4 +1,4 @@
-"""Stochastic-synapse benchmarks (issue 4; results in benchmarks/README_synapses.md).
+"""Stochastic-synapse benchmarks (issue 4; results in benchmarks/README.md).
 
     python benchmarks/bench_synapses.py speed   [--data DIR] [--epochs 3] [--ns 1 64]
     python benchmarks/bench_synapses.py quality [--data DIR] [--seeds 0 1 2 3 4] [--ns 1 2 4 ... 64]
