@@ -27,7 +27,7 @@ from labml.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def _scalars(metrics: dict) -> dict:
+def scalar_metrics(metrics: dict) -> dict:
     """The scalar entries of a metrics dict (numbers, bools, short strings), numpy scalars unwrapped."""
     out = {}
     for k, v in metrics.items():
@@ -134,7 +134,7 @@ class TrainerPlan(Plan):
 
     def step(self, i: int, ctx: RunContext) -> bool:
         metrics = self.trainer.run_epoch(i)
-        row = _scalars(metrics)
+        row = scalar_metrics(metrics)
         row.setdefault("epoch", i)
         self.last_ = row
         ctx.emit(self.series, row)
@@ -142,7 +142,7 @@ class TrainerPlan(Plan):
 
     def close(self, ctx: RunContext) -> None:
         if self.do_evaluate and hasattr(self.trainer, "evaluate"):
-            self.final_ = _scalars(self.trainer.evaluate() or {})
+            self.final_ = scalar_metrics(self.trainer.evaluate() or {})
         arrays = getattr(self.trainer, "arrays_", None)
         if callable(arrays):
             arrays = arrays()

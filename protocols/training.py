@@ -14,21 +14,12 @@ import json
 import logging
 from typing import Any
 
+from labml.engine_plans import scalar_metrics
 from labml.errors import UserError
 from protocols._pymeasure import BooleanParameter, FloatParameter, IntegerParameter, ListParameter, Parameter
 from protocols.base import RigInfo, RigProcedure
 
 log = logging.getLogger(__name__)
-
-
-def _scalars(metrics: dict) -> dict:
-    out = {}
-    for k, v in metrics.items():
-        if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:
-            v = v.item()
-        if isinstance(v, bool | int | float | str) or v is None:
-            out[k] = v
-    return out
 
 
 class TrainingProcedure(RigProcedure):
@@ -114,7 +105,7 @@ class TrainingProcedure(RigProcedure):
             self._columns: list[str] | None = None
 
     def step(self, i: int) -> bool | None:
-        metrics = _scalars(self.trainer.run_epoch(i))
+        metrics = scalar_metrics(self.trainer.run_epoch(i))
         metrics.setdefault("epoch", i)
         if self._columns is None:
             self._columns = list(metrics)
@@ -132,7 +123,7 @@ class TrainingProcedure(RigProcedure):
 
     def finalize(self) -> None:
         ev = self.trainer.evaluate()
-        self.results_.update(_scalars(ev))
+        self.results_.update(scalar_metrics(ev))
         self.results_["epochs_done"] = int(
             getattr(self.trainer, "epoch_", getattr(self.trainer, "epoch", self.epochs))
         )
