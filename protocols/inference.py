@@ -92,7 +92,29 @@ class InferOnRig(RigProcedure):
             )
 
     def get_estimates(self, info: RigInfo | None = None) -> float:
-        return 0.0
+        """Bench time (s) of the rig passes over the subset: passes x images x the expected reads of
+        one image (the model's layer sizes, n and its data's mean active inputs) x one cycle."""
+        import json
+
+        from protocols.training import data_for_estimate, synapse_reads_per_image
+
+        run_json = Path(self.model_run) / "run.json" if self.model_run else None
+        if run_json is None or not run_json.is_file():
+            return 0.0  # check_plan names the missing model run
+        try:
+            params = json.loads(run_json.read_text()).get("parameters", {})
+        except (OSError, ValueError):
+            return 0.0
+        cfg = {
+            "n": int(params.get("n", 1)),
+            "hidden": [int(h) for h in str(params.get("hidden") or "").replace(" ", "").split(",") if h],
+            "signed": bool(params.get("signed", False)),
+            "data": params.get("data") or None,
+            "seed": int(params.get("seed", 0)),
+        }
+        active, n_in, _, _ = data_for_estimate(cfg)
+        reads = int(self.passes) * int(self.test_size) * synapse_reads_per_image(cfg, active, n_in)
+        return float(reads * (info or RigInfo()).cycle_time_s())
 
     def n_steps(self) -> int:
         return 1

@@ -22,6 +22,37 @@ from protocols.base import RigInfo, RigProcedure
 log = logging.getLogger(__name__)
 
 
+def synapse_reads_per_image(
+    config: dict, mean_active_inputs: float, n_inputs: int, n_classes: int = 10
+) -> float:
+    """Expected device reads of one forward pass of one image in the loop (SCIENCE.md section 4: an
+    image costs N_out * n * (active inputs) reads per layer; a differential pair reads two devices).
+    Hidden layers of step units are taken as half active."""
+    sizes = [n_inputs, *[int(h) for h in config.get("hidden") or []], n_classes]
+    active = float(mean_active_inputs)
+    reads = 0.0
+    for i in range(len(sizes) - 1):
+        reads += sizes[i + 1] * active
+        active = 0.5 * sizes[i + 1]
+    return reads * int(config.get("n", 1)) * (2 if config.get("signed") else 1)
+
+
+def data_for_estimate(config: dict) -> tuple[float, int, int, int]:
+    """(mean active binary inputs per image, inputs, training + validation images, test images) of the
+    data a training with `config` would load."""
+    from labml.data import load_dataset
+
+    ds = load_dataset(
+        config.get("data"),
+        val_fraction=float(config.get("val_fraction", 0.2)),
+        train_size=config.get("train_size"),
+        seed=int(config.get("seed", 0)),
+    )
+    n_test = len(ds.X_test) if not config.get("test_size") else int(config["test_size"])
+    active = float(ds.X_train.sum(axis=1).mean())
+    return active, int(ds.X_train.shape[1]), len(ds.X_train) + len(ds.X_val), n_test
+
+
 class TrainingProcedure(RigProcedure):
     """A steppable trainer as a protocol. Subclasses implement `trainer_config()` and `build_trainer()`."""
 
@@ -311,6 +342,22 @@ class TrainSynapses(TrainingProcedure):
             cfg["spread_H0_mT"] = float(self.spread_H0)
             cfg["spread_k_rel"] = float(self.spread_k)
         return self.with_extra(cfg)
+
+    def get_estimates(self, info: RigInfo | None = None) -> float:
+        """Bench time (s) of the reads in the loop: every epoch reads the training and validation
+        images once, the test reads test_passes passes (an upper bound when early stopping ends the
+        training sooner); with calibrate, 33 fields x 200 reads per wire first. 0 on the model backend
+        (it uses no bench time)."""
+        if self.backend != "rig":
+            return 0.0
+        info = info or RigInfo()
+        cfg = self.trainer_config()
+        active, n_in, n_all, n_test = data_for_estimate(cfg)
+        per_image = synapse_reads_per_image(cfg, active, n_in)
+        reads = per_image * (int(self.epochs) * n_all + int(self.test_passes) * n_test)
+        if self.calibrate:
+            reads += info.n_wires * 33 * 200
+        return float(reads * info.cycle_time_s())
 
     def validate_config(self) -> None:
         from labml.synapses.trainer import SynapseTrainConfig
