@@ -71,10 +71,17 @@ class _TimeLeft:
         return f"  left {_fmt_s((time.monotonic() - self.t0) / ran * max(0, self.total - done))}"
 
 
-def _dry_run(plan: Any, rig_spec: str | None, run_dir: str | None, as_json: bool) -> int:
-    """Validate the plan (labml.engine.dry_run), print its summary (JSON or 'plan OK: ...'); exit 0."""
+def _dry_run(
+    plan: Any, rig_spec: str | None, run_dir: str | None, as_json: bool, data: str | None = None
+) -> int:
+    """Validate the plan (labml.engine.dry_run) and the data folder, print the plan's summary (JSON or
+    'plan OK: ...'); exit 0."""
+    from labml.data import find_mnist_files, resolve_data_dir
     from labml.engine import dry_run
 
+    folder = resolve_data_dir(data)
+    if folder is not None:
+        find_mnist_files(folder)  # UserError naming the folder or the missing file, as a real run would
     summary = dry_run(plan, rig_spec, run_dir)
     print(json.dumps(summary) if as_json else f"plan OK: {summary}")
     return 0
@@ -138,7 +145,7 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
 
     if getattr(args, "dry_run", False):
         return _dry_run(plan, rig_spec if on_rig else None, getattr(args, "run_dir", None),
-                        getattr(args, "json", False))
+                        getattr(args, "json", False), data=getattr(args, "data", None))
 
     left = _TimeLeft()
 
@@ -247,7 +254,8 @@ def cmd_train_bm(args: argparse.Namespace) -> int:
                        validator="labml.engine_plans:bm_validate_with_data",
                        summary="labml.engine_train:bm_summary")
     if getattr(args, "dry_run", False):
-        return _dry_run(plan, args.rig if on_rig else None, args.run_dir, args.json)
+        return _dry_run(plan, args.rig if on_rig else None, args.run_dir, args.json,
+                        data=getattr(args, "data", None))
 
     left = _TimeLeft()
 

@@ -179,6 +179,9 @@ def test_every_run_command_has_a_dry_run_that_validates_and_makes_nothing(no_rig
         (["sweep", "depinning-calibration", "--grid", "reads=10,0", "--dry-run"], "reads"),
         (["train", "synapses", "--n", "0", "--dry-run"], "n must be an integer >= 1"),
         (["train", "bm", "--hidden", "0", "--epochs", "2", "--dry-run"], "hidden"),
+        (["train", "synapses", "--data", str(tmp_path / "no-such-folder"), "--dry-run"], "no-such-folder"),
+        (["train", "bm", "--hidden", "4", "--epochs", "1", "--data", str(tmp_path), "--dry-run"],
+         "lacks training files"),
     ]
     for argv, word in bad:
         assert main(argv) == 2, argv
