@@ -33,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if args.screenshot and not args.screenshot.lower().endswith(".png"):
         raise UserError(f"--screenshot {args.screenshot!r}: the file name must end in .png")
+    if args.rig:
+        from labml.rigs import rig_config
+
+        rig_config(args.rig)  # a bad rig file is a one-line error (file, key, problem) before any window
     from gui.app import main
 
     rc = main(rig=args.rig, screenshot=args.screenshot, view=args.view, runs_root=args.runs)

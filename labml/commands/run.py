@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from labml.errors import UserError
+from labml.runs import to_jsonable
 
 _RUN_FLAGS = {
     "--rig": "rig",
@@ -187,7 +188,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = run_protocol(args.protocol, params, rig=args.rig, run_dir=args.run_dir, dry_run=args.dry_run,
                        record=_record(args))
     _report(out, args.json)
-    return 0 if out.get("status") in ("success", "planned") else 1
+    # as `labml resume` and `labml train`: a stopped or paused (resumable) run is not a failure
+    return 0 if out.get("status") in ("success", "planned", "stopped", "paused") else 1
 
 
 def _report(out: dict, as_json: bool) -> None:
@@ -203,7 +205,13 @@ def _report(out: dict, as_json: bool) -> None:
                     print(f"  {k} = {v}")
     else:
         sys.stdout.flush()
-        print(json.dumps(out, default=_json_default))
+        print(json.dumps(_strict(out)))
+
+
+def _strict(out: dict) -> object:
+    """`out` as strict JSON data: numpy values converted, anything else by its str, NaN/inf as null
+    (as in run.json)."""
+    return to_jsonable(json.loads(json.dumps(out, default=_json_default)))
 
 
 def _json_default(o):
@@ -298,7 +306,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         out["plot"] = str(plot) if plot else None
     out["status"] = "success" if not out["failed"] else "incomplete"
     if args.json:
-        print(json.dumps(out, default=_json_default))
+        print(json.dumps(_strict(out)))
     else:
         print(
             f"sweep {out['sweep_dir']}: {out['points']} points, ran {out['ran']}, "

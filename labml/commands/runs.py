@@ -99,10 +99,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     rows = [_summary(r) for r in found]
     cols = ["start_time", "kind", "status", "steps", "sample", "reason", "path"]
+    # every column but the last is cut at 48 characters; the path (last) is printed whole, so that it
+    # can be pasted into `labml resume`
     widths = {c: min(48, max(len(c), *(len(str(r.get(c) or "")) for r in rows))) for c in cols}
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
-        print("  ".join(str(r.get(c) or "")[: widths[c]].ljust(widths[c]) for c in cols).rstrip())
+        cells = [str(r.get(c) or "")[: widths[c]].ljust(widths[c]) for c in cols[:-1]]
+        print("  ".join([*cells, str(r.get(cols[-1]) or "")]).rstrip())
     return 0
 
 
