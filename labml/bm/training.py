@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from labml.bm import _sparse
 from labml.bm.chains import Chains, Sampler
 from labml.bm.evaluation import (
     ais_log_partition,
@@ -28,7 +29,7 @@ from labml.bm.evaluation import (
     model_samples,
     reverse_ais_log_partition,
 )
-from labml.bm.kernels import KERNELS, HeatBath, make_kernel, spins_with_prob
+from labml.bm.kernels import KERNELS, HeatBath, make_kernel
 from labml.bm.models import BM, RBM, ClassRBM, bits_to_spins, log2cosh
 
 logger = logging.getLogger(__name__)
@@ -146,20 +147,6 @@ def _active_columns(X: torch.Tensor) -> torch.Tensor | None:
     return None if S.numel() > 0.85 * X.shape[1] else S
 
 
-def _hidden_field_sparse(m: RBM, v: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
-    """b + v W for +/-1 rows v, summing only over pixels that are +1 in some row: a column i that
-    is -1 in every row contributes -W[i], so v W = v[:, S] W[S] - sum_{i not in S} W[i] (exact
-    algebra; float rounding differs from the dense product in the last bits). `base`, when
-    given, must be b - colsum(W); then b + v W = base + (v[:, S] + 1) W[S]."""
-    S = _active_columns(v)
-    if S is None:
-        return torch.addmm(m.b, v, m.W)
-    WS = m.W.index_select(0, S)
-    if base is None:
-        return torch.addmm(m.b - m.W.sum(0) + WS.sum(0), v.index_select(1, S), WS)
-    return torch.addmm(base, v.index_select(1, S).add_(1.0), WS)
-
-
 def _rows_of_product(L: torch.Tensor, R: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
     """L^T R where L = X - o (o a row vector) and X is +/-1: a column of X that is -1 in every
     row makes that column of L constant (-1 - o_i), so its row of L^T R is (-1 - o_i) 1^T R;
@@ -227,7 +214,7 @@ class BMTrainer:
             self.relaxation = RelaxationDevice(
                 self.model, self.kernel, rc, n_copies=c.batch_size, generator=self.generator
             )
-        self._x_index: tuple | None = None  # sparse index of the training pixels (fast RBM path)
+        self._fast: dict | None = None  # sparse index, buffers and bits of the fast RBM step
         self.epoch = 0
         self.updates = 0
         self.history: list[dict] = []
@@ -314,65 +301,123 @@ class BMTrainer:
             and self.chains.n_chains == c.batch_size
         )
 
-    def _data_hidden_field(self, idx: np.ndarray, base: torch.Tensor) -> torch.Tensor:
-        """b + v W for the training items `idx`, as a sum of the rows of W picked by each item's
-        +1 pixels (v = 2 x - 1 with x in {0, 1}: v W = 2 x W - colsum(W); x W by
-        `torch.nn.functional.embedding_bag` over a sparse index of the training set built once).
-        `base` must be b - colsum(W)."""
-        m = self.model
-        if self._x_index is None:
-            x = (self.v_train > 0).numpy()
-            counts = x.sum(1).astype(np.int64)
-            indptr = np.concatenate([[0], np.cumsum(counts)])
-            self._x_index = (counts, indptr, torch.as_tensor(x.nonzero()[1]))
-        counts, indptr, indices = self._x_index
-        idx = np.asarray(idx)
-        cnt = counts[idx]
-        off = np.zeros(len(idx), np.int64)
-        np.cumsum(cnt[:-1], out=off[1:])
-        pos = np.repeat(indptr[idx] - off, cnt) + np.arange(int(cnt.sum()))
+    def _sparse_field(
+        self, indptr: np.ndarray, indices: np.ndarray, rows: slice, base: torch.Tensor
+    ) -> torch.Tensor:
+        """b + v W for the +/-1 rows whose +1 columns are CSR rows `rows` of (indptr, indices):
+        v = 2 x - 1 with x in {0, 1}, so v W = 2 x W - colsum(W), and x W sums the rows of W of
+        each item's +1 pixels (`torch.nn.functional.embedding_bag`, fbgemm). `base` must be
+        b - colsum(W)."""
+        ptr = indptr[rows.start : rows.stop + 1]
         xW = torch.nn.functional.embedding_bag(
-            indices[torch.from_numpy(pos)], m.W, torch.from_numpy(off), mode="sum"
+            torch.from_numpy(indices[ptr[0] : ptr[-1]]),
+            self.model.W,
+            torch.from_numpy(ptr - ptr[0]),
+            mode="sum",
+            include_last_offset=True,
         )
         return xW.mul_(2.0).add_(base)
 
-    def _fast_rbm_grad(self, v: torch.Tensor, idx: np.ndarray) -> None:
-        """Centred CD-1 / PCD-1 gradient of an RBM with the heat-bath kernel, fused.
+    def _fast_buffers(self, n: int) -> dict:
+        """The fast step's sparse index of the training set (built once), its per-batch CSR
+        buffers and its bit generator (numpy SFC64, seeded from the config's seed; saved with
+        the checkpoint)."""
+        if self._fast is None:
+            x = (self.v_train > 0).numpy()
+            self._fast = {
+                "train_indptr": np.concatenate([[0], np.cumsum(x.sum(1))]).astype(np.int64),
+                "train_indices": x.nonzero()[1].astype(np.int64),
+                "bits": np.random.SFC64(np.random.SeedSequence([self.config.seed, 0xB17])),
+            }
+        f = self._fast
+        nv = self.v_train.shape[1]
+        if f.get("n") != n:
+            f["n"] = n
+            f["indptr"] = np.zeros(2 * n + 1, np.int64)
+            f["indices"] = np.empty(2 * n * nv, np.int64)
+        return f
 
-        The same Markov chain and the same statistics as `_set_generative_grad` (same random
-        draws in the same order), with three exact shortcuts:
-        - the data are sparse (about 13 % of MNIST pixels are +1): the hidden field of the data
-          sums the rows of W of each item's +1 pixels (`_data_hidden_field`), and the products
-          with the model sample and the weight statistics run only over the pixels that are +1
-          somewhere in the batch, the others contribute a known constant (`_hidden_field_sparse`,
-          `_rows_of_product`);
-        - CD-1 does not draw the last hidden sample, which its statistics never use (they use the
-          exact conditional mean tanh(beta h)); so the generator stream differs from the plain
-          path after the first batch, the distribution of every update does not;
-        - spins are drawn with `spins_with_prob` (fewer passes, identical spins), and the
-          conditional means are computed as tanh(beta h) = 2 sigmoid(2 beta h) - 1 from the
-          probabilities already needed for the draws (equal to tanh up to float32 rounding).
+    def _draw(self, p: torch.Tensor, index_rows: int | None = None) -> torch.Tensor:
+        """Heat-bath spins with P(+1) = p (`_sparse.draw_spins`); with `index_rows`, their +1
+        columns are also appended to the batch CSR index from that row on."""
+        f = self._fast
+        raw = _sparse.raw_uint32(f["bits"], tuple(p.shape))
+        s = torch.empty_like(p)
+        if index_rows is None:
+            _sparse.draw_spins(p.numpy(), raw, s.numpy())
+        else:
+            _sparse.draw_spins_indexed(p.numpy(), raw, s.numpy(), f["indptr"], f["indices"], index_rows)
+        return s
+
+    def _fast_rbm_grad(self, idx: np.ndarray) -> None:
+        """Centred CD-1 / PCD-1 gradient of an RBM with the heat-bath kernel, fused and sparse.
+
+        The same Markov chain and the same statistics as `_set_generative_grad`, computed with
+        exact shortcuts (tested against the dense formulas on the same spins):
+        - the data and the visible model samples are sparse (about 13 % of MNIST pixels are +1):
+          their hidden fields sum the rows of W of each item's +1 pixels (`_sparse_field`), and
+          the weight statistics L^T R (L = [v; v_m] - o_v) are 2 x^T R - (1 + o_v) colsum(R)
+          with x^T R summed over the +1 pixels only (`_sparse.xt_r`);
+        - the spins are drawn by one fused kernel from 32-bit integers of the trainer's own SFC64
+          bit generator (`_sparse`), which also indexes the +1 pixels of the visible samples;
+        - CD-1 does not draw the last hidden sample, which its statistics never use (they use
+          the exact conditional mean tanh(beta h) = 2 sigmoid(2 beta h) - 1, computed from the
+          probabilities already needed for the draws).
         """
         m = self.model
         beta = m.beta
-        g = self.generator
+        n = len(idx)
+        f = self._fast_buffers(n)
+        indptr, indices = f["indptr"], f["indices"]
         with torch.no_grad():
-            # p = sigmoid(2 beta h) gives both the heat-bath draw and tanh(beta h) = 2 p - 1
             base = m.b - m.W.sum(0)
-            p_t = self._data_hidden_field(idx, base).mul_(2.0 * beta).sigmoid_()
+            _sparse.gather_rows(
+                f["train_indptr"], f["train_indices"], np.asarray(idx, np.int64), indptr, indices
+            )
+            p_t = self._sparse_field(indptr, indices, slice(0, n), base).mul_(2.0 * beta).sigmoid_()
             if self.chains.kind == "cd":
-                h0 = spins_with_prob(p_t, g)
+                h0 = self._draw(p_t)
             else:
                 if self.chains.state is None:
-                    self.chains.init_persistent(v)
+                    self.chains.init_persistent(self.v_train[idx])
                 h0 = self.chains.state["h"]
-            h_t = p_t.mul_(2.0).sub_(1.0)
-            vm = spins_with_prob(torch.addmm(m.a, h0, m.W.t()).mul_(2.0 * beta).sigmoid_(), g)
-            p_m = _hidden_field_sparse(m, vm, base).mul_(2.0 * beta).sigmoid_()
+            p_v = torch.addmm(m.a, h0, m.W.t()).mul_(2.0 * beta).sigmoid_()
+            vm = self._draw(p_v, index_rows=n)
+            p_m = self._sparse_field(indptr, indices, slice(n, 2 * n), base).mul_(2.0 * beta).sigmoid_()
             if self.chains.kind == "pcd":
-                self.chains.state = {"v": vm, "h": spins_with_prob(p_m, g)}
+                self.chains.state = {"v": vm, "h": self._draw(p_m)}
+            h_t = p_t.mul_(2.0).sub_(1.0)
             hm = p_m.mul_(2.0).sub_(1.0)
-            self._centred_rbm_grad(v, h_t, vm, hm, h_t.mean(0), -beta)
+            self._sparse_centred_grad(n, h_t, hm, -beta)
+
+    def _sparse_centred_grad(self, n: int, h_t, hm, c: float) -> None:
+        """`_centred_rbm_grad` from the batch's sparse index (x: the 0/1 form of [v; v_m], 2n
+        rows; L = 2 x - 1 - o_v): W: L^T R = 2 x^T R - (1 + o_v) 1^T R; a: L^T q =
+        2 x^T q - (1 + o_v) 1^T q with q = w - R o_h; b: R^T (1 - L o_v) with
+        L o_v = 2 x o_v - (1 + o_v)^T o_v."""
+        m = self.model
+        f = self._fast
+        ov, oh = self.offset_v, self.offset_h
+        if self.config.centering == "data":
+            oh.mul_(1 - self.config.centering_rate).add_(self.config.centering_rate * h_t.mean(0))
+        R = torch.cat([h_t, hm]).sub_(oh)
+        R[:n] *= c / n
+        R[n:] *= -c / n
+        G = torch.empty_like(m.W)
+        _sparse.xt_r(f["indptr"], f["indices"], R.numpy(), G.numpy())
+        one_ov = 1.0 + ov
+        G.mul_(2.0).addr_(one_ov, R.sum(0), alpha=-1.0)
+        q = -(R @ oh)
+        q[:n] += c / n
+        q[n:] -= c / n
+        xtq = torch.empty_like(ov)
+        xo = torch.empty_like(q)
+        _sparse.x_products(f["indptr"], f["indices"], q.numpy(), ov.numpy(), xtq.numpy(), xo.numpy())
+        ga = xtq.mul_(2.0).sub_(one_ov * q.sum())
+        gb = R.t() @ xo.mul_(-2.0).add_(1.0 + float(one_ov @ ov))
+        grads = {"W": G, "a": ga, "b": gb}
+        for name, p in m.named_parameters():
+            p.grad = grads[name] if p.grad is None else p.grad + grads[name]
 
     def _apply_generative_grad(self, D: dict, f_t: dict, scale: float) -> None:
         """.grad += -scale * beta * D (after the centring transform when enabled)."""
@@ -420,10 +465,11 @@ class BMTrainer:
 
     def train_batch(self, idx: np.ndarray) -> dict:
         c = self.config
-        v = self.v_train[idx]
-        y = self.y_train[idx] if isinstance(self.model, ClassRBM) else None
         pretraining = self.pretrain_optimizer is not None and self.epoch < c.pretrain_epochs
         loss_kind = "generative" if pretraining else c.loss
+        fast = loss_kind == "generative" and self._fast_rbm_applies()
+        v = None if fast else self.v_train[idx]  # the fast step reads the sparse index instead
+        y = self.y_train[idx] if isinstance(self.model, ClassRBM) else None
         opt = self.pretrain_optimizer if pretraining else self.optimizer
         opt.zero_grad(set_to_none=True)
         out = {}
@@ -438,8 +484,8 @@ class BMTrainer:
                 m = self.model
                 m.W.grad.sub_(torch.outer(self.offset_v, m.b.grad))
                 W_before = m.W.detach().clone()
-        if loss_kind == "generative" and self._fast_rbm_applies():
-            self._fast_rbm_grad(v, idx)
+        if fast:
+            self._fast_rbm_grad(idx)
         elif loss_kind == "generative":
             self._set_generative_grad(v, y)
         elif loss_kind == "hybrid":
@@ -605,6 +651,7 @@ class BMTrainer:
             "relaxation": None if self.relaxation is None else self.relaxation.state_dict(),
             "generator": self.generator.get_state(),
             "np_rng": self.np_rng.bit_generator.state,
+            "fast_bits": None if self._fast is None else self._fast["bits"].state,
             "torch_rng": torch.get_rng_state(),
             "offset_v": None if self.offset_v is None else self.offset_v.clone(),
             "offset_h": None if self.offset_h is None else self.offset_h.clone(),
@@ -624,6 +671,8 @@ class BMTrainer:
             self.relaxation.load_state_dict(state["relaxation"])
         self.generator.set_state(state["generator"])
         self.np_rng.bit_generator.state = state["np_rng"]
+        if state.get("fast_bits") is not None:
+            self._fast_buffers(self.config.batch_size)["bits"].state = state["fast_bits"]
         torch.set_rng_state(state["torch_rng"])
         for key in ("offset_v", "offset_h"):
             value = state.get(key)
