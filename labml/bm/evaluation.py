@@ -126,33 +126,112 @@ def base_rate_model(model: RBM, v_data: torch.Tensor | None = None, eps: float =
     """Visible biases of the base-rate model (W = 0, b = 0): the data's log-odds when data are
     given (Salakhutdinov & Murray 2008), else the model's own visible biases."""
     if v_data is None:
-        return model.a.detach().double().clone()
+        a = model.b[: model.n_visible] if isinstance(model, BM) else model.a
+        return a.detach().double().clone()
     p = (0.5 * (v_data.double() + 1.0)).mean(0).clamp(eps, 1 - eps)
     return 0.5 * model.temperature * torch.log(p / (1 - p))
 
 
-def _ais_terms(model: RBM, a0: torch.Tensor):
-    beta = model.beta
-    W = model.W.detach().double()
-    a = model.a.detach().double()
-    b = model.b.detach().double()
-
-    def log_f(v: torch.Tensor, bk: float) -> torch.Tensor:
-        """log of the intermediate unnormalised density at inverse-annealing bk (hidden summed)."""
-        return beta * ((1 - bk) * (v @ a0) + bk * (v @ a)) + log2cosh(bk * beta * (v @ W + b)).sum(-1)
-
-    def transition(v: torch.Tensor, bk: float, gen: torch.Generator | None) -> torch.Tensor:
-        ph = torch.sigmoid(2 * bk * beta * (v @ W + b))
-        h = torch.where(torch.rand(ph.shape, generator=gen, dtype=ph.dtype) < ph, 1.0, -1.0).double()
-        pv = torch.sigmoid(2 * beta * ((1 - bk) * a0 + bk * (h @ W.t() + a)))
-        return torch.where(torch.rand(pv.shape, generator=gen, dtype=pv.dtype) < pv, 1.0, -1.0).double()
-
-    return log_f, transition
+def _bernoulli_spins(p: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    return torch.where(torch.rand(p.shape, generator=gen, dtype=p.dtype) < p, 1.0, -1.0).to(p.dtype)
 
 
-def _log_Z_base(model: RBM, a0: torch.Tensor) -> float:
-    # base: W = 0 visible biases a0, hidden biases 0 -> each hidden spin contributes log 2
-    return float(log2cosh(model.beta * a0).sum()) + model.n_hidden * math.log(2.0)
+def _one_hot_draw(logits: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    y = torch.multinomial(torch.softmax(logits, 1), 1, generator=gen)[:, 0]
+    return torch.nn.functional.one_hot(y, logits.shape[1]).to(logits.dtype)
+
+
+class _Path:
+    """The annealing path of AIS between a base model of independent units and the model:
+    log f_k(x) = (1 - beta_k) log f_base(x) + beta_k log f_model(x) (an RBM's hidden spins summed
+    analytically; the base has the visible biases a0, unbiased hidden spins and uniform labels),
+    a heat-bath transition that leaves f_k invariant, the base's exact log Z and an exact sampler
+    of the base. States: v (RBM), a (v, y) pair (ClassRBM), all spins s (BM)."""
+
+    def __init__(self, model, a0: torch.Tensor) -> None:
+        self.model = model
+        self.beta = model.beta
+        self.a0 = a0
+        if isinstance(model, BM):
+            self.J = model.coupling().detach().double()
+            self.b = model.b.detach().double()
+            self.b0 = torch.cat([a0, torch.zeros(model.n_hidden, dtype=torch.float64)])
+            return
+        self.W = model.W.detach().double()
+        self.a = model.a.detach().double()
+        self.b = model.b.detach().double()
+        if isinstance(model, ClassRBM):
+            self.U = model.U.detach().double()
+            self.d = model.d.detach().double()
+
+    def log_Z_base(self) -> float:
+        m = self.model
+        if isinstance(m, BM):
+            return float(log2cosh(self.beta * self.b0).sum())
+        out = float(log2cosh(self.beta * self.a0).sum()) + m.n_hidden * math.log(2.0)
+        if isinstance(m, ClassRBM):
+            out += math.log(m.n_classes)
+        return out
+
+    def sample_base(self, n: int, gen: torch.Generator | None):
+        m = self.model
+        if isinstance(m, BM):
+            return _bernoulli_spins(torch.sigmoid(2 * self.beta * self.b0).expand(n, -1), gen)
+        v = _bernoulli_spins(torch.sigmoid(2 * self.beta * self.a0).expand(n, -1), gen)
+        if isinstance(m, ClassRBM):
+            return v, _one_hot_draw(torch.zeros(n, m.n_classes, dtype=torch.float64), gen)
+        return v
+
+    def _hidden_pre(self, x) -> torch.Tensor:
+        if isinstance(x, tuple):
+            v, y = x
+            return v @ self.W + y @ self.U + self.b
+        return x @ self.W + self.b
+
+    def log_f(self, x, bk: float) -> torch.Tensor:
+        beta = self.beta
+        if isinstance(self.model, BM):
+            e_model = 0.5 * ((x @ self.J) * x).sum(-1) + x @ self.b
+            return beta * ((1 - bk) * (x @ self.b0) + bk * e_model)
+        v = x[0] if isinstance(x, tuple) else x
+        out = beta * ((1 - bk) * (v @ self.a0) + bk * (v @ self.a))
+        if isinstance(x, tuple):
+            out = out + bk * beta * (x[1] @ self.d)
+        return out + log2cosh(bk * beta * self._hidden_pre(x)).sum(-1)
+
+    def transition(self, x, bk: float, gen: torch.Generator | None):
+        beta = self.beta
+        if isinstance(self.model, BM):
+            return self.bm_sweep(x, bk, gen)
+        h = _bernoulli_spins(torch.sigmoid(2 * bk * beta * self._hidden_pre(x)), gen)
+        pv = torch.sigmoid(2 * beta * ((1 - bk) * self.a0 + bk * (h @ self.W.t() + self.a)))
+        v = _bernoulli_spins(pv, gen)
+        if isinstance(x, tuple):
+            return v, _one_hot_draw(bk * beta * (h @ self.U.t() + self.d), gen)
+        return v
+
+    def bm_sweep(self, s: torch.Tensor, bk: float, gen, first: int = 0) -> torch.Tensor:
+        """One sequential heat-bath sweep of a BM at annealing bk over units first.. (the units
+        before `first` stay clamped), all chains at once."""
+        s = s.clone()
+        beta = self.beta
+        u = torch.rand(s.shape[0], s.shape[1] - first, generator=gen, dtype=s.dtype)
+        for j, i in enumerate(range(first, s.shape[1])):
+            field = bk * (s @ self.J[:, i] + self.b[i]) + (1 - bk) * self.b0[i]
+            s[:, i] = torch.where(u[:, j] < torch.sigmoid(2 * beta * field), 1.0, -1.0)
+        return s
+
+
+def _anneal(path: _Path, x, betas: torch.Tensor, gen: torch.Generator | None, log_f=None) -> torch.Tensor:
+    """Log importance weights of the chains in `x` along the schedule `betas`."""
+    log_f = log_f or path.log_f
+    n = (x[0] if isinstance(x, tuple) else x).shape[0]
+    log_w = torch.zeros(n, dtype=torch.float64)
+    for k in range(1, len(betas)):
+        log_w += log_f(x, float(betas[k])) - log_f(x, float(betas[k - 1]))
+        if k < len(betas) - 1:
+            x = path.transition(x, float(betas[k]), gen)
+    return log_w
 
 
 def _summarise(log_w: torch.Tensor, log_Z_base: float, direction: str) -> AISResult:
@@ -170,74 +249,113 @@ def _summarise(log_w: torch.Tensor, log_Z_base: float, direction: str) -> AISRes
 
 @torch.no_grad()
 def ais_log_partition(
-    model: RBM,
+    model: RBM | ClassRBM | BM,
     n_betas: int = 10000,
     n_chains: int = 100,
     v_data: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> AISResult:
-    """Forward AIS from the base-rate model to the RBM (Salakhutdinov & Murray 2008).
+    """Forward AIS from the base-rate model to the model (Salakhutdinov & Murray 2008).
 
-    Linear schedule of `n_betas` inverse temperatures; each step one Gibbs transition of the
-    intermediate model. Returns the estimate of log Z; its expectation is a stochastic lower
-    bound (Jensen), so estimated log-likelihoods tend to be optimistic.
+    Linear schedule of `n_betas` inverse temperatures; each step one heat-bath transition of the
+    intermediate model (RBM, ClassRBM: one block-Gibbs sweep, hidden spins summed analytically in
+    the weights; BM: one sequential sweep over all units). The base model has the data's
+    log-odds as visible biases, unbiased hidden spins and uniform labels. Returns the estimate of
+    log Z; its expectation is a stochastic lower bound (Jensen), so estimated log-likelihoods
+    tend to be optimistic.
     """
-    if not isinstance(model, RBM):
-        raise TypeError("AIS is implemented for RBMs")
-    a0 = base_rate_model(model, v_data)
-    log_f, transition = _ais_terms(model, a0)
+    path = _Path(model, base_rate_model(model, v_data))
     betas = torch.linspace(0.0, 1.0, n_betas, dtype=torch.float64)
-    pv = torch.sigmoid(2 * model.beta * a0).expand(n_chains, -1)
-    v = torch.where(torch.rand(pv.shape, generator=generator, dtype=pv.dtype) < pv, 1.0, -1.0).double()
-    log_w = torch.zeros(n_chains, dtype=torch.float64)
-    for k in range(1, n_betas):
-        log_w += log_f(v, float(betas[k])) - log_f(v, float(betas[k - 1]))
-        if k < n_betas - 1:
-            v = transition(v, float(betas[k]), generator)
-    return _summarise(log_w, _log_Z_base(model, a0), "forward")
+    log_w = _anneal(path, path.sample_base(n_chains, generator), betas, generator)
+    return _summarise(log_w, path.log_Z_base(), "forward")
 
 
 @torch.no_grad()
 def reverse_ais_log_partition(
-    model: RBM,
-    v_start: torch.Tensor,
+    model: RBM | ClassRBM | BM,
+    v_start,
     n_betas: int = 10000,
     v_data: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> AISResult:
-    """Reverse AIS: start from (approximate) samples of the RBM, `v_start` (+/-1, one chain per
-    row; e.g. the end of long persistent chains), and anneal to the base-rate model. Its weights
-    estimate Z_base / Z, so log Z comes out as a stochastic upper bound when the starting
-    samples are exact: forward and reverse bracket the true value."""
-    if not isinstance(model, RBM):
-        raise TypeError("reverse AIS is implemented for RBMs")
-    a0 = base_rate_model(model, v_data)
-    log_f, transition = _ais_terms(model, a0)
+    """Reverse AIS: start from (approximate) samples of the model, `v_start` (one chain per row:
+    the visible spins of an RBM, a (v, y) pair of a ClassRBM, all spins of a BM; e.g. the end of
+    long persistent chains), and anneal to the base-rate model. Its weights estimate Z_base / Z,
+    so log Z comes out as a stochastic upper bound when the starting samples are exact: forward
+    and reverse bracket the true value."""
+    path = _Path(model, base_rate_model(model, v_data))
     betas = torch.linspace(1.0, 0.0, n_betas, dtype=torch.float64)
-    v = v_start.double().clone()
+    if isinstance(v_start, tuple):
+        x = tuple(t.double().clone() for t in v_start)
+    else:
+        x = v_start.double().clone()
+    return _summarise(_anneal(path, x, betas, generator), path.log_Z_base(), "reverse")
+
+
+@torch.no_grad()
+def ais_log_marginal_bm(
+    model: BM,
+    v: torch.Tensor,
+    n_betas: int = 1000,
+    generator: torch.Generator | None = None,
+    chains_per_item: int = 1,
+) -> torch.Tensor:
+    """log sum_h p*(v, h) of a fully connected BM, per row of v: AIS over the hidden spins with v
+    clamped (`chains_per_item` chains per row, from unbiased independent hidden spins; the log of
+    their mean weight). For BMs with more hidden units than `log_unnormalised` enumerates (20)."""
+    n_items = v.shape[0]
+    v = v.repeat_interleave(chains_per_item, 0)
+    nv, nh = model.n_visible, model.n_hidden
+    path = _Path(model, torch.zeros(nv, dtype=torch.float64))  # base: every unit unbiased
+    beta = model.beta
+    v = v.double()
+    J, b = path.J, path.b
+    const = beta * (0.5 * ((v @ J[:nv, :nv]) * v).sum(-1) + v @ b[:nv])
+    field_v = v @ J[:nv, nv:]
+
+    def log_f(s: torch.Tensor, bk: float) -> torch.Tensor:
+        h = s[:, nv:]
+        return bk * beta * ((field_v * h).sum(-1) + 0.5 * ((h @ J[nv:, nv:]) * h).sum(-1) + h @ b[nv:])
+
+    h = _bernoulli_spins(torch.full((v.shape[0], nh), 0.5, dtype=torch.float64), generator)
+    s = torch.cat([v, h], 1)
     log_w = torch.zeros(v.shape[0], dtype=torch.float64)
+    betas = torch.linspace(0.0, 1.0, n_betas, dtype=torch.float64)
     for k in range(1, n_betas):
-        log_w += log_f(v, float(betas[k])) - log_f(v, float(betas[k - 1]))
+        log_w += log_f(s, float(betas[k])) - log_f(s, float(betas[k - 1]))
         if k < n_betas - 1:
-            v = transition(v, float(betas[k]), generator)
-    return _summarise(log_w, _log_Z_base(model, a0), "reverse")
+            s = path.bm_sweep(s, float(betas[k]), generator, first=nv)
+    log_w = torch.logsumexp((const + log_w).view(n_items, chains_per_item), 1) - math.log(chains_per_item)
+    return nh * math.log(2.0) + log_w
 
 
 @torch.no_grad()
 def model_samples(
-    model: RBM,
+    model: RBM | ClassRBM | BM,
     n: int,
     n_sweeps: int = 1000,
     v_init: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Visible spins at the end of `n` heat-bath chains of `n_sweeps` block-Gibbs sweeps."""
+    y_init: torch.Tensor | None = None,
+    joint: bool = False,
+):
+    """The end of `n` heat-bath chains of `n_sweeps` sweeps (started at `v_init` (and one-hot
+    `y_init` for a ClassRBM) or at random): the visible spins, or with `joint` the state that
+    reverse AIS starts from (RBM: v; ClassRBM: (v, y); BM: all spins)."""
     from labml.bm.chains import Sampler
     from labml.bm.kernels import HeatBath
 
     s = Sampler(model, HeatBath(generator))
-    state = s.random_state(n, model.W.dtype) if v_init is None else s.state_from_data(v_init[:n])
+    dtype = next(model.parameters()).dtype
+    if v_init is None:
+        state = s.random_state(n, dtype)
+    else:
+        state = s.state_from_data(v_init[:n], None if y_init is None else y_init[:n])
     state = s.run(state, n_sweeps)
+    if isinstance(model, BM):
+        return state["s"] if joint else state["s"][:, : model.n_visible]
+    if joint and isinstance(model, ClassRBM):
+        return state["v"], state["y"]
     return state["v"]
 
 

@@ -22,6 +22,7 @@ import torch
 from labml.bm import _sparse
 from labml.bm.chains import Chains, Sampler
 from labml.bm.evaluation import (
+    ais_log_marginal_bm,
     ais_log_partition,
     classification_accuracy,
     exact_log_partition,
@@ -75,7 +76,8 @@ class BMTrainConfig:
     relaxation: dict = field(default_factory=dict)  # RelaxationConfig fields
     eval_ais_betas: int = 10000
     eval_ais_chains: int = 100
-    eval_max_exact_hidden: int = 20
+    eval_max_exact_hidden: int = 20  # RBM/ClassRBM exact log Z; BM: hidden summed exactly
+    eval_max_exact_units: int = 24  # BM: exact log Z by enumerating all units
     eval_reverse_ais: bool = True
     eval_reverse_sweeps: int = 1000  # heat-bath sweeps of the chains that start reverse AIS
     n_train: int | None = None
@@ -549,24 +551,33 @@ class BMTrainer:
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """test_loglik (nats per test item; exact when hidden <= eval_max_exact_hidden, else AIS
-        for RBMs), loglik_method, test_accuracy (ClassRBM)."""
+        """test_loglik (nats per test item: log p(v), or log p(v, y) for a ClassRBM) with
+        loglik_method "exact" (hidden <= eval_max_exact_hidden, or a BM of <= 24 units) or "ais"
+        (forward AIS for log Z, reverse AIS beside it when eval_reverse_ais; a BM with more than
+        20 hidden units also gets its visible marginals by AIS), test_accuracy (ClassRBM)."""
         c = self.config
         m = self.model
         out: dict = {"test_loglik": None, "loglik_method": None}
         exact_ok = (
             (isinstance(m, RBM | ClassRBM) and m.n_hidden <= c.eval_max_exact_hidden)
             or (isinstance(m, RBM) and m.n_visible <= c.eval_max_exact_hidden)
-            or (isinstance(m, BM) and m.n_units <= 24)
+            or (isinstance(m, BM) and m.n_units <= min(24, c.eval_max_exact_units))
         )
         md = m.double()
         try:
             v = self.v_test.double()
             y = self.y_test.double() if isinstance(m, ClassRBM) else None
+            if isinstance(m, BM) and m.n_hidden > min(20, c.eval_max_exact_hidden):
+                lu = ais_log_marginal_bm(
+                    md, v, c.eval_ais_betas, torch.Generator().manual_seed(c.seed + 4), 4
+                )
+                lu_mean = float(lu.mean())
+            else:
+                lu_mean = float(log_unnormalised(md, v, y).mean())
             if exact_ok:
                 logZ = exact_log_partition(md)
                 out["loglik_method"] = "exact"
-            elif isinstance(m, RBM):
+            else:
                 ais = ais_log_partition(
                     md,
                     c.eval_ais_betas,
@@ -579,12 +590,16 @@ class BMTrainer:
                 out["ais_log_Z"] = ais.log_Z
                 out["ais_log_Z_rel_se"] = ais.log_Z_std
                 if c.eval_reverse_ais:
+                    n = c.eval_ais_chains
+                    y0 = self.y_train[:n].double() if isinstance(m, ClassRBM) else None
                     start = model_samples(
                         md,
-                        c.eval_ais_chains,
+                        n,
                         c.eval_reverse_sweeps,
-                        self.v_train[: c.eval_ais_chains].double(),
+                        self.v_train[:n].double(),
                         torch.Generator().manual_seed(c.seed + 2),
+                        y_init=y0,
+                        joint=True,
                     )
                     rev = reverse_ais_log_partition(
                         md,
@@ -594,13 +609,9 @@ class BMTrainer:
                         torch.Generator().manual_seed(c.seed + 3),
                     )
                     out["reverse_ais_log_Z"] = rev.log_Z
-                    lu_mean = float(log_unnormalised(md, v).mean())
                     out["test_loglik_reverse_ais"] = lu_mean - rev.log_Z
-            else:
-                logZ = None
-            if logZ is not None:
-                out["log_Z"] = logZ
-                out["test_loglik"] = float(log_unnormalised(md, v, y).mean()) - logZ
+            out["log_Z"] = logZ
+            out["test_loglik"] = lu_mean - logZ
             if isinstance(m, ClassRBM):
                 out["test_accuracy"] = classification_accuracy(md, v, self.l_test)
                 out["test_cond_loglik"] = float(md.class_log_prob(v).gather(1, self.l_test[:, None]).mean())
