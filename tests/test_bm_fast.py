@@ -164,3 +164,22 @@ def test_fast_path_is_used_only_where_it_applies():
         {"model": "classrbm"},
     ):
         assert not BMTrainer(BMTrainConfig(**{**base, **extra}), data)._fast_rbm_applies(), extra
+
+
+def test_fast_path_steps_aside_for_a_short_persistent_batch_and_for_non_binary_data():
+    """PCD with fewer items than chains (a training set smaller than the batch) and data that are
+    not +/-1 spins take the plain step, and training still works."""
+    data = sparse_data(n=15)  # fewer images than the batch of 20
+    cfg = BMTrainConfig(model="rbm", hidden=5, epochs=1, batch_size=20, chains="pcd")
+    t = BMTrainer(cfg, data)
+    assert t._fast_rbm_applies() and not t._fast_rbm_applies(15)
+    t.run_epoch(0)
+    assert t._fast is None and all(torch.isfinite(p).all() for p in t.model.parameters())
+    cd = BMTrainer(BMTrainConfig(model="rbm", hidden=5, epochs=1, batch_size=20, chains="cd"), data)
+    assert cd._fast_rbm_applies(15)
+    grey = BMData(
+        np.full((40, 6), 0.25, np.float32), np.zeros(40, int), np.zeros((5, 6), np.float32), np.zeros(5, int)
+    )
+    assert not BMTrainer(
+        BMTrainConfig(model="rbm", hidden=3, epochs=1, batch_size=20), grey
+    )._fast_rbm_applies()

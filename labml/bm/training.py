@@ -217,6 +217,7 @@ class BMTrainer:
                 self.model, self.kernel, rc, n_copies=c.batch_size, generator=self.generator
             )
         self._fast: dict | None = None  # sparse index, buffers and bits of the fast RBM step
+        self._binary_train: bool | None = None
         self.epoch = 0
         self.updates = 0
         self.history: list[dict] = []
@@ -291,9 +292,12 @@ class BMTrainer:
         for name, p in m.named_parameters():
             p.grad = grads[name] if p.grad is None else p.grad + grads[name]
 
-    def _fast_rbm_applies(self) -> bool:
-        """Whether the fused RBM heat-bath CD-1/PCD-1 step (`_fast_rbm_grad`) applies."""
+    def _fast_rbm_applies(self, n_items: int | None = None) -> bool:
+        """Whether the fused RBM heat-bath CD-1/PCD-1 step (`_fast_rbm_grad`) applies (to a batch
+        of `n_items`: persistent chains must be as many as the items)."""
         c = self.config
+        if self._binary_train is None:  # the sparse index needs +/-1 data
+            self._binary_train = bool(((self.v_train == 1.0) | (self.v_train == -1.0)).all())
         return (
             c.fast
             and type(self.model) is RBM
@@ -301,6 +305,8 @@ class BMTrainer:
             and c.k == 1
             and self.offset_v is not None
             and self.chains.n_chains == c.batch_size
+            and self._binary_train
+            and (n_items is None or c.chains == "cd" or n_items == self.chains.n_chains)
         )
 
     def _sparse_field(
@@ -469,7 +475,7 @@ class BMTrainer:
         c = self.config
         pretraining = self.pretrain_optimizer is not None and self.epoch < c.pretrain_epochs
         loss_kind = "generative" if pretraining else c.loss
-        fast = loss_kind == "generative" and self._fast_rbm_applies()
+        fast = loss_kind == "generative" and self._fast_rbm_applies(len(idx))
         v = None if fast else self.v_train[idx]  # the fast step reads the sparse index instead
         y = self.y_train[idx] if isinstance(self.model, ClassRBM) else None
         opt = self.pretrain_optimizer if pretraining else self.optimizer
