@@ -183,3 +183,26 @@ def test_fast_path_steps_aside_for_a_short_persistent_batch_and_for_non_binary_d
     assert not BMTrainer(
         BMTrainConfig(model="rbm", hidden=3, epochs=1, batch_size=20), grey
     )._fast_rbm_applies()
+
+
+def test_fast_step_rewinds_its_bits_and_checks_indices():
+    """Loading a checkpoint from before the first fast step restarts the fast step's bits (as a
+    fresh trainer would); an out-of-range item index raises instead of reaching the kernels; a
+    NaN probability draws -1 like torch.where(u < p, 1, -1)."""
+    data = sparse_data()
+    cfg = BMTrainConfig(model="rbm", hidden=6, epochs=1, batch_size=20, lr=0.05, chains="cd")
+    a = BMTrainer(cfg, data)
+    before = a.state_dict()
+    a.run_epoch(0)
+    a.load_state_dict(before)
+    a.run_epoch(0)
+    b = BMTrainer(cfg, data)
+    b.run_epoch(0)
+    for pa, pb in zip(a.model.parameters(), b.model.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    with pytest.raises(IndexError, match="out of range"):
+        a._fast_rbm_grad(np.array([0, len(data.y_train)]))
+    p = torch.tensor([[float("nan"), 1.0, 0.0]])
+    s = torch.empty_like(p)
+    _sparse.draw_spins(p.numpy(), np.array([[0, 5, 5]], np.uint32), s.numpy())
+    assert s.tolist() == [[-1.0, 1.0, -1.0]]

@@ -228,6 +228,15 @@ def test_ais_of_a_fully_connected_bm_and_its_clamped_marginals():
     _ais_agrees(
         ais_log_partition(m, n_betas=300, n_chains=200, generator=torch.Generator().manual_seed(1)), exact
     )
+    # reverse AIS from exact samples of the 2^13 states
+    S = all_spin_states(13)
+    E = m.energy({"s": S})
+    idx = torch.multinomial(
+        torch.softmax(-m.beta * E, 0), 200, True, generator=torch.Generator().manual_seed(4)
+    )
+    _ais_agrees(
+        reverse_ais_log_partition(m, S[idx], n_betas=300, generator=torch.Generator().manual_seed(5)), exact
+    )
     v = torch.where(torch.rand(50, 9, generator=g) < 0.5, 1.0, -1.0).double()
     est = ais_log_marginal_bm(
         m, v, n_betas=300, generator=torch.Generator().manual_seed(2), chains_per_item=32
@@ -252,6 +261,9 @@ def test_evaluate_reports_ais_log_likelihood_for_large_classrbm_and_bm():
         )
         tr = BMTrainer(cfg, data)
         tr.fit()
+        with torch.no_grad():  # couplings far from the base model, so that annealing matters
+            W = torch.randn(tr.model.W.shape, generator=torch.Generator().manual_seed(3)) * 0.5
+            tr.model.W.copy_(W if model == "classrbm" else 0.5 * (W + W.t()))
         exact = tr.evaluate()
         assert exact["loglik_method"] == "exact"
         tr.config.eval_max_exact_hidden = 2
@@ -260,3 +272,18 @@ def test_evaluate_reports_ais_log_likelihood_for_large_classrbm_and_bm():
         assert est["loglik_method"] == "ais", model
         assert abs(est["test_loglik"] - exact["test_loglik"]) < 0.05, (model, est, exact)
         assert abs(est["test_loglik_reverse_ais"] - exact["test_loglik"]) < 0.05, (model, est, exact)
+
+
+def test_visible_marginal_of_a_bm_sums_hidden_states_in_blocks():
+    """log sum_h p*(v, h) for 17 hidden units (2^17 states: two blocks) equals brute force."""
+    g = torch.Generator().manual_seed(2)
+    m = BM(3, 17, init_std=0.2, generator=g, dtype=torch.float64)
+    v = torch.tensor([[1.0, -1.0, 1.0], [-1.0, -1.0, 1.0]], dtype=torch.float64)
+    H = all_spin_states(17)
+    ref = torch.stack(
+        [
+            torch.logsumexp(-m.beta * m.energy({"s": torch.cat([row.expand(len(H), -1), H], 1)}), 0)
+            for row in v
+        ]
+    )
+    torch.testing.assert_close(log_unnormalised(m, v), ref.detach())

@@ -18,6 +18,9 @@ import numpy as np
 from numba import njit
 
 _JIT = dict(nogil=True, fastmath=True, error_model="numpy", cache=True)
+# no fast-math in the draws: a NaN p (a diverged model) must give -1, as torch's
+# where(u < p, 1, -1) does, not an undefined comparison
+_JIT_DRAW = dict(nogil=True, error_model="numpy", cache=True)
 TWO32 = 4294967296.0
 
 
@@ -36,7 +39,7 @@ def gather_rows(indptr, indices, rows, out_indptr, out_indices):  # pragma: no c
     return k
 
 
-@njit(**_JIT)
+@njit(**_JIT_DRAW)
 def draw_spins(P, raw, spins):  # pragma: no cover - jitted
     """spins = +1 where raw < P 2^32, else -1 (raw: uint32 of the same shape as P)."""
     n, m = P.shape
@@ -49,7 +52,7 @@ def draw_spins(P, raw, spins):  # pragma: no cover - jitted
             sr[i] = 2.0 * np.float32(up) - 1.0
 
 
-@njit(**_JIT)
+@njit(**_JIT_DRAW)
 def draw_spins_indexed(P, raw, spins, indptr, indices, row0):  # pragma: no cover - jitted
     """`draw_spins`, and the columns of the +1 spins of row r appended as CSR row row0 + r of
     (indptr, indices) (indptr[row0] must hold the start). Returns the new end of `indices`."""

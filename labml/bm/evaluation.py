@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from labml.bm.models import BM, RBM, ClassRBM, all_spin_states, log2cosh, spin_states_range
+from labml.bm.models import BM, RBM, ClassRBM, log2cosh, spin_states_range
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +89,22 @@ def log_unnormalised(
     nv = model.n_visible
     if nh == 0:
         return (0.5 * ((v @ J) * v).sum(-1) + v @ b) * model.beta
-    H = all_spin_states(nh)  # (2^nh, nh)
     Jvv, Jvh, Jhh = J[:nv, :nv], J[:nv, nv:], J[nv:, nv:]
     e_v = 0.5 * ((v @ Jvv) * v).sum(-1) + v @ b[:nv]  # (B,)
-    e_h = 0.5 * ((H @ Jhh) * H).sum(-1) + H @ b[nv:]  # (K,)
-    cross = v @ Jvh @ H.t()  # (B, K)
-    return model.beta * e_v + torch.logsumexp(model.beta * (cross + e_h[None, :]), dim=1)
+    field = v @ Jvh  # (B, nh)
+    # sum over the 2^nh hidden states in blocks of (rows x states) <= 2^22 entries, so memory stays
+    # bounded (tens of MB) for any test set
+    rows = max(1, min(v.shape[0], 2**22 // min(2**nh, 2**16)))
+    states = min(2**nh, 2**16)
+    out = torch.empty(v.shape[0], dtype=torch.float64)
+    for r0, r1 in _chunks(v.shape[0], rows):
+        parts = []
+        for s0, s1 in _chunks(2**nh, states):
+            H = spin_states_range(nh, s0, s1)
+            e_h = 0.5 * ((H @ Jhh) * H).sum(-1) + H @ b[nv:]
+            parts.append(torch.logsumexp(model.beta * (field[r0:r1] @ H.t() + e_h[None, :]), dim=1))
+        out[r0:r1] = torch.logsumexp(torch.stack(parts, 1), dim=1)
+    return model.beta * e_v + out
 
 
 @torch.no_grad()

@@ -377,11 +377,13 @@ class BMTrainer:
         n = len(idx)
         f = self._fast_buffers(n)
         indptr, indices = f["indptr"], f["indices"]
+        rows = np.asarray(idx, np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= len(f["train_indptr"]) - 1):
+            # the numba kernels do not check bounds
+            raise IndexError(f"training item index out of range 0..{len(f['train_indptr']) - 2}")
         with torch.no_grad():
             base = m.b - m.W.sum(0)
-            _sparse.gather_rows(
-                f["train_indptr"], f["train_indices"], np.asarray(idx, np.int64), indptr, indices
-            )
+            _sparse.gather_rows(f["train_indptr"], f["train_indices"], rows, indptr, indices)
             p_t = self._sparse_field(indptr, indices, slice(0, n), base).mul_(2.0 * beta).sigmoid_()
             if self.chains.kind == "cd":
                 h0 = self._draw(p_t)
@@ -573,7 +575,8 @@ class BMTrainer:
         try:
             v = self.v_test.double()
             y = self.y_test.double() if isinstance(m, ClassRBM) else None
-            if isinstance(m, BM) and m.n_hidden > min(20, c.eval_max_exact_hidden):
+            marginal_by_ais = isinstance(m, BM) and m.n_hidden > min(20, c.eval_max_exact_hidden)
+            if marginal_by_ais:
                 lu = ais_log_marginal_bm(
                     md, v, c.eval_ais_betas, torch.Generator().manual_seed(c.seed + 4), 4
                 )
@@ -582,7 +585,7 @@ class BMTrainer:
                 lu_mean = float(log_unnormalised(md, v, y).mean())
             if exact_ok:
                 logZ = exact_log_partition(md)
-                out["loglik_method"] = "exact"
+                out["loglik_method"] = "ais" if marginal_by_ais else "exact"
             else:
                 ais = ais_log_partition(
                     md,
@@ -690,6 +693,8 @@ class BMTrainer:
         self.np_rng.bit_generator.state = state["np_rng"]
         if state.get("fast_bits") is not None:
             self._fast_buffers(self.config.batch_size)["bits"].state = state["fast_bits"]
+        else:  # saved before the first fast step: start its bits afresh, as that trainer would
+            self._fast = None
         torch.set_rng_state(state["torch_rng"])
         for key in ("offset_v", "offset_h"):
             value = state.get(key)
