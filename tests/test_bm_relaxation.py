@@ -120,3 +120,102 @@ def test_persistent_copy_with_little_relaxation_lags(regimes):
     assert lag - lag_sep > 4 * np.hypot(se, se_sep)  # difference significant at 4 sigma
     assert lag > 3 * lag_sep
     assert regimes["lagging"]["ll"] < regimes["separated"]["ll"]
+
+
+def _chi2_p(counts: np.ndarray, probs: np.ndarray) -> float:
+    """Chi-square p-value of `counts` against `probs`, states expected fewer than 5 times pooled."""
+    from scipy.stats import chisquare
+
+    probs = np.asarray(probs, np.float64) / np.sum(probs, dtype=np.float64)
+    exp = probs * counts.sum()
+    keep = exp >= 5
+    obs, e = counts[keep].astype(np.float64), exp[keep]
+    if (~keep).any() and exp[~keep].sum() > 0:
+        obs, e = np.append(obs, counts[~keep].sum()), np.append(e, exp[~keep].sum())
+    else:
+        assert counts[~keep].sum() == 0, "states of probability 0 were sampled"
+    return float(chisquare(obs, e * obs.sum() / e.sum()).pvalue)
+
+
+def _state_index(s: torch.Tensor) -> np.ndarray:
+    bits = ((s.numpy() > 0).astype(np.int64)) << np.arange(s.shape[1])
+    return bits.sum(1)
+
+
+@pytest.mark.parametrize("model_kind", ["bm", "classrbm"])
+def test_frozen_device_copies_sample_the_boltzmann_distribution(model_kind):
+    """With the parameters frozen (tau_theta = 1e15) and partial Glauber updates (dt = tau_spin / 2),
+    the model copies of a BM (3 visible + 2 hidden units) and of a ClassRBM (3 visible, 2 hidden,
+    2 classes) sample exp(-E/T) over all their units (visible and label for the ClassRBM, summing
+    out h), and the target copies sample the hidden spins given the clamped data: chi-square
+    p > 0.001 at a fixed seed, 4000 independent copies each."""
+    from labml.bm.models import BM, ClassRBM
+
+    g = torch.Generator().manual_seed(3)
+    if model_kind == "bm":
+        m = BM(3, 2, init_std=0.6, generator=g)
+        with torch.no_grad():
+            m.b.copy_(torch.randn(5, generator=g) * 0.4)
+    else:
+        m = ClassRBM(3, 2, n_classes=2, init_std=0.6, generator=g)
+        with torch.no_grad():
+            m.a.copy_(torch.randn(3, generator=g) * 0.4)
+            m.d.copy_(torch.tensor([0.3, -0.3]))
+    n = 4000
+    dev = RelaxationDevice(
+        m, HeatBath(g), RelaxationConfig(tau_spin=1, dt=0.5, tau_data=20, tau_theta=1e15), n, g
+    )
+    v = torch.tensor([[1.0, -1.0, 1.0]]).expand(n, -1).contiguous()
+    y = torch.tensor([[0.0, 1.0]]).expand(n, -1).contiguous() if model_kind == "classrbm" else None
+    for _ in range(3):  # 120 partial sweeps
+        dev.present(v, y)
+    if model_kind == "bm":
+        S = all_spin_states(5, torch.float32)
+        p = torch.softmax(-m.beta * m.energy({"s": S}), 0).detach().numpy()
+        model_states = _state_index(dev.model_copy["s"])
+        # target: hidden spins given the clamped v = (+, -, +): states whose first 3 spins match
+        match = (S[:, :3] == v[0]).all(1)
+        p_t = np.where(match.numpy(), p, 0.0) / p[match.numpy()].sum()
+        target_states = _state_index(dev.target["s"])
+    else:
+        V = all_spin_states(3, torch.float32)
+        Y = torch.eye(2)
+        F = torch.stack([m.free_energy(V, Y[c].expand(8, -1)) for c in range(2)], 1)  # (8, 2)
+        p = torch.softmax(-m.beta * F.flatten(), 0).detach().numpy()  # index = 2 * v_index + class
+        model_states = 2 * _state_index(dev.model_copy["v"]) + dev.model_copy["y"].argmax(1).numpy()
+        H = all_spin_states(2, torch.float32)
+        field = m.hidden_field(v[:1], y[:1])
+        p_t = torch.softmax(m.beta * (H * field).sum(1), 0).detach().numpy()
+        target_states = _state_index(dev.target["h"])
+    counts = np.bincount(model_states, minlength=len(p))
+    assert _chi2_p(counts, p) > 1e-3, (counts, p * n)
+    counts_t = np.bincount(target_states, minlength=len(p_t))
+    assert _chi2_p(counts_t, p_t) > 1e-3, (counts_t, p_t * n)
+
+
+@pytest.mark.parametrize("model_kind", ["bm", "classrbm"])
+def test_device_learns_bm_and_classrbm(model_kind):
+    """Learning by relaxation on 3x3 bars and stripes (label: bar or stripe for the ClassRBM):
+    the exact log-likelihood (log p(v) for the BM with 3 hidden units, log p(v, y) for the
+    ClassRBM) rises by more than 2 nats from the initial model in 200 items."""
+    from labml.bm.evaluation import exact_log_likelihood
+    from labml.bm.models import BM, ClassRBM
+
+    P = bars_and_stripes()
+    stripe = (P.view(-1, 3, 3)[:, 0, :] == P.view(-1, 3, 3)[:, 0, :1]).all(1)  # rows constant
+    Y = torch.nn.functional.one_hot(stripe.long(), 2).float()
+    g = torch.Generator().manual_seed(0)
+    m = (
+        BM(9, 3, init_std=0.01, generator=g)
+        if model_kind == "bm"
+        else ClassRBM(9, 6, 2, init_std=0.01, generator=g)
+    )
+    dev = RelaxationDevice(m, HeatBath(g), RelaxationConfig(tau_spin=1, tau_data=4, tau_theta=4 / ETA), 20, g)
+    y = Y if model_kind == "classrbm" else None
+    ll0 = exact_log_likelihood(m, P, y)
+    with torch.no_grad():
+        for _ in range(200):
+            idx = torch.randint(len(P), (20,), generator=g)
+            dev.present(P[idx], None if y is None else y[idx])
+    ll = exact_log_likelihood(m, P, y)
+    assert ll > ll0 + 2.0, (ll0, ll)

@@ -284,7 +284,7 @@ def test_cli_classrbm_reports_accuracy(tmp_path, capsys):
     [
         (["--model", "rbm", "--loss", "discriminative"], "need --model classrbm"),
         (["--kernel", "rig"], "--kernel rig needs --rig"),
-        (["--learning", "relaxation", "--model", "classrbm"], "relaxation learning"),
+        (["--learning", "relaxation", "--model", "classrbm", "--loss", "hybrid"], "relaxation is generative"),
         (["--lr", "-1"], "lr=-1"),
     ],
 )

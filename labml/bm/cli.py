@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--learning",
         choices=("gradient", "relaxation"),
         default="gradient",
-        help="optimiser steps, or the learning-by-relaxation device (rbm only)",
+        help="optimiser steps, or the learning-by-relaxation device (generative)",
     )
     p.add_argument("--k", type=int, default=1, help="sweeps per parameter update (CD-k / PCD-k), default 1")
     p.add_argument("--temperature", type=float, default=1.0, help="temperature T (energy units), default 1")
@@ -124,7 +124,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace):
     from labml.bm.training import BMTrainConfig
 
-    loss = args.loss or ("hybrid" if args.model == "classrbm" else "generative")
+    loss = args.loss or (
+        "hybrid" if args.model == "classrbm" and args.learning != "relaxation" else "generative"
+    )
     optimizer = args.optimizer or ("adam" if loss in ("discriminative", "hybrid") else "sgd")
     lr = args.lr
     if lr is None:

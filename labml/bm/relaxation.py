@@ -1,10 +1,11 @@
 """Learning by relaxation: the nanomagnetic Boltzmann "device" as a learning dynamics
 (SCIENCE.md section 5, after Lobanov 2023). It is simulated here in labml; it is not an instrument.
 
-Three coupled systems share the RBM parameters theta = (W, a, b):
+Three coupled systems share the parameters theta of the model (an RBM, W, a, b; a ClassRBM, also
+U, d; a fully connected BM, couplings and biases):
 
-- the target copy: visible spins clamped to a data item (changed every `tau_data`), hidden spins
-  relaxing under E at temperature T;
+- the target copy: visible spins (and a ClassRBM's label) clamped to a data item (changed every
+  `tau_data`), hidden spins relaxing under E at temperature T;
 - the model copy: all spins free. Physically it is the copy with inverted Hamiltonian -E at
   negative temperature -T, which samples the same exp(-E/T) but pushes the parameters the other
   way; in simulation it is an ordinary sampler of E whose force enters with a minus sign;
@@ -34,7 +35,7 @@ import torch
 
 from labml.bm.chains import Sampler
 from labml.bm.kernels import Kernel
-from labml.bm.models import RBM
+from labml.bm.models import BM, RBM, ClassRBM
 
 logger = logging.getLogger(__name__)
 
@@ -91,18 +92,20 @@ class RelaxationConfig:
 
 
 class RelaxationDevice:
-    """Simulated learning-by-relaxation device for an RBM (see the module docstring)."""
+    """Simulated learning-by-relaxation device for an RBM, a ClassRBM or a fully connected BM (see
+    the module docstring). The target copy holds the data clamped: the visible spins (and, for a
+    ClassRBM, the one-hot label); everything else relaxes."""
 
     def __init__(
         self,
-        model: RBM,
+        model: RBM | ClassRBM | BM,
         kernel: Kernel,
         config: RelaxationConfig,
         n_copies: int = 100,
         generator: torch.Generator | None = None,
     ) -> None:
-        if not isinstance(model, RBM):
-            raise TypeError("the relaxation device is implemented for RBMs")
+        if not isinstance(model, RBM | ClassRBM | BM):
+            raise TypeError(f"the relaxation device needs an RBM, ClassRBM or BM, got {type(model).__name__}")
         self.model = model
         self.kernel = kernel
         self.config = config
@@ -115,24 +118,55 @@ class RelaxationDevice:
         self.parameter_moves = 0
 
     # ----------------------------------------------------------------- spin dynamics
+    def _update_probability(self) -> float:
+        return min(1.0, self.config.dt / self.config.tau_spin)
+
     def _glauber(self, state: dict, group: str, vals: dict) -> None:
-        """Each spin of `group` updates with probability dt / tau_spin."""
-        p = min(1.0, self.config.dt / self.config.tau_spin)
-        field = self.model.local_field(vals, group)
-        new = self.kernel.update(state[group], field, self.model.beta)
+        """Each spin of `group` updates with probability dt / tau_spin (a one-hot label block
+        as one unit, drawn from its softmax conditional)."""
+        p = self._update_probability()
+        m = self.model
+        field = m.local_field(vals, group)
+        if group in m.label_groups:
+            idx = torch.multinomial(torch.softmax(m.beta * field, dim=1), 1, generator=self.generator)[:, 0]
+            new = torch.nn.functional.one_hot(idx, field.shape[1]).to(field.dtype)
+            mask_shape = (field.shape[0], 1)
+        else:
+            new = self.kernel.update(state[group], field, m.beta)
+            mask_shape = field.shape
         if p >= 1.0:
             state[group] = new
             return
-        mask = torch.rand(field.shape, generator=self.generator) < p
+        mask = torch.rand(mask_shape, generator=self.generator) < p
         if new.dim() > mask.dim():
             mask = mask[..., None]
         state[group] = torch.where(mask, new, state[group])
 
+    def _bm_step(self, state: dict, clamp_visible: bool) -> None:
+        """A BM: the units in turn (the visible ones unless clamped), each updating with
+        probability dt / tau_spin given the current state of all others."""
+        m = self.model
+        p = self._update_probability()
+        J = m.coupling()
+        S = state["s"]
+        for i in range(m.n_visible if clamp_visible else 0, m.n_units):
+            field = (self.kernel.values(S) @ J[:, i] + m.b[i])[:, None]
+            new = self.kernel.update(S[:, i : i + 1], field, m.beta, first_unit=i)
+            if p < 1.0:
+                mask = torch.rand(field.shape, generator=self.generator) < p
+                if new.dim() > mask.dim():
+                    mask = mask[..., None]
+                new = torch.where(mask, new, S[:, i : i + 1])
+            S[:, i : i + 1] = new
+
     def _spin_step(self, state: dict, clamp_visible: bool) -> None:
-        """Visible spins (unless clamped), then hidden spins, as in one block-Gibbs sweep."""
-        if not clamp_visible:
-            self._glauber(state, "v", self.sampler.values(state))
-        self._glauber(state, "h", self.sampler.values(state))
+        """Visible spins and label (unless clamped), then hidden spins, as in one sweep."""
+        if isinstance(self.model, BM):
+            self._bm_step(state, clamp_visible)
+            return
+        for group in self.model.groups:
+            if group == "h" or not clamp_visible:
+                self._glauber(state, group, self.sampler.values(state))
 
     @torch.no_grad()
     def _parameter_step(self) -> None:
@@ -146,44 +180,76 @@ class RelaxationDevice:
             p.add_(mu_dt * (f_t[name] - f_m[name]) - mu_dt * c.damping * p)
             if noise:
                 p.add_(noise * torch.randn(p.shape, generator=self.generator, dtype=p.dtype))
+        if isinstance(m, BM):  # keep the raw coupling symmetric with zero diagonal
+            m.W.copy_(m.coupling())
         self.parameter_moves += 1
 
     # ----------------------------------------------------------------- driving with data
-    @torch.no_grad()
-    def present(self, v: torch.Tensor) -> None:
-        """Clamp data items v (n_copies, n_visible spins) on the target copies for tau_data."""
-        if v.shape[0] != self.n_copies:
-            raise ValueError(f"present() needs {self.n_copies} items, got {v.shape[0]}")
+    def _clamp(self, v: torch.Tensor, y: torch.Tensor | None) -> None:
+        m = self.model
+        if isinstance(m, ClassRBM) and y is None:
+            raise ValueError("a ClassRBM device needs the items' one-hot labels")
         if self.target is None:
-            self.target = self.sampler.state_from_data(v)
-        else:
-            self.target["v"] = self.kernel.from_spins(v)
-        if self.model_copy is None or self.config.reseed:
-            # re-seed at the data item: visible spins copied from the clamped copy, hidden spins
-            # drawn given them (as CD starts; the old hidden state belongs to the previous item)
-            seed = {"v": self.target["v"].clone(), "h": self.target["h"].clone()}
+            self.target = self.sampler.state_from_data(v, y)
+            if not isinstance(m, BM) and self._update_probability() < 1.0:
+                # the heat-bath state from data leaves h unset (a full update never reads it);
+                # a partial Glauber step keeps some old spins, so start from a draw given the data
+                field = m.local_field(self.sampler.values(self.target), "h")
+                self.target["h"] = self.kernel.update(self.target["h"], field, m.beta)
+            return
+        if isinstance(m, BM):
+            S = self.kernel.values(self.target["s"]).clone()
+            S[:, : m.n_visible] = v
+            self.target["s"] = self.kernel.from_spins(S)
+            return
+        self.target["v"] = self.kernel.from_spins(v)
+        if isinstance(m, ClassRBM):
+            self.target["y"] = y.to(v.dtype)
+
+    def _reseed(self) -> None:
+        """Model copy restarted at the target copy: its clamped spins copied, the RBM's hidden
+        spins drawn given them (as CD starts; the old hidden state belongs to the previous item);
+        a BM copies the target's relaxed state."""
+        seed = {k: x.clone() for k, x in self.target.items()}
+        if not isinstance(self.model, BM):
             field = self.model.local_field(self.sampler.values(seed), "h")
             seed["h"] = self.kernel.update(seed["h"], field, self.model.beta)
-            self.model_copy = seed
+        self.model_copy = seed
+
+    @torch.no_grad()
+    def present(self, v: torch.Tensor, y: torch.Tensor | None = None) -> None:
+        """Clamp data items v (n_copies, n_visible spins; a ClassRBM also needs their one-hot
+        labels y) on the target copies for tau_data."""
+        if v.shape[0] != self.n_copies:
+            raise ValueError(f"present() needs {self.n_copies} items, got {v.shape[0]}")
+        self._clamp(v, y)
+        if self.model_copy is None or self.config.reseed:
+            self._reseed()
         for _ in range(self.config.steps_per_item):
             self._spin_step(self.target, clamp_visible=True)
             self._spin_step(self.model_copy, clamp_visible=False)
             self._parameter_step()
             self.time += self.config.dt
 
-    def run_epoch(self, v_train: torch.Tensor, rng: np.random.Generator) -> dict:
+    def run_epoch(
+        self, v_train: torch.Tensor, rng: np.random.Generator, y_train: torch.Tensor | None = None
+    ) -> dict:
         """Present the training set once, in random order, n_copies items at a time."""
         n = v_train.shape[0]
         perm = rng.permutation(n)
         moves0 = self.parameter_moves
         for i in range(n // self.n_copies):
-            self.present(v_train[perm[i * self.n_copies : (i + 1) * self.n_copies]])
+            idx = perm[i * self.n_copies : (i + 1) * self.n_copies]
+            self.present(v_train[idx], None if y_train is None else y_train[idx])
         return {"device_time": self.time, "parameter_moves": self.parameter_moves - moves0}
 
     @torch.no_grad()
     def model_copy_visible_mean(self) -> torch.Tensor:
         """Mean visible spin of the model copies (what the copies currently sample)."""
-        return self.sampler.values(self.model_copy)["v"].mean(0)
+        vals = self.sampler.values(self.model_copy)
+        if isinstance(self.model, BM):
+            return vals["s"][:, : self.model.n_visible].mean(0)
+        return vals["v"].mean(0)
 
     def state_dict(self) -> dict:
         def clone(s):

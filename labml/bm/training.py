@@ -101,8 +101,8 @@ class BMTrainConfig:
             bad("kernel", self.kernel, f"choose one of {', '.join(KERNELS)}")
         if self.learning not in ("gradient", "relaxation"):
             bad("learning", self.learning, "choose gradient or relaxation")
-        if self.learning == "relaxation" and self.model != "rbm":
-            bad("learning", self.learning, "relaxation learning is implemented for --model rbm")
+        if self.learning == "relaxation" and self.loss != "generative":
+            bad("loss", self.loss, "learning by relaxation is generative: use --loss generative")
         if self.centering not in ("data", "bits", "none"):
             bad("centering", self.centering, "choose data, bits or none")
         if self.optimizer not in ("sgd", "adam"):
@@ -523,7 +523,8 @@ class BMTrainer:
         t0 = time.perf_counter()
         n = self.v_train.shape[0]
         if self.relaxation is not None:
-            out = self.relaxation.run_epoch(self.v_train, self.np_rng)
+            y = self.y_train if isinstance(self.model, ClassRBM) else None
+            out = self.relaxation.run_epoch(self.v_train, self.np_rng, y)
             self.updates += out.get("parameter_moves", 0)
         else:
             perm = self.np_rng.permutation(n)
