@@ -233,13 +233,13 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of part rbm16 (default 0)")
     ap.add_argument("--lr", type=float, default=0.01, help="labml RBM step size (spin units)")
     ap.add_argument("--cls-loss", default="discriminative")
-    ap.add_argument("--cls-lr", type=float, default=0.003)
+    ap.add_argument("--cls-lr", type=float, default=0.002)
     ap.add_argument("--cls-epochs", type=int, default=60)
     ap.add_argument("--cls-batch", type=int, default=50)
     ap.add_argument("--cls-pretrain", type=int, default=0)
     ap.add_argument("--cls-dropout", type=float, default=0.5)
     ap.add_argument("--cls-input-dropout", type=float, default=0.3)
-    ap.add_argument("--cls-hidden", type=int, default=2000)
+    ap.add_argument("--cls-hidden", type=int, default=4000)
     ap.add_argument(
         "--cls-lr-decay",
         action=argparse.BooleanOptionalAction,
