@@ -77,15 +77,30 @@ class Sampler:
         return state
 
     # --- dynamics -----------------------------------------------------------------------------
+    def _keep_some(self, new: torch.Tensor, old: torch.Tensor, p: float, shape) -> torch.Tensor:
+        """`new` where a uniform draw of `shape` is below p, else `old` (partial updates)."""
+        if p >= 1.0:
+            return new
+        mask = torch.rand(shape, generator=self.generator) < p
+        if new.dim() > mask.dim():
+            mask = mask[..., None]
+        return torch.where(mask, new, old)
+
     @torch.no_grad()
     def sweep(
-        self, state: State, clamped: tuple[str, ...] = (), fields: dict[str, torch.Tensor] | None = None
+        self,
+        state: State,
+        clamped: tuple[str, ...] = (),
+        fields: dict[str, torch.Tensor] | None = None,
+        update_prob: float = 1.0,
     ) -> State:
         """One update of every block not in `clamped` (BM: of every unit not clamped).
 
         For a BM, clamping "v" holds the first n_visible units fixed. `fields` may hold local
         fields already computed for the current state (saves a matrix product). The field used
-        for each block's last update is kept in `self.last_fields`.
+        for each block's last update is kept in `self.last_fields`. With `update_prob` < 1 each
+        spin (a one-hot label block as one unit) takes its update only with that probability
+        (continuous-time Glauber dynamics in steps; the relaxation device).
         """
         m = self.model
         beta = m.beta
@@ -96,7 +111,9 @@ class Sampler:
             for i in range(start, m.n_units):
                 vals = self.kernel.values(S)
                 h = (vals @ J[:, i] + m.b[i])[:, None]
-                S[:, i : i + 1] = self.kernel.update(S[:, i : i + 1], h, beta, first_unit=i)
+                old = S[:, i : i + 1]
+                new = self.kernel.update(old, h, beta, first_unit=i)
+                S[:, i : i + 1] = self._keep_some(new, old, update_prob, h.shape)
             state["s"] = S
             return state
         for g in m.groups:
@@ -109,9 +126,11 @@ class Sampler:
             self.last_fields[g] = field
             if g in m.label_groups:
                 idx = torch.multinomial(torch.softmax(beta * field, dim=1), 1, generator=self.generator)[:, 0]
-                state[g] = torch.nn.functional.one_hot(idx, field.shape[1]).to(field.dtype)
+                new = torch.nn.functional.one_hot(idx, field.shape[1]).to(field.dtype)
+                state[g] = self._keep_some(new, state[g], update_prob, (field.shape[0], 1))
             else:
-                state[g] = self.kernel.update(state[g], field, beta)
+                new = self.kernel.update(state[g], field, beta)
+                state[g] = self._keep_some(new, state[g], update_prob, field.shape)
         return state
 
     def run(self, state: State, n_sweeps: int, clamped: tuple[str, ...] = ()) -> State:

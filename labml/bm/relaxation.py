@@ -121,52 +121,11 @@ class RelaxationDevice:
     def _update_probability(self) -> float:
         return min(1.0, self.config.dt / self.config.tau_spin)
 
-    def _glauber(self, state: dict, group: str, vals: dict) -> None:
-        """Each spin of `group` updates with probability dt / tau_spin (a one-hot label block
-        as one unit, drawn from its softmax conditional)."""
-        p = self._update_probability()
-        m = self.model
-        field = m.local_field(vals, group)
-        if group in m.label_groups:
-            idx = torch.multinomial(torch.softmax(m.beta * field, dim=1), 1, generator=self.generator)[:, 0]
-            new = torch.nn.functional.one_hot(idx, field.shape[1]).to(field.dtype)
-            mask_shape = (field.shape[0], 1)
-        else:
-            new = self.kernel.update(state[group], field, m.beta)
-            mask_shape = field.shape
-        if p >= 1.0:
-            state[group] = new
-            return
-        mask = torch.rand(mask_shape, generator=self.generator) < p
-        if new.dim() > mask.dim():
-            mask = mask[..., None]
-        state[group] = torch.where(mask, new, state[group])
-
-    def _bm_step(self, state: dict, clamp_visible: bool) -> None:
-        """A BM: the units in turn (the visible ones unless clamped), each updating with
-        probability dt / tau_spin given the current state of all others."""
-        m = self.model
-        p = self._update_probability()
-        J = m.coupling()
-        S = state["s"]
-        for i in range(m.n_visible if clamp_visible else 0, m.n_units):
-            field = (self.kernel.values(S) @ J[:, i] + m.b[i])[:, None]
-            new = self.kernel.update(S[:, i : i + 1], field, m.beta, first_unit=i)
-            if p < 1.0:
-                mask = torch.rand(field.shape, generator=self.generator) < p
-                if new.dim() > mask.dim():
-                    mask = mask[..., None]
-                new = torch.where(mask, new, S[:, i : i + 1])
-            S[:, i : i + 1] = new
-
     def _spin_step(self, state: dict, clamp_visible: bool) -> None:
-        """Visible spins and label (unless clamped), then hidden spins, as in one sweep."""
-        if isinstance(self.model, BM):
-            self._bm_step(state, clamp_visible)
-            return
-        for group in self.model.groups:
-            if group == "h" or not clamp_visible:
-                self._glauber(state, group, self.sampler.values(state))
+        """One sweep (visible spins and label unless clamped, then hidden; a BM's units in
+        turn) in which each spin updates with probability dt / tau_spin."""
+        clamped = ("v", "y") if clamp_visible else ()
+        self.sampler.sweep(state, clamped, update_prob=self._update_probability())
 
     @torch.no_grad()
     def _parameter_step(self) -> None:
