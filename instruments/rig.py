@@ -77,28 +77,38 @@ def trapezoid_samples(
     return np.concatenate([[0.0], edge, np.full(n_plateau, current), edge[::-1][1:], [0.0]])
 
 
-class _DeferSigint:
-    """Hold back SIGINT (Ctrl+C) while a block runs in the main thread; re-raise it after."""
+#: The signals that end a run the safe way (field to zero, outputs off): Ctrl+C, kill,
+#: a closed terminal or dropped ssh session, Ctrl+backslash (SIGQUIT).
+SHUTDOWN_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT") if hasattr(signal, name)
+)
+
+
+class _DeferSignals:
+    """Hold back SHUTDOWN_SIGNALS while a block runs in the main thread (the shutdown must not be
+    cut short); re-raise the first one received as KeyboardInterrupt after the block."""
 
     def __enter__(self):
-        self.received = False
-        self.old = None
+        self.received: int | None = None
+        self.old: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            try:
-                self.old = signal.signal(signal.SIGINT, self._handler)
-            except ValueError:  # not in the main interpreter
-                self.old = None
+            for sig in SHUTDOWN_SIGNALS:
+                try:
+                    self.old[sig] = signal.signal(sig, self._handler)
+                except (ValueError, OSError):  # not in the main interpreter
+                    pass
         return self
 
     def _handler(self, signum, frame):
-        self.received = True
-        log.warning("Ctrl+C during shutdown: finishing the shutdown first")
+        if self.received is None:
+            self.received = signum
+        log.warning("%s during shutdown: finishing the shutdown first", signal.Signals(signum).name)
 
     def __exit__(self, *exc):
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
-            if self.received and exc[0] is None:
-                raise KeyboardInterrupt
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
+        if self.received is not None and exc[0] is None:
+            raise KeyboardInterrupt(signal.Signals(self.received).name)
         return False
 
 
@@ -172,6 +182,8 @@ class NanowireRig:
         self.selected_wire = 0 if config.n_wires == 1 else -1
         self._output_on = False
         self._closed = False
+        #: after shutdown: True if the coil was confirmed at 0 A by a read-back, False if not
+        self.coil_at_zero: bool | None = None
         self._accepts_inject_delay = _accepts_kw(getattr(pulse_source, "arm", None), "inject_delay_s")
         self.shutdown_errors: list[tuple[str, BaseException]] = []
         if connect:
@@ -213,8 +225,7 @@ class NanowireRig:
                     raise InstrumentFault(
                         f"{name} ({_describe(self.config, name, role)}) did not answer (configure): {exc}"
                     ) from exc
-        measured = float(self.field_source.current_A)
-        setpoint = self.guard.sync()
+        setpoint, measured = self.guard._read_back()
         if abs(measured) > ENERGISED_TOL_A or abs(setpoint) > ENERGISED_TOL_A:
             log.warning(
                 "rig %s was left energised (coil current %.4g A, setpoint %.4g A): ramping it down at "
@@ -224,8 +235,6 @@ class NanowireRig:
                 setpoint,
                 self.config.limits.ramp_rate_A_per_s,
             )
-            if abs(setpoint) <= ENERGISED_TOL_A:  # setpoint unknown/zero but current flows: start from it
-                self.guard._setpoint_A = measured
             self.guard.zero()
 
     def _ensure_output(self) -> None:
@@ -592,7 +601,8 @@ class NanowireRig:
         """Field to zero, outputs off, connections closed, lock released; each step guarded.
 
         Idempotent. Returns (and logs) the steps that failed; never raises (except a deferred
-        Ctrl+C after everything is done).
+        Ctrl+C or termination signal after everything is done). ``coil_at_zero`` tells whether the
+        coil was confirmed at 0 A by a read-back (the supply output is switched off only then).
         """
         if self._closed:
             return self.shutdown_errors
@@ -608,12 +618,20 @@ class NanowireRig:
                 errors.append((name, exc))
                 return False
 
-        with _DeferSigint():
+        with _DeferSignals():
             step("pulse output off", self.pulse_source.disarm)
-            step("read back coil setpoint", self.guard.sync)
-            if not step("ramp field to 0", self.guard.zero):
-                step("emergency zero", self.guard.emergency_zero)
-            step("field source output off", self.field_source.disable_output)
+            # the one path to zero: stepped ramp, retries from read-backs, final read-back
+            self.coil_at_zero = step("ramp field to 0 (confirmed by read-back)", self.guard.zero)
+            if self.coil_at_zero:
+                step("field source output off", self.field_source.disable_output)
+            else:
+                # opening the output under current would be a step beyond the ramp limits; the supply
+                # keeps regulating what it was last told. Say so as loudly as we can.
+                log.critical(
+                    "rig %s: the coil is NOT confirmed at 0 A; supply output left on. Check the bench "
+                    "and run `labml rig zero`.",
+                    self.config.name,
+                )
             if hasattr(self.pulse_source, "outputs_off"):
                 step("pulse source outputs off", self.pulse_source.outputs_off)
             if self.channel_selector is not None and hasattr(self.channel_selector, "open_all"):
@@ -664,6 +682,18 @@ class NanowireRig:
         if sel >= 0:
             self.selected_wire = -1
             self.select(sel)
+        self.resync_coil("restored saved state")
+
+    def resync_coil(self, why: str) -> None:
+        """The coil may not be where the guard last put it (a restore of saved state, a reconnect):
+        make the guard read the supply back through the driver now (or, if the supply does not
+        answer, before its next command)."""
+        self.guard.invalidate(why)
+        try:
+            self.guard.sync()
+        except Exception as exc:  # noqa: BLE001 - the guard stays unknown and reads back before any write
+            log.warning("rig %s: coil read-back after %s failed (%s); retried before the next command",
+                        self.config.name, why, exc)
 
 
 def _accepts_kw(fn: Any, name: str) -> bool:

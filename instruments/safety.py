@@ -38,6 +38,28 @@ log = logging.getLogger(__name__)
 _RTOL = 1e-9
 #: |I| above this fraction of i_max_A counts as "energised" for the duty cycle.
 DUTY_THRESHOLD_FRACTION = 0.01
+#: A measured coil current within this (A) of 0 counts as zero in the final read-back of a zero.
+ZERO_TOL_A = 1e-3
+#: Failed attempts (a write or read-back that raised) a ramp to zero survives before it gives up.
+ZERO_RETRIES = 8
+#: First wait (s, rig clock) before retrying a failed step of a ramp to zero; doubles, capped at 1 s.
+ZERO_RETRY_WAIT_S = 0.05
+
+
+# Guards whose last ramp to zero could not be confirmed: id(guard) -> message. A later confirmed
+# zero of the same guard removes its entry. Read by front ends (the CLI's exit code, the GUI banner)
+# through unconfirmed_zero_alerts(): a process must never end claiming safety it has not seen.
+_UNCONFIRMED: dict[int, str] = {}
+
+
+def unconfirmed_zero_alerts() -> list[str]:
+    """Messages of every coil in this process whose last ramp to zero was NOT confirmed."""
+    return list(_UNCONFIRMED.values())
+
+
+class CoilNotZeroError(InstrumentFault):
+    """Every attempt to bring the coil to 0 A and confirm it by a read-back failed: the coil may
+    still be energised. Whoever catches it must say so loudly (run status, exit code, banner)."""
 
 
 class RampStopped(RuntimeError):
@@ -152,6 +174,12 @@ class CoilGuard:
         self.log: list[GuardRecord] = []
         self.max_log = int(max_log)
         self._setpoint_A = 0.0
+        # False until the guard has read the supply back (sync): after construction, a failed
+        # write or read, a restore of saved state or a reconnect. No write is made while False.
+        self._known = False
+        #: result of the last ramp to zero: True (read back at 0 A), False (could not confirm),
+        #: None (none yet)
+        self.zero_confirmed: bool | None = None
         self._t_last_write = clock.now()
         self.armed: WaveformReport | None = None
         # serialises every write: a ramp in a worker thread and an emergency zero from another
@@ -238,17 +266,55 @@ class CoilGuard:
         return self.check_current(field_mT / self.coil.mT_per_A, what=f"field {field_mT:g} mT")
 
     # ------------------------------------------------------------------ DC ramps
+    @property
+    def known(self) -> bool:
+        """Whether the guard's setpoint was read back from the supply since the last event that
+        could have changed it behind the guard's back (fault, restore, reconnect)."""
+        return self._known
+
+    def invalidate(self, why: str) -> None:
+        """Forget what the guard believes of the supply (after a restore of saved state, a
+        reconnect, a fault): the next command first reads the supply back (:meth:`sync`)."""
+        with self._io_lock:
+            self._known = False
+            self._record("invalidate", logging.INFO, why=why)
+
     def sync(self) -> float:
-        """Read the supply's present setpoint (or measured current) into the guard (A)."""
-        getter = getattr(self.source, "setpoint_A", None)
-        value = getter if getter is not None else self.source.current_A
-        self._setpoint_A = float(value)
-        self._t_last_write = self.clock.now()
-        self._record("sync", setpoint_A=self._setpoint_A)
-        return self._setpoint_A
+        """Read the supply back: its programmed setpoint (where the role offers ``setpoint_A``) and
+        its measured current (``current_A``), both through the driver. The staircase of the next
+        command starts from the setpoint (the value the supply regulates to); a role without a
+        setpoint query starts from the measured current. Returns that value (A).
+
+        Raises (InstrumentFault) when the supply does not answer; the guard then stays unknown and
+        refuses to write."""
+        return self._read_back()[0]
+
+    def _read_back(self) -> tuple[float, float]:
+        """(setpoint, measured current) in A, read through the driver; the guard is known after."""
+        with self._io_lock:
+            self._known = False
+            measured = float(self.source.current_A)
+            has_setpoint = "setpoint_A" in dir(self.source)  # dir(): no property evaluated here
+            setpoint = float(self.source.setpoint_A) if has_setpoint else measured
+            if not (math.isfinite(measured) and math.isfinite(setpoint)):
+                raise InstrumentFault(
+                    f"coil supply read back non-finite values (setpoint {setpoint!r} A, "
+                    f"current {measured!r} A)"
+                )
+            self._setpoint_A = setpoint
+            self._t_last_write = self.clock.now()
+            self._known = True
+            self._record("sync", setpoint_A=setpoint, measured_A=measured)
+            return setpoint, measured
+
+    def _ensure_known(self) -> None:
+        if not self._known:
+            self.sync()
 
     def _write(self, current_A: float) -> None:
         """Write one staircase step, waiting first so |dI| / dt <= ramp_rate_A_per_s."""
+        if not self._known:  # internal invariant: callers sync first
+            raise SafetyError("internal: coil write while the supply state is unknown")
         dI = abs(current_A - self._setpoint_A)
         if dI > self.limits.ramp_step_A * (1 + 1e-6):  # internal invariant, never expected
             raise SafetyError(
@@ -260,10 +326,10 @@ class CoilGuard:
         try:
             self.source.set_current_A(current_A)
         except BaseException:
-            # The command may have reached the supply before it reported a fault (e.g. it accepted the
-            # setpoint, then flagged compliance). Assume it did: the next step is then measured from the
-            # new value, so whichever way it went no later step can exceed ramp_step_A at the rate limit.
-            self._setpoint_A = current_A
+            # The command may or may not have reached the supply (or it did and then reported a
+            # fault such as compliance). The guard no longer knows the setpoint: the next command
+            # reads it back first, so no step is ever computed from a guess.
+            self._known = False
             self._t_last_write = self.clock.now()
             self._record("set-uncertain", logging.WARNING, current_A=current_A)
             raise
@@ -291,12 +357,14 @@ class CoilGuard:
     ) -> float:
         """Ramp the DC coil current to `current_A` (A) at <= ramp_rate_A_per_s.
 
-        Validates first (SafetyError, nothing written). Checks for a stop (guard.stop_event, the
-        guard's `stop` and the `stop` argument) before every step; on a stop, ramps to zero at
-        the allowed rate and raises RampStopped. A ramp to a non-zero target with the supply
-        output off would move only the setpoint, not the field: the guard then switches the
-        output on itself (:meth:`enable_output`: 0 A programmed first), logs a WARNING and records
-        ``output-was-off``. Ramps to 0 A (zero, shutdown) never switch an output on.
+        Validates first (SafetyError, nothing written). Reads the supply back first when the guard
+        does not know its state (after a fault, restore or reconnect). Checks for a stop
+        (guard.stop_event, the guard's `stop` and the `stop` argument) before every step; on a
+        stop, ramps to zero at the allowed rate and raises RampStopped. A ramp to a non-zero target
+        with the supply output off would move only the setpoint, not the field: the guard then
+        switches the output on itself (0 A programmed and read back first), logs a WARNING and
+        records ``output-was-off``. Ramps to 0 A (zero, shutdown) never switch an output on.
+        A failed write ends the ramp (the fault propagates; the caller brings the coil to zero).
         Returns the final setpoint (A).
         """
         try:
@@ -308,6 +376,7 @@ class CoilGuard:
             self._record("refused", logging.WARNING, target_A=target, reason="stop requested")
             raise RampStopped(f"ramp to {target:g} A not started: stop requested")
         with self._io_lock:
+            self._ensure_known()
             if target != 0.0 and not self._output_is_on():
                 # a setpoint behind an open output relay makes no field: switch on through the guard
                 # (0 A programmed before the relay closes), say so, then ramp
@@ -345,46 +414,89 @@ class CoilGuard:
         return self.ramp_to_current(current, stop=stop) * self.coil.mT_per_A
 
     def zero(self) -> None:
-        """Ramp to 0 A at the allowed rate (stop requests are ignored: this is where a stop goes)."""
+        """Bring the coil to 0 A and confirm it: THE path to zero of every stop, abort, emergency,
+        signal, fault and shutdown.
+
+        A staircase to 0 A at the allowed step and rate (stop requests are ignored: this is where a
+        stop goes), then a read-back through the driver: setpoint 0 A and measured |I| <=
+        ZERO_TOL_A. A failed write or read (a fault) does not end it: the guard waits (backoff on
+        the rig clock), reads the supply back and continues the staircase from the value read, up
+        to ZERO_RETRIES failures. If zero still cannot be confirmed it raises CoilNotZeroError and
+        ``zero_confirmed`` is False.
+        """
         with self._io_lock:
-            if self._setpoint_A == 0.0:
+            failures = 0
+            wait = ZERO_RETRY_WAIT_S
+            last_error: BaseException | None = None
+            while True:
+                try:
+                    self._ensure_known()
+                    if self._setpoint_A != 0.0:
+                        self._record("zero", logging.INFO, from_A=self._setpoint_A)
+                        for value in self._staircase(0.0):
+                            self._write(float(value))
+                    self._confirm_zero()
+                    self.zero_confirmed = True
+                    _UNCONFIRMED.pop(id(self), None)
+                    return
+                except (SafetyError, RampStopped):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any instrument failure: retry from a read-back
+                    self._known = False
+                    failures += 1
+                    last_error = exc
+                    self._record("zero-retry", logging.WARNING, attempt=failures, error=str(exc))
+                    if failures > ZERO_RETRIES:
+                        break
+                    self.clock.sleep(wait)
+                    wait = min(2 * wait, 1.0)
+            self.zero_confirmed = False
+            self._record("zero-failed", logging.ERROR, attempts=failures, error=str(last_error))
+            message = (
+                f"coil NOT confirmed at 0 A after {failures} failed attempts "
+                f"(last setpoint known {self._setpoint_A:g} A): {last_error}"
+            )
+            _UNCONFIRMED[id(self)] = message
+            raise CoilNotZeroError(message) from last_error
+
+    def _confirm_zero(self) -> None:
+        """Settle, then read the supply back: setpoint 0 A and |measured| <= ZERO_TOL_A (the
+        current of the last 0.1 A step decays with L/R: read again after another settle while it
+        is above the tolerance and falling)."""
+        self.settle()
+        for attempt in range(4):
+            setpoint, measured = self._read_back()
+            if setpoint != 0.0:
+                raise InstrumentFault(f"read-back after zero: setpoint {setpoint:g} A, not 0 A")
+            if abs(measured) <= ZERO_TOL_A:
+                self._record("zero-confirmed", logging.INFO, measured_A=measured)
                 return
-            self._record("zero", logging.INFO, from_A=self._setpoint_A)
-            for value in self._staircase(0.0):
-                self._write(float(value))
-            self.settle()
+            if attempt < 3:
+                self.settle()
+        raise InstrumentFault(
+            f"read-back after zero: measured coil current {measured:g} A, beyond {ZERO_TOL_A:g} A"
+        )
 
     def settle(self) -> None:
         """Wait 5 coil time constants (L/R) on the rig clock so the current follows the last step."""
         self.clock.sleep(5.0 * self.coil.time_constant_s)
 
     def emergency_zero(self) -> None:
-        """Bring the coil to 0 A as fast as the limits allow, with no I/O but the setpoint writes.
-
-        Safe to call from another thread: it first sets the stop event, so a ramp running elsewhere
-        stops at its next step (and ramps to zero itself), then takes the write lock and zeroes what
-        is left. The stop stays set (no new ramp or waveform) until ``clear_stop()``. Starts from
-        the last setpoint the guard knows; a failed write aborts with InstrumentFault (the caller
-        should then switch the output off).
-        """
+        """Stop everything and bring the coil to zero: the stop event is set first (a ramp running
+        in another thread stops at its next step and ramps to zero itself), then :meth:`zero` (the
+        same stepped ramp with retries and read-back as every other path to zero). The stop stays
+        in force (no new ramp or waveform) until ``clear_stop()``. Raises CoilNotZeroError when
+        zero cannot be confirmed."""
         self.stop_event.set()
-        with self._io_lock:
-            self._record("emergency-zero", logging.WARNING, from_A=self._setpoint_A)
-            for value in self._staircase(0.0):
-                try:
-                    self._write(float(value))
-                except Exception as exc:
-                    self._record(
-                        "emergency-zero-failed", logging.ERROR, at_A=self._setpoint_A, error=str(exc)
-                    )
-                    raise InstrumentFault(
-                        f"emergency zero: write of {value:g} A failed at {self._setpoint_A:g} A: {exc}"
-                    ) from exc
+        self._record("emergency-zero", logging.WARNING, from_A=self._setpoint_A)
+        self.zero()
 
     def enable_output(self) -> None:
-        """Program 0 A (output still off), then switch the supply output on."""
+        """Switch the supply output on safely: if it is off, program 0 A (read back) first; if it is
+        already on, ramp to 0 A first."""
         with self._io_lock:
-            if not self.source.output_enabled:
+            self._ensure_known()
+            if not self._output_is_on():
                 self._switch_on_at_zero()
                 return
             if self._setpoint_A != 0.0:
@@ -393,21 +505,27 @@ class CoilGuard:
             self._record("output", logging.INFO, enabled=True)
 
     def _switch_on_at_zero(self) -> None:
-        """Output known to be off: program 0 A, then close the output relay."""
+        """Output found off: program 0 A (no current flows through an open output, so this is no
+        step), read the setpoint back, and only at 0 A close the output relay."""
+        self._known = False
         self.source.set_current_A(0.0)
-        self._setpoint_A = 0.0
+        if self.sync() != 0.0:
+            raise InstrumentFault(
+                f"coil supply setpoint reads {self._setpoint_A:g} A after programming 0 A: "
+                "output left off"
+            )
         self._t_last_write = self.clock.now()
         self.source.enable_output()
         self._record("output", logging.INFO, enabled=True)
 
     def disable_output(self) -> None:
-        """Ramp to 0 A at the allowed rate, then switch the supply output off."""
+        """Bring the coil to zero (confirmed), then switch the supply output off. If zero cannot
+        be confirmed the output is left on (opening it under current would be a step beyond the
+        ramp limits) and CoilNotZeroError propagates."""
         with self._io_lock:
-            try:
-                self.zero()
-            finally:
-                self.source.disable_output()
-                self._record("output", logging.INFO, enabled=False)
+            self.zero()
+            self.source.disable_output()
+            self._record("output", logging.INFO, enabled=False)
 
     # ------------------------------------------------------------------ waveforms
     def validate_waveform(

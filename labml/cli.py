@@ -44,9 +44,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit code of a command after which a coil could not be confirmed at zero.
+EXIT_COIL_NOT_ZERO = 4
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, SIGHUP or SIGQUIT outside a run: unwinds like Ctrl+C, so every open rig's ``with``
+    block shuts it down (field to zero, outputs off) before the process ends."""
+
+
+def _terminate_like_ctrl_c() -> None:
+    """Route the termination signals through the same safe unwinding as Ctrl+C. A run's engine
+    installs its own handlers while it runs (abort with a resumable status)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):
+        raise Terminated(signal.Signals(signum).name)
+
+    for name in ("SIGTERM", "SIGHUP", "SIGQUIT"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, handler)
+
+
+def _coil_alerts(rc: int) -> int:
+    """If any coil of this process ended NOT confirmed at zero, say so loudly and return
+    EXIT_COIL_NOT_ZERO; else `rc`."""
+    if "instruments.safety" not in sys.modules:
+        return rc
+    from instruments.safety import unconfirmed_zero_alerts
+
+    alerts = unconfirmed_zero_alerts()
+    for msg in alerts:
+        print(f"labml: DANGER: {msg}. Check the bench; run `labml rig zero`.", file=sys.stderr)
+    return EXIT_COIL_NOT_ZERO if alerts else rc
+
+
 def main(argv: list[str] | None = None) -> int:
+    rc = 1
+    try:
+        rc = _main(argv)
+    finally:
+        rc = _coil_alerts(rc)  # also printed when an error propagates
+    return rc
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _terminate_like_ctrl_c()
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -68,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"labml: error: {exc}", file=sys.stderr)
             return 2
         raise
-    except KeyboardInterrupt:
-        print("labml: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"labml: interrupted{f' ({exc})' if str(exc) else ''}", file=sys.stderr)
         return 130
     return int(rc or 0)
 

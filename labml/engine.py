@@ -12,9 +12,12 @@ A *plan* says WHAT to do: a sequence of steps with a cursor (``step(i, ctx)``), 
 - pause: at the next step boundary: checkpoint, field to zero unless the step declares its state
   safe to hold, then ask `on_pause` what to do (resume / stop / abort / suspend = leave the run
   resumable with ``labml resume``). On resume the plan re-establishes its magnetic state.
-- stop (clean, status "stopped"), abort (clean, status "aborted"), emergency stop
-  (``rig.guard.emergency_zero()`` and no other instrument I/O).
-- Ctrl+C once pauses safely, twice aborts; SIGTERM aborts (field to zero, status "aborted").
+- stop (clean, status "stopped"), abort (clean, status "aborted", resumable), emergency stop
+  (``rig.guard.emergency_zero()`` at once, then the rig's shutdown).
+- Ctrl+C once pauses safely, twice aborts; SIGTERM, SIGHUP (terminal closed, ssh dropped) and SIGQUIT
+  abort (field to zero, outputs off, status "aborted", resumable with ``labml resume``).
+- every end brings the coil to zero and confirms it by a read-back; if it cannot, the run ends
+  "failed" with COIL_NOT_ZERO as its reason and ``coil_at_zero: false`` in run.json.
 - watchdog (suspender): instrument faults and timeouts put the rig in its safe state; the step is
   retried with exponential backoff; if the fault persists the run is suspended, the engine probes
   the rig every `poll_s` and continues when the condition clears (from the last checkpoint, after
@@ -57,7 +60,25 @@ log = logging.getLogger(__name__)
 # Statuses a run can end in (run.json "status"); "running" and "paused" runs can be resumed.
 SUCCESS, STOPPED, ABORTED, FAILED = "success", "stopped", "aborted", "failed"
 PAUSED, RUNNING = "paused", "running"
-RESUMABLE = (RUNNING, PAUSED)
+# An aborted run (Ctrl+C twice, SIGTERM, SIGHUP, SIGQUIT, an abort request) continues from its last
+# checkpoint as a paused one does.
+RESUMABLE = (RUNNING, PAUSED, ABORTED)
+#: The reason a run ends "failed" with when its coil could not be confirmed at zero.
+COIL_NOT_ZERO = ("coil NOT confirmed at 0 A by read-back: the magnet may still be energised; "
+                 "check the bench and run `labml rig zero`")
+
+
+#: Signals that end a run the safe way (field to zero, outputs off, status "aborted", resumable)
+#: and the reason recorded for each.
+TERMINATION_REASONS = {
+    sig: reason
+    for name, reason in (
+        ("SIGTERM", "terminated (SIGTERM)"),
+        ("SIGHUP", "terminal closed or connection lost (SIGHUP)"),
+        ("SIGQUIT", "quit (SIGQUIT)"),
+    )
+    if (sig := getattr(signal, name, None)) is not None
+}
 
 
 class _Abort(Exception):
@@ -336,6 +357,8 @@ class Outcome:
     run_dir: Path
     steps_done: int
     results: dict
+    #: whether the coil was confirmed at 0 A by a read-back when the run ended (None: no rig)
+    coil_at_zero: bool | None = None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -429,7 +452,8 @@ class RunEngine:
                 log.exception("rig.request_stop failed")
 
     def emergency_stop(self) -> None:
-        """Field to zero at the fastest allowed rate, no other instrument I/O; the run ends "aborted"."""
+        """Stop now: the guard's emergency zero (stop set, stepped ramp to zero with retries and a
+        read-back) from this thread; the run then ends "aborted" and the rig is shut down."""
         self._estop = True
         self._abort_requested = "emergency stop"
         rig = self.rig
@@ -460,8 +484,9 @@ class RunEngine:
     # ----------------------------------------------------------------- SIGINT
     @contextlib.contextmanager
     def _sigint(self) -> Iterator[None]:
-        """Ctrl+C once: pause; twice: abort. SIGTERM: abort. Inside a critical section (writing rows
-        or a checkpoint) the abort waits for the section to end, so no file is left half-written."""
+        """Ctrl+C once: pause; twice: abort. SIGTERM, SIGHUP, SIGQUIT: abort (safe shutdown,
+        resumable). Inside a critical section (writing rows or a checkpoint) the abort waits for the
+        section to end, so no file is left half-written."""
         if not self.handle_sigint or threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -482,16 +507,17 @@ class RunEngine:
             else:
                 abort("interrupted (Ctrl+C twice)")
 
-        def on_sigterm(signum: int, frame: Any) -> None:
-            abort("terminated (SIGTERM)")
+        def on_terminate(signum: int, frame: Any) -> None:
+            abort(TERMINATION_REASONS.get(signum, f"terminated by signal {signum}"))
 
-        old_int = signal.signal(signal.SIGINT, on_sigint)
-        old_term = signal.signal(signal.SIGTERM, on_sigterm)
+        old = {signal.SIGINT: signal.signal(signal.SIGINT, on_sigint)}
+        for sig in TERMINATION_REASONS:
+            old[sig] = signal.signal(sig, on_terminate)
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, old_int)
-            signal.signal(signal.SIGTERM, old_term)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
 
     @contextlib.contextmanager
     def _critical_section(self) -> Iterator[None]:
@@ -613,11 +639,14 @@ class RunEngine:
             except BaseException:
                 cm.__exit__(*sys.exc_info())
                 raise
-            if self._estop:
-                # Emergency stop: the guard zeroed the coil; no further instrument I/O.
-                log.warning("emergency stop: rig left as emergency_zero() put it (no shutdown I/O)")
-            else:
-                cm.__exit__(None, None, None)
+            # the rig's shutdown (also after an emergency stop): zero confirmed, outputs off
+            cm.__exit__(None, None, None)
+            if getattr(live, "coil_at_zero", None) is False and outcome.coil_at_zero is not False:
+                run.update(coil_at_zero=False)
+                run.finish(FAILED, f"{outcome.reason + '; ' if outcome.reason else ''}{COIL_NOT_ZERO}",
+                           **outcome.results)
+                outcome = dataclasses.replace(outcome, status=FAILED, coil_at_zero=False,
+                                              reason=run.meta.get("reason"))
             return outcome
 
     def _loop(self, plan: Plan, run: Run, rig: Any, state: dict | None) -> Outcome:
@@ -702,27 +731,31 @@ class RunEngine:
                     break
             if status in (SUCCESS, STOPPED):
                 plan.close(ctx)
-            self._safe_state(rig)  # every end leaves the field at zero (outputs: the rig's owner)
+            # every end leaves the field at zero, confirmed (outputs: the rig's owner)
+            zeroed = self._end_safe(run, rig)
             results = _safe_results(plan)
+            if zeroed is False:
+                status, reason = FAILED, COIL_NOT_ZERO
             if status == PAUSED:
                 run.update(status=PAUSED, reason=reason, results=results)
                 run.add_event("suspend", step=step)
             else:
                 run.finish(status, reason, **results)
-            outcome = Outcome(status, reason, run.path, step, results)
+            outcome = Outcome(status, reason, run.path, step, results, coil_at_zero=zeroed)
         except (_Abort, KeyboardInterrupt) as exc:
             ctx._discard()
-            emergency = isinstance(exc, _Abort) and exc.emergency
             reason = exc.reason if isinstance(exc, _Abort) else (self._abort_requested or "interrupted")
-            if not emergency:
-                self._safe_state(rig)
+            zeroed = self._end_safe(run, rig)
+            status = FAILED if zeroed is False else ABORTED
+            reason = f"{reason}; {COIL_NOT_ZERO}" if zeroed is False else reason
             results = _safe_results(plan)
-            run.finish(ABORTED, reason, **results)
-            outcome = Outcome(ABORTED, reason, run.path, step, results)
+            run.finish(status, reason, **results)
+            outcome = Outcome(status, reason, run.path, step, results, coil_at_zero=zeroed)
         except BaseException as exc:
             ctx._discard()
-            self._safe_state(rig)
-            run.finish(FAILED, f"{type(exc).__name__}: {exc}", **_safe_results(plan))
+            zeroed = self._end_safe(run, rig)
+            why = f"{type(exc).__name__}: {exc}" + (f"; {COIL_NOT_ZERO}" if zeroed is False else "")
+            run.finish(FAILED, why, **_safe_results(plan))
             self.state = FAILED
             if bar:
                 bar.close(step, FAILED)
@@ -794,9 +827,23 @@ class RunEngine:
             exact = True
         return int(state["step"]), exact
 
+    def _end_safe(self, run: Run, rig: Any) -> bool | None:
+        """The safe state at the end of a run, with termination signals held back meanwhile (a
+        second Ctrl+C or SIGTERM cannot cut the ramp to zero short). Records ``coil_at_zero`` in
+        run.json; None without a rig."""
+        if rig is None:
+            return None
+        with self._critical_section():
+            zeroed = self._safe_state(rig)
+        run.update(coil_at_zero=zeroed)
+        if not zeroed:
+            log.critical("run %s: %s", run.path, COIL_NOT_ZERO)
+        return zeroed
+
     def _safe_state(self, rig: Any) -> bool:
-        """Field to zero at the allowed rate; if that fails, the guard's emergency zero.
-        Returns whether the field is known to be at zero."""
+        """Field to zero at the allowed rate, confirmed by a read-back (the guard retries failed
+        steps); if that fails, once more through the guard's emergency zero (the same ramp, with the
+        stop set). Returns whether the coil was confirmed at zero."""
         if rig is None:
             return True
         try:
@@ -906,8 +953,11 @@ class RunEngine:
             raise _Abort("fault before the first checkpoint")
         new_step, _ = self._restore(plan, run, ctx.rig, state, restore_rig=False)
         if ctx.rig is not None:
-            if not safe_state_done:
-                self._fault_safe_state(run, ctx.rig, new_step)
+            if not safe_state_done and not self._fault_safe_state(run, ctx.rig, new_step):
+                # never re-establish a field on a coil that could not be confirmed at zero
+                from instruments.safety import CoilNotZeroError
+
+                raise CoilNotZeroError("coil not confirmed at zero after the fault; staying in safe state")
             self._check_abort()
             guard = getattr(ctx.rig, "guard", None)
             if guard is not None and hasattr(guard, "clear_stop"):

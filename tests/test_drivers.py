@@ -184,6 +184,8 @@ def test_sourcemeter_field_source_traffic():
         ("OUTPUT 1", None),
         (":SOURCE:CURRENT 0.01", None),
         (":SOURCE:CURRENT?", "0.01"),
+        ("OUTPUT?", "1"),  # measured current: only with the output on
+        (":MEASURE:CURRENT?", "4.9e-02,9.98e-03,9.91e37,1.2,0"),
         ("OUTPUT 0", None),
     ]
     with traffic(pairs) as adapter:
@@ -191,7 +193,8 @@ def test_sourcemeter_field_source_traffic():
         fs.configure()
         fs.enable_output()
         fs.set_current_A(0.01)
-        assert fs.current_A == pytest.approx(0.01)
+        assert fs.setpoint_A == pytest.approx(0.01)
+        assert fs.current_A == pytest.approx(0.00998)
         with pytest.raises(SafetyError):
             fs.set_current_A(0.03)
         fs.disable_output()
@@ -206,6 +209,8 @@ def test_sourcemeter_field_source_on_a_2450_traffic():
         ("OUTPUT 1", None),
         (":SOUR:CURR:LEV 0.01", None),
         (":SOUR:CURR?", "0.01"),
+        ("OUTPUT?", "1"),  # measured current: only with the output on
+        (":READ?", "9.97e-03"),
         ("OUTPUT 0", None),
     ]
     with traffic(pairs) as adapter:
@@ -214,7 +219,8 @@ def test_sourcemeter_field_source_on_a_2450_traffic():
         assert fs.output_enabled is False
         fs.enable_output()
         fs.set_current_A(0.01)
-        assert fs.current_A == pytest.approx(0.01)
+        assert fs.setpoint_A == pytest.approx(0.01)
+        assert fs.current_A == pytest.approx(0.00997)
         with pytest.raises(SafetyError):  # beyond the 0.02 A limit: nothing written
             fs.set_current_A(-0.025)
         fs.disable_output()

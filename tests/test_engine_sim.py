@@ -122,7 +122,9 @@ def test_a_transient_read_timeout_is_retried_and_nothing_is_lost(tmp_path, refer
 @pytest.mark.parametrize(("role", "kind", "count"), [("field_source", "disconnect", 40),
                                                      ("readout", "laser_off", 6),
                                                      ("readout", "overload", 6),
-                                                     ("field_source", "compliance", 6)])
+                                                     # more than the guard's retries of a ramp to
+                                                     # zero (ZERO_RETRIES) can absorb
+                                                     ("field_source", "compliance", 30)])
 def test_a_lasting_fault_suspends_in_safe_state_and_resumes_when_it_clears(tmp_path, reference, role, kind,
                                                                            count):
     states = []
@@ -170,7 +172,7 @@ def test_abort_ramps_the_field_to_zero_and_flags_the_run(tmp_path, reference):
     assert "WRITE:CURR" in log_text and "READ:" in log_text  # the instrument traffic is in the run log
 
 
-def test_emergency_stop_zeroes_the_coil_through_the_guard_and_does_no_other_instrument_io(tmp_path):
+def test_emergency_stop_zeroes_the_coil_through_the_guard_and_after_it_only_reads_back(tmp_path):
     seen = {}
 
     def estop(eng, rig):
@@ -188,7 +190,9 @@ def test_emergency_stop_zeroes_the_coil_through_the_guard_and_does_no_other_inst
     assert (out.status, out.reason) == ("aborted", "emergency stop")
     assert seen["setpoint_A"] == 0.0  # zero as soon as emergency_stop() returned
     assert any(r.action == "emergency-zero" for r in rig.guard.log)
-    assert after == []  # the engine touched nothing after the emergency zero
+    # after the emergency zero the engine only confirms it (read-backs), it writes no setpoint
+    assert {r.action for r in after} <= {"sync", "zero-confirmed"} and after
+    assert runs.load(tmp_path / "r").meta["coil_at_zero"] is True
     assert len(runs.load(tmp_path / "r").series("loop")) == 20
 
 

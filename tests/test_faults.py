@@ -103,18 +103,29 @@ def test_garbled_reply_is_an_instrument_fault(world):
     assert fs.current_A == pytest.approx(0.0, abs=1e-3)
 
 
-def test_truncated_reply_times_out_and_corrupts_the_next_unless_flushed(world):
+def test_after_a_truncated_reply_the_supply_role_resynchronises_so_the_next_reply_is_clean(world):
     fs, adapter = kepco_role(world)
+    world.coil.set_output(True)
+    world.coil.set_setpoint_A(2.5)
+    world.advance(0.01)
     adapter.faults.inject("truncated")
     with pytest.raises(InstrumentFault, match="measure current"):
         fs.current_A  # noqa: B018
-    with pytest.raises(InstrumentFault, match="unreadable"):
-        fs.current_A  # the partial bytes are glued in front of this reply  # noqa: B018
-    adapter.faults.inject("truncated")
+    # the partial bytes of the lost reply were discarded: the next query reads its own answer
+    assert fs.setpoint_A == pytest.approx(2.5)
+    assert fs.current_A == pytest.approx(2.5, abs=1e-3)
+
+
+def test_after_a_disconnect_on_a_read_the_stale_reply_is_never_taken_for_the_next_answer(world):
+    fs, adapter = kepco_role(world)
+    world.coil.set_output(True)
+    world.coil.set_setpoint_A(-4.25)
+    world.advance(0.01)
+    adapter.faults.schedule.append({"kind": "disconnect", "at": adapter.faults.transaction + 2, "count": 1})
     with pytest.raises(InstrumentFault):
-        fs.current_A  # noqa: B018
-    adapter.flush_read_buffer()
-    assert fs.current_A == pytest.approx(0.0, abs=1e-3)
+        fs.output_enabled  # noqa: B018  (the query is written, its reply is lost on the read)
+    assert fs.setpoint_A == pytest.approx(-4.25)  # not the "1" queued for OUTP?
+    assert fs.output_enabled is True
 
 
 def test_error_queue_fault_surfaces_when_the_role_checks_errors(world):

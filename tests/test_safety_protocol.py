@@ -45,10 +45,16 @@ def set_current(value: str):
     return [(f"CURRent {value}".encode(), None), COMPLIANCE_QUERY]
 
 
+def read_back(measured: str = "0", setpoint: str = "0"):
+    """The guard reads the supply back (measured current, then setpoint) before its first command
+    and after every ramp to zero."""
+    return [(b"MEASure:CURRent?", measured.encode()), (b"CURRent?", setpoint.encode())]
+
+
 def test_ramp_traffic_is_a_staircase_of_checked_setpoints():
-    traffic = [(b"OUTPut?", b"1")]  # output on: nothing else to do before the ramp
+    traffic = read_back() + [(b"OUTPut?", b"1")]  # read back, output on: nothing else to do first
     traffic += set_current("0.1") + set_current("0.2") + set_current("0.3")
-    traffic += set_current("0.2") + set_current("0.1") + set_current("0")
+    traffic += set_current("0.2") + set_current("0.1") + set_current("0") + read_back()
     with expected_protocol(KepcoBOPStrict, traffic, model="BOP 20-20") as supply:
         guard = CoilGuard(KepcoFieldSource(supply), COIL, LIMITS, FakeClock())
         guard.ramp_to_current(0.3)
@@ -56,9 +62,9 @@ def test_ramp_traffic_is_a_staircase_of_checked_setpoints():
 
 
 def test_a_ramp_with_the_output_off_programs_zero_then_switches_on_then_ramps():
-    traffic = [(b"OUTPut?", b"0")] + set_current("0") + [(b"OUTPut 1", None)]
+    traffic = read_back() + [(b"OUTPut?", b"0")] + set_current("0") + read_back() + [(b"OUTPut 1", None)]
     traffic += set_current("0.1") + set_current("0.2")
-    traffic += set_current("0.1") + set_current("0") + [(b"OUTPut 0", None)]
+    traffic += set_current("0.1") + set_current("0") + read_back() + [(b"OUTPut 0", None)]
     with expected_protocol(KepcoBOPStrict, traffic, model="BOP 20-20") as supply:
         guard = CoilGuard(KepcoFieldSource(supply), COIL, LIMITS, FakeClock())
         guard.ramp_to_current(0.2)
@@ -73,8 +79,8 @@ def test_a_ramp_stopped_mid_way_goes_back_to_zero_step_by_step():
     def stop():
         return len(writes) >= 2
 
-    traffic = [(b"OUTPut?", b"1")] + set_current("0.1") + set_current("0.2")
-    traffic += set_current("0.1") + set_current("0")
+    traffic = read_back() + [(b"OUTPut?", b"1")] + set_current("0.1") + set_current("0.2")
+    traffic += set_current("0.1") + set_current("0") + read_back()
     with expected_protocol(KepcoBOPStrict, traffic, model="BOP 20-20") as supply:
         source = KepcoFieldSource(supply)
         original = source.set_current_A
@@ -114,9 +120,11 @@ def test_ramp_and_refusal_through_a_sourcemeter_field_source():
     a request beyond the rig's limits refused with no traffic at all."""
     small = Limits(**{**LIMITS.__dict__, "i_max_A": 0.5, "field_max_mT": 0.9})
     pairs = [(b":FORMAT:ELEMENTS VOLTAGE, CURRENT, RESISTANCE, TIME, STATUS", None)]  # 2400 __init__
-    pairs += [(b"OUTPUT?", b"1")]
+    smu_read_back = [(b"OUTPUT?", b"1"), (b":MEASURE:CURRENT?", b"0,0,9.91e37,0,0")]
+    smu_read_back += [(b":SOURCE:CURRENT?", b"0")]
+    pairs += smu_read_back + [(b"OUTPUT?", b"1")]
     steps = (0.25 / 3, 0.5 / 3, 0.25, 0.5 / 3, 0.25 / 3, 0.0)  # <= ramp_step_A = 0.1 A each
-    pairs += [(f":SOURCE:CURRENT {v:g}".encode(), None) for v in steps]
+    pairs += [(f":SOURCE:CURRENT {v:g}".encode(), None) for v in steps] + smu_read_back
     with expected_protocol(Keithley2400Strict, pairs, i_max_A=1.0) as smu:
         guard = CoilGuard(SourcemeterFieldSource(smu), COIL, small, FakeClock())
         guard.ramp_to_current(0.25)
@@ -190,7 +198,8 @@ class NullReadout:
 
 def test_shutdown_order_across_instruments():
     shared: list[tuple[str, str]] = []
-    kepco_traffic = [(b"CURRent?", b"0.2")] + set_current("0.1") + set_current("0") + [(b"OUTPut 0", None)]
+    kepco_traffic = read_back("0.2", "0.2") + set_current("0.1") + set_current("0") + read_back()
+    kepco_traffic += [(b"OUTPut 0", None)]
     awg_traffic = [(b"OUTP1 0", None), (b"OUTP1 0", None), (b"OUTP2 0", None)]
     ka = SharedLogAdapter("kepco", shared, kepco_traffic)
     aa = SharedLogAdapter("awg", shared, awg_traffic)
@@ -208,12 +217,15 @@ def test_shutdown_order_across_instruments():
     assert rig.shutdown() == []
     assert shared == [
         ("awg", "OUTP1 0"),  # 1. pulse output off
-        ("kepco", "CURRent?"),  # 2. read back the setpoint, ramp to 0 at the allowed rate
+        ("kepco", "MEASure:CURRent?"),  # 2. read back current and setpoint, ramp to 0 at the rate
+        ("kepco", "CURRent?"),
         ("kepco", "CURRent 0.1"),
         ("kepco", "STATus:QUEStionable:CONDition?"),
         ("kepco", "CURRent 0"),
         ("kepco", "STATus:QUEStionable:CONDition?"),
-        ("kepco", "OUTPut 0"),  # 3. outputs off
+        ("kepco", "MEASure:CURRent?"),  # 3. zero confirmed by a read-back
+        ("kepco", "CURRent?"),
+        ("kepco", "OUTPut 0"),  # 4. only then the output off
         ("awg", "OUTP1 0"),
         ("awg", "OUTP2 0"),
     ]
@@ -230,7 +242,9 @@ def test_shutdown_order_with_sourcemeter_supply_33220a_injector_and_switch():
     smu = SharedLogAdapter(
         "smu",
         shared,
-        [fmt, (b":SOURCE:CURRENT?", b"0.2"), (b":SOURCE:CURRENT 0.1", None), (b":SOURCE:CURRENT 0", None)]
+        [fmt, (b"OUTPUT?", b"1"), (b":MEASURE:CURRENT?", b"0,0.2,9.91e37,0,0"), (b":SOURCE:CURRENT?", b"0.2")]
+        + [(b":SOURCE:CURRENT 0.1", None), (b":SOURCE:CURRENT 0", None)]
+        + [(b"OUTPUT?", b"1"), (b":MEASURE:CURRENT?", b"0,0,9.91e37,0,0"), (b":SOURCE:CURRENT?", b"0")]
         + [(b"OUTPUT 0", None)],
     )
     awg = SharedLogAdapter("awg", shared, [(b"OUTP 0", None), (b"OUTP 0", None)])
@@ -254,10 +268,15 @@ def test_shutdown_order_with_sourcemeter_supply_33220a_injector_and_switch():
     assert rig.shutdown() == []
     assert shared == [
         ("awg", "OUTP 0"),  # 1. pulse output off
-        ("smu", ":SOURCE:CURRENT?"),  # 2. read back, ramp to 0 at the allowed rate
+        ("smu", "OUTPUT?"),  # 2. read back (measured current, setpoint), ramp to 0 at the rate
+        ("smu", ":MEASURE:CURRENT?"),
+        ("smu", ":SOURCE:CURRENT?"),
         ("smu", ":SOURCE:CURRENT 0.1"),
         ("smu", ":SOURCE:CURRENT 0"),
-        ("smu", "OUTPUT 0"),  # 3. supply output off
+        ("smu", "OUTPUT?"),  # 3. zero confirmed by a read-back
+        ("smu", ":MEASURE:CURRENT?"),
+        ("smu", ":SOURCE:CURRENT?"),
+        ("smu", "OUTPUT 0"),  # 4. only then the supply output off
         ("awg", "OUTP 0"),  # 4. generator outputs off
         ("switch", ":ROUT:OPEN:ALL"),  # 5. relays open
         ("inj", "OUTPUT 0"),  # 6. injection line off

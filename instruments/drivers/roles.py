@@ -36,12 +36,14 @@ log.addHandler(logging.NullHandler())
 
 
 @contextlib.contextmanager
-def instrument_io(name: str, what: str) -> Iterator[None]:
+def instrument_io(name: str, what: str, device: Any = None) -> Iterator[None]:
     """Turn communication failures into InstrumentFault naming `name` and `what` was done.
 
     VISA errors (timeout, connection lost) and unparsable replies (ValueError/IndexError/KeyError/
     TypeError raised while pymeasure casts a reply) become InstrumentFault; the original
-    exception is chained as ``__cause__``.
+    exception is chained as ``__cause__``. After such a failure the reply stream of `device`
+    (the pymeasure instrument) is resynchronised (:func:`resync`), so a late or partial reply of
+    the failed query is never read as the answer to the next one.
     """
     try:
         yield
@@ -50,14 +52,35 @@ def instrument_io(name: str, what: str) -> Iterator[None]:
     except SafetyError:
         raise
     except VisaIOError as exc:
+        resync(device, name)
         raise InstrumentFault(f"{name}: {what} failed: {exc.description or exc}") from exc
     except (ValueError, IndexError, TypeError, KeyError) as exc:
+        resync(device, name)
         raise InstrumentFault(f"{name}: {what}: unreadable reply ({exc})") from exc
+
+
+def resync(device: Any, name: str = "") -> None:
+    """Discard whatever is pending on a driver's connection after a failed transaction: the
+    adapter's input buffer (pymeasure ``flush_read_buffer``) and, where the connection offers it,
+    a VISA device clear (``clear()``: the instrument drops its output queue). Best effort: a
+    connection that is down stays down and the next transaction reports it."""
+    adapter = getattr(device, "adapter", None)
+    if adapter is None:
+        return
+    for action in ("flush_read_buffer", "clear"):
+        target = adapter if action == "flush_read_buffer" else getattr(adapter, "connection", None)
+        fn = getattr(target, action, None)
+        if fn is None:
+            continue
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - best effort; the next transaction tells
+            log.debug("%s: %s after a failed transaction: %s", name, action, exc)
 
 
 def raise_on_errors(instrument: Any, name: str, what: str) -> None:
     """Read the SCPI error queue (SYST:ERR?) and raise InstrumentFault if it holds errors."""
-    with instrument_io(name, f"{what} (error query)"):
+    with instrument_io(name, f"{what} (error query)", instrument):
         errors = instrument.check_errors()
     if errors:
         listed = "; ".join(f"{e[0]}, {e[1] if len(e) > 1 else ''}".strip() for e in errors)
@@ -106,26 +129,26 @@ class KepcoFieldSource:
 
     def configure(self) -> None:
         """Current mode, compliance voltage; output state unchanged. Checks the error queue."""
-        with instrument_io(self.name, "configure current mode"):
+        with instrument_io(self.name, "configure current mode", self.supply):
             self.supply.operating_mode = "CURR"
             self.supply.voltage_setpoint = self.compliance_V
         raise_on_errors(self.supply, self.name, "configure current mode")
 
     @property
     def identity(self) -> str:
-        with instrument_io(self.name, "*IDN?"):
+        with instrument_io(self.name, "*IDN?", self.supply):
             return self.supply.id
 
     @property
     def current_A(self) -> float:
         """Measured output current (A)."""
-        with instrument_io(self.name, "measure current"):
+        with instrument_io(self.name, "measure current", self.supply):
             return float(self.supply.current)
 
     @property
     def setpoint_A(self) -> float:
         """Programmed current setpoint (A)."""
-        with instrument_io(self.name, "read current setpoint"):
+        with instrument_io(self.name, "read current setpoint", self.supply):
             return float(self.supply.current_setpoint)
 
     def set_current_A(self, current_A: float) -> None:
@@ -137,7 +160,7 @@ class KepcoFieldSource:
         lo, hi = -self.supply.i_max_A, self.supply.i_max_A
         if not (math.isfinite(current_A) and lo <= current_A <= hi):
             raise SafetyError(f"{self.name}: current {current_A!r} A outside the supply limit [{lo}, {hi}] A")
-        with instrument_io(self.name, f"set current {current_A:g} A"):
+        with instrument_io(self.name, f"set current {current_A:g} A", self.supply):
             self.supply.current_setpoint = current_A
             compliance = self.supply.in_compliance
         if compliance:
@@ -148,15 +171,15 @@ class KepcoFieldSource:
 
     @property
     def output_enabled(self) -> bool:
-        with instrument_io(self.name, "query output state"):
+        with instrument_io(self.name, "query output state", self.supply):
             return bool(self.supply.output_enabled)
 
     def enable_output(self) -> None:
-        with instrument_io(self.name, "enable output"):
+        with instrument_io(self.name, "enable output", self.supply):
             self.supply.output_enabled = True
 
     def disable_output(self) -> None:
-        with instrument_io(self.name, "disable output"):
+        with instrument_io(self.name, "disable output", self.supply):
             self.supply.output_enabled = False
 
 
@@ -180,39 +203,49 @@ class SourcemeterFieldSource:
 
     def configure(self) -> None:
         """Source current, compliance voltage. Checks the error queue."""
-        with instrument_io(self.name, "configure current source"):
+        with instrument_io(self.name, "configure current source", self.smu):
             self.smu.source_mode = "current"
             self.smu.compliance_voltage = self.compliance_V
         raise_on_errors(self.smu, self.name, "configure current source")
 
     @property
     def identity(self) -> str:
-        with instrument_io(self.name, "*IDN?"):
+        with instrument_io(self.name, "*IDN?", self.smu):
             return self.smu.id
 
     @property
     def current_A(self) -> float:
-        with instrument_io(self.name, "read source current"):
+        """Measured output current (A). With the output off nothing flows and 0.0 is returned
+        without a measurement (on a 2400 a measurement would switch the output on by itself)."""
+        with instrument_io(self.name, "measure current", self.smu):
+            if not bool(self.smu.source_enabled):
+                return 0.0
+            return float(self.smu.current)
+
+    @property
+    def setpoint_A(self) -> float:
+        """Programmed source current (A)."""
+        with instrument_io(self.name, "read source current setpoint", self.smu):
             return float(self.smu.source_current)
 
     def set_current_A(self, current_A: float) -> None:
         lo, hi = -self.smu.i_max_A, self.smu.i_max_A
         if not (math.isfinite(current_A) and lo <= current_A <= hi):
             raise SafetyError(f"{self.name}: current {current_A!r} A outside the limit [{lo}, {hi}] A")
-        with instrument_io(self.name, f"set current {current_A:g} A"):
+        with instrument_io(self.name, f"set current {current_A:g} A", self.smu):
             self.smu.source_current = current_A
 
     @property
     def output_enabled(self) -> bool:
-        with instrument_io(self.name, "query output state"):
+        with instrument_io(self.name, "query output state", self.smu):
             return bool(self.smu.source_enabled)
 
     def enable_output(self) -> None:
-        with instrument_io(self.name, "enable output"):
+        with instrument_io(self.name, "enable output", self.smu):
             self.smu.write("OUTPUT 1")
 
     def disable_output(self) -> None:
-        with instrument_io(self.name, "disable output"):
+        with instrument_io(self.name, "disable output", self.smu):
             self.smu.write("OUTPUT 0")
 
 
@@ -253,12 +286,12 @@ class SourcemeterInjector:
 
     @property
     def identity(self) -> str:
-        with instrument_io(self.name, "*IDN?"):
+        with instrument_io(self.name, "*IDN?", self.smu):
             return self.smu.id
 
     def configure(self) -> None:
         """Output off, current source at the pulse current, compliance set. Checks the error queue."""
-        with instrument_io(self.name, "configure injection source"):
+        with instrument_io(self.name, "configure injection source", self.smu):
             self.smu.write("OUTPUT 0")
             self.smu.source_mode = "current"
             self.smu.compliance_voltage = self.compliance_V
@@ -267,7 +300,7 @@ class SourcemeterInjector:
 
     def inject(self) -> None:
         """One injection pulse: output on, wait width_s, output off (off even if the wait fails)."""
-        with instrument_io(self.name, "injection pulse"):
+        with instrument_io(self.name, "injection pulse", self.smu):
             self.smu.write("OUTPUT 1")
             try:
                 self.clock.sleep(self.width_s)
@@ -276,7 +309,7 @@ class SourcemeterInjector:
 
     def close(self) -> None:
         """Output off (the connection itself is closed by the rig)."""
-        with instrument_io(self.name, "output off"):
+        with instrument_io(self.name, "output off", self.smu):
             self.smu.write("OUTPUT 0")
 
 
@@ -336,13 +369,13 @@ class AwgPulseSource:
 
     @property
     def identity(self) -> str:
-        with instrument_io(self.name, "*IDN?"):
+        with instrument_io(self.name, "*IDN?", self.awg):
             return self.awg.id
 
     def configure(self) -> None:
         """Both outputs off, high-Z loads, channel 2 as one-shot injection pulse on BUS trigger."""
         ch1, ch2 = self.awg.ch_1, self.awg.ch_2
-        with instrument_io(self.name, "configure"):
+        with instrument_io(self.name, "configure", self.awg):
             ch1.output = False
             ch2.output = False
             ch1.output_load = "INF"
@@ -392,7 +425,7 @@ class AwgPulseSource:
                 f"{self.name}: inject_delay_s {inject_delay_s!r} outside the waveform (0..{duration_s:g} s)"
             )
         ch1 = self.awg.ch_1
-        with instrument_io(self.name, "arm waveform"):
+        with instrument_io(self.name, "arm waveform", self.awg):
             ch1.output = False
             ch1.upload_arb(self.arb_name, w)
             ch1.shape = "ARB"
@@ -416,7 +449,7 @@ class AwgPulseSource:
         (``*OPC?``) until it has been played."""
         if not self.armed:
             raise InstrumentFault(f"{self.name}: trigger() without an armed waveform")
-        with instrument_io(self.name, "trigger coil burst"):
+        with instrument_io(self.name, "trigger coil burst", self.awg):
             if self.inject_with_trigger:
                 self.awg.write("*TRG")
             else:
@@ -427,18 +460,18 @@ class AwgPulseSource:
 
     def inject(self) -> None:
         """Fire one injection pulse on channel 2."""
-        with instrument_io(self.name, "fire injection pulse"):
+        with instrument_io(self.name, "fire injection pulse", self.awg):
             self.awg.ch_2.trigger()
 
     def disarm(self) -> None:
         """Coil channel output off (0 V at the amplifier input)."""
-        with instrument_io(self.name, "disarm"):
+        with instrument_io(self.name, "disarm", self.awg):
             self.awg.ch_1.output = False
         self.armed = False
 
     def outputs_off(self) -> None:
         """Both channel outputs off (shutdown)."""
-        with instrument_io(self.name, "outputs off"):
+        with instrument_io(self.name, "outputs off", self.awg):
             self.awg.ch_1.output = False
             self.awg.ch_2.output = False
         self.armed = False
@@ -467,7 +500,7 @@ class Awg33220PulseSource(AwgPulseSource):
         return cls(Agilent33220APulse(adapter), **o)
 
     def configure(self) -> None:
-        with instrument_io(self.name, "configure"):
+        with instrument_io(self.name, "configure", self.awg):
             self.awg.output = False
             self.awg.sync_enabled = True
         raise_on_errors(self.awg, self.name, "configure")
@@ -486,7 +519,7 @@ class Awg33220PulseSource(AwgPulseSource):
             )
         if w[0] != 0.0 or w[-1] != 0.0:
             raise SafetyError(f"{self.name}: waveform must start and end at 0 V")
-        with instrument_io(self.name, "arm waveform"):
+        with instrument_io(self.name, "arm waveform", self.awg):
             self.awg.output = False
             self.awg.upload_arb(w)
             self.awg.arb_frequency = float(sample_rate_Hz) / w.size
@@ -504,7 +537,7 @@ class Awg33220PulseSource(AwgPulseSource):
     def trigger(self) -> None:
         if not self.armed:
             raise InstrumentFault(f"{self.name}: trigger() without an armed waveform")
-        with instrument_io(self.name, "trigger burst"):
+        with instrument_io(self.name, "trigger burst", self.awg):
             self.awg.write("*TRG")
             done = self.awg.ask("*OPC?").strip()
         if done != "1":
@@ -517,7 +550,7 @@ class Awg33220PulseSource(AwgPulseSource):
         )
 
     def disarm(self) -> None:
-        with instrument_io(self.name, "disarm"):
+        with instrument_io(self.name, "disarm", self.awg):
             self.awg.output = False
         self.armed = False
 
@@ -596,16 +629,16 @@ class HallSensor:
 
     @property
     def identity(self) -> str:
-        with instrument_io(self.name, "*IDN?"):
+        with instrument_io(self.name, "*IDN?", self.gaussmeter):
             return self.gaussmeter.ask("*IDN?").strip()
 
     def configure(self) -> None:
-        with instrument_io(self.name, f"set unit {self.unit}"):
+        with instrument_io(self.name, f"set unit {self.unit}", self.gaussmeter):
             self.gaussmeter.unit = self.unit
 
     @property
     def field_mT(self) -> float:
-        with instrument_io(self.name, "read field"):
+        with instrument_io(self.name, "read field", self.gaussmeter):
             value = self.gaussmeter.field
             value = value[0] if isinstance(value, list) else value
             if isinstance(value, str) and value.strip().upper() == "OL":
@@ -658,13 +691,13 @@ class MokeLockinReadout:
 
     @property
     def identity(self) -> str:
-        with instrument_io(self.name, "*IDN?"):
+        with instrument_io(self.name, "*IDN?", self.lockin):
             return self.lockin.id
 
     def configure(self) -> None:
         """Set time constant and sensitivity; read back the time constant actually chosen.
         An SR830 is first told to answer on the remote interface in use (``OUTX1``: GPIB)."""
-        with instrument_io(self.name, "configure"):
+        with instrument_io(self.name, "configure", self.lockin):
             if isinstance(self.lockin, SR830Lockin):
                 self.lockin.write("OUTX1")
             self.lockin.time_constant = self.time_constant_s
@@ -674,7 +707,7 @@ class MokeLockinReadout:
     def signal(self) -> float:
         """Settled lock-in X (V)."""
         self.clock.sleep(5.0 * self.time_constant_s if self.settle_s is None else self.settle_s)
-        with instrument_io(self.name, "read X"):
+        with instrument_io(self.name, "read X", self.lockin):
             x = float(self.lockin.x)
             overloaded = self.lockin.overloaded
         if overloaded:
@@ -722,16 +755,16 @@ class DeltaModeMRReadout:
 
     @property
     def identity(self) -> str:
-        with instrument_io(self.name, "*IDN?"):
+        with instrument_io(self.name, "*IDN?", self.source):
             return self.source.id
 
     def configure(self) -> None:
         """Check the 2182A is attached, then set up delta mode reading ohms."""
-        with instrument_io(self.name, "query 2182A link"):
+        with instrument_io(self.name, "query 2182A link", self.source):
             connected = self.source.delta_connected
         if not connected:
             raise InstrumentFault(f"{self.name}: no 2182A nanovoltmeter on the 6221 RS-232/trigger link")
-        with instrument_io(self.name, "configure delta mode"):
+        with instrument_io(self.name, "configure delta mode", self.source):
             self.source.source_compliance = self.compliance_V
             self.source.delta_unit = "Ohms"
             self.source.delta_high_source = self.current_A
@@ -746,11 +779,11 @@ class DeltaModeMRReadout:
 
     def signal(self) -> float:
         """Mean delta-mode resistance (ohm) over ``n_readings``."""
-        with instrument_io(self.name, "run delta"):
+        with instrument_io(self.name, "run delta", self.source):
             self.source.delta_arm()
             self.source.delta_start()
         self.clock.sleep(2 * self.n_readings * self.delay_s)
-        with instrument_io(self.name, "fetch delta readings"):
+        with instrument_io(self.name, "fetch delta readings", self.source):
             values = np.asarray(self.source.delta_values, dtype=float)
             self.source.delta_abort()
         if values.size != self.n_readings:
@@ -788,14 +821,14 @@ class SwitchSelector:
 
     @property
     def identity(self) -> str:
-        with instrument_io(self.name, "*IDN?"):
+        with instrument_io(self.name, "*IDN?", self.switch):
             return self.switch.id
 
     def select(self, wire: int) -> None:
         if not 0 <= int(wire) < len(self.channels):
             raise ValueError(f"{self.name}: wire {wire!r} outside 0..{len(self.channels) - 1}")
         channel = self.channels[int(wire)]
-        with instrument_io(self.name, f"select wire {wire}"):
+        with instrument_io(self.name, f"select wire {wire}", self.switch):
             self.switch.open_all()
             self.switch.close_channel = channel
             closed = self.switch.closed_channels
@@ -808,6 +841,6 @@ class SwitchSelector:
         return self._selected
 
     def open_all(self) -> None:
-        with instrument_io(self.name, "open all relays"):
+        with instrument_io(self.name, "open all relays", self.switch):
             self.switch.open_all()
         self._selected = -1

@@ -1,0 +1,238 @@
+"""The coil stays inside its limits and ends at zero, confirmed, on the paths off the straight one:
+resume of a rig run, faults on the supply (disconnect, timeout, garbled, truncated replies,
+compliance), an abort after a supply fault, and the termination signals (SIGTERM, SIGHUP, SIGQUIT).
+
+Every coil setpoint the simulated supply receives is recorded below the guard (the physical truth):
+a step is the change of the current the supply drives (its setpoint while the output is on, 0 A
+while it is off)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import wait_rows
+
+from instruments.errors import InstrumentFault
+from instruments.safety import CoilNotZeroError, RampStopped
+from labml import runs
+from labml.engine import RunEngine
+from labml.rigs import open_rig
+from simulated_hw.world import CoilState
+
+ROOT = Path(__file__).resolve().parents[1]
+#: setpoints travel as 6-significant-digit SCPI numbers
+SCPI_ROUNDING_A = 1e-5
+HYSTERESIS = {"field_max": 8.0, "field_step": 1.0, "settle": 0.01}
+
+
+class SupplyRecorder:
+    """Every change of the current the simulated supplies drive, in every world of this process:
+    (world clock time, driven current before, driven current after)."""
+
+    def __init__(self, monkeypatch):
+        self.steps: list[tuple[float, float, float]] = []
+        rec = self
+
+        def driven(coil):
+            return coil.setpoint_A if coil.output_on else 0.0
+
+        orig_set, orig_out = CoilState.set_setpoint_A, CoilState.set_output
+
+        def set_setpoint_A(coil, current_A):
+            before = driven(coil)
+            orig_set(coil, current_A)
+            rec.steps.append((rec.clock_of(coil), before, driven(coil)))
+
+        def set_output(coil, on):
+            before = driven(coil)
+            orig_out(coil, on)
+            rec.steps.append((rec.clock_of(coil), before, driven(coil)))
+
+        monkeypatch.setattr(CoilState, "set_setpoint_A", set_setpoint_A)
+        monkeypatch.setattr(CoilState, "set_output", set_output)
+        self.clocks: dict[int, object] = {}
+
+    def clock_of(self, coil) -> float:
+        clock = self.clocks.get(id(coil))
+        return clock.now() if clock is not None else float("nan")
+
+    def largest_step_A(self) -> float:
+        return max((abs(b - a) for _, a, b in self.steps), default=0.0)
+
+
+def _ramp_step(rig) -> float:
+    return rig.config.limits.ramp_step_A
+
+
+# ------------------------------------------------------------------------------ item 1: resume
+
+
+def test_resume_of_a_paused_hysteresis_loop_never_jumps_the_coil(tmp_path, monkeypatch):
+    from protocols.runner import run_protocol
+
+    rec = SupplyRecorder(monkeypatch)
+    run_dir = tmp_path / "loop"
+    eng = RunEngine(progress=False, handle_sigint=False, on_pause=lambda e, s: "suspend")
+    eng.subscribe(lambda ev, p: eng.request_pause() if ev == "step" and p["step"] == 12 else None)
+    out = run_protocol("hysteresis", HYSTERESIS, rig="sim", run_dir=run_dir, engine=eng)
+    assert out["status"] == "paused"
+    n_first = len(rec.steps)
+    # the checkpoint of the pause holds the world with the coil at the field of step 12 (+4 mT)
+    resumed = RunEngine(progress=False, handle_sigint=False).resume(run_dir)
+    assert resumed.status == "success" and resumed.coil_at_zero is True
+    after = rec.steps[n_first:]
+    assert len(after) > 50
+    step = max(abs(b - a) for _, a, b in after)
+    assert step <= 0.1 + SCPI_ROUNDING_A, f"a step of {step:.3f} A after resume (ramp_step_A = 0.1 A)"
+    run = runs.load(run_dir)
+    assert run.meta["coil_at_zero"] is True
+
+
+def test_a_restored_rig_reads_the_coil_back_before_its_next_command(monkeypatch):
+    """The guard's idea of the coil comes from a read-back after load_state_dict, not from the
+    freshly built world it synced at connect."""
+    with open_rig("sim") as rig:
+        rig.ramp_to_field(7.2)  # 4 A
+        state = rig.state_dict()
+        rig.zero()
+    rec = SupplyRecorder(monkeypatch)
+    with open_rig("sim") as fresh:
+        assert fresh.guard.setpoint_A == 0.0
+        fresh.load_state_dict(state)
+        assert fresh.guard.setpoint_A == pytest.approx(4.0)
+        fresh.ramp_to_field(5.4)  # 3 A: ten steps down from 4 A
+        assert rec.largest_step_A() <= 0.1 + SCPI_ROUNDING_A
+
+
+# ------------------------------------------------------------------------------ items 2 and 3: faults
+
+
+def _driven_steps(rig, action) -> list[float]:
+    coil = rig.world.coil
+    steps = []
+    orig_set, orig_out = coil.set_setpoint_A, coil.set_output
+
+    def driven():
+        return coil.setpoint_A if coil.output_on else 0.0
+
+    def set_setpoint_A(v):
+        b = driven()
+        orig_set(v)
+        steps.append(abs(driven() - b))
+
+    def set_output(on):
+        b = driven()
+        orig_out(on)
+        steps.append(abs(driven() - b))
+
+    coil.set_setpoint_A, coil.set_output = set_setpoint_A, set_output
+    action()
+    return steps
+
+
+@pytest.mark.parametrize("kind", ["disconnect", "timeout", "garbled", "truncated", "compliance"])
+@pytest.mark.parametrize("seed", range(6))
+def test_supply_faults_during_ramps_and_zeroing_never_step_the_coil_beyond_ramp_step(kind, seed):
+    """Random faults of one kind on the supply while the field is ramped up and down and zeroed the
+    way the engine does after a fault; then the rig's shutdown. No step ever exceeds ramp_step_A
+    and the coil ends at 0 A with the output off."""
+    rng = np.random.default_rng([seed, len(kind)])
+    rig = open_rig("sim", sim={"seed": seed})
+
+    def scenario():
+        for _ in range(5):
+            rig.faults["field_source"].inject(kind, int(rng.integers(1, 4)))
+            try:
+                rig.ramp_to_field(float(rng.uniform(-30, 30)))
+            except (InstrumentFault, RampStopped):
+                try:
+                    rig.zero()
+                except InstrumentFault:
+                    rig.guard.emergency_zero()
+                rig.guard.clear_stop()
+        assert rig.shutdown() == []
+
+    steps = _driven_steps(rig, scenario)
+    assert max(steps) <= _ramp_step(rig) + SCPI_ROUNDING_A
+    assert rig.world.coil.setpoint_A == 0.0 and not rig.world.coil.output_on
+    assert rig.coil_at_zero is True
+
+
+def test_abort_after_a_supply_disconnect_leaves_no_setpoint_programmed():
+    """The supply drops off the bus mid-ramp at -4.25 A and comes back a few transactions later: the
+    abort still ends at setpoint 0 A, read back, before the output is switched off."""
+    rig = open_rig("sim")
+    rig.ramp_to_field(-7.65)  # -4.25 A
+    rig.faults["field_source"].inject("disconnect", 6)
+    with pytest.raises(InstrumentFault):
+        rig.ramp_to_field(-9.0)
+    assert rig.shutdown() == []
+    assert rig.world.coil.setpoint_A == 0.0 and rig.world.coil.output_on is False
+    assert rig.coil_at_zero is True
+    assert any(r.action == "zero-confirmed" for r in rig.guard.log)
+
+
+def test_a_supply_that_never_answers_again_is_reported_not_claimed_safe():
+    rig = open_rig("sim")
+    rig.ramp_to_field(3.6)  # 2 A
+    rig.faults["field_source"].inject("disconnect", None)  # until reconnect: never, here
+    with pytest.raises(CoilNotZeroError, match="NOT confirmed at 0 A"):
+        rig.guard.zero()
+    errors = dict(rig.shutdown())
+    assert rig.coil_at_zero is False
+    assert "ramp field to 0 (confirmed by read-back)" in errors
+    assert "field source output off" not in errors  # not even tried: the output is left regulating
+    assert rig.world.coil.output_on is True and rig.world.coil.setpoint_A == pytest.approx(2.0)
+
+
+def test_an_engine_run_whose_coil_cannot_be_confirmed_at_zero_ends_failed_and_says_so(tmp_path):
+    from protocols.runner import run_protocol
+
+    eng = RunEngine(progress=False, handle_sigint=False)
+
+    def lose_supply(ev, p):
+        if ev == "step" and p["step"] == 5:
+            eng.rig.faults["field_source"].inject("disconnect", None)
+            eng.request_abort("operator abort")
+
+    eng.subscribe(lose_supply)
+    out = run_protocol("hysteresis", HYSTERESIS, rig="sim", run_dir=tmp_path / "r", engine=eng)
+    assert out["status"] == "failed" and "NOT confirmed at 0 A" in out["reason"]
+    assert out["coil_at_zero"] is False
+    assert runs.load(tmp_path / "r").meta["coil_at_zero"] is False
+
+
+# ------------------------------------------------------------------------------ item 4: signals
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT])
+def test_termination_signals_end_a_rig_run_safely_and_resumably(tmp_path, sig):
+    run_dir = tmp_path / "r"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labml.cli", "run", "hysteresis", "--field-max", "20", "--field-step", "0.1",
+         "--run-dir", str(run_dir), "--json"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    wait_rows(proc, run_dir, "data", 8, timeout_s=120)
+    assert proc.poll() is None, proc.stderr.read().decode()
+    proc.send_signal(sig)
+    proc.wait(timeout=120)
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "aborted", meta.get("reason")
+    assert signal.Signals(sig).name in meta["reason"]
+    assert meta["coil_at_zero"] is True  # zero read back before the run ended
+    log_text = (run_dir / "run.log").read_text()
+    assert "zero-confirmed" in log_text
+    # resumable: `labml resume --dry-run` accepts it
+    check = subprocess.run([sys.executable, "-m", "labml.cli", "resume", str(run_dir), "--dry-run", "--json"],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stderr
+    assert json.loads(check.stdout)["resumable"] is True
