@@ -9,6 +9,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +58,76 @@ def test_lock_from_another_host_counts_as_live(tmp_path):
     lock_path("bench-4", tmp_path).write_text(json.dumps({"pid": 1, "host": "elsewhere.example"}))
     with pytest.raises(RigLockedError, match="elsewhere.example"):
         RigLock("bench-4", tmp_path).acquire()
+
+
+# ------------------------------------------------------------------ two processes (no torch imported)
+ROOT = Path(__file__).resolve().parents[1]
+
+# A taker in its own process. argv: lock_dir, rig name, paused-flag file, go file, stage ("" = no
+# pause). It pauses at `stage` (after touching the paused flag) until the go file exists, then holds
+# the lock until its stdin closes.
+TAKER = r"""
+import os, sys, time
+from pathlib import Path
+import instruments.lock as L
+from instruments.errors import RigLockedError
+lock_dir, name, paused, go, stage = sys.argv[1:6]
+
+def pause():
+    Path(paused).touch()
+    while not Path(go).exists():
+        time.sleep(0.002)
+
+if stage and hasattr(L, "set_test_hook"):
+    L.set_test_hook(lambda st, lock: pause() if st == stage else None)
+elif stage:
+    # the original lock.py has no hook: pause in its window between the O_EXCL create and the
+    # owner write (it opens the new file with os.fdopen right before writing)
+    real = os.fdopen
+    def fdopen(*a, **k):
+        pause()
+        return real(*a, **k)
+    L.os.fdopen = fdopen
+try:
+    lock = L.RigLock(name, lock_dir).acquire()
+except RigLockedError as exc:
+    print("refused", exc, flush=True)
+    sys.exit(3)
+print("held", os.getpid(), flush=True)
+sys.stdin.read()
+lock.release()
+"""
+
+
+def _taker(tmp_path, name: str, stage: str = "", tag: str = "1") -> tuple[subprocess.Popen, Path, Path]:
+    paused, go = tmp_path / f"paused-{tag}", tmp_path / f"go-{tag}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = subprocess.Popen(
+        [sys.executable, "-c", TAKER, str(tmp_path / "locks"), name, str(paused), str(go), stage],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    return p, paused, go
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout_s: float = 20.0) -> None:
+    t_end = time.monotonic() + timeout_s
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < t_end, f"{path} did not appear"
+        time.sleep(0.002)
+
+
+def test_a_taker_paused_right_after_creating_the_lock_still_blocks_a_second_taker(tmp_path):
+    # taker 1 (a process) stops just after the lock file appears (on the original code: before its
+    # owner is written); taker 2 (this process) tries meanwhile and must be refused
+    p1, paused, go = _taker(tmp_path, "bench-race", stage="created")
+    try:
+        _wait_for(paused, p1)
+        with pytest.raises(RigLockedError, match=rf"in use by PID {p1.pid}\b"):
+            RigLock("bench-race", tmp_path / "locks").acquire()
+    finally:
+        go.touch()
+    assert p1.stdout.readline().split() == ["held", str(p1.pid)]  # taker 1 got it, alone
+    assert lock_holder("bench-race", tmp_path / "locks").pid == p1.pid
+    p1.stdin.close()
+    assert p1.wait(20) == 0
