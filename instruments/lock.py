@@ -21,6 +21,10 @@ Taking a lock (:class:`FileLock`):
 * a lock file whose path no longer names the file we locked (released or taken over meanwhile) ->
   try again.
 
+Where the file system has no hard links (FAT/exFAT, some SMB shares) the lock file is created with
+O_EXCL, flocked, then filled; a lock file without a whole record younger than FRESH_S is then
+"being created" (wait), not stale.
+
 Releasing removes the file while still holding the flock, then closes it.
 
 Why hand-written (and not e.g. the `filelock` package): `filelock` gives the exclusion but not a
@@ -33,6 +37,7 @@ a bench needs ("the rig may be energised"); the flock/link/rename protocol above
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import fcntl
 import json
 import logging
@@ -52,6 +57,10 @@ from instruments.errors import RigLockedError
 log = logging.getLogger(__name__)
 
 PROTOCOL = "flock"  # marks records written by this module (older ones carry no "lock" key)
+# os.link fails with these where a file system has no hard links (FAT/exFAT sticks, some SMB shares)
+NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS}
+# a lock file younger than this (s) without a whole record is being created (without hard links), not stale
+FRESH_S = 5.0
 
 # Test hook: called as hook(stage, lock) at "created" (the lock file is in place, locked, holding our
 # record, before acquire() returns) and "taking-over" (a dead holder's file is flocked by us, before
@@ -272,16 +281,23 @@ class FileLock:
             return True  # the kernel released its flock: the process has ended
         return not pid_alive(holder.pid)  # an older record without flock: its PID decides
 
-    def _claim(self, fd: int, tmp: Path) -> bool:
-        """One attempt. True: the lock is ours (fd, flocked, is now the lock file). Raises the refusal
-        for a live holder and _Busy while the lock is in transition."""
+    def _claim(self, fd: int, tmp: Path, record: bytes) -> int:
+        """One attempt. Returns the flocked descriptor that is now the lock file (`fd`, or a new one
+        without hard links). Raises the refusal for a live holder and _Busy while the lock is in
+        transition."""
         try:
             os.link(tmp, self.path)  # atomic; fails if the lock file exists
         except FileExistsError:
             pass
+        except OSError as exc:
+            if exc.errno not in NO_HARD_LINKS:
+                raise
+            new = self._create_without_link(record)
+            if new is not None:
+                return new
         else:
             _hook("created", self)
-            return True
+            return fd
         try:
             old = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
@@ -299,6 +315,8 @@ class FileLock:
                 if holder is None or (holder.host == socket.gethostname() and not pid_alive(holder.pid)):
                     raise _Busy(holder)  # being taken over, or a momentary probe by lock_holder()
                 raise self._refusal(holder)
+            if holder is None and time.time() - os.fstat(old).st_mtime < FRESH_S:
+                raise _Busy(None)  # a taker without hard links may be about to lock and fill it
             if not self._gone(holder):
                 raise self._refusal(holder)
             _hook("taking-over", self)
@@ -309,9 +327,28 @@ class FileLock:
                         self.what, pid, who, self.path, energised)
             os.rename(tmp, self.path)  # atomic: our whole, flocked record replaces the dead one
             _hook("created", self)
-            return True
+            return fd
         finally:
             os.close(old)
+
+    def _create_without_link(self, record: bytes) -> int | None:
+        """Where there are no hard links: create the lock file with O_EXCL, flock it, then write the
+        record (None if it exists). Until the record is in, other takers see a young lock file
+        without a record and wait (see _claim)."""
+        try:
+            new = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+        except FileExistsError:
+            return None
+        try:
+            fcntl.flock(new, fcntl.LOCK_EX)  # waits only while another taker looks at the new file
+            os.write(new, record)
+            os.fsync(new)
+        except BaseException:
+            self.path.unlink(missing_ok=True)
+            os.close(new)
+            raise
+        _hook("created", self)
+        return new
 
     def _refusal(self, holder: LockHolder | None) -> Exception:
         if holder is None:
@@ -337,11 +374,12 @@ class FileLock:
         while True:
             fd, tmp = self._prepared(record)
             try:
-                if self._claim(fd, tmp):
-                    self._fd, fd = fd, None
-                    self.held = True
-                    log.debug("locked %s (%s)", self.what, self.path)
-                    return self
+                self._fd = self._claim(fd, tmp, record)
+                if self._fd == fd:
+                    fd = None
+                self.held = True
+                log.debug("locked %s (%s)", self.what, self.path)
+                return self
             except _Busy as busy:
                 if time.monotonic() >= deadline:
                     raise self._refusal(busy.holder) from None

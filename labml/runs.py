@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as _dt
+import errno
 import io
 import json
 import logging
@@ -76,7 +77,17 @@ def atomic_write_bytes(path: Path, data: bytes, exclusive: bool = False) -> None
             fh.flush()
             os.fsync(fh.fileno())
         if exclusive:
-            os.link(tmp, path)  # atomic create-if-absent, with the whole content already in place
+            try:
+                os.link(tmp, path)  # atomic create-if-absent, with the whole content already in place
+            except FileExistsError:
+                raise
+            except OSError as exc:  # no hard links here (FAT/exFAT, some SMB): O_EXCL, then write
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS):
+                    raise
+                with open(path, "xb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
             os.unlink(tmp)
         else:
             os.replace(tmp, path)

@@ -244,3 +244,25 @@ def test_concurrent_takers_in_processes_never_hold_a_rig_lock_together(tmp_path)
     held = {int(r) for r, what in lines if what == "held"}
     assert held == set(range(rounds))  # every round someone held it (the lock is not stuck)
     assert not lock_path("bench-rounds", tmp_path / "locks").exists()
+
+
+def test_the_lock_holds_on_a_file_system_without_hard_links(tmp_path, monkeypatch):
+    import errno
+
+    import instruments.lock as lk
+
+    def no_link(*a, **k):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(lk.os, "link", no_link)
+    monkeypatch.setattr(RigLock, "contention_s", 0.2)
+    with RigLock("bench-fat", tmp_path):
+        assert lock_holder("bench-fat", tmp_path).pid == os.getpid()
+        with pytest.raises(RigLockedError, match=rf"in use by PID {os.getpid()}\b"):
+            RigLock("bench-fat", tmp_path).acquire()
+    assert not lock_path("bench-fat", tmp_path).exists()
+    # a fresh lock file without a record yet (its creator is between creating and locking it) is
+    # waited for, not taken
+    lock_path("bench-fat", tmp_path).write_text("")
+    with pytest.raises(RigLockedError, match="record is unreadable"):
+        RigLock("bench-fat", tmp_path).acquire()

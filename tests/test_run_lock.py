@@ -181,3 +181,18 @@ def test_two_runs_created_in_one_folder_at_once_one_is_refused(tmp_path, monkeyp
         _engine().run(RegressionPlan(**PARAMS), run_dir)
     assert json.loads((run_dir / "run.json").read_text()) == theirs
     assert sorted(p.name for p in run_dir.iterdir()) == ["run.json"]
+
+
+def test_a_run_folder_without_hard_links_is_still_created_once(tmp_path, monkeypatch):
+    import errno
+
+    def no_link(*a, **k):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(runs.os, "link", no_link)
+    r = runs.Run.create("k", {"a": 1}, tmp_path / "r")
+    assert runs.load(tmp_path / "r").uid == r.uid
+    with pytest.raises(UserError, match="already holds a run"):
+        runs.Run.create("k", {"a": 2}, tmp_path / "r")
+    assert runs.load(tmp_path / "r").uid == r.uid
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["run.json"]  # no temp file left
