@@ -53,6 +53,7 @@ from instruments.lock import pid_alive
 from instruments.roles import WallClock
 from labml import checkpoint as ckpt
 from labml.errors import UserError
+from labml.run_lock import holding_run_folder, locks_run_folder
 from labml.runs import Run, load
 
 log = logging.getLogger(__name__)
@@ -566,6 +567,8 @@ class RunEngine:
             operator=operator,
             notes=notes,
             plan=spec,
+            pid=os.getpid(),  # a resume of this folder before its lock is taken sees a live process
+            pid_host=socket.gethostname(),
             rig_spec=None if rig_spec is None else str(rig_spec),
             rig_overrides=_rig_overrides(plan),
             engine={"checkpoint_every": self.checkpoint_every,
@@ -575,6 +578,7 @@ class RunEngine:
         )
         return self._execute(plan, run, rig, rig_spec, state=None)
 
+    @locks_run_folder
     def resume(
         self,
         run_dir: str | os.PathLike,
@@ -612,6 +616,11 @@ class RunEngine:
 
     # ----------------------------------------------------------------- the loop
     def _execute(self, plan: Plan, run: Run, rig: Any, rig_spec: Any, state: dict | None) -> Outcome:
+        # One process at a time runs a run folder (labml.run_lock): taken before anything is written.
+        with holding_run_folder(self, run.path):
+            return self._execute_locked(plan, run, rig, rig_spec, state)
+
+    def _execute_locked(self, plan: Plan, run: Run, rig: Any, rig_spec: Any, state: dict | None) -> Outcome:
         self.run_record = run
         self._sigint_count = 0
         self._pause_requested = False

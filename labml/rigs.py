@@ -223,7 +223,7 @@ def zero_rig(
     if holder is not None and holder_alive(holder):
         if not force:
             raise RigLockedError(
-                f"rig {config.name!r} is locked by live PID {holder.pid} on {holder.host}; stop that "
+                f"rig {config.name!r} is locked by live {holder.describe()}; stop that "
                 "process first, or use --force to zero the coil underneath it"
             )
         log.warning("--force: zeroing rig %r while PID %d holds its lock", config.name, holder.pid)

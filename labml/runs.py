@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as _dt
+import errno
 import io
 import json
 import logging
@@ -63,8 +64,10 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a reader (or a crash) sees either the old or the new file."""
+def atomic_write_bytes(path: Path, data: bytes, exclusive: bool = False) -> None:
+    """Write `data` to `path` so that a reader (or a crash) sees either the old or the new file.
+    exclusive: only create `path` (FileExistsError if it exists, atomically: two writers never
+    both succeed)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -73,7 +76,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        if exclusive:
+            try:
+                os.link(tmp, path)  # atomic create-if-absent, with the whole content already in place
+            except FileExistsError:
+                raise
+            except OSError as exc:  # no hard links here (FAT/exFAT, some SMB): O_EXCL, then write
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS):
+                    raise
+                with open(path, "xb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -85,9 +102,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.close(dfd)
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
+def atomic_write_json(path: Path, obj: Any, exclusive: bool = False) -> None:
     text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
-    atomic_write_bytes(path, text.encode())
+    atomic_write_bytes(path, text.encode(), exclusive)
 
 
 def _json_default(o: Any) -> Any:
@@ -241,7 +258,12 @@ class Run:
         }
         meta.update(to_jsonable(extra))
         run = cls(path=path, meta=meta)
-        run.save_meta()
+        try:  # exclusive: of two processes creating runs in one folder at once, one gets an error
+            atomic_write_json(path / "run.json", meta, exclusive=True)
+        except FileExistsError:
+            raise UserError(
+                f"{path} already holds a run (run.json exists); choose another --run-dir"
+            ) from None
         return run
 
     # ----------------------------------------------------------------- metadata

@@ -121,7 +121,7 @@ def _summary(run) -> dict:
         except UserError:
             steps = "corrupt"
     status = m.get("status")
-    if status == "running" and not _process_alive(m):
+    if status == "running" and not _process_alive(m, run.path):
         status = "killed"  # the process that ran it is gone: `labml resume` continues it
     return {
         "path": str(run.path), "uid": m.get("uid"), "kind": m.get("kind"), "status": status,
@@ -131,11 +131,18 @@ def _summary(run) -> dict:
     }
 
 
-def _process_alive(meta: dict) -> bool:
-    """False if run.json names a process on this host that no longer exists."""
+def _process_alive(meta: dict, run_dir: Path | None = None) -> bool:
+    """False if the run folder's lock is free (its holder is gone), or, for a folder without a lock
+    record, if run.json names a process on this host that no longer exists. Only looks: never takes
+    the lock."""
     import socket
 
     from instruments.lock import pid_alive
+    from labml.run_lock import run_lock_holder
+
+    holder = run_lock_holder(run_dir) if run_dir is not None else None
+    if holder is not None and holder.locked is not None:
+        return holder.locked
 
     pid, host = meta.get("pid"), meta.get("pid_host")
     if not pid or host != socket.gethostname():
