@@ -129,6 +129,9 @@ class SimStateFile:
             os.close(self._fd)
             self._fd = None
 
+    def __deepcopy__(self, memo: dict) -> SimStateFile:
+        return self  # one file, one descriptor: a copied world still names the same bench
+
     def __repr__(self) -> str:
         return f"SimStateFile({str(self.path)!r})"
 
