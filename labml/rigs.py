@@ -10,7 +10,9 @@ Backend "visa": takes the rig lock, opens one pymeasure VISAAdapter per ``[instr
 (address, timeout, terminations, visa_library), builds each role with
 ``<class>.from_config(adapter, options, clock)`` (instruments.drivers.roles) and composes an
 instruments.rig.NanowireRig (which configures the roles and ramps down a rig left energised).
-Backend "sim": ``simulated_hw.rig.build_sim_rig(config)``. Imports of pyvisa/pymeasure/simulated_hw
+Backend "sim": takes the rig lock too, then ``simulated_hw.rig.build_sim_rig(config,
+state_file=<lock dir>/<rig name>.simstate)``: a simulated bench whose coil supply state outlives the
+process (see open_rig). Imports of pyvisa/pymeasure/simulated_hw
 are lazy (inside the functions).
 
 Use the rig as a context manager: ``with open_rig("sim") as rig: ...`` shuts it down on exit,
