@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -68,6 +70,15 @@ def main() -> None:
             "write + compliance query",
         )
     )
+
+    with tempfile.TemporaryDirectory() as tmp:  # the simulated bench's state file (labml.rigs.open_rig)
+        for where, state_file in (("in this process", None), ("kept in a file", Path(tmp) / "sim.simstate")):
+            r = build_sim_rig(load_rig_config(builtin_rig_path("sim_default")), state_file=state_file)
+            r.guard.enable_output()
+            g = r.guard
+            t_step = timed(lambda g=g: (g.ramp_to_current(5.0), g.ramp_to_current(0.0)), 1, args.repeat)
+            rows.append((f"guard ramp step, supply state {where}", t_step / 100, "0 -> 5 A -> 0, 0.1 A step"))
+            r.shutdown()
 
     rig = build_sim_rig(load_rig_config(builtin_rig_path("sim_default")))
     rig.select(0)

@@ -10,7 +10,9 @@ Backend "visa": takes the rig lock, opens one pymeasure VISAAdapter per ``[instr
 (address, timeout, terminations, visa_library), builds each role with
 ``<class>.from_config(adapter, options, clock)`` (instruments.drivers.roles) and composes an
 instruments.rig.NanowireRig (which configures the roles and ramps down a rig left energised).
-Backend "sim": ``simulated_hw.rig.build_sim_rig(config)``. Imports of pyvisa/pymeasure/simulated_hw
+Backend "sim": takes the rig lock too, then ``simulated_hw.rig.build_sim_rig(config,
+state_file=<lock dir>/<rig name>.simstate)``: a simulated bench whose coil supply state outlives the
+process (see open_rig). Imports of pyvisa/pymeasure/simulated_hw
 are lazy (inside the functions).
 
 Use the rig as a context manager: ``with open_rig("sim") as rig: ...`` shuts it down on exit,
@@ -20,7 +22,6 @@ exception or Ctrl+C.
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 import os
 import threading
@@ -137,37 +138,48 @@ def open_rig(
     """Open a rig (see the module docstring). Returns an instruments.rig.NanowireRig (the simulated
     backend returns its subclass). `overrides` are config tables merged before validation.
 
-    lock: take the rig lock (default: True for "visa", False for "sim", whose world lives in this
-    process). Raises ConfigError, RigLockedError or InstrumentFault (naming the role) before any
-    coil current changes.
+    lock: take the rig lock (default True, for both backends). A simulated rig opened with its lock
+    is a simulated bench that outlives this process: its coil supply's state (setpoint, output,
+    compliance) is kept in ``<lock dir>/<rig name>.simstate`` beside the lock and updated at every
+    command, so a run killed with the coil energised leaves it energised, and the next open (or
+    ``labml rig zero``) ramps it down through the guard, as on a bench. ``lock=False`` on a
+    simulated rig: a world that lives in this process only, at rest when opened.
+    Raises ConfigError, RigLockedError or InstrumentFault (naming the role) before any coil current
+    changes.
     """
     config = rig_config(spec, overrides or None)
     if config.backend == "sim":
-        try:
-            from simulated_hw.rig import build_sim_rig
-        except ImportError as exc:
-            raise ConfigError(f"{config.source}: the simulated backend is not available: {exc}") from exc
-        kwargs: dict[str, Any] = {}
-        params = inspect.signature(build_sim_rig).parameters
-        if stop is not None and "stop" in params:
-            kwargs["stop"] = stop
-        rig_lock = None
-        if lock:
-            from instruments.lock import RigLock
-
-            rig_lock = RigLock(config.name, lock_dir).acquire()
-            if "lock" in params:
-                kwargs["lock"] = rig_lock
-        try:
-            rig = build_sim_rig(config, **kwargs)
-        except BaseException:
-            if rig_lock is not None:
-                rig_lock.release()
-            raise
-        if rig_lock is not None and getattr(rig, "lock", None) is None:
-            rig.lock = rig_lock
-        return rig
+        return _open_sim_rig(config, lock=True if lock is None else lock, lock_dir=lock_dir, stop=stop)
     return _open_visa_rig(config, lock=True if lock is None else lock, lock_dir=lock_dir, stop=stop)
+
+
+def sim_state_path(rig_name: str, lock_dir: str | os.PathLike | None = None) -> Path:
+    """Where a simulated bench keeps its coil supply's state: beside its lock file."""
+    from instruments.lock import lock_path
+
+    return lock_path(rig_name, lock_dir).with_suffix(".simstate")
+
+
+def _open_sim_rig(config: RigConfig, *, lock: bool, lock_dir, stop, connect: bool = True) -> Any:
+    try:
+        from simulated_hw.rig import build_sim_rig
+    except ImportError as exc:
+        raise ConfigError(f"{config.source}: the simulated backend is not available: {exc}") from exc
+    from instruments.lock import RigLock
+
+    rig_lock = RigLock(config.name, lock_dir).acquire() if lock else None
+    try:
+        return build_sim_rig(
+            config,
+            stop=stop,
+            lock=rig_lock,
+            connect=connect,
+            state_file=sim_state_path(config.name, lock_dir) if lock else None,
+        )
+    except BaseException:
+        if rig_lock is not None:
+            rig_lock.release()
+        raise
 
 
 def _open_visa_rig(config: RigConfig, *, lock: bool, lock_dir, stop) -> Any:
@@ -197,12 +209,17 @@ def _open_visa_rig(config: RigConfig, *, lock: bool, lock_dir, stop) -> Any:
 def zero_rig(
     spec: RigSpec = None, *, force: bool = False, lock_dir: str | os.PathLike | None = None
 ) -> dict[str, Any]:
-    """Bring a rig to a safe state from outside: coil ramped to 0 A at the allowed rate, pulse and
-    supply outputs off, connections closed.
+    """Bring a rig to a safe state from outside: coil ramped to 0 A at the allowed rate through the
+    CoilGuard, pulse and supply outputs off, the current and output read back, connections closed.
 
-    Only the field source and pulse source are opened (a dead read-out cannot prevent it). A rig
-    locked by a live process is refused (RigLockedError) unless `force`; a dead holder's lock is
-    taken over. Returns a summary dict (current before, after, holder).
+    Only the field source and pulse source are driven (a dead read-out cannot prevent it). A rig
+    locked by a live process is refused (RigLockedError naming the holder) unless `force` (bench
+    only); a dead holder's lock is taken over. The same holds for a simulated rig, whose coil lives
+    in its state file beside the lock (see open_rig): it is zeroed there, so a run killed with the
+    simulated coil energised is brought to rest as a bench would be. `force` cannot zero a simulated
+    coil underneath a live holder (its world is in that process), so it is refused there too.
+    Returns a summary dict: current before/after (A), output after, holder, ramp steps and the
+    largest step (A), errors.
     """
     from instruments.lock import RigLock, holder_alive, lock_holder
 
@@ -211,55 +228,69 @@ def zero_rig(
     summary: dict[str, Any] = {"rig": config.name, "backend": config.backend, "lock_holder": None}
     if holder is not None:
         summary["lock_holder"] = {"pid": holder.pid, "host": holder.host, "alive": holder_alive(holder)}
-    if config.backend == "sim":
-        # the simulated world lives inside the process that opened it; a fresh one is at rest
-        with open_rig(config) as rig:
-            summary["current_before_A"] = float(rig.field_source.current_A)
-            rig.zero()
-            summary["current_after_A"] = float(rig.field_source.current_A)
-        summary["note"] = "simulated rig: its world lives in the process that opened it"
-        return summary
+    sim = config.backend == "sim"
     rig_lock = None
     if holder is not None and holder_alive(holder):
+        who = f"live {holder.describe()}"
+        if sim:
+            raise RigLockedError(
+                f"rig {config.name!r} is locked by {who}; its simulated coil lives in that process: stop it "
+                "(its shutdown zeroes the coil); --force cannot zero a simulated coil underneath it"
+            )
         if not force:
             raise RigLockedError(
-                f"rig {config.name!r} is locked by live {holder.describe()}; stop that "
-                "process first, or use --force to zero the coil underneath it"
+                f"rig {config.name!r} is locked by {who}; stop that process first, or use --force to zero "
+                "the coil underneath it"
             )
         log.warning("--force: zeroing rig %r while PID %d holds its lock", config.name, holder.pid)
     else:
         rig_lock = RigLock(config.name, lock_dir).acquire()
-    from instruments.rig import WallClock
     from instruments.safety import CoilGuard
 
     adapters: list = []
-    clock = WallClock()
     errors: list[str] = []
+    sim_rig = None
     try:
-        source = build_role(config, "field_source", clock, adapters)
-        pulse = (
-            build_role(config, "pulse_source", clock, adapters)
-            if "pulse_source" in config.instruments
-            else None
-        )
-        guard = CoilGuard(source, config.coil, config.limits, clock, pulse_source=pulse)
+        if sim:
+            from simulated_hw.rig import build_sim_rig
+
+            # the simulated bench as the dead run left it (state file), nothing configured yet
+            sim_rig = build_sim_rig(config, connect=False, state_file=sim_state_path(config.name, lock_dir))
+            source, pulse, guard = sim_rig.field_source, sim_rig.pulse_source, sim_rig.guard
+        else:
+            from instruments.rig import WallClock
+
+            clock = WallClock()
+            source = build_role(config, "field_source", clock, adapters)
+            pulse = (
+                build_role(config, "pulse_source", clock, adapters)
+                if "pulse_source" in config.instruments
+                else None
+            )
+            guard = CoilGuard(source, config.coil, config.limits, clock, pulse_source=pulse)
         if pulse is not None:
             try:
                 (getattr(pulse, "outputs_off", None) or pulse.disarm)()
             except Exception as exc:
                 errors.append(f"pulse source outputs off: {exc}")
         summary["current_before_A"] = float(source.current_A)
-        guard.sync()
-        if abs(guard.setpoint_A) < 1e-9 and abs(summary["current_before_A"]) > 1e-3:
-            guard._setpoint_A = summary["current_before_A"]
+        n_log = len(guard.log)
+        start_A = guard.sync()  # the supply's own setpoint: the staircase starts there
         try:
-            guard.zero()
-        except Exception as exc:
+            guard.disable_output()  # the one path to zero: stepped, retried, read back; then output off
+        except Exception as exc:  # CoilNotZeroError among them: reported, exit 1
             errors.append(f"ramp to 0: {exc}")
-            guard.emergency_zero()
-        source.disable_output()
         summary["current_after_A"] = float(source.current_A)
+        summary["output_after"] = bool(source.output_enabled)
+        sets = [(r.t_s, r.detail["current_A"]) for r in guard.log[n_log:] if r.action == "set"]
+        summary["ramp_steps"] = len(sets)
+        steps = [abs(b[1] - a[1]) for a, b in zip([(None, start_A), *sets], sets, strict=False)]
+        summary["max_step_A"] = max(steps, default=0.0)
+        rates = [abs(b[1] - a[1]) / max(b[0] - a[0], 1e-300) for a, b in zip(sets, sets[1:], strict=False)]
+        summary["max_rate_A_per_s"] = max(rates, default=0.0)  # between successive steps (rig clock)
     finally:
+        if sim_rig is not None:
+            errors.extend(f"{name}: {exc}" for name, exc in sim_rig.shutdown())
         _close_all(adapters)
         if rig_lock is not None:
             rig_lock.release()

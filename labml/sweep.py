@@ -20,6 +20,7 @@ This module knows nothing of protocols: it calls a point function named by a dot
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import importlib
@@ -85,7 +86,7 @@ _POINT_LOCK = threading.Lock()
 def call_point(point_fn: str, task: dict) -> dict:
     """Run one point (module-level so that worker processes and Dask can pickle it); points in the
     same process never overlap (see _POINT_LOCK)."""
-    with _POINT_LOCK:
+    with _POINT_LOCK, _point_bench(task):
         try:
             import torch
 
@@ -93,6 +94,33 @@ def call_point(point_fn: str, task: dict) -> dict:
         except ImportError:
             pass
         return _import(point_fn)(task)
+
+
+@contextlib.contextmanager
+def _point_bench(task: dict):
+    """On a simulated rig every point runs on its own simulated bench (its rig lock and persisted
+    coil state in ``points/.sim-benches/<point>``), so that points run side by side as on as many
+    benches, and a killed point's coil is found where it left it when the point is resumed. A real
+    bench (backend visa) keeps the one lock of the rig: its points never share it."""
+    try:
+        from labml.rigs import rig_config
+
+        sim = rig_config(task.get("rig")).backend == "sim"
+    except Exception:  # noqa: BLE001 - a bad rig spec fails the point itself, with its own message
+        sim = False
+    if not sim:
+        yield
+        return
+    run_dir = Path(task["run_dir"])
+    old = os.environ.get("LABML_LOCK_DIR")
+    os.environ["LABML_LOCK_DIR"] = str(run_dir.parent / ".sim-benches" / run_dir.name)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("LABML_LOCK_DIR", None)
+        else:
+            os.environ["LABML_LOCK_DIR"] = old
 
 
 def _threaded_workers(client: Any) -> dict[str, int]:

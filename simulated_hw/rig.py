@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import zlib
 from collections.abc import Callable
 from dataclasses import replace
@@ -28,6 +29,7 @@ from instruments.errors import ConfigError
 from instruments.rig import RIG_READOUT_KEYS, NanowireRig
 from instruments.roles import SynapseReads
 from instruments.safety import RampStopped
+from simulated_hw import simstate
 from simulated_hw.adapter import SimAdapter
 from simulated_hw.faults import FaultConfigError, FaultInjector
 from simulated_hw.instruments import (
@@ -44,6 +46,7 @@ from simulated_hw.instruments import (
     SimSR860,
     SimSwitch7001,
 )
+from simulated_hw.simstate import SimStateFile
 from simulated_hw.world import World
 
 log = logging.getLogger(__name__)
@@ -171,6 +174,7 @@ def build_sim_rig(
     connect: bool = True,
     stop: Any = None,
     lock: Any = None,
+    state_file: str | os.PathLike | None = None,
     **rig_kwargs: Any,
 ) -> SimNanowireRig:
     """Build the simulated rig of `config` (backend "sim"): the World, one simulated instrument and
@@ -180,12 +184,44 @@ def build_sim_rig(
     :param connect: configure the roles now (as NanowireRig does).
     :param stop: extra stop condition for ramps (threading.Event or callable), see NanowireRig.
     :param lock: a held rig lock released at shutdown.
+    :param state_file: keep the coil supply's state (setpoint, output, compliance) in this file
+        (simulated_hw.simstate), so that it outlives the process: the world's supply starts from it
+        (connect() finds a coil left energised and ramps it down, as on a bench) and every change is
+        written to it. Take the rig lock first (labml.rigs.open_rig does). Default: none, the world
+        lives in this process only.
     :param rig_kwargs: passed on to NanowireRig.
     Raises ConfigError naming the role and key for a role class with no simulated instrument,
     missing options or a bad ``[sim.faults]`` table.
     """
     if world is None:
         world = world_from_config(config)
+    persisted = None
+    if state_file is not None:
+        persisted = SimStateFile(state_file)
+        try:
+            simstate.attach(world, persisted)
+        except BaseException:
+            persisted.close()
+            raise
+    try:
+        rig = _build(config, world, stop, lock, rig_kwargs)
+    except BaseException:
+        if persisted is not None:
+            persisted.close()
+        raise
+    if persisted is not None:
+        rig.state_file = persisted
+        rig._closers.append(persisted.close)
+    if connect:
+        try:
+            rig.connect()
+        except BaseException:
+            rig.shutdown()
+            raise
+    return rig
+
+
+def _build(config: RigConfig, world: World, stop: Any, lock: Any, rig_kwargs: dict) -> SimNanowireRig:
     sim = dict(config.sim or {})
     faults_table = sim.get("faults", {}) or {}
     unknown_fault_roles = set(faults_table) - {"seed"} - set(config.instruments)
@@ -248,10 +284,4 @@ def build_sim_rig(
         # the fast path prices that sequence (bench time), not the one-waveform cycle
         inject_s = float(getattr(rig.injector, "width_s", 0.0) or 0.0) if rig.injector is not None else 0.0
         world.cycle = replace(world.cycle, two_waveforms=True, inject_s=inject_s)
-    if connect:
-        try:
-            rig.connect()
-        except BaseException:
-            rig.shutdown()
-            raise
     return rig

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
@@ -169,6 +170,13 @@ class CoilState:
         self.voltage_V = 0.0
         self.temperature_K = float(ambient_K)
         self._compliance_V = params.compliance_V
+        #: called after every change of setpoint, output or compliance (simulated_hw.simstate keeps
+        #: the supply's state in a file with it); None: the state lives in this process only
+        self.on_change: Callable[[], None] | None = None
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def set_setpoint_A(self, current_A: float) -> None:
         """DC setpoint (A). The world slews the current towards it while the output is on.
@@ -179,10 +187,12 @@ class CoilState:
         if not math.isfinite(current_A):
             raise ValueError(f"coil setpoint must be finite, got {current_A!r}")
         self.setpoint_A = current_A
+        self._changed()
 
     def set_output(self, on: bool) -> None:
         """Output relay. Off: the supply drives the current to 0 (at its compliance)."""
         self.output_on = bool(on)
+        self._changed()
 
     @property
     def field_mT(self) -> float:
@@ -210,6 +220,7 @@ class CoilState:
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"coil compliance must be > 0 V, got {value!r}")
         self._compliance_V = value
+        self._changed()
 
     @property
     def effective_params(self) -> CoilParams:
@@ -239,6 +250,7 @@ class CoilState:
         self.voltage_V = float(s["voltage_V"])
         self.temperature_K = float(s["temperature_K"])
         self._compliance_V = float(s.get("compliance_V", self.params.compliance_V))
+        self._changed()
 
 
 def _take(d: dict, cls, where: str):

@@ -38,15 +38,16 @@ def _rows(run) -> list[dict]:
 def test_sigkill_in_the_loop_training_on_the_simulated_rig_then_resume_is_bit_exact(tmp_path):
     # Every run in a fresh process, as a user runs them: the uninterrupted reference (concurrently),
     # the run that is killed, and `labml resume`.
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-
-    def start(*argv):
+    # The reference and the killed run each on their own simulated bench (a lock folder each: one
+    # bench refuses a second process); `labml resume` on the killed run's bench, as on a real one.
+    def start(*argv, bench):
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "LABML_LOCK_DIR": str(tmp_path / bench)}
         return subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
 
-    ref = start("-c", START, str(tmp_path / "ref"))
+    ref = start("-c", START, str(tmp_path / "ref"), bench="bench-ref")
     run_dir = tmp_path / "killed"
-    proc = start("-c", START, str(run_dir))
+    proc = start("-c", START, str(run_dir), bench="bench")
     rng = np.random.default_rng(int(os.environ.get("LABML_KILL_SEED", "7")))  # fixed seed: kill moment
     # the kill moment in units of epochs (after 2 to 10 rows, a random fraction into the next epoch),
     # so that it falls mid-run on a busy or an idle machine alike
@@ -60,7 +61,7 @@ def test_sigkill_in_the_loop_training_on_the_simulated_rig_then_resume_is_bit_ex
     killed_at = data_rows(run_dir, "metrics")
     assert runs.load(run_dir).meta["status"] == "running" and killed_at < CFG["epochs"]
 
-    resume = start("-m", "labml.cli", "resume", str(run_dir), "--no-progress")
+    resume = start("-m", "labml.cli", "resume", str(run_dir), "--no-progress", bench="bench")
     assert resume.wait(timeout=300) == 0, resume.stderr.read().decode()
     assert ref.wait(timeout=300) == 0, ref.stderr.read().decode()
     a, b = runs.load(tmp_path / "ref"), runs.load(run_dir)

@@ -3,10 +3,11 @@
     labml rig check [--rig FILE|sim]      identities, coil current/field, output state, limits, wires
     labml rig scan [--visa-library @py]   list VISA resources (nothing is opened or written)
     labml rig zero [--rig FILE|sim] [--force]
-                                          coil to 0 A at the allowed rate, outputs off (from outside)
+                                          coil to 0 A at the allowed rate, outputs off, read back
+                                          (from outside; a simulated rig: its persisted coil state)
 
-Exit status: 0 ok; 1 an instrument did not answer (the message names it); 2 bad input (config,
-lock held by a live process).
+Exit status: 0 ok; 1 an instrument did not answer (the message names it) or zero was not confirmed
+by the read-back; 2 bad input (config, lock held by a live process).
 """
 
 from __future__ import annotations
@@ -157,12 +158,22 @@ def cmd_zero(args: argparse.Namespace) -> int:
     h = s.get("lock_holder")
     if h:
         print(f"lock holder: PID {h['pid']} on {h['host']} ({'alive' if h['alive'] else 'dead'})")
+    after, output_on = s.get("current_after_A", float("nan")), s.get("output_after", False)
     print(
-        f"rig {s['rig']}: coil current {s.get('current_before_A', float('nan')):.4g} A -> "
-        f"{s.get('current_after_A', float('nan')):.4g} A, outputs off"
+        f"rig {s['rig']}: coil current {s.get('current_before_A', float('nan')):.4g} A -> {after:.4g} A "
+        f"(read back; {s.get('ramp_steps', 0)} ramp steps of at most {s.get('max_step_A', 0.0):.4g} A, "
+        f"<= {s.get('max_rate_A_per_s', 0.0):.4g} A/s), "
+        + ("supply output ON" if output_on else "outputs off")
     )
     for e in s.get("errors", []):
         print(f"warning: {e}", file=sys.stderr)
-    if s.get("note"):
-        print(s["note"])
+    from instruments.rig import ENERGISED_TOL_A
+
+    if not abs(after) <= ENERGISED_TOL_A or output_on:
+        print(
+            f"labml: error: rig {s['rig']} is NOT confirmed at rest: read back {after:.4g} A, "
+            f"output {'on' if output_on else 'off'}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
