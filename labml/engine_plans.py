@@ -246,6 +246,7 @@ def trainer_plan(kind: str, **config: Any) -> TrainerPlan:
     entry = TRAINERS.get(kind)
     if entry is None:
         raise UserError(f"unknown training kind {kind!r}; known: {sorted(TRAINERS)}")
+    config = {k: v for k, v in config.items() if not (k == "_data" and v is None)}  # absent == null
     config = full_config(kind, config)
     _code(entry.validator)(config, None)  # ranges and combinations: UserError before anything is made
     setting, value = entry.on_rig
@@ -388,7 +389,7 @@ class RegressionPlan(Plan):
         self.last_: dict = {}
 
     def spec(self) -> dict:
-        return {"factory": "labml.engine_plans:RegressionPlan", "params": dict(self.params)}
+        return {"kind": self.kind, "params": dict(self.params)}
 
     def n_steps(self) -> int:
         return self.params["epochs"]
@@ -558,7 +559,7 @@ class FieldSweepPlan(Plan):
         self.rows_: list[dict] = []
 
     def spec(self) -> dict:
-        return {"factory": "labml.engine_plans:FieldSweepPlan", "params": dict(self.params)}
+        return {"kind": self.kind, "params": dict(self.params)}
 
     def n_steps(self) -> int:
         return len(self.points)
