@@ -277,3 +277,15 @@ def test_a_rig_spec_inside_the_run_folder_is_refused(sweep_run, capsys):
     _edit(sweep_run, rig_spec=str(sweep_run / "rig.toml"))
     rc, err = _cli(capsys, "resume", str(sweep_run), "--dry-run")
     assert rc == 2 and "lies inside the run folder" in err
+
+
+def test_a_sweep_manifest_naming_code_is_refused_and_runs_nothing(tmp_path, capsys):
+    from labml.sweep import Sweep
+
+    Sweep.create(tmp_path / "sw", "hysteresis", {"field_max": ["5 mT"]}, rig="sim")
+    manifest = json.loads((tmp_path / "sw" / "manifest.json").read_text())
+    manifest["point_fn"] = "builtins:print"
+    (tmp_path / "sw" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="point_fn 'builtins:print' .* names no code to run"):
+        Sweep.open(tmp_path / "sw").run(workers=0)
+    assert "protocol" not in capsys.readouterr().out  # print was never called with a point
