@@ -63,8 +63,8 @@ class TrainerPlan(Plan):
         its state).
     evaluate : bool
         Call ``trainer.evaluate()`` at the end and record its result in run.json.
-    series : str
-        Name of the per-epoch CSV series.
+    series : str or None
+        Name of the per-epoch CSV series (default: that of the kind in TRAINERS, else "metrics").
     validator : callable, str or None
         ``validator(config, rig_config) -> dict`` for dry runs (or its "module:attr" path).
     summary : callable, str or None
@@ -83,7 +83,7 @@ class TrainerPlan(Plan):
         epochs: int | None = None,
         needs_rig: bool = False,
         evaluate: bool = True,
-        series: str = "metrics",
+        series: str | None = None,
         validator: str | None = None,
         summary: str | None = None,
     ) -> None:
@@ -95,7 +95,8 @@ class TrainerPlan(Plan):
         self.kind = kind
         self.needs_rig = needs_rig
         self.do_evaluate = evaluate
-        self.series = series
+        # a registered training kind writes its own series (what `labml resume` rebuilds); else "metrics"
+        self.series = series or (TRAINERS[kind].series if kind in TRAINERS else "metrics")
         n = epochs if epochs is not None else self.config.get("epochs")
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise UserError(f"{kind}: epochs must be an integer >= 1, got {n!r}")
