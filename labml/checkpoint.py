@@ -12,6 +12,12 @@ fsync'd and renamed (labml.runs.atomic_write_bytes): a kill at any instant leave
 the new checkpoint. Loading checks the magic (foreign file), the run uid (checkpoint of another
 run), the length and hash (truncated or corrupted file) before unpickling, each failure a UserError
 naming the file.
+
+The hash guards against damage, not against a crafted file (it sits in the same folder). So the
+payload is unpickled with ``torch.load(weights_only=True)``: only tensors, plain Python data and
+numpy arrays/dtypes/scalars (allow-listed for the duration of the load, `safe_load`) can come out
+of it; a file that names any other global (a function to call, a class to build) is refused
+before anything of it runs. labml's own model files (protocols' model.pt) load the same way.
 """
 
 from __future__ import annotations
@@ -121,8 +127,6 @@ def read_header(path: str | Path) -> dict:
 
 def load(path: str | Path, uid: str | None = None) -> dict:
     """Load and verify a checkpoint. `uid`: the run it must belong to (foreign checkpoint -> UserError)."""
-    import torch
-
     path = Path(path)
     header = read_header(path)
     if uid is not None and header.get("uid") != uid:
@@ -140,11 +144,46 @@ def load(path: str | Path, uid: str | None = None) -> dict:
     if hashlib.sha256(payload).hexdigest() != header["sha256"]:
         raise UserError(f"checkpoint {path} is corrupt (SHA-256 mismatch)")
     try:
-        state = torch.load(io.BytesIO(payload), weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a corrupt file
+        state = safe_load(io.BytesIO(payload), f"checkpoint {path}")
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any other unpickling failure is a corrupt file
         raise UserError(f"checkpoint {path} is corrupt: {exc}") from exc
+    if not isinstance(state, dict):
+        raise UserError(f"checkpoint {path} is corrupt: it holds a {type(state).__name__}, not a state dict")
     state["_header"] = header
     return state
+
+
+def _numpy_globals() -> list:
+    """The numpy reconstructors an array, a dtype or a numpy scalar pickles to (building an empty
+    array, a dtype or a scalar from bytes; none of them calls anything named by the file)."""
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core import multiarray
+    out = [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype]
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        out += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
+    return out
+
+
+def safe_load(source: Any, where: str) -> Any:
+    """``torch.load(source, weights_only=True)`` with numpy's array types allowed; anything else
+    (a pickle naming a function or class) is a UserError naming `where`, raised before it runs."""
+    import pickle
+
+    import torch
+
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            return torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln or "Unsupported" in ln]
+        detail = lines[0] if lines else str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{where} refused: it holds objects other than tensors, arrays and plain data "
+                        f"({detail}); it was not written by labml or was altered") from None
 
 
 def latest(run_dir: str | Path, uid: str | None = None) -> dict | None:

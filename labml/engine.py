@@ -114,7 +114,9 @@ class Plan:
 
     # -- identity: how to rebuild the plan in another process (labml resume)
     def spec(self) -> dict:
-        """{"factory": "module:callable", "params": {...}}; ``factory(**params)`` rebuilds the plan."""
+        """{"kind": NAME, "params": {...}}: a run kind registered in labml.kinds and its parameters
+        (plain JSON values). ``labml resume`` rebuilds the plan only through that registry; a run
+        folder never names code."""
         raise NotImplementedError(f"{type(self).__name__} cannot be resumed: it defines no spec()")
 
     def parameters(self) -> dict:
@@ -191,7 +193,8 @@ def default_probe(rig: Any) -> None:
 
 
 def resolve(dotted: str) -> Any:
-    """'package.module:attr' (or 'package.module.attr') -> the object."""
+    """'package.module:attr' (or 'package.module.attr') -> the object. For paths written in code
+    only: nothing read from a run folder ever reaches it (run folders name run kinds)."""
     mod, sep, attr = dotted.partition(":")
     if not sep:
         mod, _, attr = dotted.rpartition(".")
@@ -204,15 +207,86 @@ def resolve(dotted: str) -> Any:
     return obj
 
 
-def build_plan(spec: dict) -> Plan:
-    """Rebuild a plan from its spec (run.json "plan")."""
-    if not isinstance(spec, dict) or "factory" not in spec:
-        raise UserError(f"plan spec {spec!r} has no 'factory'")
-    factory = resolve(spec["factory"])
+def build_plan(spec: dict, where: str = "run.json") -> Plan:
+    """Rebuild a plan from its spec (run.json "plan": {"kind", "params"}) through the run-kind
+    registry (labml.kinds): an unknown kind, a spec naming a factory or parameters outside their
+    declared type or range are a one-line UserError; nothing named in the folder is imported."""
+    from labml import kinds
+
+    return kinds.plan_from_spec(spec, where)
+
+
+def _comparable_spec(spec: Any) -> Any:
+    """A spec in the form two specs compare in: kind and validated params when the kind is
+    registered, else the spec as JSON."""
+    from labml import kinds
+    from labml.runs import to_jsonable
+
     try:
-        return factory(**dict(spec.get("params") or {}))
-    except TypeError as exc:
-        raise UserError(f"cannot rebuild plan {spec['factory']} from run.json parameters: {exc}") from exc
+        return to_jsonable(kinds.normal_spec(spec))
+    except UserError:
+        return to_jsonable(spec)
+
+
+def check_plan_fits(run: Run, plan: Plan, state: dict | None) -> None:
+    """UserError unless `plan` is the plan that wrote `run` and its checkpoint `state`: the run's
+    kind, the plan spec the checkpoint recorded, and a step within the plan (so a foreign plan in
+    run.json is refused, never resumed and recorded as a success with rows missing)."""
+    where = f"{run.path / 'run.json'}"
+    if run.meta.get("kind") is not None and run.meta.get("kind") != plan.kind:
+        raise UserError(f"{where}: the plan is of kind {plan.kind!r} but the run is of kind "
+                        f"{run.meta.get('kind')!r}; the run folder was altered, it cannot be resumed")
+    if state is None:
+        return
+    recorded = state.get("spec")
+    if recorded is not None:
+        try:
+            mine = plan.spec()
+        except NotImplementedError:
+            mine = None
+        a, b = _comparable_spec(recorded), _comparable_spec(mine)
+        if a != b:
+            if isinstance(a, dict) and isinstance(b, dict) and a.get("kind") == b.get("kind"):
+                pa, pb = a.get("params") or {}, b.get("params") or {}
+                diff = sorted(k for k in set(pa) | set(pb) if pa.get(k) != pb.get(k)) or ["params"]
+            else:
+                diff = ["kind"]
+            raise UserError(f"{where}: the plan does not match the one that wrote its checkpoint of step "
+                            f"{state.get('step')} (differs in {', '.join(diff)}); it cannot be resumed")
+    n = plan.n_steps()
+    step = state.get("step")
+    if not isinstance(step, int) or step < 0 or (n is not None and step > n):
+        raise UserError(f"{where}: its checkpoint is at step {step!r} but the plan has {n} steps; "
+                        "the run folder was altered, it cannot be resumed")
+
+
+def _rig_safety_view(cfg: Any) -> dict[str, Any]:
+    """The settings of a rig config that bound what the coil may do or where commands go: every
+    [limits] and [coil] key, each instrument's class and address, each wire's field range."""
+    from labml.runs import to_jsonable
+
+    d = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
+    out: dict[str, Any] = {}
+    for table in ("limits", "coil"):
+        for k, v in (d.get(table) or {}).items():
+            out[f"{table}.{k}"] = v
+    for role, inst in (d.get("instruments") or {}).items():
+        if isinstance(inst, dict):
+            out[f"instruments.{role}.address"] = inst.get("address")
+            out[f"instruments.{role}.class"] = inst.get("cls")
+    for i, wire in enumerate(d.get("wires") or []):
+        if isinstance(wire, dict):
+            out[f"wires.{i}.field_range_mT"] = wire.get("field_range_mT")
+    return to_jsonable(out)
+
+
+def rig_changes(snapshot: Any, config: Any) -> list[str]:
+    """Keys (e.g. "limits.i_max_A") whose value in a run's rig_config snapshot differs from the local
+    rig config. The snapshot is never applied: limits and addresses always come from `config`."""
+    if not isinstance(snapshot, dict) or config is None:
+        return []
+    old, new = _rig_safety_view(snapshot), _rig_safety_view(config)
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
 # ======================================================================================= context
@@ -586,33 +660,24 @@ class RunEngine:
         rig: Any = None,
         plan: Plan | None = None,
         checkpoint: int | None = None,
+        accept_rig_change: bool = False,
     ) -> Outcome:
         """Continue the run in `run_dir` from its newest checkpoint (same folder, same uid), or from
-        the kept checkpoint of step `checkpoint` (e.g. when the newest one was damaged)."""
-        run = load(run_dir)
-        status = run.meta.get("status")
-        if status not in RESUMABLE:
-            raise UserError(
-                f"run {run.path} has finished (status {status!r}, reason {run.meta.get('reason')!r}); "
-                "nothing to resume. Start a new run instead."
-            )
-        pid, host = run.meta.get("pid"), run.meta.get("pid_host")
-        here = host == socket.gethostname()
-        if status == RUNNING and pid and here and pid != os.getpid() and pid_alive(int(pid)):
-            raise UserError(f"run {run.path} is still running in process {pid}; stop it first")
-        state = load_checkpoint(run, checkpoint)
-        if plan is None:
-            if run.meta.get("plan") is None:
-                raise UserError(f"run {run.path} records no plan spec; it cannot be resumed")
-            plan = build_plan(run.meta["plan"])
-        rig_spec = run.meta.get("rig_spec")
-        if plan.needs_rig and rig is None and not rig_spec:
-            raise UserError(
-                f"run {run.path} was made on a rig that run.json does not name (no rig_spec); "
-                "resume it from Python with RunEngine().resume(run_dir, rig=open_rig(...))"
-            )
+        the kept checkpoint of step `checkpoint` (e.g. when the newest one was damaged).
+
+        The plan is rebuilt through the run-kind registry (see `prepare_resume`); limits and
+        instrument addresses come from the local rig config, never from run.json. If the run's
+        rig snapshot differs from it in those keys, UserError unless `accept_rig_change` (then a
+        "rig-change" event records the old values and the snapshot is replaced)."""
+        prep = prepare_resume(run_dir, rig=rig, plan=plan, checkpoint=checkpoint,
+                              accept_rig_change=accept_rig_change)
+        run, plan, state = prep.run, prep.plan, prep.state
+        if prep.rig_changes:
+            run.add_event("rig-change", accepted=True, keys=prep.rig_changes,
+                          old={k: _rig_safety_view(run.meta["rig_config"]).get(k) for k in prep.rig_changes})
+            run.update(rig_config=dataclasses.asdict(prep.rig_config))
         run.add_event("resume", from_step=0 if state is None else int(state["step"]), pid=os.getpid())
-        return self._execute(plan, run, rig, rig_spec if rig is None else None, state=state)
+        return self._execute(plan, run, rig, prep.rig_spec if rig is None else None, state=state)
 
     # ----------------------------------------------------------------- the loop
     def _execute(self, plan: Plan, run: Run, rig: Any, rig_spec: Any, state: dict | None) -> Outcome:
@@ -811,6 +876,7 @@ class RunEngine:
     def _checkpoint(self, plan: Plan, run: Run, rig: Any, step: int) -> None:
         state = {
             "step": step,
+            "spec": _spec_or_none(plan),  # resume checks that run.json names this same plan
             "plan": plan.state_dict(),
             "rng": ckpt.capture_rng(),
             "rig": rig.state_dict() if rig is not None and hasattr(rig, "state_dict") else None,
@@ -978,6 +1044,13 @@ class RunEngine:
         return new_step
 
 
+def _spec_or_none(plan: Plan) -> dict | None:
+    try:
+        return plan.spec()
+    except NotImplementedError:
+        return None
+
+
 def load_checkpoint(run: Run, step: int | None = None) -> dict | None:
     """The newest verified checkpoint of `run` (or that of `step`); UserError naming the file and the
     steps that are kept when it is damaged or missing."""
@@ -995,6 +1068,80 @@ def load_checkpoint(run: Run, step: int | None = None) -> dict | None:
     if step not in kept:
         raise UserError(f"run {run.path} keeps no checkpoint of step {step}; kept: {kept or 'none'}")
     return ckpt.load(files[kept.index(step)], uid=run.uid)
+
+
+@dataclasses.dataclass
+class ResumePlan:
+    """What `prepare_resume` found: the run, its rebuilt plan, the checkpoint state to continue from,
+    the local rig spec and config, and the keys where the run's rig snapshot differs from them."""
+
+    run: Run
+    plan: Plan
+    state: dict | None
+    rig_spec: str | None
+    rig_config: Any
+    rig_changes: list[str]
+
+
+def prepare_resume(
+    run_dir: str | os.PathLike,
+    *,
+    rig: Any = None,
+    plan: Plan | None = None,
+    checkpoint: int | None = None,
+    accept_rig_change: bool = False,
+) -> ResumePlan:
+    """Every check of a resume, without opening the rig or changing the folder (``labml resume``
+    and its ``--dry-run``): the run is resumable and not running; its checkpoint verifies and
+    unpickles only tensors, arrays and plain data; its plan is a registered run kind with valid
+    parameters (nothing in the folder is imported or called) that matches the checkpoint; the rig
+    spec is a local config (not a file inside the run folder), its limits and addresses agree with
+    the run's snapshot (or `accept_rig_change`), and the plan fits the local limits."""
+    run = load(run_dir)
+    status = run.meta.get("status")
+    if status not in RESUMABLE:
+        raise UserError(
+            f"run {run.path} has finished (status {status!r}, reason {run.meta.get('reason')!r}); "
+            "nothing to resume. Start a new run instead."
+        )
+    pid, host = run.meta.get("pid"), run.meta.get("pid_host")
+    here = host == socket.gethostname()
+    if status == RUNNING and pid and here and pid != os.getpid() and pid_alive(int(pid)):
+        raise UserError(f"run {run.path} is still running in process {pid}; stop it first")
+    where = str(run.path / "run.json")
+    if plan is None:
+        if run.meta.get("plan") is None:
+            raise UserError(f"run {run.path} records no plan spec; it cannot be resumed")
+        plan = build_plan(run.meta["plan"], where)
+    state = load_checkpoint(run, checkpoint)
+    check_plan_fits(run, plan, state)
+    recorded = run.meta.get("rig_overrides")
+    if (recorded or None) != (_rig_overrides(plan) or None):
+        raise UserError(f"{where}: rig_overrides {recorded!r} are not those of its plan "
+                        f"({_rig_overrides(plan)!r}); the run folder was altered, it cannot be resumed")
+    rig_spec = run.meta.get("rig_spec")
+    config, changes = None, []
+    if plan.needs_rig:
+        if rig is None and not rig_spec:
+            raise UserError(
+                f"run {run.path} was made on a rig that run.json does not name (no rig_spec); "
+                "resume it from Python with RunEngine().resume(run_dir, rig=open_rig(...))"
+            )
+        if rig is None and rig_spec not in ("sim", None):
+            spec_path = Path(rig_spec).resolve()
+            if spec_path == run.path.resolve() or run.path.resolve() in spec_path.parents:
+                raise UserError(f"{where}: rig_spec {rig_spec!r} lies inside the run folder; a rig config "
+                                "must be a local file, not part of a run folder")
+        config = (getattr(rig, "config", None) if rig is not None
+                  else rig_config_of(rig_spec, _rig_overrides(plan)))
+        changes = rig_changes(run.meta.get("rig_config"), config)
+        if changes and not accept_rig_change:
+            raise UserError(f"{where}: the local rig config differs from the run's snapshot in "
+                            f"{', '.join(changes)}; resume with --accept-rig-change to continue under "
+                            "the local config")
+        if config is not None:
+            plan.validate(config)
+    return ResumePlan(run, plan, state, rig_spec, config, changes)
 
 
 def _safe_results(plan: Plan) -> dict:
@@ -1038,10 +1185,25 @@ def dry_run(
     return summary
 
 
+#: the only rig config keys a plan may override: the simulated world's seed (never a limit, the
+#: coil, an address or a wire)
+ALLOWED_RIG_OVERRIDES = {"sim": {"seed"}}
+
+
 def _rig_overrides(plan: Plan) -> dict | None:
     """Config tables a plan merges over its rig file when the engine opens the rig (e.g. the
-    simulated world's seed, {"sim": {"seed": 3}}); None for none."""
-    return getattr(plan, "rig_overrides", None) or None
+    simulated world's seed, {"sim": {"seed": 3}}); None for none. Anything outside
+    ALLOWED_RIG_OVERRIDES is a UserError: no plan can loosen a limit of the rig config."""
+    overrides = getattr(plan, "rig_overrides", None) or None
+    if overrides is None:
+        return None
+    bad = [f"{t}.{k}" for t, table in overrides.items()
+           for k in (table if isinstance(table, dict) else {None: None})
+           if k not in ALLOWED_RIG_OVERRIDES.get(t, set())]
+    if bad:
+        raise UserError(f"plan {plan.kind!r} overrides rig config key(s) {bad}; only "
+                        f"{[f'{t}.{k}' for t, ks in ALLOWED_RIG_OVERRIDES.items() for k in ks]} may be")
+    return overrides
 
 
 def rig_config_of(rig_spec: str | os.PathLike | None, overrides: dict | None = None) -> Any:

@@ -3,21 +3,24 @@
 - `TrainerPlan`: wraps any steppable trainer (``run_epoch(epoch) -> dict``, ``state_dict()``,
   ``load_state_dict()``, ``evaluate() -> dict``; the contract of labml.synapses and labml.bm) so
   that training runs are recorded, checkpointed every epoch, pausable and resumable. The trainer
-  is built by a *builder* named by dotted path, ``builder(config: dict, rig) -> trainer``, so the
-  plan can be rebuilt in another process from run.json (``labml resume``).
+  is built by a *builder*, ``builder(config: dict, rig) -> trainer``, that the code constructing
+  the plan chooses; a run folder records only the run kind and the config, and ``labml resume``
+  rebuilds the plan of a registered kind (`TRAINERS`: builder, validator and summary chosen by the
+  kind's name inside the package, never by a path read from the folder).
 - `RegressionPlan`: a small real torch training on the model backend (no rig): an MLP regression of
   scikit-learn's bundled diabetes data set (442 patients, 10 features), Adam, shuffled minibatches,
   dropout, early stopping. Used by the kill tests and as an example plan.
 - `bm_trainer`: builder for labml.bm.training.BMTrainer.
 
-A plan is rebuilt by ``factory(**params)`` with ``spec() == {"factory": ..., "params": ...}``.
+A plan records ``spec() == {"kind": NAME, "params": {...}}`` in run.json and is rebuilt through the
+run-kind registry (labml.kinds); `run_kinds()` declares the kinds of this module.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -46,8 +49,9 @@ class TrainerPlan(Plan):
 
     Parameters
     ----------
-    builder : str
-        Dotted path of ``builder(config: dict, rig) -> trainer`` (e.g. "labml.engine_plans:bm_trainer").
+    builder : callable or str
+        ``builder(config: dict, rig) -> trainer``, or its "module:attr" path; given by code, never
+        read from a run folder (``labml resume`` takes the builder of the registered kind).
     config : dict
         The trainer's configuration (JSON-serialisable; recorded as the run's parameters).
     kind : str
@@ -59,10 +63,12 @@ class TrainerPlan(Plan):
         its state).
     evaluate : bool
         Call ``trainer.evaluate()`` at the end and record its result in run.json.
-    series : str
-        Name of the per-epoch CSV series.
-    summary : str or None
-        Dotted path of ``summary(plan, ctx) -> dict``, called at the end of a successful run: its
+    series : str or None
+        Name of the per-epoch CSV series (default: that of the kind in TRAINERS, else "metrics").
+    validator : callable, str or None
+        ``validator(config, rig_config) -> dict`` for dry runs (or its "module:attr" path).
+    summary : callable, str or None
+        ``summary(plan, ctx) -> dict`` (or its "module:attr" path), called at the end of a successful run: its
         keys join the run's results in run.json (the same after ``labml resume``).
 
     Rows: every scalar entry of ``run_epoch``'s dict. A dict containing ``stop: True`` (or a trainer
@@ -77,7 +83,7 @@ class TrainerPlan(Plan):
         epochs: int | None = None,
         needs_rig: bool = False,
         evaluate: bool = True,
-        series: str = "metrics",
+        series: str | None = None,
         validator: str | None = None,
         summary: str | None = None,
     ) -> None:
@@ -89,7 +95,8 @@ class TrainerPlan(Plan):
         self.kind = kind
         self.needs_rig = needs_rig
         self.do_evaluate = evaluate
-        self.series = series
+        # a registered training kind writes its own series (what `labml resume` rebuilds); else "metrics"
+        self.series = series or (TRAINERS[kind].series if kind in TRAINERS else "metrics")
         n = epochs if epochs is not None else self.config.get("epochs")
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise UserError(f"{kind}: epochs must be an integer >= 1, got {n!r}")
@@ -99,27 +106,15 @@ class TrainerPlan(Plan):
         self.last_: dict = {}
 
     def spec(self) -> dict:
-        return {
-            "factory": "labml.engine_plans:TrainerPlan",
-            "params": {
-                "builder": self.builder,
-                "config": self.config,
-                "kind": self.kind,
-                "epochs": self.epochs,
-                "needs_rig": self.needs_rig,
-                "evaluate": self.do_evaluate,
-                "series": self.series,
-                "validator": self.validator,
-                "summary": self.summary,
-            },
-        }
+        """The run kind and the trainer's config; a registered kind rebuilds the rest."""
+        return {"kind": self.kind, "params": dict(self.config)}
 
     def validate(self, rig_config: Any) -> dict:
         """Dry run: the validator (``validator(config, rig_config) -> dict``, dotted path) checks
         the training settings against the rig config; no data is loaded, nothing is opened."""
         out: dict = {"epochs": self.epochs}
         if self.validator:
-            out.update(resolve(self.validator)(self.config, rig_config) or {})
+            out.update(_code(self.validator)(self.config, rig_config) or {})
         return out
 
     def parameters(self) -> dict:
@@ -130,7 +125,7 @@ class TrainerPlan(Plan):
 
     def open(self, ctx: RunContext) -> None:
         if self.trainer is None:
-            self.trainer = resolve(self.builder)(self.config, ctx.rig)
+            self.trainer = _code(self.builder)(self.config, ctx.rig)
 
     def step(self, i: int, ctx: RunContext) -> bool:
         metrics = self.trainer.run_epoch(i)
@@ -151,7 +146,7 @@ class TrainerPlan(Plan):
         if self.summary:
             # The front end's key results, made here so that a run finished by `labml resume`
             # records the same summary in run.json as an uninterrupted one.
-            self.summary_ = dict(resolve(self.summary)(self, ctx) or {})
+            self.summary_ = dict(_code(self.summary)(self, ctx) or {})
 
     def results(self) -> dict:
         return {"last_epoch": self.last_, "final": self.final_, **self.summary_}
@@ -203,13 +198,30 @@ def bm_validate_with_data(config: dict, rig_config: Any = None) -> dict:
     return bm_validate({k: v for k, v in config.items() if k != "_data"}, rig_config)
 
 
-TRAINERS = {
-    # kind: (builder, validator, config dataclass)
-    "train-synapses": ("labml.synapses.trainer:build_trainer", "labml.engine_plans:synapse_validate",
-                       "labml.synapses.trainer:SynapseTrainConfig"),
-    "train-bm": ("labml.engine_plans:bm_trainer", "labml.engine_plans:bm_validate",
-                 "labml.bm.training:BMTrainConfig"),
+class Trainer(NamedTuple):
+    """What a training kind's name selects inside the package (all "module:attr" of package code)."""
+
+    builder: str  # builder(config, rig) -> trainer
+    validator: str  # validator(config, rig_config) -> dict (raises UserError)
+    config_class: str  # the config dataclass (its fields are the kind's declared parameters)
+    summary: str | None  # summary(plan, ctx) -> dict, or None
+    series: str  # name of the per-epoch CSV series
+    on_rig: tuple[str, str]  # (setting, value): it reads synapses on a rig when config[setting] == value
+
+
+TRAINERS: dict[str, Trainer] = {
+    "train-synapses": Trainer("labml.synapses.trainer:build_trainer", "labml.engine_plans:synapse_validate",
+                              "labml.synapses.trainer:SynapseTrainConfig",
+                              "labml.engine_train:synapse_summary", "epochs", ("backend", "rig")),
+    "train-bm": Trainer("labml.engine_train:bm_trainer_with_data", "labml.engine_plans:bm_validate_with_data",
+                        "labml.bm.training:BMTrainConfig", "labml.engine_train:bm_summary",
+                        "metrics", ("kernel", "rig")),
 }
+
+
+def _code(target: Any) -> Any:
+    """A callable given by code, or its "module:attr" path (package code, never a run folder's text)."""
+    return resolve(target) if isinstance(target, str) else target
 
 
 def full_config(kind: str, config: dict) -> dict:
@@ -220,12 +232,27 @@ def full_config(kind: str, config: dict) -> dict:
     entry = TRAINERS.get(kind)
     if entry is None:
         return dict(config)
-    cls = resolve(entry[2])
+    cls = resolve(entry.config_class)
     known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(config) - known)
+    extra = {k: config[k] for k in ("_data",) if k in config and kind == "train-bm"}
+    unknown = sorted(set(config) - known - set(extra))
     if unknown:
         raise UserError(f"{kind}: unknown setting(s) {unknown}; known: {sorted(known)}")
     return {**dataclasses.asdict(cls()), **config}
+
+
+def trainer_plan(kind: str, **config: Any) -> TrainerPlan:
+    """The plan of training kind `kind` (a key of TRAINERS) with settings `config`: builder,
+    validator, summary, series and whether it runs on a rig all follow from the kind's name."""
+    entry = TRAINERS.get(kind)
+    if entry is None:
+        raise UserError(f"unknown training kind {kind!r}; known: {sorted(TRAINERS)}")
+    config = {k: v for k, v in config.items() if not (k == "_data" and v is None)}  # absent == null
+    config = full_config(kind, config)
+    _code(entry.validator)(config, None)  # ranges and combinations: UserError before anything is made
+    setting, value = entry.on_rig
+    return TrainerPlan(entry.builder, config, kind=kind, needs_rig=config.get(setting) == value,
+                       validator=entry.validator, summary=entry.summary, series=entry.series)
 
 
 def run_training(
@@ -244,25 +271,37 @@ def run_training(
 ) -> dict:
     """Front end for `labml train ...`: run a steppable trainer on the run engine.
 
-    kind: "train-synapses", "train-bm" (builder/validator looked up in TRAINERS) or any kind with
-    an explicit `builder`. config: the trainer's settings (dict). rig: a rig spec ("sim", TOML path)
-    the engine opens, or an open rig; needs_rig: default ``rig is not None``. dry_run: validate the
-    settings against the rig config and the output folder, open and write nothing. metadata: sample,
+    kind: "train-synapses", "train-bm" (builder, validator, summary, series and whether it needs the
+    rig follow from the kind, see `trainer_plan`) or any kind with an explicit `builder` (such a run
+    resumes only if its kind is registered in labml.kinds). config: the trainer's settings (dict).
+    rig: a rig spec ("sim", TOML path) the engine opens, or an open rig; needs_rig: default
+    ``rig is not None`` (for a known kind: from its settings). dry_run: validate the settings
+    against the rig config and the output folder, open and write nothing. metadata: sample,
     device, operator, notes for run.json. series: name of the per-epoch CSV (default "epochs" for
     train-synapses, the name its command always used; "metrics" otherwise). Returns {"status",
     "reason", "run_dir", "results", "steps_done"} (or {"dry_run": True, "plan": {...}}).
     """
     from labml import engine as eng
 
-    b, v, _ = TRAINERS.get(kind, (None, None, None))
-    series = engine_kwargs.pop("series", "epochs" if kind == "train-synapses" else "metrics")
-    builder = builder or b
-    validator = validator or v
-    if builder is None:
-        raise UserError(f"unknown training kind {kind!r}; known: {sorted(TRAINERS)} (or pass builder=)")
-    config = full_config(kind, config)
-    needs_rig = (rig is not None) if needs_rig is None else needs_rig
-    plan = TrainerPlan(builder, config, kind=kind, needs_rig=needs_rig, validator=validator, series=series)
+    if kind in TRAINERS and builder is None and validator is None:
+        plan = trainer_plan(kind, **config)  # what `labml resume` rebuilds from the kind's name
+        if needs_rig is not None and needs_rig != plan.needs_rig:
+            setting, value = TRAINERS[kind].on_rig
+            raise UserError(f"{kind}: needs_rig={needs_rig} contradicts the setting {setting}="
+                            f"{config.get(setting)!r} (it runs on a rig when {setting} is {value!r})")
+        needs_rig = plan.needs_rig
+        engine_kwargs.pop("series", None)
+    else:
+        b, v = (TRAINERS[kind].builder, TRAINERS[kind].validator) if kind in TRAINERS else (None, None)
+        series = engine_kwargs.pop("series", "epochs" if kind == "train-synapses" else "metrics")
+        builder = builder or b
+        validator = validator or v
+        if builder is None:
+            raise UserError(f"unknown training kind {kind!r}; known: {sorted(TRAINERS)} (or pass builder=)")
+        config = full_config(kind, config)
+        needs_rig = (rig is not None) if needs_rig is None else needs_rig
+        plan = TrainerPlan(builder, config, kind=kind, needs_rig=needs_rig, validator=validator,
+                           series=series)
     spec_given = isinstance(rig, str) or hasattr(rig, "__fspath__")
     if dry_run:
         summary = eng.dry_run(plan, rig if (needs_rig and spec_given) else None, run_dir)
@@ -351,7 +390,7 @@ class RegressionPlan(Plan):
         self.last_: dict = {}
 
     def spec(self) -> dict:
-        return {"factory": "labml.engine_plans:RegressionPlan", "params": dict(self.params)}
+        return {"kind": self.kind, "params": dict(self.params)}
 
     def n_steps(self) -> int:
         return self.params["epochs"]
@@ -521,7 +560,7 @@ class FieldSweepPlan(Plan):
         self.rows_: list[dict] = []
 
     def spec(self) -> dict:
-        return {"factory": "labml.engine_plans:FieldSweepPlan", "params": dict(self.params)}
+        return {"kind": self.kind, "params": dict(self.params)}
 
     def n_steps(self) -> int:
         return len(self.points)
@@ -599,3 +638,75 @@ class FieldSweepPlan(Plan):
 
     def load_state_dict(self, state: dict) -> None:
         self.rows_ = [dict(r) for r in state.get("rows", [])]
+
+
+# ======================================================================================= run kinds
+_ANNOTATIONS = {"int": ("int", None), "float": ("float", None), "str": ("str", None), "bool": ("bool", None),
+                "dict": ("dict", None), "list[int]": ("list", "int"), "list[float]": ("list", "float")}
+
+
+def _config_params(cls: Any) -> list:
+    """Declared parameters of a trainer config dataclass: one per field, its type from the
+    annotation, its default from the dataclass (ranges: the dataclass's validate(), run by the
+    kind's validator when the plan is built)."""
+    import dataclasses
+
+    from labml.kinds import Param
+
+    defaults = dataclasses.asdict(cls())
+    out = []
+    for f in dataclasses.fields(cls):
+        ann = str(f.type).replace(" ", "")
+        optional = ann.endswith("|None")
+        typ, item = _ANNOTATIONS[ann.removesuffix("|None")]
+        unit = "mT" if f.name.endswith("_mT") else ""
+        out.append(Param(f.name, typ, unit=unit, default=defaults[f.name], optional=optional, item=item,
+                         help=f"{cls.__name__}.{f.name}"))
+    return out
+
+
+def _bm_data(value: Any) -> Any:
+    """The "_data" options of a train-bm run (data folder, sizes, seed): plain values only."""
+    if value is None:
+        return None
+    allowed = {"data": (str, type(None)), "train_size": (int, type(None)), "test_size": (int, type(None)),
+               "seed": (int,)}
+    for key, v in value.items():
+        if key not in allowed or isinstance(v, bool) or not isinstance(v, allowed[key]):
+            raise UserError(f"run.json: run kind 'train-bm': parameter _data.{key} = {v!r} is not allowed; "
+                            "keys: data (folder or null), train_size, test_size (integer or null), seed")
+    return dict(value)
+
+
+def run_kinds() -> list:
+    """The run kinds of this module (provider of labml.kinds): the trainings and the example plans."""
+    from labml.kinds import Param, RunKind
+
+    kinds = []
+    for name, entry in TRAINERS.items():
+        params = _config_params(resolve(entry.config_class))
+        if name == "train-bm":
+            params.append(Param("_data", "dict", optional=True, default=None, check=_bm_data,
+                                help="data options of `labml train bm` (data, train_size, test_size, seed)"))
+        kinds.append(RunKind(name, "labml.engine_plans:trainer_plan", tuple(params), fixed={"kind": name},
+                             help=f"training ({entry.config_class.rpartition(':')[2]}), one step per epoch"))
+    kinds.append(RunKind("train-regression", "labml.engine_plans:RegressionPlan", (
+        Param("epochs", "int", low=1, default=30, help="epochs"),
+        Param("hidden", "int", low=1, default=16, help="hidden units"),
+        Param("lr", "float", low=0, low_open=True, default=0.01, help="Adam learning rate"),
+        Param("batch_size", "int", low=1, default=32, help="minibatch size"),
+        Param("dropout", "float", low=0, high=1, high_open=True, default=0.1, help="dropout probability"),
+        Param("val_fraction", "float", low=0, high=1, low_open=True, high_open=True, default=0.2,
+              help="validation fraction"),
+        Param("patience", "int", low=0, default=0, help="early-stopping patience in epochs (0: off)"),
+        Param("seed", "int", default=0, help="seed"),
+        Param("threads", "int", low=1, default=1, help="torch threads"),
+    ), help="MLP regression of the diabetes data set (model backend, example plan)"))
+    kinds.append(RunKind("field-sweep", "labml.engine_plans:FieldSweepPlan", (
+        Param("wire", "int", low=0, default=0, help="wire index"),
+        Param("field_max_mT", "float", unit="mT", low=0, low_open=True, default=12.0, help="loop amplitude"),
+        Param("step_mT", "float", unit="mT", low=0, low_open=True, default=1.0, help="field step"),
+        Param("loops", "int", low=1, default=1, help="number of loops"),
+        Param("settle_s", "float", unit="s", low=0, high=60, default=0.01, help="settle time per point"),
+    ), help="hysteresis loop of one wire by DC field steps (example plan)"))
+    return kinds

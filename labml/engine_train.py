@@ -121,7 +121,7 @@ def synapse_summary(plan: Any, ctx: Any) -> dict:
 
 def cmd_train_synapses(args: argparse.Namespace) -> int:
     from labml.engine import RunEngine
-    from labml.engine_plans import TrainerPlan
+    from labml.engine_plans import trainer_plan
     from labml.runs import load
 
     cfg = synapse_config_from_args(args)
@@ -136,9 +136,7 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
     if rig_spec and cfg["backend"] == "model" and not rig_test:
         raise UserError("--rig is used by --backend rig or --rig-test-size; neither was given")
     on_rig = cfg["backend"] == "rig"
-    plan = TrainerPlan("labml.synapses.trainer:build_trainer", cfg, kind="train-synapses", needs_rig=on_rig,
-                       series="epochs", validator="labml.engine_plans:synapse_validate",
-                       summary="labml.engine_train:synapse_summary")
+    plan = trainer_plan("train-synapses", **cfg)  # the plan `labml resume` rebuilds from the kind's name
 
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
@@ -200,12 +198,16 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
 def bm_trainer_with_data(config: dict, rig: Any = None) -> Any:
     """Builder of labml.bm's BMTrainer for TrainerPlan: `config` is a BMTrainConfig dict plus
     "_data" = {"data", "train_size", "test_size", "seed"} for labml.bm.cli.load_data (so that
-    `labml resume` loads the same data)."""
+    `labml resume` loads the same data); without "_data", `labml.engine_plans.bm_trainer`."""
     from labml.bm.cli import load_data
     from labml.bm.training import BMTrainConfig, BMTrainer
 
     cfg = dict(config)
-    d = dict(cfg.pop("_data", {}) or {})
+    d = cfg.pop("_data", None)
+    if d is None:  # a train-bm run made by run_training: labml.bm's own MNIST loader
+        from labml.engine_plans import bm_trainer
+
+        return bm_trainer(cfg, rig)
     data, ds = load_data(d.get("data"), d.get("train_size"), d.get("test_size"), int(d.get("seed", 0)))
     trainer = BMTrainer(BMTrainConfig(**cfg), data, rig=rig)
     trainer.data_summary_ = ds.summary()
@@ -239,7 +241,7 @@ def cmd_train_bm(args: argparse.Namespace) -> int:
 
     from labml.bm.cli import config_from_args
     from labml.engine import RunEngine
-    from labml.engine_plans import TrainerPlan
+    from labml.engine_plans import trainer_plan
     from labml.runs import load
 
     cfg = config_from_args(args)  # validates: UserError before anything is made
@@ -250,9 +252,7 @@ def cmd_train_bm(args: argparse.Namespace) -> int:
     on_rig = cfg.kernel == "rig"
     config = {**cfg.to_dict(), "_data": {"data": args.data, "train_size": args.train_size,
                                          "test_size": args.test_size, "seed": args.seed}}
-    plan = TrainerPlan("labml.engine_train:bm_trainer_with_data", config, kind="train-bm", needs_rig=on_rig,
-                       validator="labml.engine_plans:bm_validate_with_data",
-                       summary="labml.engine_train:bm_summary")
+    plan = trainer_plan("train-bm", **config)  # the plan `labml resume` rebuilds from the kind's name
     if getattr(args, "dry_run", False):
         return _dry_run(plan, args.rig if on_rig else None, args.run_dir, args.json,
                         data=getattr(args, "data", None))

@@ -146,10 +146,13 @@ def _flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
 class Sweep:
     """A sweep folder. `Sweep.create(...)` writes the manifest; `Sweep.open(dir)` resumes one."""
 
-    def __init__(self, path: Path, manifest: dict) -> None:
+    def __init__(self, path: Path, manifest: dict, point_fn: str | None = None) -> None:
         # absolute, so that workers started elsewhere (Dask) write into this folder
         self.path = Path(path).absolute()
         self.manifest = manifest
+        # The function that runs a point is chosen by code (Sweep.create), never read from the folder:
+        # a manifest is data that may come from someone else.
+        self.point_fn = point_fn
 
     # --- creation ---------------------------------------------------------------------------------
     @classmethod
@@ -199,6 +202,7 @@ class Sweep:
                     f"{path} already holds a different sweep ({old.manifest['protocol']}, grid "
                     f"{old.manifest['grid']}); choose another sweep folder or resume it as it is"
                 )
+            old.point_fn = point_fn
             return old
         try:
             (path / "points").mkdir(parents=True, exist_ok=True)
@@ -206,7 +210,7 @@ class Sweep:
             raise UserError(f"cannot create sweep folder {path}: {exc.strerror or exc}") from exc
         manifest["created"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         atomic_write_json(path / MANIFEST, manifest)
-        return cls(path, manifest)
+        return cls(path, manifest, point_fn)
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> Sweep:
@@ -266,7 +270,11 @@ class Sweep:
         """
         todo = self.pending()
         done_before = len(self.points) - len(todo)
-        point_fn = self.manifest.get("point_fn", DEFAULT_POINT_FN)
+        point_fn = self.point_fn or DEFAULT_POINT_FN
+        recorded = self.manifest.get("point_fn", DEFAULT_POINT_FN)
+        if recorded != point_fn:
+            raise UserError(f"{self.path / MANIFEST}: point_fn {recorded!r} is not {point_fn!r}; a sweep "
+                            "folder names no code to run (its points run protocols through the run engine)")
         log.info(
             "sweep %s: %d points, %d done, %d to run", self.path, len(self.points), done_before, len(todo)
         )

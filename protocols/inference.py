@@ -25,14 +25,17 @@ log = logging.getLogger(__name__)
 
 def load_trained(model_run: str | Path, rig=None):
     """Rebuild the trainer of a train-synapses run (`model_run`: run folder or model.pt) with its state."""
-    import torch
+    from labml.checkpoint import safe_load
 
     path = Path(model_run)
     f = path / "model.pt" if path.is_dir() else path
     if not f.is_file():
         raise UserError(f"{f}: no trained model (run `labml run train-synapses` first; it writes model.pt)")
     try:
-        saved = torch.load(f, map_location="cpu", weights_only=False)
+        # weights_only: a model file from someone else's run folder can hold only data, never code
+        saved = safe_load(f, f"model file {f}")
+    except UserError:
+        raise
     except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file
         raise UserError(f"{f}: cannot read the trained model: {exc}") from None
     if not isinstance(saved, dict) or saved.get("protocol") != "train-synapses":

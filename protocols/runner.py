@@ -133,7 +133,8 @@ def offline_rig_info(rig: str | os.PathLike | None) -> RigInfo:
 class ProcedurePlan(Plan):
     """A protocol (RigProcedure) as a plan of labml.engine.RunEngine: one engine step per protocol step,
     rows to the run's `data` series, the procedure's measured state in every checkpoint, and a spec
-    (`protocols.runner:build_plan`) so that `labml resume RUN_DIR` rebuilds it in a new process."""
+    (run kind ``protocol-<name>``, see `run_kinds`) so that `labml resume RUN_DIR` rebuilds it in a
+    new process."""
 
     needs_rig = True
 
@@ -162,10 +163,8 @@ class ProcedurePlan(Plan):
 
     # identity
     def spec(self) -> dict:
-        return {
-            "factory": "protocols.runner:build_plan",
-            "params": {"protocol": self.protocol, "params": self.proc.parameter_values()},
-        }
+        """Run kind ``protocol-<name>`` and the protocol's parameter values (labml.kinds)."""
+        return {"kind": self.kind, "params": self.proc.parameter_values()}
 
     def parameters(self) -> dict:
         return {"protocol": self.protocol, **self.proc.parameter_values()}
@@ -231,8 +230,53 @@ class ProcedurePlan(Plan):
 
 
 def build_plan(protocol: str, params: Mapping[str, Any]) -> ProcedurePlan:
-    """Rebuild a protocol plan from run.json (the factory of ProcedurePlan.spec)."""
+    """The plan of `protocol` with `params` (validated by make_procedure)."""
     return ProcedurePlan(protocol, make_procedure(protocol, params))
+
+
+def protocol_plan(protocol: str, **params: Any) -> ProcedurePlan:
+    """Factory of the run kinds ``protocol-<name>`` (labml.kinds): `protocol` is fixed by the kind."""
+    return build_plan(protocol, params)
+
+
+def _declared(name: str, param: Any) -> Any:
+    """labml.kinds.Param of one pymeasure parameter of a protocol (type, units, range, choices)."""
+    from labml.kinds import Param
+    from protocols._pymeasure import BooleanParameter, FloatParameter, IntegerParameter, ListParameter
+    from protocols.parameters import FloatListParameter
+
+    common = {"unit": getattr(param, "units", None) or "", "help": str(getattr(param, "description", "") or
+                                                                      param.name)}
+    if param.default is not None:
+        common["default"] = param.default
+    else:
+        common["optional"] = True
+    if isinstance(param, BooleanParameter):
+        return Param(name, "bool", **common)
+    if isinstance(param, IntegerParameter):
+        return Param(name, "int", low=param.minimum, high=param.maximum, **common)
+    if isinstance(param, FloatParameter):
+        return Param(name, "float", low=param.minimum, high=param.maximum, **common)
+    if isinstance(param, FloatListParameter):
+        return Param(name, "list", item="float", low=param.minimum, high=param.maximum, **common)
+    if isinstance(param, ListParameter):
+        return Param(name, "str", choices=tuple(param.choices), **common)
+    return Param(name, "str", **common)
+
+
+def run_kinds() -> list:
+    """One run kind ``protocol-<name>`` per protocol (provider of labml.kinds); sweeps and the demo
+    run protocols, so their run folders name these kinds too."""
+    from labml.kinds import RunKind
+    from protocols import PROTOCOLS, get_protocol
+
+    kinds = []
+    for protocol in PROTOCOLS:
+        cls = get_protocol(protocol)
+        params = tuple(_declared(name, p) for name, p in cls()._parameters.items())
+        kinds.append(RunKind(f"protocol-{protocol}", "protocols.runner:protocol_plan", params,
+                             help=str(getattr(cls, "DESCRIPTION", "")), fixed={"protocol": protocol}))
+    return kinds
 
 
 def run_protocol(

@@ -218,9 +218,21 @@ class _CountingTrainer:
         self.w, _ = s["w"].clone(), self.g.set_state(s["g"])
 
 
-def test_trainer_adapter_records_epochs_stops_early_and_resumes_exactly(tmp_path):
+@pytest.fixture
+def demo_kind():
+    """Run kind "train-demo" registered by code (a run folder can only name it)."""
+    from labml import kinds
+
+    kind = kinds.register(kinds.RunKind(
+        "train-demo", lambda **cfg: TrainerPlan(_CountingTrainer, cfg, kind="train-demo"),
+        (kinds.Param("seed", "int"), kinds.Param("epochs", "int", low=1), kinds.Param("stop_after", "int"))))
+    yield kind
+    kinds.unregister("train-demo")
+
+
+def test_trainer_adapter_records_epochs_stops_early_and_resumes_exactly(tmp_path, demo_kind):
     cfg = {"seed": 4, "epochs": 10, "stop_after": 6}
-    builder = f"{__name__}:_CountingTrainer"
+    builder = _CountingTrainer
     full = _engine().run(TrainerPlan(builder, cfg, kind="train-demo"), tmp_path / "full")
     assert (full.status, full.steps_done) == ("success", 6)  # early stop at the trainer's request
     eng = _engine(on_pause=lambda e, s: "suspend")

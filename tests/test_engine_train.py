@@ -41,7 +41,7 @@ def test_train_synapses_on_the_engine_keeps_the_command_contract_and_checkpoints
     assert "epoch   1" in err
     run = runs.load(rd)
     assert run.meta["status"] == "success" and run.parameters["n"] == 2
-    assert run.meta["plan"]["factory"] == "labml.engine_plans:TrainerPlan"  # `labml resume` can rebuild it
+    assert run.meta["plan"]["kind"] == "train-synapses"  # `labml resume` rebuilds it by its kind
     assert run.meta["results"]["test_accuracy"] == res["test_accuracy"]
     assert [r["epoch"] for r in run.series("epochs")] == [0, 1]
     assert np.load(rd / "model.npz")["p0"].shape == (1, 10, 64)

@@ -20,19 +20,17 @@ from labml import runs
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
-BUILDER = "labml.synapses.trainer:build_trainer"
 CFG = {"n": 1, "epochs": 30, "patience": 0, "train_size": 120, "test_size": 40, "test_passes": 2,
        "batch_size": 25, "backend": "rig", "rig": "sim", "seed": 5}
 START = (
-    "import sys; from labml.engine import RunEngine; from labml.engine_plans import TrainerPlan; "
-    f"RunEngine(progress=False).run(TrainerPlan({BUILDER!r}, {CFG!r}, kind='train-synapses', "
-    "needs_rig=True), sys.argv[1], rig_spec='sim')"
+    "import sys; from labml.engine import RunEngine; from labml.engine_plans import trainer_plan; "
+    f"RunEngine(progress=False).run(trainer_plan('train-synapses', **{CFG!r}), sys.argv[1], rig_spec='sim')"
 )
 WALL_CLOCK_COLUMNS = {"sec"}  # seconds of computer time per epoch: the only thing allowed to differ
 
 
 def _rows(run) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in WALL_CLOCK_COLUMNS} for r in run.series("metrics")]
+    return [{k: v for k, v in r.items() if k not in WALL_CLOCK_COLUMNS} for r in run.series("epochs")]
 
 
 def test_sigkill_in_the_loop_training_on_the_simulated_rig_then_resume_is_bit_exact(tmp_path):
@@ -52,13 +50,13 @@ def test_sigkill_in_the_loop_training_on_the_simulated_rig_then_resume_is_bit_ex
     # the kill moment in units of epochs (after 2 to 10 rows, a random fraction into the next epoch),
     # so that it falls mid-run on a busy or an idle machine alike
     target, frac = int(rng.integers(2, 11)), float(rng.uniform())
-    row_s = wait_rows(proc, run_dir, "metrics", target, timeout_s=120)
+    row_s = wait_rows(proc, run_dir, "epochs", target, timeout_s=120)
     if row_s > 0:
         time.sleep(frac * row_s)
     assert proc.poll() is None, "the training ended before the kill: make it longer"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = data_rows(run_dir, "metrics")
+    killed_at = data_rows(run_dir, "epochs")
     assert runs.load(run_dir).meta["status"] == "running" and killed_at < CFG["epochs"]
 
     resume = start("-m", "labml.cli", "resume", str(run_dir), "--no-progress", bench="bench")

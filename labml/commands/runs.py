@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--text", help="substring of the notes, reason or kind (case-insensitive)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="parameter equals value (repeatable)")
-    p.add_argument("--resumable", action="store_true", help="only runs that `labml resume` can continue")
+    p.add_argument("--resumable", action="store_true",
+                   help="only runs that `labml resume` can continue (paused or killed, and run.json names a "
+                   "registered run kind with valid parameters)")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=cmd_runs)
 
@@ -45,7 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--checkpoint", type=int, default=None, metavar="STEP",
                    help="resume from the kept checkpoint of this step instead of the newest")
     r.add_argument("--dry-run", action="store_true",
-                   help="check that the run can be resumed (run.json, plan, checkpoint) and stop")
+                   help="check that the run can be resumed (run.json, plan, checkpoint, rig config) and "
+                   "stop; "
+                   "opens nothing and changes nothing")
+    r.add_argument("--accept-rig-change", action="store_true",
+                   help="continue although the local rig config's limits or instrument addresses differ from "
+                   "the run's snapshot (the local config applies; the change is recorded in run.json)")
     r.set_defaults(func=cmd_resume)
 
 
@@ -87,7 +94,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     want = filters.pop("status")
     found = runs.find_runs(args.root, **filters)
     if args.resumable:
-        found = [r for r in found if r.meta.get("status") in ("running", "paused")]
+        found = [r for r in found if r.meta.get("status") in ("running", "paused") and _plan_ok(r)]
     if want:
         found = [r for r in found if _summary(r)["status"] == want]
     if args.json:
@@ -131,6 +138,18 @@ def _summary(run) -> dict:
     }
 
 
+def _plan_ok(run) -> bool:
+    """Whether run.json's plan names a registered run kind with valid parameters (checked through
+    the registry: nothing named in the folder is imported)."""
+    from labml import kinds
+
+    try:
+        kinds.kind_and_params(run.meta.get("plan"))
+    except UserError:
+        return False
+    return True
+
+
 def _process_alive(meta: dict, run_dir: Path | None = None) -> bool:
     """False if the run folder's lock is free (its holder is gone), or, for a folder without a lock
     record, if run.json names a process on this host that no longer exists. Only looks: never takes
@@ -156,13 +175,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     run = runs.load(run_dir)
     if args.dry_run:
-        if run.meta.get("status") not in engine.RESUMABLE:
-            status = run.meta.get("status")
-            raise UserError(f"run {run_dir} has finished (status {status!r}); nothing to resume")
-        state = engine.load_checkpoint(run, args.checkpoint)
-        plan = engine.build_plan(run.meta.get("plan"))
+        # every check of a resume; the rig is not opened and the folder is not changed
+        prep = engine.prepare_resume(run_dir, checkpoint=args.checkpoint,
+                                     accept_rig_change=args.accept_rig_change)
+        state, plan = prep.state, prep.plan
         out = {"run_dir": str(run_dir), "resumable": True, "kind": plan.kind,
-               "from_step": 0 if state is None else state["step"], "steps": plan.n_steps()}
+               "from_step": 0 if state is None else state["step"], "steps": plan.n_steps(),
+               "rig_changes": prep.rig_changes}
         print(json.dumps(out) if args.json else f"{run_dir}: resumable from step {out['from_step']}"
               f" of {out['steps']}")
         return 0
@@ -175,7 +194,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         watchdog=engine.Watchdog(**{k: v for k, v in wd.items()
                                     if k in ("retries", "backoff_s", "poll_s", "suspend_timeout_s")}),
     )
-    outcome = eng.resume(run_dir, checkpoint=args.checkpoint)
+    outcome = eng.resume(run_dir, checkpoint=args.checkpoint, accept_rig_change=args.accept_rig_change)
     if args.json:
         print(json.dumps(runs.to_jsonable(outcome.to_dict())))
     else:
