@@ -214,7 +214,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labml train bm-compare", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="labml train bm-compare", allow_abbrev=False, description=__doc__.splitlines()[0])
     add_arguments(parser)
     return parser
 

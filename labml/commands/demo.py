@@ -24,6 +24,7 @@ from labml.errors import UserError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
+        allow_abbrev=False,
         help="check the built-in simulated rig, calibrate wire 0, train in the loop (about a minute)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -13,6 +13,7 @@ from labml.errors import UserError
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "runs",
+        allow_abbrev=False,
         help="list recorded runs (filter by kind, status, sample, device, operator, date, parameter)",
         description="List the run folders under ROOT (default $LABML_RUNS or ./runs), oldest first.",
     )
@@ -35,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     r = subparsers.add_parser(
         "resume",
+        allow_abbrev=False,
         help="continue a paused or killed run from its last checkpoint",
         description="Continue RUN_DIR from its newest checkpoint: rows written after it are cut and "
         "redone, so nothing is lost or duplicated. The run keeps its folder and uid.",
