@@ -31,7 +31,7 @@ def check_int(option: str, value: Any, lo: int | None = None, hi: int | None = N
     ok = isinstance(value, int) and not isinstance(value, bool)
     ok = ok and (lo is None or value >= lo) and (hi is None or value <= hi)
     if not ok:
-        raise UserError(f"{option} {value!r}: must be an integer {_range_text(lo, hi, False, False)}")
+        raise UserError(f"{option} must be an integer {_range_text(lo, hi, False, False)}, got {value!r}")
     return int(value)
 
 
@@ -47,7 +47,8 @@ def check_float(option: str, value: Any, lo: float | None = None, hi: float | No
     if not ok:
         unit_text = f" {unit}" if unit else ""
         raise UserError(
-            f"{option} {value!r}: must be a finite number {_range_text(lo, hi, lo_open, hi_open)}{unit_text}"
+            f"{option} must be a finite number {_range_text(lo, hi, lo_open, hi_open)}{unit_text}, "
+            f"got {value!r}"
         )
     return v
 

@@ -50,7 +50,7 @@ from instruments.lock import pid_alive
 from instruments.roles import WallClock
 from labml import checkpoint as ckpt
 from labml.errors import UserError
-from labml.runs import Run, load
+from labml.runs import Run, RunWriteError, is_resumable, load
 
 log = logging.getLogger(__name__)
 
@@ -561,7 +561,7 @@ class RunEngine:
         the kept checkpoint of step `checkpoint` (e.g. when the newest one was damaged)."""
         run = load(run_dir)
         status = run.meta.get("status")
-        if status not in RESUMABLE:
+        if not is_resumable(run.meta):
             raise UserError(
                 f"run {run.path} has finished (status {status!r}, reason {run.meta.get('reason')!r}); "
                 "nothing to resume. Start a new run instead."
@@ -719,6 +719,8 @@ class RunEngine:
             results = _safe_results(plan)
             run.finish(ABORTED, reason, **results)
             outcome = Outcome(ABORTED, reason, run.path, step, results)
+        except RunWriteError as exc:  # disk full, read-only, permission: resumable once fixed
+            outcome = self._end_on_write_error(plan, run, ctx, step, exc)
         except BaseException as exc:
             ctx._discard()
             self._safe_state(rig)
@@ -738,6 +740,22 @@ class RunEngine:
         return outcome
 
     # ----------------------------------------------------------------- pieces
+    def _end_on_write_error(self, plan: Plan, run: Run, ctx: RunContext, step: int,
+                            exc: RunWriteError) -> Outcome:
+        """A write into the run folder failed: field to zero, the run ends "failed" with the reason
+        (recorded in run.json when it can still be written) and stays resumable from its last
+        checkpoint, which a failed write never touches (whole files are replaced atomically)."""
+        ctx._discard()
+        self._safe_state(ctx.rig)
+        reason = str(exc)
+        log.error("run %s failed: %s; `labml resume %s` continues it once fixed", run.path, reason, run.path)
+        results = _safe_results(plan)
+        try:
+            run.finish(FAILED, reason, resumable=True, **results)
+        except RunWriteError as again:
+            log.error("could not record the failure in run.json either: %s", again)
+        return Outcome(FAILED, reason, run.path, step, results)
+
     def _make_bar(self) -> ProgressBar | None:
         show = self.progress if self.progress is not None else sys.stderr.isatty()
         return ProgressBar() if show else None

@@ -204,7 +204,8 @@ def _report(out: dict, as_json: bool) -> None:
         if out.get("dry_run"):
             print(f"plan OK for {out['protocol']}: " + json.dumps(out.get("plan", {}), default=str))
         else:
-            print(f"{out.get('protocol')}: {out.get('status')}  run folder: {out.get('run_dir')}")
+            why = f": {out['reason']}" if out.get("reason") and out.get("status") != "success" else ""
+            print(f"{out.get('protocol')}: {out.get('status')}{why}  run folder: {out.get('run_dir')}")
             for k, v in out.get("results", {}).items():
                 if isinstance(v, float):
                     print(f"  {k} = {v:.6g}")

@@ -151,7 +151,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     run = runs.load(run_dir)
     if args.dry_run:
-        if run.meta.get("status") not in engine.RESUMABLE:
+        if not runs.is_resumable(run.meta):
             status = run.meta.get("status")
             raise UserError(f"run {run_dir} has finished (status {status!r}); nothing to resume")
         state = engine.load_checkpoint(run, args.checkpoint)
