@@ -89,7 +89,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     want = filters.pop("status")
     found = runs.find_runs(args.root, **filters)
     if args.resumable:
-        found = [r for r in found if r.meta.get("status") in ("running", "paused")]
+        found = [r for r in found if runs.is_resumable(r.meta)]
     if want:
         found = [r for r in found if _summary(r)["status"] == want]
     if args.json:
