@@ -223,3 +223,17 @@ def test_run_hysteresis_with_more_points_than_memory_is_refused_by_dry_run(one_g
 
 def test_run_hysteresis_ordinary_sweep_fits(one_gib, capsys):
     assert main(["run", "hysteresis", "--field-max", "20 mT", "--field-step", "0.5 mT", "--dry-run"]) == 0
+
+
+# ------------------------------------------------------------------ the other commands' numbers
+@pytest.mark.parametrize("argv,option", [
+    (["data", "download", "--data", "/nonexistent-labml", "--timeout", "-1"], "--timeout"),
+    (["demo", "--n", "0"], "--n"),
+    (["demo", "--train-size", "-1"], "--train-size"),
+    (["resume", "/nonexistent-labml-run", "--checkpoint", "-2"], "--checkpoint"),
+    (["train", "bm-compare", "--updates", "0"], "--updates"),
+    (["train", "bm-compare", "--lr", "inf"], "--lr"),
+    (["train", "bm-compare", "--eval-every", "0"], "--eval-every"),
+])
+def test_other_commands_refuse_numbers_out_of_range_before_doing_anything(capsys, argv, option):
+    _one_line_error(capsys, argv, option)

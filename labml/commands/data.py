@@ -56,8 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
+    from labml.checks import check_float
     from labml.data import MNIST_MIRRORS, download_mnist, resolve_data_dir
 
+    check_float("--timeout", args.timeout, 0.0, lo_open=True, unit="s")
     folder = resolve_data_dir(args.data)
     if folder is None:
         raise UserError("labml data download needs --data DIR (or $LABML_DATA)")

@@ -149,6 +149,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from labml import engine, runs
 
     run_dir = Path(args.run_dir)
+    if args.checkpoint is not None:
+        from labml.checks import check_int
+
+        check_int("--checkpoint", args.checkpoint, 0)
     run = runs.load(run_dir)
     if args.dry_run:
         if not runs.is_resumable(run.meta):
