@@ -117,7 +117,7 @@ def test_train_synapses_refuses_a_learning_rate_that_is_not_a_positive_number(ca
 @pytest.mark.parametrize("value", ["inf", "0"])
 def test_train_bm_refuses_a_learning_rate_that_is_not_a_positive_number(capsys, value):
     _one_line_error(capsys, ["train", "bm", "--hidden", "4", "--epochs", "1", "--lr", value, "--dry-run"],
-                    "--lr", value)
+                    f"lr={float(value)!r}", "finite number > 0")
 
 
 @pytest.mark.parametrize("value", ["0", "1", "-5"])

@@ -129,7 +129,7 @@ _RANGES = {
     "train_size": ("int", 1, None, False), "test_size": ("int", 1, None, False),
     "sllg_steps": ("int", 1, None, False), "soft_steps": ("int", 1, None, False),
     "ais_betas": ("int", 2, None, False), "ais_chains": ("int", 1, None, False),
-    "temperature": ("float", 0.0, None, True), "lr": ("float", 0.0, None, True),
+    "temperature": ("float", 0.0, None, True),  # --lr: BMTrainConfig.validate ("bad BM setting lr=...")
     "momentum": ("float", 0.0, 1.0, False), "weight_decay": ("float", 0.0, None, False),
     "dropout": ("float", 0.0, 1.0, False), "input_dropout": ("float", 0.0, 1.0, False),
     "pretrain_lr": ("float", 0.0, None, True), "hybrid_alpha": ("float", 0.0, None, False),
