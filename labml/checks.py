@@ -87,3 +87,25 @@ def check_memory(what: str, estimate_bytes: float, available: int | None = None)
             f"{what} needs about {_fmt_bytes(estimate_bytes)} of memory, but {_fmt_bytes(avail)} is "
             "available; use smaller sizes"
         )
+
+
+def check_config_memory(cfg: Any, command: str, options: dict[str, str]) -> None:
+    """`check_memory` of a config dataclass with a ``memory_estimate()`` method, naming the option
+    to blame: the one of `options` (option -> field) whose reset to its default shrinks the estimate
+    most, with its value (e.g. "train synapses --n 100000000000 needs about 7.28 TiB ...")."""
+    import dataclasses
+
+    estimate = cfg.memory_estimate()
+    avail = available_memory_bytes()
+    if math.isfinite(estimate) and estimate <= avail:
+        return
+    defaults = type(cfg)()
+
+    def without(option: str) -> float:
+        name = options[option]
+        return dataclasses.replace(cfg, **{name: getattr(defaults, name)}).memory_estimate()
+
+    blame = min(options, key=without)
+    value = getattr(cfg, options[blame])
+    shown = " ".join(str(v) for v in value) if isinstance(value, list | tuple) else value
+    check_memory(f"{command} {blame} {shown}", estimate, available=avail)

@@ -186,7 +186,7 @@ def test_available_memory_is_read_from_the_system():
 @pytest.mark.parametrize("option", ["--n", "--hidden", "--batch-size"])
 def test_train_synapses_sizes_that_cannot_fit_in_memory_are_refused_by_dry_run(capsys, option):
     line = _one_line_error(capsys, ["train", "synapses", option, "100000000000", "--dry-run"],
-                           option, "needs about", "available")
+                           f"train synapses {option} 100000000000 needs about", "available")
     assert "TiB" in line or "PiB" in line
 
 
@@ -207,7 +207,7 @@ def test_train_bm_hidden_that_cannot_fit_is_refused_by_dry_run(capsys):
 
 def test_run_train_bm_sizes_that_cannot_fit_are_refused_by_dry_run(capsys):
     _one_line_error(capsys, ["run", "train-bm", "--hidden", "100000", "--batch-size", "1000000",
-                             "--dry-run"], "--hidden", "needs about", "available")
+                             "--dry-run"], "--batch-size 1000000", "needs about", "available")
 
 
 def test_run_train_synapses_hidden_that_cannot_fit_is_refused_by_dry_run(capsys):

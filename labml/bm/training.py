@@ -123,10 +123,11 @@ class BMTrainConfig:
             v = getattr(self, key)
             if v is not None and not (isinstance(v, int) and v >= 1):
                 bad(key, v, "must be an integer >= 1 (or unset: all)")
-        from labml.checks import check_memory
+        from labml.checks import check_config_memory
 
-        check_memory("train bm with --hidden, --batch-size, --ais-chains, --train-size",
-                     self.memory_estimate())
+        check_config_memory(self, "train bm", {
+            "--hidden": "hidden", "--batch-size": "batch_size", "--ais-chains": "eval_ais_chains",
+            "--train-size": "n_train", "--test-size": "n_test"})
         for key in ("dropout", "input_dropout"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 bad(key, getattr(self, key), "must be in [0, 1)")

@@ -92,7 +92,7 @@ class SynapseTrainConfig:
     def validate(self) -> None:
         """UserError naming the command-line option, the value and the allowed range for every
         setting out of range, and when the declared sizes cannot fit in the memory available."""
-        from labml.checks import check_float, check_int, check_memory
+        from labml.checks import check_config_memory, check_float, check_int
 
         def bad(name: str, want: str) -> UserError:
             return UserError(f"train synapses: {name} must be {want}, got {getattr(self, name)!r}")
@@ -135,19 +135,21 @@ class SynapseTrainConfig:
         check_float("--spread-k", self.spread_k_rel, 0.0)
         if self.sampler not in SAMPLERS:
             raise bad("sampler", f"one of {', '.join(SAMPLERS)}")
-        check_memory("train synapses with --n, --hidden, --batch-size, --train-size, --test-size",
-                     self.memory_estimate())
+        check_config_memory(self, "train synapses", {
+            "--n": "n", "--hidden": "hidden", "--batch-size": "batch_size", "--train-size": "train_size",
+            "--test-size": "test_size"})
 
     def memory_estimate(self) -> float:
         """Bytes of the largest allocations a training makes, from the declared sizes (inputs taken
-        as 784 pixels, the largest data set): the data (float32, twice: raw and preprocessed), per
+        as 784 pixels, the largest data set): the data (uint8 images and float32 inputs), per
         layer the float64 uniforms of one batch's reads (B x N_in x N_out, binomial_sums) and its
-        exact CDF table (N_out x (n + 1); N_in x N_out x (n + 1) without numba or with the torch
-        reference sampler), the weights with Adam's state, and the evaluation's logits."""
+        exact CDF table (N_out x (n + 1) float64, the numba path; three B x N_in x N_out float32
+        tensors more with the torch.binomial reference sampler), the weights with Adam's state, and
+        the evaluation's activations."""
         n_in, n_classes = 784, 10
         n_train = self.train_size if self.train_size is not None else 60_000
         n_test = self.test_size if self.test_size is not None else 10_000
-        total = 2.0 * 4 * n_in * (n_train + n_test)
+        total = 5.0 * n_in * (n_train + n_test)  # uint8 images and their float32 inputs
         sizes = [n_in, *self.hidden, n_classes]
         devices = 2 if self.signed else 1
         layer_peak = 0.0
