@@ -365,6 +365,23 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
+def read_toml_text(path: Path) -> str:
+    """The text of a TOML file (TOML is UTF-8 by definition); ConfigError naming the file and the
+    first byte that is not UTF-8 (e.g. a file saved as Latin-1), or why it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text: byte {exc.start} (line {line}) is 0x{data[exc.start]:02x}; "
+            "save the file as UTF-8"
+        ) from None
+
+
 def load_rig_config(spec: str | os.PathLike | dict, overrides: dict | None = None) -> RigConfig:
     """Load and validate a rig config from a TOML path or an already-parsed dict.
 
@@ -382,7 +399,7 @@ def load_rig_config(spec: str | os.PathLike | dict, overrides: dict | None = Non
         if not path.is_file():
             raise ConfigError(f"{source}: rig config file not found")
         try:
-            raw = tomllib.loads(path.read_text())
+            raw = tomllib.loads(read_toml_text(path))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{source}: not valid TOML: {exc}") from None
         base_dir = path.resolve().parent
@@ -451,6 +468,7 @@ def _validate(raw: dict, ctx: _Ctx, base_dir: Path) -> RigConfig:
     instruments = _instruments(ctx, raw, backend)
     wires = _wires(ctx, raw, base_dir, field_limit)
     sim = _table(ctx, raw, "sim", required=False)
+    _check_sim_numbers(ctx, sim)
     desc = raw.get("description", "")
     if not isinstance(desc, str):
         raise ctx.error("key 'description'", "must be a string")
@@ -467,6 +485,22 @@ def _validate(raw: dict, ctx: _Ctx, base_dir: Path) -> RigConfig:
         description=desc,
         raw=copy.deepcopy(raw),
     )
+
+
+def _check_sim_numbers(ctx: _Ctx, sim: dict) -> None:
+    """The [sim] values that simulated_hw would otherwise truncate or clamp without a word: the
+    world's seed (an integer >= 0: numpy's PCG64 takes no other) and [sim.instruments] latency_s
+    (s, finite >= 0) and timeout_s (s, finite > 0). The rest of [sim] is checked by simulated_hw."""
+    if "seed" in sim:
+        seed = sim["seed"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ctx.error("[sim] key 'seed'", f"must be an integer >= 0, got {seed!r}")
+    inst = sim.get("instruments")
+    if isinstance(inst, dict):
+        if "latency_s" in inst:
+            _number(ctx, "[sim.instruments] key 'latency_s'", inst["latency_s"], nonneg=True)
+        if "timeout_s" in inst:
+            _number(ctx, "[sim.instruments] key 'timeout_s'", inst["timeout_s"], positive=True)
 
 
 def _instruments(ctx: _Ctx, raw: dict, backend: str) -> dict[str, InstrumentConfig]:
@@ -655,10 +689,10 @@ def load_calibration(
     """Read a calibration file written by :func:`write_calibration`: (logistic, neel_brown | None, meta)."""
     path = Path(path)
     ctx = _Ctx(str(path))
+    if not path.is_file():
+        raise ConfigError(f"{path}: calibration file not found")
     try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: calibration file not found") from None
+        raw = tomllib.loads(read_toml_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     _check_keys(

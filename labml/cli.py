@@ -29,6 +29,7 @@ COMMAND_MODULES = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="labml",
+        allow_abbrev=False,  # options are spelled in full: `--epoch` is not taken for `--epochs`
         description="Hardware-in-the-loop learning with magnetic domain-wall nanowires.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")

@@ -54,7 +54,7 @@ from instruments.roles import WallClock
 from labml import checkpoint as ckpt
 from labml.errors import UserError
 from labml.run_lock import holding_run_folder, locks_run_folder
-from labml.runs import Run, load
+from labml.runs import Run, RunWriteError, is_resumable, load
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ SUCCESS, STOPPED, ABORTED, FAILED = "success", "stopped", "aborted", "failed"
 PAUSED, RUNNING = "paused", "running"
 # An aborted run (Ctrl+C twice, SIGTERM, SIGHUP, SIGQUIT, an abort request) continues from its last
 # checkpoint as a paused one does.
-RESUMABLE = (RUNNING, PAUSED, ABORTED)
 #: The reason a run ends "failed" with when its coil could not be confirmed at zero.
 COIL_NOT_ZERO = ("coil NOT confirmed at 0 A by read-back: the magnet may still be energised; "
                  "check the bench and run `labml rig zero`")
@@ -825,6 +824,8 @@ class RunEngine:
             results = _safe_results(plan)
             run.finish(status, reason, **results)
             outcome = Outcome(status, reason, run.path, step, results, coil_at_zero=zeroed)
+        except RunWriteError as exc:  # disk full, read-only, permission: resumable once fixed
+            outcome = self._end_on_write_error(plan, run, ctx, step, exc)
         except BaseException as exc:
             ctx._discard()
             zeroed = self._end_safe(run, rig)
@@ -845,6 +846,26 @@ class RunEngine:
         return outcome
 
     # ----------------------------------------------------------------- pieces
+    def _end_on_write_error(self, plan: Plan, run: Run, ctx: RunContext, step: int,
+                            exc: RunWriteError) -> Outcome:
+        """A write into the run folder failed: field to zero, the run ends "failed" with the reason
+        (recorded in run.json when it can still be written) and stays resumable from its last
+        checkpoint, which a failed write never touches (whole files are replaced atomically)."""
+        ctx._discard()
+        zeroed = None
+        if ctx.rig is not None:
+            with self._critical_section():
+                zeroed = self._safe_state(ctx.rig)
+        reason = str(exc) + (f"; {COIL_NOT_ZERO}" if zeroed is False else "")
+        log.error("run %s failed: %s; `labml resume %s` continues it once fixed", run.path, reason, run.path)
+        results = _safe_results(plan)
+        try:
+            run.meta["coil_at_zero"] = zeroed
+            run.finish(FAILED, reason, resumable=True, **results)
+        except RunWriteError as again:
+            log.error("could not record the failure in run.json either: %s", again)
+        return Outcome(FAILED, reason, run.path, step, results, coil_at_zero=zeroed)
+
     def _make_bar(self) -> ProgressBar | None:
         show = self.progress if self.progress is not None else sys.stderr.isatty()
         return ProgressBar() if show else None
@@ -1099,7 +1120,7 @@ def prepare_resume(
     the run's snapshot (or `accept_rig_change`), and the plan fits the local limits."""
     run = load(run_dir)
     status = run.meta.get("status")
-    if status not in RESUMABLE:
+    if not is_resumable(run.meta):
         raise UserError(
             f"run {run.path} has finished (status {status!r}, reason {run.meta.get('reason')!r}); "
             "nothing to resume. Start a new run instead."

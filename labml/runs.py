@@ -64,11 +64,61 @@ def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
-def atomic_write_bytes(path: Path, data: bytes, exclusive: bool = False) -> None:
-    """Write `data` to `path` so that a reader (or a crash) sees either the old or the new file.
-    exclusive: only create `path` (FileExistsError if it exists, atomically: two writers never
-    both succeed)."""
+# errno -> what a user is told when a write into a run folder fails for that reason
+_WRITE_ERRORS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EIO: "input/output error",
+}
+
+
+class RunWriteError(UserError):
+    """A write into a run folder failed (disk full, read-only file system, permission, I/O error).
+
+    The run engine ends the run as status "failed" with this as its reason and marks it resumable:
+    its last checkpoint is intact, so ``labml resume`` continues it once the cause is fixed.
+    ``path`` is the file being written, ``errno`` the OSError's number.
+    """
+
+    def __init__(self, path: str | os.PathLike, exc: OSError) -> None:
+        self.path = Path(path)
+        self.errno = exc.errno
+        name = errno.errorcode.get(exc.errno or 0, "")
+        what = _WRITE_ERRORS.get(exc.errno or 0) or (exc.strerror or str(exc))
+        super().__init__(f"{what}{f' ({name})' if name else ''} writing {self.path}")
+
+
+def write_bytes(path: Path, data: bytes, *, append: bool = False, exclusive: bool = False) -> None:
+    """The one function through which every file of a run folder is written: rows (``append``:
+    added at the end, flushed and fsync'd) and whole files (run.json, checkpoints, arrays: written
+    to a temp file, fsync'd and renamed, so a reader or a crash sees either the old or the new file).
+
+    exclusive: only create `path`, atomically (FileExistsError if it exists: of two writers only one
+    succeeds).
+
+    Any other OSError (disk full, read-only, permission) becomes a RunWriteError naming the reason
+    and the file; a whole-file write that fails leaves the old file as it was and no temp file behind.
+    """
     path = Path(path)
+    try:
+        _write_file(path, data, append, exclusive)
+    except OSError as exc:
+        if exclusive and isinstance(exc, FileExistsError):
+            raise
+        raise RunWriteError(path, exc) from exc
+
+
+def _write_file(path: Path, data: bytes, append: bool, exclusive: bool = False) -> None:
+    """The file-system calls of `write_bytes` (the place where tests inject OSErrors)."""
+    if append:
+        with open(path, "ab") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)
@@ -92,7 +142,7 @@ def atomic_write_bytes(path: Path, data: bytes, exclusive: bool = False) -> None
         else:
             os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     dfd = os.open(path.parent, os.O_RDONLY)
@@ -100,6 +150,12 @@ def atomic_write_bytes(path: Path, data: bytes, exclusive: bool = False) -> None
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, exclusive: bool = False) -> None:
+    """Write `data` to `path` so that a reader (or a crash) sees either the old or the new file
+    (through `write_bytes`; RunWriteError when it cannot be written)."""
+    write_bytes(path, data, exclusive=exclusive)
 
 
 def atomic_write_json(path: Path, obj: Any, exclusive: bool = False) -> None:
@@ -290,8 +346,11 @@ class Run:
         self.meta.update(to_jsonable(fields))
         self.save_meta()
 
-    def finish(self, status: str = "success", reason: str | None = None, **results: Any) -> None:
-        self.meta.update(status=status, reason=reason, stop_time=_now())
+    def finish(self, status: str = "success", reason: str | None = None, *, resumable: bool = False,
+               **results: Any) -> None:
+        """Record the end of the run. `resumable`: a "failed" run that `labml resume` may continue
+        (its cause, e.g. a full disk, is outside the run and its last checkpoint is intact)."""
+        self.meta.update(status=status, reason=reason, stop_time=_now(), resumable=bool(resumable))
         if results:
             self.meta.setdefault("results", {}).update(to_jsonable(results))
         self.save_meta()
@@ -337,10 +396,7 @@ class Run:
             w.writeheader()
         for r in rows:
             w.writerow({k: _cell(v) for k, v in r.items()})
-        with open(path, "a", newline="") as fh:
-            fh.write(buf.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_bytes(path, buf.getvalue().encode("utf-8"), append=True)
 
     def columns(self, name: str) -> list[str]:
         """The column names of series `name` (its first non-comment line)."""
@@ -414,7 +470,10 @@ class Run:
         root logger had, for the duration of the block.
         """
         path = self.path / "run.log"
-        fh = logging.FileHandler(path, encoding="utf-8")
+        try:
+            fh: logging.FileHandler = _RunLogHandler(path, encoding="utf-8")
+        except OSError as exc:
+            raise RunWriteError(path, exc) from exc
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         fh.setLevel(logging.DEBUG)
         root = logging.getLogger()
@@ -443,10 +502,40 @@ class Run:
             fh.close()
 
 
+class _RunLogHandler(logging.FileHandler):
+    """run.log's handler: when a record cannot be written (disk full, read-only), one warning on
+    stderr and the log stops, instead of logging's traceback on every record; the run itself ends
+    through the RunWriteError of its next row or checkpoint."""
+
+    broken = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.broken:
+            self.broken = True
+            exc = sys.exc_info()[1]
+            text = str(RunWriteError(self.baseFilename, exc)) if isinstance(exc, OSError) else str(exc)
+            sys.stderr.write(f"labml: warning: run.log is no longer written: {text}\n")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.broken:
+            super().emit(record)
+
+
 def _cell(v: Any) -> Any:
     if isinstance(v, np.generic):
         return v.item()
     return v
+
+
+def is_resumable(meta: dict) -> bool:
+    """May `labml resume` continue this run? Running (killed), paused and aborted runs (a stop
+    request, Ctrl+C or a termination signal: the coil was zeroed and the last checkpoint is whole),
+    and failed runs whose failure was outside them (a write into the folder that failed: disk full,
+    read-only, permission)."""
+    status = meta.get("status")
+    return status in ("running", "paused", "aborted") or (
+        status == "failed" and meta.get("resumable") is True
+    )
 
 
 def load(path: str | Path) -> Run:

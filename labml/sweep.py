@@ -123,6 +123,40 @@ def _point_bench(task: dict):
             os.environ["LABML_LOCK_DIR"] = old
 
 
+# Dask's scheduler address forms: PROTOCOL://HOST[:PORT] for its comm protocols, or HOST:PORT (tcp).
+_CLUSTER_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
+MAX_WORKERS = 1024  # more local processes than this is a typo, not a machine
+
+
+def check_run_options(workers: int | None, cluster: str | None) -> None:
+    """UserError naming the option, its value and what is allowed, for --workers (an integer in
+    [0, MAX_WORKERS]; None: the default) and --cluster (a Dask scheduler address such as
+    tcp://host:8786 or host:8786); checked before any point runs or any folder is made."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or not 0 <= workers <= MAX_WORKERS):
+        raise UserError(
+            f"--workers {workers!r}: must be an integer >= 0 and <= {MAX_WORKERS} "
+            "(0 runs the points in this process)"
+        )
+    if cluster is None:
+        return
+    from urllib.parse import urlsplit
+
+    text = str(cluster)
+    parts = urlsplit(text if "://" in text else "tcp://" + text)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    ok = (parts.scheme in _CLUSTER_SCHEMES and bool(parts.hostname) and port != -1
+          and ("://" in text or port is not None) and not parts.path.strip("/"))
+    if not ok:
+        raise UserError(
+            f"--cluster {cluster!r} is not a Dask scheduler address: give PROTOCOL://HOST[:PORT] "
+            f"({', '.join(_CLUSTER_SCHEMES)}), e.g. tcp://10.0.0.5:8786, or HOST:PORT"
+        )
+
+
 def _threaded_workers(client: Any) -> dict[str, int]:
     """{worker address: nthreads} of the cluster's workers that have more than one thread."""
     try:
@@ -268,6 +302,7 @@ class Sweep:
         workers: local worker processes (default min(2, CPUs); 0 runs the points in this process).
         cluster: a Dask scheduler address (tcp://...): points are submitted there instead.
         """
+        check_run_options(workers, cluster)
         todo = self.pending()
         done_before = len(self.points) - len(todo)
         point_fn = self.point_fn or DEFAULT_POINT_FN

@@ -110,10 +110,38 @@ class Hysteresis(RowsProcedure):
             pts += [(loop, "down", float(H)) for H in up[::-1]]
         return pts
 
+    def _branch_size(self) -> int:
+        return int(round(2 * self.field_max / self.field_step)) + 1
+
+    def _point(self, i: int) -> tuple[int, str, float]:
+        """Step i's (loop, branch, field set in mT), computed from i (same values as `_points()[i]`)
+        without building the whole list."""
+        key = (self.field_max, self.field_step)
+        if getattr(self, "_fields_key", None) != key:
+            self._fields, self._fields_key = self.branch_fields(), key
+        n = self._fields.size
+        loop, j = divmod(int(i), 2 * n)
+        if j < n:
+            return loop, "up", float(self._fields[j])
+        return loop, "down", float(self._fields[2 * n - 1 - j])
+
     def n_steps(self) -> int:
-        return len(self._points())
+        return int(self.loops) * 2 * self._branch_size()
+
+    # Bytes of memory per measured point: its row kept for the fits (a list of five Python objects)
+    # and the arrays the fits make of them.
+    ROW_BYTES = 250
 
     def check_plan(self, info: RigInfo) -> None:
+        from labml.checks import check_memory
+
+        if not self.field_step > 0:
+            raise UserError(f"protocol {self.NAME!r}: field_step must be > 0 mT, got {self.field_step!r}")
+        check_memory(
+            f"protocol {self.NAME!r} with --field-max {self.field_max:g} mT, --field-step "
+            f"{self.field_step:g} mT, --loops {self.loops} ({float(self.n_steps()):.3g} points)",
+            float(self.n_steps()) * self.ROW_BYTES,
+        )
         info.check_wire(self.NAME, self.wire)
         if self.field_step > self.field_max:
             raise UserError(
@@ -150,16 +178,15 @@ class Hysteresis(RowsProcedure):
 
     def establish(self, i: int) -> None:
         """Re-saturate at the start of step i's branch and re-walk the branch up to step i-1."""
-        pts = self._points()
-        if i >= len(pts):
+        if i >= self.n_steps():
             return
-        loop, branch, _H = pts[i]
+        loop, branch, _H = self._point(i)
         start = -self.field_max if branch == "up" else self.field_max
         log.info("re-establishing the %s branch of loop %d before step %d", branch, loop, i)
         select_wire(self.rig, int(self.wire))
         self._ramp(start)
-        if i > 0 and pts[i - 1][1] == branch:
-            self._ramp(pts[i - 1][2])
+        if i > 0 and self._point(i - 1)[1] == branch:
+            self._ramp(self._point(i - 1)[2])
 
     def _ramp(self, field_mT: float) -> None:
         """DC field through the rig (output on, then the CoilGuard's validated, rate-limited ramp)."""
@@ -173,7 +200,7 @@ class Hysteresis(RowsProcedure):
             self.rig.clock.sleep(float(self.settle))
 
     def step(self, i: int) -> None:
-        loop, branch, H = self._points()[i]
+        loop, branch, H = self._point(i)
         self._ramp(H)
         self._wait()
         measured = float(self.sensor.field_mT) if self.sensor is not None else float("nan")

@@ -350,7 +350,7 @@ def run_point(task: dict) -> dict:
     (kept for inspection) and run afresh.
     """
     from labml import engine as eng
-    from labml.runs import load
+    from labml.runs import is_resumable, load
 
     run_dir = Path(task["run_dir"])
     if (run_dir / "run.json").exists():
@@ -363,7 +363,7 @@ def run_point(task: dict) -> dict:
                 "status": "success",
                 "reused": True,
             }
-        if status in eng.RESUMABLE:
+        if is_resumable(meta):
             try:
                 outcome = eng.RunEngine(progress=False, handle_sigint=False, on_pause=_suspend).resume(
                     run_dir

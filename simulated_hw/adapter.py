@@ -18,6 +18,7 @@ laser off).
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from pymeasure.adapters import Adapter
@@ -70,6 +71,10 @@ class SimAdapter(Adapter):
         instrument.faults = self.faults
         self.timeout_s = float(timeout_s)
         self.latency_s = float(latency_s)
+        if not (math.isfinite(self.latency_s) and self.latency_s >= 0):
+            raise ValueError(f"latency_s must be a finite number of seconds >= 0, got {latency_s!r}")
+        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise ValueError(f"timeout_s must be a finite number of seconds > 0, got {timeout_s!r}")
         if clock is None:
             clock = getattr(getattr(instrument, "world", None), "clock", None)
         self.clock = clock

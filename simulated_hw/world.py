@@ -361,7 +361,9 @@ class World:
         Raises ConfigError naming the table and key on bad input.
         """
         sim = dict(sim or {})
-        seed = int(seed if seed is not None else sim.pop("seed", 0))
+        seed = seed if seed is not None else sim.pop("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ConfigError(f"[sim] key 'seed': must be an integer >= 0, got {seed!r}")
         sim.pop("seed", None)
         sim.pop("faults", None)
         sim.pop("instruments", None)

@@ -121,8 +121,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     e.add_argument("--no-samples", action="store_true", help="do not write samples.png")
 
 
+# option -> (kind, low, high, low end open): the numeric options' ranges, checked on every option
+# given (used by this run's kernel and learning or not), before anything is loaded or built.
+_RANGES = {
+    "k": ("int", 1, None, False), "hidden": ("int", 0, None, False), "epochs": ("int", 1, None, False),
+    "batch_size": ("int", 1, None, False), "pretrain_epochs": ("int", 0, None, False),
+    "train_size": ("int", 1, None, False), "test_size": ("int", 1, None, False),
+    "sllg_steps": ("int", 1, None, False), "soft_steps": ("int", 1, None, False),
+    "ais_betas": ("int", 2, None, False), "ais_chains": ("int", 1, None, False),
+    "temperature": ("float", 0.0, None, True),  # --lr: BMTrainConfig.validate ("bad BM setting lr=...")
+    "momentum": ("float", 0.0, 1.0, False), "weight_decay": ("float", 0.0, None, False),
+    "dropout": ("float", 0.0, 1.0, False), "input_dropout": ("float", 0.0, 1.0, False),
+    "pretrain_lr": ("float", 0.0, None, True), "hybrid_alpha": ("float", 0.0, None, False),
+    "sllg_dt": ("float", 0.0, None, True), "sllg_alpha": ("float", 0.0, None, True),
+    "anisotropy": ("float", 0.0, None, False), "soft_dt": ("float", 0.0, None, True),
+    "well": ("float", 0.0, None, True), "tau_spin": ("float", 0.0, None, True),
+    "tau_data": ("float", 0.0, None, True), "tau_theta": ("float", 0.0, None, True),
+    "damping": ("float", 0.0, None, False), "theta_temperature": ("float", 0.0, None, False),
+}
+
+
+def check_option_ranges(args: argparse.Namespace) -> None:
+    """UserError naming the option, its value and the allowed range (momentum and dropouts: < 1)."""
+    from labml.checks import check_float, check_int
+
+    for dest, (kind, lo, hi, lo_open) in _RANGES.items():
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        option = "--" + dest.replace("_", "-")
+        if kind == "int":
+            check_int(option, value, lo, hi)
+        else:
+            check_float(option, value, lo, hi, lo_open=lo_open, hi_open=hi is not None)
+
+
 def config_from_args(args: argparse.Namespace):
     from labml.bm.training import BMTrainConfig
+
+    check_option_ranges(args)
 
     loss = args.loss or (
         "hybrid" if args.model == "classrbm" and args.learning != "relaxation" else "generative"
@@ -293,7 +330,8 @@ def _safe(fn):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labml train bm", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="labml train bm", allow_abbrev=False, description=__doc__.splitlines()[0])
     add_arguments(parser)
     return parser
 

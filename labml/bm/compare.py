@@ -164,9 +164,17 @@ def main(args: argparse.Namespace) -> int:
     import torch
 
     from labml.bm.cli import load_data
+    from labml.checks import check_float, check_int
     from labml.errors import UserError
     from labml.runs import Run
 
+    for option in ("hidden", "updates", "eval_every", "batch_size", "sllg_steps"):
+        check_int("--" + option.replace("_", "-"), getattr(args, option), 1)
+    for option in ("train_size", "test_size"):
+        check_int("--" + option.replace("_", "-"), getattr(args, option), 1, none_ok=True)
+    for option in ("lr", "sllg_dt"):
+        check_float("--" + option.replace("_", "-"), getattr(args, option), 0.0, lo_open=True)
+    check_float("--anisotropy", args.anisotropy, 0.0)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
     if bad:
@@ -214,7 +222,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labml train bm-compare", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="labml train bm-compare", allow_abbrev=False, description=__doc__.splitlines()[0])
     add_arguments(parser)
     return parser
 

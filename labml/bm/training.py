@@ -13,6 +13,7 @@ CD or PCD chains with any kernel; the discriminative ClassRBM loss by autograd) 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -110,15 +111,39 @@ class BMTrainConfig:
         for key in ("hidden", "epochs", "batch_size", "k"):
             if getattr(self, key) < (0 if key == "hidden" and self.model == "bm" else 1):
                 bad(key, getattr(self, key), "must be >= 1")
-        if not self.lr > 0:
-            bad("lr", self.lr, "must be > 0")
-        if not self.temperature > 0:
-            bad("temperature", self.temperature, "must be > 0")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            bad("lr", self.lr, "must be a finite number > 0")
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            bad("temperature", self.temperature, "must be a finite number > 0")
+        if not (isinstance(self.eval_ais_betas, int) and self.eval_ais_betas >= 2):
+            bad("eval_ais_betas", self.eval_ais_betas, "must be an integer >= 2 (AIS runs from beta 0 to 1)")
+        if not (isinstance(self.eval_ais_chains, int) and self.eval_ais_chains >= 1):
+            bad("eval_ais_chains", self.eval_ais_chains, "must be an integer >= 1")
+        for key in ("n_train", "n_test"):
+            v = getattr(self, key)
+            if v is not None and not (isinstance(v, int) and v >= 1):
+                bad(key, v, "must be an integer >= 1 (or unset: all)")
+        from labml.checks import check_config_memory
+
+        check_config_memory(self, "train bm", {
+            "--hidden": "hidden", "--batch-size": "batch_size", "--ais-chains": "eval_ais_chains",
+            "--train-size": "n_train", "--test-size": "n_test"})
         for key in ("dropout", "input_dropout"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 bad(key, getattr(self, key), "must be in [0, 1)")
         if self.pretrain_epochs < 0:
             bad("pretrain_epochs", self.pretrain_epochs, "must be >= 0")
+
+    def memory_estimate(self) -> float:
+        """Bytes of the largest allocations, from the declared sizes (784 visible units, 10 labels):
+        the parameters with gradient and optimiser state (float32; a BM's couplings are (nv+nh)^2),
+        the batch's and the AIS chains' states and conditional probabilities, and the data (float32)."""
+        nv, nh = 784 + (10 if self.model == "classrbm" else 0), int(self.hidden)
+        units = nv + nh
+        params = float(units) ** 2 if self.model == "bm" else float(nv) * nh + units
+        chains = float(self.batch_size + self.eval_ais_chains) * units
+        n_data = (self.n_train or 60_000) + (self.n_test or 10_000)
+        return 4.0 * (4 * params + 6 * chains + 784.0 * n_data)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -16,12 +16,15 @@ from labml.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("data", help="data sets: download MNIST, show what a data folder holds")
+    p = subparsers.add_parser(
+        "data", allow_abbrev=False, help="data sets: download MNIST, show what a data folder holds"
+    )
     sub = p.add_subparsers(dest="data_what", metavar="WHAT")
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
     d = sub.add_parser(
         "download",
+        allow_abbrev=False,
         help="download the four official MNIST files (md5-checked) into a folder",
         description="Download train/t10k images and labels (gzipped IDX) into DIR, trying each mirror in "
         "order; each file's md5 is checked, a wrong one is deleted and the next mirror tried. Files already "
@@ -40,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.set_defaults(func=cmd_download)
 
     i = sub.add_parser(
-        "info", help="load a data set and print its sizes (MNIST folder or the built-in digits)"
+        "info",
+        allow_abbrev=False,
+        help="load a data set and print its sizes (MNIST folder or the built-in digits)"
     )
     i.add_argument(
         "--data", default=None, metavar="DIR", help="MNIST folder (default $LABML_DATA, else digits)"
@@ -51,8 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
+    from labml.checks import check_float
     from labml.data import MNIST_MIRRORS, download_mnist, resolve_data_dir
 
+    check_float("--timeout", args.timeout, 0.0, lo_open=True, unit="s")
     folder = resolve_data_dir(args.data)
     if folder is None:
         raise UserError("labml data download needs --data DIR (or $LABML_DATA)")

@@ -24,6 +24,7 @@ from labml.errors import UserError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
+        allow_abbrev=False,
         help="check the built-in simulated rig, calibrate wire 0, train in the loop (about a minute)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -70,6 +71,11 @@ def _rig_toml_with_calibration(base: Path, cal_file: Path, out: Path) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
+
+    from labml.checks import check_int
+
+    for option in ("n", "epochs", "train_size", "test_size"):
+        check_int("--" + option.replace("_", "-"), getattr(args, option), 1)
 
     from labml.rigs import open_rig
     from protocols.runner import run_protocol

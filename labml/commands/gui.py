@@ -11,6 +11,7 @@ VIEW_NAMES = ("rig", "launcher", "live", "runs", "log", "training", "histogram",
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "gui",
+        allow_abbrev=False,
         help="the lab dashboard (rig panel, protocol launcher, live plots, run browser)",
         description="Start the Qt dashboard. With --screenshot, connect to the rig, produce real data for "
         "the chosen view (a small job on the rig where the view needs one), save it as PNG and exit.",

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "rig",
+        allow_abbrev=False,
         help="check, scan or zero a rig",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -29,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = p.add_subparsers(dest="rig_command", metavar="ACTION")
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
-    c = sub.add_parser("check", help="identities and state of every instrument of a rig")
+    c = sub.add_parser(
+        "check", allow_abbrev=False, help="identities and state of every instrument of a rig"
+    )
     c.add_argument("--rig", default="sim", help="rig config TOML, a built-in rig name, or 'sim' (default)")
     c.add_argument(
         "--lock-dir",
@@ -38,7 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     c.set_defaults(func=cmd_check)
 
-    s = sub.add_parser("scan", help="list VISA resources without opening or writing to them")
+    s = sub.add_parser(
+        "scan", allow_abbrev=False, help="list VISA resources without opening or writing to them"
+    )
     s.add_argument(
         "--visa-library",
         default=None,
@@ -49,7 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--query", default="?*::INSTR", help="VISA resource query (default '?*::INSTR')")
     s.set_defaults(func=cmd_scan)
 
-    z = sub.add_parser("zero", help="ramp the coil to 0 A and switch outputs off, from outside")
+    z = sub.add_parser(
+        "zero", allow_abbrev=False, help="ramp the coil to 0 A and switch outputs off, from outside"
+    )
     z.add_argument("--rig", default="sim", help="rig config TOML, a built-in rig name, or 'sim' (default)")
     z.add_argument(
         "--force", action="store_true", help="zero the coil even while a live process holds the rig lock"

@@ -56,6 +56,7 @@ _RUN_SWITCHES = {"--dry-run": "dry_run", "--json": "json"}
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "run",
+        allow_abbrev=False,
         help="run a measurement protocol on a rig",
         description="Run a scripted protocol (hysteresis, coil-calibration, depinning-calibration, "
         "characterise-wires, train-synapses, train-bm, infer-on-rig). "
@@ -74,6 +75,7 @@ def register(subparsers) -> None:
 
     s = subparsers.add_parser(
         "sweep",
+        allow_abbrev=False,
         help="run a protocol over a grid of parameters (local processes or Dask)",
         description="Run a protocol over a grid of parameter values as one queued, resumable sequence.",
         add_help=False,
@@ -139,7 +141,12 @@ def split_params(args: argparse.Namespace, tokens: list[str]) -> dict[str, str]:
         i += 1
         if flag in _RUN_FLAGS and hasattr(args, _RUN_FLAGS[flag]):
             attr = _RUN_FLAGS[flag]
-            setattr(args, attr, int(value) if attr == "workers" else value)
+            if attr == "workers":
+                try:
+                    value = int(value)
+                except ValueError:
+                    raise UserError(f"--workers {value!r}: must be an integer >= 0") from None
+            setattr(args, attr, value)
             continue
         key = name.replace("-", "_")
         if key in params:
@@ -197,7 +204,8 @@ def _report(out: dict, as_json: bool) -> None:
         if out.get("dry_run"):
             print(f"plan OK for {out['protocol']}: " + json.dumps(out.get("plan", {}), default=str))
         else:
-            print(f"{out.get('protocol')}: {out.get('status')}  run folder: {out.get('run_dir')}")
+            why = f": {out['reason']}" if out.get("reason") and out.get("status") != "success" else ""
+            print(f"{out.get('protocol')}: {out.get('status')}{why}  run folder: {out.get('run_dir')}")
             for k, v in out.get("results", {}).items():
                 if isinstance(v, float):
                     print(f"  {k} = {v:.6g}")
@@ -254,8 +262,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.help:
         args._parser.print_help()
         return 0
-    from labml.sweep import Sweep, parse_grid
+    from labml.sweep import Sweep, check_run_options, parse_grid
 
+    check_run_options(args.workers, args.cluster)  # before any folder is made or point validated
     if args.resume:
         sweep = Sweep.open(args.resume)
         if args.grid or fixed:

@@ -13,6 +13,7 @@ from labml.errors import UserError
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "runs",
+        allow_abbrev=False,
         help="list recorded runs (filter by kind, status, sample, device, operator, date, parameter)",
         description="List the run folders under ROOT (default $LABML_RUNS or ./runs), oldest first.",
     )
@@ -37,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     r = subparsers.add_parser(
         "resume",
+        allow_abbrev=False,
         help="continue a paused or killed run from its last checkpoint",
         description="Continue RUN_DIR from its newest checkpoint: rows written after it are cut and "
         "redone, so nothing is lost or duplicated. The run keeps its folder and uid.",
@@ -94,7 +96,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     want = filters.pop("status")
     found = runs.find_runs(args.root, **filters)
     if args.resumable:
-        found = [r for r in found if r.meta.get("status") in ("running", "paused") and _plan_ok(r)]
+        found = [r for r in found if runs.is_resumable(r.meta) and _plan_ok(r)]
     if want:
         found = [r for r in found if _summary(r)["status"] == want]
     if args.json:
@@ -173,6 +175,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from labml import engine, runs
 
     run_dir = Path(args.run_dir)
+    if args.checkpoint is not None:
+        from labml.checks import check_int
+
+        check_int("--checkpoint", args.checkpoint, 0)
     run = runs.load(run_dir)
     if args.dry_run:
         # every check of a resume; the rig is not opened and the folder is not changed

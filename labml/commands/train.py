@@ -17,13 +17,16 @@ import sys
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "train", help="train a learning model (stochastic synapses, Boltzmann machines)"
+        "train",
+        allow_abbrev=False,
+        help="train a learning model (stochastic synapses, Boltzmann machines)"
     )
     sub = p.add_subparsers(dest="train_what", metavar="WHAT")
     p.set_defaults(func=lambda args: (p.print_help(sys.stderr), 2)[1])
 
     s = sub.add_parser(
         "synapses",
+        allow_abbrev=False,
         help="stochastic-synapse network (Ellis et al. 2023) on the model or in the loop on a rig",
         description="Train a network of binary stochastic synapses with the reference protocol "
         "(Adam lr 0.02, batch 64, early stopping on a 20%% validation split, test accuracy = mean over 16 "
@@ -35,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     b = sub.add_parser(
         "bm",
+        allow_abbrev=False,
         help="Boltzmann machine / RBM / classification RBM (gradient or learning by relaxation)",
         description="Train a BM, RBM or classification RBM and evaluate it (see labml.bm).",
     )
@@ -47,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     c = sub.add_parser(
         "bm-compare",
+        allow_abbrev=False,
         help="compare CD, PCD, Metropolis, sLLG and the relaxation device on one budget of updates",
         description="Train the same RBM with each sampler on the same budget of parameter updates and "
         "write a table (CSV, Markdown) and a plot of log-likelihood and accuracy against updates and "

@@ -90,31 +90,33 @@ class SynapseTrainConfig:
     rig_test_passes: int = 1
 
     def validate(self) -> None:
+        """UserError naming the command-line option, the value and the allowed range for every
+        setting out of range, and when the declared sizes cannot fit in the memory available."""
+        from labml.checks import check_config_memory, check_float, check_int
+
         def bad(name: str, want: str) -> UserError:
             return UserError(f"train synapses: {name} must be {want}, got {getattr(self, name)!r}")
 
-        if not isinstance(self.n, int) or self.n < 1:
-            raise bad("n", "an integer >= 1")
+        check_int("--n", self.n, 1)
         if self.model not in MODELS:
             raise bad("model", f"one of {', '.join(MODELS)}")
-        if any((not isinstance(h, int)) or h < 1 for h in self.hidden):
+        if not isinstance(self.hidden, list | tuple):
             raise bad("hidden", "a list of integers >= 1")
+        for h in self.hidden:
+            check_int("--hidden", h, 1)
         if self.activation not in ACTIVATIONS:
             raise bad("activation", f"one of {', '.join(ACTIVATIONS)}")
-        if not isinstance(self.epochs, int) or self.epochs < 0:
-            raise bad("epochs", "an integer >= 0")
-        if not isinstance(self.patience, int) or self.patience < 0:
-            raise bad("patience", "an integer >= 0")
-        if not self.lr > 0:
-            raise bad("lr", "> 0")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise bad("batch_size", "an integer >= 1")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise bad("val_fraction", "in [0, 1)")
-        if self.rig_test_passes < 1:
-            raise bad("rig_test_passes", ">= 1")
-        if self.test_passes < 1:
-            raise bad("test_passes", ">= 1")
+        check_int("--epochs", self.epochs, 0)
+        check_int("--patience", self.patience, 0)
+        check_float("--lr", self.lr, 0.0, lo_open=True)
+        check_int("--batch-size", self.batch_size, 1)
+        check_float("val_fraction", self.val_fraction, 0.0, 1.0, hi_open=True)
+        check_int("--train-size", self.train_size, 1, none_ok=True)
+        check_int("--test-size", self.test_size, 1, none_ok=True)
+        check_int("--rig-test-passes", self.rig_test_passes, 1)
+        check_int("--test-passes", self.test_passes, 1)
+        check_int("--threads", self.threads, 1)
+        check_int("--seed", self.seed)
         if self.backend not in ("model", "rig"):
             raise bad("backend", '"model" or "rig"')
         if self.backend == "rig":
@@ -125,15 +127,40 @@ class SynapseTrainConfig:
                     "train synapses: on a rig hidden layers run with step activations only "
                     f"(an input only gates whether a synapse is read), got activation {self.activation!r}"
                 )
-        lo, hi = self.field_range_mT
+        lo, hi = (check_float("field_range_mT", v) for v in self.field_range_mT)
         if not lo < hi:
             raise bad("field_range_mT", "[H_min, H_max] with H_min < H_max")
-        if not self.field_step_mT > 0:
-            raise bad("field_step_mT", "> 0")
-        if self.spread_H0_mT < 0 or self.spread_k_rel < 0:
-            raise UserError("train synapses: spread_H0_mT and spread_k_rel must be >= 0")
+        check_float("--field-step", self.field_step_mT, 0.0, lo_open=True, unit="mT")
+        check_float("--spread-H0", self.spread_H0_mT, 0.0, unit="mT")
+        check_float("--spread-k", self.spread_k_rel, 0.0)
         if self.sampler not in SAMPLERS:
             raise bad("sampler", f"one of {', '.join(SAMPLERS)}")
+        check_config_memory(self, "train synapses", {
+            "--n": "n", "--hidden": "hidden", "--batch-size": "batch_size", "--train-size": "train_size",
+            "--test-size": "test_size"})
+
+    def memory_estimate(self) -> float:
+        """Bytes of the largest allocations a training makes, from the declared sizes (inputs taken
+        as 784 pixels, the largest data set): the data (uint8 images and float32 inputs), per
+        layer the float64 uniforms of one batch's reads (B x N_in x N_out, binomial_sums) and its
+        exact CDF table (N_out x (n + 1) float64, the numba path; three B x N_in x N_out float32
+        tensors more with the torch.binomial reference sampler), the weights with Adam's state, and
+        the evaluation's activations."""
+        n_in, n_classes = 784, 10
+        n_train = self.train_size if self.train_size is not None else 60_000
+        n_test = self.test_size if self.test_size is not None else 10_000
+        total = 5.0 * n_in * (n_train + n_test)  # uint8 images and their float32 inputs
+        sizes = [n_in, *self.hidden, n_classes]
+        devices = 2 if self.signed else 1
+        layer_peak = 0.0
+        for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+            reads = 8.0 * self.batch_size * a * b + 8.0 * b * (self.n + 1)
+            if self.sampler == "binomial":
+                reads += 3 * 4.0 * self.batch_size * a * b
+            layer_peak = max(layer_peak, reads)
+            total += 4 * 4.0 * devices * a * b  # weights, gradient, Adam's two moments
+        total += layer_peak + 4.0 * n_test * max(sizes) * 2
+        return total
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
