@@ -495,9 +495,7 @@ def test_rig_pulse_up_to_the_field_limit_is_played_at_that_amplitude(sim_rig, fa
 
 @pytest.mark.parametrize("factor", [1.01, 1.001], ids=boundary)
 @pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_rig_pulse_beyond_the_field_limit_is_refused_and_nothing_reaches_the_generator(
-    sim_rig, factor, sign
-):
+def test_rig_pulse_beyond_the_field_limit_is_refused_and_nothing_reaches_the_generator(sim_rig, factor, sign):
     rig = sim_rig
     rig._ensure_output()
     sent = record_scpi(rig, "pulse_source")
@@ -590,3 +588,107 @@ def test_generator_role_refuses_a_waveform_beyond_its_max_V_and_writes_nothing(s
     rig.pulse_source.arm(np.array([0.0] * 4 + [max_V] + [0.0] * 4), 1e5)
     assert any(c.startswith("SOUR1:VOLT ") and float(c.split()[1]) == 2 * max_V for _, c in sent)
     rig.pulse_source.disarm()
+
+
+# -------------------------------------------------------------------------------------------------
+# the per-wire field range (field_range_mT): the limit of learning code
+
+
+class RangeRig:
+    """A SynapseRig with two wires of ranges [2, 8] and [1, 5] mT that records every read."""
+
+    n_wires = 2
+    ranges = [(2.0, 8.0), (1.0, 5.0)]
+
+    def __init__(self) -> None:
+        self.requests: list[np.ndarray] = []
+
+    def field_range_mT(self, wire):
+        return self.ranges[wire]
+
+    def calibration(self, wire):
+        from instruments.calibration import Logistic
+
+        return Logistic(H0=4.0, k=3.0, a=1.0)
+
+    def read_synapses(self, fields_mT, wires, n):
+        from instruments.roles import SynapseReads
+
+        self.requests.append(np.asarray(fields_mT, dtype=float).copy())
+        return SynapseReads(
+            counts=np.zeros(len(fields_mT), dtype=np.int64), n=n, bench_time_s=0.0, energy_J=0.0
+        )
+
+
+@pytest.mark.parametrize(
+    ("wire", "factor", "end"), [(0, 0.99, "hi"), (0, 1.01, "lo"), (1, 1.0, "hi"), (1, 1.0, "lo")]
+)
+def test_a_request_inside_its_wires_field_range_passes(wire, factor, end):
+    from instruments.rig import check_wire_ranges
+
+    rig = RangeRig()
+    field = factor * rig.ranges[wire][0 if end == "lo" else 1]
+    check_wire_ranges(rig, [3.0, field], [1 - wire, wire])
+
+
+@pytest.mark.parametrize(
+    ("wire", "factor", "end"), [(0, 1.01, "hi"), (0, 0.99, "lo"), (1, 1.001, "hi"), (1, 0.999, "lo")]
+)
+def test_a_request_outside_its_wires_field_range_is_refused(wire, factor, end):
+    from instruments.rig import check_wire_ranges
+
+    rig = RangeRig()
+    field = factor * rig.ranges[wire][0 if end == "lo" else 1]
+    with pytest.raises(
+        SafetyError, match=rf"request 1: field .* on wire {wire} is outside the wire's field_range_mT"
+    ):
+        check_wire_ranges(rig, [3.0, field], [1 - wire, wire])
+    with pytest.raises(SafetyError, match="outside the wire's field_range_mT"):
+        check_wire_ranges(rig, [float("nan")], [wire])
+
+
+@pytest.mark.parametrize(("factor", "refused"), [(0.99, False), (1.01, True)], ids=["0.99x", "1.01x"])
+def test_the_rig_kernel_never_reads_outside_the_wire_range(factor, refused):
+    """A Boltzmann machine's rig kernel whose idea of the range is off (a stale range, a bug) asks for
+    factor x the top of wire 0's range: at 1.01x nothing is read; at 0.99x the read is at that field."""
+    import torch
+
+    from labml.bm.kernels import RigKernel
+
+    rig = RangeRig()
+    kernel = RigKernel(rig)
+    kernel.ranges[0] = (2.0, factor * 8.0)
+    state, field = torch.zeros(1, 1), torch.full((1, 1), 50.0)  # q -> 1: the top of the range
+    if refused:
+        with pytest.raises(SafetyError, match="field_range_mT"):
+            kernel.update(state, field, beta=1.0)
+        assert rig.requests == []
+    else:
+        kernel.update(state, field, beta=1.0)
+        assert rig.requests[0][0] == pytest.approx(factor * 8.0, rel=1e-12)
+
+
+@pytest.mark.parametrize(("factor", "refused"), [(0.99, False), (1.01, True)], ids=["0.99x", "1.01x"])
+def test_training_in_the_loop_never_reads_outside_the_wire_range(factor, refused):
+    """The synapse layers' rig reader clips H into its copy of the range; a copy that is off (1.01x
+    the rig's range) is caught before the read."""
+    import torch
+
+    from labml.synapses.layer import StochasticSynapseLinear
+    from labml.synapses.rig import RigReader
+
+    rig = RangeRig()
+    layer = StochasticSynapseLinear(2, 1, n=1, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        layer.H.fill_(100.0)  # far above every range: the reader clips it to its copy of the top
+    reader = RigReader(rig, [np.zeros((1, 1, 2), dtype=int)], field_step_mT=1e-4)
+    reader.hi[0] = factor * 8.0
+    reader.attach(layer)
+    x = torch.ones(1, 2)
+    if refused:
+        with pytest.raises(SafetyError, match="field_range_mT"):
+            layer(x)
+        assert rig.requests == []
+    else:
+        layer(x)
+        assert rig.requests[0] == pytest.approx(factor * 8.0, rel=1e-9)
