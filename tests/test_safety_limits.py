@@ -21,7 +21,7 @@ from helpers import FakeClock
 from instruments.config import CoilConfig, Limits
 from instruments.errors import SafetyError
 from instruments.rig import NanowireRig
-from instruments.safety import DUTY_THRESHOLD_FRACTION, CoilGuard
+from instruments.safety import CoilGuard
 
 COIL = CoilConfig(mT_per_A=1.8, inductance_H=1e-3, resistance_ohm=1.0, compliance_V=20.0)
 FS = 1e5  # waveform sample rate (Hz) of the guard-level waveform tests
@@ -95,6 +95,10 @@ def make(**kw):
 
 def boundary(factor: float) -> str:
     return f"{factor:g}x"
+
+
+def boundary_pair(value) -> str:
+    return f"{value:g}x" if isinstance(value, float) else str(value)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -367,11 +371,13 @@ def test_waveform_duty_beyond_duty_max_is_refused_and_nothing_is_armed(factor):
 
 
 @pytest.mark.parametrize(
-    ("factor", "counts"), [(0.99, False), (1.01, True)], ids=["0.99x threshold", "1.01x threshold"]
+    ("factor", "counts"),
+    [(0.99, False), (0.999, False), (1.0, False), (1.001, True), (1.01, True)],
+    ids=boundary_pair,
 )
 def test_duty_counts_the_coil_as_energised_above_one_percent_of_i_max(factor, counts):
     _, _, _, guard = make(i_max_A=20.0)
-    level = factor * DUTY_THRESHOLD_FRACTION * 20.0
+    level = factor * 0.01 * 20.0  # 1 % of i_max_A, stated here so that moving it fails this test
     rep = guard.validate_waveform(duty_waveform(100, level_A=level), FS)
     assert rep.duty == (0.1 if counts else 0.0)
 
@@ -575,6 +581,20 @@ def test_supply_driver_accepts_a_setpoint_up_to_its_own_limit(factor):
         rig.field_source.supply.current_setpoint = factor * i_max
         assert sent == [(rig.clock.now(), f"CURRent {factor * i_max:g}")]
         rig.field_source.supply.current_setpoint = 0.0
+
+
+def test_supply_role_accepts_a_setpoint_at_its_own_limit():
+    """Approached in a small step (the guard ramps to 0.995 i_max_A first), the role writes exactly
+    i_max_A: its limit is inclusive, not tighter than the rig's."""
+    from labml.rigs import open_rig
+
+    with open_rig("sim", sim={"seed": 2}) as rig:
+        i_max = rig.config.limits.i_max_A
+        rig.ramp_to_field(0.995 * rig.config.field_limit_mT)
+        sent = record_scpi(rig, "field_source")
+        rig.field_source.set_current_A(i_max)
+        assert f"CURRent {i_max:g}" in [c for _, c in sent]
+        rig.guard.sync()
 
 
 def test_generator_role_refuses_a_waveform_beyond_its_max_V_and_writes_nothing(sim_rig):
