@@ -696,6 +696,33 @@ class NanowireRig:
                         self.config.name, why, exc)
 
 
+def check_wire_ranges(rig: Any, fields_mT: Any, wires: Any) -> None:
+    """Refuse (SafetyError, before anything moves) a request outside its wire's field_range_mT.
+
+    The per-wire range is the limit of LEARNING code (training in the loop, inference, the rig
+    kernel of a Boltzmann machine): it clips its fields into ``rig.field_range_mT(wire)`` and then
+    passes every batch through this check right before ``rig.read_synapses``, so a request out of
+    range is refused rather than read. Protocols that map a wire (depinning calibration,
+    hysteresis) may go beyond the range, up to the rig's field limit, which ``read_synapses``
+    enforces for everyone. Works on any SynapseRig (only ``field_range_mT(wire)`` is used).
+    """
+    f = np.asarray(fields_mT, dtype=float).ravel()
+    w = np.asarray(wires).ravel()
+    if f.shape != w.shape:
+        raise ValueError(f"fields_mT ({f.size}) and wires ({w.size}) must have the same length")
+    for wire in np.unique(w):
+        lo, hi = (float(x) for x in rig.field_range_mT(int(wire)))
+        sel = np.flatnonzero(w == wire)
+        fw = f[sel]
+        bad = np.flatnonzero(~((fw >= lo) & (fw <= hi)))  # NaN counts as outside
+        if bad.size:
+            i = int(sel[bad[0]])
+            raise SafetyError(
+                f"request {i}: field {float(f[i])!r} mT on wire {int(wire)} is outside the wire's "
+                f"field_range_mT [{lo:g}, {hi:g}] mT"
+            )
+
+
 def _accepts_kw(fn: Any, name: str) -> bool:
     if fn is None:
         return False

@@ -28,6 +28,8 @@ import math
 import numpy as np
 import torch
 
+from instruments.rig import check_wire_ranges
+
 logger = logging.getLogger(__name__)
 
 
@@ -263,6 +265,7 @@ class RigKernel(Kernel):
     ) -> torch.Tensor:
         q = torch.sigmoid(2.0 * beta * field).detach().double().cpu().numpy()
         H, wires = self.fields_for(q, first_unit)
+        check_wire_ranges(self.rig, H.ravel(), wires.ravel())
         reads = self.rig.read_synapses(H.ravel(), wires.ravel(), 1)
         bits = np.asarray(reads.counts).reshape(q.shape)
         self.reads += q.size

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from instruments.calibration import Logistic
+from instruments.rig import check_wire_ranges
 from labml.errors import UserError
 from labml.synapses.curves import TorchLogistic
 
@@ -133,6 +134,7 @@ def calibrate_wires(
         grids.append(grid)
         req_f.append(grid)
         req_w.append(np.full(len(grid), int(w)))
+    check_wire_ranges(rig, np.concatenate(req_f), np.concatenate(req_w))
     reads = rig.read_synapses(np.concatenate(req_f), np.concatenate(req_w), n_reads)
     frac = np.asarray(reads.counts, dtype=float) / n_reads
     pos = 0
@@ -254,6 +256,7 @@ class RigReader:
         plan = self.planner.plan(xn, self._fields(layer, wires), wires, self.lo, self.hi)
         if len(plan.fields_mT) == 0:
             return torch.zeros(wires.shape[0], x.shape[0], wires.shape[1])
+        check_wire_ranges(self.rig, plan.fields_mT, plan.wires)
         reads = self.rig.read_synapses(plan.fields_mT, plan.wires, int(layer.n))
         counts = np.asarray(reads.counts)
         if counts.shape != plan.fields_mT.shape:
