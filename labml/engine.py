@@ -401,6 +401,7 @@ class RunEngine:
         self._abort_requested: str | None = None
         self._estop = False
         self._fault_since: float | None = None
+        self._fault_left_at: float | None = None
         self._fault_retries = 0
         self._sigint_count = 0
         self._critical = False
@@ -592,7 +593,7 @@ class RunEngine:
         self._stop_requested = None
         self._abort_requested = None
         self._estop = False
-        self._fault_since, self._fault_retries = None, 0
+        self._fault_since, self._fault_retries, self._fault_left_at = None, 0, None
         run.update(status=RUNNING, reason=None, pid=os.getpid(), pid_host=socket.gethostname())
         with run.log_to_file(self.log_level), self._sigint():
             if not plan.needs_rig or rig is not None:
@@ -858,10 +859,19 @@ class RunEngine:
         wd = self.watchdog
         clock = ctx.clock
         log.warning("instrument fault at step %d: %s: %s", step, type(exc).__name__, exc)
-        run.add_event("fault", step=step, error=f"{type(exc).__name__}: {exc}")
+        kind = getattr(exc, "kind", None) or type(exc.__cause__ or exc).__name__
+        counts = dict(run.meta.get("faults") or {})  # faults ridden out, in total and per kind
+        counts["total"] = int(counts.get("total", 0)) + 1
+        counts[kind] = int(counts.get(kind, 0)) + 1
+        run.meta["faults"] = counts  # saved with the event below
+        run.add_event("fault", step=step, kind=kind, error=f"{type(exc).__name__}: {exc}")
         self._notify("fault", {"step": step, "error": str(exc)})
         if self._fault_since is None:
             self._fault_since = clock.now()
+        elif self._fault_left_at is not None:
+            # a redone step that faults again: its run time was no fault time (a long step, e.g. an
+            # epoch of in-the-loop training, must not use up suspend_timeout_s by itself)
+            self._fault_since += clock.now() - self._fault_left_at
         delay = wd.backoff_s * 2 ** self._fault_retries
         suspended = False
         zeroed = False
@@ -898,6 +908,7 @@ class RunEngine:
             if suspended:
                 run.update(reason=None)
             log.info("fault cleared; continuing from step %d", new_step)
+            self._fault_left_at = clock.now()
             return new_step
 
     def _recover(self, plan: Plan, run: Run, ctx: RunContext, safe_state_done: bool) -> int:
