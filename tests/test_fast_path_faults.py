@@ -19,7 +19,7 @@ from labml import runs
 from labml.engine import RunEngine, Watchdog
 from labml.engine_plans import TrainerPlan
 from protocols.runner import run_protocol
-from simulated_hw.faults import FAST_PATH_KINDS
+from simulated_hw.faults import FAST_PATH_KINDS, FaultInjector
 from simulated_hw.rig import build_sim_rig
 
 torch.set_num_threads(1)
@@ -108,6 +108,27 @@ def test_the_same_seed_gives_the_same_faults_and_results_and_a_restored_state_co
         assert [_outcome(d) for _ in range(20)] == cont_a
 
 
+def test_a_block_of_transactions_draws_exactly_as_one_tick_at_a_time():
+    def make():
+        return FaultInjector("fast_path", {"timeout": 0.01, "garbled": 0.004}, seed=9, kinds=FAST_PATH_KINDS,
+                             schedule=[{"kind": "disconnect", "at": 700, "count": 3}])
+
+    one, block = make(), make()
+    looped, blocked = [], []
+    for size in [1, 50, 333, 1000, 7, 2000] * 3:
+        for i in range(size):
+            one.tick()
+            kind = next((k for k in FAST_PATH_KINDS if one.take(k)), None)
+            if kind is not None:
+                looped.append((i, kind))
+                break
+        else:
+            looped.append(None)
+        blocked.append(block.run_transactions(size, FAST_PATH_KINDS))
+    assert blocked == looped and any(blocked)
+    assert block.state_dict() == one.state_dict()
+
+
 def test_a_fast_path_fault_table_is_checked_like_the_others():
     with pytest.raises(ConfigError, match=r"fast_path.compliance: unknown fault kind 'compliance'"):
         sim_rig({"compliance": 0.1})
@@ -191,3 +212,27 @@ def test_a_fast_path_disconnect_that_never_clears_aborts_cleanly_at_zero_field(t
     assert out["status"] == "aborted" and "did not clear within 20 s" in out["reason"]
     assert states and all(s[1:] == (0.0, 0.0) for s in states)
     assert len(run.series("data")) == 2  # the points measured before the fault are kept
+
+
+def test_a_run_under_fast_path_faults_resumed_from_its_checkpoint_ends_as_the_uninterrupted_run(tmp_path):
+    table = {"timeout": 0.12, "garbled": 0.08}
+
+    def rows(run):
+        return [(r["Field (mT)"], r["Passes"]) for r in run.series("data")]
+
+    ref_out, ref = _depin(tmp_path / "ref", table)
+    with sim_rig(table, seed=2) as rig:
+        eng = RunEngine(progress=False, handle_sigint=False, watchdog=Watchdog(**WATCHDOG),
+                        on_pause=lambda e, step: "suspend")
+        eng.subscribe(lambda ev, p: eng.request_pause() if ev == "step" and p["step"] == 1 else None)
+        out = run_protocol("depinning-calibration", DEPIN, rig=rig, run_dir=tmp_path / "cut", engine=eng)
+    assert out["status"] == "paused"
+    with sim_rig(table, seed=2) as rig:  # a fresh process would build the same rig, then restore its state
+        out = RunEngine(progress=False, handle_sigint=False, watchdog=Watchdog(**WATCHDOG)).resume(
+            tmp_path / "cut", rig=rig)
+    cut = runs.load(tmp_path / "cut")
+    assert out.status == ref_out["status"] == "success"
+    fault_steps = [e["step"] for e in ref.meta["events"] if e["event"] == "fault"]
+    assert min(fault_steps) < 1 <= max(fault_steps)  # faults before the cut and after it
+    assert cut.meta["faults"] == ref.meta["faults"]
+    assert rows(cut) == rows(ref)  # same faults, same draws: the same counts, every point once
