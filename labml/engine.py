@@ -241,7 +241,8 @@ class Watchdog:
         backoff_s, 2*backoff_s, 4*backoff_s, ... (s, on the rig's clock) and the field at zero
         between tries only once the retries are used up.
     poll_s : while suspended, seconds between probes of the rig.
-    suspend_timeout_s : abort cleanly if the fault has not cleared after this long (s).
+    suspend_timeout_s : abort cleanly if the fault has not cleared after this long (s; the time
+        redone steps ran between faults of a streak does not count).
     """
 
     retries: int = 2
