@@ -703,7 +703,7 @@ class RunEngine:
                 if done_early:
                     break
             if status in (SUCCESS, STOPPED):
-                plan.close(ctx)
+                self._close_plan(plan, run, ctx, step)
             self._safe_state(rig)  # every end leaves the field at zero (outputs: the rig's owner)
             results = _safe_results(plan)
             if status == PAUSED:
@@ -851,6 +851,24 @@ class RunEngine:
             self._notify("resume", {"step": step})
             self.state = RUNNING
         return decision
+
+    def _close_plan(self, plan: Plan, run: Run, ctx: RunContext, step: int) -> None:
+        """plan.close(ctx) (e.g. the final evaluation of an in-the-loop training on the rig); an
+        instrument fault in it is ridden out like one in a step (its plan state is restored from the
+        last checkpoint, written after the last step), then close runs again."""
+        while True:
+            try:
+                plan.close(ctx)
+                return
+            except _Abort:
+                raise
+            except Exception as exc:
+                if self._abort_requested:
+                    raise _Abort(self._abort_requested, emergency=self._estop) from exc
+                if not isinstance(exc, self.watchdog.faults()):
+                    raise
+                ctx._discard()
+                self._ride_out_fault(plan, run, ctx, step, exc)
 
     def _ride_out_fault(self, plan: Plan, run: Run, ctx: RunContext, step: int, exc: BaseException) -> int:
         """Retry with backoff; then suspend (safe state, probe every poll_s) until the fault clears or

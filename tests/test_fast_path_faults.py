@@ -147,6 +147,9 @@ WATCHDOG = {"retries": 2, "backoff_s": 0.05, "poll_s": 0.5}
 def _train(run_dir, fast_path):
     with sim_rig(fast_path, seed=1) as rig:
         eng = RunEngine(progress=False, handle_sigint=False, watchdog=Watchdog(**WATCHDOG))
+        # and one more fault in the final evaluation on the rig (after the last epoch, outside any step)
+        eng.subscribe(lambda ev, p: rig.faults["fast_path"].inject("timeout")
+                      if ev == "step" and p["step"] == TRAIN["epochs"] else None)
         plan = TrainerPlan("labml.synapses.trainer:build_trainer", TRAIN, kind="train-synapses",
                            needs_rig=True)
         out = eng.run(plan, run_dir, rig=rig)
@@ -160,8 +163,10 @@ def test_in_the_loop_training_rides_out_fast_path_timeouts_and_counts_them(tmp_p
     out, run, injected = _train(tmp_path / "train", {"timeout": 0.003})
     assert out.status == "success"
     assert [r["epoch"] for r in run.series("metrics")] == [0, 1, 2]  # every epoch exactly once
-    assert injected > 0 and run.meta["faults"] == {"total": injected, "timeout": injected}
-    assert sum(e["event"] == "fault" for e in run.meta["events"]) == injected
+    assert injected > 1 and run.meta["faults"] == {"total": injected, "timeout": injected}
+    fault_steps = [e["step"] for e in run.meta["events"] if e["event"] == "fault"]
+    assert len(fault_steps) == injected and fault_steps[-1] == TRAIN["epochs"]  # the evaluation's
+    assert "final" in run.meta["results"]  # the evaluation was redone and recorded
 
 
 DEPIN = {"wire": 0, "field_start": "3 mT", "field_stop": "7 mT", "field_points": 6, "reads": 40,
