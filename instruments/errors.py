@@ -11,7 +11,14 @@ class SafetyError(ValueError):
 
 
 class InstrumentFault(RuntimeError):
-    """An instrument misbehaved: timeout, garbled reply, error in its queue, compliance, overload."""
+    """An instrument misbehaved: timeout, garbled reply, error in its queue, compliance, overload.
+
+    ``kind`` (optional keyword) names the fault ("timeout", "garbled", ...) where the raiser knows
+    it; the run engine counts faults per kind in run.json."""
+
+    def __init__(self, *args: object, kind: str | None = None) -> None:
+        super().__init__(*args)
+        self.kind = kind
 
 
 class RigLockedError(RuntimeError):

@@ -77,6 +77,25 @@ def trapezoid_samples(
     return np.concatenate([[0.0], edge, np.full(n_plateau, current), edge[::-1][1:], [0.0]])
 
 
+def check_buffer(values: Any, n_expected: int, who: str = "readout") -> np.ndarray:
+    """The values of one buffered fetch as a float array, or InstrumentFault when the buffer is
+    garbage: a wrong length (kind "truncated") or a value that is not a finite number (NaN, inf:
+    kind "garbled"). A bit is never derived from such a buffer (NaN > threshold would read 0)."""
+    arr = np.asarray(values, dtype=float).ravel()
+    if arr.size != n_expected:
+        raise InstrumentFault(
+            f"{who} returned {arr.size} buffered values, expected {n_expected}", kind="truncated"
+        )
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        raise InstrumentFault(
+            f"{who} returned {bad.size} non-finite buffered value(s) of {n_expected} "
+            f"(first at index {int(bad[0])}: {arr[bad[0]]!r})",
+            kind="garbled",
+        )
+    return arr
+
+
 #: The signals that end a run the safe way (field to zero, outputs off): Ctrl+C, kill,
 #: a closed terminal or dropped ssh session, Ctrl+backslash (SIGQUIT).
 SHUTDOWN_SIGNALS = tuple(
@@ -555,12 +574,8 @@ class NanowireRig:
                 rep = self._arm(program, n_cycles=n_reads, inject_delay_s=plan["inject_delay_s"])
                 self.readout.arm_buffer(n_reads)
                 self._play(rep)
-                values = np.asarray(self.readout.fetch_buffer(), dtype=float)
-                if values.size != n_reads:
-                    raise InstrumentFault(
-                        f"readout returned {values.size} buffered values, expected {n_reads}"
-                    )
-                self._energy_J += rep.energy_J * n_reads
+                self._energy_J += rep.energy_J * n_reads  # played, whatever the fetch brings
+                values = check_buffer(self.readout.fetch_buffer(), n_reads)
                 return np.array([self._bit(v, wire) for v in values], dtype=np.int64)
             rep = self._arm(program, n_cycles=1, inject_delay_s=plan["inject_delay_s"])
             for i in range(n_reads):

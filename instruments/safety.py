@@ -19,6 +19,7 @@ Units: A, A/s, mT, s, W, J.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -46,15 +47,23 @@ ZERO_RETRIES = 8
 ZERO_RETRY_WAIT_S = 0.05
 
 
-# Guards whose last ramp to zero could not be confirmed: id(guard) -> message. A later confirmed
-# zero of the same guard removes its entry. Read by front ends (the CLI's exit code, the GUI banner)
-# through unconfirmed_zero_alerts(): a process must never end claiming safety it has not seen.
-_UNCONFIRMED: dict[int, str] = {}
+# Guards whose last ramp to zero could not be confirmed: guard serial -> (alert number, message).
+# A later confirmed zero of the same guard removes its entry. Read by front ends (the CLI's exit
+# code, the GUI banner) through unconfirmed_zero_alerts(): a process must never end claiming safety
+# it has not seen.
+_UNCONFIRMED: dict[int, tuple[int, str]] = {}
+_serials = itertools.count(1)  # guard serials and alert numbers: never reused (unlike id())
 
 
-def unconfirmed_zero_alerts() -> list[str]:
-    """Messages of every coil in this process whose last ramp to zero was NOT confirmed."""
-    return list(_UNCONFIRMED.values())
+def alert_mark() -> int:
+    """A mark to pass to unconfirmed_zero_alerts(since=...): only alerts raised after it count."""
+    return next(_serials)
+
+
+def unconfirmed_zero_alerts(since: int = 0) -> list[str]:
+    """Messages of every coil in this process whose last ramp to zero was NOT confirmed (raised
+    after the mark `since`, see alert_mark)."""
+    return [msg for number, msg in _UNCONFIRMED.values() if number > since]
 
 
 class CoilNotZeroError(InstrumentFault):
@@ -174,6 +183,7 @@ class CoilGuard:
         self.log: list[GuardRecord] = []
         self.max_log = int(max_log)
         self._setpoint_A = 0.0
+        self._serial = next(_serials)
         # False until the guard has read the supply back (sync): after construction, a failed
         # write or read, a restore of saved state or a reconnect. No write is made while False.
         self._known = False
@@ -437,7 +447,7 @@ class CoilGuard:
                             self._write(float(value))
                     self._confirm_zero()
                     self.zero_confirmed = True
-                    _UNCONFIRMED.pop(id(self), None)
+                    _UNCONFIRMED.pop(self._serial, None)
                     return
                 except (SafetyError, RampStopped):
                     raise
@@ -456,7 +466,7 @@ class CoilGuard:
                 f"coil NOT confirmed at 0 A after {failures} failed attempts "
                 f"(last setpoint known {self._setpoint_A:g} A): {last_error}"
             )
-            _UNCONFIRMED[id(self)] = message
+            _UNCONFIRMED[self._serial] = (next(_serials), message)
             raise CoilNotZeroError(message) from last_error
 
     def _confirm_zero(self) -> None:

@@ -72,25 +72,26 @@ def _terminate_like_ctrl_c() -> None:
             signal.signal(sig, handler)
 
 
-def _coil_alerts(rc: int) -> int:
-    """If any coil of this process ended NOT confirmed at zero, say so loudly and return
+def _coil_alerts(rc: int, since: int) -> int:
+    """If any coil of this command ended NOT confirmed at zero, say so loudly and return
     EXIT_COIL_NOT_ZERO; else `rc`."""
-    if "instruments.safety" not in sys.modules:
-        return rc
     from instruments.safety import unconfirmed_zero_alerts
 
-    alerts = unconfirmed_zero_alerts()
+    alerts = unconfirmed_zero_alerts(since)
     for msg in alerts:
         print(f"labml: DANGER: {msg}. Check the bench; run `labml rig zero`.", file=sys.stderr)
     return EXIT_COIL_NOT_ZERO if alerts else rc
 
 
 def main(argv: list[str] | None = None) -> int:
+    from instruments.safety import alert_mark  # light: no torch, no Qt
+
+    mark = alert_mark()
     rc = 1
     try:
         rc = _main(argv)
     finally:
-        rc = _coil_alerts(rc)  # also printed when an error propagates
+        rc = _coil_alerts(rc, mark)  # also printed when an error propagates
     return rc
 
 

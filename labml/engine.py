@@ -336,7 +336,8 @@ class Watchdog:
         backoff_s, 2*backoff_s, 4*backoff_s, ... (s, on the rig's clock) and the field at zero
         between tries only once the retries are used up.
     poll_s : while suspended, seconds between probes of the rig.
-    suspend_timeout_s : abort cleanly if the fault has not cleared after this long (s).
+    suspend_timeout_s : abort cleanly if the fault has not cleared after this long (s; the time
+        redone steps ran between faults of a streak does not count).
     """
 
     retries: int = 2
@@ -498,6 +499,7 @@ class RunEngine:
         self._abort_requested: str | None = None
         self._estop = False
         self._fault_since: float | None = None
+        self._fault_left_at: float | None = None
         self._fault_retries = 0
         self._sigint_count = 0
         self._critical = False
@@ -691,7 +693,7 @@ class RunEngine:
         self._stop_requested = None
         self._abort_requested = None
         self._estop = False
-        self._fault_since, self._fault_retries = None, 0
+        self._fault_since, self._fault_retries, self._fault_left_at = None, 0, None
         run.update(status=RUNNING, reason=None, pid=os.getpid(), pid_host=socket.gethostname())
         with run.log_to_file(self.log_level), self._sigint():
             if not plan.needs_rig or rig is not None:
@@ -803,7 +805,7 @@ class RunEngine:
                 if done_early:
                     break
             if status in (SUCCESS, STOPPED):
-                plan.close(ctx)
+                self._close_plan(plan, run, ctx, step)
             # every end leaves the field at zero, confirmed (outputs: the rig's owner)
             zeroed = self._end_safe(run, rig)
             results = _safe_results(plan)
@@ -993,6 +995,24 @@ class RunEngine:
             self.state = RUNNING
         return decision
 
+    def _close_plan(self, plan: Plan, run: Run, ctx: RunContext, step: int) -> None:
+        """plan.close(ctx) (e.g. the final evaluation of an in-the-loop training on the rig); an
+        instrument fault in it is ridden out like one in a step (its plan state is restored from the
+        last checkpoint, written after the last step), then close runs again."""
+        while True:
+            try:
+                plan.close(ctx)
+                return
+            except _Abort:
+                raise
+            except Exception as exc:
+                if self._abort_requested:
+                    raise _Abort(self._abort_requested, emergency=self._estop) from exc
+                if not isinstance(exc, self.watchdog.faults()):
+                    raise
+                ctx._discard()
+                self._ride_out_fault(plan, run, ctx, step, exc)
+
     def _ride_out_fault(self, plan: Plan, run: Run, ctx: RunContext, step: int, exc: BaseException) -> int:
         """Retry with backoff; then suspend (safe state, probe every poll_s) until the fault clears or
         suspend_timeout_s (counted from the first fault of a streak of steps that keep faulting)
@@ -1001,10 +1021,19 @@ class RunEngine:
         wd = self.watchdog
         clock = ctx.clock
         log.warning("instrument fault at step %d: %s: %s", step, type(exc).__name__, exc)
-        run.add_event("fault", step=step, error=f"{type(exc).__name__}: {exc}")
+        kind = getattr(exc, "kind", None) or type(exc.__cause__ or exc).__name__
+        counts = dict(run.meta.get("faults") or {})  # faults ridden out, in total and per kind
+        counts["total"] = int(counts.get("total", 0)) + 1
+        counts[kind] = int(counts.get(kind, 0)) + 1
+        run.meta["faults"] = counts  # saved with the event below
+        run.add_event("fault", step=step, kind=kind, error=f"{type(exc).__name__}: {exc}")
         self._notify("fault", {"step": step, "error": str(exc)})
         if self._fault_since is None:
             self._fault_since = clock.now()
+        elif self._fault_left_at is not None:
+            # a redone step that faults again: its run time was no fault time (a long step, e.g. an
+            # epoch of in-the-loop training, must not use up suspend_timeout_s by itself)
+            self._fault_since += clock.now() - self._fault_left_at
         delay = wd.backoff_s * 2 ** self._fault_retries
         suspended = False
         zeroed = False
@@ -1041,6 +1070,7 @@ class RunEngine:
             if suspended:
                 run.update(reason=None)
             log.info("fault cleared; continuing from step %d", new_step)
+            self._fault_left_at = clock.now()
             return new_step
 
     def _recover(self, plan: Plan, run: Run, ctx: RunContext, safe_state_done: bool) -> int:

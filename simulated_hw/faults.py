@@ -30,6 +30,25 @@ laser_off  the MOKE photodiode sees no light (lock-in X ~ 0 + noise)
 
 ``count`` is the number of occurrences (replies dropped, errors pushed, transactions refused,
 states observed); ``count = None`` (or ``-1`` in TOML) lasts until ``clear()``/``reconnect()``.
+
+The fast path (``SimNanowireRig.read_synapses``) has its own injector, ``rig.faults["fast_path"]``,
+configured by ``[sim.faults.fast_path]`` with the same keys (a probability per kind, ``schedule``).
+Its unit is one *bench transaction*, cut as the bench planner (instruments.rig) cuts a batch: per
+(wire, field level) group, select, arm, trigger and fetch of a burst of m * n buffered reads. A
+health query of the read-out link while the run engine probes a suspended rig is a transaction too.
+Kinds (FAST_PATH_KINDS; any other kind in the table is a ConfigError) and how they surface, always as
+``InstrumentFault`` (``.kind`` = the kind) with nothing returned:
+
+========== ======================================================================================
+timeout    the fetch gets no reply: the burst was played, the clock advances by the read-out's
+           ``timeout_s``
+truncated  the fetched buffer is short (wrong length), found by instruments.rig.check_buffer
+garbled    the fetched buffer holds NaNs, found by instruments.rig.check_buffer
+disconnect the read-out link is lost: nothing of that group is played; lasts `count` transactions
+           (probes included) or until ``reconnect()``
+overload   the lock-in status after the burst reports overload (the role's check)
+laser_off  the light level after the burst is below the role's minimum (no MOKE light)
+========== ======================================================================================
 """
 
 from __future__ import annotations
@@ -54,6 +73,9 @@ FAULT_KINDS = (
     "laser_off",
 )
 
+#: Kinds that a fast-path (burst) transaction can suffer, in the order they are checked.
+FAST_PATH_KINDS = ("disconnect", "timeout", "truncated", "garbled", "overload", "laser_off")
+
 
 class FaultConfigError(ValueError):
     """A fault specification is invalid (names the instrument, key and value)."""
@@ -66,6 +88,7 @@ class FaultInjector:
     :param probabilities: kind -> probability per transaction (0..1).
     :param schedule: list of {kind, at (transaction number, 1-based), count}.
     :param seed: base seed; the stream is ``default_rng([seed, crc32(name)])``.
+    :param kinds: the fault kinds this injector accepts (default: all of FAULT_KINDS).
     """
 
     def __init__(
@@ -74,13 +97,20 @@ class FaultInjector:
         probabilities: Mapping[str, float] | None = None,
         schedule: list[Mapping[str, Any]] | None = None,
         seed: int = 0,
+        kinds: tuple[str, ...] = FAULT_KINDS,
     ) -> None:
         self.name = name
         self.seed = int(seed)
+        self.kinds = tuple(kinds)
         self.probabilities: dict[str, float] = {}
         for kind, p in (probabilities or {}).items():
-            self._check_kind(kind, "probabilities")
-            p = float(p)
+            self._check_kind(kind, str(kind))
+            try:
+                p = float(p)
+            except (TypeError, ValueError):
+                raise FaultConfigError(
+                    f"faults.{name}.{kind}: probability {p!r} is not a number in [0, 1]"
+                ) from None
             if not 0.0 <= p <= 1.0:
                 raise FaultConfigError(f"faults.{name}.{kind}: probability {p!r} outside [0, 1]")
             self.probabilities[kind] = p
@@ -102,9 +132,9 @@ class FaultInjector:
         self.log: list[tuple[int, str]] = []  # (transaction, kind) of every manifestation
 
     def _check_kind(self, kind: Any, where: str) -> None:
-        if kind not in FAULT_KINDS:
+        if kind not in self.kinds:
             raise FaultConfigError(
-                f"faults.{self.name}.{where}: unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}"
+                f"faults.{self.name}.{where}: unknown fault kind {kind!r}; known: {', '.join(self.kinds)}"
             )
 
     @staticmethod
@@ -114,13 +144,18 @@ class FaultInjector:
         return int(count)
 
     @classmethod
-    def from_config(cls, name: str, faults_table: Mapping[str, Any] | None) -> FaultInjector:
+    def from_config(
+        cls, name: str, faults_table: Mapping[str, Any] | None, kinds: tuple[str, ...] = FAULT_KINDS
+    ) -> FaultInjector:
         """Build from the ``[sim.faults]`` table (its ``seed`` and the sub-table named `name`)."""
         table = dict(faults_table or {})
         seed = int(table.get("seed", 0))
-        own = dict(table.get(name, {}) or {})
+        own = table.get(name, {}) or {}
+        if not isinstance(own, Mapping):
+            raise FaultConfigError(f"faults.{name}: expected a table, got {own!r}")
+        own = dict(own)
         schedule = own.pop("schedule", [])
-        return cls(name, probabilities=own, schedule=schedule, seed=seed)
+        return cls(name, probabilities=own, schedule=schedule, seed=seed, kinds=kinds)
 
     # -- run-time control ---------------------------------------------------------------------
 
@@ -171,6 +206,40 @@ class FaultInjector:
             p = self.probabilities.get(kind, 0.0)
             if p > 0.0 and self.rng.random() < p:
                 self.inject(kind, 1)
+
+    def run_transactions(self, count: int, kinds: tuple[str, ...]) -> tuple[int, str] | None:
+        """Run up to `count` transactions, each ``tick()`` then ``take()`` of the first active kind of
+        `kinds`; stop at the first one where a kind is taken and return (its 0-based index, kind),
+        or None when all `count` were clean.
+
+        The same draws, schedule, counter and log as that loop, but the clean stretches between
+        scheduled transactions are drawn as one block (the per-transaction loop costs ~3 us each,
+        more than the fast path's physics for a batch of thousands of bursts): on a hit the stream
+        is rewound and replayed up to the hit, which is then ticked as usual."""
+        done = 0
+        drawn = [k for k in FAULT_KINDS if self.probabilities.get(k, 0.0) > 0.0]
+        p = np.array([self.probabilities[k] for k in drawn])
+        while done < count:
+            if not self._active:
+                nxt = min((it["at"] for it in self.schedule if it["at"] > self.transaction), default=None)
+                stretch = count - done if nxt is None else min(count - done, nxt - self.transaction - 1)
+                if stretch > 0 and drawn:
+                    state = self.rng.bit_generator.state
+                    hit = (self.rng.random((stretch, len(drawn))) < p).any(axis=1)
+                    if hit.any():  # rewind: draw the clean rows again, then tick the hit as usual
+                        stretch = int(np.argmax(hit))
+                        self.rng.bit_generator.state = state
+                        self.rng.random((stretch, len(drawn)))
+                if stretch > 0:
+                    self.transaction += stretch
+                    done += stretch
+                    continue
+            self.tick()
+            kind = next((k for k in kinds if self.take(k)), None)
+            if kind is not None:
+                return done, kind
+            done += 1
+        return None
 
     def on_command(self, instrument: Any, command: str) -> None:
         """Called by the instrument for every command it executes: error-queue faults."""

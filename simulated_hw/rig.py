@@ -8,8 +8,10 @@ instruments on one simulated World, plus the vectorised fast path for ``read_syn
 Each ``[instruments.<role>]`` of the config names a role class (instruments.drivers.roles); the
 simulated instrument that answers its driver is chosen from that class and its ``model`` option.
 Faults come from ``[sim.faults]`` (see simulated_hw.faults) and can be injected at run time with
-``rig.faults[role].inject(kind, count)``. ``[sim.instruments]`` may set ``latency_s`` (simulated
-bench time per bus transaction, default 0) and ``timeout_s`` (default: the role's timeout_s).
+``rig.faults[role].inject(kind, count)``; the fast path has its own injector,
+``rig.faults["fast_path"]`` (``[sim.faults.fast_path]``, one transaction per burst of the bench
+planner). ``[sim.instruments]`` may set ``latency_s`` (simulated bench time per bus transaction,
+default 0) and ``timeout_s`` (default: the role's timeout_s).
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from pyvisa.constants import StatusCode
+from pyvisa.errors import VisaIOError
 
 from instruments.config import RigConfig
-from instruments.errors import ConfigError
-from instruments.rig import RIG_READOUT_KEYS, NanowireRig
+from instruments.errors import ConfigError, InstrumentFault
+from instruments.rig import RIG_READOUT_KEYS, NanowireRig, check_buffer
 from instruments.roles import SynapseReads
 from instruments.safety import RampStopped
 from simulated_hw import simstate
 from simulated_hw.adapter import SimAdapter
-from simulated_hw.faults import FaultConfigError, FaultInjector
+from simulated_hw.faults import FAST_PATH_KINDS, FaultConfigError, FaultInjector
 from simulated_hw.instruments import (
     SimAgilent33220A,
     SimAgilent33500,
@@ -52,6 +56,8 @@ from simulated_hw.world import World
 log = logging.getLogger(__name__)
 
 _R = "instruments.drivers.roles."
+#: Key of the fast path's fault injector in ``rig.faults`` and of its table in ``[sim.faults]``.
+FAST_PATH = "fast_path"
 
 
 def _model(opts: dict, default: str) -> str:
@@ -114,7 +120,8 @@ class SimNanowireRig(NanowireRig):
     other operation goes through the real drivers. The clock is the world clock.
 
     Extra attributes: ``world``, ``adapters`` (role -> SimAdapter), ``instruments`` (role ->
-    simulated instrument), ``faults`` (role -> FaultInjector).
+    simulated instrument), ``faults`` (role -> FaultInjector, plus ``"fast_path"``: the injector of
+    the fast path's bench transactions).
     """
 
     def __init__(
@@ -123,12 +130,16 @@ class SimNanowireRig(NanowireRig):
         world: World,
         adapters: dict[str, SimAdapter],
         roles: dict[str, Any],
+        fast_path_faults: FaultInjector | None = None,
         **kwargs: Any,
     ) -> None:
         self.world = world
         self.adapters = adapters
         self.instruments = {k: a.instrument for k, a in adapters.items()}
         self.faults = {k: a.faults for k, a in adapters.items()}
+        if fast_path_faults is None:
+            fast_path_faults = FaultInjector(FAST_PATH, kinds=FAST_PATH_KINDS)
+        self.faults[FAST_PATH] = fast_path_faults
         closers = [a.close for a in adapters.values()]
         super().__init__(config, clock=world.clock, closers=closers, **roles, **kwargs)
 
@@ -143,9 +154,85 @@ class SimNanowireRig(NanowireRig):
         f, w, n = self._check_requests(fields_mT, wires, n)
         if self.guard.stop_requested():
             raise RampStopped("synapse reads not run: stop requested")
+        self._fast_path_transactions(f, w, n, duration_s)
         reads = self.world.read_synapses(f, w.astype(np.int64), n, pulse_duration_s=duration_s)
         self._energy_J += reads.energy_J
         return reads
+
+    def _fast_path_transactions(
+        self, f: np.ndarray, w: np.ndarray, n: int, duration_s: float | None
+    ) -> None:
+        """The fault model of the fast path. The batch is cut into the bench planner's transactions
+        (one per (wire, field level) group, in the planner's order: select, arm, trigger, fetch of
+        m * n reads) and each draws its faults from ``faults["fast_path"]`` (its own seeded stream:
+        the world's physics draws are untouched). When every transaction is clean, nothing else
+        happens here (the caller reads the whole batch in one vectorised draw, exactly as without
+        faults). At the first faulty transaction k, the cycles a bench would have played are charged
+        to the world (groups before k, and group k itself unless the link was lost before it was
+        armed: bench time, coil heating, wire states, physics draws; the counts are discarded), and
+        InstrumentFault (``.kind`` = the fault kind) is raised: nothing is returned."""
+        inj = self.faults[FAST_PATH]
+        if f.size == 0:
+            return
+        q = self.config.cycle.field_quantum_mT
+        lv = np.round(f / q).astype(np.int64)
+        lo = int(lv.min())
+        key = w.astype(np.int64) * (int(lv.max()) - lo + 1) + (lv - lo)  # wire-major, as the planner
+        # the sorted distinct keys: a bincount where the key range is small (it is ~10x cheaper
+        # than np.unique, which would otherwise cost more than the physics of the batch)
+        if int(key.max()) < max(1 << 20, 4 * key.size):
+            groups = np.flatnonzero(np.bincount(key))
+        else:
+            groups = np.unique(key)
+        fault = inj.run_transactions(groups.size, FAST_PATH_KINDS)
+        if fault is not None:
+            k, kind = fault
+            gk = groups[k]
+            played = key < gk if kind == "disconnect" else key <= gk
+            if played.any():
+                lost = self.world.read_synapses(
+                    f[played], w[played].astype(np.int64), n, pulse_duration_s=duration_s
+                )
+                self._energy_J += lost.energy_J
+            i = int(np.argmax(key == gk))
+            m = int(np.count_nonzero(key == gk))
+            self._fast_path_fault(kind, f"burst {k + 1}/{groups.size} (wire {int(w[i])}, {lv[i] * q:g} mT, "
+                                        f"{m * n} reads)", m * n)
+
+    def _fast_path_fault(self, kind: str, what: str, n_reads: int) -> None:
+        """Raise the InstrumentFault a bench shows for `kind` on the read-out's fast-path link."""
+        ro = getattr(self.readout, "name", "readout")
+        inj = self.faults[FAST_PATH]
+        if kind in ("disconnect", "timeout"):
+            code = StatusCode.error_connection_lost if kind == "disconnect" else StatusCode.error_timeout
+            exc = VisaIOError(code)
+            if kind == "timeout":  # the fetch waited the VISA timeout for a reply that never came
+                adapter = self.adapters.get("readout")
+                self.clock.sleep(adapter.timeout_s if adapter is not None else 2.0)
+            raise InstrumentFault(f"{ro}: fetch of {what} failed: {exc.description}", kind=kind) from exc
+        if kind in ("truncated", "garbled"):
+            # the fetched buffer a bench would get: short, or with NaNs where values were lost
+            values = np.zeros(n_reads)
+            if kind == "truncated":
+                values = values[: int(inj.rng.integers(0, n_reads))]
+            else:
+                values[inj.rng.choice(n_reads, size=max(1, n_reads // 10), replace=False)] = np.nan
+            check_buffer(values, n_reads, f"{ro} ({what})")
+            raise AssertionError("check_buffer accepted a garbage buffer")  # pragma: no cover
+        if kind == "overload":
+            raise InstrumentFault(f"{ro}: lock-in overload reported after {what}", kind=kind)
+        raise InstrumentFault(f"{ro}: no MOKE light after {what} (laser off?)", kind=kind)
+
+    def probe(self) -> None:
+        """Health check (NanowireRig.probe), plus one status query on the fast path's read-out
+        link: a transaction of ``faults["fast_path"]`` that fails while it is disconnected (or the
+        query times out)."""
+        super().probe()
+        inj = self.faults[FAST_PATH]
+        inj.tick()
+        for kind in ("disconnect", "timeout"):
+            if inj.take(kind):
+                self._fast_path_fault(kind, "a status query", 0)
 
     def state_dict(self) -> dict[str, Any]:
         """Rig state plus the full world state (RNG, clock, walls, coil) and every simulated
@@ -224,12 +311,16 @@ def build_sim_rig(
 def _build(config: RigConfig, world: World, stop: Any, lock: Any, rig_kwargs: dict) -> SimNanowireRig:
     sim = dict(config.sim or {})
     faults_table = sim.get("faults", {}) or {}
-    unknown_fault_roles = set(faults_table) - {"seed"} - set(config.instruments)
+    unknown_fault_roles = set(faults_table) - {"seed", FAST_PATH} - set(config.instruments)
     if unknown_fault_roles:
         raise ConfigError(
             f"{config.source}: [sim.faults]: no instrument role(s) {sorted(unknown_fault_roles)}; "
-            f"roles: {sorted(config.instruments)}"
+            f"roles: {sorted(config.instruments)} (and {FAST_PATH!r}: the fast path)"
         )
+    try:
+        fast_path_faults = FaultInjector.from_config(FAST_PATH, faults_table, kinds=FAST_PATH_KINDS)
+    except FaultConfigError as exc:
+        raise ConfigError(f"{config.source}: [sim.{exc}]") from exc
     inst_opts = dict(sim.get("instruments", {}) or {})
     unknown = set(inst_opts) - {"latency_s", "timeout_s"}
     if unknown:
@@ -278,7 +369,10 @@ def _build(config: RigConfig, world: World, stop: Any, lock: Any, rig_kwargs: di
     for needed in ("field_source", "pulse_source", "readout"):
         if needed not in roles:
             raise ConfigError(f"{config.source}: [instruments.{needed}] missing (the simulated rig needs it)")
-    rig = SimNanowireRig(config, world, adapters, roles, connect=False, stop=stop, lock=lock, **rig_kwargs)
+    rig = SimNanowireRig(
+        config, world, adapters, roles, fast_path_faults=fast_path_faults, connect=False, stop=stop,
+        lock=lock, **rig_kwargs,
+    )
     if not rig._accepts_inject_delay:
         # the rig arms reset and drive as two waveforms with a software injection between them:
         # the fast path prices that sequence (bench time), not the one-waveform cycle

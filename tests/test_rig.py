@@ -366,3 +366,36 @@ def test_buffered_readout_reads_a_whole_level_with_one_trigger():
     assert sum(e[0] == "trigger" for e in world.events) == 2
     assert reads.counts[1] == 200
     assert stats.binomtest(int(reads.counts[0]), 200, float(Logistic().p(3.0))).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("garbage", ["nan", "short"])
+def test_a_garbage_buffer_from_the_readout_is_a_fault_not_a_count(garbage):
+    # NaN > threshold is False: without the check a lost value would silently count as a 0 bit
+    world = FakeWorld(seed=2)
+    original_play = world.play
+
+    def play(I_A, inject_at=None):
+        original_play(I_A, inject_at)
+        world.on_cycle()
+
+    world.play = play
+    readout = BufferedReadout(world)
+    fetch = readout.fetch_buffer
+
+    def fetch_garbage():
+        values = fetch()
+        return values[:-1] if garbage == "short" else [*values[:-1], float("nan")]
+
+    readout.fetch_buffer = fetch_garbage
+    rig = NanowireRig(
+        CFG,
+        field_source=Supply(world),
+        pulse_source=AwgWithInjectDelay(world),
+        readout=readout,
+        channel_selector=Selector(world),
+        clock=world.clock,
+    )
+    match = "199 buffered values, expected 200" if garbage == "short" else "1 non-finite buffered value"
+    with pytest.raises(InstrumentFault, match=match) as info:
+        rig.read_synapses(np.array([3.0]), np.array([0]), n=200)
+    assert info.value.kind == ("truncated" if garbage == "short" else "garbled")
