@@ -245,6 +245,7 @@ class SimNanowireRig(NanowireRig):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "world" in state:
+            self._ramp_supply_to(state["world"].get("coil") or {})
             self.world.load_state_dict(state["world"])
         for k, s in state.get("instruments", {}).items():
             if k in self.instruments:
@@ -253,6 +254,22 @@ class SimNanowireRig(NanowireRig):
             if k in self.faults:
                 self.faults[k].load_state_dict(s)
         super().load_state_dict(state)
+
+
+    def _ramp_supply_to(self, coil: dict[str, Any]) -> None:
+        """Bring the simulated supply to the saved setpoint and output state through the guard, as
+        a bench operator would, before the world's state is restored: the restore then finds the
+        supply where it was saved and moves nothing (restoring first would teleport the coil,
+        a jump a real supply never makes). The ramp's effect on the world (clock, walls, noise
+        draws) is overwritten by the restore, so a resume stays bit-identical."""
+        target = float(coil.get("setpoint_A", 0.0))
+        on = bool(coil.get("output_on", False))
+        self.guard.invalidate("restoring saved simulated state")
+        if on:
+            self.guard.enable_output()  # switched on at 0 A (or already on: from its read-back)
+            self.guard.ramp_to_current(target)
+        elif self.field_source.output_enabled:
+            self.guard.disable_output()  # confirmed zero, then off
 
 
 def build_sim_rig(

@@ -38,6 +38,10 @@ VERSION = 1
 _BODY = struct.Struct("<4sHHddid")
 _RECORD_SIZE = _BODY.size + 4  # + CRC-32 of the body
 SUFFIX = ".simstate"
+#: If set, every change of a persistent simulated supply is also appended to the file it names, one
+#: line "PID world-time-s setpoint-A output-on" (an audit trail across processes, read by
+#: benchmarks/bench_faults.py to check every step and rate the coil ever saw).
+TRACE_ENV = "LABML_SIM_COIL_TRACE"
 
 
 @dataclass(frozen=True)
@@ -115,14 +119,16 @@ class SimStateFile:
         assert self._fd is not None, "state file closed"
         return _decode(os.pread(self._fd, _RECORD_SIZE + 1, 0), self.path)
 
-    def write(self, setpoint_A: float, output_on: bool, compliance_V: float) -> None:
+    def write(self, setpoint_A: float, output_on: bool, compliance_V: float) -> bool:
+        """Rewrite the record if the state changed; returns whether it was written."""
         key = (float(setpoint_A), bool(output_on), float(compliance_V))
         if self._fd is None or key == self._last:
-            return
+            return False
         body = _BODY.pack(MAGIC, VERSION, int(key[1]), key[0], key[2], os.getpid(), time.time())
         os.pwrite(self._fd, body + struct.pack("<I", zlib.crc32(body)), 0)
         self._last = key
         self.writes += 1
+        return True
 
     def close(self) -> None:
         if self._fd is not None:
@@ -149,8 +155,12 @@ def attach(world: Any, state_file: SimStateFile) -> SupplyState | None:
         coil.current_A = found.current_A
         coil.voltage_V = found.current_A * coil.resistance_ohm
 
+    trace_path = os.environ.get(TRACE_ENV)
+    trace = open(trace_path, "a", buffering=1) if trace_path else None  # noqa: SIM115 - lives with the world
+
     def changed() -> None:
-        state_file.write(coil.setpoint_A, coil.output_on, coil.compliance_V)
+        if state_file.write(coil.setpoint_A, coil.output_on, coil.compliance_V) and trace is not None:
+            trace.write(f"{os.getpid()} {world.clock.now()!r} {coil.setpoint_A!r} {int(coil.output_on)}\n")
 
     coil.on_change = changed
     changed()

@@ -55,8 +55,16 @@ class SupplyRecorder:
             orig_out(coil, on)
             rec.steps.append((rec.clock_of(coil), before, driven(coil)))
 
+        orig_load = CoilState.load_state_dict
+
+        def load_state_dict(coil, state):  # a restore of saved world state must not move the coil
+            before = driven(coil)
+            orig_load(coil, state)
+            rec.steps.append((rec.clock_of(coil), before, driven(coil)))
+
         monkeypatch.setattr(CoilState, "set_setpoint_A", set_setpoint_A)
         monkeypatch.setattr(CoilState, "set_output", set_output)
+        monkeypatch.setattr(CoilState, "load_state_dict", load_state_dict)
         self.clocks: dict[int, object] = {}
 
     def clock_of(self, coil) -> float:
@@ -97,7 +105,8 @@ def test_resume_of_a_paused_hysteresis_loop_never_jumps_the_coil(tmp_path, monke
 
 def test_a_restored_rig_reads_the_coil_back_before_its_next_command(monkeypatch):
     """The guard's idea of the coil comes from a read-back after load_state_dict, not from the
-    freshly built world it synced at connect."""
+    freshly built world it synced at connect; and the simulated supply is ramped to the saved
+    setpoint through the guard before the world's state is restored (no teleported coil)."""
     with open_rig("sim") as rig:
         rig.ramp_to_field(7.2)  # 4 A
         state = rig.state_dict()
@@ -107,6 +116,8 @@ def test_a_restored_rig_reads_the_coil_back_before_its_next_command(monkeypatch)
         assert fresh.guard.setpoint_A == 0.0
         fresh.load_state_dict(state)
         assert fresh.guard.setpoint_A == pytest.approx(4.0)
+        assert fresh.world.coil.setpoint_A == pytest.approx(4.0) and fresh.world.coil.output_on
+        assert len(rec.steps) >= 40 and rec.largest_step_A() <= 0.1 + SCPI_ROUNDING_A
         fresh.ramp_to_field(5.4)  # 3 A: ten steps down from 4 A
         assert rec.largest_step_A() <= 0.1 + SCPI_ROUNDING_A
 
