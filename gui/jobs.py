@@ -479,10 +479,10 @@ def _coil_alert(job: Job, out: dict, since: int, rig_config: Any = None) -> str 
             recorded = None
     if not alerts and recorded is not False and job.exit_code != EXIT_COIL_NOT_ZERO:
         return None
-    where = f"job {job.label}" + (f" on rig {rig_config.name}" if getattr(rig_config, "name", None) else "")
-    where += f" (run {job.run_dir})" if job.run_dir else ""
+    rig = f"rig {rig_config.name}, " if getattr(rig_config, "name", None) and job.uses_rig else ""
     why = alerts or [job.reason or job.error or f"job process exited with code {job.exit_code}"]
-    return f"{where}: " + "; ".join(why)
+    folder = f" [run folder {job.run_dir}]" if job.run_dir else ""
+    return f"{rig}job {job.label}: " + "; ".join(why) + folder
 
 
 def _needs_rig(job: Job) -> bool:
