@@ -20,6 +20,7 @@ from typing import Any
 
 from qtpy import QtCore, QtWidgets
 
+from gui.banner import CoilAlertBanner
 from gui.browser import RunBrowser
 from gui.jobs import _ALIASES, Job, JobQueue, _key, normalise_series_name
 from gui.launcher import ProtocolLauncher
@@ -66,7 +67,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.tabs.addTab(self.live, "Live")
         self.tabs.addTab(self.browser, "Runs")
         self.tabs.addTab(self.log_panel, "Log")
-        self.setCentralWidget(self.tabs)
+        # the danger banner sits above every tab (hidden until a coil is NOT confirmed at 0 A)
+        self.banner = CoilAlertBanner()
+        central = QtWidgets.QWidget()
+        column = QtWidgets.QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.banner)
+        column.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self.session.coil_alert.connect(self.banner.raise_alert)
 
         zero = QtWidgets.QPushButton("FIELD TO ZERO")
         zero.setObjectName("toolbar_field_to_zero")
@@ -122,6 +131,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.state_label.setText(f"running {job.label}")
 
     def _job_finished(self, job: Job) -> None:
+        if job.coil_alert:
+            self.banner.raise_alert(job.coil_alert)
         self.live.timer.setInterval(250)
         self.state_label.setText(f"{job.label}: {job.state}" + (f" ({job.error})" if job.error else ""))
         if job.run_dir:

@@ -23,6 +23,8 @@ from gui.plots import PEN_COLORS
 log = logging.getLogger(__name__)
 
 COLUMNS = ("started", "kind", "status", "reason", "folder")
+#: The status column of a run whose record says ``coil_at_zero: false``.
+COIL_NOT_AT_ZERO = "failed: COIL NOT AT ZERO"
 
 
 def scan_runs(root: str | Path) -> list[dict]:
@@ -233,7 +235,23 @@ class RunBrowser(QtWidgets.QWidget):
                       meta.get("status") or "", meta.get("reason") or "", Path(meta["path"]).name)
             for c, v in enumerate(values):
                 self.table.setItem(r, c, QtWidgets.QTableWidgetItem(str(v)))
+            if meta.get("coil_at_zero") is False:
+                self._mark_coil_not_at_zero(self.table.item(r, 2))
         self.table.resizeColumnsToContents()
+
+    @staticmethod
+    def _mark_coil_not_at_zero(item: QtWidgets.QTableWidgetItem) -> None:
+        """The run ended with its coil NOT confirmed at 0 A: say so in red, whatever else it says."""
+        from qtpy import QtGui
+
+        item.setText(COIL_NOT_AT_ZERO)
+        item.setBackground(QtGui.QColor("#b00000"))
+        item.setForeground(QtGui.QColor("white"))
+        font = item.font()
+        font.setBold(True)
+        item.setFont(font)
+        item.setToolTip("This run ended with the coil NOT confirmed at 0 A by read-back: the magnet may "
+                        "still have been energised. Check the bench; run `labml rig zero`.")
 
     def selected_paths(self) -> list[str]:
         rows = sorted({i.row() for i in self.table.selectedIndexes()})

@@ -136,6 +136,8 @@ class Job:
     _cancelled: str | None = None  # "stop"/"abort" requested before the engine existed
     _end_how: str | None = None  # "stop"/"abort" once requested
     uses_rig: bool = True  # False for a job running in a child process without the rig
+    exit_code: int | None = None  # of a job process that ended without a result
+    coil_alert: str | None = None  # set when the job ended with the coil NOT confirmed at 0 A
 
     @property
     def label(self) -> str:
@@ -359,6 +361,10 @@ class JobQueue(QtCore.QObject):
                     job.buffer.set_array(k, v)
 
     def _run(self, job: Job) -> None:
+        from instruments.safety import alert_mark
+
+        mark = alert_mark()
+        out: dict = {}
         self.current = job
         job.state = RUNNING
         job.started_s = time.monotonic()
@@ -390,6 +396,7 @@ class JobQueue(QtCore.QObject):
             if job.run_dir and not (Path(job.run_dir) / "run.json").exists():
                 job.run_dir = None  # failed before the run folder was created
             job.finished_s = time.monotonic()
+            job.coil_alert = _coil_alert(job, out, mark, getattr(self.session.rig, "config", None))
             self.current = None
             log.info("%s finished: %s%s", job.label, job.state,
                      f" ({job.error or job.reason})" if (job.error or job.reason) else "")
@@ -413,7 +420,7 @@ class JobQueue(QtCore.QObject):
                     event, payload = events.get(timeout=0.2)
                 except queue.Empty:
                     if not proc.is_alive():
-                        code = proc.exitcode
+                        code = job.exit_code = proc.exitcode
                         raise RuntimeError(f"the job process ended without a result (exit code {code})"
                                            ) from None
                     continue
@@ -451,6 +458,31 @@ class JobQueue(QtCore.QObject):
             n += 1
             path = root / f"{stamp}-{job.protocol}-gui{job.id}-{n}"
         return path
+
+
+def _coil_alert(job: Job, out: dict, since: int, rig_config: Any = None) -> str | None:
+    """What the banner says when this job ended with the coil NOT confirmed at 0 A (None when
+    nothing says so): the guards' own alerts raised in this process while it ran (rig, last known
+    setpoint, cause), else its outcome's or run.json's ``coil_at_zero: false``, else a job process
+    that exited with the CLI's EXIT_COIL_NOT_ZERO. run.json is read as plain JSON."""
+    import json
+
+    from instruments.safety import unconfirmed_zero_alerts
+    from labml.cli import EXIT_COIL_NOT_ZERO
+
+    alerts = unconfirmed_zero_alerts(since)
+    recorded = out.get("coil_at_zero")
+    if recorded is None and job.run_dir:
+        try:
+            recorded = json.loads((Path(job.run_dir) / "run.json").read_text("utf-8")).get("coil_at_zero")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+    if not alerts and recorded is not False and job.exit_code != EXIT_COIL_NOT_ZERO:
+        return None
+    rig = f"rig {rig_config.name}, " if getattr(rig_config, "name", None) and job.uses_rig else ""
+    why = alerts or [job.reason or job.error or f"job process exited with code {job.exit_code}"]
+    folder = f" [run folder {job.run_dir}]" if job.run_dir else ""
+    return f"{rig}job {job.label}: " + "; ".join(why) + folder
 
 
 def _needs_rig(job: Job) -> bool:

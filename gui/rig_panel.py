@@ -28,6 +28,7 @@ import pyqtgraph as pg
 from qtpy import QtCore, QtWidgets
 
 from gui.plots import PEN_COLORS
+from instruments.safety import alert_mark, unconfirmed_zero_alerts
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class RigSession(QtCore.QObject):
     disconnected = QtCore.Signal()
     failed = QtCore.Signal(str)
     zeroed = QtCore.Signal(str)  # message
+    coil_alert = QtCore.Signal(str)  # the coil is NOT confirmed at 0 A: what happened (for the banner)
 
     def __init__(self, opener: Callable[[str | None], Any] | None = None,
                  parent: QtCore.QObject | None = None) -> None:
@@ -92,11 +94,13 @@ class RigSession(QtCore.QObject):
             return
 
         def work() -> None:
+            mark = alert_mark()
             with self.io_lock:
                 try:
                     rig.shutdown()
                 except Exception as exc:
                     log.error("rig shutdown reported: %s", exc)
+            self._check_zero(rig, "disconnect", mark)
             self.rig = None
             log.info("rig disconnected (field to zero, outputs off)")
             self.disconnected.emit()
@@ -117,6 +121,7 @@ class RigSession(QtCore.QObject):
             return msg
 
         def work() -> None:
+            mark = alert_mark()
             with self.io_lock:
                 try:
                     rig.zero()
@@ -126,9 +131,20 @@ class RigSession(QtCore.QObject):
                     log.error(msg)
             log.warning(msg)
             self.zeroed.emit(msg)
+            self._check_zero(rig, "field to zero", mark)
 
         self._run(work, blocking)
         return "zeroing..."
+
+    def _check_zero(self, rig: Any, what: str, since: int) -> None:
+        """After `what` (a zero or a shutdown of `rig`): emit coil_alert if a guard could not confirm
+        the coil at 0 A meanwhile, or the rig says its shutdown could not."""
+        alerts = unconfirmed_zero_alerts(since)
+        if not alerts and getattr(rig, "coil_at_zero", None) is not False:
+            return
+        name = getattr(getattr(rig, "config", None), "name", None) or self.spec or "sim"
+        why = "; ".join(alerts) or "shutdown could not confirm the coil at 0 A by read-back (output left on)"
+        self.coil_alert.emit(f"rig {name}, {what}: {why}")
 
     def _run(self, fn: Callable[[], None], blocking: bool) -> None:
         if blocking:
