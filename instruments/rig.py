@@ -103,14 +103,19 @@ SHUTDOWN_SIGNALS = tuple(
 )
 
 
-class _DeferSignals:
-    """Hold back SHUTDOWN_SIGNALS while a block runs in the main thread (the shutdown must not be
-    cut short); re-raise the first one received as KeyboardInterrupt after the block."""
+class DeferSignals:
+    """Hold back SHUTDOWN_SIGNALS while a block runs in the main thread (a shutdown, or the opening
+    of a rig whose coil may be ramping down, must not be cut short); re-raise the first one received
+    as KeyboardInterrupt after the block (its number in ``received``)."""
+
+    def __init__(self, what: str = "shutdown", active: bool = True) -> None:
+        self.what = what
+        self.active = active  # False: a no-op (the caller lets signals through)
 
     def __enter__(self):
         self.received: int | None = None
         self.old: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
+        if self.active and threading.current_thread() is threading.main_thread():
             for sig in SHUTDOWN_SIGNALS:
                 try:
                     self.old[sig] = signal.signal(sig, self._handler)
@@ -121,7 +126,7 @@ class _DeferSignals:
     def _handler(self, signum, frame):
         if self.received is None:
             self.received = signum
-        log.warning("%s during shutdown: finishing the shutdown first", signal.Signals(signum).name)
+        log.warning("%s during %s: finishing the %s first", signal.Signals(signum).name, self.what, self.what)
 
     def __exit__(self, *exc):
         for sig, old in self.old.items():
@@ -633,7 +638,7 @@ class NanowireRig:
                 errors.append((name, exc))
                 return False
 
-        with _DeferSignals():
+        with DeferSignals():
             step("pulse output off", self.pulse_source.disarm)
             # the one path to zero: stepped ramp, retries from read-backs, final read-back
             self.coil_at_zero = step("ramp field to 0 (confirmed by read-back)", self.guard.zero)

@@ -553,6 +553,14 @@ class RunEngine:
             except Exception:  # noqa: BLE001 - subscribers never reach into the engine
                 log.exception("subscriber %r failed on %s", cb, event)
 
+    def _signal_while_opening(self, signum: int) -> None:
+        """A signal held back while the rig opened: what its handler in the loop would have done."""
+        if signum == signal.SIGINT:
+            self._sigint_count += 1
+            self._pause_requested = True
+        else:
+            self._abort_requested = TERMINATION_REASONS.get(signum, f"terminated by signal {signum}")
+
     def _check_abort(self) -> None:
         if self._abort_requested:
             raise _Abort(self._abort_requested, emergency=self._estop)
@@ -701,11 +709,20 @@ class RunEngine:
             spec = rig_spec if rig_spec is not None else "sim"
             if rig_spec is None:
                 run.update(rig_spec=spec)
-            try:
-                from labml.rigs import open_rig
+            from instruments.rig import DeferSignals
+            from labml.rigs import open_rig
 
-                cm = open_rig(spec, **(_rig_overrides(plan) or {}))
-                live = cm.__enter__()
+            # A signal while the rig opens (its connect may be ramping down a coil left energised)
+            # is held back until it is open, then acted on as in the loop: the run ends the safe way.
+            held = DeferSignals("opening of the rig", active=self.handle_sigint)
+            try:
+                with held:
+                    cm = open_rig(spec, **(_rig_overrides(plan) or {}))
+                    live = cm.__enter__()
+            except KeyboardInterrupt:
+                if held.received is None:
+                    raise
+                self._signal_while_opening(held.received)
             except Exception as exc:
                 run.finish(FAILED, f"cannot open rig {spec!r}: {type(exc).__name__}: {exc}")
                 raise
@@ -743,7 +760,7 @@ class RunEngine:
         try:
             plan.open(ctx)
             if state is not None:
-                step, restored_exactly = self._restore(plan, run, rig, state, restore_rig=True)
+                step, restored_exactly = self._restore_on_resume(plan, run, ctx, state)
             elif run.series_names():  # a run killed before its first checkpoint: start it afresh
                 run.truncate_series({})
             if state is not None and rig is not None and not restored_exactly:
@@ -1020,14 +1037,7 @@ class RunEngine:
         state has been restored and whose magnetic state has been re-established."""
         wd = self.watchdog
         clock = ctx.clock
-        log.warning("instrument fault at step %d: %s: %s", step, type(exc).__name__, exc)
-        kind = getattr(exc, "kind", None) or type(exc.__cause__ or exc).__name__
-        counts = dict(run.meta.get("faults") or {})  # faults ridden out, in total and per kind
-        counts["total"] = int(counts.get("total", 0)) + 1
-        counts[kind] = int(counts.get(kind, 0)) + 1
-        run.meta["faults"] = counts  # saved with the event below
-        run.add_event("fault", step=step, kind=kind, error=f"{type(exc).__name__}: {exc}")
-        self._notify("fault", {"step": step, "error": str(exc)})
+        self._count_fault(run, step, exc)
         if self._fault_since is None:
             self._fault_since = clock.now()
         elif self._fault_left_at is not None:
@@ -1072,6 +1082,47 @@ class RunEngine:
             log.info("fault cleared; continuing from step %d", new_step)
             self._fault_left_at = clock.now()
             return new_step
+
+    def _count_fault(self, run: Run, step: int, exc: BaseException) -> None:
+        """Log and record one fault ridden out: a "fault" event and the counts in run.json."""
+        log.warning("instrument fault at step %d: %s: %s", step, type(exc).__name__, exc)
+        kind = getattr(exc, "kind", None) or type(exc.__cause__ or exc).__name__
+        counts = dict(run.meta.get("faults") or {})  # faults ridden out, in total and per kind
+        counts["total"] = int(counts.get("total", 0)) + 1
+        counts[kind] = int(counts.get(kind, 0)) + 1
+        run.meta["faults"] = counts  # saved with the event below
+        run.add_event("fault", step=step, kind=kind, error=f"{type(exc).__name__}: {exc}")
+        self._notify("fault", {"step": step, "error": str(exc)})
+
+    def _restore_on_resume(self, plan: Plan, run: Run, ctx: RunContext, state: dict) -> tuple[int, bool]:
+        """The checkpoint's state into plan and rig at a resume. Restoring the rig does I/O (the
+        simulated supply is ramped to its saved setpoint through the guard), so an instrument
+        fault there is ridden out like one in a step: field to zero, backoff, then the same exact
+        restore again, until suspend_timeout_s passes (then the run is aborted, resumable)."""
+        wd = self.watchdog
+        clock = ctx.clock
+        t_first, delay, tries = clock.now(), wd.backoff_s, 0
+        while True:
+            try:
+                return self._restore(plan, run, ctx.rig, state, restore_rig=True)
+            except _Abort:
+                raise
+            except Exception as exc:
+                if ctx.rig is None or not isinstance(exc, wd.faults()):
+                    raise
+                self._count_fault(run, int(state["step"]), exc)
+                if not self._fault_safe_state(run, ctx.rig, int(state["step"])):
+                    from instruments.safety import CoilNotZeroError
+
+                    raise CoilNotZeroError("coil not confirmed at zero after a fault during the resume") \
+                        from exc
+                if clock.now() - t_first >= wd.suspend_timeout_s:
+                    raise _Abort(f"instrument fault during the resume did not clear within "
+                                 f"{wd.suspend_timeout_s:g} s: {type(exc).__name__}: {exc}") from exc
+                self._check_abort()
+                tries += 1
+                clock.sleep(delay if tries <= wd.retries else wd.poll_s)
+                delay *= 2
 
     def _recover(self, plan: Plan, run: Run, ctx: RunContext, safe_state_done: bool) -> int:
         state = ckpt.latest(run.path, uid=run.uid)

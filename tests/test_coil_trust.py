@@ -247,3 +247,51 @@ def test_termination_signals_end_a_rig_run_safely_and_resumably(tmp_path, sig):
                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stderr
     assert json.loads(check.stdout)["resumable"] is True
+
+
+def test_a_signal_while_the_rig_opens_ends_the_run_aborted_with_the_coil_at_zero(tmp_path, monkeypatch):
+    """SIGTERM arriving while the rig is being opened (its connect may be ramping down a coil left
+    energised) is held until the rig is open, then ends the run as in the loop: aborted, resumable,
+    coil confirmed at zero (before: the run stayed "running" and the ramp-down could be cut)."""
+    from instruments.rig import NanowireRig
+    from protocols.runner import run_protocol
+
+    connect = NanowireRig.connect
+
+    def connect_under_a_signal(rig):
+        os.kill(os.getpid(), signal.SIGTERM)  # delivered at once, in the middle of connect
+        connect(rig)
+
+    monkeypatch.setattr(NanowireRig, "connect", connect_under_a_signal)
+    eng = RunEngine(progress=False)  # handles signals, as the CLI's engine does
+    out = run_protocol("hysteresis", HYSTERESIS, rig="sim", run_dir=tmp_path / "r", engine=eng)
+    meta = runs.load(tmp_path / "r").meta
+    assert out["status"] == meta["status"] == "aborted" and "SIGTERM" in meta["reason"]
+    assert meta["coil_at_zero"] is True and runs.is_resumable(meta)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers given back
+
+
+def test_a_supply_fault_while_a_resume_restores_the_coil_is_ridden_out_and_the_resume_stays_exact(
+        tmp_path, monkeypatch):
+    """Restoring a checkpoint ramps the simulated supply to the saved setpoint (I/O): a disconnect
+    there is ridden out like a fault in a step (zero, backoff, the same exact restore again), is
+    counted in run.json, and the run ends as the uninterrupted one (before: status failed)."""
+    from protocols.runner import run_protocol
+
+    ref = run_protocol("hysteresis", HYSTERESIS, rig="sim", run_dir=tmp_path / "ref",
+                       engine=RunEngine(progress=False, handle_sigint=False))
+    run_dir = tmp_path / "loop"
+    eng = RunEngine(progress=False, handle_sigint=False, on_pause=lambda e, s: "suspend")
+    eng.subscribe(lambda ev, p: eng.request_pause() if ev == "step" and p["step"] == 12 else None)
+    paused = run_protocol("hysteresis", HYSTERESIS, rig="sim", run_dir=run_dir, engine=eng)
+    assert paused["status"] == "paused"
+    rec = SupplyRecorder(monkeypatch)
+    with open_rig("sim", lock=False) as rig:
+        # the resume's first supply transactions (the read-back before the ramp up) find it gone
+        rig.faults["field_source"].inject("disconnect", count=3)
+        out = RunEngine(progress=False, handle_sigint=False).resume(run_dir, rig=rig)
+    assert out.status == "success" and out.coil_at_zero is True
+    run = runs.load(run_dir)
+    assert run.meta["faults"]["total"] >= 1
+    assert rec.largest_step_A() <= 0.1 + SCPI_ROUNDING_A
+    assert run.series("data") == runs.load(ref["run_dir"]).series("data")  # every row, exactly
