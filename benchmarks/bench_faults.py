@@ -41,6 +41,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -88,6 +89,10 @@ BUS_KINDS = {
     "channel_selector": ("timeout", "garbled", "error"),
 }
 FAST_KINDS = ("disconnect", "timeout", "truncated", "garbled", "overload", "laser_off")
+# Largest fast-path fault rate per burst and kind: an epoch of in-the-loop training or an inference
+# pass is ~300 bursts and a fault redoes all of it, a point of a calibration is one burst.
+FAST_MAX = {"train-synapses": 0.0015, "train-bm": 0.0015, "infer-on-rig": 0.0015}
+FAST_MAX_DEFAULT = 0.03
 RESOLUTION = 1e-5  # relative: 6 significant digits of the supply's setpoint format, with margin
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
@@ -110,7 +115,7 @@ def _toml(faults: dict | None) -> str:
     return base + "\n".join(lines) + "\n"
 
 
-def _random_faults(rng: random.Random) -> dict:
+def _random_faults(rng: random.Random, fast_max: float) -> dict:
     roles: dict[str, dict] = {}
     for role, kinds in BUS_KINDS.items():
         chosen = rng.sample(kinds, rng.randint(1, len(kinds)))
@@ -118,8 +123,8 @@ def _random_faults(rng: random.Random) -> dict:
     roles["field_source"]["schedule"] = [{"kind": "disconnect", "at": rng.randint(5, 200),
                                           "count": rng.randint(1, 4)}]
     chosen = rng.sample(FAST_KINDS, rng.randint(1, len(FAST_KINDS)))
-    # per burst; an epoch of in-the-loop training is ~300 bursts and a fault redoes the epoch
-    roles["fast_path"] = {k: round(rng.uniform(0.0, 0.0015), 5) for k in chosen}
+    # per burst, at most fast_max (see FAST_MAX: a fault redoes the whole step)
+    roles["fast_path"] = {k: round(rng.uniform(0.0, fast_max), 5) for k in chosen}
     return {"seed": rng.randint(0, 2**31 - 1), "roles": roles}
 
 
@@ -222,6 +227,18 @@ def audit_trace(path: Path, limits: dict) -> dict:
     return out
 
 
+def injected_faults(log_file: Path) -> dict[str, int]:
+    """Faults the simulated instruments injected, per "role:kind", from the run's log (every
+    process of the run appends to it)."""
+    out: dict[str, int] = {}
+    if log_file.exists():
+        text = log_file.read_text(errors="replace")
+        for m in re.finditer(r"fault injected on (\S+): (\S+) x ", text):
+            key = f"{m.group(1)}:{m.group(2)}"
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
 def _table(run_dir: Path, name: str) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in runs.load(run_dir).series(name)]
 
@@ -265,7 +282,7 @@ def run_seed(seed: int, work: Path, model_run: Path, refs: dict, ref_s: dict, li
     kind = kinds[seed % len(kinds)]
     rng = random.Random(seed)
     faulty = seed % 2 == 0
-    faults = _random_faults(rng) if faulty else None
+    faults = _random_faults(rng, FAST_MAX.get(kind, FAST_MAX_DEFAULT)) if faulty else None
     bench = Bench(work / f"seed{seed}", faults)
     args, series = KINDS[kind]
     args = [*args, "--model-run", str(model_run)] if kind == "infer-on-rig" else args
@@ -339,7 +356,16 @@ def run_seed(seed: int, work: Path, model_run: Path, refs: dict, ref_s: dict, li
     else:
         rec["bit_exact"] = False
     rec["trace"] = audit_trace(bench.trace, limits)
+    rec["injected"] = injected_faults(run_dir / "run.log")
     return rec
+
+
+def _sum_counts(dicts) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            out[k] = out.get(k, 0) + v
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -384,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
             t = rec["trace"]
             print(f"seed {seed:2d} {rec['kind']:22s} {'faulty' if rec['faulty'] else 'clean '} "
                   f"proc {rec['processes']} kill {rec['sigkills']} sig {rec['signals']} "
-                  f"zero {rec['rig_zero']} faults {rec['faults_ridden']:3d} -> {rec['final_status']:8s} "
+                  f"zero {rec['rig_zero']} "
+                  f"faults {sum(rec['injected'].values()):3d}/{rec['faults_ridden']:3d} "
+                  f"-> {rec['final_status']:8s} "
                   f"max step {t['max_step_A']:.3f} A "
                   f"viol {len(t['violations'])} lost {rec['rows_lost']} dup {rec['rows_duplicated']} "
                   f"exact {rec['bit_exact']} {'; '.join(rec['abort_checks_failed'])[:200]}", flush=True)
@@ -397,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
         "signal_aborts": sum(r["signals"] for r in records),
         "rig_zero_after_kill": sum(r["rig_zero"] for r in records),
         "interrupts_missed": sum(r["missed"] for r in records),
+        "faults_injected": sum(sum(r["injected"].values()) for r in records),
+        "faults_injected_by_kind": dict(sorted(_sum_counts(r["injected"] for r in records).items())),
         "faults_ridden": sum(r["faults_ridden"] for r in records),
         "runs_success": sum(r["final_status"] == "success" for r in records),
         "runs_not_success": [(r["seed"], r["kind"], r["final_status"], r["reason"]) for r in records

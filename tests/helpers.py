@@ -49,3 +49,11 @@ def wait_rows(proc: subprocess.Popen, run_dir: Path, name: str, target: int, tim
     if len(rows) >= 2 and rows[-1][1] > rows[0][1]:
         return (rows[-1][0] - rows[0][0]) / (rows[-1][1] - rows[0][1])
     return 0.0
+
+
+def connect_sim(qtbot, w, timeout_ms: int = 120_000):
+    """Connect the window's rig panel to the simulated rig; returns the open rig."""
+    w.rig_panel.spec.setCurrentText("sim")
+    w.rig_panel.connect_clicked()
+    qtbot.waitUntil(lambda: w.rig_panel.status.text().startswith("Connected"), timeout=timeout_ms)
+    return w.session.rig

@@ -9,7 +9,6 @@ CoilNotZeroError after its retries."""
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -17,32 +16,9 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("pytestqt")
+from helpers import connect_sim  # noqa: E402
 
 HYSTERESIS = {"field_max": 8.0, "field_step": 1.0, "settle": 0.01}
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    from gui.app import MainWindow
-
-    monkeypatch.setenv("LABML_GUI_SETTINGS", str(tmp_path / "gui.ini"))
-    root_handlers = list(logging.getLogger().handlers)
-    w = MainWindow(runs_root=str(tmp_path / "runs"))
-    qtbot.addWidget(w)
-    w.resize(1280, 800)
-    w.show()
-    yield w
-    w.shutdown()
-    for h in list(logging.getLogger().handlers):  # no handler may leak out of a GUI test
-        if h not in root_handlers:
-            logging.getLogger().removeHandler(h)
-
-
-def _connect(qtbot, w):
-    w.rig_panel.spec.setCurrentText("sim")
-    w.rig_panel.connect_clicked()
-    qtbot.waitUntil(lambda: w.rig_panel.status.text().startswith("Connected"), timeout=60_000)
-    return w.session.rig
 
 
 def _banner_text(w) -> str:
@@ -68,7 +44,7 @@ def _lose_the_supply_at_step(step: int):
 
 def test_a_job_that_ends_normally_raises_no_banner(qtbot, window):
     w = window
-    _connect(qtbot, w)
+    connect_sim(qtbot, w)
     job = w.jobs.submit("hysteresis", HYSTERESIS)
     qtbot.waitUntil(lambda: job.finished, timeout=60_000)
     qtbot.wait(50)  # the job_finished signal reaches the window
@@ -80,7 +56,7 @@ def test_a_job_that_ends_normally_raises_no_banner(qtbot, window):
 def test_a_rig_job_whose_coil_cannot_be_confirmed_at_zero_shows_the_danger_banner_until_acknowledged(
         qtbot, window):
     w = window
-    _connect(qtbot, w)
+    connect_sim(qtbot, w)
     w.jobs._execute = _lose_the_supply_at_step(5)
     job = w.jobs.submit("hysteresis", HYSTERESIS)
     qtbot.waitUntil(lambda: job.finished, timeout=60_000)
@@ -102,7 +78,7 @@ def test_the_rig_panel_shows_the_banner_when_its_zero_or_disconnect_cannot_confi
     """Idle rig at 2 A, supply gone for good: FIELD TO ZERO raises the banner; acknowledged, it comes
     back when Disconnect (the rig's shutdown) cannot confirm zero either."""
     w = window
-    rig = _connect(qtbot, w)
+    rig = connect_sim(qtbot, w)
     rig.ramp_to_field(3.6)  # 2 A
     rig.faults["field_source"].inject("disconnect", None)
     w.rig_panel.zero_button.click()

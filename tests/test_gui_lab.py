@@ -5,7 +5,6 @@ the "field to zero" button; the event loop stays responsive during a full-speed 
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
@@ -14,35 +13,12 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("pytestqt")
-
 import torch  # noqa: E402
+from helpers import connect_sim  # noqa: E402
 
 torch.set_num_threads(1)
 
 ZERO_CURRENT_A = 0.01  # measured |I| at "zero": the simulated supply reads back with ~1e-4 A offset/noise
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    from gui.app import MainWindow
-
-    monkeypatch.setenv("LABML_GUI_SETTINGS", str(tmp_path / "gui.ini"))
-    root_handlers = list(logging.getLogger().handlers)
-    w = MainWindow(runs_root=str(tmp_path / "runs"))
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.shutdown()
-    for h in list(logging.getLogger().handlers):  # no handler may leak out of a GUI test
-        if h not in root_handlers:
-            logging.getLogger().removeHandler(h)
-
-
-def _connect(qtbot, w):
-    w.rig_panel.spec.setCurrentText("sim")
-    w.rig_panel.connect_clicked()
-    qtbot.waitUntil(lambda: w.rig_panel.status.text().startswith("Connected"), timeout=120_000)
-    return w.session.rig
 
 
 def _paused(job):
@@ -56,7 +32,7 @@ def _field_is_zero(rig) -> bool:
 
 def test_calibration_queue_pause_resume_abort_and_browse(qtbot, window):
     w = window
-    rig = _connect(qtbot, w)
+    rig = connect_sim(qtbot, w)
     ids = {w.rig_panel.identities.item(r, 0).text(): w.rig_panel.identities.item(r, 2).text()
            for r in range(w.rig_panel.identities.rowCount())}
     assert {"field_source", "readout"} <= set(ids) and set(ids.values()) == {"OK"}
@@ -133,7 +109,7 @@ def test_bad_parameters_are_refused_visibly_and_nothing_is_queued(qtbot, window)
 
 def test_field_to_zero_button_zeroes_an_idle_rig_and_emergency_stops_a_job(qtbot, window):
     w = window
-    rig = _connect(qtbot, w)
+    rig = connect_sim(qtbot, w)
     rig.ramp_to_field(5.0)
     assert rig.guard.setpoint_A > 2.0
     w.rig_panel.zero_button.click()

@@ -344,8 +344,9 @@ class BufferedReadout(Readout):
         return values
 
 
-def test_buffered_readout_reads_a_whole_level_with_one_trigger():
-    world = FakeWorld(seed=2)
+def _cycling_world(seed: int) -> FakeWorld:
+    """A FakeWorld whose every play of the coil is one read cycle of the wire (as on the bench)."""
+    world = FakeWorld(seed=seed)
     original_play = world.play
 
     def play(I_A, inject_at=None):
@@ -353,6 +354,11 @@ def test_buffered_readout_reads_a_whole_level_with_one_trigger():
         world.on_cycle()
 
     world.play = play
+    return world
+
+
+def test_buffered_readout_reads_a_whole_level_with_one_trigger():
+    world = _cycling_world(seed=2)
     rig = NanowireRig(
         CFG,
         field_source=Supply(world),
@@ -371,14 +377,7 @@ def test_buffered_readout_reads_a_whole_level_with_one_trigger():
 @pytest.mark.parametrize("garbage", ["nan", "short"])
 def test_a_garbage_buffer_from_the_readout_is_a_fault_not_a_count(garbage):
     # NaN > threshold is False: without the check a lost value would silently count as a 0 bit
-    world = FakeWorld(seed=2)
-    original_play = world.play
-
-    def play(I_A, inject_at=None):
-        original_play(I_A, inject_at)
-        world.on_cycle()
-
-    world.play = play
+    world = _cycling_world(seed=2)
     readout = BufferedReadout(world)
     fetch = readout.fetch_buffer
 
