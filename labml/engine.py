@@ -724,7 +724,9 @@ class RunEngine:
                     raise
                 self._signal_while_opening(held.received)
             except Exception as exc:
-                run.finish(FAILED, f"cannot open rig {spec!r}: {type(exc).__name__}: {exc}")
+                # nothing of the run has moved: once the rig answers (or its config is fixed) the run
+                # continues from its last checkpoint, so it stays resumable
+                run.finish(FAILED, f"cannot open rig {spec!r}: {type(exc).__name__}: {exc}", resumable=True)
                 raise
             try:
                 outcome = self._loop(plan, run, live, state)

@@ -295,3 +295,24 @@ def test_a_supply_fault_while_a_resume_restores_the_coil_is_ridden_out_and_the_r
     assert run.meta["faults"]["total"] >= 1
     assert rec.largest_step_A() <= 0.1 + SCPI_ROUNDING_A
     assert run.series("data") == runs.load(ref["run_dir"]).series("data")  # every row, exactly
+
+
+def test_a_rig_that_does_not_answer_when_opened_leaves_the_run_resumable(tmp_path):
+    """An instrument that does not answer while the rig opens ends the run "failed" naming it, but
+    resumable (nothing has moved; before: a finished run that could never be continued); once the
+    bench answers, `labml resume` runs it to the end."""
+    from protocols.runner import run_protocol
+
+    base = (ROOT / "instruments" / "rigs" / "sim_default.toml").read_text()
+    toml = tmp_path / "rig.toml"
+    toml.write_text(base + '\n[sim.faults.pulse_source]\n'
+                    'schedule = [{ kind = "disconnect", at = 1, count = 100 }]\n')
+    run_dir = tmp_path / "loop"
+    with pytest.raises(InstrumentFault, match="pulse_source"):
+        run_protocol("hysteresis", HYSTERESIS, rig=str(toml), run_dir=run_dir,
+                     engine=RunEngine(progress=False, handle_sigint=False))
+    meta = runs.load(run_dir).meta
+    assert meta["status"] == "failed" and "cannot open rig" in meta["reason"] and runs.is_resumable(meta)
+    toml.write_text(base)  # the generator answers again
+    out = RunEngine(progress=False, handle_sigint=False).resume(run_dir)
+    assert out.status == "success" and out.coil_at_zero is True
