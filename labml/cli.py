@@ -54,22 +54,32 @@ class Terminated(KeyboardInterrupt):
     block shuts it down (field to zero, outputs off) before the process ends."""
 
 
-def _terminate_like_ctrl_c() -> None:
+def _terminate_like_ctrl_c() -> dict:
     """Route the termination signals through the same safe unwinding as Ctrl+C. A run's engine
-    installs its own handlers while it runs (abort with a resumable status)."""
+    installs its own handlers while it runs (abort with a resumable status). Returns the handlers
+    it replaced, so that `main` gives them back (a script calling `main` keeps its own)."""
     import signal
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return
+        return {}
 
     def handler(signum, frame):
         raise Terminated(signal.Signals(signum).name)
 
+    previous = {}
     for name in ("SIGTERM", "SIGHUP", "SIGQUIT"):
         sig = getattr(signal, name, None)
         if sig is not None:
-            signal.signal(sig, handler)
+            previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def _give_back_handlers(previous: dict) -> None:
+    import signal
+
+    for sig, old in previous.items():
+        signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
 
 def _coil_alerts(rc: int, since: int) -> int:
@@ -98,7 +108,14 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _terminate_like_ctrl_c()
+    previous = _terminate_like_ctrl_c()
+    try:
+        return _run_command(parser, args)
+    finally:
+        _give_back_handlers(previous)
+
+
+def _run_command(parser, args) -> int:
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -263,12 +263,30 @@ def test_a_signal_while_the_rig_opens_ends_the_run_aborted_with_the_coil_at_zero
         connect(rig)
 
     monkeypatch.setattr(NanowireRig, "connect", connect_under_a_signal)
+    before = signal.getsignal(signal.SIGTERM)
     eng = RunEngine(progress=False)  # handles signals, as the CLI's engine does
     out = run_protocol("hysteresis", HYSTERESIS, rig="sim", run_dir=tmp_path / "r", engine=eng)
     meta = runs.load(tmp_path / "r").meta
     assert out["status"] == meta["status"] == "aborted" and "SIGTERM" in meta["reason"]
     assert meta["coil_at_zero"] is True and runs.is_resumable(meta)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers given back
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers given back
+
+
+def test_the_cli_gives_the_signal_handlers_of_its_caller_back(tmp_path):
+    """`labml` called from a script (``cli.main([...])``) routes SIGTERM/SIGHUP through the safe
+    unwinding only while it runs, then leaves the caller's own handlers in place."""
+    from labml import cli
+
+    def mine(signum, frame):
+        pass
+
+    old = {s: signal.signal(s, mine) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        assert cli.main(["runs", str(tmp_path)]) == 0
+        assert signal.getsignal(signal.SIGTERM) is mine and signal.getsignal(signal.SIGHUP) is mine
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def test_a_supply_fault_while_a_resume_restores_the_coil_is_ridden_out_and_the_resume_stays_exact(
