@@ -437,8 +437,9 @@ class World:
         """Build from an instruments.config.RigConfig: its [sim], [coil], [cycle], [limits] and the
         raw [[wires]] tables (an inline `neel_brown` there is the wire's true depinning; a
         calibration file is what the rig believes, never the simulated truth). The fast path's
-        read-out follows `[instruments.readout]`: MOKE lock-in -> bandwidth 1/(4 tau) (the
-        simulated SR830's ENBW), delta-mode MR -> "mr"."""
+        read-out follows the registered read-out kind of the `[instruments.readout]` class
+        (instruments.models.registry.ReadoutKind: "moke" or "mr" and its noise bandwidth, e.g. the
+        lock-in's 1/(4 tau), the simulated 2182A's 30 Hz)."""
         raw_wires = list(config.raw.get("wires", [])) if getattr(config, "raw", None) else []
         if len(raw_wires) != len(config.wires):
             raw_wires = [{"id": w.id} for w in config.wires]
@@ -447,13 +448,12 @@ class World:
         # the read-out of the fast path follows the rig's read-out role unless [sim] says otherwise
         ro = getattr(config, "instruments", {}).get("readout")
         if ro is not None and "readout" not in sim:
-            opts = dict(getattr(ro, "options", {}) or {})
-            if ro.cls.endswith("MokeLockinReadout"):
-                sim["readout"] = "moke"
-                cycle["read_bandwidth_Hz"] = 1.0 / (4.0 * float(opts.get("time_constant_s", 1e-3)))
-            elif ro.cls.endswith("DeltaModeMRReadout"):
-                sim["readout"] = "mr"
-                cycle["read_bandwidth_Hz"] = 30.0  # the simulated 2182A's noise bandwidth
+            from instruments.models.registry import readout_kind, resolve_class
+
+            kind = readout_kind(resolve_class(ro.cls))
+            if kind is not None:
+                sim["readout"] = kind.signal
+                cycle["read_bandwidth_Hz"] = float(kind.bandwidth_Hz(dict(getattr(ro, "options", {}) or {})))
         return cls.from_config(sim, asdict(config.coil), raw_wires, cycle, asdict(config.limits), seed=seed)
 
     # ------------------------------------------------------------------ basic properties
