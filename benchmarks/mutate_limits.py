@@ -167,7 +167,7 @@ _pair(
 )
 _pair(
     "rig field limit (config)",
-    "instruments/config.py",
+    "instruments/config/schema.py",
     "return min(self.limits.field_max_mT, self.limits.i_max_A * self.coil.mT_per_A)",
     "return 1.01 * min(self.limits.field_max_mT, self.limits.i_max_A * self.coil.mT_per_A)",
     "return 0.99 * min(self.limits.field_max_mT, self.limits.i_max_A * self.coil.mT_per_A)",
