@@ -5,8 +5,9 @@ instruments on one simulated World, plus the vectorised fast path for ``read_syn
     rig.cycle(5.0)                                   # SCPI path: every command through the drivers
     rig.read_synapses(fields, wires, n=16)           # fast path: world.read_synapses (one physics)
 
-Each ``[instruments.<role>]`` of the config names a role class (instruments.drivers.roles); the
-simulated instrument that answers its driver is chosen from that class and its ``model`` option.
+Each ``[instruments.<role>]`` of the config names a role class (instruments.models.<model>); the
+simulated instrument that answers its driver is the twin registered for the driver class that the
+role builds with its ``model`` option (simulated_hw.twins).
 Faults come from ``[sim.faults]`` (see simulated_hw.faults) and can be injected at run time with
 ``rig.faults[role].inject(kind, count)``; the fast path has its own injector,
 ``rig.faults["fast_path"]`` (``[sim.faults.fast_path]``, one transaction per burst of the bench
