@@ -98,7 +98,7 @@ def main(argv=None) -> int:
           f"= {1 / t:.3g} reads/s")
 
     try:
-        from instruments.drivers.kepco import KepcoBOPStrict
+        from instruments.models.kepco_bop import KepcoBOPStrict
         from simulated_hw.adapter import SimAdapter
         from simulated_hw.instruments.sources import SimKepco
     except ImportError as exc:  # pragma: no cover - depends on engineer C's modules

@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from instruments.config import builtin_rig_path, load_rig_config
-from instruments.drivers import KepcoBOPStrict
-from instruments.drivers.roles import KepcoFieldSource
+from instruments.models.kepco_bop import KepcoBOPStrict, KepcoFieldSource
 from instruments.rig import NanowireRig
 from simulated_hw.adapter import SimAdapter
 from simulated_hw.instruments import SimKepco

@@ -167,7 +167,7 @@ _pair(
 )
 _pair(
     "rig field limit (config)",
-    "instruments/config.py",
+    "instruments/config/schema.py",
     "return min(self.limits.field_max_mT, self.limits.i_max_A * self.coil.mT_per_A)",
     "return 1.01 * min(self.limits.field_max_mT, self.limits.i_max_A * self.coil.mT_per_A)",
     "return 0.99 * min(self.limits.field_max_mT, self.limits.i_max_A * self.coil.mT_per_A)",
@@ -182,14 +182,14 @@ _pair(
 )
 _pair(
     "supply role limit",
-    "instruments/drivers/roles.py",
+    "instruments/models/kepco_bop.py",
     "lo, hi = -self.supply.i_max_A, self.supply.i_max_A",
     "lo, hi = -self.supply.i_max_A * 1.01, self.supply.i_max_A * 1.01",
     "lo, hi = -self.supply.i_max_A * 0.99, self.supply.i_max_A * 0.99",
 )
 _pair(
     "supply driver strict_range",
-    "instruments/drivers/kepco.py",
+    "instruments/models/kepco_bop.py",
     "self.current_setpoint_values = [-i_max_A, i_max_A]",
     "self.current_setpoint_values = [-i_max_A * 1.01, i_max_A * 1.01]",
     "self.current_setpoint_values = [-i_max_A * 0.99, i_max_A * 0.99]",
@@ -203,7 +203,7 @@ _pair(
 )
 _pair(
     "generator max_V",
-    "instruments/drivers/roles.py",
+    "instruments/models/agilent33500.py",
     "if peak > self.max_V:",
     "if peak > self.max_V * 1.01:",
     "if peak > self.max_V * 0.99:",

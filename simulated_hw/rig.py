@@ -5,8 +5,9 @@ instruments on one simulated World, plus the vectorised fast path for ``read_syn
     rig.cycle(5.0)                                   # SCPI path: every command through the drivers
     rig.read_synapses(fields, wires, n=16)           # fast path: world.read_synapses (one physics)
 
-Each ``[instruments.<role>]`` of the config names a role class (instruments.drivers.roles); the
-simulated instrument that answers its driver is chosen from that class and its ``model`` option.
+Each ``[instruments.<role>]`` of the config names a role class (instruments.models.<model>); the
+simulated instrument that answers its driver is the twin registered for the driver class that the
+role builds with its ``model`` option (simulated_hw.twins).
 Faults come from ``[sim.faults]`` (see simulated_hw.faults) and can be injected at run time with
 ``rig.faults[role].inject(kind, count)``; the fast path has its own injector,
 ``rig.faults["fast_path"]`` (``[sim.faults.fast_path]``, one transaction per burst of the bench
@@ -16,11 +17,9 @@ default 0) and ``timeout_s`` (default: the role's timeout_s).
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import zlib
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -30,82 +29,21 @@ from pyvisa.errors import VisaIOError
 
 from instruments.config import RigConfig
 from instruments.errors import ConfigError, InstrumentFault
+from instruments.models.registry import resolve_class
 from instruments.rig import RIG_READOUT_KEYS, NanowireRig, check_buffer
 from instruments.roles import SynapseReads
 from instruments.safety import RampStopped
 from simulated_hw import simstate
 from simulated_hw.adapter import SimAdapter
 from simulated_hw.faults import FAST_PATH_KINDS, FaultConfigError, FaultInjector
-from simulated_hw.instruments import (
-    SimAgilent33220A,
-    SimAgilent33500,
-    SimKeithley2400,
-    SimKeithley2400Injector,
-    SimKeithley2450,
-    SimKeithley6221,
-    SimKepco,
-    SimLakeShore421,
-    SimLakeShore425,
-    SimSR830,
-    SimSR860,
-    SimSwitch7001,
-)
 from simulated_hw.simstate import SimStateFile
+from simulated_hw.twins import simulated_role_classes, twin_for_role
 from simulated_hw.world import World
 
 log = logging.getLogger(__name__)
 
-_R = "instruments.drivers.roles."
 #: Key of the fast path's fault injector in ``rig.faults`` and of its table in ``[sim.faults]``.
 FAST_PATH = "fast_path"
-
-
-def _model(opts: dict, default: str) -> str:
-    return str(opts.get("model", default)).upper().replace(" ", "")
-
-
-#: role class (dotted path) -> factory(world, options, seed) of the simulated instrument behind it
-SIM_INSTRUMENTS: dict[str, Callable[[World, dict, int], Any]] = {
-    _R + "KepcoFieldSource": lambda w, o, s: SimKepco(w, model=str(o.get("model", "BOP 20-20")), seed=s),
-    _R + "SourcemeterFieldSource": lambda w, o, s: (
-        SimKeithley2450(w, seed=s) if _model(o, "2400") == "2450" else SimKeithley2400(w, seed=s)
-    ),
-    _R + "SourcemeterInjector": lambda w, o, s: SimKeithley2400Injector(w, seed=s),
-    _R + "AwgPulseSource": lambda w, o, s: SimAgilent33500(w, float(o["amplifier_A_per_V"]), seed=s),
-    _R + "Awg33220PulseSource": lambda w, o, s: SimAgilent33220A(w, float(o["amplifier_A_per_V"]), seed=s),
-    _R + "HallSensor": lambda w, o, s: (
-        SimLakeShore421(w, seed=s) if _model(o, "425") == "421" else SimLakeShore425(w, seed=s)
-    ),
-    _R + "MokeLockinReadout": lambda w, o, s: (
-        SimSR860(w, seed=s) if _model(o, "SR830") == "SR860" else SimSR830(w, seed=s)
-    ),
-    _R + "DeltaModeMRReadout": lambda w, o, s: SimKeithley6221(w, seed=s),
-    _R + "SwitchSelector": lambda w, o, s: SimSwitch7001(
-        w,
-        n_channels=max(o["wire_channels"]) if o.get("wire_channels") else w.n_wires,
-        channel_to_wire=(
-            {int(ch): i for i, ch in enumerate(o["wire_channels"])} if o.get("wire_channels") else None
-        ),
-        seed=s,
-    ),
-}
-
-ROLE_ARGS = {
-    "field_source": "field_source",
-    "pulse_source": "pulse_source",
-    "readout": "readout",
-    "field_sensor": "field_sensor",
-    "channel_selector": "channel_selector",
-    "injector": "injector",
-}
-
-
-def _import(path: str, where: str) -> Any:
-    module, _, name = path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"{where} key 'class': cannot import {path!r}: {exc}") from exc
 
 
 def world_from_config(config: RigConfig) -> World:
@@ -350,15 +288,16 @@ def _build(config: RigConfig, world: World, stop: Any, lock: Any, rig_kwargs: di
     roles: dict[str, Any] = {}
     for role, ic in config.instruments.items():
         where = f"{config.source}: [instruments.{role}]"
-        factory = SIM_INSTRUMENTS.get(ic.cls)
-        if factory is None:
+        role_cls = resolve_class(ic.cls)
+        options = {k: v for k, v in ic.options.items() if not (role == "readout" and k in RIG_READOUT_KEYS)}
+        twin = twin_for_role(role_cls, options)
+        if twin is None:
             raise ConfigError(
                 f"{where} key 'class': {ic.cls!r} has no simulated instrument; "
-                f"simulated classes: {sorted(SIM_INSTRUMENTS)}"
+                f"simulated classes: {simulated_role_classes()}"
             )
-        options = {k: v for k, v in ic.options.items() if not (role == "readout" and k in RIG_READOUT_KEYS)}
         try:
-            instrument = factory(world, options, int(zlib.crc32(f"{seed}:{role}".encode())))
+            instrument = twin.from_options(world, options, int(zlib.crc32(f"{seed}:{role}".encode())))
             faults = FaultInjector.from_config(role, faults_table)
         except FaultConfigError as exc:
             raise ConfigError(f"{config.source}: [sim.{exc}]") from exc
@@ -371,7 +310,6 @@ def _build(config: RigConfig, world: World, stop: Any, lock: Any, rig_kwargs: di
             latency_s=float(inst_opts.get("latency_s", 0.0)),
             clock=world.clock,
         )
-        role_cls = _import(ic.cls, where)
         if role == "field_source":  # as labml.rigs does for a bench: the strict driver's own limits
             allowed = getattr(role_cls, "OPTIONS", ())
             if "i_max_A" in allowed and "i_max_A" not in options:
@@ -379,7 +317,7 @@ def _build(config: RigConfig, world: World, stop: Any, lock: Any, rig_kwargs: di
             if "compliance_V" in allowed and "compliance_V" not in options:
                 options["compliance_V"] = config.coil.compliance_V
         try:
-            roles[ROLE_ARGS[role]] = role_cls.from_config(adapter, options, clock=world.clock)
+            roles[role] = role_cls.from_config(adapter, options, clock=world.clock)
         except ValueError as exc:
             raise ConfigError(f"{where}: {exc}") from exc
         adapters[role] = adapter

@@ -18,28 +18,20 @@ from pymeasure.test import expected_protocol
 from pyvisa.constants import StatusCode
 from pyvisa.errors import VisaIOError
 
-from instruments.drivers import (
-    Agilent33220APulse,
-    Agilent33500Pulse,
+from instruments.errors import InstrumentFault, SafetyError
+from instruments.models.agilent33220a import Agilent33220APulse, Awg33220PulseSource
+from instruments.models.agilent33500 import Agilent33500Pulse, AwgPulseSource
+from instruments.models.keithley24xx import (
     Keithley2400Strict,
     Keithley2450Strict,
-    KepcoBOPStrict,
-    SR830Lockin,
-    SR860Lockin,
-    SwitchMatrix7001,
-)
-from instruments.drivers.roles import (
-    Awg33220PulseSource,
-    AwgPulseSource,
-    DeltaModeMRReadout,
-    HallSensor,
-    KepcoFieldSource,
-    MokeLockinReadout,
     SourcemeterFieldSource,
     SourcemeterInjector,
-    SwitchSelector,
 )
-from instruments.errors import InstrumentFault, SafetyError
+from instruments.models.keithley6221 import DeltaModeMRReadout
+from instruments.models.keithley7001 import SwitchMatrix7001, SwitchSelector
+from instruments.models.kepco_bop import KepcoBOPStrict, KepcoFieldSource
+from instruments.models.lakeshore import HallSensor
+from instruments.models.sr8x0 import MokeLockinReadout, SR830Lockin, SR860Lockin
 
 NO_ERR = ("SYST:ERR?", '+0,"No error"')
 

@@ -12,9 +12,10 @@ from pyvisa.errors import VisaIOError
 from scipy import stats
 
 from instruments.config import builtin_rig_path, load_rig_config
-from instruments.drivers import KepcoBOPStrict, SR830Lockin
-from instruments.drivers.roles import DeltaModeMRReadout, KepcoFieldSource, MokeLockinReadout
 from instruments.errors import ConfigError, InstrumentFault
+from instruments.models.keithley6221 import DeltaModeMRReadout
+from instruments.models.kepco_bop import KepcoBOPStrict, KepcoFieldSource
+from instruments.models.sr8x0 import MokeLockinReadout, SR830Lockin
 from simulated_hw.adapter import SimAdapter
 from simulated_hw.faults import FAULT_KINDS, FaultConfigError, FaultInjector
 from simulated_hw.instruments import SimKeithley6221, SimKepco, SimSR830
@@ -228,8 +229,11 @@ def _roles(world):
     """(name, role, adapter, operation) for every role implementation over its simulated instrument."""
     from pymeasure.instruments.lakeshore import LakeShore421, LakeShore425
 
-    from instruments.drivers import Agilent33500Pulse, Keithley2400Strict, SR860Lockin, SwitchMatrix7001
-    from instruments.drivers.roles import AwgPulseSource, HallSensor, SourcemeterFieldSource, SwitchSelector
+    from instruments.models.agilent33500 import Agilent33500Pulse, AwgPulseSource
+    from instruments.models.keithley24xx import Keithley2400Strict, SourcemeterFieldSource
+    from instruments.models.keithley7001 import SwitchMatrix7001, SwitchSelector
+    from instruments.models.lakeshore import HallSensor
+    from instruments.models.sr8x0 import SR860Lockin
     from simulated_hw.instruments import (
         SimAgilent33500,
         SimKeithley2400,

@@ -11,19 +11,12 @@ from pymeasure.adapters import ProtocolAdapter
 from pymeasure.test import expected_protocol
 
 from instruments.config import CoilConfig, Limits, builtin_rig_path, load_rig_config
-from instruments.drivers.awg import Agilent33220APulse, Agilent33500Pulse
-from instruments.drivers.kepco import KepcoBOPStrict
-from instruments.drivers.roles import (
-    Awg33220PulseSource,
-    AwgPulseSource,
-    KepcoFieldSource,
-    SourcemeterFieldSource,
-    SourcemeterInjector,
-    SwitchSelector,
-)
-from instruments.drivers.sourcemeter import Keithley2400Strict
-from instruments.drivers.switch import SwitchMatrix7001
 from instruments.errors import SafetyError
+from instruments.models.agilent33220a import Agilent33220APulse, Awg33220PulseSource
+from instruments.models.agilent33500 import Agilent33500Pulse, AwgPulseSource
+from instruments.models.keithley24xx import Keithley2400Strict, SourcemeterFieldSource, SourcemeterInjector
+from instruments.models.keithley7001 import SwitchMatrix7001, SwitchSelector
+from instruments.models.kepco_bop import KepcoBOPStrict, KepcoFieldSource
 from instruments.rig import NanowireRig
 from instruments.safety import CoilGuard, RampStopped
 

@@ -19,26 +19,15 @@ from pyvisa.errors import VisaIOError
 from scipy import stats
 
 from instruments.config import builtin_rig_path, load_rig_config
-from instruments.drivers import (
-    Agilent33220APulse,
-    Agilent33500Pulse,
-    Keithley2450Strict,
-    KepcoBOPStrict,
-    SR830Lockin,
-    SR860Lockin,
-    SwitchMatrix7001,
-)
-from instruments.drivers.roles import (
-    Awg33220PulseSource,
-    AwgPulseSource,
-    DeltaModeMRReadout,
-    HallSensor,
-    KepcoFieldSource,
-    MokeLockinReadout,
-    SourcemeterFieldSource,
-    SwitchSelector,
-)
 from instruments.errors import InstrumentFault
+from instruments.models.agilent33220a import Agilent33220APulse, Awg33220PulseSource
+from instruments.models.agilent33500 import Agilent33500Pulse, AwgPulseSource
+from instruments.models.keithley24xx import Keithley2450Strict, SourcemeterFieldSource
+from instruments.models.keithley6221 import DeltaModeMRReadout
+from instruments.models.keithley7001 import SwitchMatrix7001, SwitchSelector
+from instruments.models.kepco_bop import KepcoBOPStrict, KepcoFieldSource
+from instruments.models.lakeshore import HallSensor
+from instruments.models.sr8x0 import MokeLockinReadout, SR830Lockin, SR860Lockin
 from simulated_hw.adapter import SimAdapter
 from simulated_hw.instruments import (
     SimAgilent33220A,

@@ -14,7 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from instruments.models.agilent33220a import Agilent33220APulse
+from instruments.models.agilent33500 import Agilent33500Pulse
 from simulated_hw.instruments.base import SimCommandError, SimInstrument, parse_bool, parse_float
+from simulated_hw.twins import sim_twin
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,7 @@ def _points(args: str) -> tuple[str, np.ndarray]:
     return name.strip().strip('"').upper(), values
 
 
+@sim_twin(Agilent33500Pulse)
 class SimAgilent33500(SimInstrument):
     """33500B: SOUR{n}:FUNC/FREQ/VOLT/VOLT:OFFS/VOLT:HIGH/LOW/FUNC:PULS:*/FUNC:ARB/FUNC:ARB:SRAT/
     DATA:ARB/DATA:VOL:CLE/BURS:*, OUTP{n}, OUTP{n}:LOAD, TRIG{n}:SOUR, TRIG{n}, *TRG, *OPC?.
@@ -90,6 +94,10 @@ class SimAgilent33500(SimInstrument):
     :param amplifier_A_per_V: coil amplifier gain (A/V) of the channel wired to it.
     :param coil_channel: channel driving the coil amplifier; :param inject_channel: injection line.
     """
+
+    @classmethod
+    def from_options(cls, world: Any, options: dict, seed: int = 0) -> SimAgilent33500:
+        return cls(world, float(options["amplifier_A_per_V"]), seed=seed)
 
     def __init__(
         self,
@@ -278,10 +286,15 @@ class SimAgilent33500(SimInstrument):
             self.world.play_waveform(np.r_[d, t[after]], np.r_[Id, I[after]])
 
 
+@sim_twin(Agilent33220APulse)
 class SimAgilent33220A(SimInstrument):
     """33220A: FUNC (USER), FUNC:USER, DATA VOLATILE, FREQ (waveform repetition rate), VOLT,
     VOLT:OFFS, BURS:*, TRIG:SOUR, OUTP, OUTP:SYNC, *TRG. With the sync output on, a trigger also
     fires the injection line (wired to sync) just before the burst."""
+
+    @classmethod
+    def from_options(cls, world: Any, options: dict, seed: int = 0) -> SimAgilent33220A:
+        return cls(world, float(options["amplifier_A_per_V"]), seed=seed)
 
     def __init__(self, world: Any, amplifier_A_per_V: float, seed: int = 0) -> None:
         super().__init__(world, "Agilent Technologies,33220A,SIM0005,2.02-2.02-22-2", seed=seed)

@@ -95,6 +95,12 @@ class SimInstrument:
     :param seed: seed of this instrument's own noise stream (replies are deterministic).
     """
 
+    @classmethod
+    def from_options(cls, world: Any, options: dict, seed: int = 0) -> SimInstrument:
+        """The twin of a rig role with that role's config options (simulated_hw.twins); most
+        instruments need none of them."""
+        return cls(world, seed=seed)
+
     def __init__(self, world: Any, idn: str, scpi: bool = True, seed: int = 0) -> None:
         self.world = world
         self.idn = idn

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymeasure.instruments.lakeshore import LakeShore421, LakeShore425
+
 from simulated_hw.instruments.base import SimCommandError, SimInstrument
+from simulated_hw.twins import sim_twin
 
 #: noise bandwidth of the DC reading (Hz)
 HALL_BANDWIDTH_HZ = 10.0
 
 
+@sim_twin(LakeShore425)
 class SimLakeShore425(SimInstrument):
     """425: RDGFIELD? (field in the selected unit), UNIT n / UNIT? (1 G, 2 T, 3 Oe, 4 A/m),
     RANGE n / RANGE? (1..4: 35, 350, 3500, 35000 G full scale), AUTO, RDGMODE, ZPROBE, *IDN?.
@@ -56,6 +60,7 @@ class SimLakeShore425(SimInstrument):
         return f"{mT * self.PER_MT[self.unit]:+.5e}"
 
 
+@sim_twin(LakeShore421)
 class SimLakeShore421(SimInstrument):
     """421: FIELD? (mantissa in the unit), FIELDM? (multiplier k, '', m, n), UNIT G|T / UNIT?,
     RANGE n / RANGE? (0 highest .. 3 lowest), *IDN?. Beyond the range FIELD? reads 'OL'."""

@@ -18,7 +18,9 @@ from typing import Any
 from pymeasure.instruments.srs.sr830 import SR830
 from pymeasure.instruments.srs.sr860 import SR860
 
+from instruments.models.sr8x0 import SR830Lockin, SR860Lockin
 from simulated_hw.instruments.base import SimCommandError, SimInstrument
+from simulated_hw.twins import sim_twin
 
 #: lock-in X per photodiode volt for light chopped by a 50 % square chopper (rms of the fundamental)
 CHOPPER_GAIN = math.sqrt(2.0) / math.pi
@@ -137,6 +139,7 @@ class _LockinCore(SimInstrument):
         return self.settings.get(name.upper(), "0")
 
 
+@sim_twin(SR830Lockin)
 class SimSR830(_LockinCore):
     """SR830: OUTP?i (1 X, 2 Y, 3 R, 4 theta), SNAP?, OFLT/OFLT?, SENS/SENS?, LIAS?, ERRS?, and the
     reference/input settings (stored, echoed)."""
@@ -176,6 +179,7 @@ class SimSR830(_LockinCore):
         return str((status >> int(bit)) & 1) if bit else str(status)
 
 
+@sim_twin(SR860Lockin)
 class SimSR860(_LockinCore):
     """SR860: OUTP? i (0 X, 1 Y, 2 R, 3 theta), OFLT/OFLT?, SCAL/SCAL?, CUROVLDSTAT? (bit 0 CH1
     output, bit 4 input range), *IDN?, and reference/input settings (stored, echoed)."""

@@ -11,12 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from pymeasure.instruments.keithley import Keithley6221
 
 from simulated_hw.instruments.base import SimCommandError, SimInstrument, parse_bool, parse_float
+from simulated_hw.twins import sim_twin
 
 OVERFLOW = 9.9e37
 
 
+@sim_twin(Keithley6221)
 class SimKeithley6221(SimInstrument):
     """6221 + 2182A: :SOUR:CURR[:COMP|:RANG], OUTP, :UNIT:VOLT:DC, :SOUR:DELT:HIGH|LOW|DEL|COUN|CAB|
     CSW|NVPR?|ARM, :SOUR:SWE:COUN|ABOR, :INIT:IMM, TRAC:POIN, :TRAC:DATA?, :FORM:ELEM, :SENS:DATA?."""

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from instruments.models.keithley24xx import Keithley2400Strict, Keithley2450Strict
+from instruments.models.kepco_bop import BOP_MODELS, KepcoBOPStrict
 from simulated_hw.instruments.base import SimCommandError, SimInstrument, parse_bool, parse_float
+from simulated_hw.twins import sim_twin
 
 
 class _CoilCurrentSource(SimInstrument):
@@ -65,13 +68,16 @@ class _CoilCurrentSource(SimInstrument):
         self.mode = "CURR"
 
 
+@sim_twin(KepcoBOPStrict)
 class SimKepco(_CoilCurrentSource):
     """Kepco BOP 20-20 with BIT 4886 card (SCPI). Commands: CURR, VOLT, FUNC:MODE, OUTP,
     MEAS:CURR?, MEAS:VOLT?, STAT:QUES:COND? (bit 0: compliance in current mode), *TST?."""
 
-    def __init__(self, world: Any, model: str = "BOP 20-20", seed: int = 0) -> None:
-        from instruments.drivers.kepco import BOP_MODELS
+    @classmethod
+    def from_options(cls, world: Any, options: dict, seed: int = 0) -> SimKepco:
+        return cls(world, model=str(options.get("model", "BOP 20-20")), seed=seed)
 
+    def __init__(self, world: Any, model: str = "BOP 20-20", seed: int = 0) -> None:
         if model not in BOP_MODELS:
             raise ValueError(f"SimKepco: unknown model {model!r}")
         self.rated_V, self.rated_A = (float(x) for x in BOP_MODELS[model])
@@ -112,6 +118,7 @@ class SimKepco(_CoilCurrentSource):
         self.mode = "CURR"
 
 
+@sim_twin(Keithley2400Strict)
 class SimKeithley2400(_CoilCurrentSource):
     """Keithley 2400 sourcing current into the coil (1.05 A, 21 V range)."""
 
@@ -160,6 +167,7 @@ class SimKeithley2400(_CoilCurrentSource):
         )
 
 
+@sim_twin(Keithley2450Strict)
 class SimKeithley2450(SimKeithley2400):
     """Keithley 2450 sourcing current into the coil (SOUR:CURR:LEV, OUTPUT)."""
 
@@ -219,6 +227,7 @@ class _InjectionLine:
         return self.current_A * self.resistance_ohm
 
 
+@sim_twin(Keithley2400Strict, Keithley2450Strict, role="injector")
 class SimKeithley2400Injector(SimKeithley2400):
     """Keithley 2400 driving the injection current line (not the coil): a current pulse of at least
     ``threshold_A`` injects a wall at every reset wire's notch."""

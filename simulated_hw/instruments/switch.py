@@ -9,15 +9,29 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from instruments.models.keithley7001 import SwitchMatrix7001
 from simulated_hw.instruments.base import SimCommandError, SimInstrument
+from simulated_hw.twins import sim_twin
 
 _CH = re.compile(r"(\d+)!(\d+)")
 
 
+@sim_twin(SwitchMatrix7001)
 class SimSwitch7001(SimInstrument):
     """ROUT:CLOS (@c!k,...), ROUT:OPEN (@...), ROUT:OPEN:ALL, ROUT:CLOS:STAT?, *IDN?, SYST:ERR?."""
 
     _state_attrs = ("closed",)
+
+    @classmethod
+    def from_options(cls, world: Any, options: dict, seed: int = 0) -> SimSwitch7001:
+        """Relay channels as the rig config's ``wire_channels`` (default: wire w on channel w+1)."""
+        channels = options.get("wire_channels")
+        return cls(
+            world,
+            n_channels=max(channels) if channels else world.n_wires,
+            channel_to_wire={int(ch): i for i, ch in enumerate(channels)} if channels else None,
+            seed=seed,
+        )
 
     def __init__(
         self, world: Any, n_channels: int | None = None, channel_to_wire: dict | None = None, seed: int = 0
