@@ -726,6 +726,60 @@ def read_series(path: str | Path, name: str) -> list[dict]:
         return list(csv.DictReader(line for line in fh if not line.startswith("#")))
 
 
+def model_file_of(model_run: str | Path) -> Path:
+    """The model file of a run folder (the one its run.json names, else model.npz, else an old
+    folder's model.pt; model.npz when there is none) or `model_run` itself when it is a file."""
+    path = Path(model_run)
+    if not path.is_dir():
+        return path
+    try:
+        named = load(path).model_path()
+    except UserError:
+        named = None
+    for f in (named, path / MODEL_FILE, path / "model.pt"):
+        if f is not None and f.is_file():
+            return f
+    return path / MODEL_FILE
+
+
+def load_model_for(model_run: str | Path, kind: str) -> dict:
+    """The trained model of a run of `kind` (e.g. "train-synapses"): {"file", "config", "arrays"}
+    from model.npz and run.json "model_config", or, from an old folder's model.pt, {"file",
+    "config", "state"} read with ``torch.load(weights_only=True)`` (a file holding anything but
+    tensors and plain data is refused before it runs). UserError when there is no such model."""
+    f = model_file_of(model_run)
+    if not f.is_file():
+        raise UserError(f"{f}: no trained model (run `labml run {kind}` first; it writes {MODEL_FILE})")
+    if f.suffix == ".pt":
+        from labml.runs.checkpoints import safe_load
+
+        try:
+            # weights_only: a model file from someone else's run folder can hold only data, never code
+            saved = safe_load(f, f"model file {f}")
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file
+            raise UserError(f"{f}: cannot read the trained model: {exc}") from None
+        if not isinstance(saved, dict) or saved.get("protocol") != kind:
+            raise UserError(f"{f}: not a model written by {kind}")
+        return {"file": f, "config": dict(saved.get("config") or {}), "state": saved.get("state")}
+    try:
+        meta = load(f.parent).meta
+    except UserError:
+        meta = {}
+    if str(meta.get("kind") or "").removeprefix("protocol-") != kind:
+        raise UserError(f"{f}: not a model written by {kind} (run kind {meta.get('kind')!r})")
+    config = meta.get("model_config")
+    if not isinstance(config, dict):
+        raise UserError(f"{f.parent / RUN_JSON}: no model_config for {f.name}; the model cannot be rebuilt")
+    try:
+        with np.load(f, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{f}: cannot read the trained model: {exc}") from None
+    return {"file": f, "config": dict(config), "arrays": arrays}
+
+
 def legacy_layout(path: str | Path, meta: dict) -> str:
     """"current" for a run.json of `SCHEMA_VERSION`; for one without "schema_version" (written
     before it), which of the three old layouts (see the module docstring) the folder holds."""
