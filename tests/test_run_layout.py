@@ -76,8 +76,9 @@ def _header(params: dict) -> str:
 
 def _old_run_json(folder: Path, **meta) -> None:
     folder.mkdir(parents=True)
-    base = {"uid": folder.name, "status": "success", "reason": None, "start_time": "2026-11-01T10:00:00+00:00",
-            "stop_time": "2026-11-01T10:05:00+00:00", "parameters": {"epochs": 2}}
+    base = {"uid": folder.name, "status": "success", "reason": None,
+            "start_time": "2026-11-01T10:00:00+00:00", "stop_time": "2026-11-01T10:05:00+00:00",
+            "parameters": {"epochs": 2}}
     (folder / "run.json").write_text(json.dumps({**base, **meta}))  # no schema_version: as written before
 
 
@@ -173,7 +174,8 @@ def test_a_model_pt_holding_code_is_not_migrated(tmp_path, capsys):
             return (Path.touch, (tmp_path / "MARKER",))
 
     proto = old_protocol_folder(tmp_path / "p")
-    torch.save({"protocol": "train-synapses", "config": {}, "state": {"model": Payload()}}, proto / "model.pt")
+    bad = {"protocol": "train-synapses", "config": {}, "state": {"model": Payload()}}
+    torch.save(bad, proto / "model.pt")
     assert labml_main(["runs", "--migrate", str(proto)]) == 2
     assert "refused" in capsys.readouterr().err
     assert not (tmp_path / "MARKER").exists() and runs.load(proto).layout == "protocol"
