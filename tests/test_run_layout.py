@@ -208,3 +208,64 @@ def test_resume_takes_a_run_name_under_the_runs_root(paused_regression, tmp_path
     monkeypatch.chdir(tmp_path)
     assert labml_main(["--runs-root", str(root), "resume", "my-run", "--dry-run", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["run_dir"] == str(root / "my-run")
+
+
+# ======================================================================================= one runs root
+def test_with_labml_runs_set_every_command_lands_under_it_and_runs_lists_every_one(tmp_path, monkeypatch,
+                                                                                  capsys):
+    """demo, both trainings, a protocol and a 2-point sweep, all with their default folders: every run
+    lands under $LABML_RUNS, and `labml runs --json` lists every one (demo steps, sweep points and
+    the sweep folder included); `--runs-root` overrides $LABML_RUNS."""
+    from labml.bm._mnist import DEFAULT_DATA_DIR
+
+    root = tmp_path / "runs"
+    monkeypatch.setenv("LABML_RUNS", str(root))
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")  # nothing may land in ./runs
+    syn = ["--n", "1", "--epochs", "1", "--train-size", "100", "--test-size", "50", "--patience", "0",
+           "--test-passes", "1"]
+    cal = ["--wire", "0", "--reads", "20", "--field-points", "5", "--write-calibration", "false"]
+    commands = [
+        ["demo", "--n", "1", "--epochs", "1", "--train-size", "100", "--test-size", "50"],
+        ["train", "synapses", *syn],
+        ["run", "depinning-calibration", *cal],
+        ["sweep", "depinning-calibration", "--grid", "sim_seed=1,2", "--workers", "0", *cal],
+    ]
+    kinds = ["demo", "protocol-depinning-calibration", "protocol-train-synapses", "train-synapses",
+             "protocol-depinning-calibration", "sweep", "protocol-depinning-calibration",
+             "protocol-depinning-calibration"]
+    if (Path(DEFAULT_DATA_DIR) / "train-5k-images-idx3-ubyte.gz").is_file():
+        from test_bm_training import _write_tiny_mnist
+
+        _write_tiny_mnist(tmp_path / "mnist", n_train=100, n_test=50)
+        commands.append(["train", "bm", "--model", "rbm", "--hidden", "4", "--epochs", "1",
+                         "--data", str(tmp_path / "mnist")])
+        kinds.append("train-bm")
+    for argv in commands:
+        assert labml_main([*argv, "--json"]) == 0, argv
+    capsys.readouterr()
+
+    assert not (tmp_path / "cwd" / "runs").exists()
+    assert labml_main(["runs", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted(r["kind"] for r in listed) == sorted(kinds)
+    assert all(Path(r["path"]).resolve().is_relative_to(root.resolve()) for r in listed)
+    assert all(r["status"] == "success" for r in listed)
+    by_kind = {r["kind"]: Path(r["path"]) for r in listed}
+    model = by_kind["train-synapses"] / "model.npz"
+    with np.load(model, allow_pickle=False) as data:
+        assert "p0" in data.files
+    if "train-bm" in by_kind:
+        assert (by_kind["train-bm"] / "figures" / "samples.png").is_file()
+        assert runs.load(by_kind["train-bm"]).meta["model"] == "model.npz"
+    for r in listed:
+        if r["kind"] != "sweep":
+            assert r["layout"] == "current"
+
+    other = tmp_path / "other"
+    assert labml_main(["--runs-root", str(other), "run", "depinning-calibration", *cal, "--json"]) == 0
+    capsys.readouterr()
+    assert labml_main(["runs", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == len(kinds)  # $LABML_RUNS untouched
+    assert labml_main(["--runs-root", str(other), "runs", "--json"]) == 0
+    assert [Path(r["path"]).parent for r in json.loads(capsys.readouterr().out)] == [other]
