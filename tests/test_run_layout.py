@@ -143,6 +143,8 @@ def test_resuming_an_old_layout_is_a_one_line_error_naming_the_fix(tmp_path, cap
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1, err
     assert str(proto) in err and "'protocol'" in err and f"labml runs --migrate {proto}" in err
+    assert labml_main(["runs", str(tmp_path), "--resumable", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []  # not offered for resume before --migrate
 
 
 def test_migrate_converts_an_old_protocol_folder_in_place(tmp_path, capsys):

@@ -36,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="parameter equals value (repeatable)")
     p.add_argument("--resumable", action="store_true",
-                   help="only runs that `labml resume` can continue (paused or killed, and run.json names a "
-                   "registered run kind with valid parameters)")
+                   help="only runs that `labml resume` can continue (paused or killed, in the current run "
+                   "folder layout, and run.json names a registered run kind with valid parameters)")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=cmd_runs)
 
@@ -112,7 +112,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     want = filters.pop("status")
     found = runs.find_runs(args.root, **filters)
     if args.resumable:
-        found = [r for r in found if runs.is_resumable(r.meta) and _plan_ok(r)]
+        found = [r for r in found if runs.is_resumable(r.meta) and r.layout == "current" and _plan_ok(r)]
     if want:
         found = [r for r in found if _summary(r)["status"] == want]
     if args.json:
