@@ -271,3 +271,14 @@ def test_with_labml_runs_set_every_command_lands_under_it_and_runs_lists_every_o
     assert len(json.loads(capsys.readouterr().out)) == len(kinds)  # $LABML_RUNS untouched
     assert labml_main(["--runs-root", str(other), "runs", "--json"]) == 0
     assert [Path(r["path"]).parent for r in json.loads(capsys.readouterr().out)] == [other]
+
+
+def test_discovery_is_bounded_in_depth_and_survives_a_symlink_loop(tmp_path):
+    root = tmp_path / "runs"
+    for rel in ("a", "demo/01-step", "s/points/p0000", "1/2/3/4", "1/2/3/4/5"):
+        runs.Run.create("k", {}, root / rel)
+    (root / "a" / "checkpoints" / "x").mkdir(parents=True)
+    (root / "a" / "checkpoints" / "x" / "run.json").write_text("{}")  # never a run
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    found = sorted(str(r.path.relative_to(root)) for r in runs.find_runs(root))
+    assert found == ["1/2/3/4", "a", "demo/01-step", "s/points/p0000"]

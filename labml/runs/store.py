@@ -933,11 +933,16 @@ def find_runs(root: str | Path | None = None, **filters: Any) -> list[Run]:
 
 def _discover(root: Path) -> Iterator[tuple[Path, bool]]:
     """(folder, True) for every run folder and (folder, False) for every sweep folder at most
-    `MAX_DEPTH` levels below `root` (root itself included); hidden folders, symlinked folders and
-    the folders of `_NOT_RUN_FOLDERS` are not entered."""
+    `MAX_DEPTH` levels below `root` (root itself included); hidden folders and the folders of
+    `_NOT_RUN_FOLDERS` are not entered, and a folder reached twice (symlinks) is listed once."""
     stack = [(root, 0)]
+    seen: set[str] = set()
     while stack:
         folder, depth = stack.pop()
+        real = os.path.realpath(folder)
+        if real in seen:
+            continue
+        seen.add(real)
         if (folder / RUN_JSON).is_file():
             yield folder, True
         elif (folder / SWEEP_MANIFEST).is_file():
@@ -953,7 +958,7 @@ def _discover(root: Path) -> Iterator[tuple[Path, bool]]:
             if e.name.startswith(".") or e.name in _NOT_RUN_FOLDERS:
                 continue
             try:
-                if e.is_dir(follow_symlinks=False):
+                if e.is_dir():
                     stack.append((Path(e.path), depth + 1))
             except OSError:
                 continue
