@@ -282,3 +282,11 @@ def test_discovery_is_bounded_in_depth_and_survives_a_symlink_loop(tmp_path):
     (root / "loop").symlink_to(root, target_is_directory=True)
     found = sorted(str(r.path.relative_to(root)) for r in runs.find_runs(root))
     assert found == ["1/2/3/4", "a", "demo/01-step", "s/points/p0000"]
+
+
+def test_the_table_marks_old_layouts(tmp_path, capsys):
+    old_protocol_folder(tmp_path / "p")
+    runs.Run.create("k", {}, tmp_path / "new")
+    assert labml_main(["runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "success (old protocol layout)" in out and "running" in out

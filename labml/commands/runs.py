@@ -123,6 +123,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print("no runs found", file=sys.stderr)
         return 0
     rows = [_summary(r) for r in found]
+    for r in rows:  # an old run folder layout: listed and loadable, resumed after `labml runs --migrate`
+        if r["layout"] not in ("current", "sweep"):
+            r["status"] = f"{r['status']} (old {r['layout']} layout)"
     cols = ["start_time", "kind", "status", "steps", "sample", "reason", "path"]
     # every column but the last is cut at 48 characters; the path (last) is printed whole, so that it
     # can be pasted into `labml resume`
