@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hardware-in-the-loop learning with magnetic domain-wall nanowires.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
+    parser.add_argument("--runs-root", default=None, metavar="DIR",
+                        help="folder of every run folder made or listed (default $LABML_RUNS, else ./runs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -108,9 +110,12 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from labml.runs.store import using_runs_root
+
     previous = _terminate_like_ctrl_c()
     try:
-        return _run_command(parser, args)
+        with using_runs_root(args.runs_root):  # every command and its workers see one runs root
+            return _run_command(parser, args)
     finally:
         _give_back_handlers(previous)
 

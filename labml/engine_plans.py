@@ -138,11 +138,11 @@ class TrainerPlan(Plan):
     def close(self, ctx: RunContext) -> None:
         if self.do_evaluate and hasattr(self.trainer, "evaluate"):
             self.final_ = scalar_metrics(self.trainer.evaluate() or {})
-        arrays = getattr(self.trainer, "arrays_", None)
-        if callable(arrays):
-            arrays = arrays()
-        if isinstance(arrays, dict) and arrays:
-            ctx.save_arrays("model", **{k: np.asarray(v) for k, v in arrays.items()})
+        from labml.runs.store import model_arrays
+
+        arrays = model_arrays(self.trainer)  # the run folder's model.npz (labml.runs.store layout)
+        if arrays:
+            ctx.run.save_model(model_config=self.config, **arrays)
         if self.summary:
             # The front end's key results, made here so that a run finished by `labml resume`
             # records the same summary in run.json as an uninterrupted one.

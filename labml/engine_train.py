@@ -236,7 +236,8 @@ def bm_summary(plan: Any, ctx: Any) -> dict:
 
 def cmd_train_bm(args: argparse.Namespace) -> int:
     """`labml train bm` on the run engine; the options and output of labml.bm.cli (E): progress on
-    stderr, metrics.csv, model.npz, samples.png (unless --no-samples), JSON results last with --json."""
+    stderr, metrics.csv, model.npz, figures/samples.png (unless --no-samples), JSON results last
+    with --json."""
     import numpy as np
 
     from labml.bm.cli import config_from_args
@@ -287,7 +288,7 @@ def cmd_train_bm(args: argparse.Namespace) -> int:
         results = {**plan.summary_, "run_dir": str(outcome.run_dir)}
         if not getattr(args, "no_samples", False):
             try:
-                tr.sample_grid(run.path / "samples.png")
+                tr.sample_grid(run.figure_path("samples.png"))
             except Exception as exc:  # noqa: BLE001 - a plot must not lose the results
                 log.warning("could not write samples.png: %s", exc)
     finally:

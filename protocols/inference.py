@@ -1,7 +1,8 @@
 """infer-on-rig: a trained stochastic-synapse model evaluated on the rig for a stratified test subset,
 against the model's own prediction on the same images.
 
-The model comes from a `train-synapses` run folder (its `model.pt`). Each synapse's trained p is set
+The model comes from a `train-synapses` run folder (its `model.npz`; an old folder's `model.pt`).
+Each synapse's trained p is set
 through the wire's calibration (H = p_wire^-1(p), clipped to the wire's range) and read on the rig
 (labml.synapses.rig.evaluate_on_rig, engineer D); the software model is evaluated on the same
 stratified subset with the same number of stochastic passes. The two accuracies are compared with a
@@ -24,28 +25,26 @@ log = logging.getLogger(__name__)
 
 
 def load_trained(model_run: str | Path, rig=None):
-    """Rebuild the trainer of a train-synapses run (`model_run`: run folder or model.pt) with its state."""
-    from labml.runs.checkpoints import safe_load
+    """Rebuild the trainer of a train-synapses run (`model_run`: run folder, its model.npz, or an old
+    folder's model.pt) with its trained model."""
+    from labml.runs.store import load_model_for
 
-    path = Path(model_run)
-    f = path / "model.pt" if path.is_dir() else path
-    if not f.is_file():
-        raise UserError(f"{f}: no trained model (run `labml run train-synapses` first; it writes model.pt)")
-    try:
-        # weights_only: a model file from someone else's run folder can hold only data, never code
-        saved = safe_load(f, f"model file {f}")
-    except UserError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file
-        raise UserError(f"{f}: cannot read the trained model: {exc}") from None
-    if not isinstance(saved, dict) or saved.get("protocol") != "train-synapses":
-        raise UserError(f"{f}: not a model written by train-synapses")
+    saved = load_model_for(model_run, "train-synapses")
     from labml.synapses.trainer import build_trainer
 
     cfg = dict(saved["config"])
     cfg["calibrate"] = False  # the curves come from the saved state, never re-measured here
     trainer = build_trainer(cfg, rig if cfg.get("backend") == "rig" else None)
-    trainer.load_state_dict(saved["state"])
+    if "state" in saved:  # an old folder's model.pt: the trainer's whole state
+        trainer.load_state_dict(saved["state"])
+    else:  # model.npz: the model's parameters and buffers
+        import torch
+
+        own = trainer.model.state_dict()
+        missing = [k for k in own if k not in saved["arrays"]]
+        if missing:
+            raise UserError(f"{saved['file']}: arrays {missing[:3]} missing; not a train-synapses model")
+        trainer.model.load_state_dict({k: torch.as_tensor(saved["arrays"][k]) for k in own})
     # A model trained in the loop carries the reader of its training rig: detach it, so the model
     # predicts in software (its own sampler and curves) and inference installs its own reader.
     for m in trainer.model.modules():
@@ -63,7 +62,7 @@ class InferOnRig(RigProcedure):
     SWEEP_PLOT = ("test_size", "rig_test_accuracy")
 
     model_run = Parameter(
-        "Model run", default="", description="run folder of a train-synapses run (model.pt)"
+        "Model run", default="", description="run folder of a train-synapses run (model.npz)"
     )
     test_size = IntegerParameter(
         "Test images",
@@ -86,8 +85,9 @@ class InferOnRig(RigProcedure):
     def check_plan(self, info: RigInfo) -> None:
         if not self.model_run:
             raise UserError(f"protocol {self.NAME!r}: give --model-run RUN_DIR (a train-synapses run folder)")
-        p = Path(self.model_run)
-        f = p / "model.pt" if p.is_dir() else p
+        from labml.runs.store import model_file_of
+
+        f = model_file_of(self.model_run)
         if not f.is_file():
             raise UserError(
                 f"protocol {self.NAME!r}, parameter 'model_run': {f} does not exist "

@@ -4,8 +4,9 @@
 Each wraps a steppable trainer (`run_epoch(epoch) -> dict`, `state_dict()`, `load_state_dict()`,
 `evaluate() -> dict`): one protocol step is one epoch, the per-epoch metrics are the data rows, the
 trainer's state goes into every checkpoint (so a training resumes exactly), and at the end the
-trainer is evaluated and its final state is saved as `model.pt` in the run folder (what
-`infer-on-rig` loads). With `backend = rig` the trainer reads its synapses / samples on the rig.
+trainer is evaluated and its model is saved as `model.npz` in the run folder (what
+`infer-on-rig` loads; labml.runs.store's layout).
+With `backend = rig` the trainer reads its synapses / samples on the rig.
 """
 
 from __future__ import annotations
@@ -159,19 +160,11 @@ class TrainingProcedure(RigProcedure):
             getattr(self.trainer, "epoch_", getattr(self.trainer, "epoch", self.epochs))
         )
         if self.save_model and self.run is not None:
-            import torch
+            # the run folder layout's model.npz (labml.runs.store): the model's arrays, and the
+            # trainer config that rebuilds it in run.json ("model_config")
+            from labml.runs.store import model_arrays
 
-            from labml.runs.store import atomic_write_bytes
-
-            path = self.run.path / "model.pt"
-            import io
-
-            buf = io.BytesIO()
-            torch.save(
-                {"protocol": self.NAME, "config": self.trainer_config(), "state": self.trainer.state_dict()},
-                buf,
-            )
-            atomic_write_bytes(path, buf.getvalue())
+            path = self.run.save_model(model_config=self.trainer_config(), **model_arrays(self.trainer))
             self.results_["model_file"] = str(path)
 
 
@@ -370,10 +363,7 @@ class TrainSynapses(TrainingProcedure):
         return build_trainer(self.trainer_config(), rig)
 
     def finalize(self) -> None:
-        super().finalize()
-        arrays = getattr(self.trainer, "arrays_", None)
-        if callable(arrays) and self.run is not None:
-            self.save_arrays("synapses", **arrays())
+        super().finalize()  # model.npz holds the synapse arrays (H<i>, p<i>) with the model
         for key in ("best_epoch_", "best_val_"):
             if hasattr(self.trainer, key):
                 self.results_[key.rstrip("_")] = getattr(self.trainer, key)

@@ -246,7 +246,7 @@ def test_cli_trains_and_prints_json_last(tmp_path, capsys):
     assert res["sec_per_epoch"] > 0 and res["run_dir"] == str(run_dir)
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "success" and meta["results"]["test_loglik"] == pytest.approx(res["test_loglik"])
-    assert (run_dir / "metrics.csv").exists() and (run_dir / "samples.png").stat().st_size > 0
+    assert (run_dir / "metrics.csv").exists() and (run_dir / "figures" / "samples.png").stat().st_size > 0
     assert list((run_dir / "checkpoints").iterdir())
 
 

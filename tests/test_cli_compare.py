@@ -18,4 +18,4 @@ def test_bm_compare_writes_a_table_and_plot_for_each_method(tmp_path):
     for method in ("cd", "pcd", "metropolis", "relaxation"):
         assert max(int(r["updates"]) for r in rows if r["method"] == method) == 10
     assert all(float(r["test_loglik"]) < 0 for r in rows)
-    assert (run_dir / "compare.png").stat().st_size > 1000
+    assert (run_dir / "figures" / "compare.png").stat().st_size > 1000

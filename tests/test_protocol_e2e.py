@@ -126,7 +126,7 @@ def test_calibrate_write_train_in_the_loop_and_infer_on_the_simulated_rig(tmp_pa
     assert tr["device_reads"] > 5_000 and tr["bench_time_s"] > 0 and tr["energy_J"] > 0
     meta = json.loads((tmp_path / "train/run.json").read_text())
     assert meta["calibrations"]["0"]["H0"] == pytest.approx(res["H0"])  # wire 0 used the new calibration
-    assert (tmp_path / "train/model.pt").is_file()
+    assert (tmp_path / "train/model.npz").is_file() and not (tmp_path / "train/model.pt").exists()
 
     # 4. infer on the rig: a stratified subset read on the rig vs the model's own prediction
     inf = run_protocol(

@@ -296,7 +296,7 @@ def main(args: argparse.Namespace) -> int:
         )
         if not args.no_samples:
             try:
-                trainer.sample_grid(run.path / "samples.png")
+                trainer.sample_grid(run.figure_path("samples.png"))
             except Exception as exc:  # a plot must not lose the results
                 logger.warning("could not write samples.png: %s", exc)
         status = "success"

@@ -12,7 +12,7 @@ Methods (all an RBM with the same size, data, seed, initialisation and step size
 
 Every `--eval-every` updates it records the exact test log-likelihood (nats; hidden <= 20) and the
 test accuracy of a logistic regression on the RBM's hidden means (fitted on the training set),
-against updates and against wall time. Writes compare.csv, compare.md (table) and compare.png.
+against updates and against wall time. Writes compare.csv, compare.md (table) and figures/compare.png.
 
     labml train bm-compare ...     (when wired by the train command)
     python -m labml.bm.compare --data DIR --hidden 16 --updates 500
@@ -209,7 +209,7 @@ def main(args: argparse.Namespace) -> int:
             )
         table = "\n".join(lines)
         (run.path / "compare.md").write_text(table + "\n")
-        plot(rows, run.path / "compare.png")
+        plot(rows, run.figure_path("compare.png"))
         run.finish("success", None, final=final)
     except BaseException as exc:
         run.finish("failed" if isinstance(exc, Exception) else "interrupted", f"{type(exc).__name__}: {exc}")

@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--run-dir", default=None, help="folder for the demo's runs (default: runs/demo-<time>)")
+    p.add_argument("--run-dir", default=None,
+                   help="folder for the demo's runs (default: RUNS_ROOT/demo-<time>, see labml --runs-root)")
     p.add_argument("--n", type=int, default=4, help="reads per synapse per input (default 4)")
     p.add_argument("--epochs", type=int, default=15, help="training epochs in the loop (default 15)")
     p.add_argument("--train-size", type=int, default=600, help="training images (default 600)")
@@ -70,21 +71,39 @@ def _rig_toml_with_calibration(base: Path, cal_file: Path, out: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from labml.checks import check_int
 
     for option in ("n", "epochs", "train_size", "test_size"):
         check_int("--" + option.replace("_", "-"), getattr(args, option), 1)
 
+    from labml.runs.store import Run, runs_root
+
+    t_start = time.perf_counter()
+    root = Path(args.run_dir or runs_root() / time.strftime("demo-%Y%m%d-%H%M%S"))
+    if (root / "summary.json").exists():
+        raise UserError(f"{root} already holds a finished demo; choose another --run-dir")
+    # The demo folder is a run of kind "demo" (its run.json) holding the run folders of its steps.
+    params = {k: getattr(args, k) for k in ("n", "epochs", "train_size", "test_size", "data", "seed")}
+    record = Run.create("demo", params, root)
+    try:
+        summary = _demo(args, root, t_start)
+    except BaseException as exc:
+        record.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    record.finish("success", None, **{k: summary[k] for k in ("calibration", "training", "wall_s")})
+    acc = float(summary["training"]["test_accuracy"])
+    print(f"demo: test accuracy {acc:.3f} (in the loop on the simulated rig), records in {root}")
+    if args.json:
+        print(json.dumps(summary, default=str))
+    return 0
+
+
+def _demo(args: argparse.Namespace, root: Path, t_start: float) -> dict:
+    import numpy as np
+
     from labml.rigs import open_rig
     from protocols.runner import run_protocol
 
-    t_start = time.perf_counter()
-    root = Path(args.run_dir or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S"))
-    if (root / "summary.json").exists():
-        raise UserError(f"{root} already holds a finished demo; choose another --run-dir")
-    root.mkdir(parents=True, exist_ok=True)
     summary: dict = {"run_dir": str(root)}
 
     # 1. The rig, through the real drivers on the simulated world.
@@ -168,10 +187,7 @@ def run(args: argparse.Namespace) -> int:
     summary["wall_s"] = round(time.perf_counter() - t_start, 1)
     (root / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     _say(f"done in {summary['wall_s']:.0f} s; records in {root}")
-    print(f"demo: test accuracy {acc:.3f} (in the loop on the simulated rig), records in {root}")
-    if args.json:
-        print(json.dumps(summary, default=str))
-    return 0
+    return summary
 
 
 def _fit_values(fit: dict) -> dict:

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rig", default=None, metavar="FILE|sim",
                    help="rig to connect to at start (a rig config TOML, or 'sim': built-in simulated rig)")
     p.add_argument("--runs", default=None, metavar="DIR", help="run store shown in the run browser "
-                   "(default: the one used last time, else $LABML_RUNS, else ./runs)")
+                   "(default: labml --runs-root DIR, else the one used last time, else $LABML_RUNS, "
+                   "else ./runs)")
     p.add_argument("--screenshot", default=None, metavar="FILE", help="render a view to this PNG and exit")
     p.add_argument("--view", default="rig", choices=VIEW_NAMES, help="view for --screenshot (default rig)")
     p.set_defaults(func=run)
@@ -40,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
         rig_config(args.rig)  # a bad rig file is a one-line error (file, key, problem) before any window
     from gui.app import main
 
-    rc = main(rig=args.rig, screenshot=args.screenshot, view=args.view, runs_root=args.runs)
+    rc = main(rig=args.rig, screenshot=args.screenshot, view=args.view,
+              runs_root=args.runs or getattr(args, "runs_root", None))
     if not args.screenshot:
         # The window has shut everything down (jobs ended, field at zero, outputs off, rig closed).
         # Exit now: the interpreter's final garbage collection of the Qt objects can hang after an

@@ -15,9 +15,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "runs",
         allow_abbrev=False,
         help="list recorded runs (filter by kind, status, sample, device, operator, date, parameter)",
-        description="List the run folders under ROOT (default $LABML_RUNS or ./runs), oldest first.",
+        description="List the run folders under ROOT (default: labml --runs-root, else $LABML_RUNS, else "
+        "./runs), oldest first: every run at any depth (demo steps, sweep points) and every sweep folder. "
+        "Run folders of the old layouts are listed too; --migrate converts one so it can be resumed.",
     )
     p.add_argument("root", nargs="?", default=None, help="folder holding run folders (or one run folder)")
+    p.add_argument("--migrate", default=None, metavar="RUN_DIR",
+                   help="convert an old-layout run folder in place to the current layout (run.json "
+                   "schema_version 2, model.npz, figures/) so that `labml resume` can continue it")
     p.add_argument("--kind", help="run kind or its prefix, e.g. train, protocol-hysteresis")
     p.add_argument("--status",
                    choices=["running", "killed", "paused", "success", "stopped", "aborted", "failed"],
@@ -31,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="parameter equals value (repeatable)")
     p.add_argument("--resumable", action="store_true",
-                   help="only runs that `labml resume` can continue (paused or killed, and run.json names a "
-                   "registered run kind with valid parameters)")
+                   help="only runs that `labml resume` can continue (paused or killed, in the current run "
+                   "folder layout, and run.json names a registered run kind with valid parameters)")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=cmd_runs)
 
@@ -43,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Continue RUN_DIR from its newest checkpoint: rows written after it are cut and "
         "redone, so nothing is lost or duplicated. The run keeps its folder and uid.",
     )
-    r.add_argument("run_dir", help="the run folder")
+    r.add_argument("run_dir", help="the run folder (a path, or a folder name under the runs root)")
     r.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
     r.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     r.add_argument("--checkpoint", type=int, default=None, metavar="STEP",
@@ -86,6 +91,17 @@ def _param_filters(items: list[str]) -> list[tuple[str, str]]:
 def cmd_runs(args: argparse.Namespace) -> int:
     from labml.runs import store as runs
 
+    if args.migrate:
+        out = runs.migrate(runs.resolve_run_dir(args.migrate))
+        if args.json:
+            print(json.dumps(out))
+        else:
+            what = "; ".join(out["changes"]) or "nothing to change"
+            old = out["from"]
+            done = "already current" if old == "current" else f"migrated from the {old!r} layout"
+            print(f"{out['run_dir']}: {done} ({what})")
+        return 0
+
     filters = {
         "kind": args.kind, "status": args.status, "sample": args.sample, "device": args.device,
         "operator": args.operator, "since": args.since, "until": args.until, "text": args.text,
@@ -96,7 +112,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     want = filters.pop("status")
     found = runs.find_runs(args.root, **filters)
     if args.resumable:
-        found = [r for r in found if runs.is_resumable(r.meta) and _plan_ok(r)]
+        found = [r for r in found if runs.is_resumable(r.meta) and r.layout == "current" and _plan_ok(r)]
     if want:
         found = [r for r in found if _summary(r)["status"] == want]
     if args.json:
@@ -107,6 +123,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print("no runs found", file=sys.stderr)
         return 0
     rows = [_summary(r) for r in found]
+    for r in rows:  # an old run folder layout: listed and loadable, resumed after `labml runs --migrate`
+        if r["layout"] not in ("current", "sweep"):
+            r["status"] = f"{r['status']} (old {r['layout']} layout)"
     cols = ["start_time", "kind", "status", "steps", "sample", "reason", "path"]
     # every column but the last is cut at 48 characters; the path (last) is printed whole, so that it
     # can be pasted into `labml resume`
@@ -134,6 +153,7 @@ def _summary(run) -> dict:
         status = "killed"  # the process that ran it is gone: `labml resume` continues it
     return {
         "path": str(run.path), "uid": m.get("uid"), "kind": m.get("kind"), "status": status,
+        "layout": run.layout if not m.get("sweep") else "sweep",
         "reason": m.get("reason"), "start_time": m.get("start_time"), "stop_time": m.get("stop_time"),
         "sample": m.get("sample"), "device": m.get("device"), "operator": m.get("operator"),
         "steps": steps, "parameters": m.get("parameters"), "results": m.get("results"),
@@ -175,7 +195,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from labml.runs import engine
     from labml.runs import store as runs
 
-    run_dir = Path(args.run_dir)
+    run_dir = runs.resolve_run_dir(args.run_dir)
     if args.checkpoint is not None:
         from labml.checks import check_int
 

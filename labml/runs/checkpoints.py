@@ -17,7 +17,7 @@ The hash guards against damage, not against a crafted file (it sits in the same 
 payload is unpickled with ``torch.load(weights_only=True)``: only tensors, plain Python data and
 numpy arrays/dtypes/scalars (allow-listed for the duration of the load, `safe_load`) can come out
 of it; a file that names any other global (a function to call, a class to build) is refused
-before anything of it runs. labml's own model files (protocols' model.pt) load the same way.
+before anything of it runs. Old run folders' model.pt files (the model is model.npz now) load the same way.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ from instruments.roles import WallClock
 from labml.runs import checkpoints as ckpt
 from labml.errors import UserError
 from labml.runs.lock import holding_run_folder, locks_run_folder
-from labml.runs.store import Run, RunWriteError, is_resumable, load
+from labml.runs.store import Run, RunWriteError, check_current_layout, is_resumable, load
 
 log = logging.getLogger(__name__)
 
@@ -1208,6 +1208,7 @@ def prepare_resume(
             f"run {run.path} has finished (status {status!r}, reason {run.meta.get('reason')!r}); "
             "nothing to resume. Start a new run instead."
         )
+    check_current_layout(run)  # an old run folder layout lists and loads, but is resumed only migrated
     pid, host = run.meta.get("pid"), run.meta.get("pid_host")
     here = host == socket.gethostname()
     if status == RUNNING and pid and here and pid != os.getpid() and pid_alive(int(pid)):

@@ -1,21 +1,55 @@
-"""The run store: one folder per run (DESIGN.md "Runs are records").
+"""The run store: one folder per run, one layout for every kind (DESIGN.md "Runs are records").
 
-    RUN_DIR/run.json        uid, times, status and reason, parameters, sample/device/operator/notes,
-                            rig config and calibration snapshot, instrument identities, package
-                            versions, git revision (written atomically)
-    RUN_DIR/<name>.csv      scalar series, one row per step/epoch, in pymeasure's Results format
-                            (``#``-commented header naming a Procedure and the parameters, then a CSV
-                            header line and rows), so ``pymeasure.experiment.Results.load`` reads it
-    RUN_DIR/<name>.npz      arrays
+The layout (run.json ``"schema_version": 2``, `SCHEMA_VERSION`), written only through `Run`:
+
+    RUN_DIR/run.json        schema_version, uid, kind, times, status and reason, parameters,
+                            sample/device/operator/notes, rig config and calibration snapshot,
+                            instrument identities, package versions, git revision; "model" names the
+                            model file when the run saved one (written atomically)
+    RUN_DIR/<series>.csv    scalar series, one row per step/epoch (`Run.append_row(series, row)`), in
+                            pymeasure's Results format (``#``-commented header naming a Procedure and
+                            the parameters, then a CSV header line and rows), so
+                            ``pymeasure.experiment.Results.load`` reads it
+    RUN_DIR/<name>.npz      arrays (`Run.save_arrays(name, **arrays)`; numpy, no pickles)
+    RUN_DIR/model.npz       the trained model (`Run.save_model(**arrays)`): numpy arrays only, loaded
+                            with ``np.load(..., allow_pickle=False)``; run.json ``"model": "model.npz"``
+                            and ``"model_config"`` (the settings that rebuild it)
+    RUN_DIR/figures/        figures (`Run.figure_path(name)`), e.g. figures/samples.png
     RUN_DIR/checkpoints/    checkpoints (atomic: temp file, fsync, rename; see labml.runs.checkpoints)
     RUN_DIR/run.log         the run's log, including instrument command traffic
+
+Series and arrays go through one writer interface (`append_row`/`append_rows`, `save_arrays`,
+`save_model`, `figure_path`), so the storage format (CSV + npz today) can change without touching
+any run kind.
+
+Folders written before this layout have no "schema_version" in run.json (`LEGACY_SCHEMA` = 1). They
+came in three layouts (`legacy_layout`), all listed and loaded read-only:
+
+    "train"     `labml train synapses|bm` on the run engine: epochs.csv (synapses) or metrics.csv
+                (bm), model.npz (synapses: H<i>/p<i> arrays; bm: the model's parameters),
+                samples.png at the top (bm), checkpoints/, run.log
+    "protocol"  `labml run`, `labml demo`, sweep points and the GUI: data.csv, <name>.npz (e.g.
+                synapses.npz, depinning_wire0.npz), model.pt (torch.save of {protocol, config,
+                state}: train-synapses / train-bm protocols), checkpoints/, run.log
+    "bm-cli"    labml.bm.cli before the run engine: run.json without a plan, metrics.csv,
+                model.npz, samples.png at the top
+
+Resuming such a folder is refused with a one-line error; ``labml runs --migrate RUN_DIR`` converts it
+in place (`migrate`: new files written first and atomically, run.json last; model.pt is read with
+``torch.load(weights_only=True)`` only, never executed, and kept as it was).
+
+Runs root: `runs_root(explicit)` = explicit ``--runs-root`` > ``$LABML_RUNS`` > ``./runs``. Every command
+creates its runs under it (demo folders, sweep folders with their points/, trainings, protocols) and
+`find_runs` lists every run under it, at any depth up to `MAX_DEPTH` (demo steps, sweep points), plus
+one entry per sweep folder (its manifest.json).
 
 Rows are appended and fsync'd one by one. A checkpoint records the byte length of every series, so
 a resumed run truncates rows written after its last checkpoint (see `Run.truncate_series`) and
 writes them again: nothing lost, nothing duplicated.
 
 Analysis API: ``labml.runs.store.load(path)`` returns a `Run`; ``run.parameters``, ``run.series(name)``
-(list of dicts with numbers converted), ``run.arrays(name)`` and ``find_runs(root, **filters)``.
+(list of dicts with numbers converted), ``run.arrays(name)``, ``run.model()`` and
+``find_runs(root, **filters)``.
 """
 
 from __future__ import annotations
@@ -49,6 +83,21 @@ DEFAULT_PROCEDURE = "labml.runs.pymeasure_series.RunSeries"
 # Loggers that carry instrument command traffic (pymeasure adapters log "WRITE:..."/"READ:..." at DEBUG).
 TRAFFIC_LOGGERS = ("Adapter", "pymeasure", "instruments", "simulated_hw")
 FINISHED_STATUSES = ("success", "stopped", "aborted", "failed")
+
+# ------------------------------------------------------------------ the run folder layout
+SCHEMA_VERSION = 2  # run.json "schema_version" of the layout in this module's docstring
+LEGACY_SCHEMA = 1  # what a run.json without "schema_version" is: one of LEGACY_LAYOUTS
+LEGACY_LAYOUTS = ("train", "protocol", "bm-cli")
+RUN_JSON = "run.json"
+MODEL_FILE = "model.npz"
+FIGURES_DIR = "figures"
+CHECKPOINTS_DIR = "checkpoints"
+RUN_LOG = "run.log"
+SWEEP_MANIFEST = "manifest.json"
+# How deep `find_runs` looks under a runs root (root/demo-x/02-train = 2, root/sweep-x/points/p0000 = 3).
+MAX_DEPTH = 4
+# Folders that never hold runs (skipped by `find_runs`).
+_NOT_RUN_FOLDERS = frozenset({CHECKPOINTS_DIR, FIGURES_DIR, "calibration", "__pycache__"})
 
 
 def _current_umask() -> int:
@@ -225,8 +274,44 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def runs_root(explicit: str | os.PathLike | None = None) -> Path:
+    """The runs root: `explicit` (``labml --runs-root DIR``) > ``$LABML_RUNS`` > ``./runs``."""
+    if explicit not in (None, ""):
+        return Path(explicit)
+    return Path(os.environ.get("LABML_RUNS") or "runs")
+
+
 def default_runs_root() -> Path:
-    return Path(os.environ.get("LABML_RUNS", "runs"))
+    """`runs_root()` without an explicit folder ($LABML_RUNS, else ./runs)."""
+    return runs_root()
+
+
+@contextlib.contextmanager
+def using_runs_root(root: str | os.PathLike | None) -> Iterator[None]:
+    """While the block runs, $LABML_RUNS is `root` (when given), so that every command, its run
+    folders and the worker processes it starts (sweeps, GUI jobs) use that one runs root."""
+    if root in (None, ""):
+        yield
+        return
+    old = os.environ.get("LABML_RUNS")
+    os.environ["LABML_RUNS"] = str(root)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("LABML_RUNS", None)
+        else:
+            os.environ["LABML_RUNS"] = old
+
+
+def resolve_run_dir(name: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:
+    """A run folder named on the command line: the path as given when it exists, else the same
+    relative name under the runs root (``labml resume 20261205-101010-train-synapses-abc123``)."""
+    path = Path(name)
+    if path.exists() or path.is_absolute():
+        return path
+    under = runs_root(root) / path
+    return under if under.exists() else path
 
 
 def _results_header(procedure: str, params: dict) -> str:
@@ -284,7 +369,7 @@ class Run:
         uid = uuid.uuid4().hex[:12]
         if run_dir is None:
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            run_dir = default_runs_root() / f"{stamp}-{kind}-{uid[:6]}"
+            run_dir = runs_root() / f"{stamp}-{kind}-{uid[:6]}"
         path = Path(run_dir)
         if (path / "run.json").exists():
             raise UserError(f"{path} already holds a run (run.json exists); choose another --run-dir")
@@ -296,6 +381,7 @@ class Run:
         except OSError as exc:
             raise UserError(f"cannot write run folder {path}: {exc.strerror or exc}") from exc
         meta = {
+            "schema_version": SCHEMA_VERSION,
             "uid": uid,
             "kind": kind,
             "status": "running",
@@ -334,6 +420,17 @@ class Run:
     @property
     def parameters(self) -> dict:
         return dict(self.meta.get("parameters") or {})
+
+    @property
+    def schema_version(self) -> int:
+        """run.json's "schema_version" (`LEGACY_SCHEMA` when absent)."""
+        v = self.meta.get("schema_version")
+        return int(v) if isinstance(v, int) and not isinstance(v, bool) else LEGACY_SCHEMA
+
+    @property
+    def layout(self) -> str:
+        """"current" (`SCHEMA_VERSION`), else the old layout: "train", "protocol" or "bm-cli"."""
+        return legacy_layout(self.path, self.meta)
 
     @property
     def finished(self) -> bool:
@@ -446,13 +543,52 @@ class Run:
     def series_names(self) -> list[str]:
         return [p.stem for p in sorted(self.path.glob("*.csv"))]
 
-    # ----------------------------------------------------------------- arrays
+    # ----------------------------------------------------------------- arrays, model, figures
     def save_arrays(self, name: str, **arrays: np.ndarray) -> Path:
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
+        """Write RUN_DIR/<name>.npz (atomically; numeric/string arrays only, never pickles). The
+        name "model" is the run's model: `save_model`."""
+        if f"{name}.npz" == MODEL_FILE:
+            return self.save_model(**arrays)
         out = self.path / f"{name}.npz"
-        atomic_write_bytes(out, buf.getvalue())
+        atomic_write_bytes(out, _npz_bytes(out, arrays))
         return out
+
+    def save_model(self, model_config: dict | None = None, **arrays: Any) -> Path:
+        """Write the trained model to RUN_DIR/model.npz (numpy arrays only: ``np.load(f,
+        allow_pickle=False)`` reads it, nothing in it is code) and name it in run.json ("model");
+        `model_config`, when given, is recorded as run.json "model_config" (what rebuilds it)."""
+        out = self.path / MODEL_FILE
+        atomic_write_bytes(out, _npz_bytes(out, {k: _numpy(v) for k, v in arrays.items()}))
+        fields: dict[str, Any] = {"model": MODEL_FILE}
+        if model_config is not None:
+            fields["model_config"] = model_config
+        self.update(**fields)
+        return out
+
+    def model_path(self) -> Path | None:
+        """The model file run.json names (or model.npz of an old folder), None if there is none."""
+        name = self.meta.get("model")
+        if isinstance(name, str) and name and "/" not in name and "\\" not in name and name != "..":
+            return self.path / name
+        f = self.path / MODEL_FILE
+        return f if f.is_file() else None
+
+    def model(self) -> dict[str, np.ndarray]:
+        """The arrays of the run's model.npz (UserError if the run saved no model)."""
+        f = self.model_path()
+        if f is None or not f.is_file() or f.suffix != ".npz":
+            raise UserError(f"{self.path}: no model.npz (the run saved no model)")
+        with np.load(f, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+    def figure_path(self, name: str) -> Path:
+        """RUN_DIR/figures/<name> (the folder is made): where a figure of the run is written."""
+        d = self.path / FIGURES_DIR
+        try:
+            d.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise RunWriteError(d, exc) from exc
+        return d / name
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """The arrays of RUN_DIR/<name>.npz."""
@@ -521,6 +657,37 @@ class _RunLogHandler(logging.FileHandler):
             super().emit(record)
 
 
+def _numpy(v: Any) -> np.ndarray:
+    """A tensor (torch: detached, on the CPU) or array-like as a numpy array."""
+    if hasattr(v, "detach"):
+        v = v.detach().cpu().numpy()
+    return np.asarray(v)
+
+
+def _npz_bytes(path: Path, arrays: dict) -> bytes:
+    bad = [k for k, v in arrays.items() if np.asarray(v).dtype.hasobject]
+    if bad:
+        raise ValueError(f"{path}: arrays {bad} hold Python objects; a run folder holds numbers and text")
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def model_arrays(trainer: Any) -> dict[str, np.ndarray]:
+    """What a trained model's model.npz holds: the parameters and buffers of ``trainer.model``
+    (its state dict, as numpy arrays) and the trainer's ``arrays_()`` (e.g. the synapses' H<i>, p<i>)."""
+    out: dict[str, np.ndarray] = {}
+    model = getattr(trainer, "model", None)
+    if model is not None and hasattr(model, "state_dict"):
+        out.update({k: _numpy(v) for k, v in model.state_dict().items()})
+    extra = getattr(trainer, "arrays_", None)
+    if callable(extra):
+        extra = extra()
+    if isinstance(extra, dict):
+        out.update({k: _numpy(v) for k, v in extra.items()})
+    return out
+
+
 def _cell(v: Any) -> Any:
     if isinstance(v, np.generic):
         return v.item()
@@ -559,58 +726,319 @@ def read_series(path: str | Path, name: str) -> list[dict]:
         return list(csv.DictReader(line for line in fh if not line.startswith("#")))
 
 
+def model_file_of(model_run: str | Path) -> Path:
+    """The model file of a run folder (the one its run.json names, else model.npz, else an old
+    folder's model.pt; model.npz when there is none) or `model_run` itself when it is a file."""
+    path = Path(model_run)
+    if not path.is_dir():
+        return path
+    try:
+        named = load(path).model_path()
+    except UserError:
+        named = None
+    for f in (named, path / MODEL_FILE, path / "model.pt"):
+        if f is not None and f.is_file():
+            return f
+    return path / MODEL_FILE
+
+
+def load_model_for(model_run: str | Path, kind: str) -> dict:
+    """The trained model of a run of `kind` (e.g. "train-synapses"): {"file", "config", "arrays"}
+    from model.npz and run.json "model_config", or, from an old folder's model.pt, {"file",
+    "config", "state"} read with ``torch.load(weights_only=True)`` (a file holding anything but
+    tensors and plain data is refused before it runs). UserError when there is no such model."""
+    f = model_file_of(model_run)
+    if not f.is_file():
+        raise UserError(f"{f}: no trained model (run `labml run {kind}` first; it writes {MODEL_FILE})")
+    if f.suffix == ".pt":
+        from labml.runs.checkpoints import safe_load
+
+        try:
+            # weights_only: a model file from someone else's run folder can hold only data, never code
+            saved = safe_load(f, f"model file {f}")
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file
+            raise UserError(f"{f}: cannot read the trained model: {exc}") from None
+        if not isinstance(saved, dict) or saved.get("protocol") != kind:
+            raise UserError(f"{f}: not a model written by {kind}")
+        return {"file": f, "config": dict(saved.get("config") or {}), "state": saved.get("state")}
+    try:
+        meta = load(f.parent).meta
+    except UserError:
+        meta = {}
+    if str(meta.get("kind") or "").removeprefix("protocol-") != kind:
+        raise UserError(f"{f}: not a model written by {kind} (run kind {meta.get('kind')!r})")
+    config = meta.get("model_config")
+    if not isinstance(config, dict):
+        raise UserError(f"{f.parent / RUN_JSON}: no model_config for {f.name}; the model cannot be rebuilt")
+    try:
+        with np.load(f, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{f}: cannot read the trained model: {exc}") from None
+    return {"file": f, "config": dict(config), "arrays": arrays}
+
+
+def legacy_layout(path: str | Path, meta: dict) -> str:
+    """"current" for a run.json of `SCHEMA_VERSION`; for one without "schema_version" (written
+    before it), which of the three old layouts (see the module docstring) the folder holds."""
+    v = meta.get("schema_version")
+    if v is not None:
+        return "current" if v == SCHEMA_VERSION else f"schema_version {v}"
+    path = Path(path)
+    kind = str(meta.get("kind") or "")
+    if kind.startswith("protocol-") or (path / "model.pt").exists() or (path / "data.csv").exists():
+        return "protocol"
+    if kind == "train-bm" and meta.get("plan") is None:
+        return "bm-cli"
+    return "train"
+
+
+def check_current_layout(run: Run) -> None:
+    """UserError (one line) unless `run` is in the current layout: what `labml resume` asks before
+    it writes anything into a folder."""
+    layout = run.layout
+    if layout != "current":
+        raise UserError(
+            f"run {run.path} is in the old {layout!r} run folder layout (no schema_version "
+            f"{SCHEMA_VERSION} in run.json); it lists and loads read-only: convert it with "
+            f"`labml runs --migrate {run.path}` to resume it"
+        )
+
+
+def migrate(path: str | Path) -> dict:
+    """Convert an old-layout run folder (`legacy_layout`) in place to the current layout, so that
+    `labml resume` can continue it; returns {"run_dir", "from", "changes"}.
+
+    New files are written first (atomically), run.json last (``"schema_version"``, ``"model"``,
+    ``"model_config"``, ``"migrated"``), and only then are moved figures removed from the top: a
+    migration cut short leaves a folder that still loads, and running it again finishes it. Nothing
+    in the folder is executed: model.npz is opened with ``allow_pickle=False``, an old model.pt only
+    with ``torch.load(weights_only=True)`` (tensors and plain data) and is kept as it was. Series,
+    arrays, checkpoints and run.log keep their names and bytes.
+    """
+    run = load(path)
+    layout = run.layout
+    if layout == "current":
+        return {"run_dir": str(run.path), "from": "current", "changes": []}
+    if layout not in LEGACY_LAYOUTS:
+        raise UserError(f"{run.path}: run.json has {layout}, which this labml does not know; not migrated")
+    _check_not_running(run)
+    changes: list[str] = []
+    fields: dict[str, Any] = {}
+    model = run.path / MODEL_FILE
+    legacy_pt = run.path / "model.pt"
+    if model.is_file():
+        try:
+            with np.load(model, allow_pickle=False) as data:
+                data.files  # noqa: B018 - readable as plain arrays (no pickled objects)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{model}: not a plain numpy archive ({exc}); not migrated") from None
+        fields["model"] = MODEL_FILE
+        changes.append(f"run.json names {MODEL_FILE}")
+    elif legacy_pt.is_file():
+        arrays, config = _legacy_model_pt(run.path, legacy_pt)
+        atomic_write_bytes(model, _npz_bytes(model, arrays))
+        fields.update(model=MODEL_FILE, model_config=config)
+        changes.append(f"{MODEL_FILE} written from model.pt (kept as it was; read with weights_only)")
+    moved = []
+    for png in sorted(run.path.glob("*.png")):
+        target = run.path / FIGURES_DIR / png.name
+        if not target.exists():
+            run.figure_path(png.name)  # makes figures/
+            atomic_write_bytes(target, png.read_bytes())
+        moved.append(png)
+        changes.append(f"{png.name} -> {FIGURES_DIR}/{png.name}")
+    fields["migrated"] = {"time": _now(), "from_schema_version": LEGACY_SCHEMA, "from_layout": layout,
+                          "changes": list(changes)}
+    fields["schema_version"] = SCHEMA_VERSION
+    run.update(**fields)
+    for png in moved:
+        with contextlib.suppress(FileNotFoundError):
+            png.unlink()
+    return {"run_dir": str(run.path), "from": layout, "changes": changes}
+
+
+def _check_not_running(run: Run) -> None:
+    """UserError if a process still runs `run` (its folder lock is held, or run.json names a live
+    process on this host)."""
+    import socket
+
+    from labml.runs.lock import run_lock_holder
+
+    holder = run_lock_holder(run.path)
+    alive = holder.locked if holder is not None and holder.locked is not None else None
+    if alive is None and run.meta.get("status") == "running":
+        pid, host = run.meta.get("pid"), run.meta.get("pid_host")
+        if pid and host == socket.gethostname():
+            from instruments.lock import pid_alive
+
+            alive = pid_alive(int(pid))
+    if alive:
+        raise UserError(f"run {run.path} is still running; stop it before migrating it")
+
+
+def _legacy_model_pt(folder: Path, f: Path) -> tuple[dict[str, np.ndarray], dict | None]:
+    """The model arrays and config of an old protocol model.pt ({"protocol", "config", "state"}),
+    read with ``torch.load(weights_only=True)``; the synapse arrays of synapses.npz join them."""
+    from labml.runs.checkpoints import safe_load
+
+    try:
+        saved = safe_load(f, f"model file {f}")
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file
+        raise UserError(f"{f}: cannot read the old model file: {exc}; not migrated") from None
+    state = saved.get("state") if isinstance(saved, dict) else None
+    weights = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(weights, dict):
+        raise UserError(f"{f}: not a model file written by a training protocol; not migrated")
+    arrays = {str(k): _numpy(v) for k, v in weights.items()}
+    extra = folder / "synapses.npz"
+    if extra.is_file():
+        with np.load(extra, allow_pickle=False) as data:
+            arrays.update({k: data[k] for k in data.files if k not in arrays})
+    config = saved.get("config")
+    return arrays, (to_jsonable(config) if isinstance(config, dict) else None)
+
+
 def find_runs(root: str | Path | None = None, **filters: Any) -> list[Run]:
-    """Run folders under `root` (default $LABML_RUNS or ./runs), oldest first.
+    """Run folders under `root` (default: `runs_root()`), oldest first.
+
+    Every run.json at most `MAX_DEPTH` folders below `root` (demo steps, sweep points and run
+    folders of every kind, old layouts included), and every sweep folder (manifest.json) as one
+    entry of kind "sweep" (`sweep_entry`).
 
     Filters (all optional, combined with AND): kind, status, sample, device, operator (exact
     match; kind also matches as a prefix, e.g. "train"), since/until (ISO dates compared with
     start_time), text (substring of the notes or reason), param=("name", value) or a list of them.
     Unreadable run.json files are skipped with a warning.
     """
-    root = Path(root) if root is not None else default_runs_root()
+    root = runs_root(root)
     if not root.exists():
         return []
-    folders = [root] if (root / "run.json").exists() else sorted(p.parent for p in root.glob("*/run.json"))
     out = []
-    for folder in folders:
+    for folder, is_run in _discover(root):
         try:
-            run = load(folder)
+            run = load(folder) if is_run else sweep_entry(folder)
         except UserError as exc:
             log.warning("skipping %s", exc)
             continue
         if _matches(run.meta, filters):
             out.append(run)
-    out.sort(key=lambda r: str(r.meta.get("start_time") or ""))
+    out.sort(key=lambda r: (str(r.meta.get("start_time") or ""), str(r.path)))
     return out
+
+
+def _discover(root: Path) -> Iterator[tuple[Path, bool]]:
+    """(folder, True) for every run folder and (folder, False) for every sweep folder at most
+    `MAX_DEPTH` levels below `root` (root itself included); hidden folders and the folders of
+    `_NOT_RUN_FOLDERS` are not entered, and a folder reached twice (symlinks) is listed once."""
+    stack = [(root, 0)]
+    seen: set[str] = set()
+    while stack:
+        folder, depth = stack.pop()
+        real = os.path.realpath(folder)
+        if real in seen:
+            continue
+        seen.add(real)
+        if (folder / RUN_JSON).is_file():
+            yield folder, True
+        elif (folder / SWEEP_MANIFEST).is_file():
+            yield folder, False
+        if depth >= MAX_DEPTH:
+            continue
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
+        except OSError as exc:
+            log.warning("cannot list %s: %s", folder, exc.strerror or exc)
+            continue
+        for e in entries:
+            if e.name.startswith(".") or e.name in _NOT_RUN_FOLDERS:
+                continue
+            try:
+                if e.is_dir():
+                    stack.append((Path(e.path), depth + 1))
+            except OSError:
+                continue
+
+
+def sweep_entry(path: str | Path) -> Run:
+    """A sweep folder as a read-only `Run` for listings: kind "sweep", the protocol and grid as
+    parameters, start time = its creation, status "success" when every point succeeded, "failed"
+    when one failed, else "incomplete"."""
+    path = Path(path)
+    f = path / SWEEP_MANIFEST
+    try:
+        manifest = json.loads(f.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{f} is corrupt: {exc}") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("points"), list):
+        raise UserError(f"{f} is corrupt: not a sweep manifest")
+    statuses = []
+    for point in manifest["points"]:
+        rel = str(point.get("run_dir") or "") if isinstance(point, dict) else ""
+        try:
+            meta = json.loads((path / rel / RUN_JSON).read_text()) if rel else {}
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            meta = {}
+        statuses.append(meta.get("status") if isinstance(meta, dict) else None)
+    if statuses and all(s == "success" for s in statuses):
+        status = "success"
+    elif "failed" in statuses:
+        status = "failed"
+    else:
+        status = "incomplete"
+    meta = {
+        "kind": "sweep", "status": status, "reason": None, "start_time": manifest.get("created"),
+        "stop_time": None, "uid": None, "sweep": True, "points": len(statuses),
+        "points_done": statuses.count("success"),
+        "parameters": {"protocol": manifest.get("protocol"), "grid": manifest.get("grid"),
+                       "fixed": manifest.get("fixed")},
+        **{k: v for k, v in (manifest.get("record") or {}).items()
+           if k in ("sample", "device", "operator", "notes")},
+    }
+    return Run(path=path, meta=meta)
+
+
+def _match_exact(meta: dict, key: str, want: Any) -> bool:
+    if key == "kind":
+        kind = str(meta.get("kind") or "")
+        return kind == want or kind.startswith(str(want))
+    return str(meta.get(key)) == str(want)
+
+
+def _match_time(meta: dict, key: str, want: Any) -> bool:
+    start = str(meta.get("start_time") or "")
+    return start >= str(want) if key == "since" else start <= str(want)
+
+
+def _match_text(meta: dict, key: str, want: Any) -> bool:
+    hay = " ".join(str(meta.get(k) or "") for k in ("notes", "reason", "kind"))
+    return str(want).lower() in hay.lower()
+
+
+def _match_params(meta: dict, key: str, want: Any) -> bool:
+    pairs = want if isinstance(want, list) else [want]
+    params = meta.get("parameters") or {}
+    return all(name in params and str(params[name]) == str(value) for name, value in pairs)
+
+
+_FILTERS = {
+    "kind": _match_exact, "status": _match_exact, "sample": _match_exact, "device": _match_exact,
+    "operator": _match_exact, "since": _match_time, "until": _match_time, "text": _match_text,
+    "param": _match_params,
+}
 
 
 def _matches(meta: dict, filters: dict) -> bool:
     for key, want in filters.items():
         if want is None:
             continue
-        if key == "kind":
-            kind = str(meta.get("kind") or "")
-            if not (kind == want or kind.startswith(str(want))):
-                return False
-        elif key in ("status", "sample", "device", "operator"):
-            if str(meta.get(key)) != str(want):
-                return False
-        elif key == "since":
-            if str(meta.get("start_time") or "") < str(want):
-                return False
-        elif key == "until":
-            if str(meta.get("start_time") or "") > str(want):
-                return False
-        elif key == "text":
-            hay = " ".join(str(meta.get(k) or "") for k in ("notes", "reason", "kind"))
-            if str(want).lower() not in hay.lower():
-                return False
-        elif key == "param":
-            pairs = want if isinstance(want, list) else [want]
-            params = meta.get("parameters") or {}
-            for name, value in pairs:
-                if name not in params or str(params[name]) != str(value):
-                    return False
-        else:
+        test = _FILTERS.get(key)
+        if test is None:
             raise UserError(f"unknown run filter {key!r}")
+        if not test(meta, key, want):
+            return False
     return True

@@ -1,6 +1,7 @@
 """Parameter sweeps: a grid over protocol parameters as one queued, resumable sequence.
 
-A sweep is a folder:
+A sweep is a folder (`labml sweep` default: RUNS_ROOT/sweep-<time>-<protocol>, see
+labml.runs.store.runs_root; `labml runs` lists it as one entry of kind "sweep" and its points as runs):
 
     SWEEP_DIR/manifest.json     protocol, grid, fixed parameters, rig spec, the ordered list of points
     SWEEP_DIR/points/p0000/     one run folder per point (labml.runs layout, written by the point's run)
