@@ -51,8 +51,8 @@ import numpy as np
 
 from instruments.lock import pid_alive
 from instruments.roles import WallClock
-from labml.runs import checkpoints as ckpt
 from labml.errors import UserError
+from labml.runs import checkpoints as ckpt
 from labml.runs.lock import holding_run_folder, locks_run_folder
 from labml.runs.store import Run, RunWriteError, check_current_layout, is_resumable, load
 
