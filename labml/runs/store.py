@@ -751,15 +751,7 @@ def load_model_for(model_run: str | Path, kind: str) -> dict:
     if not f.is_file():
         raise UserError(f"{f}: no trained model (run `labml run {kind}` first; it writes {MODEL_FILE})")
     if f.suffix == ".pt":
-        from labml.runs.checkpoints import safe_load
-
-        try:
-            # weights_only: a model file from someone else's run folder can hold only data, never code
-            saved = safe_load(f, f"model file {f}")
-        except UserError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file
-            raise UserError(f"{f}: cannot read the trained model: {exc}") from None
+        saved = _read_model_pt(f, "cannot read the trained model")
         if not isinstance(saved, dict) or saved.get("protocol") != kind:
             raise UserError(f"{f}: not a model written by {kind}")
         return {"file": f, "config": dict(saved.get("config") or {}), "state": saved.get("state")}
@@ -879,17 +871,23 @@ def _check_not_running(run: Run) -> None:
         raise UserError(f"run {run.path} is still running; stop it before migrating it")
 
 
-def _legacy_model_pt(folder: Path, f: Path) -> tuple[dict[str, np.ndarray], dict | None]:
-    """The model arrays and config of an old protocol model.pt ({"protocol", "config", "state"}),
-    read with ``torch.load(weights_only=True)``; the synapse arrays of synapses.npz join them."""
+def _read_model_pt(f: Path, failure: str, consequence: str = "") -> Any:
+    """An old model.pt, read with ``torch.load(weights_only=True)``: a model file from someone else's
+    run folder can hold only data, never code. A corrupt or foreign file is a one-line UserError."""
     from labml.runs.checkpoints import safe_load
 
     try:
-        saved = safe_load(f, f"model file {f}")
+        return safe_load(f, f"model file {f}")
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file
-        raise UserError(f"{f}: cannot read the old model file: {exc}; not migrated") from None
+        raise UserError(f"{f}: {failure}: {exc}{consequence}") from None
+
+
+def _legacy_model_pt(folder: Path, f: Path) -> tuple[dict[str, np.ndarray], dict | None]:
+    """The model arrays and config of an old protocol model.pt ({"protocol", "config", "state"}),
+    read with ``torch.load(weights_only=True)``; the synapse arrays of synapses.npz join them."""
+    saved = _read_model_pt(f, "cannot read the old model file", "; not migrated")
     state = saved.get("state") if isinstance(saved, dict) else None
     weights = state.get("model") if isinstance(state, dict) else None
     if not isinstance(weights, dict):
