@@ -10,9 +10,10 @@ import signal
 
 import pytest
 import torch
+from plans import RegressionPlan
 
 from labml.cli import main as labml_main
-from labml.engine_plans import RegressionPlan, TrainerPlan
+from labml.engine_plans import TrainerPlan
 from labml.errors import UserError
 from labml.runs import checkpoints as checkpoint
 from labml.runs import store as runs

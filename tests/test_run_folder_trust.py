@@ -12,9 +12,9 @@ import shutil
 
 import pytest
 import torch
+from plans import FieldSweepPlan, RegressionPlan
 
 from labml.cli import main as labml_main
-from labml.engine_plans import FieldSweepPlan, RegressionPlan
 from labml.errors import UserError
 from labml.runs import checkpoints as ckpt
 from labml.runs import kinds
@@ -92,8 +92,8 @@ def test_registering_a_run_kind_name_twice_is_an_error():
             kinds.register(kinds.RunKind("test-twice", lambda: None))
     finally:
         kinds.unregister("test-twice")
-    with pytest.raises(kinds.DuplicateKind, match="train-regression"):  # a package kind, too
-        kinds.register(kinds.RunKind(kinds.get("train-regression").name, lambda: None))
+    with pytest.raises(kinds.DuplicateKind, match="train-synapses"):  # a package kind, too
+        kinds.register(kinds.RunKind(kinds.get("train-synapses").name, lambda: None))
     with pytest.raises(ValueError, match="not code of this package"):
         kinds.RunKind("test-outside", "os:system")
 

@@ -1,20 +1,11 @@
-"""`labml train bm`: train a BM / RBM / ClassRBM and evaluate it.
-
-Engineer D's `labml train` parser adds this subcommand with `add_arguments(parser)` and calls
-`main(args)`. Also runnable on its own: `python -m labml.bm.cli --hidden 16 --epochs 5`.
-
-The run folder holds run.json (parameters, results), metrics.csv (one row per epoch),
-checkpoints/ (model, optimiser, chains and RNG states after every epoch), samples.png and
-model.npz (the parameters as numpy arrays).
-"""
+"""The options of `labml train bm` (`add_arguments`), the BMTrainConfig they make
+(`config_from_args`) and the binarised data (`load_data`). The command itself runs on the run
+engine (labml.commands.train)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
-import time
 
 logger = logging.getLogger(__name__)
 
@@ -240,108 +231,3 @@ def load_data(data_dir, train_size=None, test_size=None, seed: int = 0):
         seed=seed,
     )
     return BMData(ds.X_train.astype("float32"), ds.y_train, ds.X_test.astype("float32"), ds.y_test), ds
-
-
-def main(args: argparse.Namespace) -> int:
-    """Train, checkpoint every epoch, evaluate, write the run folder; returns the exit code."""
-    import numpy as np
-    import torch
-
-    from labml.bm.training import BMTrainer
-    from labml.errors import UserError
-    from labml.runs import checkpoints as checkpoint
-    from labml.runs.store import Run
-
-    cfg = config_from_args(args)
-    if cfg.kernel == "rig" and not args.rig:
-        raise UserError("--kernel rig needs --rig FILE|sim")
-    if args.rig and cfg.kernel != "rig":
-        raise UserError(f"--rig is only used by --kernel rig (got --kernel {cfg.kernel})")
-    data, ds = load_data(args.data, args.train_size, args.test_size, args.seed)
-    run = Run.create("train-bm", cfg.to_dict(), args.run_dir, data=ds.summary())
-    rig = None
-    status, reason = "failed", None
-    try:
-        if cfg.kernel == "rig":
-            from labml.rigs import open_rig
-
-            rig = open_rig(args.rig)
-            rig.__enter__()
-            run.update(rig_identities=_safe(lambda: rig.identities()))
-        trainer = BMTrainer(cfg, data, rig=rig)
-        t0 = time.perf_counter()
-        for epoch in range(cfg.epochs):
-            m = trainer.run_epoch(epoch)
-            run.append_row(
-                "metrics", {k: m.get(k) for k in ("epoch", "updates", "sec", "recon_error", "disc_loss")}
-            )
-            checkpoint.save(run.path, run.uid, epoch + 1, trainer.state_dict())
-            if not args.json:
-                print(
-                    f"epoch {epoch + 1}/{cfg.epochs}: {m['sec']:.2f} s, recon {m['recon_error']:.4f}"
-                    + (f", disc loss {m['disc_loss']:.4f}" if "disc_loss" in m else ""),
-                    file=sys.stderr,
-                )
-        train_s = time.perf_counter() - t0
-        results = trainer.evaluate()
-        results.update(sec_per_epoch=train_s / cfg.epochs, updates=trainer.updates, run_dir=str(run.path))
-        if cfg.kernel == "rig":
-            results.update(
-                rig_reads=trainer.kernel.reads,
-                rig_bench_time_s=trainer.kernel.bench_time_s,
-                rig_energy_J=trainer.kernel.energy_J,
-            )
-        run.save_arrays(
-            "model", **{k: v.detach().cpu().numpy() for k, v in trainer.model.state_dict().items()}
-        )
-        if not args.no_samples:
-            try:
-                trainer.sample_grid(run.path / "samples.png")
-            except Exception as exc:  # a plot must not lose the results
-                logger.warning("could not write samples.png: %s", exc)
-        status = "success"
-        run.finish(status, None, **results)
-    except KeyboardInterrupt:
-        status, reason = "interrupted", "KeyboardInterrupt"
-        raise
-    except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        if status != "success":
-            run.finish(status, reason)
-        if rig is not None:
-            rig.__exit__(None, None, None)
-    results = {k: (float(v) if isinstance(v, np.floating) else v) for k, v in results.items()}
-    _ = torch
-    if args.json:
-        print(json.dumps(results))
-    else:
-        for k, v in results.items():
-            print(f"{k}: {v}")
-    return 0
-
-
-def _safe(fn):
-    try:
-        return fn()
-    except Exception as exc:  # identities are informative only
-        return f"unavailable: {exc}"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="labml train bm", allow_abbrev=False, description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return parser
-
-
-if __name__ == "__main__":
-    from labml.errors import UserError
-
-    ns = build_parser().parse_args()
-    try:
-        sys.exit(main(ns))
-    except UserError as exc:
-        print(f"labml: error: {exc}", file=sys.stderr)
-        sys.exit(2)

@@ -1313,17 +1313,9 @@ def _rig_overrides(plan: Plan) -> dict | None:
 def rig_config_of(rig_spec: str | os.PathLike | None, overrides: dict | None = None) -> Any:
     """The RigConfig of a rig spec ("sim"/None -> the built-in simulated rig, or a TOML path), with
     `overrides` (config tables) merged before validation."""
-    try:
-        from labml.rigs import rig_config  # engineer A's factory, if it offers this
+    from labml.rigs import rig_config
 
-        return rig_config(rig_spec, overrides)
-    except ImportError:
-        pass
-    from instruments.config import builtin_rig_path, load_rig_config
-
-    if rig_spec in (None, "sim"):
-        return load_rig_config(builtin_rig_path("sim_default"), overrides)
-    return load_rig_config(rig_spec, overrides)
+    return rig_config(rig_spec, overrides)
 
 
 def check_writable(run_dir: Path) -> None:

@@ -265,8 +265,6 @@ LEGACY_TRAINER_BUILDERS = {
     "train-bm": ("labml.engine_train:bm_trainer_with_data", "labml.engine_plans:bm_trainer"),
 }
 LEGACY_FACTORIES: dict[str, Callable[[dict], tuple[str, Any]]] = {
-    "labml.engine_plans:RegressionPlan": lambda p: ("train-regression", p),
-    "labml.engine_plans:FieldSweepPlan": lambda p: ("field-sweep", p),
     "labml.engine_plans:TrainerPlan": _legacy_trainer,
     "protocols.runner:build_plan": _legacy_protocol,
 }
