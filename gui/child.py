@@ -2,7 +2,7 @@
 
 A training that needs no rig runs in a child process (multiprocessing, "spawn"), so it never competes
 with the GUI thread for Python's GIL: the window stays responsive however hard the training works.
-The child runs exactly what the worker thread would run (protocols.runner.ProcedurePlan on
+The child runs exactly what the worker thread would run (the protocol, itself a plan, on
 labml.runs.engine.RunEngine, same run folder, same records) and talks to the GUI through two queues:
 
     events   child -> GUI: ("start"|"row"|"step"|"paused"|"resumed"|"arrays"|"end"|"error", payload)
@@ -54,8 +54,7 @@ def snapshot_arrays(plan: Any) -> dict[str, Any]:
     Synapse trainers (labml.synapses): p of the layers from `arrays_()`. Boltzmann machines
     (labml.bm): the model system's persistent chains `chains.state["v"]` as samples.
     """
-    proc = getattr(plan, "proc", None)
-    trainer = getattr(proc, "trainer", None)
+    trainer = getattr(plan, "trainer", None)
     if trainer is None:
         return {}
     out: dict[str, Any] = {}
@@ -90,9 +89,9 @@ def child_main(protocol: str, params: dict, run_dir: str, events: Any, controls:
     end_how: list[str] = []
     try:
         from labml.runs.engine import RunEngine
-        from protocols.runner import ProcedurePlan, make_procedure
+        from protocols.runner import make_procedure
 
-        plan = ProcedurePlan(protocol, make_procedure(protocol, params))
+        plan = make_procedure(protocol, params)  # a protocol is a plan of the run engine
 
         def on_pause(engine: Any, step: int) -> str:
             paused.set()

@@ -99,10 +99,10 @@ def test_registering_a_run_kind_name_twice_is_an_error():
 
 
 def test_every_plan_the_package_writes_names_a_registered_kind_that_rebuilds_it():
-    from protocols.runner import ProcedurePlan, make_procedure
+    from protocols.runner import make_procedure
 
     plans = [RegressionPlan(**REG), FieldSweepPlan(**SWEEP),
-             ProcedurePlan("hysteresis", make_procedure("hysteresis", {"field_max": "5 mT"}))]
+             make_procedure("hysteresis", {"field_max": "5 mT"})]
     from labml.engine_plans import trainer_plan
 
     plans += [trainer_plan("train-synapses", n=2, epochs=2), trainer_plan("train-bm", epochs=1)]

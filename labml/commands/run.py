@@ -274,7 +274,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         if not args.protocol:
             raise UserError("labml sweep needs a PROTOCOL (or --resume SWEEP_DIR)")
-        from protocols.runner import ProcedurePlan, make_procedure, offline_rig_info
+        from protocols.runner import make_procedure, offline_rig_info
 
         grid = parse_grid(args.grid)
         if args.rig and Path(args.rig).is_file():
@@ -284,7 +284,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         def validate(params: dict) -> None:
             proc = make_procedure(args.protocol, params)
             if info is not None and proc.needs_rig:
-                ProcedurePlan(args.protocol, proc).check_backend(info.backend)
+                proc.check_backend(info.backend)
                 proc.check_plan(info)
 
         path = args.sweep_dir

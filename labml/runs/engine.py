@@ -1,9 +1,10 @@
 """The run engine: one controller for every run, protocol or training (DESIGN.md, in the spirit of
 bluesky's RunEngine).
 
-A *plan* says WHAT to do: a sequence of steps with a cursor (``step(i, ctx)``), its state
-(``state_dict``/``load_state_dict``), whether its magnetic state may be held during a pause
-(``safe_to_hold(i)``) and how to re-establish it (``establish(i, ctx)``). The engine decides HOW:
+A *plan* (the run contract, labml.runs.plan.Plan) says WHAT to do: a sequence of steps with a cursor
+(``step(i, ctx)``), its state (``state_dict``/``load_state_dict``), whether its magnetic state may be
+held during a pause (``safe_to_hold(i)``) and how to re-establish it (``establish(i, ctx)``). The engine
+decides HOW:
 
 - start / resume: a run folder (labml.runs) with run.json, series CSVs, arrays, run.log and
   checkpoints; ``resume(run_dir)`` rebuilds the plan from run.json and continues from the newest
@@ -51,9 +52,10 @@ import numpy as np
 
 from instruments.lock import pid_alive
 from instruments.roles import WallClock
-from labml.runs import checkpoints as ckpt
 from labml.errors import UserError
+from labml.runs import checkpoints as ckpt
 from labml.runs.lock import holding_run_folder, locks_run_folder
+from labml.runs.plan import Plan, default_probe  # noqa: F401 - the run contract, re-exported
 from labml.runs.store import Run, RunWriteError, is_resumable, load
 
 log = logging.getLogger(__name__)
@@ -94,101 +96,6 @@ def _default_fault_types() -> tuple[type[BaseException], ...]:
     from instruments.errors import InstrumentFault
 
     return (InstrumentFault, TimeoutError)
-
-
-# ======================================================================================= plans
-class Plan:
-    """Base class of a plan: WHAT to do, step by step. Subclasses override what they need.
-
-    Attributes
-    ----------
-    kind : str
-        Short name recorded in run.json ("train-regression", "hysteresis", ...).
-    needs_rig : bool
-        True if the plan drives a rig (the engine opens/records it).
-    """
-
-    kind: str = "plan"
-    needs_rig: bool = False
-
-    # -- identity: how to rebuild the plan in another process (labml resume)
-    def spec(self) -> dict:
-        """{"kind": NAME, "params": {...}}: a run kind registered in labml.runs.kinds and its parameters
-        (plain JSON values). ``labml resume`` rebuilds the plan only through that registry; a run
-        folder never names code."""
-        raise NotImplementedError(f"{type(self).__name__} cannot be resumed: it defines no spec()")
-
-    def parameters(self) -> dict:
-        """Parameters recorded in run.json (default: the spec's params)."""
-        try:
-            return dict(self.spec().get("params", {}))
-        except NotImplementedError:
-            return {}
-
-    # -- steps
-    def n_steps(self) -> int | None:
-        """Total number of steps (None if unknown); the progress bar uses it."""
-        return None
-
-    def open(self, ctx: RunContext) -> None:
-        """Called once per process before the first step (fresh start or resume), after state restore."""
-
-    def step(self, i: int, ctx: RunContext) -> bool | None:
-        """Do step `i`; emit rows with ``ctx.emit``. Return True to end the plan early (success)."""
-        raise NotImplementedError
-
-    def results(self) -> dict:
-        """Final results recorded in run.json (e.g. final metrics)."""
-        return {}
-
-    def close(self, ctx: RunContext) -> None:
-        """Called once at the end of a successful or stopped run (e.g. save arrays)."""
-
-    # -- state
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-    # -- magnetic state
-    def safe_to_hold(self, i: int) -> bool:
-        """May the field stay where it is while paused before step `i`? (default: no, ramp to zero)."""
-        return False
-
-    def establish(self, i: int, ctx: RunContext) -> None:
-        """Re-establish the magnetic state needed before step `i` (after a pause, a fault or a resume
-        on a rig whose state cannot be restored exactly): e.g. re-saturate and re-walk the branch."""
-
-    # -- checks
-    def validate(self, rig_config: Any) -> dict:
-        """Dry run: check every step against the rig config (limits, waveforms, durations) without
-        moving hardware; raise UserError / SafetyError on a problem; return a summary."""
-        return {"steps": self.n_steps()}
-
-    def probe(self, ctx: RunContext) -> None:
-        """Health check while suspended by a fault: raise if the condition persists."""
-        default_probe(ctx.rig)
-
-
-def default_probe(rig: Any) -> None:
-    """Health check while suspended: ``rig.probe()`` (every instrument answers, the coil current
-    reads) or the identities, then one read-out signal (laser off, overload). Raises while a fault
-    persists."""
-    if rig is None:
-        return
-    if hasattr(rig, "probe"):
-        rig.probe()
-    elif hasattr(rig, "identities"):
-        ids = rig.identities()
-        bad = {k: v for k, v in (ids or {}).items() if isinstance(v, str) and v.lower().startswith("error")}
-        if bad:
-            from instruments.errors import InstrumentFault
-
-            raise InstrumentFault(f"instrument(s) not answering: {bad}")
-    readout = getattr(rig, "readout", None)
-    if readout is not None and hasattr(readout, "signal"):
-        readout.signal()
 
 
 def resolve(dotted: str) -> Any:

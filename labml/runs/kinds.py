@@ -198,7 +198,7 @@ class RunKind:
 REGISTRY: dict[str, RunKind] = {}
 
 #: functions returning the package's kinds ("module:function", package code only), loaded lazily
-_PROVIDERS: tuple[str, ...] = ("labml.engine_plans:run_kinds", "protocols.runner:run_kinds")
+_PROVIDERS: tuple[str, ...] = ("labml.engine_plans:run_kinds", "protocols.kinds:run_kinds")
 _loaded = False
 
 
