@@ -14,8 +14,8 @@ import json
 import logging
 from typing import Any
 
-from labml.engine_plans import scalar_metrics
 from labml.errors import UserError
+from labml.runs.plan import scalar_metrics
 from protocols._pymeasure import BooleanParameter, FloatParameter, IntegerParameter, ListParameter, Parameter
 from protocols.base import RigInfo, RigProcedure
 
@@ -228,7 +228,7 @@ class TrainBM(TrainingProcedure):
         self.validate_with(BMTrainConfig)
 
     def build_trainer(self, rig) -> Any:
-        from labml.engine_plans import bm_trainer
+        from labml.bm.kind import bm_trainer
 
         return bm_trainer(self.trainer_config(), rig)
 

@@ -103,9 +103,9 @@ def test_every_plan_the_package_writes_names_a_registered_kind_that_rebuilds_it(
 
     plans = [RegressionPlan(**REG), FieldSweepPlan(**SWEEP),
              make_procedure("hysteresis", {"field_max": "5 mT"})]
-    from labml.engine_plans import trainer_plan
+    from labml.synapses.kind import SynapseTraining
 
-    plans += [trainer_plan("train-synapses", n=2, epochs=2), trainer_plan("train-bm", epochs=1)]
+    plans += [SynapseTraining(n=2, epochs=2), kinds.get("train-bm").make({"hidden": 4, "epochs": 1})]
     for plan in plans:
         spec = plan.spec()
         assert set(spec) == {"kind", "params"} and spec["kind"] == plan.kind

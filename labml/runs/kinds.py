@@ -13,9 +13,8 @@ the folder is ever imported or called.
 
 The package's kinds are registered by providers (``"module:function"`` strings below, all in this
 package, imported lazily on the first lookup so that labml never imports protocols at module level):
-labml.engine_plans (the trainings train-synapses / train-bm and the example plans train-regression /
-field-sweep) and protocols.runner (one kind ``protocol-<name>`` per protocol; sweeps and the demo
-run protocols). A later step fills `_PROVIDERS` from entry points.
+labml.synapses.kind (train-synapses), labml.bm.kind (train-bm) and protocols.kinds (one kind
+``protocol-<name>`` per protocol; sweeps and the demo run protocols).
 
 Old run folders whose run.json names a ``"factory"`` of this package's own plans (written before
 run kinds existed) are mapped to their kinds through a fixed table (`LEGACY_FACTORIES`); the
@@ -57,6 +56,9 @@ class Param:
     low_open/high_open); for a list, the range of every element (element type: `item`). choices:
     allowed values. optional: None is allowed. default: REQUIRED when the parameter must be given.
     check: extra validation ``check(value) -> value`` raising UserError (e.g. a nested config).
+    group: heading the parameter is listed under (command-line help, the GUI's form). flag: its
+    command-line option when that is not ``--name-with-dashes`` (e.g. "--field-step" for
+    field_step_mT); a bool is the pair ``--flag`` / ``--no-flag``.
     """
 
     name: str
@@ -72,6 +74,13 @@ class Param:
     optional: bool = False
     item: str | None = None
     check: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
+    group: str = ""
+    flag: str | None = None
+
+    @property
+    def option(self) -> str:
+        """The command-line option of this parameter ("--field-step", "--batch-size")."""
+        return self.flag or "--" + self.name.replace("_", "-")
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -180,13 +189,22 @@ class RunKind:
                 out[p.name] = p.default
         return out
 
-    def build(self, params: Any, where: str = "run.json") -> Any:
-        """The plan of this kind with validated `params`."""
-        checked = self.validate(params, where)
+    def _factory(self) -> Callable[..., Any]:
         factory = self.factory
         if isinstance(factory, str):
             module, _, attr = factory.partition(":")
             factory = getattr(importlib.import_module(module), attr)
+        return factory
+
+    def make(self, params: Mapping[str, Any]) -> Any:
+        """The plan of this kind from parameters given by code or the command line (a protocol's as
+        text with units): the kind's own constructor checks them, its errors naming the options."""
+        return self._factory()(**dict(self.fixed), **dict(params))
+
+    def build(self, params: Any, where: str = "run.json") -> Any:
+        """The plan of this kind with validated `params`."""
+        checked = self.validate(params, where)
+        factory = self._factory()
         try:
             return factory(**dict(self.fixed), **checked)
         except TypeError as exc:  # a declaration that does not fit its factory: a bug, said plainly
@@ -198,7 +216,8 @@ class RunKind:
 REGISTRY: dict[str, RunKind] = {}
 
 #: functions returning the package's kinds ("module:function", package code only), loaded lazily
-_PROVIDERS: tuple[str, ...] = ("labml.engine_plans:run_kinds", "protocols.kinds:run_kinds")
+_PROVIDERS: tuple[str, ...] = ("labml.synapses.kind:run_kinds", "labml.bm.kind:run_kinds",
+                               "protocols.kinds:run_kinds")
 _loaded = False
 
 
@@ -262,7 +281,6 @@ def _legacy_protocol(p: dict) -> tuple[str, dict]:
 
 LEGACY_TRAINER_BUILDERS = {
     "train-synapses": ("labml.synapses.trainer:build_trainer",),
-    "train-bm": ("labml.engine_train:bm_trainer_with_data", "labml.engine_plans:bm_trainer"),
 }
 LEGACY_FACTORIES: dict[str, Callable[[dict], tuple[str, Any]]] = {
     "labml.engine_plans:TrainerPlan": _legacy_trainer,

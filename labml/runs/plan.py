@@ -21,6 +21,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from labml.errors import UserError
+
 if TYPE_CHECKING:  # pragma: no cover
     from labml.runs.engine import RunContext
 
@@ -117,3 +121,89 @@ def default_probe(rig: Any) -> None:
     readout = getattr(rig, "readout", None)
     if readout is not None and hasattr(readout, "signal"):
         readout.signal()
+
+
+def scalar_metrics(metrics: dict) -> dict:
+    """The scalar entries of a metrics dict (numbers, bools, short strings), numpy scalars unwrapped."""
+    out = {}
+    for k, v in metrics.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:
+            v = v.item()
+        if isinstance(v, bool | int | float | str) or v is None:
+            out[k] = v
+    return out
+
+
+class TrainingPlan(Plan):
+    """Base of the training kinds (labml.synapses.kind, labml.bm.kind): one step = one epoch of the
+    steppable trainer the kind builds (``run_epoch(epoch) -> dict``, ``state_dict()``,
+    ``load_state_dict()``, ``evaluate() -> dict``).
+
+    A subclass sets `kind` and `series`, keeps its parameters in ``self.params`` (its spec) and
+    implements `build_trainer(rig)`; `summary(ctx)` adds the key results at the end of a successful
+    run (the same after ``labml resume``). Rows: every scalar entry of ``run_epoch``'s dict; a dict
+    with ``stop: True`` (or a trainer attribute ``stop_training_`` set true) ends the training early.
+    Results: ``last_epoch``, ``final`` (the trainer's evaluation) and the summary's keys.
+    """
+
+    series = "metrics"
+
+    def __init__(self, params: dict, epochs: Any) -> None:
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
+            raise UserError(f"{self.kind}: epochs must be an integer >= 1, got {epochs!r}")
+        self.params = dict(params)
+        self.epochs = epochs
+        self.trainer: Any = None
+        self.final_: dict = {}
+        self.last_: dict = {}
+        self.summary_: dict = {}
+
+    # -- to implement
+    def build_trainer(self, rig: Any) -> Any:
+        raise NotImplementedError
+
+    def summary(self, ctx: RunContext) -> dict:
+        return {}
+
+    # -- Plan
+    def spec(self) -> dict:
+        return {"kind": self.kind, "params": dict(self.params)}
+
+    def parameters(self) -> dict:
+        return {**self.params, "epochs": self.epochs}
+
+    def n_steps(self) -> int:
+        return self.epochs
+
+    def open(self, ctx: RunContext) -> None:
+        if self.trainer is None:
+            self.trainer = self.build_trainer(ctx.rig)
+
+    def step(self, i: int, ctx: RunContext) -> bool:
+        row = scalar_metrics(self.trainer.run_epoch(i))
+        row.setdefault("epoch", i)
+        self.last_ = row
+        ctx.emit(self.series, row)
+        return bool(row.get("stop") or getattr(self.trainer, "stop_training_", False))
+
+    def close(self, ctx: RunContext) -> None:
+        if hasattr(self.trainer, "evaluate"):
+            self.final_ = scalar_metrics(self.trainer.evaluate() or {})
+        arrays = getattr(self.trainer, "arrays_", None)
+        if callable(arrays):
+            arrays = arrays()
+        if isinstance(arrays, dict) and arrays:
+            ctx.save_arrays("model", **{k: np.asarray(v) for k, v in arrays.items()})
+        self.summary_ = dict(self.summary(ctx) or {})
+
+    def results(self) -> dict:
+        return {"last_epoch": self.last_, "final": self.final_, **self.summary_}
+
+    def state_dict(self) -> dict:
+        return {"trainer": self.trainer.state_dict(), "last": dict(self.last_)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.trainer.load_state_dict(state["trainer"])
+        self.last_ = dict(state.get("last") or {})
