@@ -11,10 +11,12 @@ the folder is ever imported or called.
     get(name)             # the kind, or UserError naming the known kinds
     plan_from_spec(spec)  # run.json "plan" -> a Plan, or a one-line UserError
 
-The package's kinds are registered by providers (``"module:function"`` strings below, all in this
-package, imported lazily on the first lookup so that labml never imports protocols at module level):
-labml.synapses.kind (train-synapses), labml.bm.kind (train-bm) and protocols.kinds (one kind
-``protocol-<name>`` per protocol; sweeps and the demo run protocols).
+Kinds are provided through entry points of the group ``labml.kinds`` (pyproject.toml
+``[project.entry-points."labml.kinds"]``), loaded on the first lookup (so that labml never imports
+protocols at module level): this package's are labml.synapses.kind (train-synapses), labml.bm.kind
+(train-bm) and protocols.kinds (one kind ``protocol-<name>`` per protocol; sweeps and the demo run
+protocols). Another installed distribution may add kinds the same way (a plugin); `labml resume`
+continues a run of a plugin's kind only with ``--allow-plugin NAME`` (`check_trusted`).
 
 Old run folders whose run.json names a ``"factory"`` of this package's own plans (written before
 run kinds existed) are mapped to their kinds through a fixed table (`LEGACY_FACTORIES`); the
@@ -24,12 +26,15 @@ factory string is compared, never imported. Any other factory is refused.
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from labml.errors import UserError
+
+log = logging.getLogger(__name__)
 
 #: marks a parameter without a default (it must be given)
 REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
@@ -215,9 +220,13 @@ class RunKind:
 # ======================================================================================= registry
 REGISTRY: dict[str, RunKind] = {}
 
-#: functions returning the package's kinds ("module:function", package code only), loaded lazily
-_PROVIDERS: tuple[str, ...] = ("labml.synapses.kind:run_kinds", "labml.bm.kind:run_kinds",
-                               "protocols.kinds:run_kinds")
+#: the entry-point group through which a distribution provides run kinds: each entry point names a
+#: function returning a list of RunKind (``synapses = "labml.synapses.kind:run_kinds"``)
+GROUP = "labml.kinds"
+#: this project's distribution: its kinds are the package's own; any other distribution's are plugins
+OWN_DISTRIBUTION = "nanowire-labml"
+#: kind name -> (entry point name, distribution) of a kind a plugin (another distribution) registered
+PLUGINS: dict[str, tuple[str, str]] = {}
 _loaded = False
 
 
@@ -234,18 +243,66 @@ def register(kind: RunKind) -> RunKind:
 def unregister(name: str) -> None:
     """Remove kind `name` (tests that register their own kinds clean up with it)."""
     REGISTRY.pop(name, None)
+    PLUGINS.pop(name, None)
+
+
+def _normal(name: str | None) -> str:
+    return (name or "").lower().replace("_", "-").replace(".", "-")
+
+
+def entry_points() -> list:
+    """The entry points of the ``labml.kinds`` group of every installed distribution, by name."""
+    from importlib.metadata import entry_points as all_entry_points
+
+    return sorted(all_entry_points(group=GROUP), key=lambda ep: ep.name)
+
+
+def _distribution(ep: Any) -> str:
+    return _normal(getattr(getattr(ep, "dist", None), "name", None))
 
 
 def _load_providers() -> None:
+    """Register the kinds of every ``labml.kinds`` entry point, once per process. The project's own
+    providers must load; a plugin that fails to load, or that declares a name already taken, is
+    left out with a warning (it never breaks the package's own kinds)."""
     global _loaded
     if _loaded:
         return
     _loaded = True
-    for provider in _PROVIDERS:
-        module, _, attr = provider.partition(":")
-        for kind in getattr(importlib.import_module(module), attr)():
-            if kind.name not in REGISTRY or REGISTRY[kind.name] is not kind:
+    mine = _normal(OWN_DISTRIBUTION)
+    for ep in sorted(entry_points(), key=lambda ep: _distribution(ep) != mine):  # the package's first
+        dist = _distribution(ep)
+        own = dist == mine
+        try:
+            kinds = list(ep.load()())
+            for kind in kinds:
+                if kind.name in REGISTRY and REGISTRY[kind.name] == kind:
+                    continue  # loaded already (the same declaration)
                 register(kind)
+                if not own:
+                    PLUGINS[kind.name] = (ep.name, dist)
+        except Exception as exc:
+            if own:
+                raise
+            log.warning("run kinds of plugin %r (distribution %s) left out: %s: %s",
+                        ep.name, dist, type(exc).__name__, exc)
+
+
+def plugin_of(name: str) -> tuple[str, str] | None:
+    """(entry point name, distribution) of the plugin that provides kind `name`; None for a kind of
+    this package (or one registered by code in this process)."""
+    _load_providers()
+    return PLUGINS.get(name)
+
+
+def check_trusted(name: Any, allow_plugins: Any = (), where: str = "run.json") -> None:
+    """UserError unless kind `name` is one of this package's own kinds or comes from a plugin named
+    in `allow_plugins` (``labml resume --allow-plugin NAME``): a run folder alone never makes another
+    distribution's code run."""
+    origin = plugin_of(name) if isinstance(name, str) else None
+    if origin is not None and origin[0] not in set(allow_plugins or ()):
+        raise UserError(f"{where}: run kind {name!r} comes from plugin {origin[0]!r} (distribution "
+                        f"{origin[1]}), not from this package; resume it with --allow-plugin {origin[0]}")
 
 
 def names() -> list[str]:
