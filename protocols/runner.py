@@ -22,19 +22,12 @@ from typing import Any
 from labml.errors import UserError
 from protocols import get_protocol
 from protocols.base import RigInfo, RigProcedure, fill_from_config, offline_rig_info, rig_info
-from protocols.parameters import coerce, describe
+from protocols.parameters import coerce
 
-__all__ = ["RigInfo", "fill_from_config", "make_procedure", "offline_rig_info", "parameter_table", "rig_info",
+__all__ = ["RigInfo", "fill_from_config", "make_procedure", "offline_rig_info", "rig_info",
            "run_point", "run_protocol"]
 
 log = logging.getLogger(__name__)
-
-
-def parameter_table(protocol: str) -> dict[str, str]:
-    """name -> one-line description (type, units, range, default) of a protocol's parameters."""
-    cls = get_protocol(protocol)
-    proc = cls()
-    return {name: describe(p) for name, p in proc._parameters.items()}
 
 
 def make_procedure(protocol: str, params: Mapping[str, Any]) -> RigProcedure:

@@ -169,7 +169,10 @@ def _print_kinds() -> None:
     print("protocols:")
     for kind in listed:
         if takes_text(kind):
-            print(f"  {short_name(kind):24s} {kind.help}")
+            # a protocol named like another kind (train-bm) runs in sweeps and the GUI; `labml run`: the kind
+            taken = short_name(kind) in [k.name for k in listed]
+            shadowed = " (labml sweep and the GUI; `labml run` runs the kind below)" if taken else ""
+            print(f"  {short_name(kind):24s} {kind.help}{shadowed}")
     print("other run kinds:")
     for kind in listed:
         if not takes_text(kind):

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import logging
 import math
 import os
@@ -96,21 +95,6 @@ def _default_fault_types() -> tuple[type[BaseException], ...]:
     from instruments.errors import InstrumentFault
 
     return (InstrumentFault, TimeoutError)
-
-
-def resolve(dotted: str) -> Any:
-    """'package.module:attr' (or 'package.module.attr') -> the object. For paths written in code
-    only: nothing read from a run folder ever reaches it (run folders name run kinds)."""
-    mod, sep, attr = dotted.partition(":")
-    if not sep:
-        mod, _, attr = dotted.rpartition(".")
-    try:
-        obj = importlib.import_module(mod)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise UserError(f"cannot find {dotted!r}: {exc}") from exc
-    return obj
 
 
 def build_plan(spec: dict, where: str = "run.json", allow_plugins: Any = ()) -> Plan:

@@ -5,8 +5,6 @@ on the run engine, one step per epoch.
 train-synapses`, its alias `labml train synapses`, dry runs and `labml resume` are all made from
 them (labml.commands.kind_cli). `SynapseTraining` is the plan (labml.runs.plan.Plan); the entry
 point ``synapses = "labml.synapses.kind:run_kinds"`` of the ``labml.kinds`` group registers it.
-
-Nothing here imports torch at module level: the command line is built from this module.
 """
 
 from __future__ import annotations
