@@ -60,6 +60,7 @@ def plugin(monkeypatch):
     monkeypatch.setattr(kinds, "REGISTRY", {})
     monkeypatch.setattr(kinds, "PLUGINS", {})
     monkeypatch.setattr(kinds, "_loaded", False)
+    monkeypatch.setattr(kinds, "_loaded_eps", set())
     assert kinds.plugin_of("plugin-count") == ("counter", "labml-counter")
     return foreign
 
@@ -94,5 +95,18 @@ def test_a_plugin_that_breaks_or_takes_a_package_name_is_left_out(monkeypatch, c
     monkeypatch.setattr(kinds, "REGISTRY", {})
     monkeypatch.setattr(kinds, "PLUGINS", {})
     monkeypatch.setattr(kinds, "_loaded", False)
+    monkeypatch.setattr(kinds, "_loaded_eps", set())
+    assert "train-bm" in kinds.names()
     assert kinds.get("train-bm").factory is not _Count and kinds.plugin_of("train-bm") is None
     assert "'broken'" in caplog.text and "'a-thief'" in caplog.text
+
+
+def test_a_kind_is_found_loading_only_what_it_needs(monkeypatch):
+    """`labml train bm` loads the bm entry point only (no protocol is imported for it)."""
+    monkeypatch.setattr(kinds, "REGISTRY", {})
+    monkeypatch.setattr(kinds, "PLUGINS", {})
+    monkeypatch.setattr(kinds, "_loaded", False)
+    monkeypatch.setattr(kinds, "_loaded_eps", set())
+    assert kinds.get("train-bm").name == "train-bm"
+    assert kinds._loaded_eps == {"nanowire-labml:bm"} and not kinds._loaded
+    assert "protocol-hysteresis" in kinds.names() and kinds._loaded

@@ -356,6 +356,11 @@ class BMTraining(TrainingPlan):
         super().__init__(params, self.cfg.epochs)
         self.needs_rig = self.cfg.kernel == "rig"
 
+    def parameters(self) -> dict:
+        """Recorded in run.json: the parameters, with the values the defaults that depend on the model
+        and loss took (loss, optimizer, lr)."""
+        return {**self.params, "loss": self.cfg.loss, "optimizer": self.cfg.optimizer, "lr": self.cfg.lr}
+
     def validate(self, rig_config: Any) -> dict:
         return {"epochs": self.epochs, "model": self.cfg.model, "hidden": self.cfg.hidden}
 

@@ -30,10 +30,12 @@ def find_kind(name: str, protocol: bool = False) -> Any:
     protocol kind ``protocol-<name>`` (only that one with `protocol`: sweeps run protocols)."""
     from labml.runs import kinds
 
-    known = kinds.names()
     for candidate in ((PROTOCOL_PREFIX + name,) if protocol else (name, PROTOCOL_PREFIX + name)):
-        if candidate in known:
-            return kinds.get(candidate)
+        try:
+            return kinds.get(candidate)  # loads only the entry points it needs
+        except UserError:
+            continue
+    known = kinds.names()
     protocols = [k[len(PROTOCOL_PREFIX) :] for k in known if k.startswith(PROTOCOL_PREFIX)]
     others = [k for k in known if not k.startswith(PROTOCOL_PREFIX)]
     raise UserError(

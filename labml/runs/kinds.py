@@ -227,7 +227,8 @@ GROUP = "labml.kinds"
 OWN_DISTRIBUTION = "nanowire-labml"
 #: kind name -> (entry point name, distribution) of a kind a plugin (another distribution) registered
 PLUGINS: dict[str, tuple[str, str]] = {}
-_loaded = False
+_loaded = False  # every entry point loaded
+_loaded_eps: set[str] = set()  # "distribution:name" of the entry points loaded
 
 
 def register(kind: RunKind) -> RunKind:
@@ -261,31 +262,44 @@ def _distribution(ep: Any) -> str:
     return _normal(getattr(getattr(ep, "dist", None), "name", None))
 
 
-def _load_providers() -> None:
-    """Register the kinds of every ``labml.kinds`` entry point, once per process. The project's own
-    providers must load; a plugin that fails to load, or that declares a name already taken, is
-    left out with a warning (it never breaks the package's own kinds)."""
+def _load_entry_point(ep: Any, mine: str) -> None:
+    dist = _distribution(ep)
+    own = dist == mine
+    try:
+        for kind in list(ep.load()()):
+            if kind.name in REGISTRY and REGISTRY[kind.name] == kind:
+                continue  # loaded already (the same declaration)
+            register(kind)
+            if not own:
+                PLUGINS[kind.name] = (ep.name, dist)
+    except Exception as exc:
+        if own:
+            raise
+        log.warning("run kinds of plugin %r (distribution %s) left out: %s: %s",
+                    ep.name, dist, type(exc).__name__, exc)
+
+
+def _load_providers(want: str | None = None) -> None:
+    """Register the kinds of the ``labml.kinds`` entry points, each once per process: the package's
+    own first, and with `want` (a kind's name) only until that kind is registered (so `labml train
+    bm` loads no protocol). The project's own providers must load; a plugin that fails to load, or
+    that declares a name already taken, is left out with a warning (it never breaks the package's
+    own kinds)."""
     global _loaded
     if _loaded:
         return
-    _loaded = True
     mine = _normal(OWN_DISTRIBUTION)
-    for ep in sorted(entry_points(), key=lambda ep: _distribution(ep) != mine):  # the package's first
-        dist = _distribution(ep)
-        own = dist == mine
-        try:
-            kinds = list(ep.load()())
-            for kind in kinds:
-                if kind.name in REGISTRY and REGISTRY[kind.name] == kind:
-                    continue  # loaded already (the same declaration)
-                register(kind)
-                if not own:
-                    PLUGINS[kind.name] = (ep.name, dist)
-        except Exception as exc:
-            if own:
-                raise
-            log.warning("run kinds of plugin %r (distribution %s) left out: %s: %s",
-                        ep.name, dist, type(exc).__name__, exc)
+    # the package's first; among them one whose name is part of the wanted kind's ("bm" of train-bm)
+    eps = sorted(entry_points(), key=lambda ep: (_distribution(ep) != mine, not (want and ep.name in want)))
+    for ep in eps:
+        key = f"{_distribution(ep)}:{ep.name}"
+        if key in _loaded_eps:
+            continue
+        _loaded_eps.add(key)
+        _load_entry_point(ep, mine)
+        if want is not None and want in REGISTRY:
+            return
+    _loaded = True
 
 
 def plugin_of(name: str) -> tuple[str, str] | None:
@@ -314,7 +328,7 @@ def names() -> list[str]:
 def get(name: Any, where: str = "run.json") -> RunKind:
     """The kind named `name`; UserError naming the known kinds for any other name."""
     if not isinstance(name, str) or name not in REGISTRY:
-        _load_providers()
+        _load_providers(name if isinstance(name, str) else None)
     if isinstance(name, str) and name in REGISTRY:
         return REGISTRY[name]
     raise UserError(f"{where}: unknown run kind {name!r}; known kinds: {', '.join(sorted(REGISTRY))}")
