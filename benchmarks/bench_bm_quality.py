@@ -255,7 +255,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from labml.bm.cli import load_data
+    from labml.bm.kind import load_data
 
     data, _ = load_data(args.data)
     with threadpool_limits(limits=1):

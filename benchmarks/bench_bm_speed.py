@@ -34,7 +34,7 @@ def main() -> None:
 
     from sklearn.neural_network import BernoulliRBM
 
-    from labml.bm.cli import load_data
+    from labml.bm.kind import load_data
     from labml.bm.training import BMTrainConfig, BMTrainer
 
     data, _ = load_data(args.data)

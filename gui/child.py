@@ -2,7 +2,7 @@
 
 A training that needs no rig runs in a child process (multiprocessing, "spawn"), so it never competes
 with the GUI thread for Python's GIL: the window stays responsive however hard the training works.
-The child runs exactly what the worker thread would run (protocols.runner.ProcedurePlan on
+The child runs exactly what the worker thread would run (the protocol, itself a plan, on
 labml.runs.engine.RunEngine, same run folder, same records) and talks to the GUI through two queues:
 
     events   child -> GUI: ("start"|"row"|"step"|"paused"|"resumed"|"arrays"|"end"|"error", payload)
@@ -54,8 +54,7 @@ def snapshot_arrays(plan: Any) -> dict[str, Any]:
     Synapse trainers (labml.synapses): p of the layers from `arrays_()`. Boltzmann machines
     (labml.bm): the model system's persistent chains `chains.state["v"]` as samples.
     """
-    proc = getattr(plan, "proc", None)
-    trainer = getattr(proc, "trainer", None)
+    trainer = getattr(plan, "trainer", None)
     if trainer is None:
         return {}
     out: dict[str, Any] = {}
@@ -77,6 +76,75 @@ def snapshot_arrays(plan: Any) -> dict[str, Any]:
     return out
 
 
+class _Controls:
+    """The child's side of the GUI's controls: the pause decision the GUI sends, and how the GUI
+    asked the run to end (stop or abort) while it was paused."""
+
+    def __init__(self, events: Any) -> None:
+        self.events = events
+        self.decision: queue.Queue[str] = queue.Queue()
+        self.paused = threading.Event()
+        self.end_how: list[str] = []
+
+    def on_pause(self, engine: Any, step: int) -> str:
+        """The engine's on_pause: report the pause, wait for resume (or the end the GUI asks for)."""
+        self.paused.set()
+        self.events.put(("paused", {"step": step}))
+        while True:
+            try:
+                d = self.decision.get(timeout=0.1)
+                break
+            except queue.Empty:
+                if self.end_how:
+                    d = self.end_how[-1]
+                    break
+        self.paused.clear()
+        if d == "resume":
+            self.events.put(("resumed", {"step": step}))
+        return d
+
+    def obey(self, engine: Any, controls: Any) -> None:
+        """Carry out the GUI's controls until it sends None."""
+        while True:
+            cmd = controls.get()
+            if cmd is None:
+                return
+            if cmd == "pause":
+                engine.request_pause()
+            elif cmd == "resume":
+                if self.paused.is_set():
+                    self.decision.put("resume")
+            elif cmd == "stop":
+                self.end_how.append("stop")
+                engine.request_stop("stopped from the GUI")
+            elif cmd in ("abort", "estop"):
+                self.end_how.append("abort")
+                if cmd == "estop":
+                    engine.emergency_stop()
+                else:
+                    engine.request_abort("aborted from the GUI")
+
+
+def _reporter(plan: Any, events: Any) -> Any:
+    """The engine subscriber that forwards rows, steps and (every SNAPSHOT_EVERY_S) the trainer's
+    arrays to the GUI."""
+    last = [0.0]
+
+    def subscriber(event: str, payload: dict) -> None:
+        if event in ("row", "start"):
+            events.put((event, _plain(payload)))
+        elif event == "step":
+            events.put(("step", _plain(payload)))
+            now = time.monotonic()
+            if now - last[0] > SNAPSHOT_EVERY_S:
+                last[0] = now
+                arrays = snapshot_arrays(plan)
+                if arrays:
+                    events.put(("arrays", arrays))
+
+    return subscriber
+
+
 def child_main(protocol: str, params: dict, run_dir: str, events: Any, controls: Any) -> None:
     """Entry point of the child process: run the protocol on a RunEngine, report, obey controls."""
     try:
@@ -85,69 +153,15 @@ def child_main(protocol: str, params: dict, run_dir: str, events: Any, controls:
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover
         pass
-    decision: queue.Queue[str] = queue.Queue()
-    paused = threading.Event()
-    end_how: list[str] = []
     try:
         from labml.runs.engine import RunEngine
-        from protocols.runner import ProcedurePlan, make_procedure
+        from protocols.runner import make_procedure
 
-        plan = ProcedurePlan(protocol, make_procedure(protocol, params))
-
-        def on_pause(engine: Any, step: int) -> str:
-            paused.set()
-            events.put(("paused", {"step": step}))
-            while True:
-                try:
-                    d = decision.get(timeout=0.1)
-                    break
-                except queue.Empty:
-                    if end_how:
-                        d = end_how[-1]
-                        break
-            paused.clear()
-            if d == "resume":
-                events.put(("resumed", {"step": step}))
-            return d
-
-        engine = RunEngine(progress=False, handle_sigint=False, on_pause=on_pause)
-        last = [0.0]
-
-        def subscriber(event: str, payload: dict) -> None:
-            if event in ("row", "start"):
-                events.put((event, _plain(payload)))
-            elif event == "step":
-                events.put(("step", _plain(payload)))
-                now = time.monotonic()
-                if now - last[0] > SNAPSHOT_EVERY_S:
-                    last[0] = now
-                    arrays = snapshot_arrays(plan)
-                    if arrays:
-                        events.put(("arrays", arrays))
-
-        engine.subscribe(subscriber)
-
-        def control_loop() -> None:
-            while True:
-                cmd = controls.get()
-                if cmd is None:
-                    return
-                if cmd == "pause":
-                    engine.request_pause()
-                elif cmd == "resume":
-                    if paused.is_set():
-                        decision.put("resume")
-                elif cmd == "stop":
-                    end_how.append("stop")
-                    engine.request_stop("stopped from the GUI")
-                elif cmd in ("abort", "estop"):
-                    end_how.append("abort")
-                    if cmd == "estop":
-                        engine.emergency_stop()
-                    else:
-                        engine.request_abort("aborted from the GUI")
-
-        threading.Thread(target=control_loop, daemon=True, name="job-controls").start()
+        plan = make_procedure(protocol, params)  # a protocol is a plan of the run engine
+        gui = _Controls(events)
+        engine = RunEngine(progress=False, handle_sigint=False, on_pause=gui.on_pause)
+        engine.subscribe(_reporter(plan, events))
+        threading.Thread(target=gui.obey, args=(engine, controls), daemon=True, name="job-controls").start()
         outcome = engine.run(plan, run_dir, rig=None)
         final = snapshot_arrays(plan)
         if final:

@@ -488,22 +488,22 @@ def _coil_alert(job: Job, out: dict, since: int, rig_config: Any = None) -> str 
 def _needs_rig(job: Job) -> bool:
     """Does this protocol with these parameters drive the rig? (Unknown protocol: yes, fail in the thread.)"""
     try:
-        from protocols.runner import ProcedurePlan, make_procedure
+        from protocols.runner import make_procedure
 
-        plan = ProcedurePlan(job.protocol, make_procedure(job.protocol, job.params))
+        plan = make_procedure(job.protocol, job.params)
     except Exception:  # noqa: BLE001 - the worker thread reports the error properly
         return True
-    return bool(plan.needs_rig or getattr(plan.proc, "needs_rig", False))
+    return bool(plan.needs_rig)
 
 
 def _run_with_protocol_runner(job: Job, rig: Any, engine: Any) -> dict:
     """What `protocols.runner.run_protocol(..., engine=engine)` does, keeping a handle on the plan so
     that the live views can show the trainer's arrays (synapse p, BM samples) after each step."""
     from labml.errors import UserError
-    from protocols.runner import ProcedurePlan, make_procedure
+    from protocols.runner import make_procedure
 
-    plan = ProcedurePlan(job.protocol, make_procedure(job.protocol, job.params))
-    needs_rig = bool(plan.needs_rig or getattr(plan.proc, "needs_rig", False))
+    plan = make_procedure(job.protocol, job.params)  # a protocol is a plan of the run engine
+    needs_rig = bool(plan.needs_rig)
     if needs_rig and rig is None:
         raise UserError(f"{job.protocol} needs a rig: connect to one in the Rig panel first")
     job.plan = plan

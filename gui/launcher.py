@@ -1,6 +1,9 @@
 """Protocol launcher: choose a protocol, edit its parameters (units, validation), see the time estimate
 and the dry-run verdict, queue it; and the queue with pause, resume, stop and abort.
 
+The protocols offered and their descriptions come from the run-kind registry (labml.runs.kinds): every
+protocol kind ``protocol-<name>`` an installed entry point provides.
+
 Validation is the protocols' own: each value goes through `protocols.parameters.coerce` (units such
 as "500 us" are converted, ranges checked, errors name protocol, parameter and value), and the whole
 plan through the runner's dry run (`run_protocol(..., dry_run=True)`: the protocol's `check_plan`
@@ -24,11 +27,18 @@ log = logging.getLogger(__name__)
 
 
 def protocol_catalog() -> list[str]:
-    """Names of the protocols the launcher offers (those of protocols.PROTOCOLS that import)."""
-    from protocols import get_protocol, protocol_names
+    """Names of the protocols the launcher offers: the protocol kinds (``protocol-<name>``) of the
+    run-kind registry (labml.runs.kinds, filled from the ``labml.kinds`` entry points) whose protocol
+    class imports."""
+    from labml.runs import kinds
+    from protocols import get_protocol
 
+    kinds.names()  # loads the registry
     names = []
-    for name in protocol_names():
+    for kind in list(kinds.REGISTRY):  # in the order the providers declare them
+        if not kind.startswith("protocol-"):
+            continue
+        name = kind.removeprefix("protocol-")
         try:
             get_protocol(name)
         except Exception as exc:  # a protocol module not written yet, or broken: not offered
@@ -36,6 +46,16 @@ def protocol_catalog() -> list[str]:
             continue
         names.append(name)
     return names
+
+
+def kind_help(protocol: str) -> str:
+    """The one-line description of a protocol's run kind in the registry ("" if it has none)."""
+    from labml.runs import kinds
+
+    try:
+        return kinds.get(f"protocol-{protocol}").help
+    except Exception:  # noqa: BLE001 - a description is optional
+        return ""
 
 
 def _coercer(protocol: str):
@@ -151,7 +171,7 @@ class ProtocolLauncher(QtWidgets.QWidget):
 
         cls = get_protocol(name)
         proc = cls()
-        doc = getattr(cls, "DESCRIPTION", "") or (cls.__doc__ or "")
+        doc = kind_help(name) or (cls.__doc__ or "")
         self.description.setText(doc.strip().split("\n")[0])
         self.editor.validator = _coercer(name)
         self.editor.set_parameters(dict(proc._parameters), values)

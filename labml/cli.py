@@ -1,8 +1,10 @@
 """The `labml` command: the composition root of the application.
 
-Each subcommand lives in its own module under `labml.commands` (or `protocols`/`gui` for theirs) and
-exposes `register(subparsers)`; heavy imports (torch, Qt, pyvisa, protocols, gui) happen inside the
-command functions, never at module import, so `labml --help` stays fast.
+Each subcommand lives in its own module under `labml.commands` and exposes `register(subparsers)`;
+heavy imports (torch, Qt, pyvisa) happen inside the command functions, never at module import, so
+`labml --help` stays fast. labml never imports the protocols or the GUI: `labml run` finds protocols
+and every other run kind through the registry (labml.runs.kinds, filled from the ``labml.kinds``
+entry points); only `labml gui` imports the dashboard, inside its command function.
 """
 
 from __future__ import annotations

@@ -7,18 +7,22 @@ plan against the rig's limits before anything moves, `get_estimates()` (bench ti
 with `self.emit("results", row)`. Key results go into `self.results_` (JSON-able dict), arrays into
 `self.save_arrays(name, **arrays)` (a .npz in the run folder).
 
-The runner (protocols.runner) binds `rig`, `run`, `emit` and `should_stop` and records the run.
+A protocol is a plan of the run engine (labml.runs.plan.Plan): `open(ctx)` binds `rig`, `run`,
+`emit` and `should_stop`; protocols.runner runs it and the engine records the run.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from labml.errors import UserError
+from labml.runs.plan import Plan
 from protocols._pymeasure import IntegerParameter, Procedure
 
 log = logging.getLogger(__name__)
@@ -98,22 +102,105 @@ class RigInfo:
                 )
 
 
-class RigProcedure(Procedure):
-    """Base class of the protocols. Subclasses set NAME, DESCRIPTION, DATA_COLUMNS and Parameters and
+def rig_info(rig) -> RigInfo:
+    """RigInfo of a live rig (methods and attributes of the shared NanowireRig contract)."""
+    n = int(getattr(rig, "n_wires", 1))
+    ranges = []
+    for w in range(n):
+        try:
+            lo, hi = rig.field_range_mT(w)
+            ranges.append((float(lo), float(hi)))
+        except Exception:  # noqa: BLE001 - a rig without per-wire ranges
+            ranges = []
+            break
+    info = RigInfo(name=str(getattr(rig, "name", "rig")), n_wires=n, wire_ranges_mT=ranges)
+    cfg = getattr(rig, "config", None)
+    if cfg is not None:
+        fill_from_config(info, cfg)
+    return info
+
+
+def _get(obj, key, default=None):
+    if obj is None:
+        return default
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+def fill_from_config(info: RigInfo, cfg) -> None:
+    """Copy limits, coil and cycle settings of a rig config (instruments.config.RigConfig or a dict)."""
+    info.name = str(_get(cfg, "name", info.name))
+    info.backend = str(_get(cfg, "backend", info.backend))
+    coil, limits, cycle = _get(cfg, "coil"), _get(cfg, "limits"), _get(cfg, "cycle")
+    mT_per_A = float(_get(coil, "mT_per_A", info.mT_per_A))
+    info.mT_per_A = mT_per_A
+    i_max = _get(limits, "i_max_A")
+    if i_max is not None:
+        info.i_max_A = float(i_max)
+    fmax = _get(limits, "field_max_mT")
+    info.field_max_mT = float(fmax) if fmax is not None else info.i_max_A * mT_per_A
+    info.field_max_mT = min(info.field_max_mT, info.i_max_A * mT_per_A)
+    if _get(cfg, "field_limit_mT") is not None:
+        info.field_max_mT = float(cfg.field_limit_mT)
+    ramp = _get(limits, "ramp_rate_A_per_s")
+    if ramp is not None:
+        info.ramp_mT_per_s = float(ramp) * mT_per_A
+    slew = _get(limits, "pulse_slew_max_A_per_s")
+    comp, ind = _get(coil, "compliance_V"), _get(coil, "inductance_H")
+    rates = []
+    if slew is not None:
+        rates.append(float(slew))
+    if comp is not None and ind:
+        rates.append(float(comp) / float(ind))
+    if rates:
+        info.slew_mT_per_s = min(rates) * mT_per_A
+    if cycle is not None:
+        for key in ("reset_field_mT", "reset_s", "gap_s", "pulse_duration_s", "settle_s", "read_s"):
+            v = _get(cycle, key)
+            if v is not None:
+                info.cycle[key] = float(v)
+    wires = _get(cfg, "wires")
+    if wires is not None and not info.wire_ranges_mT:
+        info.n_wires = len(wires)
+        ranges = [_get(w, "field_range_mT") for w in wires]
+        if all(r is not None for r in ranges):
+            info.wire_ranges_mT = [(float(r[0]), float(r[1])) for r in ranges]
+
+
+def offline_rig_info(rig: str | os.PathLike | None) -> RigInfo:
+    """RigInfo from a rig config without connecting to anything (for --dry-run and early checks):
+    "sim"/None, a built-in rig name or a TOML path, resolved by labml.rigs.rig_config."""
+    from labml.rigs import rig_config
+
+    cfg = rig_config(rig)
+    info = RigInfo()
+    fill_from_config(info, cfg)
+    return info
+
+
+class RigProcedure(Procedure, Plan):
+    """Base class of the protocols: a pymeasure Procedure that IS a plan of the run engine
+    (labml.runs.plan.Plan). Subclasses set NAME, DESCRIPTION, DATA_COLUMNS and Parameters and
     implement the step API:
 
     - `startup()`: called once per process before the first step (after a resume too);
       `self.info` (RigInfo of the live rig) is set by then.
-    - `n_steps()`: the number of steps; `step(i)`: do step i, emitting rows with
+    - `n_steps()`: the number of steps; `step(i, ctx=None)`: do step i, emitting rows with
       `self.emit("results", row)`.
     - `finalize()`: fits and key results into `self.results_` (also after a clean stop).
-    - `state_dict()` / `load_state_dict()`: what was measured so far (JSON-able), for checkpoints.
-    - `safe_to_hold(i)` / `establish(i)`: may the field stay during a pause before step i; how to
-      re-establish the magnetic state (re-saturate, re-walk a branch) after a pause or resume.
+    - `measured_state()` / `load_measured_state()`: what was measured so far (JSON-able), the part
+      of every checkpoint a resumed run continues from.
+    - `safe_to_hold(i)` / `establish(i, ctx=None)`: may the field stay during a pause before step
+      i; how to re-establish the magnetic state (re-saturate, re-walk a branch) after a pause or
+      resume.
 
-    `execute()` (pymeasure's entry point) runs the steps in order and then `finalize()`, so a
-    protocol also runs under pymeasure's own Worker; `labml run` runs it on labml.runs.engine.RunEngine
-    (checkpoints, pause, resume, watchdog) through protocols.runner.ProcedurePlan.
+    As a Plan (what `labml run` and `labml resume` run on labml.runs.engine.RunEngine): run kind
+    ``protocol-<NAME>`` with the parameter values as its spec; `open(ctx)` binds the rig, the run
+    folder and `emit` (rows go to the run's `data` series) and calls `startup()`; `close(ctx)` calls
+    `finalize()`; the checkpoint state is the measured state and the key results. `execute()`
+    (pymeasure's entry point) runs the steps in order and then `finalize()`, so a protocol also
+    runs under pymeasure's own Worker.
     """
 
     NAME: str = ""
@@ -139,9 +226,14 @@ class RigProcedure(Procedure):
     )
 
     @property
-    def needs_rig(self) -> bool:
+    def needs_rig(self) -> bool:  # type: ignore[override]
         """Whether this run drives a rig (training on the model backend does not)."""
         return bool(self.NEEDS_RIG)
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        """Run kind ``protocol-<NAME>`` (labml.runs.kinds, registered by protocols.kinds)."""
+        return f"protocol-{self.NAME}"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -151,8 +243,8 @@ class RigProcedure(Procedure):
         self.results_: dict[str, Any] = {}
         self._stop_requested = False
 
-    # --- hooks bound by the runner ---------------------------------------------------------------
-    def emit(self, topic: str, record: Any) -> None:  # replaced by the runner / pymeasure Worker
+    # --- hooks bound by the engine (open) or pymeasure's Worker ----------------------------------
+    def emit(self, topic: str, record: Any) -> None:  # replaced in open() / by pymeasure's Worker
         log.debug("%s: %s", topic, record)
 
     def should_stop(self) -> bool:  # replaced by pymeasure's Worker
@@ -160,6 +252,30 @@ class RigProcedure(Procedure):
 
     def is_last(self) -> bool:
         return True
+
+    # --- identity (Plan) ---------------------------------------------------------------------------
+    def spec(self) -> dict:
+        """Run kind ``protocol-<NAME>`` and the protocol's parameter values (labml.runs.kinds)."""
+        return {"kind": self.kind, "params": self.parameter_values()}
+
+    def parameters(self) -> dict:
+        return {"protocol": self.NAME, **self.parameter_values()}
+
+    @property
+    def rig_overrides(self) -> dict | None:
+        """Rig config tables merged over the rig file when the engine opens the rig: the simulated
+        world's seed of the `sim_seed` parameter (so a sweep can vary the device spread and noise)."""
+        seed = getattr(self, "sim_seed", None)
+        return {"sim": {"seed": int(seed)}} if seed is not None and int(seed) >= 0 else None
+
+    def check_backend(self, backend: str) -> None:
+        """UserError if `sim_seed` is given for a rig that is not simulated."""
+        seed = getattr(self, "sim_seed", -1)
+        if seed is not None and int(seed) >= 0 and backend != "sim":
+            raise UserError(
+                f"protocol {self.NAME!r}, parameter 'sim_seed' = {seed}: only a simulated rig "
+                f"(backend sim) has a world seed; this rig's backend is {backend!r}"
+            )
 
     # --- planning --------------------------------------------------------------------------------
     def check_plan(self, info: RigInfo) -> None:
@@ -173,33 +289,76 @@ class RigProcedure(Procedure):
         """What the protocol will do (for --dry-run): a JSON-able dict."""
         return {"estimate_s": self.get_estimates(info), "steps": self.n_steps()}
 
+    def validate(self, rig_config: Any) -> dict:
+        """Dry run (Plan): the whole plan against the rig config's limits (`check_plan`), nothing
+        opened; returns `plan_summary`."""
+        info = RigInfo()
+        if rig_config is not None:
+            fill_from_config(info, rig_config)
+            if self.needs_rig:
+                self.check_backend(info.backend)
+        self.check_plan(info)
+        return self.plan_summary(info)
+
     # --- steps -----------------------------------------------------------------------------------
+    def open(self, ctx: Any) -> None:
+        """Plan.open: bind the rig, the run folder and the row sink, check the plan against the live
+        rig, then `startup()`."""
+        self.rig = ctx.rig
+        self.run = ctx.run
+
+        def emit(topic: str, record: Any) -> None:
+            if topic == "results":
+                ctx.emit("data", record)
+
+        self.emit = emit  # type: ignore[method-assign]
+        self.should_stop = lambda: False  # type: ignore[method-assign] # the engine decides between steps
+        if self.rig is not None:
+            self.info = rig_info(self.rig)
+            self.check_plan(self.info)
+        self.startup()
+
     def startup(self) -> None:
         if self.rig is not None and self.info is None:
-            from protocols.runner import rig_info
-
             self.info = rig_info(self.rig)
 
     def n_steps(self) -> int:
         return 1
 
-    def step(self, i: int) -> bool | None:
+    def step(self, i: int, ctx: Any = None) -> bool | None:
         """Do step i; return True to end the protocol early (e.g. early stopping)."""
         raise NotImplementedError
 
     def finalize(self) -> None:
         """Compute the key results (fits) from what was measured; fill `self.results_`."""
 
-    def state_dict(self) -> dict:
+    def close(self, ctx: Any) -> None:
+        """Plan.close: `finalize()`."""
+        self.finalize()
+
+    def results(self) -> dict:
+        return dict(self.results_)
+
+    # --- state -----------------------------------------------------------------------------------
+    def measured_state(self) -> dict:
+        """What was measured so far (JSON-able)."""
         return {}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_measured_state(self, state: dict) -> None:
         pass
+
+    def state_dict(self) -> dict:
+        """Checkpoint state (Plan): the measured state and the key results so far."""
+        return {"procedure": self.measured_state(), "results": dict(self.results_)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.load_measured_state(state.get("procedure", {}))
+        self.results_ = dict(state.get("results", {}))
 
     def safe_to_hold(self, i: int) -> bool:
         return False
 
-    def establish(self, i: int) -> None:
+    def establish(self, i: int, ctx: Any = None) -> None:
         """Re-establish the magnetic state needed before step i (default: none needed: every read
         cycle starts with its own reset)."""
 
@@ -245,8 +404,8 @@ class RowsProcedure(RigProcedure):
         self.guard = self.rig.guard
         self.sensor = rig_role(self.rig, "field_sensor", "hall")
 
-    def state_dict(self) -> dict:
+    def measured_state(self) -> dict:
         return {"rows": [list(r) for r in getattr(self, "_rows", [])]}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_measured_state(self, state: dict) -> None:
         self._rows = [list(r) for r in state.get("rows", [])]

@@ -10,6 +10,7 @@ B = c I + B0 (scipy.stats.linregress) gives c (mT/A) with its standard error; th
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class CoilCalibration(RowsProcedure):
         if self.sensor is None:
             raise UserError(f"protocol {self.NAME!r}: rig has no field sensor (Hall probe) role")
 
-    def establish(self, i: int) -> None:
+    def establish(self, i: int, ctx: Any = None) -> None:
         """The remanence depends on the history: redo the saturation before a remanence reading;
         the sweep re-approaches from -I_max."""
         if i < len(self._REM):
@@ -87,7 +88,7 @@ class CoilCalibration(RowsProcedure):
         vals = np.array([float(self.sensor.field_mT) for _ in range(int(self.hall_reads))])
         return float(vals.mean()), float(vals.std(ddof=1)) if vals.size > 1 else 0.0
 
-    def step(self, i: int) -> None:
+    def step(self, i: int, ctx: Any = None) -> None:
         if i < len(self._REM):
             kind, sign = self._REM[i]
             current = sign * float(self.current_max)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -228,13 +229,13 @@ class _DepinningBase(RigProcedure):
                 "energy_J": [],
             }
 
-    def state_dict(self) -> dict:
+    def measured_state(self) -> dict:
         return {"data": {k: list(v) for k, v in getattr(self, "_data", {}).items()}}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_measured_state(self, state: dict) -> None:
         self._data = {k: list(v) for k, v in state.get("data", {}).items()}
 
-    def step(self, i: int) -> None:
+    def step(self, i: int, ctx: Any = None) -> None:
         wire, d, H = self._points()[i]
         default = _default_duration(self.rig)
         dur_arg = None if default is not None and np.isclose(d, default) else d

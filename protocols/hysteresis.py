@@ -10,6 +10,7 @@ and re-walks it to where it was (`establish`), so a paused loop equals an uninte
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
@@ -176,7 +177,7 @@ class Hysteresis(RowsProcedure):
     def safe_to_hold(self, i: int) -> bool:
         return False
 
-    def establish(self, i: int) -> None:
+    def establish(self, i: int, ctx: Any = None) -> None:
         """Re-saturate at the start of step i's branch and re-walk the branch up to step i-1."""
         if i >= self.n_steps():
             return
@@ -199,7 +200,7 @@ class Hysteresis(RowsProcedure):
         if self.settle > 0:
             self.rig.clock.sleep(float(self.settle))
 
-    def step(self, i: int) -> None:
+    def step(self, i: int, ctx: Any = None) -> None:
         loop, branch, H = self._point(i)
         self._ramp(H)
         self._wait()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -127,7 +128,7 @@ class InferOnRig(RigProcedure):
         torch_threads()
         self.trainer, self.model_config = load_trained(self.model_run, self.rig)
 
-    def step(self, i: int) -> None:
+    def step(self, i: int, ctx: Any = None) -> None:
         from labml.synapses.rig import evaluate_on_rig
 
         tr = self.trainer

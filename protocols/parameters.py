@@ -77,44 +77,57 @@ def _check_range(value: float, param: Parameter, units: str | None, where: str) 
         )
 
 
+def _number(param: Parameter, raw: Any, units: str | None, where: str) -> float | int:
+    """A float or integer parameter's value: finite, an integer where one is expected, in range."""
+    if isinstance(raw, str):
+        value: Any = parse_quantity(raw, units, where)
+    elif isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise UserError(f"{where}: expected a number{f' in {units}' if units else ''}, got {raw!r}")
+    else:
+        value = float(raw)
+    if not math.isfinite(value):
+        raise UserError(f"{where}: value {raw!r} is not finite")
+    if isinstance(param, IntegerParameter):
+        if value != int(value):
+            raise UserError(f"{where}: expected an integer, got {raw!r}")
+        value = int(value)
+    _check_range(value, param, units, where)
+    return value
+
+
+def _boolean(raw: Any, where: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.lower() in ("1", "yes", "on", "true"):
+        return True
+    if isinstance(raw, str) and raw.lower() in ("0", "no", "off", "false"):
+        return False
+    raise UserError(f"{where}: expected true/false, got {raw!r}")
+
+
+def _choice(param: Parameter, raw: Any, where: str) -> Any:
+    choices = list(param.choices)
+    for c in choices:
+        if raw == c or str(raw) == str(c):
+            return c
+    raise UserError(f"{where}: {raw!r} is not one of {choices}")
+
+
 def coerce(protocol: str, name: str, param: Parameter, raw: Any) -> Any:
     """Convert and validate one value (a string from the command line, or a Python value)."""
     where = f"protocol {protocol!r}, parameter {name!r}"
     units = getattr(param, "units", None)
     if isinstance(param, FloatParameter | IntegerParameter):
-        if isinstance(raw, str):
-            value: Any = parse_quantity(raw, units, where)
-        elif isinstance(raw, bool) or not isinstance(raw, int | float):
-            raise UserError(f"{where}: expected a number{f' in {units}' if units else ''}, got {raw!r}")
-        else:
-            value = float(raw)
-        if not math.isfinite(value):
-            raise UserError(f"{where}: value {raw!r} is not finite")
-        if isinstance(param, IntegerParameter):
-            if value != int(value):
-                raise UserError(f"{where}: expected an integer, got {raw!r}")
-            value = int(value)
-        _check_range(value, param, units, where)
-        return value
+        return _number(param, raw, units, where)
     if isinstance(param, BooleanParameter):
-        if isinstance(raw, str) and raw.lower() in ("1", "yes", "on", "true"):
-            return True
-        if isinstance(raw, str) and raw.lower() in ("0", "no", "off", "false"):
-            return False
-        if isinstance(raw, bool):
-            return raw
-        raise UserError(f"{where}: expected true/false, got {raw!r}")
+        return _boolean(raw, where)
     if isinstance(param, FloatListParameter):
         vals = parse_float_list(raw, units, where)
         for v in vals:
             _check_range(v, param, units, where)
         return vals
     if isinstance(param, ListParameter):
-        choices = list(param.choices)
-        for c in choices:
-            if raw == c or str(raw) == str(c):
-                return c
-        raise UserError(f"{where}: {raw!r} is not one of {choices}")
+        return _choice(param, raw, where)
     try:
         param.value = raw
         return param.value

@@ -15,8 +15,8 @@ import json
 import logging
 from typing import Any
 
-from labml.engine_plans import scalar_metrics
 from labml.errors import UserError
+from labml.runs.plan import scalar_metrics
 from protocols._pymeasure import BooleanParameter, FloatParameter, IntegerParameter, ListParameter, Parameter
 from protocols.base import RigInfo, RigProcedure
 
@@ -136,7 +136,7 @@ class TrainingProcedure(RigProcedure):
             self.trainer = self.build_trainer(self.rig if self.needs_rig else None)
             self._columns: list[str] | None = None
 
-    def step(self, i: int) -> bool | None:
+    def step(self, i: int, ctx: Any = None) -> bool | None:
         metrics = scalar_metrics(self.trainer.run_epoch(i))
         metrics.setdefault("epoch", i)
         if self._columns is None:
@@ -145,10 +145,10 @@ class TrainingProcedure(RigProcedure):
         self.results_["last_epoch"] = metrics
         return bool(metrics.get("stop") or getattr(self.trainer, "stop_training_", False))
 
-    def state_dict(self) -> dict:
+    def measured_state(self) -> dict:
         return {"trainer": self.trainer.state_dict(), "columns": self._columns}
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_measured_state(self, state: dict) -> None:
         if state.get("trainer") is not None:
             self.trainer.load_state_dict(state["trainer"])
         self._columns = state.get("columns")
@@ -221,7 +221,7 @@ class TrainBM(TrainingProcedure):
         self.validate_with(BMTrainConfig)
 
     def build_trainer(self, rig) -> Any:
-        from labml.engine_plans import bm_trainer
+        from labml.bm.kind import bm_trainer
 
         return bm_trainer(self.trainer_config(), rig)
 

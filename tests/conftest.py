@@ -1,10 +1,13 @@
 import logging
 import os
 
+import plans
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+plans.register()  # the test plans' run kinds (tests/plans.py), as a package's own kinds are
 
 
 @pytest.fixture(autouse=True)

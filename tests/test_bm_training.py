@@ -1,10 +1,9 @@
 """Training Boltzmann machines: learning improves the exact log-likelihood, the trainer is
 steppable and resumes exactly from its state_dict, the ClassRBM classifies, AIS agrees with the
-exact answer, and `labml train bm` (labml.bm.cli) writes a run folder and its JSON line."""
+exact answer, and `labml train bm` writes a run folder and its JSON line."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 
@@ -13,10 +12,9 @@ import pytest
 import torch
 
 from instruments.roles import SynapseReads
-from labml.bm.cli import add_arguments, main
 from labml.bm.evaluation import exact_log_partition
 from labml.bm.training import BMData, BMTrainConfig, BMTrainer
-from labml.errors import UserError
+from labml.cli import main
 
 torch.set_num_threads(1)
 
@@ -210,35 +208,17 @@ def _write_tiny_mnist(folder, n_train=300, n_test=200):
         write_idx(folder / name, arr[idx])
 
 
-def _parse(argv):
-    p = argparse.ArgumentParser()
-    add_arguments(p)
-    return p.parse_args(argv)
+def _train_bm(argv):
+    """`labml train bm ARGV` through the command's real entry point."""
+    return main(["train", "bm", *argv])
 
 
 def test_cli_trains_and_prints_json_last(tmp_path, capsys):
     data = tmp_path / "mnist"
     _write_tiny_mnist(data)
     run_dir = tmp_path / "run"
-    rc = main(
-        _parse(
-            [
-                "--model",
-                "rbm",
-                "--hidden",
-                "4",
-                "--epochs",
-                "2",
-                "--data",
-                str(data),
-                "--run-dir",
-                str(run_dir),
-                "--json",
-                "--seed",
-                "1",
-            ]
-        )
-    )
+    rc = _train_bm(["--model", "rbm", "--hidden", "4", "--epochs", "2", "--data", str(data),
+                    "--run-dir", str(run_dir), "--json", "--seed", "1"])
     assert rc == 0
     out = capsys.readouterr().out.strip().splitlines()
     res = json.loads(out[-1])
@@ -253,26 +233,8 @@ def test_cli_trains_and_prints_json_last(tmp_path, capsys):
 def test_cli_classrbm_reports_accuracy(tmp_path, capsys):
     data = tmp_path / "mnist"
     _write_tiny_mnist(data)
-    rc = main(
-        _parse(
-            [
-                "--model",
-                "classrbm",
-                "--loss",
-                "discriminative",
-                "--hidden",
-                "10",
-                "--epochs",
-                "5",
-                "--data",
-                str(data),
-                "--run-dir",
-                str(tmp_path / "r"),
-                "--json",
-                "--no-samples",
-            ]
-        )
-    )
+    rc = _train_bm(["--model", "classrbm", "--loss", "discriminative", "--hidden", "10", "--epochs", "5",
+                    "--data", str(data), "--run-dir", str(tmp_path / "r"), "--json", "--no-samples"])
     assert rc == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     # 10 classes, 300 training images, 200 test images: > 0.3 rejects chance (0.1) at p < 1e-10
@@ -288,10 +250,10 @@ def test_cli_classrbm_reports_accuracy(tmp_path, capsys):
         (["--lr", "-1"], "lr=-1"),
     ],
 )
-def test_cli_refuses_bad_settings_before_training(tmp_path, argv, match):
-    args = _parse(["--hidden", "4", "--epochs", "1", "--run-dir", str(tmp_path / "r"), *argv])
-    with pytest.raises(UserError, match=match):
-        main(args)
+def test_cli_refuses_bad_settings_before_training(tmp_path, capsys, argv, match):
+    rc = _train_bm(["--hidden", "4", "--epochs", "1", "--run-dir", str(tmp_path / "r"), *argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("labml: error: ") and match in err, err
     assert not (tmp_path / "r").exists()
 
 

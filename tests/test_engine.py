@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import shutil
 import signal
 
 import pytest
 import torch
+from plans import RegressionPlan
 
 from labml.cli import main as labml_main
-from labml.engine_plans import RegressionPlan, TrainerPlan
 from labml.errors import UserError
 from labml.runs import checkpoints as checkpoint
 from labml.runs import store as runs
 from labml.runs.engine import ProgressBar, RunEngine, dry_run
+from labml.runs.plan import TrainingPlan
 
 torch.set_num_threads(1)
 PARAMS = {"epochs": 8, "hidden": 8, "batch_size": 64, "seed": 1}
@@ -198,7 +200,7 @@ def test_labml_runs_lists_and_filters(tmp_path, reference, capsys):
 
 
 class _CountingTrainer:
-    """A minimal steppable trainer (the contract of labml.synapses / labml.bm), for the adapter."""
+    """A minimal steppable trainer (the contract of labml.synapses / labml.bm)."""
 
     def __init__(self, config, rig):
         self.g = torch.Generator().manual_seed(config["seed"])
@@ -219,26 +221,37 @@ class _CountingTrainer:
         self.w, _ = s["w"].clone(), self.g.set_state(s["g"])
 
 
+class _DemoTraining(TrainingPlan):
+    """A training kind on the shared epoch base (labml.runs.plan.TrainingPlan), as the package's are."""
+
+    kind = "train-demo"
+
+    def __init__(self, **cfg):
+        super().__init__(cfg, cfg["epochs"])
+
+    def build_trainer(self, rig):
+        return _CountingTrainer(self.params, rig)
+
+
 @pytest.fixture
 def demo_kind():
     """Run kind "train-demo" registered by code (a run folder can only name it)."""
     from labml.runs import kinds
 
     kind = kinds.register(kinds.RunKind(
-        "train-demo", lambda **cfg: TrainerPlan(_CountingTrainer, cfg, kind="train-demo"),
+        "train-demo", _DemoTraining,
         (kinds.Param("seed", "int"), kinds.Param("epochs", "int", low=1), kinds.Param("stop_after", "int"))))
     yield kind
     kinds.unregister("train-demo")
 
 
-def test_trainer_adapter_records_epochs_stops_early_and_resumes_exactly(tmp_path, demo_kind):
+def test_a_training_kind_records_epochs_stops_early_and_resumes_exactly(tmp_path, demo_kind):
     cfg = {"seed": 4, "epochs": 10, "stop_after": 6}
-    builder = _CountingTrainer
-    full = _engine().run(TrainerPlan(builder, cfg, kind="train-demo"), tmp_path / "full")
+    full = _engine().run(_DemoTraining(**cfg), tmp_path / "full")
     assert (full.status, full.steps_done) == ("success", 6)  # early stop at the trainer's request
     eng = _engine(on_pause=lambda e, s: "suspend")
     _at_step(eng, 3, eng.request_pause)
-    assert eng.run(TrainerPlan(builder, cfg, kind="train-demo"), tmp_path / "cut").status == "paused"
+    assert eng.run(_DemoTraining(**cfg), tmp_path / "cut").status == "paused"
     out = _engine().resume(tmp_path / "cut")
     a, b = runs.load(tmp_path / "full"), runs.load(tmp_path / "cut")
     assert out.status == "success"
@@ -246,19 +259,21 @@ def test_trainer_adapter_records_epochs_stops_early_and_resumes_exactly(tmp_path
     assert b.meta["results"]["final"] == a.meta["results"]["final"] != {}
 
 
-def test_training_front_end_dry_run_validates_settings_and_rig_without_opening_anything(tmp_path):
-    from labml.engine_plans import run_training
+def test_training_dry_run_validates_settings_and_rig_without_opening_anything(tmp_path, capsys):
+    from labml.runs import kinds
 
-    out = run_training("train-synapses", {"n": 4, "epochs": 3, "backend": "rig", "rig": "sim"}, rig="sim",
-                       dry_run=True, run_dir=tmp_path / "new")
-    assert out["dry_run"] and out["plan"]["steps"] == 3 and out["plan"]["parameters"]["lr"] == 0.02
+    rc = labml_main(["train", "synapses", "--n", "4", "--epochs", "3", "--backend", "rig", "--rig", "sim",
+                     "--dry-run", "--json", "--run-dir", str(tmp_path / "new")])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0 and out["steps"] == 3 and out["parameters"]["lr"] == 0.02
     assert not (tmp_path / "new").exists()
+    train = kinds.get("train-synapses")
     with pytest.raises(UserError, match="n must be an integer"):
-        run_training("train-synapses", {"n": 0}, dry_run=True)
+        train.make({"n": 0})
     with pytest.raises(UserError, match=r"unknown setting\(s\) \['nn'\]"):
-        run_training("train-synapses", {"nn": 1}, dry_run=True)
-    with pytest.raises(UserError, match="unknown training kind"):
-        run_training("train-cats", {}, dry_run=True)
+        train.make({"nn": 1})
+    with pytest.raises(UserError, match="unknown run kind"):
+        kinds.get("train-cats")
 
 
 def test_rows_written_after_the_last_checkpoint_are_cut_and_redone_on_resume(tmp_path, reference):

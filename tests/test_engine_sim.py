@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from plans import FieldSweepPlan
 
-from labml.engine_plans import FieldSweepPlan
 from labml.rigs import open_rig
 from labml.runs import store as runs
 from labml.runs.engine import RunEngine, Watchdog

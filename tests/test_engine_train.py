@@ -1,32 +1,29 @@
-"""`labml train synapses` on the run engine (labml.engine_train): same command contract, plus
-checkpoints, resume and dry runs."""
+"""`labml train synapses` / `labml train bm` on the run engine (the kinds of labml.synapses.kind and
+labml.bm.kind, through labml.cli.main): the command contract, checkpoints, resume and dry runs; and
+`labml run KIND` and its alias `labml train ...` are one code path."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from labml.commands.train import add_synapse_arguments
-from labml.engine_train import cmd_train_synapses, synapse_config_from_args
-from labml.errors import UserError
+from labml.cli import main as labml_main
 from labml.runs import checkpoints as checkpoint
 from labml.runs import store as runs
 
 torch.set_num_threads(1)
 
 
-def _args(*argv: str) -> argparse.Namespace:
-    p = argparse.ArgumentParser()
-    add_synapse_arguments(p)
-    if not any(a.dest == "run_dir" for a in p._actions):
-        p.add_argument("--run-dir")
-    if not any(a.dest == "dry_run" for a in p._actions):
-        p.add_argument("--dry-run", action="store_true")
-    return p.parse_args(list(argv))
+def cmd_train_synapses(argv) -> int:
+    """`labml train synapses ARGV` through the real entry point."""
+    return labml_main(["train", "synapses", *argv])
+
+
+def _args(*argv: str) -> list[str]:
+    return list(argv)
 
 
 def test_train_synapses_on_the_engine_keeps_the_command_contract_and_checkpoints(tmp_path, capsys):
@@ -60,7 +57,6 @@ def _summary(run) -> dict:
 def test_a_resumed_training_records_the_same_summary_as_an_uninterrupted_one(tmp_path, capsys):
     """`labml resume` of a suspended `labml train synapses` run ends with the same key results in
     run.json (test accuracy, best epoch, n, ...) and the same data summary as the run left alone."""
-    from labml.cli import main as labml_main
     from labml.runs.engine import RunEngine, build_plan
 
     argv = ("--n", "2", "--epochs", "3", "--train-size", "200", "--test-passes", "2", "--patience", "0")
@@ -79,14 +75,25 @@ def test_a_resumed_training_records_the_same_summary_as_an_uninterrupted_one(tmp
     assert cut.meta["data"] == full.meta["data"]
 
 
-def test_options_map_onto_every_config_field_and_bad_values_are_clear_errors(tmp_path):
-    cfg = synapse_config_from_args(_args("--n", "4", "--field-step", "0.05", "--no-variance-term",
-                                         "--hidden", "8", "4"))
+def test_options_map_onto_every_config_field_and_bad_values_are_clear_errors(tmp_path, capsys):
+    from labml.commands.kind_cli import kind_parser, params_from_args
+    from labml.runs import kinds
+
+    kind = kinds.get("train-synapses")
+    args = kind_parser(kind, "labml train synapses").parse_args(
+        ["--n", "4", "--field-step", "0.05", "--no-variance-term", "--hidden", "8", "4"])
+    cfg = kind.make(params_from_args(kind, args)).params
     assert (cfg["n"], cfg["field_step_mT"], cfg["variance_term"], cfg["hidden"]) == (4, 0.05, False, [8, 4])
-    with pytest.raises(UserError, match="n must be an integer >= 1"):
-        cmd_train_synapses(_args("--n", "0"))
-    with pytest.raises(UserError, match="--backend rig needs --rig"):
-        cmd_train_synapses(_args("--backend", "rig"))
+    # every declared parameter is an option, and every config field is declared
+    from dataclasses import fields
+
+    from labml.synapses.trainer import SynapseTrainConfig
+
+    assert {p.name for p in kind.params} == {f.name for f in fields(SynapseTrainConfig)}
+    assert cmd_train_synapses(_args("--n", "0")) == 2
+    assert "n must be an integer >= 1" in capsys.readouterr().err
+    assert cmd_train_synapses(_args("--backend", "rig")) == 2
+    assert "--backend rig needs --rig" in capsys.readouterr().err
     assert cmd_train_synapses(_args("--backend", "rig", "--rig", "sim", "--dry-run",
                                     "--run-dir", str(tmp_path / "x"))) == 0
     assert not (tmp_path / "x").exists()
@@ -97,19 +104,16 @@ BM_ARGS = ["--model", "classrbm", "--loss", "discriminative", "--hidden", "10", 
            "--data", MNIST, "--train-size", "300", "--test-size", "200", "--no-samples", "--seed", "2"]
 
 
-def _bm_args(*argv: str) -> argparse.Namespace:
-    from labml.bm.cli import add_arguments
+def cmd_train_bm(argv) -> int:
+    """`labml train bm ARGV` through the real entry point."""
+    return labml_main(["train", "bm", *argv])
 
-    p = argparse.ArgumentParser()
-    add_arguments(p)
-    if not any(a.dest == "dry_run" for a in p._actions):
-        p.add_argument("--dry-run", action="store_true")
-    return p.parse_args(list(argv))
+
+def _bm_args(*argv: str) -> list[str]:
+    return list(argv)
 
 
 def test_train_bm_on_the_engine_records_and_resumes_exactly(tmp_path, capsys):
-    from labml.cli import main as labml_main
-    from labml.engine_train import cmd_train_bm
     from labml.runs.engine import RunEngine
 
     assert cmd_train_bm(_bm_args(*BM_ARGS, "--run-dir", str(tmp_path / "full"), "--json")) == 0
@@ -141,15 +145,13 @@ def test_train_bm_on_the_engine_records_and_resumes_exactly(tmp_path, capsys):
     assert cut.meta["data"] == full.meta["data"] and (cut.path / "model.npz").exists()
 
 
-def test_train_bm_bad_settings_are_refused_before_anything_is_made(tmp_path):
-    from labml.engine_train import cmd_train_bm
-
-    with pytest.raises(UserError, match="need --model classrbm"):
-        cmd_train_bm(_bm_args("--hidden", "4", "--epochs", "1", "--model", "rbm", "--loss", "discriminative",
-                              "--run-dir", str(tmp_path / "r")))
-    with pytest.raises(UserError, match="--kernel rig needs --rig"):
-        cmd_train_bm(_bm_args("--hidden", "4", "--epochs", "1", "--kernel", "rig",
-                              "--run-dir", str(tmp_path / "r")))
+def test_train_bm_bad_settings_are_refused_before_anything_is_made(tmp_path, capsys):
+    assert cmd_train_bm(_bm_args("--hidden", "4", "--epochs", "1", "--model", "rbm", "--loss",
+                                 "discriminative", "--run-dir", str(tmp_path / "r"))) == 2
+    assert "need --model classrbm" in capsys.readouterr().err
+    assert cmd_train_bm(_bm_args("--hidden", "4", "--epochs", "1", "--kernel", "rig",
+                                 "--run-dir", str(tmp_path / "r"))) == 2
+    assert "--kernel rig needs --rig" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
@@ -159,8 +161,6 @@ def test_labml_train_ctrl_c_pauses_resumably_and_progress_shows_time_left(tmp_pa
     for `labml resume`), a second Ctrl+C would abort (engine tests). Resuming finishes the epochs."""
     import os
     import signal
-
-    from labml.cli import main as labml_main
 
     real_append = runs.Run.append_rows
     sent = []
@@ -184,3 +184,41 @@ def test_labml_train_ctrl_c_pauses_resumably_and_progress_shows_time_left(tmp_pa
     assert labml_main(["resume", str(rd), "--no-progress"]) == 0
     run = runs.load(rd)
     assert run.meta["status"] == "success" and [r["epoch"] for r in run.series("epochs")] == [0, 1, 2, 3]
+
+
+# ------------------------------------------------------------------ one code path: run KIND = train alias
+def _metrics(run_dir) -> tuple[list[dict], dict]:
+    """The per-epoch rows and the final metrics of a run, without wall times and folders."""
+    run = runs.load(run_dir)
+    series = "epochs" if run.meta["kind"] == "train-synapses" else "metrics"
+    rows = [{k: v for k, v in r.items() if k != "sec"} for r in run.series(series)]
+    return rows, {k: v for k, v in run.meta["results"].items() if k not in WALL}
+
+
+BM_SMALL = ["--model", "rbm", "--hidden", "4", "--epochs", "2", "--train-size", "100", "--test-size", "50",
+            "--ais-chains", "10", "--ais-betas", "50", "--seed", "3", "--no-samples"]
+SYN_SMALL = ["--n", "2", "--epochs", "2", "--train-size", "100", "--test-size", "50", "--test-passes", "2",
+             "--patience", "0", "--seed", "3"]
+
+
+@pytest.mark.parametrize("kind, alias, options", [("train-bm", ["train", "bm"], BM_SMALL),
+                                                  ("train-synapses", ["train", "synapses"], SYN_SMALL)])
+def test_labml_run_kind_and_its_train_alias_give_the_same_metrics(tmp_path, capsys, kind, alias, options):
+    """`labml run train-bm ...` and `labml train bm ...` with the same options run the same code path
+    and give the same metrics (and the same for synapses)."""
+    assert labml_main(["run", kind, *options, "--run-dir", str(tmp_path / "run"), "--json"]) == 0
+    via_run = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert labml_main([*alias, *options, "--run-dir", str(tmp_path / "alias"), "--json"]) == 0
+    via_alias = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    drop = {"run_dir", "sec_per_epoch"}
+    assert {k: v for k, v in via_run.items() if k not in drop} == {k: v for k, v in via_alias.items()
+                                                                    if k not in drop}
+    assert _metrics(tmp_path / "run") == _metrics(tmp_path / "alias")
+    a, b = runs.load(tmp_path / "run"), runs.load(tmp_path / "alias")
+    assert a.meta["plan"] == b.meta["plan"] and a.meta["plan"]["kind"] == kind
+    # the same generated options: the help of one is the help of the other, but for the program name
+    for argv in (["run", kind, "--help"], [*alias, "--help"]):
+        with pytest.raises(SystemExit):
+            labml_main(argv)
+    help_run, help_alias = (h.split("\noptions:", 1)[1] for h in capsys.readouterr().out.split("usage: ")[1:])
+    assert help_run == help_alias and "--hidden" in help_run

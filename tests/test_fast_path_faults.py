@@ -15,9 +15,9 @@ from scipy import stats
 
 from instruments.config import builtin_rig_path, load_rig_config
 from instruments.errors import ConfigError, InstrumentFault
-from labml.engine_plans import trainer_plan
 from labml.runs import store as runs
 from labml.runs.engine import RunEngine, Watchdog
+from labml.synapses.kind import SynapseTraining
 from protocols.runner import run_protocol
 from simulated_hw.faults import FAST_PATH_KINDS, FaultInjector
 from simulated_hw.rig import build_sim_rig
@@ -150,7 +150,7 @@ def _train(run_dir, fast_path):
         # and one more fault in the final evaluation on the rig (after the last epoch, outside any step)
         eng.subscribe(lambda ev, p: rig.faults["fast_path"].inject("timeout")
                       if ev == "step" and p["step"] == TRAIN["epochs"] else None)
-        plan = trainer_plan("train-synapses", **TRAIN)
+        plan = SynapseTraining(**TRAIN)
         out = eng.run(plan, run_dir, rig=rig)
         assert rig.guard.setpoint_A == 0.0 and rig.world.coil.setpoint_A == 0.0
         injected = len(rig.faults["fast_path"].log)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 from helpers import data_rows, wait_rows
+from plans import RegressionPlan
 
 from labml.cli import main as labml_main
-from labml.engine_plans import RegressionPlan
 from labml.runs import store as runs
 from labml.runs.engine import RunEngine
 
@@ -22,9 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_KILLS = int(os.environ.get("LABML_TEST_KILLS", "1"))  # more: LABML_TEST_KILLS=3
 PARAMS = {"epochs": 30, "hidden": 12, "batch_size": 16, "seed": 3}
 START = (
-    "import sys; from labml.runs.engine import RunEngine; from labml.engine_plans import RegressionPlan; "
+    "import sys; sys.path.insert(0, 'tests'); from labml.runs.engine import RunEngine; "
+    "from plans import RegressionPlan; "
     f"RunEngine(progress=False).run(RegressionPlan(**{PARAMS!r}), sys.argv[1])"
 )
+
+# `labml resume` in a new process that knows the test plans' run kinds (tests/plans.py)
+RESUME = ("import sys; sys.path.insert(0, 'tests'); import plans; plans.register(); "
+          "from labml.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 def _runs_json(root: Path, status: str) -> list[dict]:
@@ -76,7 +81,7 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted_run(tmp_path
         if kills == MAX_KILLS:
             assert labml_main(["resume", str(run_dir), "--no-progress"]) == 0
             break
-        cmd = [sys.executable, "-m", "labml.cli", "resume", str(run_dir), "--no-progress"]
+        cmd = [sys.executable, "-c", RESUME, "resume", str(run_dir), "--no-progress"]
     assert resumes >= 1, "the run finished before it could be killed mid-way; make it longer"
 
     a, b = runs.load(tmp_path / "ref"), runs.load(run_dir)

@@ -12,9 +12,9 @@ import shutil
 
 import pytest
 import torch
+from plans import FieldSweepPlan, RegressionPlan
 
 from labml.cli import main as labml_main
-from labml.engine_plans import FieldSweepPlan, RegressionPlan
 from labml.errors import UserError
 from labml.runs import checkpoints as ckpt
 from labml.runs import kinds
@@ -92,20 +92,20 @@ def test_registering_a_run_kind_name_twice_is_an_error():
             kinds.register(kinds.RunKind("test-twice", lambda: None))
     finally:
         kinds.unregister("test-twice")
-    with pytest.raises(kinds.DuplicateKind, match="train-regression"):  # a package kind, too
-        kinds.register(kinds.RunKind(kinds.get("train-regression").name, lambda: None))
+    with pytest.raises(kinds.DuplicateKind, match="train-synapses"):  # a package kind, too
+        kinds.register(kinds.RunKind(kinds.get("train-synapses").name, lambda: None))
     with pytest.raises(ValueError, match="not code of this package"):
         kinds.RunKind("test-outside", "os:system")
 
 
 def test_every_plan_the_package_writes_names_a_registered_kind_that_rebuilds_it():
-    from protocols.runner import ProcedurePlan, make_procedure
+    from protocols.runner import make_procedure
 
     plans = [RegressionPlan(**REG), FieldSweepPlan(**SWEEP),
-             ProcedurePlan("hysteresis", make_procedure("hysteresis", {"field_max": "5 mT"}))]
-    from labml.engine_plans import trainer_plan
+             make_procedure("hysteresis", {"field_max": "5 mT"})]
+    from labml.synapses.kind import SynapseTraining
 
-    plans += [trainer_plan("train-synapses", n=2, epochs=2), trainer_plan("train-bm", epochs=1)]
+    plans += [SynapseTraining(n=2, epochs=2), kinds.get("train-bm").make({"hidden": 4, "epochs": 1})]
     for plan in plans:
         spec = plan.spec()
         assert set(spec) == {"kind", "params"} and spec["kind"] == plan.kind

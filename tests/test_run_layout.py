@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from plans import RegressionPlan
 
 from labml.cli import main as labml_main
-from labml.engine_plans import RegressionPlan
 from labml.errors import UserError
 from labml.runs import store as runs
 from labml.runs.engine import RunEngine

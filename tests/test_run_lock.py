@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+from plans import RegressionPlan
 
 from labml.cli import main as labml_main
-from labml.engine_plans import RegressionPlan
 from labml.errors import UserError
 from labml.runs import store as runs
 from labml.runs.engine import RunEngine
@@ -59,6 +59,9 @@ import os, sys, time
 from pathlib import Path
 import instruments.lock as L
 from labml.cli import main
+sys.path.insert(0, "tests")
+import plans
+plans.register()  # the run kind of the test plan (tests/plans.py)
 run_dir, flags = sys.argv[1], Path(sys.argv[2])
 
 def hook(stage, lock):

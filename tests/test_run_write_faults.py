@@ -11,9 +11,9 @@ import os
 
 import pytest
 import torch
+from plans import RegressionPlan
 
 from labml.cli import main as labml_main
-from labml.engine_plans import RegressionPlan
 from labml.runs import checkpoints as checkpoint
 from labml.runs import store as runs
 from labml.runs.engine import RunEngine

@@ -163,7 +163,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(args: argparse.Namespace) -> int:
     import torch
 
-    from labml.bm.cli import load_data
+    from labml.bm.kind import load_data
     from labml.checks import check_float, check_int
     from labml.errors import UserError
     from labml.runs.store import Run

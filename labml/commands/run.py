@@ -1,15 +1,20 @@
-"""`labml run PROTOCOL ...` and `labml sweep PROTOCOL --grid ...`: scripted protocols from the shell.
+"""`labml run KIND ...` and `labml sweep PROTOCOL --grid ...`: runs of every registered kind from the shell.
 
-    labml run                                  # list the protocols
+    labml run                                  # list the protocols and the other run kinds
     labml run depinning-calibration --help     # the protocol's parameters (units, ranges, defaults)
     labml run depinning-calibration --wire 0 --reads 200 --nb-durations "0.1 ms,10 ms" --json
     labml sweep depinning-calibration --grid reads=50,100 --grid wire=0,1 --workers 2 --json
     labml sweep --resume runs/sweep-...        # finish the points a killed sweep left
     labml run hysteresis --sample S12 --device W0 --operator ana --notes "after anneal"
 
-Protocol parameters are given as `--name value` (or `--name=value`; dashes and underscores are the
-same); values may carry compatible units ("500 us", "3 mT"). Everything is validated before the rig is
-opened. With --json the last stdout line is one JSON object.
+    labml run train-bm --hidden 16 --epochs 5  # a training kind (= labml train bm ...)
+
+KIND is a run kind of the registry (labml.runs.kinds), or a protocol by its name (kind
+``protocol-<name>``). Protocol parameters are given as `--name value` (or `--name=value`; dashes and
+underscores are the same); values may carry compatible units ("500 us", "3 mT"). Any other kind's
+options are generated from its declared parameters (labml.commands.kind_cli). Everything is validated
+before the rig is opened. With --json the last stdout line is one JSON object. This module imports
+no protocol: it finds them through the registry.
 """
 
 from __future__ import annotations
@@ -59,12 +64,13 @@ def register(subparsers) -> None:
         allow_abbrev=False,
         help="run a measurement protocol on a rig",
         description="Run a scripted protocol (hysteresis, coil-calibration, depinning-calibration, "
-        "characterise-wires, train-synapses, train-bm, infer-on-rig). "
-        "`labml run PROTOCOL --help` lists its parameters.",
+        "characterise-wires, infer-on-rig) or another run kind (train-synapses, train-bm, ...). "
+        "`labml run KIND --help` lists its parameters.",
         add_help=False,
     )
-    p.add_argument("protocol", nargs="?", help="protocol name (omit to list them)")
-    p.add_argument("--rig", default="sim", help="rig config file, or 'sim' for the built-in simulated rig")
+    p.add_argument("protocol", nargs="?", help="protocol or run kind (omit to list them)")
+    p.add_argument("--rig", default=None, help="rig config file, or 'sim' for the built-in simulated rig "
+                   "(protocols: default sim)")
     p.add_argument("--run-dir", default=None, help="run folder (default runs/<time>-protocol-<name>-<id>)")
     p.add_argument("--dry-run", action="store_true", help="validate the plan against the rig config only")
     p.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
@@ -155,48 +161,85 @@ def split_params(args: argparse.Namespace, tokens: list[str]) -> dict[str, str]:
     return params
 
 
-def _print_protocols() -> None:
-    from protocols import get_protocol, protocol_names
+def _print_kinds() -> None:
+    from labml.commands.kind_cli import short_name, takes_text
+    from labml.runs import kinds
 
+    listed = [kinds.get(n) for n in kinds.names()]
     print("protocols:")
-    for name in protocol_names():
-        cls = get_protocol(name)
-        print(f"  {name:24s} {cls.DESCRIPTION}")
+    for kind in listed:
+        if takes_text(kind):
+            # a protocol named like another kind (train-bm) runs in sweeps and the GUI; `labml run`: the kind
+            taken = short_name(kind) in [k.name for k in listed]
+            shadowed = " (labml sweep and the GUI; `labml run` runs the kind below)" if taken else ""
+            print(f"  {short_name(kind):24s} {kind.help}{shadowed}")
+    print("other run kinds:")
+    for kind in listed:
+        if not takes_text(kind):
+            print(f"  {kind.name:24s} {kind.help}")
 
 
-def _print_params(protocol: str) -> None:
-    from protocols import get_protocol
-    from protocols.runner import parameter_table
+def _print_params(kind) -> None:
+    from labml.commands.kind_cli import describe_params, short_name
 
-    cls = get_protocol(protocol)
-    print(f"labml run {protocol} [--name value ...] [--rig FILE|sim] [--run-dir DIR] [--dry-run] [--json]")
-    print(f"\n{cls.DESCRIPTION}\n\nparameters:")
-    proc = cls()
-    for name, desc in parameter_table(protocol).items():
-        p = proc._parameters[name]
-        print(f"  --{name.replace('_', '-'):22s} {p.name}: {desc}")
-        if p.description:
-            print(f"  {'':24s} {p.description}")
+    name = short_name(kind)
+    print(f"labml run {name} [--name value ...] [--rig FILE|sim] [--run-dir DIR] [--dry-run] [--json]")
+    print(f"\n{kind.help}\n\nparameters:")
+    for line in describe_params(kind):
+        print(line)
+
+
+def _outer_tokens(args: argparse.Namespace) -> list[str]:
+    """The run options given before KIND, as tokens for the kind's own parser."""
+    tokens = [flag for flag, dest in _RUN_SWITCHES.items() if getattr(args, dest, False)]
+    for flag, dest in _RUN_FLAGS.items():
+        value = getattr(args, dest, None)
+        if value is not None and dest in ("rig", "run_dir", *_RECORD):
+            tokens += [flag, str(value)]
+    return tokens
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    params = split_params(args, list(args.params))
+    from labml.commands.kind_cli import find_kind, takes_text
+
     if args.protocol is None:
-        if args.help:
+        if args.help or args.params:
             args._parser.print_help()
             return 0
-        _print_protocols()
+        _print_kinds()
         return 0
-    if args.help:
-        _print_params(args.protocol)
-        return 0
-    from protocols.runner import run_protocol
+    kind = find_kind(args.protocol)
+    if not takes_text(kind):  # options generated from the kind's declared parameters
+        from labml.commands.train import run_kind
 
-    out = run_protocol(args.protocol, params, rig=args.rig, run_dir=args.run_dir, dry_run=args.dry_run,
-                       record=_record(args))
+        tokens = [*_outer_tokens(args), *(["--help"] if args.help else []), *args.params]
+        return run_kind(kind, tokens, prog=f"labml run {kind.name}")
+    params = split_params(args, list(args.params))
+    if args.help:
+        _print_params(kind)
+        return 0
+    out = _run_text_kind(kind, args.protocol, params, args)
     _report(out, args.json)
     # as `labml resume` and `labml train`: a stopped or paused (resumable) run is not a failure
     return 0 if out.get("status") in ("success", "planned", "stopped", "paused") else 1
+
+
+def _run_text_kind(kind, name: str, params: dict, args: argparse.Namespace) -> dict:
+    """Run (or dry-run) a kind whose parameters are text (a protocol): the plan is built and checked
+    against the rig config (limits, waveforms, durations) before the engine opens the rig."""
+    from labml.runs import engine as eng
+
+    plan = kind.make(params)
+    rig = args.rig or "sim"
+    if args.dry_run:
+        summary = eng.dry_run(plan, rig, args.run_dir)
+        return {"protocol": name, "dry_run": True, "status": "planned", "plan": summary, "results": {},
+                "run_dir": None}
+    if not plan.needs_rig:
+        plan.validate(None)  # its settings, before any folder is made
+    outcome = eng.RunEngine().run(plan, args.run_dir, rig_spec=rig if plan.needs_rig else None,
+                                  **_record(args))
+    return {"protocol": name, **outcome.to_dict()}
 
 
 def _report(out: dict, as_json: bool) -> None:
@@ -239,13 +282,16 @@ def _one_real_rig(rig, protocol: str, fixed: dict, args: argparse.Namespace) -> 
     process (a cluster or parallel workers would fight over the rig's lock)."""
     if rig is None:
         return
-    from protocols import get_protocol
-    from protocols.runner import offline_rig_info
+    from labml.commands.kind_cli import find_kind
+    from labml.rigs import rig_config
 
-    proc = get_protocol(protocol)()
-    if not proc.needs_rig and "backend" not in fixed:
+    try:
+        needs_rig = find_kind(protocol, protocol=True).make(dict(fixed)).needs_rig
+    except UserError:
+        needs_rig = True
+    if not needs_rig and "backend" not in fixed:
         return
-    if offline_rig_info(rig).backend != "visa":
+    if rig_config(rig).backend != "visa":
         return
     if args.cluster:
         raise UserError(
@@ -274,18 +320,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         if not args.protocol:
             raise UserError("labml sweep needs a PROTOCOL (or --resume SWEEP_DIR)")
-        from protocols.runner import ProcedurePlan, make_procedure, offline_rig_info
+        from labml.commands.kind_cli import find_kind
+        from labml.rigs import rig_config
 
+        kind = find_kind(args.protocol, protocol=True)
         grid = parse_grid(args.grid)
         if args.rig and Path(args.rig).is_file():
             args.rig = str(Path(args.rig).resolve())  # workers may run in another folder
-        info = None if args.rig is None else offline_rig_info(args.rig)
+        config = None if args.rig is None else rig_config(args.rig)
 
         def validate(params: dict) -> None:
-            proc = make_procedure(args.protocol, params)
-            if info is not None and proc.needs_rig:
-                ProcedurePlan(args.protocol, proc).check_backend(info.backend)
-                proc.check_plan(info)
+            plan = kind.make(params)
+            if config is not None and plan.needs_rig:
+                plan.validate(config)  # the rig's backend and limits
 
         path = args.sweep_dir
         if path is None:

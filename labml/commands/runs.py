@@ -60,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--accept-rig-change", action="store_true",
                    help="continue although the local rig config's limits or instrument addresses differ from "
                    "the run's snapshot (the local config applies; the change is recorded in run.json)")
+    r.add_argument("--allow-plugin", action="append", default=[], metavar="NAME",
+                   help="resume a run of a kind that the installed plugin NAME (an entry point of the "
+                   "labml.kinds group of another distribution) provides (repeatable)")
     r.set_defaults(func=cmd_resume)
 
 
@@ -204,7 +207,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if args.dry_run:
         # every check of a resume; the rig is not opened and the folder is not changed
         prep = engine.prepare_resume(run_dir, checkpoint=args.checkpoint,
-                                     accept_rig_change=args.accept_rig_change)
+                                     accept_rig_change=args.accept_rig_change,
+                                     allow_plugins=args.allow_plugin)
         state, plan = prep.state, prep.plan
         out = {"run_dir": str(run_dir), "resumable": True, "kind": plan.kind,
                "from_step": 0 if state is None else state["step"], "steps": plan.n_steps(),
@@ -221,7 +225,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
         watchdog=engine.Watchdog(**{k: v for k, v in wd.items()
                                     if k in ("retries", "backoff_s", "poll_s", "suspend_timeout_s")}),
     )
-    outcome = eng.resume(run_dir, checkpoint=args.checkpoint, accept_rig_change=args.accept_rig_change)
+    outcome = eng.resume(run_dir, checkpoint=args.checkpoint, accept_rig_change=args.accept_rig_change,
+                         allow_plugins=args.allow_plugin)
     if args.json:
         print(json.dumps(runs.to_jsonable(outcome.to_dict())))
     else:

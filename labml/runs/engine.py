@@ -1,9 +1,10 @@
 """The run engine: one controller for every run, protocol or training (DESIGN.md, in the spirit of
 bluesky's RunEngine).
 
-A *plan* says WHAT to do: a sequence of steps with a cursor (``step(i, ctx)``), its state
-(``state_dict``/``load_state_dict``), whether its magnetic state may be held during a pause
-(``safe_to_hold(i)``) and how to re-establish it (``establish(i, ctx)``). The engine decides HOW:
+A *plan* (the run contract, labml.runs.plan.Plan) says WHAT to do: a sequence of steps with a cursor
+(``step(i, ctx)``), its state (``state_dict``/``load_state_dict``), whether its magnetic state may be
+held during a pause (``safe_to_hold(i)``) and how to re-establish it (``establish(i, ctx)``). The engine
+decides HOW:
 
 - start / resume: a run folder (labml.runs) with run.json, series CSVs, arrays, run.log and
   checkpoints; ``resume(run_dir)`` rebuilds the plan from run.json and continues from the newest
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import logging
 import math
 import os
@@ -54,6 +54,7 @@ from instruments.roles import WallClock
 from labml.errors import UserError
 from labml.runs import checkpoints as ckpt
 from labml.runs.lock import holding_run_folder, locks_run_folder
+from labml.runs.plan import Plan, default_probe  # noqa: F401 - the run contract, re-exported
 from labml.runs.store import Run, RunWriteError, check_current_layout, is_resumable, load
 
 log = logging.getLogger(__name__)
@@ -96,122 +97,16 @@ def _default_fault_types() -> tuple[type[BaseException], ...]:
     return (InstrumentFault, TimeoutError)
 
 
-# ======================================================================================= plans
-class Plan:
-    """Base class of a plan: WHAT to do, step by step. Subclasses override what they need.
-
-    Attributes
-    ----------
-    kind : str
-        Short name recorded in run.json ("train-regression", "hysteresis", ...).
-    needs_rig : bool
-        True if the plan drives a rig (the engine opens/records it).
-    """
-
-    kind: str = "plan"
-    needs_rig: bool = False
-
-    # -- identity: how to rebuild the plan in another process (labml resume)
-    def spec(self) -> dict:
-        """{"kind": NAME, "params": {...}}: a run kind registered in labml.runs.kinds and its parameters
-        (plain JSON values). ``labml resume`` rebuilds the plan only through that registry; a run
-        folder never names code."""
-        raise NotImplementedError(f"{type(self).__name__} cannot be resumed: it defines no spec()")
-
-    def parameters(self) -> dict:
-        """Parameters recorded in run.json (default: the spec's params)."""
-        try:
-            return dict(self.spec().get("params", {}))
-        except NotImplementedError:
-            return {}
-
-    # -- steps
-    def n_steps(self) -> int | None:
-        """Total number of steps (None if unknown); the progress bar uses it."""
-        return None
-
-    def open(self, ctx: RunContext) -> None:
-        """Called once per process before the first step (fresh start or resume), after state restore."""
-
-    def step(self, i: int, ctx: RunContext) -> bool | None:
-        """Do step `i`; emit rows with ``ctx.emit``. Return True to end the plan early (success)."""
-        raise NotImplementedError
-
-    def results(self) -> dict:
-        """Final results recorded in run.json (e.g. final metrics)."""
-        return {}
-
-    def close(self, ctx: RunContext) -> None:
-        """Called once at the end of a successful or stopped run (e.g. save arrays)."""
-
-    # -- state
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-    # -- magnetic state
-    def safe_to_hold(self, i: int) -> bool:
-        """May the field stay where it is while paused before step `i`? (default: no, ramp to zero)."""
-        return False
-
-    def establish(self, i: int, ctx: RunContext) -> None:
-        """Re-establish the magnetic state needed before step `i` (after a pause, a fault or a resume
-        on a rig whose state cannot be restored exactly): e.g. re-saturate and re-walk the branch."""
-
-    # -- checks
-    def validate(self, rig_config: Any) -> dict:
-        """Dry run: check every step against the rig config (limits, waveforms, durations) without
-        moving hardware; raise UserError / SafetyError on a problem; return a summary."""
-        return {"steps": self.n_steps()}
-
-    def probe(self, ctx: RunContext) -> None:
-        """Health check while suspended by a fault: raise if the condition persists."""
-        default_probe(ctx.rig)
-
-
-def default_probe(rig: Any) -> None:
-    """Health check while suspended: ``rig.probe()`` (every instrument answers, the coil current
-    reads) or the identities, then one read-out signal (laser off, overload). Raises while a fault
-    persists."""
-    if rig is None:
-        return
-    if hasattr(rig, "probe"):
-        rig.probe()
-    elif hasattr(rig, "identities"):
-        ids = rig.identities()
-        bad = {k: v for k, v in (ids or {}).items() if isinstance(v, str) and v.lower().startswith("error")}
-        if bad:
-            from instruments.errors import InstrumentFault
-
-            raise InstrumentFault(f"instrument(s) not answering: {bad}")
-    readout = getattr(rig, "readout", None)
-    if readout is not None and hasattr(readout, "signal"):
-        readout.signal()
-
-
-def resolve(dotted: str) -> Any:
-    """'package.module:attr' (or 'package.module.attr') -> the object. For paths written in code
-    only: nothing read from a run folder ever reaches it (run folders name run kinds)."""
-    mod, sep, attr = dotted.partition(":")
-    if not sep:
-        mod, _, attr = dotted.rpartition(".")
-    try:
-        obj = importlib.import_module(mod)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise UserError(f"cannot find {dotted!r}: {exc}") from exc
-    return obj
-
-
-def build_plan(spec: dict, where: str = "run.json") -> Plan:
+def build_plan(spec: dict, where: str = "run.json", allow_plugins: Any = ()) -> Plan:
     """Rebuild a plan from its spec (run.json "plan": {"kind", "params"}) through the run-kind
     registry (labml.runs.kinds): an unknown kind, a spec naming a factory or parameters outside their
-    declared type or range are a one-line UserError; nothing named in the folder is imported."""
+    declared type or range are a one-line UserError; nothing named in the folder is imported. A kind
+    of a plugin (another distribution's entry point) is refused unless its entry point's name is in
+    `allow_plugins` (``labml resume --allow-plugin NAME``)."""
     from labml.runs import kinds
 
+    kind, _ = kinds.kind_and_params(spec, where)
+    kinds.check_trusted(kind.name, allow_plugins, where)
     return kinds.plan_from_spec(spec, where)
 
 
@@ -442,6 +337,15 @@ class Outcome:
 
 
 # ======================================================================================= engine
+@dataclasses.dataclass
+class _Cursor:
+    """Where a run's loop is: the next step, the steps done since the last checkpoint, the total."""
+
+    step: int = 0
+    since_ckpt: int = 0
+    total: int | None = None
+
+
 class RunEngine:
     """Runs plans: recorded, checkpointed, pausable, resumable, watched.
 
@@ -670,6 +574,7 @@ class RunEngine:
         plan: Plan | None = None,
         checkpoint: int | None = None,
         accept_rig_change: bool = False,
+        allow_plugins: Any = (),
     ) -> Outcome:
         """Continue the run in `run_dir` from its newest checkpoint (same folder, same uid), or from
         the kept checkpoint of step `checkpoint` (e.g. when the newest one was damaged).
@@ -679,7 +584,7 @@ class RunEngine:
         rig snapshot differs from it in those keys, UserError unless `accept_rig_change` (then a
         "rig-change" event records the old values and the snapshot is replaced)."""
         prep = prepare_resume(run_dir, rig=rig, plan=plan, checkpoint=checkpoint,
-                              accept_rig_change=accept_rig_change)
+                              accept_rig_change=accept_rig_change, allow_plugins=allow_plugins)
         run, plan, state = prep.run, prep.plan, prep.state
         if prep.rig_changes:
             run.add_event("rig-change", accepted=True, keys=prep.rig_changes,
@@ -746,125 +651,167 @@ class RunEngine:
     def _loop(self, plan: Plan, run: Run, rig: Any, state: dict | None) -> Outcome:
         self.rig = rig
         ctx = RunContext(self, run, rig)
-        guard = getattr(rig, "guard", None)
-        if guard is not None and hasattr(guard, "clear_stop"):
-            guard.clear_stop()  # a stop left over from an earlier run must not stop this one
-        if rig is not None and "rig_identities" not in run.meta:
-            self._record_rig(run, rig)
-        step = 0
-        restored_exactly = False
-        total = plan.n_steps()
+        self._prepare_rig(run, rig)
+        cur = _Cursor(total=plan.n_steps())
         bar = self._make_bar()
         self.state = RUNNING
-        reason: str | None = None
-        status = SUCCESS
-        done_early = False
         try:
-            plan.open(ctx)
-            if state is not None:
-                step, restored_exactly = self._restore_on_resume(plan, run, ctx, state)
-            elif run.series_names():  # a run killed before its first checkpoint: start it afresh
-                run.truncate_series({})
-            if state is not None and rig is not None and not restored_exactly:
-                plan.establish(step, ctx)
-            if state is None:
-                self._checkpoint(plan, run, rig, step)  # step 0: a resume before any step is exact
-            self._notify("start", {"run_dir": str(run.path), "step": step, "total": total})
-            if bar:
-                bar.start(step, total, plan.kind)
-            since_ckpt = 0
-            while total is None or step < total:
-                self._check_abort()
-                if self._stop_requested:
-                    status, reason = STOPPED, self._stop_requested
-                    break
-                if self._pause_requested:
-                    if since_ckpt:
-                        self._checkpoint(plan, run, rig, step)
-                        since_ckpt = 0
-                    decision = self._pause(plan, run, ctx, step)
-                    if decision == "suspend":
-                        status, reason = PAUSED, "paused; continue with `labml resume`"
-                        break
-                    if decision == "stop":
-                        status, reason = STOPPED, "stopped while paused"
-                        break
-                    if decision == "abort":
-                        raise _Abort(self._abort_requested or "aborted while paused")
-                try:
-                    finished = plan.step(step, ctx)
-                except _Abort:
-                    raise
-                except Exception as exc:
-                    if self._abort_requested:  # e.g. the guard's RampStopped after request_abort
-                        raise _Abort(self._abort_requested, emergency=self._estop) from exc
-                    if not isinstance(exc, self.watchdog.faults()):
-                        raise
-                    ctx._discard()
-                    step = self._ride_out_fault(plan, run, ctx, step, exc)
-                    since_ckpt = 0
-                    continue
-                with self._critical_section():
-                    ctx._flush()
-                self._fault_since, self._fault_retries = None, 0  # a step went through: streak over
-                step += 1
-                since_ckpt += 1
-                self._notify("step", {"step": step, "total": total})
-                if bar:
-                    bar.update(step)
-                if finished:
-                    done_early = True
-                due = since_ckpt >= self.checkpoint_every or (
-                    self.checkpoint_interval_s is not None
-                    and time.monotonic() - self._last_ckpt_t >= self.checkpoint_interval_s
-                )
-                if due or done_early or (total is not None and step >= total):
-                    self._checkpoint(plan, run, rig, step)
-                    since_ckpt = 0
-                if done_early:
-                    break
-            if status in (SUCCESS, STOPPED):
-                self._close_plan(plan, run, ctx, step)
-            # every end leaves the field at zero, confirmed (outputs: the rig's owner)
-            zeroed = self._end_safe(run, rig)
-            results = _safe_results(plan)
-            if zeroed is False:
-                status, reason = FAILED, COIL_NOT_ZERO
-            if status == PAUSED:
-                run.update(status=PAUSED, reason=reason, results=results)
-                run.add_event("suspend", step=step)
-            else:
-                run.finish(status, reason, **results)
-            outcome = Outcome(status, reason, run.path, step, results, coil_at_zero=zeroed)
+            self._begin(plan, run, ctx, state, cur, bar)
+            status, reason = self._run_steps(plan, run, ctx, cur, bar)
+            outcome = self._end(plan, run, ctx, cur.step, status, reason)
         except (_Abort, KeyboardInterrupt) as exc:
-            ctx._discard()
-            reason = exc.reason if isinstance(exc, _Abort) else (self._abort_requested or "interrupted")
-            zeroed = self._end_safe(run, rig)
-            status = FAILED if zeroed is False else ABORTED
-            reason = f"{reason}; {COIL_NOT_ZERO}" if zeroed is False else reason
-            results = _safe_results(plan)
-            run.finish(status, reason, **results)
-            outcome = Outcome(status, reason, run.path, step, results, coil_at_zero=zeroed)
+            outcome = self._end_aborted(plan, run, ctx, cur.step, exc)
         except RunWriteError as exc:  # disk full, read-only, permission: resumable once fixed
-            outcome = self._end_on_write_error(plan, run, ctx, step, exc)
+            outcome = self._end_on_write_error(plan, run, ctx, cur.step, exc)
         except BaseException as exc:
-            ctx._discard()
-            zeroed = self._end_safe(run, rig)
-            why = f"{type(exc).__name__}: {exc}" + (f"; {COIL_NOT_ZERO}" if zeroed is False else "")
-            run.finish(FAILED, why, **_safe_results(plan))
-            self.state = FAILED
-            if bar:
-                bar.close(step, FAILED)
-            self._notify("end", {"status": FAILED, "reason": str(exc)})
+            self._end_crashed(plan, run, ctx, cur.step, exc, bar)
             raise
         finally:
             self.rig = None
         self.state = outcome.status
         if bar:
-            bar.close(step, outcome.status)
+            bar.close(cur.step, outcome.status)
         self._notify("end", outcome.to_dict())
         log.info("run %s ended: %s %s", run.path, outcome.status, outcome.reason or "")
         return outcome
+
+    def _prepare_rig(self, run: Run, rig: Any) -> None:
+        guard = getattr(rig, "guard", None)
+        if guard is not None and hasattr(guard, "clear_stop"):
+            guard.clear_stop()  # a stop left over from an earlier run must not stop this one
+        if rig is not None and "rig_identities" not in run.meta:
+            self._record_rig(run, rig)
+
+    def _begin(self, plan: Plan, run: Run, ctx: RunContext, state: dict | None, cur: _Cursor,
+               bar: ProgressBar | None) -> None:
+        """Open the plan; on a resume restore the checkpoint's state (and the magnetic state where the
+        rig's could not be restored exactly); on a fresh start write the checkpoint of step 0."""
+        plan.open(ctx)
+        restored_exactly = False
+        if state is not None:
+            cur.step, restored_exactly = self._restore_on_resume(plan, run, ctx, state)
+        elif run.series_names():  # a run killed before its first checkpoint: start it afresh
+            run.truncate_series({})
+        if state is not None and ctx.rig is not None and not restored_exactly:
+            plan.establish(cur.step, ctx)
+        if state is None:
+            self._checkpoint(plan, run, ctx.rig, cur.step)  # step 0: a resume before any step is exact
+        self._notify("start", {"run_dir": str(run.path), "step": cur.step, "total": cur.total})
+        if bar:
+            bar.start(cur.step, cur.total, plan.kind)
+
+    def _run_steps(self, plan: Plan, run: Run, ctx: RunContext, cur: _Cursor,
+                   bar: ProgressBar | None) -> tuple[str, str | None]:
+        """The steps, with stop and pause requests honoured between them and checkpoints when due.
+        Returns the status and reason the run ends with (success, stopped or paused)."""
+        while cur.total is None or cur.step < cur.total:
+            self._check_abort()
+            if self._stop_requested:
+                return STOPPED, self._stop_requested
+            if self._pause_requested:
+                ended = self._pause_between_steps(plan, run, ctx, cur)
+                if ended is not None:
+                    return ended
+            finished = self._one_step(plan, run, ctx, cur, bar)
+            if finished is None:  # a fault ridden out: continue from the restored step
+                continue
+            due = cur.since_ckpt >= self.checkpoint_every or (
+                self.checkpoint_interval_s is not None
+                and time.monotonic() - self._last_ckpt_t >= self.checkpoint_interval_s
+            )
+            if due or finished or (cur.total is not None and cur.step >= cur.total):
+                self._checkpoint(plan, run, ctx.rig, cur.step)
+                cur.since_ckpt = 0
+            if finished:
+                break
+        return SUCCESS, None
+
+    def _pause_between_steps(self, plan: Plan, run: Run, ctx: RunContext,
+                             cur: _Cursor) -> tuple[str, str] | None:
+        """A pause before step cur.step: checkpoint, then what `on_pause` decides. Returns the status
+        and reason the run ends with, or None to go on."""
+        if cur.since_ckpt:
+            self._checkpoint(plan, run, ctx.rig, cur.step)
+            cur.since_ckpt = 0
+        decision = self._pause(plan, run, ctx, cur.step)
+        if decision == "suspend":
+            return PAUSED, "paused; continue with `labml resume`"
+        if decision == "stop":
+            return STOPPED, "stopped while paused"
+        if decision == "abort":
+            raise _Abort(self._abort_requested or "aborted while paused")
+        return None
+
+    def _one_step(self, plan: Plan, run: Run, ctx: RunContext, cur: _Cursor,
+                  bar: ProgressBar | None) -> bool | None:
+        """Step cur.step, its rows written when it completes. Returns whether the plan ended early; None
+        when an instrument fault was ridden out (the cursor is back at the last checkpoint)."""
+        try:
+            finished = plan.step(cur.step, ctx)
+        except _Abort:
+            raise
+        except Exception as exc:
+            if self._abort_requested:  # e.g. the guard's RampStopped after request_abort
+                raise _Abort(self._abort_requested, emergency=self._estop) from exc
+            if not isinstance(exc, self.watchdog.faults()):
+                raise
+            ctx._discard()
+            cur.step = self._ride_out_fault(plan, run, ctx, cur.step, exc)
+            cur.since_ckpt = 0
+            return None
+        with self._critical_section():
+            ctx._flush()
+        self._fault_since, self._fault_retries = None, 0  # a step went through: streak over
+        cur.step += 1
+        cur.since_ckpt += 1
+        self._notify("step", {"step": cur.step, "total": cur.total})
+        if bar:
+            bar.update(cur.step)
+        return bool(finished)
+
+    def _end(self, plan: Plan, run: Run, ctx: RunContext, step: int, status: str,
+             reason: str | None) -> Outcome:
+        """The end of a run that was not aborted: close the plan (success, stopped), the field to zero
+        (confirmed), the results and status recorded."""
+        if status in (SUCCESS, STOPPED):
+            self._close_plan(plan, run, ctx, step)
+        # every end leaves the field at zero, confirmed (outputs: the rig's owner)
+        zeroed = self._end_safe(run, ctx.rig)
+        results = _safe_results(plan)
+        if zeroed is False:
+            status, reason = FAILED, COIL_NOT_ZERO
+        if status == PAUSED:
+            run.update(status=PAUSED, reason=reason, results=results)
+            run.add_event("suspend", step=step)
+        else:
+            run.finish(status, reason, **results)
+        return Outcome(status, reason, run.path, step, results, coil_at_zero=zeroed)
+
+    def _end_aborted(self, plan: Plan, run: Run, ctx: RunContext, step: int,
+                     exc: BaseException) -> Outcome:
+        """An abort (request, emergency stop, Ctrl+C twice, a termination signal): field to zero,
+        status "aborted" (resumable), or "failed" when the coil could not be confirmed at zero."""
+        ctx._discard()
+        reason = exc.reason if isinstance(exc, _Abort) else (self._abort_requested or "interrupted")
+        zeroed = self._end_safe(run, ctx.rig)
+        status = FAILED if zeroed is False else ABORTED
+        reason = f"{reason}; {COIL_NOT_ZERO}" if zeroed is False else reason
+        results = _safe_results(plan)
+        run.finish(status, reason, **results)
+        return Outcome(status, reason, run.path, step, results, coil_at_zero=zeroed)
+
+    def _end_crashed(self, plan: Plan, run: Run, ctx: RunContext, step: int, exc: BaseException,
+                     bar: ProgressBar | None) -> None:
+        """An unexpected error: field to zero, status "failed" with the error as reason (the caller
+        raises it again)."""
+        ctx._discard()
+        zeroed = self._end_safe(run, ctx.rig)
+        why = f"{type(exc).__name__}: {exc}" + (f"; {COIL_NOT_ZERO}" if zeroed is False else "")
+        run.finish(FAILED, why, **_safe_results(plan))
+        self.state = FAILED
+        if bar:
+            bar.close(step, FAILED)
+        self._notify("end", {"status": FAILED, "reason": str(exc)})
 
     # ----------------------------------------------------------------- pieces
     def _end_on_write_error(self, plan: Plan, run: Run, ctx: RunContext, step: int,
@@ -1194,6 +1141,7 @@ def prepare_resume(
     plan: Plan | None = None,
     checkpoint: int | None = None,
     accept_rig_change: bool = False,
+    allow_plugins: Any = (),
 ) -> ResumePlan:
     """Every check of a resume, without opening the rig or changing the folder (``labml resume``
     and its ``--dry-run``): the run is resumable and not running; its checkpoint verifies and
@@ -1217,7 +1165,7 @@ def prepare_resume(
     if plan is None:
         if run.meta.get("plan") is None:
             raise UserError(f"run {run.path} records no plan spec; it cannot be resumed")
-        plan = build_plan(run.meta["plan"], where)
+        plan = build_plan(run.meta["plan"], where, allow_plugins)
     state = load_checkpoint(run, checkpoint)
     check_plan_fits(run, plan, state)
     recorded = run.meta.get("rig_overrides")
@@ -1314,17 +1262,9 @@ def _rig_overrides(plan: Plan) -> dict | None:
 def rig_config_of(rig_spec: str | os.PathLike | None, overrides: dict | None = None) -> Any:
     """The RigConfig of a rig spec ("sim"/None -> the built-in simulated rig, or a TOML path), with
     `overrides` (config tables) merged before validation."""
-    try:
-        from labml.rigs import rig_config  # engineer A's factory, if it offers this
+    from labml.rigs import rig_config
 
-        return rig_config(rig_spec, overrides)
-    except ImportError:
-        pass
-    from instruments.config import builtin_rig_path, load_rig_config
-
-    if rig_spec in (None, "sim"):
-        return load_rig_config(builtin_rig_path("sim_default"), overrides)
-    return load_rig_config(rig_spec, overrides)
+    return rig_config(rig_spec, overrides)
 
 
 def check_writable(run_dir: Path) -> None:

@@ -11,11 +11,12 @@ the folder is ever imported or called.
     get(name)             # the kind, or UserError naming the known kinds
     plan_from_spec(spec)  # run.json "plan" -> a Plan, or a one-line UserError
 
-The package's kinds are registered by providers (``"module:function"`` strings below, all in this
-package, imported lazily on the first lookup so that labml never imports protocols at module level):
-labml.engine_plans (the trainings train-synapses / train-bm and the example plans train-regression /
-field-sweep) and protocols.runner (one kind ``protocol-<name>`` per protocol; sweeps and the demo
-run protocols). A later step fills `_PROVIDERS` from entry points.
+Kinds are provided through entry points of the group ``labml.kinds`` (pyproject.toml
+``[project.entry-points."labml.kinds"]``), loaded on the first lookup (so that labml never imports
+protocols at module level): this package's are labml.synapses.kind (train-synapses), labml.bm.kind
+(train-bm) and protocols.kinds (one kind ``protocol-<name>`` per protocol; sweeps and the demo run
+protocols). Another installed distribution may add kinds the same way (a plugin); `labml resume`
+continues a run of a plugin's kind only with ``--allow-plugin NAME`` (`check_trusted`).
 
 Old run folders whose run.json names a ``"factory"`` of this package's own plans (written before
 run kinds existed) are mapped to their kinds through a fixed table (`LEGACY_FACTORIES`); the
@@ -25,12 +26,15 @@ factory string is compared, never imported. Any other factory is refused.
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from labml.errors import UserError
+
+log = logging.getLogger(__name__)
 
 #: marks a parameter without a default (it must be given)
 REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
@@ -57,6 +61,9 @@ class Param:
     low_open/high_open); for a list, the range of every element (element type: `item`). choices:
     allowed values. optional: None is allowed. default: REQUIRED when the parameter must be given.
     check: extra validation ``check(value) -> value`` raising UserError (e.g. a nested config).
+    group: heading the parameter is listed under (command-line help, the GUI's form). flag: its
+    command-line option when that is not ``--name-with-dashes`` (e.g. "--field-step" for
+    field_step_mT); a bool is the pair ``--flag`` / ``--no-flag``.
     """
 
     name: str
@@ -72,6 +79,13 @@ class Param:
     optional: bool = False
     item: str | None = None
     check: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
+    group: str = ""
+    flag: str | None = None
+
+    @property
+    def option(self) -> str:
+        """The command-line option of this parameter ("--field-step", "--batch-size")."""
+        return self.flag or "--" + self.name.replace("_", "-")
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -180,13 +194,22 @@ class RunKind:
                 out[p.name] = p.default
         return out
 
-    def build(self, params: Any, where: str = "run.json") -> Any:
-        """The plan of this kind with validated `params`."""
-        checked = self.validate(params, where)
+    def _factory(self) -> Callable[..., Any]:
         factory = self.factory
         if isinstance(factory, str):
             module, _, attr = factory.partition(":")
             factory = getattr(importlib.import_module(module), attr)
+        return factory
+
+    def make(self, params: Mapping[str, Any]) -> Any:
+        """The plan of this kind from parameters given by code or the command line (a protocol's as
+        text with units): the kind's own constructor checks them, its errors naming the options."""
+        return self._factory()(**dict(self.fixed), **dict(params))
+
+    def build(self, params: Any, where: str = "run.json") -> Any:
+        """The plan of this kind with validated `params`."""
+        checked = self.validate(params, where)
+        factory = self._factory()
         try:
             return factory(**dict(self.fixed), **checked)
         except TypeError as exc:  # a declaration that does not fit its factory: a bug, said plainly
@@ -197,9 +220,15 @@ class RunKind:
 # ======================================================================================= registry
 REGISTRY: dict[str, RunKind] = {}
 
-#: functions returning the package's kinds ("module:function", package code only), loaded lazily
-_PROVIDERS: tuple[str, ...] = ("labml.engine_plans:run_kinds", "protocols.runner:run_kinds")
-_loaded = False
+#: the entry-point group through which a distribution provides run kinds: each entry point names a
+#: function returning a list of RunKind (``synapses = "labml.synapses.kind:run_kinds"``)
+GROUP = "labml.kinds"
+#: this project's distribution: its kinds are the package's own; any other distribution's are plugins
+OWN_DISTRIBUTION = "nanowire-labml"
+#: kind name -> (entry point name, distribution) of a kind a plugin (another distribution) registered
+PLUGINS: dict[str, tuple[str, str]] = {}
+_loaded = False  # every entry point loaded
+_loaded_eps: set[str] = set()  # "distribution:name" of the entry points loaded
 
 
 def register(kind: RunKind) -> RunKind:
@@ -215,18 +244,79 @@ def register(kind: RunKind) -> RunKind:
 def unregister(name: str) -> None:
     """Remove kind `name` (tests that register their own kinds clean up with it)."""
     REGISTRY.pop(name, None)
+    PLUGINS.pop(name, None)
 
 
-def _load_providers() -> None:
+def _normal(name: str | None) -> str:
+    return (name or "").lower().replace("_", "-").replace(".", "-")
+
+
+def entry_points() -> list:
+    """The entry points of the ``labml.kinds`` group of every installed distribution, by name."""
+    from importlib.metadata import entry_points as all_entry_points
+
+    return sorted(all_entry_points(group=GROUP), key=lambda ep: ep.name)
+
+
+def _distribution(ep: Any) -> str:
+    return _normal(getattr(getattr(ep, "dist", None), "name", None))
+
+
+def _load_entry_point(ep: Any, mine: str) -> None:
+    dist = _distribution(ep)
+    own = dist == mine
+    try:
+        for kind in list(ep.load()()):
+            if kind.name in REGISTRY and REGISTRY[kind.name] == kind:
+                continue  # loaded already (the same declaration)
+            register(kind)
+            if not own:
+                PLUGINS[kind.name] = (ep.name, dist)
+    except Exception as exc:
+        if own:
+            raise
+        log.warning("run kinds of plugin %r (distribution %s) left out: %s: %s",
+                    ep.name, dist, type(exc).__name__, exc)
+
+
+def _load_providers(want: str | None = None) -> None:
+    """Register the kinds of the ``labml.kinds`` entry points, each once per process: the package's
+    own first, and with `want` (a kind's name) only until that kind is registered (so `labml train
+    bm` loads no protocol). The project's own providers must load; a plugin that fails to load, or
+    that declares a name already taken, is left out with a warning (it never breaks the package's
+    own kinds)."""
     global _loaded
     if _loaded:
         return
+    mine = _normal(OWN_DISTRIBUTION)
+    # the package's first; among them one whose name is part of the wanted kind's ("bm" of train-bm)
+    eps = sorted(entry_points(), key=lambda ep: (_distribution(ep) != mine, not (want and ep.name in want)))
+    for ep in eps:
+        key = f"{_distribution(ep)}:{ep.name}"
+        if key in _loaded_eps:
+            continue
+        _loaded_eps.add(key)
+        _load_entry_point(ep, mine)
+        if want is not None and want in REGISTRY:
+            return
     _loaded = True
-    for provider in _PROVIDERS:
-        module, _, attr = provider.partition(":")
-        for kind in getattr(importlib.import_module(module), attr)():
-            if kind.name not in REGISTRY or REGISTRY[kind.name] is not kind:
-                register(kind)
+
+
+def plugin_of(name: str) -> tuple[str, str] | None:
+    """(entry point name, distribution) of the plugin that provides kind `name`; None for a kind of
+    this package (or one registered by code in this process)."""
+    _load_providers()
+    return PLUGINS.get(name)
+
+
+def check_trusted(name: Any, allow_plugins: Any = (), where: str = "run.json") -> None:
+    """UserError unless kind `name` is one of this package's own kinds or comes from a plugin named
+    in `allow_plugins` (``labml resume --allow-plugin NAME``): a run folder alone never makes another
+    distribution's code run."""
+    origin = plugin_of(name) if isinstance(name, str) else None
+    if origin is not None and origin[0] not in set(allow_plugins or ()):
+        raise UserError(f"{where}: run kind {name!r} comes from plugin {origin[0]!r} (distribution "
+                        f"{origin[1]}), not from this package; resume it with --allow-plugin {origin[0]}")
 
 
 def names() -> list[str]:
@@ -238,7 +328,7 @@ def names() -> list[str]:
 def get(name: Any, where: str = "run.json") -> RunKind:
     """The kind named `name`; UserError naming the known kinds for any other name."""
     if not isinstance(name, str) or name not in REGISTRY:
-        _load_providers()
+        _load_providers(name if isinstance(name, str) else None)
     if isinstance(name, str) and name in REGISTRY:
         return REGISTRY[name]
     raise UserError(f"{where}: unknown run kind {name!r}; known kinds: {', '.join(sorted(REGISTRY))}")
@@ -262,11 +352,8 @@ def _legacy_protocol(p: dict) -> tuple[str, dict]:
 
 LEGACY_TRAINER_BUILDERS = {
     "train-synapses": ("labml.synapses.trainer:build_trainer",),
-    "train-bm": ("labml.engine_train:bm_trainer_with_data", "labml.engine_plans:bm_trainer"),
 }
 LEGACY_FACTORIES: dict[str, Callable[[dict], tuple[str, Any]]] = {
-    "labml.engine_plans:RegressionPlan": lambda p: ("train-regression", p),
-    "labml.engine_plans:FieldSweepPlan": lambda p: ("field-sweep", p),
     "labml.engine_plans:TrainerPlan": _legacy_trainer,
     "protocols.runner:build_plan": _legacy_protocol,
 }

@@ -1,6 +1,6 @@
 """Training of stochastic-synapse networks with the reference protocol of [E23] (SCIENCE.md section 4).
 
-`SynapseTrainer` is steppable, so the run controller (labml.engine_plans.TrainerPlan) can wrap it:
+`SynapseTrainer` is steppable, so the run kind train-synapses (labml.synapses.kind) runs it on the engine:
 `run_epoch(epoch) -> dict`, `state_dict()` / `load_state_dict()` (model, optimiser, RNG states, cursor,
 early-stopping state), `evaluate() -> dict`, and a plain `fit()` loop that uses them.
 
@@ -452,7 +452,7 @@ class SynapseTrainer:
 
 
 def build_trainer(config: dict, rig: Any = None) -> SynapseTrainer:
-    """Builder for labml.engine_plans.TrainerPlan: `"labml.synapses.trainer:build_trainer"`."""
+    """The trainer of a SynapseTrainConfig dict (labml.synapses.kind.SynapseTraining builds it so)."""
     known = {f.name for f in dataclasses.fields(SynapseTrainConfig)}
     unknown = sorted(set(config) - known)
     if unknown:

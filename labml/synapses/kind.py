@@ -1,0 +1,223 @@
+"""The run kind ``train-synapses``: training a stochastic-synapse network (labml.synapses.trainer)
+on the run engine, one step per epoch.
+
+`PARAMS` declares the kind's parameters once (the fields of SynapseTrainConfig): `labml run
+train-synapses`, its alias `labml train synapses`, dry runs and `labml resume` are all made from
+them (labml.commands.kind_cli). `SynapseTraining` is the plan (labml.runs.plan.Plan); the entry
+point ``synapses = "labml.synapses.kind:run_kinds"`` of the ``labml.kinds`` group registers it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from typing import Any
+
+from labml.errors import UserError
+from labml.runs.kinds import Param, RunKind
+from labml.runs.plan import TrainingPlan
+
+NAME = "train-synapses"
+
+_DATA, _MODEL, _RIG, _RUN = "data", "model", "rig (in the loop)", "training"
+PARAMS: tuple[Param, ...] = (
+    Param("n", "int", default=1, group=_MODEL, help="reads per synapse per input"),
+    Param(
+        "model",
+        "str",
+        default="stochastic",
+        choices=("stochastic", "perceptron", "meanfield"),
+        group=_MODEL,
+        help="stochastic synapses, real-valued perceptron, or mean-field J = sigmoid(w) - 0.25",
+    ),
+    Param("hidden", "list", item="int", default=[], group=_MODEL, help="hidden layer sizes"),
+    Param(
+        "activation",
+        "str",
+        default="step",
+        choices=("step", "sigmoid", "relu", "tanh"),
+        group=_MODEL,
+        help="activation between layers (a rig runs step only)",
+    ),
+    Param(
+        "signed", "bool", default=False, group=_MODEL, help="signed weights as differential pairs of devices"
+    ),
+    Param(
+        "variance_term",
+        "bool",
+        default=True,
+        group=_MODEL,
+        help="the variance term of the rule (--no-variance-term: gradient through the mean only)",
+    ),
+    Param("epochs", "int", default=100, group=_RUN, help="maximum epochs"),
+    Param("patience", "int", default=20, group=_RUN, help="early-stopping patience in epochs (0: off)"),
+    Param("lr", "float", default=0.02, group=_RUN, help="Adam learning rate"),
+    Param("batch_size", "int", default=64, group=_RUN, help="batch size"),
+    Param("val_fraction", "float", default=0.2, group=_RUN, help="validation split of the training set"),
+    Param(
+        "train_size",
+        "int",
+        default=None,
+        optional=True,
+        group=_DATA,
+        help="training images used (before the validation split); default all",
+    ),
+    Param(
+        "test_size",
+        "int",
+        default=None,
+        optional=True,
+        group=_DATA,
+        help="stratified test subset (default: the full test set)",
+    ),
+    Param("test_passes", "int", default=16, group=_RUN, help="stochastic test passes averaged"),
+    Param("seed", "int", default=0, group=_RUN, help="random seed"),
+    Param(
+        "data",
+        "str",
+        default=None,
+        optional=True,
+        group=_DATA,
+        help="MNIST folder (IDX files); default $LABML_DATA, else scikit-learn 8x8 digits",
+    ),
+    Param(
+        "backend",
+        "str",
+        default="model",
+        choices=("model", "rig"),
+        group=_RIG,
+        help="model: reads drawn in software; rig: every read is a device read on --rig",
+    ),
+    Param(
+        "rig",
+        "str",
+        default=None,
+        optional=True,
+        group=_RIG,
+        help="rig config TOML, or 'sim' (simulated rig)",
+    ),
+    Param(
+        "field_range_mT",
+        "list",
+        item="float",
+        unit="mT",
+        default=[0.0, 10.0],
+        group=_MODEL,
+        help="allowed field range of the model backend (a rig: each wire's own)",
+    ),
+    Param(
+        "field_step_mT",
+        "float",
+        unit="mT",
+        default=0.01,
+        flag="--field-step",
+        group=_RIG,
+        help="field quantisation of the measurement planner",
+    ),
+    Param(
+        "calibrate",
+        "bool",
+        default=False,
+        group=_RIG,
+        help="measure and fit each used wire's p(H) before training or rig inference",
+    ),
+    Param(
+        "sampler",
+        "str",
+        default="fast",
+        choices=("fast", "binomial"),
+        group=_MODEL,
+        help="model reads: exact fast sampler or torch.binomial reference",
+    ),
+    Param("threads", "int", default=1, group=_RUN, help="torch threads"),
+    Param(
+        "spread_H0_mT",
+        "float",
+        unit="mT",
+        default=0.0,
+        flag="--spread-H0",
+        group=_MODEL,
+        help="device spread of the model backend: each synapse's H0 drawn with this sd",
+    ),
+    Param(
+        "spread_k_rel",
+        "float",
+        default=0.0,
+        flag="--spread-k",
+        group=_MODEL,
+        help="device spread of the model backend: relative sd of each synapse's slope k",
+    ),
+    Param("rig_test_passes", "int", default=1, group=_RIG, help="stochastic passes of the rig inference"),
+)
+
+
+def _finite(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+class SynapseTraining(TrainingPlan):
+    """A stochastic-synapse training as a plan: one step per epoch of SynapseTrainer; rows "epochs";
+    model.npz (every layer's H and p); on the rig backend every read is a device read on the rig."""
+
+    kind = NAME
+    series = "epochs"
+
+    def __init__(self, **params: Any) -> None:
+        from labml.synapses.trainer import SynapseTrainConfig
+
+        known = {f.name for f in dataclasses.fields(SynapseTrainConfig)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise UserError(f"train synapses: unknown setting(s) {unknown}; known: {sorted(known)}")
+        full = dataclasses.asdict(SynapseTrainConfig(**params))
+        cfg = SynapseTrainConfig(**full)
+        cfg.validate()  # ranges and combinations: UserError naming the option, before anything is made
+        super().__init__(full, full["epochs"])
+        self.needs_rig = cfg.backend == "rig"
+
+    @property
+    def config(self) -> dict:
+        return self.params
+
+    def validate(self, rig_config: Any) -> dict:
+        out: dict = {"epochs": self.epochs, "backend": self.params["backend"]}
+        if rig_config is not None:
+            out["wires"] = len(rig_config.wires)
+            out["rig"] = getattr(rig_config, "name", None)
+        return out
+
+    def build_trainer(self, rig: Any) -> Any:
+        from labml.synapses.trainer import build_trainer
+
+        return build_trainer(self.params, rig)
+
+    def summary(self, ctx: Any) -> dict:
+        """Key results: the test metrics plus n, model, epochs, best_epoch, best_val_accuracy,
+        sec_per_epoch (median wall s per epoch); records the data set summary in run.json ("data")."""
+        tr, cfg = self.trainer, self.params
+        result = dict(self.final_)
+        result.update(
+            n=cfg["n"],
+            model=cfg["model"],
+            epochs=tr.epoch_,
+            best_epoch=tr.best_epoch_,
+            best_val_accuracy=tr.best_val_,
+            sec_per_epoch=statistics.median(tr.epoch_seconds_) if tr.epoch_seconds_ else 0.0,
+        )
+        ds = getattr(tr, "dataset", None)
+        if ds is not None and hasattr(ds, "summary"):
+            ctx.run.update(data=ds.summary())
+        return {k: _finite(v) for k, v in result.items()}
+
+
+def run_kinds() -> list[RunKind]:
+    """The kinds of labml.synapses (entry point of the ``labml.kinds`` group)."""
+    return [
+        RunKind(
+            NAME,
+            SynapseTraining,
+            PARAMS,
+            help="stochastic-synapse network (Ellis et al. 2023) on the model or in the loop on a rig",
+        )
+    ]
