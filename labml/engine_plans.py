@@ -250,6 +250,11 @@ def trainer_plan(kind: str, **config: Any) -> TrainerPlan:
     config = {k: v for k, v in config.items() if not (k == "_data" and v is None)}  # absent == null
     config = full_config(kind, config)
     _code(entry.validator)(config, None)  # ranges and combinations: UserError before anything is made
+    if "data" in config:  # the data actually read (folder or "digits"), recorded: resume reads the same
+        from labml.data import resolve_data
+
+        old = config.get("_data") or {}
+        config["data"] = resolve_data(config["data"] or old.get("data"))
     setting, value = entry.on_rig
     return TrainerPlan(entry.builder, config, kind=kind, needs_rig=config.get(setting) == value,
                        validator=entry.validator, summary=entry.summary, series=entry.series)
@@ -316,12 +321,19 @@ def run_training(
 
 
 def bm_trainer(config: dict, rig: Any = None) -> Any:
-    """Builder for labml.bm's BMTrainer from a BMTrainConfig dict (MNIST from labml.bm's loader)."""
+    """Builder for labml.bm's BMTrainer from a BMTrainConfig dict: the data of config["data"]
+    (labml.data.resolve_data_dir), binarised by BMData.load, n_train/n_test/seed from the config.
+    A "_data" entry (run folders of `labml train bm` made before "data" was a setting) supplies the
+    folder, sizes and seed of the data."""
     from labml.bm.training import BMData, BMTrainConfig, BMTrainer
 
-    cfg = BMTrainConfig(**config)
-    data = BMData.mnist(n_train=cfg.n_train, n_test=cfg.n_test)
-    return BMTrainer(cfg, data, rig=rig)
+    d = config.get("_data") or {}
+    cfg = BMTrainConfig(**{k: v for k, v in config.items() if k != "_data"})
+    data, ds = BMData.load(cfg.data or d.get("data"), d.get("train_size", cfg.n_train),
+                           d.get("test_size", cfg.n_test), int(d.get("seed", cfg.seed)))
+    trainer = BMTrainer(cfg, data, rig=rig)
+    trainer.data_summary_ = ds.summary()
+    return trainer
 
 
 # ======================================================================================= regression
@@ -345,8 +357,8 @@ class RegressionPlan(Plan):
 
     Features and target standardised on the training split; the last `val_fraction` of a seeded
     permutation is the validation split. One step = one epoch of Adam over shuffled minibatches
-    (torch.Generator, part of the plan state); dropout draws from torch's global RNG (restored by
-    the engine's checkpoints). Early stopping after `patience` epochs without a better val_mse.
+    and dropout masks from one torch.Generator (part of the plan state; torch's global generator is
+    never used). Early stopping after `patience` epochs without a better val_mse.
     Rows: "metrics" (epoch, train_mse, val_mse, best_val_mse) and "batches" (epoch, batch, loss).
     """
 
@@ -410,15 +422,19 @@ class RegressionPlan(Plan):
         self.ytr = torch.tensor((y[tr] - ymu) / ysd, dtype=torch.float32)[:, None]
         self.Xva = torch.tensor((X[va] - mu) / sd, dtype=torch.float32)
         self.yva = torch.tensor((y[va] - ymu) / ysd, dtype=torch.float32)[:, None]
-        torch.manual_seed(p["seed"])
+        from labml.rng import Dropout, linear
+
+        # explicit generators, never torch's global one: init from `init`, shuffling and dropout
+        # masks from self.gen (saved in state_dict)
+        init = torch.Generator().manual_seed(p["seed"])
+        self.gen = torch.Generator().manual_seed(p["seed"] + 1)
         self.model = torch.nn.Sequential(
-            torch.nn.Linear(X.shape[1], p["hidden"]),
+            linear(X.shape[1], p["hidden"], init),
             torch.nn.Tanh(),
-            torch.nn.Dropout(p["dropout"]),
-            torch.nn.Linear(p["hidden"], 1),
+            Dropout(p["dropout"], self.gen),
+            linear(p["hidden"], 1, init),
         )
         self.opt = torch.optim.Adam(self.model.parameters(), lr=p["lr"])
-        self.gen = torch.Generator().manual_seed(p["seed"] + 1)
         self._built = True
 
     def open(self, ctx: RunContext) -> None:

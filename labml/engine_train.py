@@ -76,11 +76,11 @@ def _dry_run(
 ) -> int:
     """Validate the plan (labml.engine.dry_run) and the data folder, print the plan's summary (JSON or
     'plan OK: ...'); exit 0."""
-    from labml.data import find_mnist_files, resolve_data_dir
+    from labml.data import DIGITS, find_mnist_files, resolve_data_dir
     from labml.engine import dry_run
 
     folder = resolve_data_dir(data)
-    if folder is not None:
+    if folder != DIGITS:
         find_mnist_files(folder)  # UserError naming the folder or the missing file, as a real run would
     summary = dry_run(plan, rig_spec, run_dir)
     print(json.dumps(summary) if as_json else f"plan OK: {summary}")
@@ -143,7 +143,7 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
 
     if getattr(args, "dry_run", False):
         return _dry_run(plan, rig_spec if on_rig else None, getattr(args, "run_dir", None),
-                        getattr(args, "json", False), data=getattr(args, "data", None))
+                        getattr(args, "json", False), data=plan.config["data"])
 
     left = _TimeLeft()
 
@@ -196,22 +196,12 @@ def cmd_train_synapses(args: argparse.Namespace) -> int:
 
 # ======================================================================================= bm
 def bm_trainer_with_data(config: dict, rig: Any = None) -> Any:
-    """Builder of labml.bm's BMTrainer for TrainerPlan: `config` is a BMTrainConfig dict plus
-    "_data" = {"data", "train_size", "test_size", "seed"} for labml.bm.cli.load_data (so that
-    `labml resume` loads the same data); without "_data", `labml.engine_plans.bm_trainer`."""
-    from labml.bm.cli import load_data
-    from labml.bm.training import BMTrainConfig, BMTrainer
+    """Builder of labml.bm's BMTrainer for TrainerPlan (the train-bm kind): `config` is a
+    BMTrainConfig dict, its "data" the resolved folder (an old run's "_data" options are honoured);
+    see `labml.engine_plans.bm_trainer`."""
+    from labml.engine_plans import bm_trainer
 
-    cfg = dict(config)
-    d = cfg.pop("_data", None)
-    if d is None:  # a train-bm run made by run_training: labml.bm's own MNIST loader
-        from labml.engine_plans import bm_trainer
-
-        return bm_trainer(cfg, rig)
-    data, ds = load_data(d.get("data"), d.get("train_size"), d.get("test_size"), int(d.get("seed", 0)))
-    trainer = BMTrainer(BMTrainConfig(**cfg), data, rig=rig)
-    trainer.data_summary_ = ds.summary()
-    return trainer
+    return bm_trainer(config, rig)
 
 
 def bm_summary(plan: Any, ctx: Any) -> dict:
@@ -250,12 +240,11 @@ def cmd_train_bm(args: argparse.Namespace) -> int:
     if args.rig and cfg.kernel != "rig":
         raise UserError(f"--rig is only used by --kernel rig (got --kernel {cfg.kernel})")
     on_rig = cfg.kernel == "rig"
-    config = {**cfg.to_dict(), "_data": {"data": args.data, "train_size": args.train_size,
-                                         "test_size": args.test_size, "seed": args.seed}}
-    plan = trainer_plan("train-bm", **config)  # the plan `labml resume` rebuilds from the kind's name
+    # data, sizes and seed are settings of the config (data resolved by trainer_plan and recorded)
+    plan = trainer_plan("train-bm", **cfg.to_dict())  # the plan `labml resume` rebuilds from the kind's name
     if getattr(args, "dry_run", False):
         return _dry_run(plan, args.rig if on_rig else None, args.run_dir, args.json,
-                        data=getattr(args, "data", None))
+                        data=plan.config["data"])
 
     left = _TimeLeft()
 

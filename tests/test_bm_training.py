@@ -192,33 +192,14 @@ def test_rig_kernel_trains_through_rig_reads_within_range(bas):
     assert math.isfinite(tr.evaluate()["test_loglik"])
 
 
-def _write_tiny_mnist(folder, n_train=300, n_test=200):
-    from labml.bm._mnist import DEFAULT_DATA_DIR, _read_idx
-    from labml.data import write_idx
-
-    src = DEFAULT_DATA_DIR
-    folder.mkdir()
-    for name, n in (
-        ("train-images-idx3-ubyte", n_train),
-        ("train-labels-idx1-ubyte", n_train),
-        ("t10k-images-idx3-ubyte", n_test),
-        ("t10k-labels-idx1-ubyte", n_test),
-    ):
-        srcname = name.replace("train-", "train-5k-") + ".gz"
-        arr = _read_idx(src / srcname)
-        idx = np.random.default_rng(0).permutation(len(arr))[:n]
-        write_idx(folder / name, arr[idx])
-
-
 def _parse(argv):
     p = argparse.ArgumentParser()
     add_arguments(p)
     return p.parse_args(argv)
 
 
-def test_cli_trains_and_prints_json_last(tmp_path, capsys):
-    data = tmp_path / "mnist"
-    _write_tiny_mnist(data)
+def test_cli_trains_and_prints_json_last(tmp_path, capsys, mnist_dir):
+    data = mnist_dir
     run_dir = tmp_path / "run"
     rc = main(
         _parse(
@@ -231,6 +212,8 @@ def test_cli_trains_and_prints_json_last(tmp_path, capsys):
                 "2",
                 "--data",
                 str(data),
+                "--train-size",
+                "300",
                 "--run-dir",
                 str(run_dir),
                 "--json",
@@ -250,9 +233,8 @@ def test_cli_trains_and_prints_json_last(tmp_path, capsys):
     assert list((run_dir / "checkpoints").iterdir())
 
 
-def test_cli_classrbm_reports_accuracy(tmp_path, capsys):
-    data = tmp_path / "mnist"
-    _write_tiny_mnist(data)
+def test_cli_classrbm_reports_accuracy(tmp_path, capsys, mnist_dir):
+    data = mnist_dir
     rc = main(
         _parse(
             [
@@ -266,6 +248,8 @@ def test_cli_classrbm_reports_accuracy(tmp_path, capsys):
                 "5",
                 "--data",
                 str(data),
+                "--train-size",
+                "300",
                 "--run-dir",
                 str(tmp_path / "r"),
                 "--json",

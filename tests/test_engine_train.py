@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from labml.engine_train import cmd_train_synapses, synapse_config_from_args
 from labml.errors import UserError
 
 torch.set_num_threads(1)
+MNIST_MINI = Path(__file__).parent / "data" / "mnist-mini"  # the committed fixture (conftest.mnist_dir)
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -91,9 +93,9 @@ def test_options_map_onto_every_config_field_and_bad_values_are_clear_errors(tmp
     assert not (tmp_path / "x").exists()
 
 
-MNIST = "/work/shared/data/mnist"
 BM_ARGS = ["--model", "classrbm", "--loss", "discriminative", "--hidden", "10", "--epochs", "3",
-           "--data", MNIST, "--train-size", "300", "--test-size", "200", "--no-samples", "--seed", "2"]
+           "--data", str(MNIST_MINI), "--train-size", "300", "--test-size", "200", "--no-samples",
+           "--seed", "2"]
 
 
 def _bm_args(*argv: str) -> argparse.Namespace:

@@ -22,9 +22,12 @@ import pytest
 from labml.cli import main
 from labml.sweep import Sweep, expand_grid, parse_grid
 
-# A small real protocol that needs no rig: a Boltzmann machine on 200 binarised MNIST images.
+# A small real protocol that needs no rig: a Boltzmann machine on 200 binarised MNIST images (of the
+# committed fixture, tests/data/mnist-mini).
 PROTOCOL = "train-bm"
-FIXED = {"epochs": "2", "n_train": "200", "n_test": "50", "batch_size": "50", "backend": "model"}
+MNIST_MINI = str(Path(__file__).parent / "data" / "mnist-mini")
+FIXED = {"epochs": "2", "n_train": "200", "n_test": "50", "batch_size": "50", "backend": "model",
+         "data": MNIST_MINI}
 GRID = {"hidden": ["3", "6"]}
 WALL_CLOCK = ("sec",)  # columns that measure wall time differ between any two runs
 

@@ -79,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         default=None,
         metavar="DIR",
-        help="MNIST folder (IDX files); default $LABML_DATA, else scikit-learn 8x8 digits",
+        help="MNIST folder (IDX files) or 'digits' (scikit-learn 8x8); default $LABML_DATA, else the "
+        "user data folder of `labml data download`",
     )
     p.add_argument("--train-size", type=int, default=None, help="use only this many training images")
     p.add_argument("--test-size", type=int, default=None, help="use only this many test images")
@@ -221,25 +222,17 @@ def config_from_args(args: argparse.Namespace):
         eval_ais_chains=args.ais_chains,
         n_train=args.train_size,
         n_test=args.test_size,
+        data=getattr(args, "data", None),
     )
     cfg.validate()
     return cfg
 
 
 def load_data(data_dir, train_size=None, test_size=None, seed: int = 0):
-    """Binarised (threshold 0.5, no pooling) data through labml.data (D's loader)."""
+    """Binarised data (threshold 0.5, no pooling): labml.bm.training.BMData.load."""
     from labml.bm.training import BMData
-    from labml.data import load_dataset
 
-    ds = load_dataset(
-        data_dir,
-        preprocess_mode="threshold",
-        val_fraction=0.0,
-        train_size=train_size,
-        test_size=test_size,
-        seed=seed,
-    )
-    return BMData(ds.X_train.astype("float32"), ds.y_train, ds.X_test.astype("float32"), ds.y_test), ds
+    return BMData.load(data_dir, train_size, test_size, seed)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -257,7 +250,10 @@ def main(args: argparse.Namespace) -> int:
         raise UserError("--kernel rig needs --rig FILE|sim")
     if args.rig and cfg.kernel != "rig":
         raise UserError(f"--rig is only used by --kernel rig (got --kernel {cfg.kernel})")
-    data, ds = load_data(args.data, args.train_size, args.test_size, args.seed)
+    from labml.data import resolve_data
+
+    cfg.data = resolve_data(cfg.data)  # recorded in run.json: the folder actually read
+    data, ds = load_data(cfg.data, args.train_size, args.test_size, args.seed)
     run = Run.create("train-bm", cfg.to_dict(), args.run_dir, data=ds.summary())
     rig = None
     status, reason = "failed", None

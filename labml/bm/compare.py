@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=100, help="batch size = number of chains / copies")
     p.add_argument("--lr", type=float, default=0.01, help="step size per update (spin units)")
     p.add_argument(
-        "--data", default=None, metavar="DIR", help="MNIST folder (default $LABML_DATA or 8x8 digits)"
+        "--data", default=None, metavar="DIR",
+        help="MNIST folder or 'digits' (default: $LABML_DATA, else the user data folder)"
     )
     p.add_argument("--train-size", type=int, default=None)
     p.add_argument("--test-size", type=int, default=None)

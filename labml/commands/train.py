@@ -30,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stochastic-synapse network (Ellis et al. 2023) on the model or in the loop on a rig",
         description="Train a network of binary stochastic synapses with the reference protocol "
         "(Adam lr 0.02, batch 64, early stopping on a 20%% validation split, test accuracy = mean over 16 "
-        "stochastic passes). Data: --data DIR (MNIST IDX files) or $LABML_DATA, "
-        "else scikit-learn's 8x8 digits.",
+        "stochastic passes). Data: --data DIR (MNIST IDX files) or $LABML_DATA, else the user data "
+        "folder filled by `labml data download`; --data digits: scikit-learn's 8x8 digits.",
     )
     add_synapse_arguments(s)
     s.set_defaults(func=_train_synapses_on_engine)  # run engine front end (labml/engine_train.py, F)
@@ -130,7 +130,8 @@ def add_synapse_arguments(s: argparse.ArgumentParser) -> None:
         "--data",
         default=None,
         metavar="DIR",
-        help="MNIST folder (IDX files); default $LABML_DATA, else scikit-learn 8x8 digits",
+        help="MNIST folder (IDX files) or 'digits' (scikit-learn 8x8); default $LABML_DATA, else the "
+        "user data folder of `labml data download`",
     )
     s.add_argument(
         "--backend",
