@@ -108,9 +108,11 @@ def test_a_killed_sweep_resumes_finishing_only_the_missing_points(tmp_path):
     grid = {"hidden": ["2", "3", "4"]}
     script = tmp_path / "killer.py"
     script.write_text(KILLER.format(protocol=PROTOCOL, grid=grid, fixed=FIXED))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    root = Path(__file__).resolve().parents[1]  # this checkout's packages, not an installed copy
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
     proc = subprocess.run(
-        [sys.executable, str(script), str(sweep_dir)], env=env, capture_output=True, text=True, timeout=240
+        [sys.executable, str(script), str(sweep_dir)], env=env, capture_output=True, text=True, timeout=240,
+        cwd=root,
     )
     assert proc.returncode == -9, proc.stderr[-2000:]
 
