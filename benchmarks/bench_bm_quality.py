@@ -228,7 +228,10 @@ def part_classrbm(args, data) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=("rbm16", "classrbm"), required=True)
-    ap.add_argument("--data", default="/work/shared/data/mnist")
+    ap.add_argument(
+        "--data", default=None,
+        help="MNIST folder (default: $LABML_DATA, else the user data folder of `labml data download`)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of part classrbm")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of part rbm16 (default 0)")
     ap.add_argument("--lr", type=float, default=0.01, help="labml RBM step size (spin units)")

@@ -25,7 +25,10 @@ from threadpoolctl import threadpool_limits
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data/mnist")
+    ap.add_argument(
+        "--data", default=None,
+        help="MNIST folder (default: $LABML_DATA, else the user data folder of `labml data download`)",
+    )
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--hidden", type=int, default=500)
     ap.add_argument("--json", action="store_true")

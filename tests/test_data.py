@@ -189,7 +189,8 @@ def test_the_fixture_generator_rebuilds_the_committed_files(tmp_path, mnist_dir,
     """tests/data/make_mnist_mini.py is deterministic: from the 5k MNIST subset it gives the same bytes."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("make_mnist_mini", Path(mnist_dir).parent / "make_mnist_mini.py")
+    script = Path(mnist_dir).parent / "make_mnist_mini.py"
+    spec = importlib.util.spec_from_file_location("make_mnist_mini", script)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     if data.find_mnist_files(full_mnist_dir)[("train", "images")].name.startswith("train-images"):

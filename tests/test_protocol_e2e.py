@@ -16,6 +16,7 @@ from labml.cli import main
 from protocols.fits import LogisticFit
 from protocols.runner import run_protocol
 
+
 def _rig_with_calibration(cal_file, path):
     """The built-in simulated rig, with wire 0 taking its calibration from `cal_file`."""
     text = builtin_rig_path("sim_default").read_text()

@@ -13,8 +13,6 @@ import json
 import os
 import sys
 
-from labml.errors import UserError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
