@@ -259,7 +259,8 @@ def test_cli_classrbm_reports_accuracy(tmp_path, capsys, mnist_dir):
     )
     assert rc == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    # 10 classes, 300 training images, 200 test images: > 0.3 rejects chance (0.1) at p < 1e-10
+    # 10 classes, 300 training images, 200 balanced test images of the fixture: > 0.3 rejects chance
+    # (0.1) at p = 1e-15 (binomial); seeds 0-7 of this setting on the fixture give 0.445-0.615
     assert 0.3 < res["test_accuracy"] <= 1.0
 
 

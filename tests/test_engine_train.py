@@ -117,7 +117,9 @@ def test_train_bm_on_the_engine_records_and_resumes_exactly(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     full = runs.load(tmp_path / "full")
     assert full.meta["status"] == "success" and res["run_dir"] == str(full.path)
-    assert 0.2 < res["test_accuracy"] <= 1  # 10 classes, 200 test images: chance is 0.1
+    # 10 classes, 200 balanced test images of the fixture: chance is 0.1 and P(> 0.2 | chance) = 7e-6
+    # (binomial); seeds 0-7 of this setting on the fixture give 0.35-0.56 (seed 2: 0.465)
+    assert 0.2 < res["test_accuracy"] <= 1
     assert full.meta["results"]["test_accuracy"] == res["test_accuracy"]
     assert len(full.series("metrics")) == 3 and (full.path / "model.npz").exists()
 
