@@ -11,7 +11,8 @@ table build (per wire, per cycle and temperature) is reported separately.
 Slow path: one full read cycle through the world's SCPI-level entry points (reset waveform, inject,
 drive waveform, settle, read) and, when simulated_hw.adapter and the drivers are importable, the
 wall time of one driver command over the simulated adapter (a write and a query).
-Wall-clock numbers depend on the machine and its load; run it on an idle machine for the README.
+Wall-clock numbers depend on the machine and its load; run it on an idle machine for the numbers
+quoted in docs/ and benchmarks/README.md.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from labml import runs  # noqa: E402
+from labml.runs import store as runs  # noqa: E402
 from simulated_hw.simstate import TRACE_ENV, read_state  # noqa: E402
 
 RIG_NAME = "bench_faults"
@@ -246,7 +246,7 @@ def _table(run_dir: Path, name: str) -> list[dict]:
 def _arrays_equal(a: Path, b: Path) -> bool:
     """The saved arrays (*.npz) and model tensors (model.pt) of two runs are identical."""
     if (a / "model.pt").exists():
-        from labml.checkpoint import safe_load
+        from labml.runs.checkpoints import safe_load
 
         if not (b / "model.pt").exists():
             return False

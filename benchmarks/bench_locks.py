@@ -11,7 +11,7 @@ file (the record of a process that has exited), so that the takers also race on 
 Reported: acquisitions, refusals, rounds with two holders (must be 0), records that did not name
 their holder (must be 0), rounds where nobody got the lock (must be 0).
 
-Part 2, run folder (labml.engine.RunEngine.resume): a tiny plan (`--steps` steps of a few ms, one
+Part 2, run folder (labml.runs.engine.RunEngine.resume): a tiny plan (`--steps` steps of a few ms, one
 "metrics" row each, a checkpoint after every step) is suspended after 4 steps once; each round
 copies that folder and forks two processes that call ``RunEngine().resume(folder)`` at the same
 moment. Reported: rounds where exactly one resume ran and the other was refused naming the holder
@@ -133,7 +133,7 @@ def bench_lock(rounds: int, takers: int, tmp: Path) -> dict:
 
 # ------------------------------------------------------------------------------ part 2: run folder
 def _count_plan(steps: int, step_s: float):
-    from labml.engine import Plan
+    from labml.runs.engine import Plan
 
     class CountPlan(Plan):
         """`steps` steps; step i sleeps `step_s` and emits {"step": i, "value": i*i}."""
@@ -159,8 +159,8 @@ def _resumer(folder: Path, steps: int, step_s: float, out_w: int) -> None:
         import logging
 
         logging.disable(logging.WARNING)
-        from labml.engine import RunEngine
         from labml.errors import UserError
+        from labml.runs.engine import RunEngine
 
         try:
             engine = RunEngine(progress=False, handle_sigint=False)
@@ -198,7 +198,7 @@ def bench_resume(rounds: int, steps: int, step_s: float, tmp: Path) -> dict:
 
     import torch  # noqa: F401 - imported once here, before the children are forked
 
-    from labml.engine import RunEngine
+    from labml.runs.engine import RunEngine
 
     logging.disable(logging.WARNING)
     template = tmp / "template"

@@ -49,7 +49,7 @@ class MainWindow(QtWidgets.QMainWindow):
         sys.setswitchinterval(0.001)
         self.settings = make_settings()
         if runs_root is None:
-            from labml.runs import default_runs_root
+            from labml.runs.store import default_runs_root
 
             runs_root = str(self.settings.value("runs_root", str(default_runs_root())))
         self.session = RigSession(opener=rig_opener, parent=self)

@@ -30,8 +30,8 @@ COIL_NOT_AT_ZERO = "failed: COIL NOT AT ZERO"
 def scan_runs(root: str | Path) -> list[dict]:
     """Run folders directly under `root` (or `root` itself), newest first: dicts with run.json + `path`.
 
-    Uses `labml.runs.find_runs` (unreadable run.json files are skipped with a logged warning)."""
-    from labml.runs import find_runs
+    Uses `labml.runs.store.find_runs` (unreadable run.json files are skipped with a logged warning)."""
+    from labml.runs.store import find_runs
 
     found = []
     for run in find_runs(root):

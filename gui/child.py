@@ -3,7 +3,7 @@
 A training that needs no rig runs in a child process (multiprocessing, "spawn"), so it never competes
 with the GUI thread for Python's GIL: the window stays responsive however hard the training works.
 The child runs exactly what the worker thread would run (protocols.runner.ProcedurePlan on
-labml.engine.RunEngine, same run folder, same records) and talks to the GUI through two queues:
+labml.runs.engine.RunEngine, same run folder, same records) and talks to the GUI through two queues:
 
     events   child -> GUI: ("start"|"row"|"step"|"paused"|"resumed"|"arrays"|"end"|"error", payload)
     controls GUI -> child: "pause" | "resume" | "stop" | "abort" | "estop" | None (quit)
@@ -89,7 +89,7 @@ def child_main(protocol: str, params: dict, run_dir: str, events: Any, controls:
     paused = threading.Event()
     end_how: list[str] = []
     try:
-        from labml.engine import RunEngine
+        from labml.runs.engine import RunEngine
         from protocols.runner import ProcedurePlan, make_procedure
 
         plan = ProcedurePlan(protocol, make_procedure(protocol, params))

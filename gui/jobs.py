@@ -1,7 +1,7 @@
 """The GUI's job queue: protocols and trainings run one after another in a worker thread.
 
 The GUI is a thin client. A job is executed by `protocols.runner.run_protocol` (the same code path
-as `labml run`) on the run engine (`labml.engine.RunEngine`: recorded, checkpointed, pausable), on
+as `labml run`) on the run engine (`labml.runs.engine.RunEngine`: recorded, checkpointed, pausable), on
 the rig the GUI is connected to, in a worker thread with torch limited to one thread, so the event
 loop never starves. The worker never touches Qt widgets: rows the engine reports go into the job's
 `LiveBuffer` (drawn by the live views on a throttled timer); state changes are queued Qt signals.
@@ -304,7 +304,7 @@ class JobQueue(QtCore.QObject):
             self._run(job)
 
     def _make_engine(self, job: Job) -> Any:
-        from labml.engine import RunEngine
+        from labml.runs.engine import RunEngine
 
         def on_pause(engine: Any, step: int) -> str:
             job.state = PAUSED
@@ -448,7 +448,7 @@ class JobQueue(QtCore.QObject):
 
     def _new_run_dir(self, job: Job) -> Path:
         """RUNS_ROOT/<date>-<time>-<protocol>-gui<id>: known before the run starts."""
-        from labml.runs import default_runs_root
+        from labml.runs.store import default_runs_root
 
         root = Path(self.runs_root) if self.runs_root is not None else default_runs_root()
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")

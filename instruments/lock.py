@@ -1,4 +1,4 @@
-"""Locks that hold: one process at a time per rig (and per run folder, see labml.run_lock).
+"""Locks that hold: one process at a time per rig (and per run folder, see labml.runs.lock).
 
 The lock is an OS file lock (``fcntl.flock``, exclusive) on ``<lock_dir>/<rig name>.lock``, kept
 open while held; the kernel drops it when the holder exits in any way (SIGKILL included). The same

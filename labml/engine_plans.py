@@ -13,7 +13,7 @@
 - `bm_trainer`: builder for labml.bm.training.BMTrainer.
 
 A plan records ``spec() == {"kind": NAME, "params": {...}}`` in run.json and is rebuilt through the
-run-kind registry (labml.kinds); `run_kinds()` declares the kinds of this module.
+run-kind registry (labml.runs.kinds); `run_kinds()` declares the kinds of this module.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from labml.engine import Plan, RunContext, resolve
 from labml.errors import UserError
+from labml.runs.engine import Plan, RunContext, resolve
 
 log = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ def run_training(
 
     kind: "train-synapses", "train-bm" (builder, validator, summary, series and whether it needs the
     rig follow from the kind, see `trainer_plan`) or any kind with an explicit `builder` (such a run
-    resumes only if its kind is registered in labml.kinds). config: the trainer's settings (dict).
+    resumes only if its kind is registered in labml.runs.kinds). config: the trainer's settings (dict).
     rig: a rig spec ("sim", TOML path) the engine opens, or an open rig; needs_rig: default
     ``rig is not None`` (for a known kind: from its settings). dry_run: validate the settings
     against the rig config and the output folder, open and write nothing. metadata: sample,
@@ -286,7 +286,7 @@ def run_training(
     train-synapses, the name its command always used; "metrics" otherwise). Returns {"status",
     "reason", "run_dir", "results", "steps_done"} (or {"dry_run": True, "plan": {...}}).
     """
-    from labml import engine as eng
+    from labml.runs import engine as eng
 
     if kind in TRAINERS and builder is None and validator is None:
         plan = trainer_plan(kind, **config)  # what `labml resume` rebuilds from the kind's name
@@ -667,7 +667,7 @@ def _config_params(cls: Any) -> list:
     kind's validator when the plan is built)."""
     import dataclasses
 
-    from labml.kinds import Param
+    from labml.runs.kinds import Param
 
     defaults = dataclasses.asdict(cls())
     out = []
@@ -695,8 +695,8 @@ def _bm_data(value: Any) -> Any:
 
 
 def run_kinds() -> list:
-    """The run kinds of this module (provider of labml.kinds): the trainings and the example plans."""
-    from labml.kinds import Param, RunKind
+    """The run kinds of this module (provider of labml.runs.kinds): the trainings and the example plans."""
+    from labml.runs.kinds import Param, RunKind
 
     kinds = []
     for name, entry in TRAINERS.items():

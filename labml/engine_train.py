@@ -63,7 +63,7 @@ class _TimeLeft:
 
     def text(self, done: int) -> str:
         """" left H:MM:SS" after `done` epochs in all (resumed ones included); "" when unknown."""
-        from labml.engine import _fmt_s
+        from labml.runs.engine import _fmt_s
 
         ran = done - self.first
         if not self.total or ran <= 0:
@@ -74,10 +74,10 @@ class _TimeLeft:
 def _dry_run(
     plan: Any, rig_spec: str | None, run_dir: str | None, as_json: bool, data: str | None = None
 ) -> int:
-    """Validate the plan (labml.engine.dry_run) and the data folder, print the plan's summary (JSON or
+    """Validate the plan (labml.runs.engine.dry_run) and the data folder, print the plan's summary (JSON or
     'plan OK: ...'); exit 0."""
     from labml.data import DIGITS, find_mnist_files, resolve_data_dir
-    from labml.engine import dry_run
+    from labml.runs.engine import dry_run
 
     folder = resolve_data_dir(data)
     if folder != DIGITS:
@@ -120,9 +120,9 @@ def synapse_summary(plan: Any, ctx: Any) -> dict:
 
 
 def cmd_train_synapses(args: argparse.Namespace) -> int:
-    from labml.engine import RunEngine
     from labml.engine_plans import trainer_plan
-    from labml.runs import load
+    from labml.runs.engine import RunEngine
+    from labml.runs.store import load
 
     cfg = synapse_config_from_args(args)
     rig_spec = getattr(args, "rig", None)
@@ -230,9 +230,9 @@ def cmd_train_bm(args: argparse.Namespace) -> int:
     import numpy as np
 
     from labml.bm.cli import config_from_args
-    from labml.engine import RunEngine
     from labml.engine_plans import trainer_plan
-    from labml.runs import load
+    from labml.runs.engine import RunEngine
+    from labml.runs.store import load
 
     cfg = config_from_args(args)  # validates: UserError before anything is made
     if cfg.kernel == "rig" and not args.rig:

@@ -112,7 +112,7 @@ class RigProcedure(Procedure):
       re-establish the magnetic state (re-saturate, re-walk a branch) after a pause or resume.
 
     `execute()` (pymeasure's entry point) runs the steps in order and then `finalize()`, so a
-    protocol also runs under pymeasure's own Worker; `labml run` runs it on labml.engine.RunEngine
+    protocol also runs under pymeasure's own Worker; `labml run` runs it on labml.runs.engine.RunEngine
     (checkpoints, pause, resume, watchdog) through protocols.runner.ProcedurePlan.
     """
 

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def load_trained(model_run: str | Path, rig=None):
     """Rebuild the trainer of a train-synapses run (`model_run`: run folder or model.pt) with its state."""
-    from labml.checkpoint import safe_load
+    from labml.runs.checkpoints import safe_load
 
     path = Path(model_run)
     f = path / "model.pt" if path.is_dir() else path

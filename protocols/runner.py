@@ -1,4 +1,4 @@
-"""Running a protocol: validate, plan, then run it on the run engine (labml.engine.RunEngine).
+"""Running a protocol: validate, plan, then run it on the run engine (labml.runs.engine.RunEngine).
 
 `run_protocol(name, params, rig="sim", run_dir=None, dry_run=False)` is what `labml run`, the sweep
 workers, scripts and the GUI call. Order of work (DESIGN.md): every parameter is converted and checked
@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from labml.engine import Plan
 from labml.errors import UserError
+from labml.runs.engine import Plan
 from protocols import get_protocol
 from protocols.base import RigInfo, RigProcedure
 from protocols.parameters import coerce, describe
@@ -134,7 +134,7 @@ def offline_rig_info(rig: str | os.PathLike | None) -> RigInfo:
 
 
 class ProcedurePlan(Plan):
-    """A protocol (RigProcedure) as a plan of labml.engine.RunEngine: one engine step per protocol step,
+    """A protocol (RigProcedure) as a plan of labml.runs.engine.RunEngine: one engine step per protocol step,
     rows to the run's `data` series, the procedure's measured state in every checkpoint, and a spec
     (run kind ``protocol-<name>``, see `run_kinds`) so that `labml resume RUN_DIR` rebuilds it in a
     new process."""
@@ -166,7 +166,7 @@ class ProcedurePlan(Plan):
 
     # identity
     def spec(self) -> dict:
-        """Run kind ``protocol-<name>`` and the protocol's parameter values (labml.kinds)."""
+        """Run kind ``protocol-<name>`` and the protocol's parameter values (labml.runs.kinds)."""
         return {"kind": self.kind, "params": self.proc.parameter_values()}
 
     def parameters(self) -> dict:
@@ -227,7 +227,7 @@ class ProcedurePlan(Plan):
         return self.proc.plan_summary(info)
 
     def probe(self, ctx) -> None:
-        from labml.engine import default_probe
+        from labml.runs.engine import default_probe
 
         default_probe(ctx.rig)
 
@@ -238,13 +238,13 @@ def build_plan(protocol: str, params: Mapping[str, Any]) -> ProcedurePlan:
 
 
 def protocol_plan(protocol: str, **params: Any) -> ProcedurePlan:
-    """Factory of the run kinds ``protocol-<name>`` (labml.kinds): `protocol` is fixed by the kind."""
+    """Factory of the run kinds ``protocol-<name>`` (labml.runs.kinds): `protocol` is fixed by the kind."""
     return build_plan(protocol, params)
 
 
 def _declared(name: str, param: Any) -> Any:
-    """labml.kinds.Param of one pymeasure parameter of a protocol (type, units, range, choices)."""
-    from labml.kinds import Param
+    """labml.runs.kinds.Param of one pymeasure parameter of a protocol (type, units, range, choices)."""
+    from labml.runs.kinds import Param
     from protocols._pymeasure import BooleanParameter, FloatParameter, IntegerParameter, ListParameter
     from protocols.parameters import FloatListParameter
 
@@ -268,9 +268,9 @@ def _declared(name: str, param: Any) -> Any:
 
 
 def run_kinds() -> list:
-    """One run kind ``protocol-<name>`` per protocol (provider of labml.kinds); sweeps and the demo
+    """One run kind ``protocol-<name>`` per protocol (provider of labml.runs.kinds); sweeps and the demo
     run protocols, so their run folders name these kinds too."""
-    from labml.kinds import RunKind
+    from labml.runs.kinds import RunKind
     from protocols import PROTOCOLS, get_protocol
 
     kinds = []
@@ -293,13 +293,13 @@ def run_protocol(
     **engine_kwargs: Any,
 ) -> dict:
     """Run protocol `protocol` with `params` on `rig` (a spec for labml.rigs.open_rig: "sim" or a TOML
-    path; or an open rig, used as is) on the run engine (labml.engine.RunEngine).
+    path; or an open rig, used as is) on the run engine (labml.runs.engine.RunEngine).
 
     Returns {"protocol", "status", "reason", "results", "run_dir"}; a dry run ("plan" key) opens nothing
     and creates no run folder. Bad input raises UserError before the rig is touched.
     `record`: lab-book fields for run.json (sample, device, operator, notes).
     """
-    from labml import engine as eng
+    from labml.runs import engine as eng
 
     params = dict(params or {})
     proc = make_procedure(protocol, params)
@@ -352,8 +352,8 @@ def run_point(task: dict) -> dict:
     running or paused) is resumed from its last checkpoint; a failed or aborted point is moved aside
     (kept for inspection) and run afresh.
     """
-    from labml import engine as eng
-    from labml.runs import is_resumable, load
+    from labml.runs import engine as eng
+    from labml.runs.store import is_resumable, load
 
     run_dir = Path(task["run_dir"])
     if (run_dir / "run.json").exists():

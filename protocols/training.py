@@ -171,7 +171,7 @@ class TrainingProcedure(RigProcedure):
         if self.save_model and self.run is not None:
             import torch
 
-            from labml.runs import atomic_write_bytes
+            from labml.runs.store import atomic_write_bytes
 
             path = self.run.path / "model.pt"
             import io

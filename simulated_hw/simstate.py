@@ -16,7 +16,8 @@ The file is one fixed-size binary record (magic, version, flags, setpoint, compl
 wall time, CRC-32) rewritten in place with a single ``os.pwrite`` at every change: a SIGKILL cannot
 tear one write system call, and the CRC catches anything else. Hand-written rather than JSON +
 write-then-rename because it is written at every ramp step: one system call of 40 bytes, only when
-the record changes (see README "Simulated rig" for the measured overhead).
+the record changes (see docs/simulated_world.md, "The simulated bench outlives its process", for the
+measured overhead).
 """
 
 from __future__ import annotations

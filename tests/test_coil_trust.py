@@ -21,9 +21,9 @@ from helpers import wait_rows
 
 from instruments.errors import InstrumentFault
 from instruments.safety import CoilNotZeroError, RampStopped
-from labml import runs
-from labml.engine import RunEngine
 from labml.rigs import open_rig
+from labml.runs import store as runs
+from labml.runs.engine import RunEngine
 from simulated_hw.world import CoilState
 
 ROOT = Path(__file__).resolve().parents[1]

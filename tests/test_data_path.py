@@ -52,7 +52,7 @@ def test_every_command_reads_labml_data_and_the_user_folder(argv, no_data, mnist
 
 
 def test_the_train_bm_kind_declares_a_data_parameter():
-    from labml import kinds
+    from labml.runs import kinds
 
     for name in ("train-bm", "train-synapses"):
         p = {q.name: q for q in kinds.get(name).params}["data"]
@@ -69,8 +69,8 @@ def test_run_train_bm_records_the_folder_it_read_and_resume_reads_it_again(tmp_p
                                                                           capsys):
     """`labml run train-bm --data DIR` with a relative DIR: run.json holds the absolute folder; a
     rebuild elsewhere, under another $LABML_DATA, reads the same folder."""
-    from labml.engine import build_plan
-    from labml.runs import load
+    from labml.runs.engine import build_plan
+    from labml.runs.store import load
 
     work = tmp_path / "work"
     shutil.copytree(mnist_dir, work / "mnist")

@@ -11,11 +11,12 @@ import signal
 import pytest
 import torch
 
-from labml import checkpoint, runs
 from labml.cli import main as labml_main
-from labml.engine import ProgressBar, RunEngine, dry_run
 from labml.engine_plans import RegressionPlan, TrainerPlan
 from labml.errors import UserError
+from labml.runs import checkpoints as checkpoint
+from labml.runs import store as runs
+from labml.runs.engine import ProgressBar, RunEngine, dry_run
 
 torch.set_num_threads(1)
 PARAMS = {"epochs": 8, "hidden": 8, "batch_size": 64, "seed": 1}
@@ -221,7 +222,7 @@ class _CountingTrainer:
 @pytest.fixture
 def demo_kind():
     """Run kind "train-demo" registered by code (a run folder can only name it)."""
-    from labml import kinds
+    from labml.runs import kinds
 
     kind = kinds.register(kinds.RunKind(
         "train-demo", lambda **cfg: TrainerPlan(_CountingTrainer, cfg, kind="train-demo"),

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from labml import runs
-from labml.engine import RunEngine, Watchdog
 from labml.engine_plans import FieldSweepPlan
 from labml.rigs import open_rig
+from labml.runs import store as runs
+from labml.runs.engine import RunEngine, Watchdog
 
 torch.set_num_threads(1)
 SWEEP = {"field_max_mT": 8.0, "step_mT": 1.0, "settle_s": 0.01}

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from labml import checkpoint, runs
 from labml.commands.train import add_synapse_arguments
 from labml.engine_train import cmd_train_synapses, synapse_config_from_args
 from labml.errors import UserError
+from labml.runs import checkpoints as checkpoint
+from labml.runs import store as runs
 
 torch.set_num_threads(1)
 MNIST_MINI = Path(__file__).parent / "data" / "mnist-mini"  # the committed fixture (conftest.mnist_dir)
@@ -62,7 +63,7 @@ def test_a_resumed_training_records_the_same_summary_as_an_uninterrupted_one(tmp
     """`labml resume` of a suspended `labml train synapses` run ends with the same key results in
     run.json (test accuracy, best epoch, n, ...) and the same data summary as the run left alone."""
     from labml.cli import main as labml_main
-    from labml.engine import RunEngine, build_plan
+    from labml.runs.engine import RunEngine, build_plan
 
     argv = ("--n", "2", "--epochs", "3", "--train-size", "200", "--test-passes", "2", "--patience", "0")
     assert cmd_train_synapses(_args(*argv, "--run-dir", str(tmp_path / "full"))) == 0
@@ -110,8 +111,8 @@ def _bm_args(*argv: str) -> argparse.Namespace:
 
 def test_train_bm_on_the_engine_records_and_resumes_exactly(tmp_path, capsys):
     from labml.cli import main as labml_main
-    from labml.engine import RunEngine
     from labml.engine_train import cmd_train_bm
+    from labml.runs.engine import RunEngine
 
     assert cmd_train_bm(_bm_args(*BM_ARGS, "--run-dir", str(tmp_path / "full"), "--json")) == 0
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -125,7 +126,7 @@ def test_train_bm_on_the_engine_records_and_resumes_exactly(tmp_path, capsys):
 
     # the same run suspended after epoch 1 and continued by `labml resume`: the same numbers
     plan_spec = full.meta["plan"]
-    from labml.engine import build_plan
+    from labml.runs.engine import build_plan
 
     eng = RunEngine(progress=False, handle_sigint=False, on_pause=lambda e, s: "suspend")
     eng.subscribe(lambda ev, p: eng.request_pause() if ev == "step" and p["step"] == 1 else None)

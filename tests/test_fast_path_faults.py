@@ -15,9 +15,9 @@ from scipy import stats
 
 from instruments.config import builtin_rig_path, load_rig_config
 from instruments.errors import ConfigError, InstrumentFault
-from labml import runs
-from labml.engine import RunEngine, Watchdog
 from labml.engine_plans import trainer_plan
+from labml.runs import store as runs
+from labml.runs.engine import RunEngine, Watchdog
 from protocols.runner import run_protocol
 from simulated_hw.faults import FAST_PATH_KINDS, FaultInjector
 from simulated_hw.rig import build_sim_rig

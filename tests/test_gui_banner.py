@@ -113,8 +113,8 @@ def test_a_job_process_that_exits_with_the_coil_not_zero_code_shows_the_banner(q
 
 def test_the_run_browser_marks_a_run_whose_coil_was_not_confirmed_at_zero(qtbot, tmp_path):
     from gui.browser import RunBrowser
-    from labml.engine import COIL_NOT_ZERO
-    from labml.runs import Run
+    from labml.runs.engine import COIL_NOT_ZERO
+    from labml.runs.store import Run
 
     root = tmp_path / "store"
     for name, at_zero in (("ok", True), ("hot", False)):

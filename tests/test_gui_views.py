@@ -121,7 +121,7 @@ def test_parameter_editor_refuses_bad_values_with_a_visible_message(qtbot, name,
 
 def test_run_browser_lists_runs_shows_parameters_and_compares_two(qtbot, tmp_path):
     from gui.browser import RunBrowser
-    from labml.runs import Run
+    from labml.runs.store import Run
 
     root = tmp_path / "store"
     for i, slope in enumerate((1.0, 2.0)):
@@ -153,7 +153,7 @@ def test_run_browser_lists_runs_shows_parameters_and_compares_two(qtbot, tmp_pat
 
 def test_run_browser_reopens_a_calibration_with_its_fit(qtbot, tmp_path):
     from gui.browser import load_run_buffer
-    from labml.runs import Run
+    from labml.runs.store import Run
 
     run = Run.create("protocol-depinning-calibration", {}, run_dir=tmp_path / "cal",
                      protocol="depinning-calibration")

@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 from helpers import data_rows, wait_rows
 
-from labml import runs
 from labml.cli import main as labml_main
-from labml.engine import RunEngine
 from labml.engine_plans import RegressionPlan
+from labml.runs import store as runs
+from labml.runs.engine import RunEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_KILLS = int(os.environ.get("LABML_TEST_KILLS", "1"))  # more: LABML_TEST_KILLS=3
 PARAMS = {"epochs": 30, "hidden": 12, "batch_size": 16, "seed": 3}
 START = (
-    "import sys; from labml.engine import RunEngine; from labml.engine_plans import RegressionPlan; "
+    "import sys; from labml.runs.engine import RunEngine; from labml.engine_plans import RegressionPlan; "
     f"RunEngine(progress=False).run(RegressionPlan(**{PARAMS!r}), sys.argv[1])"
 )
 

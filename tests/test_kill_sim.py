@@ -16,14 +16,14 @@ import numpy as np
 import torch
 from helpers import data_rows, wait_rows
 
-from labml import runs
+from labml.runs import store as runs
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 CFG = {"n": 1, "epochs": 30, "patience": 0, "train_size": 120, "test_size": 40, "test_passes": 2,
        "batch_size": 25, "backend": "rig", "rig": "sim", "seed": 5}
 START = (
-    "import sys; from labml.engine import RunEngine; from labml.engine_plans import trainer_plan; "
+    "import sys; from labml.runs.engine import RunEngine; from labml.engine_plans import trainer_plan; "
     f"RunEngine(progress=False).run(trainer_plan('train-synapses', **{CFG!r}), sys.argv[1], rig_spec='sim')"
 )
 WALL_CLOCK_COLUMNS = {"sec"}  # seconds of computer time per epoch: the only thing allowed to differ

@@ -190,7 +190,7 @@ def test_every_run_command_has_a_dry_run_that_validates_and_makes_nothing(no_rig
 
 
 def test_resume_dry_run_says_where_a_run_would_continue_and_changes_nothing(tmp_path, capsys):
-    from labml.engine import RunEngine
+    from labml.runs.engine import RunEngine
     from protocols.runner import run_protocol
 
     eng = RunEngine(progress=False, handle_sigint=False, on_pause=lambda e, s: "suspend")

@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labml.engine import RunEngine
+from labml.runs.engine import RunEngine
 from protocols.runner import run_protocol
 
 
 def _signal_rows(run_dir):
-    from labml.runs import load
+    from labml.runs.store import load
 
     rows = load(run_dir).series("data")
     return [(r["Branch"], float(r["Field set (mT)"]), float(r["Signal"])) for r in rows]

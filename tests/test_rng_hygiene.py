@@ -90,8 +90,8 @@ def test_training_leaves_the_global_random_state_untouched_and_does_not_depend_o
 
 
 def test_a_run_on_the_engine_leaves_the_global_random_state_untouched(tmp_path, mnist_dir):
-    from labml.engine import RunEngine
     from labml.engine_plans import trainer_plan
+    from labml.runs.engine import RunEngine
 
     torch.manual_seed(5)
     np.random.seed(5)

@@ -13,12 +13,13 @@ import shutil
 import pytest
 import torch
 
-from labml import checkpoint as ckpt
-from labml import kinds, runs
 from labml.cli import main as labml_main
-from labml.engine import RunEngine, dry_run, load_checkpoint
 from labml.engine_plans import FieldSweepPlan, RegressionPlan
 from labml.errors import UserError
+from labml.runs import checkpoints as ckpt
+from labml.runs import kinds
+from labml.runs import store as runs
+from labml.runs.engine import RunEngine, dry_run, load_checkpoint
 
 torch.set_num_threads(1)
 REG = {"epochs": 4, "hidden": 4, "batch_size": 128, "seed": 2}
@@ -280,7 +281,7 @@ def test_a_rig_spec_inside_the_run_folder_is_refused(sweep_run, capsys):
 
 
 def test_a_sweep_manifest_naming_code_is_refused_and_runs_nothing(tmp_path, capsys):
-    from labml.sweep import Sweep
+    from labml.runs.sweeps import Sweep
 
     Sweep.create(tmp_path / "sw", "hysteresis", {"field_max": ["5 mT"]}, rig="sim")
     manifest = json.loads((tmp_path / "sw" / "manifest.json").read_text())

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from labml import runs
 from labml.cli import main as labml_main
-from labml.engine import RunEngine
 from labml.engine_plans import RegressionPlan
 from labml.errors import UserError
-from labml.run_lock import run_lock_holder, run_lock_path
+from labml.runs import store as runs
+from labml.runs.engine import RunEngine
+from labml.runs.lock import run_lock_holder, run_lock_path
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = {"epochs": 6, "hidden": 4, "batch_size": 64, "seed": 2}
@@ -74,7 +74,7 @@ sys.exit(main(["resume", run_dir, "--no-progress"]))
 # Holds a run folder's lock until stdin closes (no torch imported).
 HOLDER = r"""
 import sys
-from labml.run_lock import run_folder_lock
+from labml.runs.lock import run_folder_lock
 lock = run_folder_lock(sys.argv[1]).acquire()
 print("held", flush=True)
 sys.stdin.read()

@@ -1,6 +1,6 @@
 """A full disk, a read-only folder or a refused permission while a run writes: the run ends "failed"
 with the reason, its last checkpoint intact, and `labml resume` finishes it once the cause is gone,
-with no row lost or duplicated. Faults are injected into labml.runs.write_bytes, the one function
+with no row lost or duplicated. Faults are injected into labml.runs.store.write_bytes, the one function
 through which rows, run.json, checkpoints and arrays are written, at its file-system calls
 (`_write_file`; tests run as root, so real file permissions would block nothing)."""
 
@@ -12,17 +12,18 @@ import os
 import pytest
 import torch
 
-from labml import checkpoint, runs
 from labml.cli import main as labml_main
-from labml.engine import RunEngine
 from labml.engine_plans import RegressionPlan
+from labml.runs import checkpoints as checkpoint
+from labml.runs import store as runs
+from labml.runs.engine import RunEngine
 
 torch.set_num_threads(1)
 PARAMS = {"epochs": 6, "hidden": 8, "batch_size": 64, "seed": 1}
 
 
 class WriteFault:
-    """Makes labml.runs.write_bytes fail with OSError(`code`) from the `nth` write that `match`es on
+    """Makes labml.runs.store.write_bytes fail with OSError(`code`) from the `nth` write that `match`es on
     (a disk that fills up stays full: every later write fails too, until `clear()`). An append
     that fails writes the first half of its bytes first, as a real full disk may."""
 

@@ -7,8 +7,8 @@ import logging
 import numpy as np
 import pytest
 
-from labml import runs
 from labml.errors import UserError
+from labml.runs import store as runs
 
 
 def test_series_is_a_pymeasure_results_file_with_the_rows_written(tmp_path):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from labml.cli import main
-from labml.sweep import Sweep, expand_grid, parse_grid
+from labml.runs.sweeps import Sweep, expand_grid, parse_grid
 
 # A small real protocol that needs no rig: a Boltzmann machine on 200 binarised MNIST images (of the
 # committed fixture, tests/data/mnist-mini).
@@ -86,8 +86,8 @@ def test_dask_cluster_gives_the_same_table_as_local_processes(tmp_path):
 KILLER = textwrap.dedent(
     """
     import os, signal, sys
-    from labml import engine
-    from labml.sweep import Sweep
+    from labml.runs import engine
+    from labml.runs.sweeps import Sweep
 
     orig = engine.RunEngine._checkpoint
 

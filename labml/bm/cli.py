@@ -240,10 +240,10 @@ def main(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from labml import checkpoint
     from labml.bm.training import BMTrainer
     from labml.errors import UserError
-    from labml.runs import Run
+    from labml.runs import checkpoints as checkpoint
+    from labml.runs.store import Run
 
     cfg = config_from_args(args)
     if cfg.kernel == "rig" and not args.rig:

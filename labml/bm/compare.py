@@ -167,7 +167,7 @@ def main(args: argparse.Namespace) -> int:
     from labml.bm.cli import load_data
     from labml.checks import check_float, check_int
     from labml.errors import UserError
-    from labml.runs import Run
+    from labml.runs.store import Run
 
     for option in ("hidden", "updates", "eval_every", "batch_size", "sllg_steps"):
         check_int("--" + option.replace("_", "-"), getattr(args, option), 1)

@@ -39,6 +39,18 @@ logger = logging.getLogger(__name__)
 
 MODELS = ("bm", "rbm", "classrbm")
 LOSSES = ("generative", "discriminative", "hybrid")
+#: the allowed values of the BMTrainConfig settings that are a choice
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "model": MODELS, "loss": LOSSES, "chains": ("cd", "pcd"), "kernel": tuple(KERNELS),
+    "learning": ("gradient", "relaxation"), "centering": ("data", "bits", "none"),
+    "optimizer": ("sgd", "adam"),
+}
+
+
+def _bad(key: str, value: Any, why: str) -> None:
+    from labml.errors import UserError
+
+    raise UserError(f"bad BM setting {key}={value!r}: {why}")
 
 
 @dataclass
@@ -87,54 +99,41 @@ class BMTrainConfig:
     data: str | None = None  # MNIST folder or "digits"; None: labml.data.resolve_data_dir's default
 
     def validate(self) -> None:
-        from labml.errors import UserError
-
-        def bad(key: str, value, why: str):
-            raise UserError(f"bad BM setting {key}={value!r}: {why}")
-
-        if self.model not in MODELS:
-            bad("model", self.model, f"choose one of {', '.join(MODELS)}")
-        if self.loss not in LOSSES:
-            bad("loss", self.loss, f"choose one of {', '.join(LOSSES)}")
-        if self.loss != "generative" and self.model != "classrbm":
-            bad("loss", self.loss, "discriminative and hybrid losses need --model classrbm")
-        if self.chains not in ("cd", "pcd"):
-            bad("chains", self.chains, "choose cd or pcd")
-        if self.kernel not in KERNELS:
-            bad("kernel", self.kernel, f"choose one of {', '.join(KERNELS)}")
-        if self.learning not in ("gradient", "relaxation"):
-            bad("learning", self.learning, "choose gradient or relaxation")
-        if self.learning == "relaxation" and self.loss != "generative":
-            bad("loss", self.loss, "learning by relaxation is generative: use --loss generative")
-        if self.centering not in ("data", "bits", "none"):
-            bad("centering", self.centering, "choose data, bits or none")
-        if self.optimizer not in ("sgd", "adam"):
-            bad("optimizer", self.optimizer, "choose sgd or adam")
-        for key in ("hidden", "epochs", "batch_size", "k"):
-            if getattr(self, key) < (0 if key == "hidden" and self.model == "bm" else 1):
-                bad(key, getattr(self, key), "must be >= 1")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            bad("lr", self.lr, "must be a finite number > 0")
-        if not (self.temperature > 0 and math.isfinite(self.temperature)):
-            bad("temperature", self.temperature, "must be a finite number > 0")
-        if not (isinstance(self.eval_ais_betas, int) and self.eval_ais_betas >= 2):
-            bad("eval_ais_betas", self.eval_ais_betas, "must be an integer >= 2 (AIS runs from beta 0 to 1)")
-        if not (isinstance(self.eval_ais_chains, int) and self.eval_ais_chains >= 1):
-            bad("eval_ais_chains", self.eval_ais_chains, "must be an integer >= 1")
-        for key in ("n_train", "n_test"):
-            v = getattr(self, key)
-            if v is not None and not (isinstance(v, int) and v >= 1):
-                bad(key, v, "must be an integer >= 1 (or unset: all)")
+        """Raise a one-line UserError naming the first setting outside what is allowed."""
         from labml.checks import check_config_memory
 
+        for key, choices in _CHOICES.items():
+            if getattr(self, key) not in choices:
+                _bad(key, getattr(self, key), f"choose one of {', '.join(choices)}")
+        if self.loss != "generative" and self.model != "classrbm":
+            _bad("loss", self.loss, "discriminative and hybrid losses need --model classrbm")
+        if self.learning == "relaxation" and self.loss != "generative":
+            _bad("loss", self.loss, "learning by relaxation is generative: use --loss generative")
+        for key in ("hidden", "epochs", "batch_size", "k"):
+            if getattr(self, key) < (0 if key == "hidden" and self.model == "bm" else 1):
+                _bad(key, getattr(self, key), "must be >= 1")
+        for key in ("lr", "temperature"):
+            if not (getattr(self, key) > 0 and math.isfinite(getattr(self, key))):
+                _bad(key, getattr(self, key), "must be a finite number > 0")
+        self._check_evaluation_sizes()
         check_config_memory(self, "train bm", {
             "--hidden": "hidden", "--batch-size": "batch_size", "--ais-chains": "eval_ais_chains",
             "--train-size": "n_train", "--test-size": "n_test"})
         for key in ("dropout", "input_dropout"):
             if not 0.0 <= getattr(self, key) < 1.0:
-                bad(key, getattr(self, key), "must be in [0, 1)")
+                _bad(key, getattr(self, key), "must be in [0, 1)")
         if self.pretrain_epochs < 0:
-            bad("pretrain_epochs", self.pretrain_epochs, "must be >= 0")
+            _bad("pretrain_epochs", self.pretrain_epochs, "must be >= 0")
+
+    def _check_evaluation_sizes(self) -> None:
+        if not (isinstance(self.eval_ais_betas, int) and self.eval_ais_betas >= 2):
+            _bad("eval_ais_betas", self.eval_ais_betas, "must be an integer >= 2 (AIS runs from beta 0 to 1)")
+        if not (isinstance(self.eval_ais_chains, int) and self.eval_ais_chains >= 1):
+            _bad("eval_ais_chains", self.eval_ais_chains, "must be an integer >= 1")
+        for key in ("n_train", "n_test"):
+            v = getattr(self, key)
+            if v is not None and not (isinstance(v, int) and v >= 1):
+                _bad(key, v, "must be an integer >= 1 (or unset: all)")
 
     def memory_estimate(self) -> float:
         """Bytes of the largest allocations, from the declared sizes (784 visible units, 10 labels):

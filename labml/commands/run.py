@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from labml.errors import UserError
-from labml.runs import to_jsonable
+from labml.runs.store import to_jsonable
 
 _RUN_FLAGS = {
     "--rig": "rig",
@@ -262,7 +262,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.help:
         args._parser.print_help()
         return 0
-    from labml.sweep import Sweep, check_run_options, parse_grid
+    from labml.runs.sweeps import Sweep, check_run_options, parse_grid
 
     check_run_options(args.workers, args.cluster)  # before any folder is made or point validated
     if args.resume:
@@ -289,12 +289,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
         path = args.sweep_dir
         if path is None:
-            from labml.runs import default_runs_root
+            from labml.runs.store import default_runs_root
 
             stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
             path = default_runs_root() / f"sweep-{stamp}-{args.protocol}"
         if args.dry_run:
-            from labml.sweep import expand_grid
+            from labml.runs.sweeps import expand_grid
 
             points = expand_grid(grid)
             for p in points:

@@ -84,7 +84,7 @@ def _param_filters(items: list[str]) -> list[tuple[str, str]]:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from labml import runs
+    from labml.runs import store as runs
 
     filters = {
         "kind": args.kind, "status": args.status, "sample": args.sample, "device": args.device,
@@ -119,7 +119,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def _summary(run) -> dict:
-    from labml import checkpoint
+    from labml.runs import checkpoints as checkpoint
 
     m = run.meta
     steps = None
@@ -143,7 +143,7 @@ def _summary(run) -> dict:
 def _plan_ok(run) -> bool:
     """Whether run.json's plan names a registered run kind with valid parameters (checked through
     the registry: nothing named in the folder is imported)."""
-    from labml import kinds
+    from labml.runs import kinds
 
     try:
         kinds.kind_and_params(run.meta.get("plan"))
@@ -159,7 +159,7 @@ def _process_alive(meta: dict, run_dir: Path | None = None) -> bool:
     import socket
 
     from instruments.lock import pid_alive
-    from labml.run_lock import run_lock_holder
+    from labml.runs.lock import run_lock_holder
 
     holder = run_lock_holder(run_dir) if run_dir is not None else None
     if holder is not None and holder.locked is not None:
@@ -172,7 +172,8 @@ def _process_alive(meta: dict, run_dir: Path | None = None) -> bool:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from labml import engine, runs
+    from labml.runs import engine
+    from labml.runs import store as runs
 
     run_dir = Path(args.run_dir)
     if args.checkpoint is not None:

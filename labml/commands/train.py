@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train_synapses_on_engine(args: argparse.Namespace) -> int:
-    """`labml train synapses` runs on labml.engine (checkpoints every epoch, Ctrl+C pause, `labml
+    """`labml train synapses` runs on labml.runs.engine (checkpoints every epoch, Ctrl+C pause, `labml
     resume`, --dry-run); output contract: see labml.engine_train."""
     from labml.engine_train import cmd_train_synapses as run_on_engine
 
@@ -72,7 +72,7 @@ def _train_synapses_on_engine(args: argparse.Namespace) -> int:
 
 
 def _train_bm_on_engine(args: argparse.Namespace) -> int:
-    """`labml train bm` runs on labml.engine; same options and output as labml.bm.cli.main."""
+    """`labml train bm` runs on labml.runs.engine; same options and output as labml.bm.cli.main."""
     from labml.engine_train import cmd_train_bm as run_on_engine
 
     return run_on_engine(args)

@@ -92,6 +92,38 @@ def _fill_cdf(p: float, n: int, ratio: np.ndarray, cdf: np.ndarray) -> int:
     return mode
 
 
+def _input_active(x, i):  # pragma: no cover - compiled
+    for b in range(x.shape[0]):
+        if x[b, i] != 0:
+            return True
+    return False
+
+
+def _single_reads(x, p, i, u, c, out):  # pragma: no cover - compiled
+    """n == 1: K = [U > 1 - p], no table needed. Returns the next unused uniform."""
+    for b in range(x.shape[0]):
+        w = x[b, i]
+        if w == 0:
+            continue
+        for j in range(p.shape[0]):
+            if u[c] > 1.0 - min(max(float(p[j, i]), 0.0), 1.0):
+                out[b, j] += w
+            c += 1
+    return c
+
+
+def _invert_cdf(uu, row, k):  # pragma: no cover - compiled
+    """The smallest k with uu <= row[k], searched outwards from the mode k."""
+    if uu > row[k]:
+        k += 1
+        while uu > row[k]:
+            k += 1
+    else:
+        while k > 0 and uu <= row[k - 1]:
+            k -= 1
+    return k
+
+
 def _sums_kernel(x, p, n, u, out):  # pragma: no cover - compiled
     """out[b, j] = sum_i x[b, i] * K_bji for all b, j; x (B, N_in), p (N_out, N_in), out (B, N_out) zeroed.
 
@@ -110,22 +142,10 @@ def _sums_kernel(x, p, n, u, out):  # pragma: no cover - compiled
     mode = np.empty(n_out, dtype=np.int64)
     flip = np.empty(n_out, dtype=np.bool_)
     for i in range(n_in):
-        active = False
-        for b in range(B):
-            if x[b, i] != 0:
-                active = True
-                break
-        if not active:
+        if not _input_active(x, i):
             continue
-        if n == 1:  # a single read: K = [U > 1 - p], no table needed
-            for b in range(B):
-                w = x[b, i]
-                if w == 0:
-                    continue
-                for j in range(n_out):
-                    if u[c] > 1.0 - min(max(float(p[j, i]), 0.0), 1.0):
-                        out[b, j] += w
-                    c += 1
+        if n == 1:
+            c = _single_reads(x, p, i, u, c, out)
             continue
         for j in range(n_out):
             pj = min(max(float(p[j, i]), 0.0), 1.0)
@@ -136,23 +156,16 @@ def _sums_kernel(x, p, n, u, out):  # pragma: no cover - compiled
             if w == 0:
                 continue
             for j in range(n_out):
-                uu = u[c]
+                k = _invert_cdf(u[c], cdf[j], mode[j])
                 c += 1
-                k = mode[j]
-                if uu > cdf[j, k]:
-                    k += 1
-                    while uu > cdf[j, k]:
-                        k += 1
-                else:
-                    while k > 0 and uu <= cdf[j, k - 1]:
-                        k -= 1
-                if flip[j]:
-                    k = n - k
-                out[b, j] += w * k
+                out[b, j] += w * (n - k if flip[j] else k)
 
 
 if HAVE_NUMBA:
     _fill_cdf = numba.njit(cache=True, nogil=True)(_fill_cdf)
+    _input_active = numba.njit(cache=True, nogil=True)(_input_active)
+    _single_reads = numba.njit(cache=True, nogil=True)(_single_reads)
+    _invert_cdf = numba.njit(cache=True, nogil=True)(_invert_cdf)
     _sums_kernel = numba.njit(cache=True, nogil=True)(_sums_kernel)
 
 

@@ -1,6 +1,6 @@
 """Training of stochastic-synapse networks with the reference protocol of [E23] (SCIENCE.md section 4).
 
-`SynapseTrainer` is steppable, so the run controller (labml.engine's TrainerPlan) can wrap it:
+`SynapseTrainer` is steppable, so the run controller (labml.engine_plans.TrainerPlan) can wrap it:
 `run_epoch(epoch) -> dict`, `state_dict()` / `load_state_dict()` (model, optimiser, RNG states, cursor,
 early-stopping state), `evaluate() -> dict`, and a plain `fit()` loop that uses them.
 
@@ -384,7 +384,7 @@ class SynapseTrainer:
     def fit(self, run: Any = None, progress: Any = None) -> dict:
         """Train until `epochs` or early stopping; evaluate; return the summary dict.
 
-        run: optional labml.runs.Run (one "epochs" row per epoch); progress: optional callable(metrics).
+        run: optional labml.runs.store.Run (one "epochs" row per epoch); progress: optional callable(metrics).
         """
         cfg = self.config
         while self.epoch_ < cfg.epochs and not self.stop_training_:
@@ -451,7 +451,7 @@ class SynapseTrainer:
 
 
 def build_trainer(config: dict, rig: Any = None) -> SynapseTrainer:
-    """Builder for labml.engine's TrainerPlan: `"labml.synapses.trainer:build_trainer"`."""
+    """Builder for labml.engine_plans.TrainerPlan: `"labml.synapses.trainer:build_trainer"`."""
     known = {f.name for f in dataclasses.fields(SynapseTrainConfig)}
     unknown = sorted(set(config) - known)
     if unknown:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from labml.errors import UserError
-from labml.runs import atomic_write_json
+from labml.runs.store import atomic_write_json
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ length of every series CSV at that moment (so rows written after it are cut on r
 
 File layout: one line of magic, one line of JSON header (format version, run uid, step, payload
 length and SHA-256), then the payload (``torch.save`` of the state dict). Written to a temp file,
-fsync'd and renamed (labml.runs.atomic_write_bytes): a kill at any instant leaves either the old or
+fsync'd and renamed (labml.runs.store.atomic_write_bytes): a kill at any instant leaves either the old or
 the new checkpoint. Loading checks the magic (foreign file), the run uid (checkpoint of another
 run), the length and hash (truncated or corrupted file) before unpickling, each failure a UserError
 naming the file.
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from labml.errors import UserError
-from labml.runs import atomic_write_bytes
+from labml.runs.store import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -51,10 +51,10 @@ import numpy as np
 
 from instruments.lock import pid_alive
 from instruments.roles import WallClock
-from labml import checkpoint as ckpt
+from labml.runs import checkpoints as ckpt
 from labml.errors import UserError
-from labml.run_lock import holding_run_folder, locks_run_folder
-from labml.runs import Run, RunWriteError, is_resumable, load
+from labml.runs.lock import holding_run_folder, locks_run_folder
+from labml.runs.store import Run, RunWriteError, is_resumable, load
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Plan:
 
     # -- identity: how to rebuild the plan in another process (labml resume)
     def spec(self) -> dict:
-        """{"kind": NAME, "params": {...}}: a run kind registered in labml.kinds and its parameters
+        """{"kind": NAME, "params": {...}}: a run kind registered in labml.runs.kinds and its parameters
         (plain JSON values). ``labml resume`` rebuilds the plan only through that registry; a run
         folder never names code."""
         raise NotImplementedError(f"{type(self).__name__} cannot be resumed: it defines no spec()")
@@ -208,9 +208,9 @@ def resolve(dotted: str) -> Any:
 
 def build_plan(spec: dict, where: str = "run.json") -> Plan:
     """Rebuild a plan from its spec (run.json "plan": {"kind", "params"}) through the run-kind
-    registry (labml.kinds): an unknown kind, a spec naming a factory or parameters outside their
+    registry (labml.runs.kinds): an unknown kind, a spec naming a factory or parameters outside their
     declared type or range are a one-line UserError; nothing named in the folder is imported."""
-    from labml import kinds
+    from labml.runs import kinds
 
     return kinds.plan_from_spec(spec, where)
 
@@ -218,8 +218,8 @@ def build_plan(spec: dict, where: str = "run.json") -> Plan:
 def _comparable_spec(spec: Any) -> Any:
     """A spec in the form two specs compare in: kind and validated params when the kind is
     registered, else the spec as JSON."""
-    from labml import kinds
-    from labml.runs import to_jsonable
+    from labml.runs import kinds
+    from labml.runs.store import to_jsonable
 
     try:
         return to_jsonable(kinds.normal_spec(spec))
@@ -262,7 +262,7 @@ def check_plan_fits(run: Run, plan: Plan, state: dict | None) -> None:
 def _rig_safety_view(cfg: Any) -> dict[str, Any]:
     """The settings of a rig config that bound what the coil may do or where commands go: every
     [limits] and [coil] key, each instrument's class and address, each wire's field range."""
-    from labml.runs import to_jsonable
+    from labml.runs.store import to_jsonable
 
     d = cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg)
     out: dict[str, Any] = {}
@@ -690,7 +690,7 @@ class RunEngine:
 
     # ----------------------------------------------------------------- the loop
     def _execute(self, plan: Plan, run: Run, rig: Any, rig_spec: Any, state: dict | None) -> Outcome:
-        # One process at a time runs a run folder (labml.run_lock): taken before anything is written.
+        # One process at a time runs a run folder (labml.runs.lock): taken before anything is written.
         with holding_run_folder(self, run.path):
             return self._execute_locked(plan, run, rig, rig_spec, state)
 

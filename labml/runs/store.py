@@ -7,14 +7,14 @@
                             (``#``-commented header naming a Procedure and the parameters, then a CSV
                             header line and rows), so ``pymeasure.experiment.Results.load`` reads it
     RUN_DIR/<name>.npz      arrays
-    RUN_DIR/checkpoints/    checkpoints (atomic: temp file, fsync, rename; see labml.checkpoint)
+    RUN_DIR/checkpoints/    checkpoints (atomic: temp file, fsync, rename; see labml.runs.checkpoints)
     RUN_DIR/run.log         the run's log, including instrument command traffic
 
 Rows are appended and fsync'd one by one. A checkpoint records the byte length of every series, so
 a resumed run truncates rows written after its last checkpoint (see `Run.truncate_series`) and
 writes them again: nothing lost, nothing duplicated.
 
-Analysis API: ``labml.runs.load(path)`` returns a `Run`; ``run.parameters``, ``run.series(name)``
+Analysis API: ``labml.runs.store.load(path)`` returns a `Run`; ``run.parameters``, ``run.series(name)``
 (list of dicts with numbers converted), ``run.arrays(name)`` and ``find_runs(root, **filters)``.
 """
 
@@ -45,7 +45,7 @@ from labml.errors import UserError
 log = logging.getLogger(__name__)
 
 # Procedure named in the Results header of a series that has no pymeasure Procedure of its own.
-DEFAULT_PROCEDURE = "labml.engine_results.RunSeries"
+DEFAULT_PROCEDURE = "labml.runs.pymeasure_series.RunSeries"
 # Loggers that carry instrument command traffic (pymeasure adapters log "WRITE:..."/"READ:..." at DEBUG).
 TRAFFIC_LOGGERS = ("Adapter", "pymeasure", "instruments", "simulated_hw")
 FINISHED_STATUSES = ("success", "stopped", "aborted", "failed")

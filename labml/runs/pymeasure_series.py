@@ -1,6 +1,6 @@
 """pymeasure glue for the run store's CSV series.
 
-Every series CSV written by `labml.runs.Run.append_row` carries a pymeasure Results header naming a
+Every series CSV written by `labml.runs.store.Run.append_row` carries a pymeasure Results header naming a
 Procedure class. A series with no Procedure of its own names `RunSeries`, so that
 ``pymeasure.experiment.Results.load("RUN_DIR/metrics.csv")`` opens it (its ``.data`` is a pandas
 DataFrame of the rows). Imported only when a file is loaded that way (pymeasure.experiment pulls in
