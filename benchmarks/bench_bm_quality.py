@@ -228,7 +228,10 @@ def part_classrbm(args, data) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--part", choices=("rbm16", "classrbm"), required=True)
-    ap.add_argument("--data", default="/work/shared/data/mnist")
+    ap.add_argument(
+        "--data", default=None,
+        help="MNIST folder (default: $LABML_DATA, else the user data folder of `labml data download`)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of part classrbm")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of part rbm16 (default 0)")
     ap.add_argument("--lr", type=float, default=0.01, help="labml RBM step size (spin units)")
@@ -255,9 +258,9 @@ def main() -> None:
     )
     args = ap.parse_args()
     torch.set_num_threads(1)
-    from labml.bm.kind import load_data
+    from labml.bm.training import BMData
 
-    data, _ = load_data(args.data)
+    data, _ = BMData.load(args.data)
     with threadpool_limits(limits=1):
         out = part_rbm16(args, data) if args.part == "rbm16" else part_classrbm(args, data)
     if args.part == "rbm16":

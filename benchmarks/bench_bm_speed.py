@@ -25,7 +25,10 @@ from threadpoolctl import threadpool_limits
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data/mnist")
+    ap.add_argument(
+        "--data", default=None,
+        help="MNIST folder (default: $LABML_DATA, else the user data folder of `labml data download`)",
+    )
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--hidden", type=int, default=500)
     ap.add_argument("--json", action="store_true")
@@ -34,10 +37,9 @@ def main() -> None:
 
     from sklearn.neural_network import BernoulliRBM
 
-    from labml.bm.kind import load_data
-    from labml.bm.training import BMTrainConfig, BMTrainer
+    from labml.bm.training import BMData, BMTrainConfig, BMTrainer
 
-    data, _ = load_data(args.data)
+    data, _ = BMData.load(args.data)
     X64 = data.x_train.astype(np.float64)
     X32 = data.x_train.astype(np.float32)
     n, nv, nh, B = X64.shape[0], X64.shape[1], args.hidden, 100

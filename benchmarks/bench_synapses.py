@@ -11,7 +11,7 @@ n; plus a distribution check of both samplers on the same (x, p): a two-sample c
 forward sums.
 
 quality: the reference protocol of [E23] on the given training set (5k MNIST subset with the full 10k
-test set when --data points at /work/shared/data/mnist): accuracy against n over seeds, the perceptron and
+test set when --data points at a folder of the 5k subset): accuracy against n over seeds, the perceptron and
 mean-field baselines and n = 1 without the variance term; writes results.csv, table.md and
 accuracy_vs_n.png into --out (resumable: finished rows are kept).
 """
@@ -110,11 +110,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
     s = sub.add_parser("speed")
-    s.add_argument("--data", default=None)
+    s.add_argument(
+        "--data", default=None,
+        help="MNIST folder (default: $LABML_DATA, else the user data folder of `labml data download`)",
+    )
     s.add_argument("--epochs", type=int, default=3)
     s.add_argument("--ns", type=int, nargs="+", default=[1, 64])
     q = sub.add_parser("quality")
-    q.add_argument("--data", default=None)
+    q.add_argument(
+        "--data", default=None,
+        help="MNIST folder (default: $LABML_DATA, else the user data folder of `labml data download`)",
+    )
     q.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     q.add_argument("--ns", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     q.add_argument("--no-variance-ns", type=int, nargs="+", default=[1])

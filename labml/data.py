@@ -1,9 +1,19 @@
 """Data sets for the learning code: MNIST (IDX files) and scikit-learn's bundled 8x8 digits.
 
-MNIST is read from a folder holding the four official IDX files (``--data DIR`` or the ``LABML_DATA``
-environment variable), gzipped or not. When both the full 60k training files and the 5k subset
+This module is the only reader of MNIST (IDX files) in the package. MNIST is read from a folder holding
+the four official IDX files, gzipped or not. When both the full 60k training files and the 5k subset
 (``train-5k-images-idx3-ubyte.gz`` / ``train-5k-labels-idx1-ubyte.gz``) are present, the full files win.
-Without a folder, the built-in default is scikit-learn's 8x8 digits (1797 images), scaled to [0, 1].
+
+Which data a command uses is decided in one place, `resolve_data_dir`, for every command and run kind:
+
+1. the explicit ``--data DIR`` option / a run's ``data`` parameter;
+2. else the ``LABML_DATA`` environment variable;
+3. else the user data folder, ``platformdirs.user_data_dir("labml")/mnist`` (what ``labml data download``
+   fills by default), when it holds the MNIST files;
+4. else a one-line UserError naming where it looked and the command to run (``labml data download``).
+
+The value ``digits`` (as ``--data digits`` or ``LABML_DATA=digits``) selects scikit-learn's bundled 8x8
+digits (1797 images, scaled to [0, 1]): no files, no download.
 
 Preprocessing (``preprocess=``):
 
@@ -103,7 +113,7 @@ def write_idx(path: str | Path, array: np.ndarray) -> None:
     raw = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
     path = Path(path)
     if path.suffix == ".gz":
-        raw = gzip.compress(raw)
+        raw = gzip.compress(raw, mtime=0)  # no time stamp: the same array gives the same bytes
     path.write_bytes(raw)
 
 
@@ -130,7 +140,8 @@ def find_mnist_files(folder: str | Path) -> dict[tuple[str, str], Path]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"MNIST folder {folder} does not exist (set --data DIR or LABML_DATA)")
+        raise UserError(f"MNIST folder {folder} does not exist (give --data DIR or set $LABML_DATA; "
+                        "`labml data download --data DIR` fetches the files)")
     found: dict[tuple[str, str], Path] = {}
     full = {k: _find(folder, v) for k, v in MNIST_FILES.items() if k[0] == "train"}
     subset = {k: _find(folder, v) for k, v in MNIST_SUBSET_FILES.items()}
@@ -209,12 +220,58 @@ class Dataset:
         }
 
 
-def resolve_data_dir(data: str | Path | None) -> Path | None:
-    """`--data DIR` if given, else the LABML_DATA environment variable, else None (built-in digits)."""
-    if data:
-        return Path(data)
-    env = os.environ.get("LABML_DATA")
-    return Path(env) if env else None
+#: The data value that selects scikit-learn's bundled 8x8 digits instead of an MNIST folder.
+DIGITS = "digits"
+
+
+def user_data_dir() -> Path:
+    """The per-user MNIST folder: ``platformdirs.user_data_dir("labml")/mnist`` (e.g.
+    ~/.local/share/labml/mnist on Linux); the default target of `labml data download`."""
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("labml", appauthor=False)) / "mnist"
+
+
+def _has_mnist(folder: Path) -> bool:
+    try:
+        find_mnist_files(folder)
+    except UserError:
+        return False
+    return True
+
+
+def resolve_data_dir(data: str | Path | None = None, *, for_download: bool = False) -> Path | str:
+    """The data a command or run uses (the one rule of every command and run kind, see the module
+    docstring): `data` (``--data`` / a run's ``data`` parameter) if given, else ``$LABML_DATA``, else
+    the user data folder (`user_data_dir`) when it holds the MNIST files, else a UserError.
+
+    Returns an absolute folder (``~`` expanded; not checked here: reading it names what is missing),
+    or the string `DIGITS` for scikit-learn's 8x8 digits. `for_download`: the target of
+    `labml data download`: the user data folder whether or not it holds anything yet; ``digits`` is
+    refused (nothing to download).
+    """
+    value = str(data) if data not in (None, "") else os.environ.get("LABML_DATA") or None
+    if value is not None:
+        if value == DIGITS:
+            if for_download:
+                raise UserError("'digits' is scikit-learn's bundled data set: nothing to download; "
+                                "give a folder with --data DIR")
+            return DIGITS
+        return Path(value).expanduser().resolve()
+    user = user_data_dir()
+    if for_download or _has_mnist(user):
+        return user
+    raise UserError(
+        f"no MNIST data: no --data given, $LABML_DATA is not set and {user} holds no MNIST files; run "
+        "`labml data download` (fills that folder), or pass --data DIR (or --data digits for "
+        "scikit-learn's 8x8 digits)"
+    )
+
+
+def resolve_data(data: str | Path | None = None) -> str:
+    """`resolve_data_dir` as a string for a run's parameters (an absolute folder, or "digits"), so
+    that `labml resume` reads the same data whatever the environment then says."""
+    return str(resolve_data_dir(data))
 
 
 def load_mnist_arrays(folder: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
@@ -254,7 +311,8 @@ def load_dataset(
     test_size: int | None = None,
     seed: int = 0,
 ) -> Dataset:
-    """Load MNIST from `data` (or LABML_DATA), else scikit-learn's 8x8 digits; preprocess and split.
+    """Load the data of `data` (resolved by `resolve_data_dir`: an MNIST folder, or "digits" for
+    scikit-learn's 8x8 digits); preprocess and split.
 
     The training set is shuffled with `seed`; the first `train_size` images (all if None) are kept, and
     `val_fraction` of them become the validation split. The test set is the official one (MNIST) or a fixed
@@ -263,7 +321,7 @@ def load_dataset(
     if not 0.0 <= val_fraction < 1.0:
         raise UserError(f"validation fraction must be in [0, 1), got {val_fraction}")
     folder = resolve_data_dir(data)
-    if folder is not None:
+    if folder != DIGITS:
         tr_im, y_tr, te_im, y_te, desc = load_mnist_arrays(folder)
         X_tr = preprocess(tr_im.astype(np.float32) / 255.0, preprocess_mode)
         X_te = preprocess(te_im.astype(np.float32) / 255.0, preprocess_mode)

@@ -46,6 +46,9 @@ def make_procedure(protocol: str, params: Mapping[str, Any]) -> RigProcedure:
     missing = [n for n in known if getattr(proc, n) is None]
     if missing:
         raise UserError(f"protocol {protocol!r}: missing parameter(s) {', '.join(missing)}")
+    resolve = getattr(proc, "resolve_inputs", None)  # e.g. a training's data folder, recorded for resume
+    if callable(resolve):
+        resolve()
     return proc
 
 

@@ -76,6 +76,16 @@ class TrainingProcedure(RigProcedure):
 
     DATA_COLUMNS = ["epoch"]
 
+    def resolve_inputs(self) -> None:
+        """Fix the data folder (labml.data.resolve_data_dir: the `data` parameter, else $LABML_DATA,
+        else the user data folder, else a UserError) in the parameters, so run.json records the
+        folder actually read and `labml resume` reads the same (called by make_procedure)."""
+        if "data" in self._parameters:
+            from labml.data import resolve_data
+
+            self.data = resolve_data(self.data or None)
+            self._parameters["data"]._value = self.data
+
     @property
     def needs_rig(self) -> bool:  # type: ignore[override]
         return self.backend == "rig"
@@ -193,6 +203,11 @@ class TrainBM(TrainingProcedure):
     )
     n_train = IntegerParameter("Training images", default=0, minimum=0, maximum=60_000, description="0: all")
     n_test = IntegerParameter("Test images", default=0, minimum=0, maximum=10_000, description="0: all")
+    data = Parameter(
+        "Data folder",
+        default="",
+        description="MNIST folder or 'digits' (empty: $LABML_DATA, else the user data folder)",
+    )
 
     _KEYS = (
         "model",
@@ -213,6 +228,7 @@ class TrainBM(TrainingProcedure):
         cfg: dict[str, Any] = {key: getattr(self, key) for key in self._KEYS}
         cfg["n_train"] = int(self.n_train) or None
         cfg["n_test"] = int(self.n_test) or None
+        cfg["data"] = self.data or None
         return self.with_extra(cfg)
 
     def validate_config(self) -> None:
@@ -292,7 +308,11 @@ class TrainSynapses(TrainingProcedure):
         default=False,
         description="measure each wire's curve on the rig before training",
     )
-    data = Parameter("Data folder", default="", description="MNIST folder (empty: labml.data's default)")
+    data = Parameter(
+        "Data folder",
+        default="",
+        description="MNIST folder or 'digits' (empty: $LABML_DATA, else the user data folder)",
+    )
     spread_H0 = FloatParameter(
         "Device spread of H0",
         units="mT",

@@ -1,5 +1,6 @@
 import logging
 import os
+from pathlib import Path
 
 import plans
 import pytest
@@ -8,6 +9,36 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 plans.register()  # the test plans' run kinds (tests/plans.py), as a package's own kinds are
+
+#: The committed MNIST fixture (800 training + 200 test images of real MNIST digits, balanced across
+#: the classes; built by tests/data/make_mnist_mini.py).
+MNIST_MINI = Path(__file__).resolve().parent / "data" / "mnist-mini"
+
+# Full-scale MNIST, for the few checks that need it (skipped without it): $LABML_DATA as the developer
+# set it, else a shared data folder beside the repository (../shared/data/mnist).
+_DEV_DATA = os.environ.get("LABML_DATA") or ""
+_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+FULL_MNIST = (Path(_DEV_DATA) if _DEV_DATA and _DEV_DATA != "digits"
+              else _SHARED if _SHARED.is_dir() else None)
+
+# Tests never read the developer's data: a test (and every process it starts) that gives no data
+# folder gets scikit-learn's bundled 8x8 digits; tests that need MNIST use the `mnist_dir` fixture.
+os.environ["LABML_DATA"] = "digits"
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    """The committed MNIST fixture folder (tests/data/mnist-mini, gzipped IDX under official names)."""
+    return MNIST_MINI
+
+
+@pytest.fixture
+def full_mnist_dir() -> Path:
+    """A full-scale MNIST folder ($LABML_DATA, else ../shared/data/mnist beside the repository); the
+    test is skipped without one."""
+    if FULL_MNIST is None or not FULL_MNIST.is_dir():
+        pytest.skip("full-scale MNIST not available (set LABML_DATA to an MNIST folder)")
+    return FULL_MNIST
 
 
 @pytest.fixture(autouse=True)

@@ -46,8 +46,8 @@ class RegressionPlan(Plan):
 
     Features and target standardised on the training split; the last `val_fraction` of a seeded
     permutation is the validation split. One step = one epoch of Adam over shuffled minibatches
-    (torch.Generator, part of the plan state); dropout draws from torch's global RNG (restored by
-    the engine's checkpoints). Early stopping after `patience` epochs without a better val_mse.
+    and dropout masks from one torch.Generator (part of the plan state; torch's global generator is
+    never used). Early stopping after `patience` epochs without a better val_mse.
     Rows: "metrics" (epoch, train_mse, val_mse, best_val_mse) and "batches" (epoch, batch, loss).
     """
 
@@ -111,15 +111,19 @@ class RegressionPlan(Plan):
         self.ytr = torch.tensor((y[tr] - ymu) / ysd, dtype=torch.float32)[:, None]
         self.Xva = torch.tensor((X[va] - mu) / sd, dtype=torch.float32)
         self.yva = torch.tensor((y[va] - ymu) / ysd, dtype=torch.float32)[:, None]
-        torch.manual_seed(p["seed"])
+        from labml.rng import Dropout, linear
+
+        # explicit generators, never torch's global one: init from `init`, shuffling and dropout
+        # masks from self.gen (saved in state_dict)
+        init = torch.Generator().manual_seed(p["seed"])
+        self.gen = torch.Generator().manual_seed(p["seed"] + 1)
         self.model = torch.nn.Sequential(
-            torch.nn.Linear(X.shape[1], p["hidden"]),
+            linear(X.shape[1], p["hidden"], init),
             torch.nn.Tanh(),
-            torch.nn.Dropout(p["dropout"]),
-            torch.nn.Linear(p["hidden"], 1),
+            Dropout(p["dropout"], self.gen),
+            linear(p["hidden"], 1, init),
         )
         self.opt = torch.optim.Adam(self.model.parameters(), lr=p["lr"])
-        self.gen = torch.Generator().manual_seed(p["seed"] + 1)
         self._built = True
 
     def open(self, ctx: RunContext) -> None:

@@ -87,8 +87,8 @@ def test_images_and_labels_must_agree(tmp_path):
         data.load_dataset(tmp_path)
 
 
-def test_builtin_digits_default(monkeypatch):
-    monkeypatch.delenv("LABML_DATA", raising=False)
+def test_builtin_digits(monkeypatch):
+    monkeypatch.setenv("LABML_DATA", "digits")
     ds = data.load_dataset(None, seed=0)
     assert ds.name == "digits" and ds.n_features == 64 and ds.image_shape == (8, 8)
     assert set(np.unique(ds.X_train)) <= {0.0, 1.0}
@@ -97,7 +97,7 @@ def test_builtin_digits_default(monkeypatch):
 
 
 def test_seeded_shuffle_and_train_size(monkeypatch):
-    monkeypatch.delenv("LABML_DATA", raising=False)
+    monkeypatch.setenv("LABML_DATA", "digits")
     a = data.load_dataset(None, seed=3, train_size=100)
     b = data.load_dataset(None, seed=3, train_size=100)
     c = data.load_dataset(None, seed=4, train_size=100)
@@ -110,10 +110,94 @@ def test_seeded_shuffle_and_train_size(monkeypatch):
 
 
 def test_stratified_subset_keeps_class_shares(monkeypatch):
-    monkeypatch.delenv("LABML_DATA", raising=False)
+    monkeypatch.setenv("LABML_DATA", "digits")
     ds = data.load_dataset(None)
     X, y = data.stratified_subset(ds.X_test, ds.y_test, 100)
     assert len(y) == 100 and np.bincount(y, minlength=10).min() >= 9
+
+
+# -------------------------------------------------------------------------------- where the data comes from
+@pytest.fixture
+def user_dir(tmp_path, monkeypatch):
+    """An empty user data folder (what platformdirs would give for a fresh HOME) and no $LABML_DATA."""
+    folder = tmp_path / "home" / "labml" / "mnist"
+    monkeypatch.setattr(data, "user_data_dir", lambda: folder)
+    monkeypatch.delenv("LABML_DATA", raising=False)
+    return folder
+
+
+def test_user_data_dir_is_platformdirs_labml_mnist():
+    import platformdirs
+
+    assert data.user_data_dir() == Path(platformdirs.user_data_dir("labml", appauthor=False)) / "mnist"
+
+
+def test_explicit_data_wins_over_the_environment_which_wins_over_the_user_folder(tmp_path, user_dir,
+                                                                                monkeypatch):
+    _write_mnist(user_dir, 10, subset=True)
+    env, given = tmp_path / "env", tmp_path / "given"
+    assert data.resolve_data_dir(None) == user_dir  # the user data folder, when it holds MNIST
+    monkeypatch.setenv("LABML_DATA", str(env))
+    assert data.resolve_data_dir(None) == env.resolve()
+    assert data.resolve_data_dir("") == env.resolve()  # an empty parameter is "not given"
+    assert data.resolve_data_dir(given) == given.resolve()
+    assert data.resolve_data_dir("digits") == data.DIGITS
+    monkeypatch.setenv("LABML_DATA", "digits")
+    assert data.resolve_data_dir(None) == data.DIGITS and data.load_dataset(None).name == "digits"
+
+
+def test_relative_and_home_folders_are_recorded_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "h"))
+    assert data.resolve_data("mnist") == str(tmp_path / "mnist")
+    assert data.resolve_data("~/m") == str(tmp_path / "h" / "m")
+
+
+def test_no_data_anywhere_is_one_line_naming_where_it_looked_and_the_command(user_dir):
+    with pytest.raises(UserError) as err:
+        data.resolve_data_dir(None)
+    msg = str(err.value)
+    assert "\n" not in msg and "--data" in msg and "$LABML_DATA" in msg and str(user_dir) in msg
+    assert "labml data download" in msg
+    with pytest.raises(UserError, match="labml data download"):
+        data.load_dataset(None)
+    _write_mnist(user_dir, 10, subset=True)  # after the download: found there
+    assert data.load_dataset(None).name == "mnist"
+
+
+def test_download_target_defaults_to_the_user_folder(user_dir, monkeypatch):
+    from labml.cli import main
+
+    calls = []
+    monkeypatch.setattr(data, "download_mnist", lambda folder, **kw: calls.append(folder) or [])
+    assert main(["data", "download"]) == 0
+    assert calls == [user_dir]  # the same folder every command reads by default
+    assert main(["data", "download", "--data", str(user_dir.parent / "x")]) == 0
+    assert calls[-1] == (user_dir.parent / "x").resolve()
+    with pytest.raises(UserError, match="nothing to download"):
+        data.resolve_data_dir("digits", for_download=True)
+
+
+def test_the_committed_fixture_is_balanced_real_mnist(mnist_dir):
+    tr_im, y_tr, te_im, y_te, _ = data.load_mnist_arrays(mnist_dir)
+    assert tr_im.shape == (800, 28, 28) and te_im.shape == (200, 28, 28)
+    assert np.bincount(y_tr).tolist() == [80] * 10 and np.bincount(y_te).tolist() == [20] * 10
+    assert sum(p.stat().st_size for p in Path(mnist_dir).iterdir()) < 300_000
+
+
+def test_the_fixture_generator_rebuilds_the_committed_files(tmp_path, mnist_dir, full_mnist_dir):
+    """tests/data/make_mnist_mini.py is deterministic: from the 5k MNIST subset it gives the same bytes."""
+    import importlib.util
+
+    script = Path(mnist_dir).parent / "make_mnist_mini.py"
+    spec = importlib.util.spec_from_file_location("make_mnist_mini", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    if data.find_mnist_files(full_mnist_dir)[("train", "images")].name.startswith("train-images"):
+        pytest.skip("the fixture was drawn from the 5k subset (train-5k-*); this folder has the 60k set")
+    built = mod.build(full_mnist_dir, tmp_path / "mini")
+    for name, digest in built.items():
+        assert hashlib.md5((Path(mnist_dir) / name).read_bytes()).hexdigest() == digest, name
 
 
 # ---------------------------------------------------------------------------------------------- download

@@ -5,6 +5,7 @@ labml.bm.kind, through labml.cli.main): the command contract, checkpoints, resum
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from labml.runs import checkpoints as checkpoint
 from labml.runs import store as runs
 
 torch.set_num_threads(1)
+MNIST_MINI = Path(__file__).parent / "data" / "mnist-mini"  # the committed fixture (conftest.mnist_dir)
 
 
 def cmd_train_synapses(argv) -> int:
@@ -99,9 +101,9 @@ def test_options_map_onto_every_config_field_and_bad_values_are_clear_errors(tmp
     assert not (tmp_path / "x").exists()
 
 
-MNIST = "/work/shared/data/mnist"
 BM_ARGS = ["--model", "classrbm", "--loss", "discriminative", "--hidden", "10", "--epochs", "3",
-           "--data", MNIST, "--train-size", "300", "--test-size", "200", "--no-samples", "--seed", "2"]
+           "--data", str(MNIST_MINI), "--train-size", "300", "--test-size", "200", "--no-samples",
+           "--seed", "2"]
 
 
 def cmd_train_bm(argv) -> int:
@@ -120,7 +122,9 @@ def test_train_bm_on_the_engine_records_and_resumes_exactly(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     full = runs.load(tmp_path / "full")
     assert full.meta["status"] == "success" and res["run_dir"] == str(full.path)
-    assert 0.2 < res["test_accuracy"] <= 1  # 10 classes, 200 test images: chance is 0.1
+    # 10 classes, 200 balanced test images of the fixture: chance is 0.1 and P(> 0.2 | chance) = 7e-6
+    # (binomial); seeds 0-7 of this setting on the fixture give 0.35-0.56 (seed 2: 0.465)
+    assert 0.2 < res["test_accuracy"] <= 1
     assert full.meta["results"]["test_accuracy"] == res["test_accuracy"]
     assert len(full.series("metrics")) == 3 and (full.path / "model.npz").exists()
 

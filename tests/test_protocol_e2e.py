@@ -16,8 +16,6 @@ from labml.cli import main
 from protocols.fits import LogisticFit
 from protocols.runner import run_protocol
 
-MNIST = "/work/shared/data/mnist"
-
 
 def _rig_with_calibration(cal_file, path):
     """The built-in simulated rig, with wire 0 taking its calibration from `cal_file`."""
@@ -50,7 +48,7 @@ def _p_sd(fit, H):
 
 
 @pytest.mark.slow
-def test_calibrate_write_train_in_the_loop_and_infer_on_the_simulated_rig(tmp_path, capsys):
+def test_calibrate_write_train_in_the_loop_and_infer_on_the_simulated_rig(tmp_path, capsys, mnist_dir):
     torch.set_num_threads(1)
     cal_dir = tmp_path / "calibrations"
     # 1. calibrate wire 0 from the command line: 13 fields x 200 reads at 1 ms, and at 10 ms for the
@@ -115,7 +113,7 @@ def test_calibrate_write_train_in_the_loop_and_infer_on_the_simulated_rig(tmp_pa
             "train_size": 200,
             "test_size": 50,
             "test_passes": 1,
-            "data": MNIST,
+            "data": str(mnist_dir),
         },
         rig=str(rig_file),
         run_dir=tmp_path / "train",

@@ -214,12 +214,10 @@ def test_resume_takes_a_run_name_under_the_runs_root(paused_regression, tmp_path
 
 # ======================================================================================= one runs root
 def test_with_labml_runs_set_every_command_lands_under_it_and_runs_lists_every_one(tmp_path, monkeypatch,
-                                                                                  capsys):
+                                                                                  capsys, mnist_dir):
     """demo, both trainings, a protocol and a 2-point sweep, all with their default folders: every run
     lands under $LABML_RUNS, and `labml runs --json` lists every one (demo steps, sweep points and
     the sweep folder included); `--runs-root` overrides $LABML_RUNS."""
-    from labml.bm._mnist import DEFAULT_DATA_DIR
-
     root = tmp_path / "runs"
     monkeypatch.setenv("LABML_RUNS", str(root))
     (tmp_path / "cwd").mkdir()
@@ -236,13 +234,9 @@ def test_with_labml_runs_set_every_command_lands_under_it_and_runs_lists_every_o
     kinds = ["demo", "protocol-depinning-calibration", "protocol-train-synapses", "train-synapses",
              "protocol-depinning-calibration", "sweep", "protocol-depinning-calibration",
              "protocol-depinning-calibration"]
-    if (Path(DEFAULT_DATA_DIR) / "train-5k-images-idx3-ubyte.gz").is_file():
-        from test_bm_training import _write_tiny_mnist
-
-        _write_tiny_mnist(tmp_path / "mnist", n_train=100, n_test=50)
-        commands.append(["train", "bm", "--model", "rbm", "--hidden", "4", "--epochs", "1",
-                         "--data", str(tmp_path / "mnist")])
-        kinds.append("train-bm")
+    commands.append(["train", "bm", "--model", "rbm", "--hidden", "4", "--epochs", "1", "--train-size", "100",
+                     "--test-size", "50", "--data", str(mnist_dir)])
+    kinds.append("train-bm")
     for argv in commands:
         assert labml_main([*argv, "--json"]) == 0, argv
     capsys.readouterr()
@@ -257,9 +251,8 @@ def test_with_labml_runs_set_every_command_lands_under_it_and_runs_lists_every_o
     model = by_kind["train-synapses"] / "model.npz"
     with np.load(model, allow_pickle=False) as data:
         assert "p0" in data.files
-    if "train-bm" in by_kind:
-        assert (by_kind["train-bm"] / "figures" / "samples.png").is_file()
-        assert runs.load(by_kind["train-bm"]).meta["model"] == "model.npz"
+    assert (by_kind["train-bm"] / "figures" / "samples.png").is_file()
+    assert runs.load(by_kind["train-bm"]).meta["model"] == "model.npz"
     for r in listed:
         if r["kind"] != "sweep":
             assert r["layout"] == "current"

@@ -22,9 +22,12 @@ import pytest
 from labml.cli import main
 from labml.runs.sweeps import Sweep, expand_grid, parse_grid
 
-# A small real protocol that needs no rig: a Boltzmann machine on 200 binarised MNIST images.
+# A small real protocol that needs no rig: a Boltzmann machine on 200 binarised MNIST images (of the
+# committed fixture, tests/data/mnist-mini).
 PROTOCOL = "train-bm"
-FIXED = {"epochs": "2", "n_train": "200", "n_test": "50", "batch_size": "50", "backend": "model"}
+MNIST_MINI = str(Path(__file__).parent / "data" / "mnist-mini")
+FIXED = {"epochs": "2", "n_train": "200", "n_test": "50", "batch_size": "50", "backend": "model",
+         "data": MNIST_MINI}
 GRID = {"hidden": ["3", "6"]}
 WALL_CLOCK = ("sec",)  # columns that measure wall time differ between any two runs
 
@@ -105,9 +108,11 @@ def test_a_killed_sweep_resumes_finishing_only_the_missing_points(tmp_path):
     grid = {"hidden": ["2", "3", "4"]}
     script = tmp_path / "killer.py"
     script.write_text(KILLER.format(protocol=PROTOCOL, grid=grid, fixed=FIXED))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    root = Path(__file__).resolve().parents[1]  # this checkout's packages, not an installed copy
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
     proc = subprocess.run(
-        [sys.executable, str(script), str(sweep_dir)], env=env, capture_output=True, text=True, timeout=240
+        [sys.executable, str(script), str(sweep_dir)], env=env, capture_output=True, text=True, timeout=240,
+        cwd=root,
     )
     assert proc.returncode == -9, proc.stderr[-2000:]
 

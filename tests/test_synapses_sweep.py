@@ -10,7 +10,7 @@ torch.set_num_threads(1)
 
 
 def test_sweep_writes_table_and_plot_and_resumes(tmp_path, monkeypatch):
-    monkeypatch.delenv("LABML_DATA", raising=False)
+    monkeypatch.setenv("LABML_DATA", "digits")
     base = {"epochs": 1, "patience": 0, "train_size": 200, "test_passes": 2}
     rows = sweep.run_sweep(
         tmp_path, ns=(1, 4), seeds=(0,), baselines=("perceptron",), no_variance_ns=(), base=base

@@ -22,7 +22,7 @@ def digits():
 
 @pytest.fixture(autouse=True)
 def _no_env_data(monkeypatch):
-    monkeypatch.delenv("LABML_DATA", raising=False)
+    monkeypatch.setenv("LABML_DATA", "digits")
 
 
 def test_stochastic_synapses_learn_digits(digits):

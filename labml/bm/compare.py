@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=100, help="batch size = number of chains / copies")
     p.add_argument("--lr", type=float, default=0.01, help="step size per update (spin units)")
     p.add_argument(
-        "--data", default=None, metavar="DIR", help="MNIST folder (default $LABML_DATA or 8x8 digits)"
+        "--data", default=None, metavar="DIR",
+        help="MNIST folder or 'digits' (default: $LABML_DATA, else the user data folder)"
     )
     p.add_argument("--train-size", type=int, default=None)
     p.add_argument("--test-size", type=int, default=None)
@@ -163,7 +164,7 @@ def plot(rows: list[dict], path: Path) -> None:
 def main(args: argparse.Namespace) -> int:
     import torch
 
-    from labml.bm.kind import load_data
+    from labml.bm.training import BMData
     from labml.checks import check_float, check_int
     from labml.errors import UserError
     from labml.runs.store import Run
@@ -184,7 +185,7 @@ def main(args: argparse.Namespace) -> int:
     if args.updates < 1 or args.eval_every < 1:
         raise UserError("--updates and --eval-every must be >= 1")
     torch.set_num_threads(1)
-    data, ds = load_data(args.data, args.train_size, args.test_size, args.seed)
+    data, ds = BMData.load(args.data, args.train_size, args.test_size, args.seed)
     run = Run.create("bm-compare", vars(args) | {"methods": methods}, args.run_dir, data=ds.summary())
     rows: list[dict] = []
 

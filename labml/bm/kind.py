@@ -300,34 +300,22 @@ def config_from_params(p: dict) -> Any:
         eval_ais_chains=p["ais_chains"],
         n_train=p["train_size"],
         n_test=p["test_size"],
+        data=p["data"],
     )
     cfg.validate()
     return cfg
 
 
-def load_data(data_dir: Any, train_size: int | None = None, test_size: int | None = None, seed: int = 0):
-    """Binarised (threshold 0.5, no pooling) data through labml.data: (BMData, the Dataset)."""
-    from labml.bm.training import BMData
-    from labml.data import load_dataset
-
-    ds = load_dataset(
-        data_dir,
-        preprocess_mode="threshold",
-        val_fraction=0.0,
-        train_size=train_size,
-        test_size=test_size,
-        seed=seed,
-    )
-    return BMData(ds.X_train.astype("float32"), ds.y_train, ds.X_test.astype("float32"), ds.y_test), ds
-
-
 def bm_trainer(config: dict, rig: Any = None) -> Any:
-    """BMTrainer from a BMTrainConfig dict, on labml.bm's own MNIST loader (the train-bm protocol)."""
+    """BMTrainer from a BMTrainConfig dict (the train-bm protocol): the data of config["data"]
+    (labml.data.resolve_data_dir), binarised by BMData.load, n_train/n_test/seed from the config."""
     from labml.bm.training import BMData, BMTrainConfig, BMTrainer
 
     cfg = BMTrainConfig(**config)
-    data = BMData.mnist(n_train=cfg.n_train, n_test=cfg.n_test)
-    return BMTrainer(cfg, data, rig=rig)
+    data, ds = BMData.load(cfg.data, cfg.n_train, cfg.n_test, int(cfg.seed))
+    trainer = BMTrainer(cfg, data, rig=rig)
+    trainer.data_summary_ = ds.summary()
+    return trainer
 
 
 def _finite(v: Any) -> Any:
@@ -342,6 +330,7 @@ class BMTraining(TrainingPlan):
     series = "metrics"
 
     def __init__(self, **params: Any) -> None:
+        from labml.data import resolve_data
         from labml.runs.kinds import REQUIRED
 
         declared = {p.name: p for p in PARAMS}
@@ -353,6 +342,8 @@ class BMTraining(TrainingPlan):
             raise UserError(f"train bm: {', '.join(missing)} must be given")
         params = {**{p.name: p.default for p in PARAMS if p.default is not REQUIRED}, **params}
         self.cfg = config_from_params(params)  # validates: UserError naming the option
+        # the data actually read (a folder or "digits"), recorded in run.json: resume reads the same
+        params["data"] = self.cfg.data = resolve_data(params["data"])
         super().__init__(params, self.cfg.epochs)
         self.needs_rig = self.cfg.kernel == "rig"
 
@@ -365,10 +356,10 @@ class BMTraining(TrainingPlan):
         return {"epochs": self.epochs, "model": self.cfg.model, "hidden": self.cfg.hidden}
 
     def build_trainer(self, rig: Any) -> Any:
-        from labml.bm.training import BMTrainer
+        from labml.bm.training import BMData, BMTrainer
 
         p = self.params
-        data, ds = load_data(p["data"], p["train_size"], p["test_size"], int(p["seed"]))
+        data, ds = BMData.load(p["data"], p["train_size"], p["test_size"], int(p["seed"]))
         trainer = BMTrainer(self.cfg, data, rig=rig)
         trainer.data_summary_ = ds.summary()
         return trainer

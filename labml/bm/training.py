@@ -96,6 +96,7 @@ class BMTrainConfig:
     eval_reverse_sweeps: int = 1000  # heat-bath sweeps of the chains that start reverse AIS
     n_train: int | None = None
     n_test: int | None = None
+    data: str | None = None  # MNIST folder or "digits"; None: labml.data.resolve_data_dir's default
 
     def validate(self) -> None:
         """Raise a one-line UserError naming the first setting outside what is allowed."""
@@ -159,12 +160,27 @@ class BMData:
     y_test: np.ndarray
 
     @classmethod
-    def mnist(cls, data_dir=None, n_train: int | None = None, n_test: int | None = None) -> BMData:
-        from labml.bm._mnist import load_binarised
+    def load(
+        cls, data=None, n_train: int | None = None, n_test: int | None = None, seed: int = 0
+    ) -> tuple[BMData, Any]:
+        """Binarised data through labml.data (the one loader of `labml train bm`, the train-bm run kind
+        and protocol): pixels thresholded at 0.5 without pooling (784 inputs for MNIST), float32 0/1.
 
-        xtr, ytr = load_binarised("train", data_dir)
-        xte, yte = load_binarised("test", data_dir)
-        return cls(xtr[:n_train], ytr[:n_train], xte[:n_test], yte[:n_test])
+        data: an MNIST folder, "digits", or None (labml.data.resolve_data_dir: $LABML_DATA, the user
+        data folder). The training set is shuffled with `seed` and cut to `n_train`; the test set is
+        cut to a stratified `n_test`. Returns (BMData, the labml.data.Dataset it came from)."""
+        from labml.data import load_dataset
+
+        ds = load_dataset(data, preprocess_mode="threshold", val_fraction=0.0, train_size=n_train,
+                          test_size=n_test, seed=seed)
+        f32 = np.float32
+        return cls(ds.X_train.astype(f32), ds.y_train, ds.X_test.astype(f32), ds.y_test), ds
+
+    @classmethod
+    def mnist(cls, data_dir=None, n_train: int | None = None, n_test: int | None = None,
+              seed: int = 0) -> BMData:
+        """`load` without the Dataset."""
+        return cls.load(data_dir, n_train, n_test, seed)[0]
 
 
 def _active_columns(X: torch.Tensor) -> torch.Tensor | None:
@@ -194,7 +210,8 @@ class BMTrainer:
         self.config = config
         self.data = data
         self.rig = rig
-        torch.manual_seed(config.seed)
+        # every draw (initialisation, chains, kernels, dropout, shuffling) comes from these two
+        # generators, saved in state_dict(); torch's and numpy's global generators are never used
         self.generator = torch.Generator().manual_seed(config.seed)
         self.np_rng = np.random.default_rng(config.seed)
         self.v_train = bits_to_spins(torch.as_tensor(data.x_train, dtype=torch.float32))
@@ -698,7 +715,6 @@ class BMTrainer:
             "generator": self.generator.get_state(),
             "np_rng": self.np_rng.bit_generator.state,
             "fast_bits": None if self._fast is None else self._fast["bits"].state,
-            "torch_rng": torch.get_rng_state(),
             "offset_v": None if self.offset_v is None else self.offset_v.clone(),
             "offset_h": None if self.offset_h is None else self.offset_h.clone(),
             "epoch": self.epoch,
@@ -721,7 +737,6 @@ class BMTrainer:
             self._fast_buffers(self.config.batch_size)["bits"].state = state["fast_bits"]
         else:  # saved before the first fast step: start its bits afresh, as that trainer would
             self._fast = None
-        torch.set_rng_state(state["torch_rng"])
         for key in ("offset_v", "offset_h"):
             value = state.get(key)
             setattr(self, key, None if value is None else value.clone())

@@ -1,5 +1,6 @@
 """`labml data download` (MNIST with md5 checks) and `labml data info` (what a data folder holds).
 
+labml data download                                    # into the user data folder every command reads
 labml data download --data ~/mnist                     # the four official files, md5-checked
 labml data download --data ~/mnist --mirror http://127.0.0.1:8000/   # own mirror(s), tried in order
 labml data info --data ~/mnist --json
@@ -11,8 +12,6 @@ import argparse
 import json
 import os
 import sys
-
-from labml.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "present with the right md5 are kept. Mirrors: --mirror (repeatable) or $LABML_MNIST_MIRRORS "
         "(comma-separated), else the built-in list.",
     )
-    d.add_argument("--data", default=None, metavar="DIR", help="target folder (default $LABML_DATA)")
+    d.add_argument("--data", default=None, metavar="DIR",
+                   help="target folder (default $LABML_DATA, else the user data folder that every command "
+                   "reads by default, platformdirs.user_data_dir('labml')/mnist)")
     d.add_argument(
         "--mirror", action="append", default=None, metavar="URL", help="mirror base URL (repeatable)"
     )
@@ -48,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="load a data set and print its sizes (MNIST folder or the built-in digits)"
     )
     i.add_argument(
-        "--data", default=None, metavar="DIR", help="MNIST folder (default $LABML_DATA, else digits)"
+        "--data", default=None, metavar="DIR",
+        help="MNIST folder or 'digits' (default $LABML_DATA, else the user data folder)"
     )
     i.add_argument("--preprocess", choices=("pool-threshold", "threshold", "none"), default="pool-threshold")
     i.add_argument("--json", action="store_true")
@@ -60,9 +62,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     from labml.data import MNIST_MIRRORS, download_mnist, resolve_data_dir
 
     check_float("--timeout", args.timeout, 0.0, lo_open=True, unit="s")
-    folder = resolve_data_dir(args.data)
-    if folder is None:
-        raise UserError("labml data download needs --data DIR (or $LABML_DATA)")
+    folder = resolve_data_dir(args.data, for_download=True)
     mirrors = args.mirror
     if not mirrors and os.environ.get("LABML_MNIST_MIRRORS"):
         mirrors = [m.strip() for m in os.environ["LABML_MNIST_MIRRORS"].split(",") if m.strip()]

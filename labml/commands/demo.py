@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=15, help="training epochs in the loop (default 15)")
     p.add_argument("--train-size", type=int, default=600, help="training images (default 600)")
     p.add_argument("--test-size", type=int, default=300, help="stratified test images (default 300)")
-    p.add_argument("--data", default=None, help="MNIST folder (default: scikit-learn's 8x8 digits)")
+    p.add_argument("--data", default=None, help="MNIST folder (default 'digits': scikit-learn's 8x8 digits)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object last on stdout")
     p.set_defaults(func=run)
@@ -166,7 +166,7 @@ def _demo(args: argparse.Namespace, root: Path, t_start: float) -> dict:
             "test_size": args.test_size,
             "test_passes": 4,
             "seed": args.seed,
-            "data": args.data or "",
+            "data": args.data or "digits",
         },
         rig=str(rig_toml),
         run_dir=root / "02-train-synapses",

@@ -256,10 +256,10 @@ def _dry_run(args: argparse.Namespace, plan: Any) -> int:
 
     params = getattr(plan, "params", None)
     if isinstance(params, dict) and "data" in params:  # a kind that loads MNIST from a folder
-        from labml.data import find_mnist_files, resolve_data_dir
+        from labml.data import DIGITS, find_mnist_files, resolve_data_dir
 
         folder = resolve_data_dir(params["data"])
-        if folder is not None:
+        if folder != DIGITS:
             find_mnist_files(folder)  # UserError naming the folder or the missing file, as a real run would
     summary = dry_run(plan, args.rig if plan.needs_rig else None, args.run_dir)
     print(json.dumps(summary) if args.json else f"plan OK: {summary}")

@@ -173,6 +173,10 @@ class SynapseTraining(TrainingPlan):
         full = dataclasses.asdict(SynapseTrainConfig(**params))
         cfg = SynapseTrainConfig(**full)
         cfg.validate()  # ranges and combinations: UserError naming the option, before anything is made
+        from labml.data import resolve_data
+
+        # the data actually read (a folder or "digits"), recorded in run.json: resume reads the same
+        full["data"] = resolve_data(full["data"])
         super().__init__(full, full["epochs"])
         self.needs_rig = cfg.backend == "rig"
 

@@ -151,8 +151,13 @@ class StochasticSynapseNet(_Net):
 class Perceptron(_Net):
     """Real-valued baseline: nn.Linear layers."""
 
-    def __init__(self, sizes: Sequence[int], *, activation: str = "step") -> None:
-        super().__init__([nn.Linear(sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1)], activation)
+    def __init__(
+        self, sizes: Sequence[int], *, activation: str = "step", generator: torch.Generator | None = None
+    ) -> None:
+        from labml.rng import linear
+
+        super().__init__([linear(sizes[i], sizes[i + 1], generator) for i in range(len(sizes) - 1)],
+                         activation)
 
 
 class MeanFieldLinear(nn.Module):

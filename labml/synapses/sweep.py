@@ -55,6 +55,9 @@ def run_sweep(
     progress: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Run the sweep (seed-major, so every variant has results after each seed); return all rows."""
+    from labml.data import resolve_data
+
+    data = resolve_data(data)  # one folder (or "digits") for every row, as labml.data resolves it
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "results.csv"

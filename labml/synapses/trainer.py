@@ -51,7 +51,7 @@ class SynapseTrainConfig:
     patience: early-stopping patience in epochs (0: off); lr: Adam learning rate; batch_size;
     val_fraction: validation split of the training set; train_size: training images before the split
     (None: all); test_size: stratified test subset (None: the full test set); test_passes: stochastic
-    passes averaged for test accuracy; data: MNIST folder (None: LABML_DATA or sklearn digits);
+    passes averaged for test accuracy; data: MNIST folder or "digits" (None: labml.data.resolve_data_dir);
     backend: "model" | "rig"; rig: rig spec for labml.rigs.open_rig ("sim" or a TOML path);
     field_range_mT: allowed H range of the model backend (the rig's field_range_mT(wire) on a rig);
     field_step_mT: quantisation of fields by the rig planner; calibrate: measure each wire's curve on the
@@ -195,7 +195,8 @@ class SynapseTrainer:
         if len(self.y_train) == 0:
             raise UserError("train synapses: the training split is empty (raise --train-size)")
 
-        torch.manual_seed(config.seed)
+        # every draw (initialisation, reads, shuffling) comes from these two generators, saved in
+        # state_dict(); torch's and numpy's global generators are never used
         self.generator = torch.Generator().manual_seed(config.seed)
         self.rng = np.random.default_rng(config.seed)
         self._owns_rig = False
@@ -203,7 +204,7 @@ class SynapseTrainer:
         self.reader = None
         sizes = [ds.n_features, *config.hidden, ds.n_classes]
         if config.model == "perceptron":
-            self.model: nn.Module = Perceptron(sizes, activation=config.activation)
+            self.model: nn.Module = Perceptron(sizes, activation=config.activation, generator=self.generator)
         elif config.model == "meanfield":
             self.model = MeanFieldNet(sizes, activation=config.activation, generator=self.generator)
         elif config.backend == "rig":
@@ -411,7 +412,6 @@ class SynapseTrainer:
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "torch_rng": self.generator.get_state(),
-                "torch_global_rng": torch.get_rng_state(),
                 "np_rng": self.rng.bit_generator.state,
                 "epoch": self.epoch_,
                 "best_val": self.best_val_,
@@ -429,7 +429,6 @@ class SynapseTrainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["torch_rng"])
-        torch.set_rng_state(state["torch_global_rng"])
         self.rng.bit_generator.state = state["np_rng"]
         self.epoch_ = int(state["epoch"])
         self.best_val_ = float(state["best_val"])
