@@ -104,18 +104,21 @@ def main() -> None:
         for _ in range(args.repeats):
             for name, fn in variants.items():
                 times[name].append(fn())
+    _report(times, args, f"RBM epoch {nv}x{nh}, batch {B}, {n} images, 1 thread, median of {args.repeats}")
+
+
+def _report(times: dict[str, list[float]], args: argparse.Namespace, title: str) -> None:
+    """Markdown tables of the medians and of the speed-ups against scikit-learn (and JSON with --json)."""
+    import os
+
     med = {k: statistics.median(v) for k, v in times.items()}
-    rows = []
-    for name, ts in times.items():
-        rows.append({"variant": name, "median_s": med[name], "min_s": min(ts)})
+    rows = [{"variant": name, "median_s": med[name], "min_s": min(ts)} for name, ts in times.items()]
     ratios = {}
     for ours in ("labml CD-1 (float32)", "labml PCD-1 (float32)"):
         for sk in ("sklearn BernoulliRBM, float64 input", "sklearn BernoulliRBM, float32 input"):
             ratios[f"{sk} / {ours}"] = med[sk] / med[ours]
-    import os
-
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"RBM epoch {nv}x{nh}, batch {B}, {n} images, 1 thread, median of {args.repeats}")
+    print(title)
     print(f"load average (1/5/15 min) at the end: {load}")
     print("| variant | median s/epoch | min s/epoch |")
     print("|---|---|---|")
@@ -128,7 +131,6 @@ def main() -> None:
         print(f"| {k} | {v:.2f} |")
     if args.json:
         print(json.dumps({"rows": rows, "speedups": ratios, "load_average": load}))
-
 
 if __name__ == "__main__":
     main()

@@ -69,3 +69,16 @@ def test_protocols_base_and_runner_are_no_cycle():
     code = "import sys, protocols.base; print('protocols.runner' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_function_stays_readable_mccabe_at_most_15():
+    """pyproject.toml's ruff settings hold McCabe complexity <= 15 (C901) for every function of the
+    project; this runs that check, so the suite fails when a function grows past it."""
+    import pytest
+
+    pytest.importorskip("ruff")
+    cmd = [sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "C901", "--output-format",
+           "concise", str(ROOT)]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "max-complexity = 15" in (ROOT / "pyproject.toml").read_text()
