@@ -141,7 +141,8 @@ PARAMS: tuple[Param, ...] = (
         default=None,
         optional=True,
         group=_T,
-        help="MNIST folder (IDX files); default $LABML_DATA, else scikit-learn 8x8 digits",
+        help="MNIST folder (IDX files) or 'digits'; default $LABML_DATA, else the user data folder of "
+        "`labml data download`",
     ),
     Param(
         "train_size",

@@ -5,7 +5,8 @@ parts, all with defaults here so a plan overrides only what it needs:
 
 - identity: ``kind`` (a run kind of labml.runs.kinds), ``spec()`` = {"kind", "params"} (how `labml
   resume` rebuilds it), ``parameters()`` (recorded in run.json), ``needs_rig``, ``rig_overrides``;
-- open: ``open(ctx)`` once per process before the first step (after a restore on resume);
+- open: ``open(ctx)`` once per process before the first step (on resume before the checkpoint is
+  restored, so `load_state_dict` finds what `open` built);
 - steps: ``n_steps()``, ``step(i, ctx)`` emitting rows with ``ctx.emit(series, row)``;
 - checkpoint state: ``state_dict()`` / ``load_state_dict(state)``;
 - magnetic state: ``safe_to_hold(i)``, ``establish(i, ctx)``;

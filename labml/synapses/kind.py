@@ -79,7 +79,8 @@ PARAMS: tuple[Param, ...] = (
         default=None,
         optional=True,
         group=_DATA,
-        help="MNIST folder (IDX files); default $LABML_DATA, else scikit-learn 8x8 digits",
+        help="MNIST folder (IDX files) or 'digits'; default $LABML_DATA, else the user data folder of "
+        "`labml data download`",
     ),
     Param(
         "backend",
