@@ -14,6 +14,8 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.validators import strict_range
 from pyvisa.errors import VisaIOError
 
 from instruments.errors import InstrumentFault, SafetyError
@@ -81,3 +83,24 @@ def check_options(options: dict | None, allowed: Sequence[str], role: str) -> di
         raise ValueError(f"{role}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
     return options
 
+
+
+def driver_for_model(options: dict, models: dict[str, type], role: str, upper: bool = False) -> type:
+    """The driver class that ``options["model"]`` names in `models` (the first entry when there is
+    no "model"); "model" is popped from `options`. `upper`: the name is compared upper-cased.
+    Raises ValueError naming `role` and the models there are for a name not in `models`."""
+    model = options.pop("model", next(iter(models)))
+    driver = models.get(str(model).upper() if upper else str(model))
+    if driver is None:
+        names = " or ".join(repr(name) for name in models)
+        raise ValueError(f"{role}: model must be {names}, got {model!r}")
+    return driver
+
+
+def strict_control(get_command: str, set_command: str, doc: str, span: float) -> Any:
+    """A pymeasure control whose setter raises ValueError outside [-span, span] before anything
+    is written (``strict_range``). It is dynamic: a driver narrows the range to its configured
+    limit with ``self.<name>_values = [-limit, limit]``."""
+    return Instrument.control(
+        get_command, set_command, doc, validator=strict_range, values=[-span, span], dynamic=True
+    )
