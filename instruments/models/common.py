@@ -19,6 +19,7 @@ from pymeasure.instruments.validators import strict_range
 from pyvisa.errors import VisaIOError
 
 from instruments.errors import InstrumentFault, SafetyError
+from instruments.models.registry import spec_for
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -85,15 +86,18 @@ def check_options(options: dict | None, allowed: Sequence[str], role: str) -> di
 
 
 
-def driver_for_model(options: dict, models: dict[str, type], role: str, upper: bool = False) -> type:
-    """The driver class that ``options["model"]`` names in `models` (the first entry when there is
-    no "model"); "model" is popped from `options`. `upper`: the name is compared upper-cased.
-    Raises ValueError naming `role` and the models there are for a name not in `models`."""
-    model = options.pop("model", next(iter(models)))
-    driver = models.get(str(model).upper() if upper else str(model))
+def driver_for_model(cls: type, options: dict) -> type:
+    """The driver class that the registration of role adapter `cls` (:func:`role_adapter`) gives
+    for ``options["model"]`` (its first model when there is none); "model" is popped from
+    `options`. ValueError naming `cls` and its models for a model it does not know."""
+    spec = spec_for(cls)
+    if spec is None:
+        raise TypeError(f"{cls.__name__} is not a registered role adapter")
+    driver = spec.driver_for(options)
+    model = options.pop("model", spec.default_model)
     if driver is None:
-        names = " or ".join(repr(name) for name in models)
-        raise ValueError(f"{role}: model must be {names}, got {model!r}")
+        names = " or ".join(repr(name) for name in spec.drivers)
+        raise ValueError(f"{cls.__name__}: model must be {names}, got {model!r}")
     return driver
 
 

@@ -85,7 +85,7 @@ class SourcemeterFieldSource:
     @classmethod
     def from_config(cls, adapter, options: dict | None = None, clock=None) -> SourcemeterFieldSource:
         o = check_options(options, cls.OPTIONS, cls.__name__)
-        driver = driver_for_model(o, SOURCEMETERS, cls.__name__)
+        driver = driver_for_model(cls, o)
         return cls(driver(adapter, i_max_A=o.get("i_max_A", 1.05)), compliance_V=o.get("compliance_V", 10.0))
 
     def configure(self) -> None:
@@ -167,7 +167,7 @@ class SourcemeterInjector:
     @classmethod
     def from_config(cls, adapter, options: dict | None = None, clock=None) -> SourcemeterInjector:
         o = check_options(options, cls.OPTIONS, cls.__name__)
-        driver = driver_for_model(o, SOURCEMETERS, cls.__name__)
+        driver = driver_for_model(cls, o)
         return cls(driver(adapter, i_max_A=o.pop("i_max_A", 1.05)), clock, **o)
 
     @property

@@ -80,7 +80,7 @@ class HallSensor:
     @classmethod
     def from_config(cls, adapter, options: dict | None = None, clock=None) -> HallSensor:
         o = check_options(options, cls.OPTIONS, cls.__name__)
-        driver = driver_for_model(o, GAUSSMETERS, cls.__name__)
+        driver = driver_for_model(cls, o)
         apply_serial_settings(adapter, **LAKESHORE_SERIAL[driver.__name__])
         return cls(driver(adapter))
 

@@ -100,7 +100,7 @@ class MokeLockinReadout:
     @classmethod
     def from_config(cls, adapter, options: dict | None = None, clock=None) -> MokeLockinReadout:
         o = check_options(options, cls.OPTIONS, cls.__name__)
-        driver = driver_for_model(o, LOCKINS, cls.__name__, upper=True)
+        driver = driver_for_model(cls, o)
         return cls(driver(adapter), clock, **o)
 
     @property
