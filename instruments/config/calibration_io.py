@@ -11,12 +11,11 @@ import logging
 import math
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from instruments.calibration import Logistic, NeelBrown
-from instruments.config.checks import _check_keys, _Ctx, _logistic, _neel_brown, read_toml_text
+from instruments.config.checks import _check_keys, _Ctx, _logistic, _neel_brown, load_toml_file
 from instruments.errors import ConfigError
 
 log = logging.getLogger("instruments.config")
@@ -31,12 +30,7 @@ def load_calibration(
     """Read a calibration file written by :func:`write_calibration`: (logistic, neel_brown | None, meta)."""
     path = Path(path)
     ctx = _Ctx(str(path))
-    if not path.is_file():
-        raise ConfigError(f"{path}: calibration file not found")
-    try:
-        raw = tomllib.loads(read_toml_text(path))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    raw = load_toml_file(path, "calibration")
     _check_keys(
         ctx,
         "top level",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,17 @@ def _table(ctx: _Ctx, raw: dict, key: str, required: bool = True) -> dict:
     if not isinstance(t, dict):
         raise ctx.error(f"[{key}]", f"must be a table, got {type(t).__name__}")
     return t
+
+
+def load_toml_file(path: Path, what: str) -> dict:
+    """The parsed TOML file at `path`; ConfigError naming the file when it is missing ("<what> file
+    not found"), unreadable, not UTF-8 (:func:`read_toml_text`) or not valid TOML."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} file not found")
+    try:
+        return tomllib.loads(read_toml_text(path))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
 def read_toml_text(path: Path) -> str:

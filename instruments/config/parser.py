@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import os
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from instruments.config.checks import (
     _number,
     _suggest,
     _table,
-    read_toml_text,
+    load_toml_file,
 )
 from instruments.config.schema import (
     _COIL_KEYS,
@@ -78,12 +77,7 @@ def load_rig_config(spec: str | os.PathLike | dict, overrides: dict | None = Non
     else:
         path = Path(spec)
         source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"{source}: rig config file not found")
-        try:
-            raw = tomllib.loads(read_toml_text(path))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+        raw = load_toml_file(path, "rig config")
         base_dir = path.resolve().parent
     if overrides:
         raw = _merge(raw, overrides)

@@ -18,7 +18,7 @@ from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from instruments.errors import InstrumentFault, SafetyError
 from instruments.models.agilent33500 import AwgPulseSource, normalise_waveform
-from instruments.models.common import check_options, instrument_io, raise_on_errors
+from instruments.models.common import instrument_io, raise_on_errors
 from instruments.models.registry import role_adapter
 
 
@@ -87,13 +87,6 @@ class Awg33220PulseSource(AwgPulseSource):
         self.armed = False
         self.inject_with_trigger = False
         self.waveform_duration_s = 0.0
-
-    @classmethod
-    def from_config(cls, adapter, options: dict | None = None, clock=None) -> Awg33220PulseSource:
-        o = check_options(options, cls.OPTIONS, cls.__name__)
-        if "amplifier_A_per_V" not in o:
-            raise ValueError(f"{cls.__name__}: missing option 'amplifier_A_per_V' (coil amplifier gain, A/V)")
-        return cls(Agilent33220APulse(adapter), **o)
 
     def configure(self) -> None:
         with instrument_io(self.name, "configure", self.awg):

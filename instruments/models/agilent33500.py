@@ -18,7 +18,7 @@ from pymeasure.instruments.agilent.agilent33500 import Agilent33500, Agilent3350
 from pymeasure.instruments.validators import strict_discrete_set, strict_range
 
 from instruments.errors import InstrumentFault, SafetyError
-from instruments.models.common import check_options, instrument_io, raise_on_errors
+from instruments.models.common import check_options, driver_for_model, instrument_io, raise_on_errors
 from instruments.models.registry import role_adapter
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class AwgPulseSource:
         o = check_options(options, cls.OPTIONS, cls.__name__)
         if "amplifier_A_per_V" not in o:
             raise ValueError(f"{cls.__name__}: missing option 'amplifier_A_per_V' (coil amplifier gain, A/V)")
-        return cls(Agilent33500Pulse(adapter), **o)
+        return cls(driver_for_model(cls, o)(adapter), **o)
 
     @property
     def identity(self) -> str:

@@ -14,9 +14,12 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from pymeasure.instruments import Instrument
+from pymeasure.instruments.validators import strict_range
 from pyvisa.errors import VisaIOError
 
 from instruments.errors import InstrumentFault, SafetyError
+from instruments.models.registry import spec_for
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -81,3 +84,27 @@ def check_options(options: dict | None, allowed: Sequence[str], role: str) -> di
         raise ValueError(f"{role}: unknown option(s) {unknown}; allowed: {sorted(allowed)}")
     return options
 
+
+
+def driver_for_model(cls: type, options: dict) -> type:
+    """The driver class that the registration of role adapter `cls` (:func:`role_adapter`) gives
+    for ``options["model"]`` (its first model when there is none); "model" is popped from
+    `options`. ValueError naming `cls` and its models for a model it does not know."""
+    spec = spec_for(cls)
+    if spec is None:
+        raise TypeError(f"{cls.__name__} is not a registered role adapter")
+    driver = spec.driver_for(options)
+    model = options.pop("model", spec.default_model)
+    if driver is None:
+        names = " or ".join(repr(name) for name in spec.drivers)
+        raise ValueError(f"{cls.__name__}: model must be {names}, got {model!r}")
+    return driver
+
+
+def strict_control(get_command: str, set_command: str, doc: str, span: float) -> Any:
+    """A pymeasure control whose setter raises ValueError outside [-span, span] before anything
+    is written (``strict_range``). It is dynamic: a driver narrows the range to its configured
+    limit with ``self.<name>_values = [-limit, limit]``."""
+    return Instrument.control(
+        get_command, set_command, doc, validator=strict_range, values=[-span, span], dynamic=True
+    )

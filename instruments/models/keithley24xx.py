@@ -10,12 +10,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from pymeasure.instruments import Instrument
 from pymeasure.instruments.keithley import Keithley2400, Keithley2450
-from pymeasure.instruments.validators import strict_range
 
 from instruments.errors import SafetyError
-from instruments.models.common import check_options, instrument_io, raise_on_errors
+from instruments.models.common import (
+    check_options,
+    driver_for_model,
+    instrument_io,
+    raise_on_errors,
+    strict_control,
+)
 from instruments.models.registry import role_adapter
 from instruments.roles import WallClock
 
@@ -27,48 +31,40 @@ def _check_limit(i_max_A: float, rated_A: float, model: str) -> float:
     return i_max_A
 
 
-class Keithley2400Strict(Keithley2400):
+_SOURCE_CURRENT_DOC = """Control the source current in A (float, strictly within +/- i_max_A)."""
+
+
+class _StrictCurrent:
+    """Mixin (before the pymeasure driver in the bases): checks ``i_max_A`` against the rating and
+    narrows ``source_current`` (a :func:`strict_control`) to +/- i_max_A. ``MODEL`` names the instrument."""
+
+    MODEL = ""
+    RATED_A = 1.05
+
+    def __init__(self, adapter, name: str | None = None, i_max_A: float = 1.05, **kwargs) -> None:
+        if name is None:
+            name = f"{self.MODEL} SourceMeter (strict)"
+        super().__init__(adapter, name=name, **kwargs)
+        self.i_max_A = _check_limit(i_max_A, self.RATED_A, self.MODEL)
+        self.source_current_values = [-self.i_max_A, self.i_max_A]
+
+
+class Keithley2400Strict(_StrictCurrent, Keithley2400):
     """Keithley 2400 whose source current is strictly limited to +/- i_max_A (A).
 
     ``source_current`` raises ValueError for a value outside the configured limit before
     anything is written (pymeasure's own validator only checks the instrument's 1.05 A span).
     """
 
-    source_current = Instrument.control(
-        ":SOURCE:CURRENT?",
-        ":SOURCE:CURRENT %g",
-        """Control the source current in A (float, strictly within +/- i_max_A).""",
-        validator=strict_range,
-        values=[-1.05, 1.05],
-        dynamic=True,
-    )
-
-    def __init__(
-        self, adapter, name: str = "Keithley 2400 SourceMeter (strict)", i_max_A: float = 1.05, **kwargs
-    ) -> None:
-        super().__init__(adapter, name=name, **kwargs)
-        self.i_max_A = _check_limit(i_max_A, 1.05, "Keithley 2400")
-        self.source_current_values = [-self.i_max_A, self.i_max_A]
+    MODEL = "Keithley 2400"
+    source_current = strict_control(":SOURCE:CURRENT?", ":SOURCE:CURRENT %g", _SOURCE_CURRENT_DOC, span=1.05)
 
 
-class Keithley2450Strict(Keithley2450):
+class Keithley2450Strict(_StrictCurrent, Keithley2450):
     """Keithley 2450 whose source current is strictly limited to +/- i_max_A (A)."""
 
-    source_current = Instrument.control(
-        ":SOUR:CURR?",
-        ":SOUR:CURR:LEV %g",
-        """Control the source current in A (float, strictly within +/- i_max_A).""",
-        validator=strict_range,
-        values=[-1.05, 1.05],
-        dynamic=True,
-    )
-
-    def __init__(
-        self, adapter, name: str = "Keithley 2450 SourceMeter (strict)", i_max_A: float = 1.05, **kwargs
-    ) -> None:
-        super().__init__(adapter, name=name, **kwargs)
-        self.i_max_A = _check_limit(i_max_A, 1.05, "Keithley 2450")
-        self.source_current_values = [-self.i_max_A, self.i_max_A]
+    MODEL = "Keithley 2450"
+    source_current = strict_control(":SOUR:CURR?", ":SOUR:CURR:LEV %g", _SOURCE_CURRENT_DOC, span=1.05)
 
 
 #: ``model`` option -> driver class (the first is the default)
@@ -89,9 +85,7 @@ class SourcemeterFieldSource:
     @classmethod
     def from_config(cls, adapter, options: dict | None = None, clock=None) -> SourcemeterFieldSource:
         o = check_options(options, cls.OPTIONS, cls.__name__)
-        driver = SOURCEMETERS.get(str(o.get("model", "2400")))
-        if driver is None:
-            raise ValueError(f"{cls.__name__}: model must be '2400' or '2450', got {o.get('model')!r}")
+        driver = driver_for_model(cls, o)
         return cls(driver(adapter, i_max_A=o.get("i_max_A", 1.05)), compliance_V=o.get("compliance_V", 10.0))
 
     def configure(self) -> None:
@@ -173,9 +167,7 @@ class SourcemeterInjector:
     @classmethod
     def from_config(cls, adapter, options: dict | None = None, clock=None) -> SourcemeterInjector:
         o = check_options(options, cls.OPTIONS, cls.__name__)
-        driver = SOURCEMETERS.get(str(o.pop("model", "2400")))
-        if driver is None:
-            raise ValueError(f"{cls.__name__}: model must be '2400' or '2450'")
+        driver = driver_for_model(cls, o)
         return cls(driver(adapter, i_max_A=o.pop("i_max_A", 1.05)), clock, **o)
 
     @property

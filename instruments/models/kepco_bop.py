@@ -13,10 +13,10 @@ import math
 
 from pymeasure.instruments import Instrument
 from pymeasure.instruments.kepco.kepcobop import KepcoBOP3612
-from pymeasure.instruments.validators import strict_discrete_set, strict_range
+from pymeasure.instruments.validators import strict_discrete_set
 
 from instruments.errors import InstrumentFault, SafetyError
-from instruments.models.common import check_options, instrument_io, raise_on_errors
+from instruments.models.common import check_options, instrument_io, raise_on_errors, strict_control
 from instruments.models.registry import role_adapter
 
 log = logging.getLogger(__name__)
@@ -55,23 +55,19 @@ class KepcoBOPStrict(KepcoBOP3612):
     ``[-limit, +limit]``: a value outside raises ValueError before anything is written.
     """
 
-    current_setpoint = Instrument.control(
+    current_setpoint = strict_control(
         "CURRent?",
         "CURRent %g",
         """Control the output current setpoint in A (float, strictly within +/- i_max_A).""",
-        validator=strict_range,
-        values=[-12, 12],
-        dynamic=True,
+        span=12,
     )
 
-    voltage_setpoint = Instrument.control(
+    voltage_setpoint = strict_control(
         "VOLTage?",
         "VOLTage %g",
         """Control the output voltage setpoint in V; in current mode this is the compliance
         voltage (float, strictly within +/- v_max_V).""",
-        validator=strict_range,
-        values=[-36, 36],
-        dynamic=True,
+        span=36,
     )
 
     operating_mode = Instrument.control(

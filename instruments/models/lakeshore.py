@@ -14,7 +14,7 @@ from typing import Any
 from pymeasure.instruments.lakeshore import LakeShore421, LakeShore425
 
 from instruments.errors import InstrumentFault
-from instruments.models.common import check_options, instrument_io
+from instruments.models.common import check_options, driver_for_model, instrument_io
 from instruments.models.registry import role_adapter
 
 log = logging.getLogger(__name__)
@@ -80,9 +80,7 @@ class HallSensor:
     @classmethod
     def from_config(cls, adapter, options: dict | None = None, clock=None) -> HallSensor:
         o = check_options(options, cls.OPTIONS, cls.__name__)
-        driver = GAUSSMETERS.get(str(o.get("model", "425")))
-        if driver is None:
-            raise ValueError(f"{cls.__name__}: model must be '425' or '421', got {o.get('model')!r}")
+        driver = driver_for_model(cls, o)
         apply_serial_settings(adapter, **LAKESHORE_SERIAL[driver.__name__])
         return cls(driver(adapter))
 

@@ -16,7 +16,7 @@ from pymeasure.instruments.srs.sr830 import SR830
 from pymeasure.instruments.srs.sr860 import SR860
 
 from instruments.errors import InstrumentFault
-from instruments.models.common import check_options, instrument_io
+from instruments.models.common import check_options, driver_for_model, instrument_io
 from instruments.models.registry import ReadoutKind, role_adapter
 from instruments.roles import WallClock
 
@@ -100,9 +100,7 @@ class MokeLockinReadout:
     @classmethod
     def from_config(cls, adapter, options: dict | None = None, clock=None) -> MokeLockinReadout:
         o = check_options(options, cls.OPTIONS, cls.__name__)
-        driver = LOCKINS.get(str(o.pop("model", "SR830")).upper())
-        if driver is None:
-            raise ValueError(f"{cls.__name__}: model must be 'SR830' or 'SR860'")
+        driver = driver_for_model(cls, o)
         return cls(driver(adapter), clock, **o)
 
     @property

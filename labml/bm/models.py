@@ -75,7 +75,32 @@ class EnergyModel(nn.Module):
         raise NotImplementedError
 
 
-class RBM(EnergyModel):
+class _Bipartite(EnergyModel):
+    """What RBM and ClassRBM share: the parameters (weights drawn from N(0, init_std^2) with
+    `generator` in the order given, then zero biases) and the visible-bias initialisation."""
+
+    def _init_parameters(
+        self,
+        weights: dict[str, tuple[int, int]],
+        biases: dict[str, int],
+        init_std: float,
+        generator: torch.Generator | None,
+        dtype: torch.dtype,
+    ) -> None:
+        for name, shape in weights.items():
+            weight = torch.randn(*shape, generator=generator, dtype=dtype) * init_std
+            setattr(self, name, nn.Parameter(weight))
+        for name, size in biases.items():
+            setattr(self, name, nn.Parameter(torch.zeros(size, dtype=dtype)))
+
+    def init_visible_bias(self, x_bits: torch.Tensor, eps: float = 1e-3) -> None:
+        """Set a so that the model with W = 0 reproduces the pixel means of the data (log-odds)."""
+        p = x_bits.float().mean(0).clamp(eps, 1 - eps).to(self.a.dtype)
+        with torch.no_grad():
+            self.a.copy_(0.5 * self.temperature * torch.log(p / (1 - p)))
+
+
+class RBM(_Bipartite):
     """Restricted Boltzmann machine in +/-1 spins.
 
     Parameters: W (n_visible, n_hidden), a (n_visible,), b (n_hidden,). `temperature` T scales
@@ -98,18 +123,12 @@ class RBM(EnergyModel):
             raise ValueError(f"RBM needs n_visible, n_hidden >= 1, got {n_visible}, {n_hidden}")
         self.n_visible = int(n_visible)
         self.n_hidden = int(n_hidden)
-        self.W = nn.Parameter(torch.randn(n_visible, n_hidden, generator=generator, dtype=dtype) * init_std)
-        self.a = nn.Parameter(torch.zeros(n_visible, dtype=dtype))
-        self.b = nn.Parameter(torch.zeros(n_hidden, dtype=dtype))
+        self._init_parameters(
+            {"W": (n_visible, n_hidden)}, {"a": n_visible, "b": n_hidden}, init_std, generator, dtype
+        )
 
     def group_size(self, group: str) -> int:
         return {"v": self.n_visible, "h": self.n_hidden}[group]
-
-    def init_visible_bias(self, x_bits: torch.Tensor, eps: float = 1e-3) -> None:
-        """Set a so that the model with W = 0 reproduces the pixel means of the data (log-odds)."""
-        p = x_bits.float().mean(0).clamp(eps, 1 - eps).to(self.a.dtype)
-        with torch.no_grad():
-            self.a.copy_(0.5 * self.temperature * torch.log(p / (1 - p)))
 
     def hidden_field(self, v: torch.Tensor) -> torch.Tensor:
         """b + v^T W, shape (B, n_hidden)."""
@@ -155,7 +174,7 @@ class RBM(EnergyModel):
         return f"n_visible={self.n_visible}, n_hidden={self.n_hidden}, temperature={self.temperature}"
 
 
-class ClassRBM(EnergyModel):
+class ClassRBM(_Bipartite):
     """Classification RBM: visible spins v, 0/1 one-hot label y over `n_classes`, hidden spins h.
 
     E(v, y, h) = -v^T W h - y^T U h - a^T v - b^T h - d^T y.
@@ -184,19 +203,16 @@ class ClassRBM(EnergyModel):
         self.n_visible = int(n_visible)
         self.n_hidden = int(n_hidden)
         self.n_classes = int(n_classes)
-        self.W = nn.Parameter(torch.randn(n_visible, n_hidden, generator=generator, dtype=dtype) * init_std)
-        self.U = nn.Parameter(torch.randn(n_classes, n_hidden, generator=generator, dtype=dtype) * init_std)
-        self.a = nn.Parameter(torch.zeros(n_visible, dtype=dtype))
-        self.b = nn.Parameter(torch.zeros(n_hidden, dtype=dtype))
-        self.d = nn.Parameter(torch.zeros(n_classes, dtype=dtype))
+        self._init_parameters(
+            {"W": (n_visible, n_hidden), "U": (n_classes, n_hidden)},
+            {"a": n_visible, "b": n_hidden, "d": n_classes},
+            init_std,
+            generator,
+            dtype,
+        )
 
     def group_size(self, group: str) -> int:
         return {"v": self.n_visible, "h": self.n_hidden, "y": self.n_classes}[group]
-
-    def init_visible_bias(self, x_bits: torch.Tensor, eps: float = 1e-3) -> None:
-        p = x_bits.float().mean(0).clamp(eps, 1 - eps).to(self.a.dtype)
-        with torch.no_grad():
-            self.a.copy_(0.5 * self.temperature * torch.log(p / (1 - p)))
 
     def hidden_field(self, v: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """b + v^T W + y^T U, shape (B, n_hidden); y one-hot 0/1 (B, n_classes)."""

@@ -293,15 +293,22 @@ def using_runs_root(root: str | os.PathLike | None) -> Iterator[None]:
     if root in (None, ""):
         yield
         return
-    old = os.environ.get("LABML_RUNS")
-    os.environ["LABML_RUNS"] = str(root)
+    with environment_variable("LABML_RUNS", str(root)):
+        yield
+
+
+@contextlib.contextmanager
+def environment_variable(name: str, value: str) -> Iterator[None]:
+    """While the block runs, $`name` is `value`; afterwards it is what it was (unset if it was)."""
+    old = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if old is None:
-            os.environ.pop("LABML_RUNS", None)
+            os.environ.pop(name, None)
         else:
-            os.environ["LABML_RUNS"] = old
+            os.environ[name] = old
 
 
 def resolve_run_dir(name: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:

@@ -278,6 +278,18 @@ class RigReader:
             setattr(self, k, v)
 
 
+def _pass_accuracies(net: Any, X: torch.Tensor, y: torch.Tensor, passes: int) -> list[float]:
+    """Test accuracy of `net` (put in eval mode) on X, y for each of `passes` stochastic passes,
+    in batches of 250 images."""
+    net.eval()
+    accs = []
+    with torch.no_grad():
+        for _ in range(passes):
+            logits = torch.cat([net(X[s : s + 250]) for s in range(0, len(X), 250)])
+            accs.append(float((logits.argmax(1) == y).float().mean()))
+    return accs
+
+
 def evaluate_on_rig(
     trainer: Any,
     rig: Any,
@@ -322,18 +334,8 @@ def evaluate_on_rig(
     if test_size is not None:
         X, y = stratified_subset(X, y, test_size, seed=seed)
     Xt, yt = torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(np.ascontiguousarray(y))
-    rig_model.eval()
-    accs = []
-    with torch.no_grad():
-        for _ in range(passes):
-            logits = torch.cat([rig_model(Xt[s : s + 250]) for s in range(0, len(Xt), 250)])
-            accs.append(float((logits.argmax(1) == yt).float().mean()))
-    model.eval()
-    model_accs = []
-    with torch.no_grad():
-        for _ in range(passes):
-            logits = torch.cat([model(Xt[s : s + 250]) for s in range(0, len(Xt), 250)])
-            model_accs.append(float((logits.argmax(1) == yt).float().mean()))
+    accs = _pass_accuracies(rig_model, Xt, yt, passes)
+    model_accs = _pass_accuracies(model, Xt, yt, passes)
     return {
         "rig_test_accuracy": float(np.mean(accs)),
         "model_test_accuracy_same_images": float(np.mean(model_accs)),

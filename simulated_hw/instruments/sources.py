@@ -32,6 +32,23 @@ class _CoilCurrentSource(SimInstrument):
     def coil(self):
         return self.world.coil
 
+    def scpi_current(self, header: str) -> None:
+        """The DC current setpoint command at `header` and its query."""
+        self.scpi(header, lambda args: self.set_current(parse_float(args, "current")))
+        self.scpi(header, lambda: f"{self.coil.setpoint_A:.6g}", query=True)
+
+    def scpi_compliance(self, header: str, what: str, query: bool = True) -> None:
+        """The compliance voltage command at `header` (`what` names the value in a parse error) and,
+        with `query`, its query."""
+        self.scpi(header, lambda args: self.set_compliance(abs(parse_float(args, what))))
+        if query:
+            self.scpi(header, lambda: f"{self.compliance_V:.6g}", query=True)
+
+    def scpi_output(self) -> None:
+        """The output relay command OUTP[:STAT] and its query."""
+        self.scpi("OUTPut[:STATe]", lambda args: self.set_output(parse_bool(args)))
+        self.scpi("OUTPut[:STATe]", lambda: "1" if self.coil.output_on else "0", query=True)
+
     def set_current(self, value: float) -> None:
         if abs(value) > self.rated_A * 1.0001:
             raise SimCommandError(-222, "Data out of range")
@@ -82,26 +99,11 @@ class SimKepco(_CoilCurrentSource):
             raise ValueError(f"SimKepco: unknown model {model!r}")
         self.rated_V, self.rated_A = (float(x) for x in BOP_MODELS[model])
         super().__init__(world, f"KEPCO,{model.replace(' ', '')} 4886,SIM0001,1.0", seed=seed)
-        self.scpi(
-            "[SOURce]:CURRent[:LEVel][:IMMediate][:AMPLitude]",
-            lambda args: self.set_current(parse_float(args, "current")),
-        )
-        self.scpi(
-            "[SOURce]:CURRent[:LEVel][:IMMediate][:AMPLitude]",
-            lambda: f"{self.coil.setpoint_A:.6g}",
-            query=True,
-        )
-        self.scpi(
-            "[SOURce]:VOLTage[:LEVel][:IMMediate][:AMPLitude]",
-            lambda args: self.set_compliance(abs(parse_float(args, "voltage"))),
-        )
-        self.scpi(
-            "[SOURce]:VOLTage[:LEVel][:IMMediate][:AMPLitude]", lambda: f"{self.compliance_V:.6g}", query=True
-        )
+        self.scpi_current("[SOURce]:CURRent[:LEVel][:IMMediate][:AMPLitude]")
+        self.scpi_compliance("[SOURce]:VOLTage[:LEVel][:IMMediate][:AMPLitude]", "voltage")
         self.scpi("[SOURce]:FUNCtion:MODE", self._set_mode)
         self.scpi("[SOURce]:FUNCtion:MODE", lambda: "1" if self.mode == "CURR" else "0", query=True)
-        self.scpi("OUTPut[:STATe]", lambda args: self.set_output(parse_bool(args)))
-        self.scpi("OUTPut[:STATe]", lambda: "1" if self.coil.output_on else "0", query=True)
+        self.scpi_output()
         self.scpi("MEASure[:SCALar]:CURRent[:DC]", self.measured_current, query=True)
         self.scpi("MEASure[:SCALar]:VOLTage[:DC]", self.measured_voltage, query=True)
         self.scpi("STATus:QUEStionable:CONDition", lambda: "1" if self.in_compliance() else "0", query=True)
@@ -132,22 +134,9 @@ class SimKeithley2400(_CoilCurrentSource):
         self.scpi("FORMat:ELEMents", lambda args: None)
         self.scpi("SOURce:FUNCtion[:MODE]", self._set_mode)
         self.scpi("SOURce:FUNCtion[:MODE]", lambda: self.mode, query=True)
-        self.scpi(
-            "SOURce:CURRent[:LEVel][:IMMediate][:AMPLitude]",
-            lambda args: self.set_current(parse_float(args, "current")),
-        )
-        self.scpi(
-            "SOURce:CURRent[:LEVel][:IMMediate][:AMPLitude]",
-            lambda: f"{self.coil.setpoint_A:.6g}",
-            query=True,
-        )
-        self.scpi(
-            "SENSe:VOLTage:PROTection[:LEVel]",
-            lambda args: self.set_compliance(abs(parse_float(args, "compliance"))),
-        )
-        self.scpi("SENSe:VOLTage:PROTection[:LEVel]", lambda: f"{self.compliance_V:.6g}", query=True)
-        self.scpi("OUTPut[:STATe]", lambda args: self.set_output(parse_bool(args)))
-        self.scpi("OUTPut[:STATe]", lambda: "1" if self.coil.output_on else "0", query=True)
+        self.scpi_current("SOURce:CURRent[:LEVel][:IMMediate][:AMPLitude]")
+        self.scpi_compliance("SENSe:VOLTage:PROTection[:LEVel]", "compliance")
+        self.scpi_output()
         self.scpi("MEASure:CURRent[:DC]", self._measure, query=True)
         self.scpi("MEASure:VOLTage[:DC]", self._measure, query=True)
 
@@ -174,10 +163,7 @@ class SimKeithley2450(SimKeithley2400):
     def __init__(self, world: Any, seed: int = 0) -> None:
         super().__init__(world, seed=seed)
         self.idn = "KEITHLEY INSTRUMENTS,MODEL 2450,SIM0003,1.7.3c"
-        self.scpi(
-            "SOURce:CURRent:VLIMit[:LEVel]",
-            lambda args: self.set_compliance(abs(parse_float(args, "compliance"))),
-        )
+        self.scpi_compliance("SOURce:CURRent:VLIMit[:LEVel]", "compliance", query=False)
         self.scpi("READ", self._read_current, query=True)
 
     def _read_current(self) -> str:
