@@ -262,19 +262,7 @@ def _report(out: dict, as_json: bool) -> None:
 def _strict(out: dict) -> object:
     """`out` as strict JSON data: numpy values converted, anything else by its str, NaN/inf as null
     (as in run.json)."""
-    return to_jsonable(json.loads(json.dumps(out, default=_json_default)))
-
-
-def _json_default(o):
-    import numpy as np
-
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
+    return to_jsonable(out, other_as_str=True)
 
 
 def _one_real_rig(rig, protocol: str, fixed: dict, args: argparse.Namespace) -> None:

@@ -232,10 +232,20 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def to_jsonable(obj: Any) -> Any:
+def to_jsonable(obj: Any, *, other_as_str: bool = False) -> Any:
     """A JSON-safe copy of `obj` (numpy scalars/arrays, paths, dataclasses converted; NaN and
-    infinities become null so that run.json stays strict JSON for every reader)."""
-    return _finite(json.loads(json.dumps(obj, default=_json_default)))
+    infinities become null so that run.json stays strict JSON for every reader). Any other object is
+    a TypeError, or with `other_as_str` its str (for printing a result, never for run.json)."""
+
+    def default(o: Any) -> Any:
+        try:
+            return _json_default(o)
+        except TypeError:
+            if other_as_str:
+                return str(o)
+            raise
+
+    return _finite(json.loads(json.dumps(obj, default=default)))
 
 
 def _finite(obj: Any) -> Any:
