@@ -82,11 +82,12 @@ def register(subparsers) -> None:
     s = subparsers.add_parser(
         "sweep",
         allow_abbrev=False,
-        help="run a protocol over a grid of parameters (local processes or Dask)",
-        description="Run a protocol over a grid of parameter values as one queued, resumable sequence.",
+        help="run a protocol or a training kind over a grid of parameters (local processes or Dask)",
+        description="Run a protocol or another run kind (train-synapses, train-bm, ...) over a grid of "
+        "parameter values as one queued, resumable sequence.",
         add_help=False,
     )
-    s.add_argument("protocol", nargs="?", help="protocol name")
+    s.add_argument("protocol", nargs="?", help="protocol or run kind")
     s.add_argument(
         "--grid",
         action="append",
