@@ -286,7 +286,7 @@ def _add_fit(job: Job) -> None:
 # (the data of labml.data.resolve_data_dir: $LABML_DATA, e.g. an MNIST folder or "digits", else the user
 # data folder of `labml data download`)
 _SYN = {"train_size": 3000, "test_size": 1000, "epochs": 8, "n": 4, "test_passes": 4}
-_BM = {"n_train": 2000, "n_test": 500, "hidden": 16}
+_BM = {"train_size": 2000, "test_size": 500, "hidden": 16}
 SCREENSHOT_JOBS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "calibration": [("depinning-calibration", {})],
     "live": [("depinning-calibration", {})],

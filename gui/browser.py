@@ -112,12 +112,14 @@ def sampler_comparison_buffer(paths: list[str | Path]) -> LiveBuffer:
             continue
         res = meta.get("results") or {}
         params = meta.get("parameters") or {}
+        # the train-bm kind, or an old run of the retired protocol-train-bm kind
         is_bm = "train-bm" in str(meta.get("kind", "")) or params.get("protocol") == "train-bm"
         if not is_bm or (res.get("test_loglik") is None and res.get("test_accuracy") is None):
             continue
         t = float("nan")
         try:
-            secs = [_num(r.get("sec")) for r in read_rows(p / "data.csv")]
+            rows = p / "metrics.csv"  # the train-bm kind's series; an old protocol run's data.csv
+            secs = [_num(r.get("sec")) for r in read_rows(rows if rows.is_file() else p / "data.csv")]
             t = float(np.nansum(secs)) if secs else t
         except (OSError, csv.Error):
             pass

@@ -2,8 +2,9 @@
 
 A training that needs no rig runs in a child process (multiprocessing, "spawn"), so it never competes
 with the GUI thread for Python's GIL: the window stays responsive however hard the training works.
-The child runs exactly what the worker thread would run (the protocol, itself a plan, on
-labml.runs.engine.RunEngine, same run folder, same records) and talks to the GUI through two queues:
+The child runs exactly what the worker thread would run (the job's plan from the run-kind registry,
+labml.runs.kinds.plan_for, on labml.runs.engine.RunEngine, same run folder, same records) and talks
+to the GUI through two queues:
 
     events   child -> GUI: ("start"|"row"|"step"|"paused"|"resumed"|"arrays"|"end"|"error", payload)
     controls GUI -> child: "pause" | "resume" | "stop" | "abort" | "estop" | None (quit)
@@ -146,7 +147,8 @@ def _reporter(plan: Any, events: Any) -> Any:
 
 
 def child_main(protocol: str, params: dict, run_dir: str, events: Any, controls: Any) -> None:
-    """Entry point of the child process: run the protocol on a RunEngine, report, obey controls."""
+    """Entry point of the child process: run the kind `protocol` names (a protocol or a training kind)
+    on a RunEngine, report, obey controls."""
     try:
         import torch
 
@@ -155,9 +157,9 @@ def child_main(protocol: str, params: dict, run_dir: str, events: Any, controls:
         pass
     try:
         from labml.runs.engine import RunEngine
-        from protocols.runner import make_procedure
+        from labml.runs.kinds import plan_for
 
-        plan = make_procedure(protocol, params)  # a protocol is a plan of the run engine
+        plan = plan_for(protocol, params)  # the kind's plan, from the registry (as in the GUI's thread)
         gui = _Controls(events)
         engine = RunEngine(progress=False, handle_sigint=False, on_pause=gui.on_pause)
         engine.subscribe(_reporter(plan, events))

@@ -1,7 +1,9 @@
 """The GUI's job queue: protocols and trainings run one after another in a worker thread.
 
-The GUI is a thin client. A job is executed by `protocols.runner.run_protocol` (the same code path
-as `labml run`) on the run engine (`labml.runs.engine.RunEngine`: recorded, checkpointed, pausable), on
+The GUI is a thin client. A job names a run kind (a protocol by its name, or a training kind:
+train-synapses, train-bm) and its parameters; its plan is built through the run-kind registry
+(`labml.runs.kinds.plan_for`, the same code path as `labml run` and `labml sweep`) and run on the run
+engine (`labml.runs.engine.RunEngine`: recorded, checkpointed, pausable), on
 the rig the GUI is connected to, in a worker thread with torch limited to one thread, so the event
 loop never starves. The worker never touches Qt widgets: rows the engine reports go into the job's
 `LiveBuffer` (drawn by the live views on a throttled timer); state changes are queued Qt signals.
@@ -486,11 +488,12 @@ def _coil_alert(job: Job, out: dict, since: int, rig_config: Any = None) -> str 
 
 
 def _needs_rig(job: Job) -> bool:
-    """Does this protocol with these parameters drive the rig? (Unknown protocol: yes, fail in the thread.)"""
+    """Does this kind with these parameters drive the rig (the plan's `needs_rig`: a training on the
+    model backend does not)? Unknown kind or bad parameters: yes, the worker thread reports it."""
     try:
-        from protocols.runner import make_procedure
+        from labml.runs.kinds import plan_for
 
-        plan = make_procedure(job.protocol, job.params)
+        plan = plan_for(job.protocol, job.params)
     except Exception:  # noqa: BLE001 - the worker thread reports the error properly
         return True
     return bool(plan.needs_rig)
@@ -498,11 +501,13 @@ def _needs_rig(job: Job) -> bool:
 
 def _run_with_protocol_runner(job: Job, rig: Any, engine: Any) -> dict:
     """What `protocols.runner.run_protocol(..., engine=engine)` does, keeping a handle on the plan so
-    that the live views can show the trainer's arrays (synapse p, BM samples) after each step."""
+    that the live views can show the trainer's arrays (synapse p, BM samples) after each step. The
+    plan comes from the run-kind registry (labml.runs.kinds.plan_for): a protocol through its kind
+    ``protocol-<name>``, a training through its own kind (train-synapses, train-bm)."""
     from labml.errors import UserError
-    from protocols.runner import make_procedure
+    from labml.runs.kinds import plan_for
 
-    plan = make_procedure(job.protocol, job.params)  # a protocol is a plan of the run engine
+    plan = plan_for(job.protocol, job.params)  # every kind's plan is a plan of the run engine
     needs_rig = bool(plan.needs_rig)
     if needs_rig and rig is None:
         raise UserError(f"{job.protocol} needs a rig: connect to one in the Rig panel first")

@@ -1,14 +1,17 @@
-"""Protocol launcher: choose a protocol, edit its parameters (units, validation), see the time estimate
-and the dry-run verdict, queue it; and the queue with pause, resume, stop and abort.
+"""Launcher: choose a protocol or a training, edit its parameters (units, validation), see the time
+estimate and the dry-run verdict, queue it; and the queue with pause, resume, stop and abort.
 
-The protocols offered and their descriptions come from the run-kind registry (labml.runs.kinds): every
-protocol kind ``protocol-<name>`` an installed entry point provides.
+What is offered, the descriptions and the forms come from the run-kind registry (labml.runs.kinds):
+every protocol kind ``protocol-<name>`` (by its protocol name) and every other kind (the trainings
+train-synapses and train-bm) an installed entry point provides; a form has one field per declared
+parameter (`Param`: type, unit, range, choices, default, help).
 
-Validation is the protocols' own: each value goes through `protocols.parameters.coerce` (units such
-as "500 us" are converted, ranges checked, errors name protocol, parameter and value), and the whole
-plan through the runner's dry run (`run_protocol(..., dry_run=True)`: the protocol's `check_plan`
-against the connected rig, or the rig config when none is connected). Nothing is queued unless both
-pass; the refusal is shown in red under the form.
+Validation is the kind's own: each value goes through `RunKind.parse` (a protocol converts units such
+as "500 us" itself; a training kind checks its declared types and ranges; errors are one line naming
+the parameter and the value), and the whole plan through the runner's dry run (`run_protocol(...,
+dry_run=True)`: the plan built from the registry and its `validate` against the connected rig, or the
+rig config when none is connected; the kind's own settings checks; the bench-time estimate). Nothing
+is queued unless both pass; the refusal is shown in red under the form.
 """
 
 from __future__ import annotations
@@ -27,46 +30,50 @@ log = logging.getLogger(__name__)
 
 
 def protocol_catalog() -> list[str]:
-    """Names of the protocols the launcher offers: the protocol kinds (``protocol-<name>``) of the
-    run-kind registry (labml.runs.kinds, filled from the ``labml.kinds`` entry points) whose protocol
-    class imports."""
+    """Names of the run kinds the launcher offers, as `labml run` knows them: every protocol kind
+    ``protocol-<name>`` of the run-kind registry (labml.runs.kinds, filled from the ``labml.kinds``
+    entry points) whose protocol class imports, by its protocol name, then the other kinds (the
+    trainings train-synapses and train-bm) by their own names."""
     from labml.runs import kinds
-    from protocols import get_protocol
 
     kinds.names()  # loads the registry
-    names = []
-    for kind in list(kinds.REGISTRY):  # in the order the providers declare them
-        if not kind.startswith("protocol-"):
+    protocols, others = [], []
+    for name in list(kinds.REGISTRY):  # in the order the providers declare them
+        if not name.startswith(kinds.PROTOCOL_PREFIX):
+            others.append(name)
             continue
-        name = kind.removeprefix("protocol-")
+        short = name.removeprefix(kinds.PROTOCOL_PREFIX)
         try:
-            get_protocol(name)
+            from protocols import get_protocol
+
+            get_protocol(short)
         except Exception as exc:  # a protocol module not written yet, or broken: not offered
-            log.info("protocol %s not available: %s", name, exc)
+            log.info("protocol %s not available: %s", short, exc)
             continue
-        names.append(name)
-    return names
+        protocols.append(short)
+    return protocols + others
 
 
-def kind_help(protocol: str) -> str:
-    """The one-line description of a protocol's run kind in the registry ("" if it has none)."""
+def kind_help(name: str) -> str:
+    """The one-line description of a run kind in the registry ("" if it has none)."""
     from labml.runs import kinds
 
     try:
-        return kinds.get(f"protocol-{protocol}").help
+        return kinds.find(name).help
     except Exception:  # noqa: BLE001 - a description is optional
         return ""
 
 
-def _coercer(protocol: str):
-    def validate(name: str, param: Any, raw: Any) -> Any:
-        from protocols.parameters import coerce
+def kind_validator(kind: Any):
+    """The form's validator of `kind`'s fields: the kind's own conversion and checks
+    (labml.runs.kinds.RunKind.parse: a protocol's units, a training's declared types and ranges); a
+    one-line UserError naming the parameter."""
+    from labml.runs.kinds import REQUIRED
 
-        if isinstance(raw, str) and raw.strip() == "":
-            if param.default in ("", [], ()):  # an optional text or list parameter left empty
-                return param.default
-            raise UserError(f"protocol {protocol!r}, parameter {name!r}: a value is required")
-        return coerce(protocol, name, param, raw)
+    def validate(name: str, param: Any, raw: Any) -> Any:
+        if isinstance(raw, str) and raw.strip() == "" and param.default is REQUIRED:
+            raise UserError(f"{kind.name}: parameter {name}: a value is required ({param.allowed()})")
+        return kind.parse(name, raw, "form")
 
     return validate
 
@@ -167,14 +174,12 @@ class ProtocolLauncher(QtWidgets.QWidget):
         if self.protocol.currentText() != name:
             self.protocol.setCurrentText(name)
             return
-        from protocols import get_protocol
+        from labml.runs import kinds
 
-        cls = get_protocol(name)
-        proc = cls()
-        doc = kind_help(name) or (cls.__doc__ or "")
-        self.description.setText(doc.strip().split("\n")[0])
-        self.editor.validator = _coercer(name)
-        self.editor.set_parameters(dict(proc._parameters), values)
+        kind = kinds.find(name)
+        self.description.setText((kind.help or "").strip().split("\n")[0])
+        self.editor.validator = kind_validator(kind)
+        self.editor.set_parameters(kind.params, values)  # the kind's declared parameters
         self.estimate.setText("Estimated bench time: - (press Dry run)")
         self.verdict.setText("Dry run: -")
         self.verdict.setStyleSheet("")

@@ -1,23 +1,24 @@
-"""Parameter editor: one input per pymeasure Parameter of a protocol, with units and validation.
+"""Parameter editor: one input per declared parameter of a run kind (labml.runs.kinds.Param), with
+units and validation.
 
-Values are typed as text and validated by the protocol's own pymeasure Parameter objects
-(FloatParameter/IntegerParameter check type and [minimum, maximum], ListParameter the choices),
-so the editor never re-implements a protocol's limits. Unlike a spin box, a text field does not
-silently clamp: an out-of-range or malformed value is refused with a message naming the parameter,
-the value and the problem, and the field turns red.
+The form is made from the kind's `Param` specs (type, unit, range, choices, default, help), the same
+declaration `labml run KIND --help` and `labml sweep` read; values are typed as text and converted and
+checked by the kind's own validation (the editor's `validator`, by default `Param.parse`; the GUI's
+launcher passes `RunKind.parse`, so a protocol converts units such as "500 us" itself). Unlike a spin
+box, a text field does not silently clamp: an out-of-range or malformed value is refused with a
+one-line message naming the parameter, the value and what is allowed, and the field turns red.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from pymeasure.experiment import parameters as pm
 from qtpy import QtWidgets
 
 from labml.errors import UserError
+from labml.runs.kinds import REQUIRED, Param
 
 log = logging.getLogger(__name__)
 
@@ -32,51 +33,37 @@ class ParameterError(ValueError):
         super().__init__("; ".join(errors.values()))
 
 
-def _label(name: str, param: pm.Parameter) -> str:
-    units = getattr(param, "units", None)
-    text = param.name or name
-    return f"{text} ({units})" if units else text
+def _label(param: Param) -> str:
+    return f"{param.name} ({param.unit})" if param.unit else param.name
 
 
-def _range_hint(param: pm.Parameter) -> str:
-    lo, hi = getattr(param, "minimum", None), getattr(param, "maximum", None)
-    if isinstance(param, pm.ListParameter):
-        return "one of " + ", ".join(map(str, param.choices))
-    if lo is not None and hi is not None:
-        return f"{lo:g} to {hi:g}"
-    return ""
+def _hint(param: Param) -> str:
+    """What the field takes, in words ('float in mT, range [0, 36]'), and the parameter's help."""
+    return f"{param.allowed()}" + (f": {param.help}" if param.help else "")
 
 
-def validate_value(name: str, param: pm.Parameter, raw: Any) -> Any:
-    """Parse and validate one value with the pymeasure Parameter; ValueError names name, value, problem."""
-    probe = copy.deepcopy(param)
-    if isinstance(raw, str):
-        raw = raw.strip()
-        if raw == "" and param.default in ("", [], ()):
-            return param.default
-        if raw == "" and not isinstance(param, pm.ListParameter):
-            raise ValueError(f"{name}: a value is required")
-    try:
-        probe.value = raw
-    except (ValueError, TypeError) as exc:
-        hint = _range_hint(param)
-        units = f" {param.units}" if getattr(param, "units", None) else ""
-        msg = f"{name} = {raw!r}{units} refused: {exc}"
-        if hint and hint not in msg:
-            msg += f" (allowed: {hint}{units})"
-        raise ValueError(msg) from None
-    return probe.value
+def validate_value(name: str, param: Param, raw: Any) -> Any:
+    """One field's text (or value) as the parameter's checked value (`Param.parse`); UserError naming
+    the parameter, the value and what is allowed."""
+    if isinstance(raw, str) and raw.strip() == "" and param.default is REQUIRED:
+        raise UserError(f"parameter {name}: a value is required ({param.allowed()})")
+    return param.parse(raw, "form")
+
+
+def _default(param: Param) -> Any:
+    return None if param.default is REQUIRED else param.default
 
 
 class ParameterEditor(QtWidgets.QWidget):
-    """Form of text fields for a dict name -> pymeasure Parameter.
+    """Form of fields for the declared parameters of a run kind (a bool is a check box, a parameter
+    with choices a combo box, anything else a text field).
 
     `values()` returns the validated values or raises ParameterError; the message is also shown in
     the editor's own red label (`message`), and each bad field is highlighted.
     """
 
     def __init__(self, parent: QtWidgets.QWidget | None = None,
-                 validator: Callable[[str, pm.Parameter, Any], Any] = validate_value) -> None:
+                 validator: Callable[[str, Param, Any], Any] = validate_value) -> None:
         super().__init__(parent)
         self.validator = validator
         self.form = QtWidgets.QFormLayout()
@@ -87,34 +74,25 @@ class ParameterEditor(QtWidgets.QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(self.form)
         lay.addWidget(self.message)
-        self.params: dict[str, pm.Parameter] = {}
+        self.params: dict[str, Param] = {}
         self.fields: dict[str, QtWidgets.QWidget] = {}
 
-    def set_parameters(self, params: dict[str, pm.Parameter], values: dict[str, Any] | None = None) -> None:
-        """Rebuild the form for `params`, pre-filled with `values` (else each parameter's value/default)."""
+    def set_parameters(self, params: Iterable[Param] | Mapping[str, Param],
+                       values: dict[str, Any] | None = None) -> None:
+        """Rebuild the form for `params` (Param specs, or a dict name -> Param), pre-filled with
+        `values` (else each parameter's default)."""
         while self.form.rowCount():
             self.form.removeRow(0)
-        self.params = dict(params)
+        items = params.values() if isinstance(params, Mapping) else params
+        self.params = {p.name: p for p in items}
         self.fields = {}
         values = values or {}
         for name, param in self.params.items():
-            value = values.get(name, param.value if param.is_set() else param.default)
-            if isinstance(param, pm.BooleanParameter):
-                field: QtWidgets.QWidget = QtWidgets.QCheckBox()
-                field.setChecked(bool(value))
-            elif isinstance(param, pm.ListParameter):
-                field = QtWidgets.QComboBox()
-                field.addItems([str(c) for c in param.choices])
-                if value is not None:
-                    field.setCurrentText(str(value))
-            else:
-                field = QtWidgets.QLineEdit("" if value is None else _fmt(value))
-                field.setToolTip(_range_hint(param))
-                field.setPlaceholderText(_range_hint(param))
-                field.textEdited.connect(lambda _t, f=field: f.setStyleSheet(""))
+            field = _field(param, values.get(name, _default(param)))
             field.setObjectName(f"param_{name}")
+            field.setToolTip(_hint(param))
             self.fields[name] = field
-            self.form.addRow(_label(name, param), field)
+            self.form.addRow(_label(param), field)
         self.message.setText("")
 
     def raw_values(self) -> dict[str, Any]:
@@ -147,7 +125,7 @@ class ParameterEditor(QtWidgets.QWidget):
                 out[name] = self.validator(name, self.params[name], raw)
                 if isinstance(field, QtWidgets.QLineEdit):
                     field.setStyleSheet("")
-            except (ValueError, TypeError, UserError) as exc:
+            except (ValueError, TypeError, KeyError, UserError) as exc:
                 errors[name] = str(exc)
                 if isinstance(field, QtWidgets.QLineEdit):
                     field.setStyleSheet(ERROR_STYLE)
@@ -169,3 +147,21 @@ def _fmt(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(_fmt(v) for v in value)
     return str(value)
+
+
+def _field(param: Param, value: Any) -> QtWidgets.QWidget:
+    """The input widget of one parameter, showing `value`."""
+    if param.type == "bool" and param.choices is None:
+        box = QtWidgets.QCheckBox()
+        box.setChecked(bool(value))
+        return box
+    if param.choices is not None:
+        combo = QtWidgets.QComboBox()
+        combo.addItems([""] * param.optional + [str(c) for c in param.choices])  # "": None
+        if value is not None:
+            combo.setCurrentText(str(value))
+        return combo
+    line = QtWidgets.QLineEdit("" if value is None else _fmt(value))
+    line.setPlaceholderText(param.allowed())
+    line.textEdited.connect(lambda _t, f=line: f.setStyleSheet(""))
+    return line

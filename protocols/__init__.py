@@ -20,8 +20,6 @@ PROTOCOLS: dict[str, str] = {
     "coil-calibration": "protocols.coil:CoilCalibration",
     "depinning-calibration": "protocols.depinning:DepinningCalibration",
     "characterise-wires": "protocols.depinning:CharacteriseWires",
-    "train-synapses": "protocols.training:TrainSynapses",
-    "train-bm": "protocols.training:TrainBM",
     "infer-on-rig": "protocols.inference:InferOnRig",
 }
 

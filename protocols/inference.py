@@ -100,7 +100,7 @@ class InferOnRig(RigProcedure):
         one image (the model's layer sizes, n and its data's mean active inputs) x one cycle."""
         import json
 
-        from protocols.training import data_for_estimate, synapse_reads_per_image
+        from labml.synapses.kind import data_for_estimate, synapse_reads_per_image
 
         run_json = Path(self.model_run) / "run.json" if self.model_run else None
         if run_json is None or not run_json.is_file():
@@ -111,7 +111,7 @@ class InferOnRig(RigProcedure):
             return 0.0
         cfg = {
             "n": int(params.get("n", 1)),
-            "hidden": [int(h) for h in str(params.get("hidden") or "").replace(" ", "").split(",") if h],
+            "hidden": _hidden(params.get("hidden")),
             "signed": bool(params.get("signed", False)),
             "data": params.get("data") or None,
             "seed": int(params.get("seed", 0)),
@@ -194,3 +194,10 @@ def torch_threads() -> None:
 
     if torch.get_num_threads() > 2:
         torch.set_num_threads(2)
+
+
+def _hidden(raw: object) -> list[int]:
+    """Hidden layer sizes as recorded in run.json: a list (the train-synapses kind) or old text "64,32"."""
+    if isinstance(raw, list | tuple):
+        return [int(h) for h in raw]
+    return [int(h) for h in str(raw or "").replace(" ", "").split(",") if h]

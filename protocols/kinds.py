@@ -1,7 +1,9 @@
 """The protocols' run kinds (entry point ``protocols = "protocols.kinds:run_kinds"`` of the
 ``labml.kinds`` group, read by labml.runs.kinds): one kind ``protocol-<name>`` per protocol, its
 declared parameters made from the protocol's pymeasure Parameters (type, units, range, choices,
-default). Sweeps and the demo run protocols, so their run folders name these kinds too."""
+default; the one place they are derived), its text converted by the protocol itself
+(`protocol_value`: units). The GUI's forms, sweeps and the demo build protocols through these kinds,
+so their run folders name them too."""
 
 from __future__ import annotations
 
@@ -15,6 +17,27 @@ def protocol_plan(protocol: str, **params: Any) -> RigProcedure:
     """Factory of the run kinds ``protocol-<name>`` (labml.runs.kinds): `protocol` is fixed by the kind;
     the protocol itself is the plan."""
     return make_procedure(protocol, params)
+
+
+def protocol_value(protocol: str, name: str, raw: Any) -> Any:
+    """One parameter of `protocol` given as text ("500 us", "3 mT") or a value, converted and checked
+    by the protocol's own pymeasure Parameter (protocols.parameters.coerce): the ``text`` converter
+    of the kinds ``protocol-<name>`` (labml.runs.kinds.RunKind.parse; the GUI's form). Empty text is
+    the default of a text or list parameter whose default is empty; UserError naming the parameter."""
+    from labml.errors import UserError
+    from protocols import get_protocol
+    from protocols.parameters import coerce
+
+    known = get_protocol(protocol)()._parameters
+    if name not in known:
+        raise UserError(f"protocol {protocol!r} has no parameter {name!r}; its parameters: "
+                        f"{', '.join(sorted(known))}")
+    param = known[name]
+    if isinstance(raw, str) and raw.strip() == "":
+        if param.default in ("", [], ()):
+            return param.default
+        raise UserError(f"protocol {protocol!r}, parameter {name!r}: a value is required")
+    return coerce(protocol, name, param, raw)
 
 
 def _declared(name: str, param: Any) -> Any:
@@ -53,5 +76,6 @@ def run_kinds() -> list:
         cls = get_protocol(protocol)
         params = tuple(_declared(name, p) for name, p in cls()._parameters.items())
         kinds.append(RunKind(f"protocol-{protocol}", "protocols.kinds:protocol_plan", params,
-                             help=str(getattr(cls, "DESCRIPTION", "")), fixed={"protocol": protocol}))
+                             help=str(getattr(cls, "DESCRIPTION", "")), fixed={"protocol": protocol},
+                             text="protocols.kinds:protocol_value"))
     return kinds

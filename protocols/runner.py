@@ -63,16 +63,20 @@ def run_protocol(
     **engine_kwargs: Any,
 ) -> dict:
     """Run protocol `protocol` with `params` on `rig` (a spec for labml.rigs.open_rig: "sim" or a TOML
-    path; or an open rig, used as is) on the run engine (labml.runs.engine.RunEngine).
+    path; or an open rig, used as is) on the run engine (labml.runs.engine.RunEngine). `protocol`
+    may name any run kind (labml.runs.kinds.find: a training kind "train-synapses", "train-bm", or a
+    protocol by its name); the plan is built through the registry (`plan_for`), params as text or
+    values.
 
     Returns {"protocol", "status", "reason", "results", "run_dir"}; a dry run ("plan" key) opens nothing
     and creates no run folder. Bad input raises UserError before the rig is touched.
     `record`: lab-book fields for run.json (sample, device, operator, notes).
     """
     from labml.runs import engine as eng
+    from labml.runs.kinds import plan_for
 
     params = dict(params or {})
-    plan = proc = make_procedure(protocol, params)
+    plan = plan_for(protocol, params)  # a protocol's kind, or a training kind: one path for both
     own_rig = not hasattr(rig, "read_synapses")
     if dry_run:
         if own_rig:
@@ -84,6 +88,7 @@ def run_protocol(
                 "steps": plan.n_steps(),
                 **plan.validate(getattr(rig, "config", None)),
             }
+        _bench_estimate(summary, plan, rig, own_rig)
         return {
             "protocol": protocol,
             "dry_run": True,
@@ -93,12 +98,8 @@ def run_protocol(
             "run_dir": None,
         }
     if own_rig:
-        # Before the rig is opened (a model-backend training checks its settings only).
-        info = offline_rig_info(rig) if proc.needs_rig else RigInfo()
-        if proc.needs_rig:
-            plan.check_backend(info.backend)
-        proc.check_plan(info)
-    elif proc.needs_rig and plan.rig_overrides:
+        _check_before_opening(plan, rig)
+    elif plan.needs_rig and getattr(plan, "rig_overrides", None):
         raise UserError(
             f"protocol {protocol!r}, parameter 'sim_seed': the rig is already open (its world seed is "
             "fixed); give a rig spec (\"sim\" or a TOML file) instead of an open rig"
@@ -107,19 +108,49 @@ def run_protocol(
         engine = eng.RunEngine(**engine_kwargs)
     rec = {k: v for k, v in (record or {}).items() if k in ("sample", "device", "operator", "notes")}
     if own_rig:
-        outcome = engine.run(plan, run_dir, rig_spec=rig if proc.needs_rig else None, **rec)
+        outcome = engine.run(plan, run_dir, rig_spec=rig if plan.needs_rig else None, **rec)
     else:
-        outcome = engine.run(plan, run_dir, rig=rig, **rec)
+        outcome = engine.run(plan, run_dir, rig=rig if plan.needs_rig else None, **rec)
     return {"protocol": protocol, **outcome.to_dict()}
+
+
+def _bench_estimate(summary: dict, plan: Any, rig: Any, own_rig: bool) -> None:
+    """A dry run's "estimate_s" (bench time, s) for a plan that reports the device reads it expects
+    ("expected_reads": the train-synapses kind) rather than a time: reads x the rig's read cycle
+    (RigInfo.cycle_time_s of the rig config, or of the open rig)."""
+    reads = summary.get("expected_reads")
+    if "estimate_s" in summary or reads is None:
+        return
+    if not reads:
+        summary["estimate_s"] = 0.0
+        return
+    info = offline_rig_info(rig) if own_rig else rig_info(rig)
+    summary["estimate_s"] = float(reads) * info.cycle_time_s()
+
+
+def _check_before_opening(plan: Any, rig: Any) -> None:
+    """Before the rig is opened: a protocol's plan against the rig config's limits (a model-backend
+    training checks its settings only); any other kind's `validate` (its settings; with the rig
+    config when it drives the rig)."""
+    if isinstance(plan, RigProcedure):
+        info = offline_rig_info(rig) if plan.needs_rig else RigInfo()
+        if plan.needs_rig:
+            plan.check_backend(info.backend)
+        plan.check_plan(info)
+    else:
+        from labml.runs.engine import rig_config_of
+
+        plan.validate(rig_config_of(rig) if plan.needs_rig else None)
 
 
 def run_point(task: dict) -> dict:
     """Sweep worker entry point (picklable, module level): run one point of a sweep.
 
-    task: {"protocol", "params", "rig", "run_dir"}. A point whose run folder finished with status
-    success is not run again (its recorded results are returned); a point killed mid-way (status
-    running or paused) is resumed from its last checkpoint; a failed or aborted point is moved aside
-    (kept for inspection) and run afresh.
+    task: {"protocol", "params", "rig", "run_dir"}; "protocol" names any run kind (a protocol, or a
+    training kind: `labml sweep train-synapses --grid n=1,2`), run through `run_protocol`. A point
+    whose run folder finished with status success is not run again (its recorded results are
+    returned); a point killed mid-way (status running or paused) is resumed from its last
+    checkpoint; a failed or aborted point is moved aside (kept for inspection) and run afresh.
     """
     from labml.runs import engine as eng
     from labml.runs.store import is_resumable, load

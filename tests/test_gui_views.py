@@ -14,11 +14,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 pytest.importorskip("pytestqt")
 
-from pymeasure.experiment import FloatParameter, IntegerParameter, ListParameter  # noqa: E402
-
 from gui.buffers import LiveBuffer  # noqa: E402
 from gui.params import ParameterEditor, ParameterError  # noqa: E402
 from gui.plots import LiveViews, mosaic  # noqa: E402
+from labml.runs.kinds import Param  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -85,25 +84,33 @@ def test_live_views_draw_what_the_buffer_holds_and_only_redraw_on_change(qtbot):
 def _editor(qtbot):
     ed = ParameterEditor()
     qtbot.addWidget(ed)
-    ed.set_parameters({
-        "field_stop": FloatParameter("Stop field", units="mT", default=8.0, minimum=0, maximum=36),
-        "reads": IntegerParameter("Reads per field", default=200, minimum=1, maximum=10_000),
-        "method": ListParameter("Read method", choices=["read_synapses", "cycle"], default="cycle"),
-    })
+    ed.set_parameters([  # a run kind's declared parameters (labml.runs.kinds.Param)
+        Param("field_stop", "float", unit="mT", default=8.0, low=0, high=36, help="Stop field"),
+        Param("reads", "int", default=200, low=1, high=10_000, help="Reads per field"),
+        Param("method", "str", choices=("read_synapses", "cycle"), default="cycle"),
+        Param("hidden", "list", item="int", default=[64], help="hidden layer sizes"),
+        Param("wire", "int", help="wire index"),
+    ])
+    ed.set_raw_value("wire", "0")
     return ed
 
 
 def test_parameter_editor_shows_units_and_returns_typed_values(qtbot):
     ed = _editor(qtbot)
-    assert ed.form.labelForField(ed.fields["field_stop"]).text() == "Stop field (mT)"
-    assert ed.values() == {"field_stop": 8.0, "reads": 200, "method": "cycle"}
+    assert ed.form.labelForField(ed.fields["field_stop"]).text() == "field_stop (mT)"
+    assert "Stop field" in ed.fields["field_stop"].toolTip()
+    assert ed.values() == {"field_stop": 8.0, "reads": 200, "method": "cycle", "hidden": [64], "wire": 0}
+    ed.set_raw_value("hidden", "32, 16")
+    assert ed.values()["hidden"] == [32, 16]
 
 
 @pytest.mark.parametrize("name, text, words", [
-    ("field_stop", "50", ["field_stop", "50", "maximum"]),
+    ("field_stop", "50", ["field_stop", "50", "range [0, 36]"]),
     ("field_stop", "abc", ["field_stop", "abc"]),
-    ("reads", "0", ["reads", "minimum"]),
-    ("reads", "", ["reads", "required"]),
+    ("reads", "0", ["reads", "range [1, 10000]"]),
+    ("reads", "1.5", ["reads", "1.5", "int"]),
+    ("hidden", "64, x", ["hidden", "x"]),
+    ("wire", "", ["wire", "required"]),
 ])
 def test_parameter_editor_refuses_bad_values_with_a_visible_message(qtbot, name, text, words):
     ed = _editor(qtbot)

@@ -3,7 +3,7 @@
 from protocols.runner import run_protocol
 
 PARAMS = {"backend": "rig", "n": 2, "epochs": 2, "patience": 0, "train_size": 200, "test_size": 100,
-          "test_passes": 2, "save_model": False}
+          "test_passes": 2}
 
 
 def test_in_the_loop_training_estimate_is_within_a_quarter_of_the_bench_time_it_then_reports(tmp_path):

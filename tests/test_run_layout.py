@@ -231,7 +231,7 @@ def test_with_labml_runs_set_every_command_lands_under_it_and_runs_lists_every_o
         ["run", "depinning-calibration", *cal],
         ["sweep", "depinning-calibration", "--grid", "sim_seed=1,2", "--workers", "0", *cal],
     ]
-    kinds = ["demo", "protocol-depinning-calibration", "protocol-train-synapses", "train-synapses",
+    kinds = ["demo", "protocol-depinning-calibration", "train-synapses", "train-synapses",
              "protocol-depinning-calibration", "sweep", "protocol-depinning-calibration",
              "protocol-depinning-calibration"]
     commands.append(["train", "bm", "--model", "rbm", "--hidden", "4", "--epochs", "1", "--train-size", "100",

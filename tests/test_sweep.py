@@ -1,4 +1,4 @@
-"""Sweeps: a grid of protocol runs as one queued, resumable sequence.
+"""Sweeps: a grid of runs of one kind (a protocol, or a training kind) as one queued, resumable sequence.
 
 - on a local Dask cluster started by the test (loopback only) a sweep gives the same table as on
   local worker processes;
@@ -22,14 +22,15 @@ import pytest
 from labml.cli import main
 from labml.runs.sweeps import Sweep, expand_grid, parse_grid
 
-# A small real protocol that needs no rig: a Boltzmann machine on 200 binarised MNIST images (of the
-# committed fixture, tests/data/mnist-mini).
+# A small real run that needs no rig: the train-bm kind, a Boltzmann machine on 200 binarised MNIST
+# images (of the committed fixture, tests/data/mnist-mini); its grid and fixed values are text, as
+# on the command line, converted by the kind's declared parameters.
 PROTOCOL = "train-bm"
 MNIST_MINI = str(Path(__file__).parent / "data" / "mnist-mini")
-FIXED = {"epochs": "2", "n_train": "200", "n_test": "50", "batch_size": "50", "backend": "model",
+FIXED = {"epochs": "2", "train_size": "200", "test_size": "50", "batch_size": "50", "samples": "false",
          "data": MNIST_MINI}
 GRID = {"hidden": ["3", "6"]}
-WALL_CLOCK = ("sec",)  # columns that measure wall time differ between any two runs
+WALL_CLOCK = ("sec", "sec_per_epoch")  # columns that measure wall time differ between any two runs
 
 
 def _table(path: Path) -> list[dict]:
@@ -135,7 +136,7 @@ def test_a_killed_sweep_resumes_finishing_only_the_missing_points(tmp_path):
     rows = _table(sweep_dir / "sweep.csv")
     assert [r["status"] for r in rows] == ["success"] * 3
     # the interrupted point has every epoch exactly once
-    with open(sweep_dir / "points/p0001/data.csv") as fh:
+    with open(sweep_dir / "points/p0001/metrics.csv") as fh:
         epochs = [line.split(",")[0] for line in fh if line[0].isdigit()]
     assert epochs == ["0", "1"]
     # ... and ends exactly where an uninterrupted run of the same point ends (same seed)
@@ -154,6 +155,28 @@ def test_a_killed_sweep_resumes_finishing_only_the_missing_points(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert resumed["results"]["test_loglik"] == straight["results"]["test_loglik"]
+
+
+def test_a_sweep_over_the_train_synapses_kind_runs_every_point_as_that_kind(tmp_path, capsys):
+    """`labml sweep train-synapses --grid n=1,2`: both points run the training kind itself (run.json
+    kind train-synapses, the grid value recorded as its typed parameter, model.npz written)."""
+    rc = main(["sweep", "train-synapses", "--grid", "n=1,2", "--workers", "0", "--epochs", "1",
+               "--train-size", "100", "--test-size", "50", "--patience", "0", "--test-passes", "1",
+               "--data", MNIST_MINI, "--sweep-dir", str(tmp_path / "sw"), "--json"])
+    assert rc == 0
+    with open(tmp_path / "sw" / "sweep.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["status"] for r in rows] == ["success", "success"] and [r["n"] for r in rows] == ["1", "2"]
+    for i, n in enumerate((1, 2)):
+        point = tmp_path / "sw" / "points" / f"p{i:04d}"
+        meta = json.loads((point / "run.json").read_text())
+        assert meta["kind"] == "train-synapses" and meta["plan"]["params"]["n"] == n
+        assert (point / "model.npz").is_file() and (point / "epochs.csv").is_file()
+    capsys.readouterr()
+    assert main(["sweep", "train-synapses", "--grid", "n=1,2", "--train-size", "many", "--workers", "0",
+                 "--sweep-dir", str(tmp_path / "bad"), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("labml: error:") and "train_size = 'many'" in err and "\n" not in err
 
 
 def _seed_sweep(path: Path, seeds: str) -> list[dict]:

@@ -307,18 +307,6 @@ def config_from_params(p: dict) -> Any:
     return cfg
 
 
-def bm_trainer(config: dict, rig: Any = None) -> Any:
-    """BMTrainer from a BMTrainConfig dict (the train-bm protocol): the data of config["data"]
-    (labml.data.resolve_data_dir), binarised by BMData.load, n_train/n_test/seed from the config."""
-    from labml.bm.training import BMData, BMTrainConfig, BMTrainer
-
-    cfg = BMTrainConfig(**config)
-    data, ds = BMData.load(cfg.data, cfg.n_train, cfg.n_test, int(cfg.seed))
-    trainer = BMTrainer(cfg, data, rig=rig)
-    trainer.data_summary_ = ds.summary()
-    return trainer
-
-
 def _finite(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
 

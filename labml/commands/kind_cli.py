@@ -18,30 +18,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from labml.errors import UserError
-
 PROTOCOL_PREFIX = "protocol-"
 RECORD = ("sample", "device", "operator", "notes")
 _TYPES = {"int": int, "float": float, "str": str}
 
 
-def find_kind(name: str, protocol: bool = False) -> Any:
-    """The run kind called `name` on the command line: a registered kind of that name, else the
-    protocol kind ``protocol-<name>`` (only that one with `protocol`: sweeps run protocols)."""
+def find_kind(name: str) -> Any:
+    """The run kind called `name` on the command line, in a sweep or in the GUI: a registered kind of
+    that name, else the protocol kind ``protocol-<name>`` (labml.runs.kinds.find)."""
     from labml.runs import kinds
 
-    for candidate in ((PROTOCOL_PREFIX + name,) if protocol else (name, PROTOCOL_PREFIX + name)):
-        try:
-            return kinds.get(candidate)  # loads only the entry points it needs
-        except UserError:
-            continue
-    known = kinds.names()
-    protocols = [k[len(PROTOCOL_PREFIX) :] for k in known if k.startswith(PROTOCOL_PREFIX)]
-    others = [k for k in known if not k.startswith(PROTOCOL_PREFIX)]
-    raise UserError(
-        f"unknown protocol {name!r}; known protocols: {', '.join(protocols)}; "
-        f"other run kinds: {', '.join(others)}"
-    )
+    return kinds.find(name)
 
 
 def short_name(kind: Any) -> str:

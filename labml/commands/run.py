@@ -82,11 +82,12 @@ def register(subparsers) -> None:
     s = subparsers.add_parser(
         "sweep",
         allow_abbrev=False,
-        help="run a protocol over a grid of parameters (local processes or Dask)",
-        description="Run a protocol over a grid of parameter values as one queued, resumable sequence.",
+        help="run a protocol or a training kind over a grid of parameters (local processes or Dask)",
+        description="Run a protocol or another run kind (train-synapses, train-bm, ...) over a grid of "
+        "parameter values as one queued, resumable sequence.",
         add_help=False,
     )
-    s.add_argument("protocol", nargs="?", help="protocol name")
+    s.add_argument("protocol", nargs="?", help="protocol or run kind")
     s.add_argument(
         "--grid",
         action="append",
@@ -169,10 +170,7 @@ def _print_kinds() -> None:
     print("protocols:")
     for kind in listed:
         if takes_text(kind):
-            # a protocol named like another kind (train-bm) runs in sweeps and the GUI; `labml run`: the kind
-            taken = short_name(kind) in [k.name for k in listed]
-            shadowed = " (labml sweep and the GUI; `labml run` runs the kind below)" if taken else ""
-            print(f"  {short_name(kind):24s} {kind.help}{shadowed}")
+            print(f"  {short_name(kind):24s} {kind.help}")
     print("other run kinds:")
     for kind in listed:
         if not takes_text(kind):
@@ -274,7 +272,7 @@ def _one_real_rig(rig, protocol: str, fixed: dict, args: argparse.Namespace) -> 
     from labml.rigs import rig_config
 
     try:
-        needs_rig = find_kind(protocol, protocol=True).make(dict(fixed)).needs_rig
+        needs_rig = find_kind(protocol).plan(dict(fixed)).needs_rig
     except UserError:
         needs_rig = True
     if not needs_rig and "backend" not in fixed:
@@ -311,14 +309,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from labml.commands.kind_cli import find_kind
         from labml.rigs import rig_config
 
-        kind = find_kind(args.protocol, protocol=True)
+        kind = find_kind(args.protocol)
         grid = parse_grid(args.grid)
         if args.rig and Path(args.rig).is_file():
             args.rig = str(Path(args.rig).resolve())  # workers may run in another folder
         config = None if args.rig is None else rig_config(args.rig)
 
         def validate(params: dict) -> None:
-            plan = kind.make(params)
+            plan = kind.plan(params)  # a protocol converts its text itself, a training kind by its Params
             if config is not None and plan.needs_rig:
                 plan.validate(config)  # the rig's backend and limits
 

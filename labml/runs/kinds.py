@@ -10,13 +10,17 @@ the folder is ever imported or called.
     register(kind)        # a duplicate name is an error (DuplicateKind)
     get(name)             # the kind, or UserError naming the known kinds
     plan_from_spec(spec)  # run.json "plan" -> a Plan, or a one-line UserError
+    find(name)            # the kind a user names: `name`, else ``protocol-<name>``
+    plan_for(name, params)  # its plan from text or values: the GUI's jobs, sweep points, run_protocol
 
 Kinds are provided through entry points of the group ``labml.kinds`` (pyproject.toml
 ``[project.entry-points."labml.kinds"]``), loaded on the first lookup (so that labml never imports
 protocols at module level): this package's are labml.synapses.kind (train-synapses), labml.bm.kind
-(train-bm) and protocols.kinds (one kind ``protocol-<name>`` per protocol; sweeps and the demo run
-protocols). Another installed distribution may add kinds the same way (a plugin); `labml resume`
-continues a run of a plugin's kind only with ``--allow-plugin NAME`` (`check_trusted`).
+(train-bm) and protocols.kinds (one kind ``protocol-<name>`` per protocol). A training is only ever
+its own kind: the protocol versions ``protocol-train-synapses`` / ``protocol-train-bm`` are `RETIRED`
+(their old run folders list and load, `labml resume` refuses them with one line). Another installed
+distribution may add kinds the same way (a plugin); `labml resume` continues a run of a plugin's
+kind only with ``--allow-plugin NAME`` (`check_trusted`).
 
 Old run folders whose run.json names a ``"factory"`` of this package's own plans (written before
 run kinds existed) are mapped to their kinds through a fixed table (`LEGACY_FACTORIES`); the
@@ -46,6 +50,10 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,), "float": (int, float), "bool": (bool,), "str": (str,),
     "list": (list, tuple), "dict": (dict,),
 }
+
+
+#: text -> value of a parameter type (Param.parse)
+_TEXT: dict[str, Callable[[str], Any]] = {"int": int, "float": float, "str": str}
 
 
 class DuplicateKind(ValueError):
@@ -122,6 +130,35 @@ class Param:
                 raise bad
         return value
 
+    def parse(self, raw: Any, where: str) -> Any:
+        """The checked value of this parameter given as text (a sweep's grid, a GUI form field: "0.5",
+        "64, 32", "true") or as a value; UserError naming `where` and the parameter otherwise. Empty
+        text is None for an optional parameter, [] for a list."""
+        if isinstance(raw, str):
+            raw = self._from_text(raw.strip(), f"{where}: parameter {self.name}")
+        return self.validate(raw, where)
+
+    def _from_text(self, text: str, where: str) -> Any:
+        if text == "" and (self.optional or self.type == "list"):
+            return None if self.optional else []
+        if self.choices is not None:
+            return next((c for c in self.choices if str(c) == text), text)
+        bad = UserError(f"{where} = {text!r} is not allowed; expected {self.allowed()}")
+        try:
+            if self.type == "list":
+                items = [t for t in text.replace(";", ",").replace(",", " ").split() if t]
+                return [_TEXT.get(self.item or "str", str)(t) for t in items]
+            if self.type == "bool":
+                return {"true": True, "1": True, "yes": True, "on": True,
+                        "false": False, "0": False, "no": False, "off": False}[text.lower()]
+            if self.type == "dict":
+                import json
+
+                return json.loads(text)
+            return _TEXT.get(self.type, str)(text)
+        except (ValueError, KeyError):
+            raise bad from None
+
     def validate(self, value: Any, where: str) -> Any:
         """The checked value (an int given for a float becomes a float); UserError naming `where`."""
         where = f"{where}: parameter {self.name}"
@@ -151,6 +188,9 @@ class RunKind:
 
     factory: a callable, or "module:attr" inside this package (imported lazily, only when this
     kind is built). fixed: arguments the kind itself supplies (never read from a run folder).
+    text: for a kind that converts its parameters from text itself (a protocol: "500 us", "3 mT"),
+    ``text(**fixed, name=NAME, raw=VALUE) -> value`` (a callable or "module:attr"); any other kind's
+    text is converted by its declared parameters (`Param.parse`). See `parse` and `plan`.
     """
 
     name: str
@@ -158,6 +198,7 @@ class RunKind:
     params: tuple[Param, ...] = ()
     help: str = ""
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    text: str | Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.factory, str) and not self.factory.startswith(_PACKAGE_PREFIXES):
@@ -195,11 +236,27 @@ class RunKind:
         return out
 
     def _factory(self) -> Callable[..., Any]:
-        factory = self.factory
-        if isinstance(factory, str):
-            module, _, attr = factory.partition(":")
-            factory = getattr(importlib.import_module(module), attr)
-        return factory
+        return _load(self.factory)
+
+    def parse(self, name: str, raw: Any, where: str = "parameters") -> Any:
+        """Parameter `name` given as text (a GUI form field, a sweep's grid value) or as a value,
+        converted and checked the kind's own way; a one-line UserError naming the parameter."""
+        if self.text is not None:
+            return _load(self.text)(**dict(self.fixed), name=name, raw=raw)
+        try:
+            param = self.param(name)
+        except KeyError:
+            raise UserError(f"{where}: run kind {self.name!r} has no parameter {name!r}; declared: "
+                            f"{sorted(p.name for p in self.params)}") from None
+        return param.parse(raw, f"{where}: run kind {self.name!r}")
+
+    def plan(self, params: Mapping[str, Any], where: str = "parameters") -> Any:
+        """The plan of this kind from parameters given as text or values (a GUI job, a sweep point):
+        a kind with a `text` converter builds it from them as they are (`make`), any other kind from
+        them parsed by its declared parameters and checked (`build`)."""
+        if self.text is not None:
+            return self.make(params)
+        return self.build({n: self.parse(n, v, where) for n, v in params.items()}, where)
 
     def make(self, params: Mapping[str, Any]) -> Any:
         """The plan of this kind from parameters given by code or the command line (a protocol's as
@@ -215,6 +272,13 @@ class RunKind:
         except TypeError as exc:  # a declaration that does not fit its factory: a bug, said plainly
             raise UserError(f"{where}: run kind {self.name!r} cannot be built from its parameters: "
                             f"{exc}") from exc
+
+
+def _load(target: str | Callable[..., Any]) -> Callable[..., Any]:
+    if isinstance(target, str):
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+    return target
 
 
 # ======================================================================================= registry
@@ -319,6 +383,14 @@ def check_trusted(name: Any, allow_plugins: Any = (), where: str = "run.json") -
                         f"{origin[1]}), not from this package; resume it with --allow-plugin {origin[0]}")
 
 
+#: run kinds this package no longer provides -> the kind that replaced them: old run folders of
+#: these kinds list and load (labml runs, the GUI's browser) but `labml resume` refuses them
+RETIRED: dict[str, str] = {
+    "protocol-train-synapses": "train-synapses",
+    "protocol-train-bm": "train-bm",
+}
+
+
 def names() -> list[str]:
     """Names of every registered kind, sorted."""
     _load_providers()
@@ -331,7 +403,39 @@ def get(name: Any, where: str = "run.json") -> RunKind:
         _load_providers(name if isinstance(name, str) else None)
     if isinstance(name, str) and name in REGISTRY:
         return REGISTRY[name]
+    if isinstance(name, str) and name in RETIRED:
+        raise UserError(f"{where}: {name!r} is no longer a run kind (its runs list and load, but do not "
+                        f"resume); re-run it with `labml run {RETIRED[name]}`")
     raise UserError(f"{where}: unknown run kind {name!r}; known kinds: {', '.join(sorted(REGISTRY))}")
+
+
+PROTOCOL_PREFIX = "protocol-"
+
+
+def find(name: Any) -> RunKind:
+    """The run kind a user names (`labml run NAME`, `labml sweep NAME`, a GUI job): the registered
+    kind `name`, else the protocol kind ``protocol-<name>``; a one-line UserError naming the known
+    protocols and kinds otherwise (and saying so for a retired kind)."""
+    if isinstance(name, str):
+        for candidate in (name, PROTOCOL_PREFIX + name):
+            try:
+                return get(candidate)  # loads only the entry points it needs
+            except UserError:
+                continue
+        for candidate in (name, PROTOCOL_PREFIX + name):
+            if candidate in RETIRED:
+                get(candidate)  # says it is retired
+    known = names()
+    protocols = [k[len(PROTOCOL_PREFIX):] for k in known if k.startswith(PROTOCOL_PREFIX)]
+    others = [k for k in known if not k.startswith(PROTOCOL_PREFIX)]
+    raise UserError(f"unknown protocol {name!r}; known protocols: {', '.join(protocols)}; "
+                    f"other run kinds: {', '.join(others)}")
+
+
+def plan_for(name: Any, params: Mapping[str, Any], where: str = "parameters") -> Any:
+    """The plan of the run kind a user names (`find`) from parameters given as text or values (a
+    GUI job, a sweep point): `RunKind.plan`. One path for protocols and trainings alike."""
+    return find(name).plan(params, where)
 
 
 # ======================================================================================= run.json

@@ -2,9 +2,13 @@
 on the run engine, one step per epoch.
 
 `PARAMS` declares the kind's parameters once (the fields of SynapseTrainConfig): `labml run
-train-synapses`, its alias `labml train synapses`, dry runs and `labml resume` are all made from
-them (labml.commands.kind_cli). `SynapseTraining` is the plan (labml.runs.plan.Plan); the entry
-point ``synapses = "labml.synapses.kind:run_kinds"`` of the ``labml.kinds`` group registers it.
+train-synapses`, its alias `labml train synapses`, dry runs, `labml resume`, `labml sweep
+train-synapses` and the GUI's form are all made from them (labml.commands.kind_cli, gui.launcher).
+A dry run (`validate`) reports the device reads of a training in the loop, "expected_reads"
+(`expected_reads`; infer-on-rig uses the same read count per image); the protocols' runner turns
+them into bench time, "estimate_s". `SynapseTraining` is the plan
+(labml.runs.plan.Plan); the entry point ``synapses = "labml.synapses.kind:run_kinds"`` of the
+``labml.kinds`` group registers it.
 """
 
 from __future__ import annotations
@@ -153,6 +157,53 @@ PARAMS: tuple[Param, ...] = (
 )
 
 
+def synapse_reads_per_image(
+    config: dict, mean_active_inputs: float, n_inputs: int, n_classes: int = 10
+) -> float:
+    """Expected device reads of one forward pass of one image in the loop (SCIENCE.md section 4: an
+    image costs N_out * n * (active inputs) reads per layer; a differential pair reads two devices).
+    Hidden layers of step units are taken as half active."""
+    sizes = [n_inputs, *[int(h) for h in config.get("hidden") or []], n_classes]
+    active = float(mean_active_inputs)
+    reads = 0.0
+    for i in range(len(sizes) - 1):
+        reads += sizes[i + 1] * active
+        active = 0.5 * sizes[i + 1]
+    return reads * int(config.get("n", 1)) * (2 if config.get("signed") else 1)
+
+
+def data_for_estimate(config: dict) -> tuple[float, int, int, int]:
+    """(mean active binary inputs per image, inputs, training + validation images, test images) of the
+    data a training with `config` would load."""
+    from labml.data import load_dataset
+
+    ds = load_dataset(
+        config.get("data"),
+        val_fraction=float(config.get("val_fraction", 0.2)),
+        train_size=config.get("train_size"),
+        seed=int(config.get("seed", 0)),
+    )
+    n_test = len(ds.X_test) if not config.get("test_size") else int(config["test_size"])
+    active = float(ds.X_train.sum(axis=1).mean())
+    return active, int(ds.X_train.shape[1]), len(ds.X_train) + len(ds.X_val), n_test
+
+
+def expected_reads(config: dict, n_wires: int = 1) -> float:
+    """Device reads of a training in the loop: every epoch reads the training and validation images
+    once, the test reads test_passes passes (an upper bound when early stopping ends the training
+    sooner); with calibrate, 33 fields x 200 reads per wire first. 0 on the model backend (it reads
+    no device). A dry run reports it as "expected_reads"; the protocols' runner turns it into bench
+    time with the rig's read cycle ("estimate_s", protocols.runner)."""
+    if config.get("backend") != "rig":
+        return 0.0
+    active, n_in, n_all, n_test = data_for_estimate(config)
+    per_image = synapse_reads_per_image(config, active, n_in)
+    reads = per_image * (int(config["epochs"]) * n_all + int(config["test_passes"]) * n_test)
+    if config.get("calibrate"):
+        reads += n_wires * 33 * 200
+    return float(reads)
+
+
 def _finite(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
@@ -186,7 +237,9 @@ class SynapseTraining(TrainingPlan):
         return self.params
 
     def validate(self, rig_config: Any) -> dict:
-        out: dict = {"epochs": self.epochs, "backend": self.params["backend"]}
+        n_wires = len(rig_config.wires) if rig_config is not None else 1
+        out: dict = {"epochs": self.epochs, "backend": self.params["backend"],
+                     "expected_reads": expected_reads(self.params, n_wires)}
         if rig_config is not None:
             out["wires"] = len(rig_config.wires)
             out["rig"] = getattr(rig_config, "name", None)
