@@ -112,16 +112,11 @@ def _point_bench(task: dict):
     if not sim:
         yield
         return
+    from labml.runs.store import environment_variable
+
     run_dir = Path(task["run_dir"])
-    old = os.environ.get("LABML_LOCK_DIR")
-    os.environ["LABML_LOCK_DIR"] = str(run_dir.parent / ".sim-benches" / run_dir.name)
-    try:
+    with environment_variable("LABML_LOCK_DIR", str(run_dir.parent / ".sim-benches" / run_dir.name)):
         yield
-    finally:
-        if old is None:
-            os.environ.pop("LABML_LOCK_DIR", None)
-        else:
-            os.environ["LABML_LOCK_DIR"] = old
 
 
 # Dask's scheduler address forms: PROTOCOL://HOST[:PORT] for its comm protocols, or HOST:PORT (tcp).
