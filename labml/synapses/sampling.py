@@ -112,18 +112,6 @@ def _single_reads(x, p, i, u, c, out):  # pragma: no cover - compiled
     return c
 
 
-def _invert_cdf(uu, row, k):  # pragma: no cover - compiled
-    """The smallest k with uu <= row[k], searched outwards from the mode k."""
-    if uu > row[k]:
-        k += 1
-        while uu > row[k]:
-            k += 1
-    else:
-        while k > 0 and uu <= row[k - 1]:
-            k -= 1
-    return k
-
-
 def _sums_kernel(x, p, n, u, out):  # pragma: no cover - compiled
     """out[b, j] = sum_i x[b, i] * K_bji for all b, j; x (B, N_in), p (N_out, N_in), out (B, N_out) zeroed.
 
@@ -156,16 +144,28 @@ def _sums_kernel(x, p, n, u, out):  # pragma: no cover - compiled
             if w == 0:
                 continue
             for j in range(n_out):
-                k = _invert_cdf(u[c], cdf[j], mode[j])
+                uu = u[c]
                 c += 1
-                out[b, j] += w * (n - k if flip[j] else k)
+                k = mode[j]  # the smallest k with uu <= cdf[j, k], searched outwards from the mode
+                if uu > cdf[j, k]:
+                    k += 1
+                    while uu > cdf[j, k]:
+                        k += 1
+                else:
+                    while k > 0 and uu <= cdf[j, k - 1]:
+                        k -= 1
+                if flip[j]:
+                    k = n - k
+                out[b, j] += w * k
 
 
 if HAVE_NUMBA:
     _fill_cdf = numba.njit(cache=True, nogil=True)(_fill_cdf)
-    _input_active = numba.njit(cache=True, nogil=True)(_input_active)
-    _single_reads = numba.njit(cache=True, nogil=True)(_single_reads)
-    _invert_cdf = numba.njit(cache=True, nogil=True)(_invert_cdf)
+    # The kernel's helpers are inlined into it by numba (inline="always"); the CDF inversion, once per
+    # draw, stays written out in the kernel's innermost loop: as a helper (called, or even inlined)
+    # it cost 7-25 % of the kernel's time (benchmarks/README.md, "One-contract redesign: before and after").
+    _input_active = numba.njit(cache=True, nogil=True, inline="always")(_input_active)
+    _single_reads = numba.njit(cache=True, nogil=True, inline="always")(_single_reads)
     _sums_kernel = numba.njit(cache=True, nogil=True)(_sums_kernel)
 
 
