@@ -34,12 +34,18 @@ class ParameterError(ValueError):
 
 
 def _label(param: Param) -> str:
-    return f"{param.name} ({param.unit})" if param.unit else param.name
+    """The form's label: the parameter's label (else its name) with its unit, unless the name
+    already ends in it (field_step_mT)."""
+    text = param.label or param.name
+    if not param.unit or f"({param.unit})" in text or text.endswith(f"_{param.unit}"):
+        return text
+    return f"{text} ({param.unit})"
 
 
 def _hint(param: Param) -> str:
-    """What the field takes, in words ('float in mT, range [0, 36]'), and the parameter's help."""
-    return f"{param.allowed()}" + (f": {param.help}" if param.help else "")
+    """The parameter's name (its command-line option), what the field takes in words ('float in mT,
+    range [0, 36]') and its help."""
+    return f"{param.name}: {param.allowed()}" + (f": {param.help}" if param.help else "")
 
 
 def validate_value(name: str, param: Param, raw: Any) -> Any:
@@ -87,7 +93,16 @@ class ParameterEditor(QtWidgets.QWidget):
         self.params = {p.name: p for p in items}
         self.fields = {}
         values = values or {}
-        for name, param in self.params.items():
+        # rows under the kind's headings, in the order the headings first appear (as `labml run KIND
+        # --help` groups them)
+        order = list(dict.fromkeys(p.group for p in self.params.values()))
+        group = ""
+        for name, param in sorted(self.params.items(), key=lambda item: order.index(item[1].group)):
+            if param.group and param.group != group:
+                group = param.group
+                heading = QtWidgets.QLabel(f"<b>{group}</b>")
+                heading.setObjectName(f"group_{group}")
+                self.form.addRow(heading)
             field = _field(param, values.get(name, _default(param)))
             field.setObjectName(f"param_{name}")
             field.setToolTip(_hint(param))
@@ -162,6 +177,7 @@ def _field(param: Param, value: Any) -> QtWidgets.QWidget:
             combo.setCurrentText(str(value))
         return combo
     line = QtWidgets.QLineEdit("" if value is None else _fmt(value))
-    line.setPlaceholderText(param.allowed())
+    if param.allowed() != param.type:  # a plain text field needs no "str" hint
+        line.setPlaceholderText(param.allowed())
     line.textEdited.connect(lambda _t, f=line: f.setStyleSheet(""))
     return line

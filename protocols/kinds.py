@@ -46,8 +46,8 @@ def _declared(name: str, param: Any) -> Any:
     from protocols._pymeasure import BooleanParameter, FloatParameter, IntegerParameter, ListParameter
     from protocols.parameters import FloatListParameter
 
-    common = {"unit": getattr(param, "units", None) or "", "help": str(getattr(param, "description", "") or
-                                                                      param.name)}
+    common = {"unit": getattr(param, "units", None) or "", "label": str(param.name),
+              "help": str(getattr(param, "description", "") or param.name)}
     if param.default is not None:
         common["default"] = param.default
     else:

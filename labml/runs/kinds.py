@@ -71,7 +71,8 @@ class Param:
     check: extra validation ``check(value) -> value`` raising UserError (e.g. a nested config).
     group: heading the parameter is listed under (command-line help, the GUI's form). flag: its
     command-line option when that is not ``--name-with-dashes`` (e.g. "--field-step" for
-    field_step_mT); a bool is the pair ``--flag`` / ``--no-flag``.
+    field_step_mT); a bool is the pair ``--flag`` / ``--no-flag``. label: the name a person reads in
+    the GUI's form (e.g. "Start field"; default: `name`, which is also the command-line option).
     """
 
     name: str
@@ -89,6 +90,7 @@ class Param:
     check: Callable[[Any], Any] | None = field(default=None, compare=False, repr=False)
     group: str = ""
     flag: str | None = None
+    label: str = ""
 
     @property
     def option(self) -> str:
