@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 
 from labml.errors import UserError
@@ -97,6 +98,25 @@ def _coil_alerts(rc: int, since: int) -> int:
     return EXIT_COIL_NOT_ZERO if alerts else rc
 
 
+_NEGATIVE_QUANTITY = re.compile(r"^-(\d|\.\d)")
+_PLAIN_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _negative_quantities(argv: list[str]) -> list[str]:
+    """`--to -4mT` as `--to=-4mT`: argparse takes a value that starts with "-" for an option unless it
+    is a plain number, so a negative quantity with a unit ("-4mT", "-0.5 T") is joined to the option
+    before it (written by hand: argparse has no setting for this)."""
+    out: list[str] = []
+    for token in argv:
+        prev = out[-1] if out else ""
+        if (_NEGATIVE_QUANTITY.match(token) and prev.startswith("--") and "=" not in prev
+                and not _PLAIN_NUMBER.match(token)):
+            out[-1] = f"{prev}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from instruments.safety import alert_mark  # light: no torch, no Qt
 
@@ -111,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_negative_quantities(sys.argv[1:] if argv is None else argv))
     from labml.runs.store import using_runs_root
 
     previous = _terminate_like_ctrl_c()

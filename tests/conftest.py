@@ -1,5 +1,6 @@
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import plans
@@ -24,6 +25,11 @@ FULL_MNIST = (Path(_DEV_DATA) if _DEV_DATA and _DEV_DATA != "digits"
 # Tests never read the developer's data: a test (and every process it starts) that gives no data
 # folder gets scikit-learn's bundled 8x8 digits; tests that need MNIST use the `mnist_dir` fixture.
 os.environ["LABML_DATA"] = "digits"
+
+# Nor the developer's rig locks: module-scoped fixtures open simulated rigs before the per-test lock
+# folder below exists, so the whole session gets its own folder first (a `labml rig ramp` running on
+# the same machine must not make tests fail, nor tests block it).
+os.environ["LABML_LOCK_DIR"] = tempfile.mkdtemp(prefix="labml-test-locks-")
 
 
 @pytest.fixture

@@ -1,13 +1,19 @@
-"""`labml rig check|scan|zero`: look at a rig, list VISA resources, bring a rig to a safe state.
+"""`labml rig check|scan|zero|ramp|read`: look at a rig, list VISA resources, bring a rig to a safe
+state, set a field by hand, read the instruments.
 
     labml rig check [--rig FILE|sim]      identities, coil current/field, output state, limits, wires
     labml rig scan [--visa-library @py]   list VISA resources (nothing is opened or written)
     labml rig zero [--rig FILE|sim] [--force]
                                           coil to 0 A at the allowed rate, outputs off, read back
                                           (from outside; a simulated rig: its persisted coil state)
+    labml rig ramp --to 5mT [--rig FILE|sim] [--hold SECONDS] [--json]
+                                          ramp the DC field through the coil guard, report the measured
+                                          field, hold it (SECONDS, or until Ctrl+C), ramp back to 0
+    labml rig read [ROLE] [--rig FILE|sim] [--json]
+                                          one reading of every role (or of ROLE), with units
 
 Exit status: 0 ok; 1 an instrument did not answer (the message names it) or zero was not confirmed
-by the read-back; 2 bad input (config, lock held by a live process).
+by the read-back; 2 bad input (config, a field beyond the limits, lock held by a live process).
 """
 
 from __future__ import annotations
@@ -63,6 +69,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     z.add_argument("--lock-dir", default=None, help="folder of rig lock files")
     z.set_defaults(func=cmd_zero)
+
+    r = sub.add_parser(
+        "ramp", allow_abbrev=False, help="ramp the DC field to a value, hold it, ramp back to zero",
+        description="Ramp the coil's DC field through the coil guard (the configured current, step and "
+        "rate limits), report the measured field, hold it for --hold seconds (default: until Ctrl+C), "
+        "then ramp to 0 and switch the outputs off, confirmed by a read-back. Ctrl+C or a termination "
+        "signal at any point ends with the field at zero.",
+    )
+    r.add_argument("--to", required=True, metavar="FIELD", help="target field, e.g. 5mT, '-2.5 mT', 0.004T")
+    r.add_argument("--hold", type=float, default=None, metavar="SECONDS",
+                   help="hold the field this long (default: until Ctrl+C)")
+    r.add_argument("--rig", default="sim", help="rig config TOML, a built-in rig name, or 'sim' (default)")
+    r.add_argument("--lock-dir", default=None, help="folder of rig lock files")
+    r.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    r.set_defaults(func=cmd_ramp)
+
+    d = sub.add_parser("read", allow_abbrev=False, help="one reading of every role of a rig, with units")
+    d.add_argument("role", nargs="?", default=None, help=f"one role: {', '.join(READINGS)} (default: all)")
+    d.add_argument("--rig", default="sim", help="rig config TOML, a built-in rig name, or 'sim' (default)")
+    d.add_argument("--lock-dir", default=None, help="folder of rig lock files")
+    d.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    d.set_defaults(func=cmd_read)
 
 
 def _print_config(cfg, out) -> None:
@@ -184,3 +212,130 @@ def cmd_zero(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+# ======================================================================================= ramp, read
+#: What `labml rig read` reads of each role: (key, attribute or method, unit). A declarative table:
+#: the value is the instrument's own reading through its role, never the last command sent.
+READINGS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "field_source": (("current_A", "current_A", "A"), ("output_enabled", "output_enabled", "")),
+    "field_sensor": (("field_mT", "field_mT", "mT"),),
+    "readout": (("signal", "signal()", "readout"),),  # unit: V for MOKE, ohm for MR (_unit)
+}
+_READOUT_UNITS = {"moke": "V", "mr": "ohm"}
+
+
+def _unit(unit: str, driver: object) -> str:
+    """The unit of a reading; a read-out's is that of its registered ReadoutKind (V or ohm)."""
+    if unit != "readout":
+        return unit
+    from instruments.models.registry import spec_for
+
+    spec = spec_for(type(driver))
+    return _READOUT_UNITS.get(spec.readout.signal, "") if spec is not None and spec.readout else ""
+
+
+def _read_role(driver: object, table: tuple[tuple[str, str, str], ...]) -> dict:
+    out = {}
+    for key, attr, _unit in table:
+        value = getattr(driver, attr.removesuffix("()"))
+        value = value() if attr.endswith("()") else value
+        out[key] = bool(value) if isinstance(value, bool) else float(value)
+    return out
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    """One reading of every role of READINGS the rig has (or of args.role), printed with units."""
+    import json
+
+    from instruments.errors import InstrumentFault
+    from labml.errors import UserError
+    from labml.rigs import open_rig
+
+    if args.role is not None and args.role not in READINGS:
+        raise UserError(f"rig read: unknown role {args.role!r}; roles with a reading: "
+                        f"{', '.join(READINGS)}")
+    with open_rig(args.rig, lock_dir=args.lock_dir) as rig:
+        roles = rig.roles
+        wanted = [args.role] if args.role else [r for r in READINGS if roles.get(r) is not None]
+        result: dict = {"rig": rig.config.name, "units": {}}
+        for role in wanted:
+            if roles.get(role) is None:
+                raise UserError(f"rig read: rig {rig.config.name!r} has no {role}")
+            try:
+                result[role] = _read_role(roles[role], READINGS[role])
+            except InstrumentFault as exc:
+                print(f"labml: error: {role} did not answer: {exc}", file=sys.stderr)
+                return 1
+            result["units"][role] = {key: _unit(unit, roles[role]) for key, _attr, unit in READINGS[role]}
+    for role in wanted:
+        units = result["units"][role]
+        text = ", ".join(f"{k} {'on' if v else 'off'}" if isinstance(v, bool) else f"{k} {v:.6g} {units[k]}"
+                         for k, v in result[role].items())
+        print(f"{role:13s} {text}")
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def cmd_ramp(args: argparse.Namespace) -> int:
+    """Ramp to args.to (mT), report the measured field, hold, ramp to zero. Every exit (the end of
+    the hold, Ctrl+C, a termination signal, a fault) leaves the rig through its shutdown: field to
+    zero at the allowed rate, outputs off, read back (EXIT_COIL_NOT_ZERO when that is not confirmed)."""
+    import json
+    import time
+
+    from instruments.errors import SafetyError
+    from labml.errors import UserError
+    from labml.rigs import open_rig
+    from labml.units import parse_quantity
+
+    target = parse_quantity(str(args.to), "mT", "rig ramp --to")
+    if args.hold is not None and not args.hold >= 0:
+        raise UserError(f"rig ramp --hold: {args.hold!r} is not a time >= 0 s")
+    result: dict = {"target_mT": target}
+    rig = open_rig(args.rig, lock_dir=args.lock_dir)
+    with rig:
+        try:
+            rig.guard.current_for_field(target)  # the limits, before anything moves
+        except SafetyError as exc:
+            raise UserError(f"rig ramp --to {args.to}: {exc}") from None
+        result["rig"] = rig.config.name
+        result["field_set_mT"] = rig.ramp_to_field(target)
+        result.update(_measured(rig, "at_target"))
+        print(_describe(result, "at_target"), flush=True)
+        t0 = time.monotonic()
+        try:
+            if args.hold is None:
+                print("holding; Ctrl+C ramps to zero", file=sys.stderr, flush=True)
+                while True:
+                    time.sleep(0.2)
+            time.sleep(args.hold)
+        except KeyboardInterrupt:
+            result["interrupted"] = True  # the hold ends here; the ramp down follows
+        result["held_s"] = round(time.monotonic() - t0, 3)
+        rig.zero()  # ramp down at the allowed rate; the shutdown confirms 0 A and switches outputs off
+        result.update(_measured(rig, "after"))
+    result["coil_at_zero"] = bool(rig.coil_at_zero)
+    print(f"ramped to 0: coil {'confirmed at 0 A' if result['coil_at_zero'] else 'NOT confirmed at 0 A'}, "
+          "outputs off")
+    if args.json:
+        print(json.dumps(result))
+    return 0 if result["coil_at_zero"] else 1
+
+
+def _measured(rig, when: str) -> dict:
+    st = rig.status()
+    out = {f"{when}_current_A": st["current_A"], f"{when}_field_from_current_mT": st["field_from_current_mT"]}
+    if "hall_field_mT" in st:
+        out[f"{when}_hall_field_mT"] = st["hall_field_mT"]
+    return out
+
+
+def _describe(result: dict, when: str) -> str:
+    hall = result.get(f"{when}_hall_field_mT")
+    measured = f"Hall probe {hall:.4g} mT, " if hall is not None else ""
+    return (f"rig {result['rig']}: field {result['field_set_mT']:.4g} mT set ({measured}coil "
+            f"{result[f'{when}_current_A']:.4g} A = {result[f'{when}_field_from_current_mT']:.4g} mT "
+            "from the calibration)")
+
