@@ -30,7 +30,9 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from labml.errors import ArgumentParser
+
+    parser = ArgumentParser(
         prog="labml",
         allow_abbrev=False,  # options are spelled in full: `--epoch` is not taken for `--epochs`
         description="Hardware-in-the-loop learning with magnetic domain-wall nanowires.",

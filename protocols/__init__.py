@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 
-from labml.errors import UserError
+from labml.errors import UserError, did_you_mean
 
 #: protocol name -> "module:Class"
 PROTOCOLS: dict[str, str] = {
@@ -33,6 +33,7 @@ def get_protocol(name: str):
     try:
         target = PROTOCOLS[name]
     except KeyError:
-        raise UserError(f"unknown protocol {name!r}; known protocols: {', '.join(PROTOCOLS)}") from None
+        raise UserError(f"unknown protocol {name!r}{did_you_mean(name, PROTOCOLS)}; known protocols: "
+                        f"{', '.join(PROTOCOLS)}") from None
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)

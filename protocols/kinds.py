@@ -24,14 +24,14 @@ def protocol_value(protocol: str, name: str, raw: Any) -> Any:
     by the protocol's own pymeasure Parameter (protocols.parameters.coerce): the ``text`` converter
     of the kinds ``protocol-<name>`` (labml.runs.kinds.RunKind.parse; the GUI's form). Empty text is
     the default of a text or list parameter whose default is empty; UserError naming the parameter."""
-    from labml.errors import UserError
+    from labml.errors import UserError, did_you_mean
     from protocols import get_protocol
     from protocols.parameters import coerce
 
     known = get_protocol(protocol)()._parameters
     if name not in known:
-        raise UserError(f"protocol {protocol!r} has no parameter {name!r}; its parameters: "
-                        f"{', '.join(sorted(known))}")
+        raise UserError(f"protocol {protocol!r} has no parameter {name!r}{did_you_mean(name, known)}; its "
+                        f"parameters: {', '.join(sorted(known))}")
     param = known[name]
     if isinstance(raw, str) and raw.strip() == "":
         if param.default in ("", [], ()):

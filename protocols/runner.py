@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from labml.errors import UserError
+from labml.errors import UserError, did_you_mean
 from protocols import get_protocol
 from protocols.base import RigInfo, RigProcedure, fill_from_config, offline_rig_info, rig_info
 from protocols.parameters import coerce
@@ -38,7 +38,8 @@ def make_procedure(protocol: str, params: Mapping[str, Any]) -> RigProcedure:
     for name, raw in params.items():
         if name not in known:
             raise UserError(
-                f"protocol {protocol!r} has no parameter {name!r}; its parameters: {', '.join(sorted(known))}"
+                f"protocol {protocol!r} has no parameter {name!r}{did_you_mean(name, known)}; its "
+                f"parameters: {', '.join(sorted(known))}"
             )
         value = coerce(protocol, name, known[name], raw)
         known[name]._value = value

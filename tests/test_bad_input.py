@@ -237,3 +237,33 @@ def test_run_hysteresis_ordinary_sweep_fits(one_gib, capsys):
 ])
 def test_other_commands_refuse_numbers_out_of_range_before_doing_anything(capsys, argv, option):
     _one_line_error(capsys, argv, option)
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["trian"], "(did you mean 'train'?)"),
+    (["train", "bm", "--hidden", "3", "--epoch", "2", "--dry-run"], "(did you mean '--epochs'?)"),
+    (["rig", "ramp", "--to", "5mT", "--hod", "3"], "(did you mean '--hold'?)"),
+    (["run", "hysterisis"], "(did you mean 'hysteresis'?)"),
+    (["run", "hysteresis", "--feild-max", "3", "--dry-run"], "(did you mean 'field_max'?)"),
+])
+def test_a_mistyped_command_option_or_kind_gets_a_did_you_mean(capsys, argv, hint):
+    """Exit 2 (argparse's own exit for a command or option it does not know), the hint on the last line."""
+    try:
+        rc = main(argv)
+    except SystemExit as exc:
+        rc = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and hint in err[-1] and "Traceback" not in "\n".join(err), err
+
+
+def test_a_run_paused_without_a_terminal_names_its_folder_for_resume(tmp_path, capsys, monkeypatch):
+    from plans import RegressionPlan
+
+    from labml.runs.engine import RunEngine
+
+    monkeypatch.setattr("sys.stdin", None)
+    eng = RunEngine(progress=False, handle_sigint=False)
+    eng.subscribe(lambda ev, p: eng.request_pause() if ev == "step" and p["step"] == 1 else None)
+    out = eng.run(RegressionPlan(epochs=3), tmp_path / "run")
+    assert out.status == "paused"
+    assert f"labml resume {tmp_path / 'run'}" in capsys.readouterr().err

@@ -133,7 +133,10 @@ def test_event_loop_stays_responsive_during_full_speed_training(qtbot, window):
     w = window
     w.launcher.select_protocol("train-synapses")
     ed = w.launcher.editor
-    for k, v in {"epochs": "8", "n": "4", "patience": "0", "test_passes": "2"}.items():
+    # 300 epochs of n = 16 on the 8x8 digits (the tests' data): about 3 s of training at ~0.01 s per
+    # epoch, so the 20 ms probe sees >= 50 ticks after the resume even on a fast machine (8 epochs
+    # were too short)
+    for k, v in {"epochs": "300", "n": "16", "patience": "0", "test_passes": "2"}.items():
         ed.set_raw_value(k, v)
     job = w.launcher.queue_clicked()
     assert job is not None
@@ -147,6 +150,7 @@ def test_event_loop_stays_responsive_during_full_speed_training(qtbot, window):
     qtbot.wait(500)
     assert job.rows == rows  # nothing happens while paused
     w.jobs.resume(job)
+    w.probe.reset()  # measure the training at full speed (not the pause, whose wait is above)
     qtbot.waitUntil(lambda: job.finished, timeout=120_000)
     lat = np.array(w.probe.samples_ms)
     assert job.state == "success", job.error

@@ -19,7 +19,7 @@ import logging
 import math
 from typing import Any
 
-from labml.errors import UserError
+from labml.errors import UserError, did_you_mean
 from labml.runs.kinds import Param, RunKind
 from labml.runs.plan import TrainingPlan
 
@@ -325,7 +325,8 @@ class BMTraining(TrainingPlan):
         declared = {p.name: p for p in PARAMS}
         unknown = sorted(set(params) - set(declared))
         if unknown:
-            raise UserError(f"train bm: unknown setting(s) {unknown}; known: {sorted(declared)}")
+            raise UserError(f"train bm: unknown setting(s) {unknown}{did_you_mean(unknown[0], declared)}; "
+                            f"known: {sorted(declared)}")
         missing = [p.option for p in PARAMS if p.default is REQUIRED and p.name not in params]
         if missing:
             raise UserError(f"train bm: {', '.join(missing)} must be given")

@@ -106,7 +106,9 @@ def add_run_options(parser: argparse.ArgumentParser, kind: Any) -> None:
 def kind_parser(kind: Any, prog: str, extra: Any = None) -> argparse.ArgumentParser:
     """The parser of `labml run KIND` (and its aliases): one option per declared parameter, grouped by
     `Param.group`, then the run options; `extra(parser)` adds a front end's own options."""
-    parser = argparse.ArgumentParser(prog=prog, allow_abbrev=False, description=kind.help or None)
+    from labml.errors import ArgumentParser
+
+    parser = ArgumentParser(prog=prog, allow_abbrev=False, description=kind.help or None)
     groups: dict[str, Any] = {}
     for p in kind.params:
         g = groups.get(p.group)

@@ -394,6 +394,7 @@ class RunEngine:
         self.watchdog = watchdog or Watchdog()
         self.progress = progress
         self.on_pause = on_pause
+        self.paused_run_dir: Path | None = None  # the run folder of the pause in progress
         self.handle_sigint = handle_sigint
         self.log_level = log_level
         self.state = "idle"
@@ -941,6 +942,7 @@ class RunEngine:
         run.add_event("pause", step=step, field_held=hold)
         self._notify("pause", {"step": step, "field_held": hold})
         decide = self.on_pause or _default_on_pause
+        self.paused_run_dir = run.path  # what `labml resume` is to be given (the default prompt says it)
         try:
             decision = decide(self, step)
         except KeyboardInterrupt:
@@ -1208,7 +1210,8 @@ def _safe_results(plan: Plan) -> dict:
 def _default_on_pause(engine: RunEngine, step: int) -> str:
     """Ask on the terminal; without one, suspend (resumable later)."""
     if not sys.stdin or not sys.stdin.isatty():
-        sys.stderr.write("labml: paused; run saved. Continue with `labml resume RUN_DIR`.\n")
+        where = getattr(engine, "paused_run_dir", None) or "RUN_DIR"
+        sys.stderr.write(f"labml: paused; run saved. Continue with `labml resume {where}`.\n")
         return "suspend"
     while True:
         sys.stderr.write(

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from labml.errors import UserError
+from labml.errors import UserError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -248,8 +248,9 @@ class RunKind:
         try:
             param = self.param(name)
         except KeyError:
-            raise UserError(f"{where}: run kind {self.name!r} has no parameter {name!r}; declared: "
-                            f"{sorted(p.name for p in self.params)}") from None
+            declared = [p.name for p in self.params]
+            raise UserError(f"{where}: run kind {self.name!r} has no parameter {name!r}"
+                            f"{did_you_mean(name, declared)}; declared: {sorted(declared)}") from None
         return param.parse(raw, f"{where}: run kind {self.name!r}")
 
     def plan(self, params: Mapping[str, Any], where: str = "parameters") -> Any:
@@ -430,8 +431,8 @@ def find(name: Any) -> RunKind:
     known = names()
     protocols = [k[len(PROTOCOL_PREFIX):] for k in known if k.startswith(PROTOCOL_PREFIX)]
     others = [k for k in known if not k.startswith(PROTOCOL_PREFIX)]
-    raise UserError(f"unknown protocol {name!r}; known protocols: {', '.join(protocols)}; "
-                    f"other run kinds: {', '.join(others)}")
+    raise UserError(f"unknown protocol {name!r}{did_you_mean(name, protocols + others)}; known protocols: "
+                    f"{', '.join(protocols)}; other run kinds: {', '.join(others)}")
 
 
 def plan_for(name: Any, params: Mapping[str, Any], where: str = "parameters") -> Any:

@@ -18,7 +18,7 @@ import math
 import statistics
 from typing import Any
 
-from labml.errors import UserError
+from labml.errors import UserError, did_you_mean
 from labml.runs.kinds import Param, RunKind
 from labml.runs.plan import TrainingPlan
 
@@ -221,7 +221,8 @@ class SynapseTraining(TrainingPlan):
         known = {f.name for f in dataclasses.fields(SynapseTrainConfig)}
         unknown = sorted(set(params) - known)
         if unknown:
-            raise UserError(f"train synapses: unknown setting(s) {unknown}; known: {sorted(known)}")
+            raise UserError(f"train synapses: unknown setting(s) {unknown}{did_you_mean(unknown[0], known)}; "
+                            f"known: {sorted(known)}")
         full = dataclasses.asdict(SynapseTrainConfig(**params))
         cfg = SynapseTrainConfig(**full)
         cfg.validate()  # ranges and combinations: UserError naming the option, before anything is made
