@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "labml.commands.run",
     "labml.commands.data",
     "labml.commands.gui",
+    "labml.commands.doctor",
 ]
 
 
