@@ -119,8 +119,11 @@ class MainWindow(QtWidgets.QMainWindow):
     def _job_started(self, job: Job) -> None:
         # A rig job runs in this process: redraw once a second so that its thread and the redraws
         # do not fight for the GIL (measured p95 latency during a hysteresis loop on the simulated
-        # rig: 205 ms at 250 ms redraws, 37 ms at 1 s). Child-process jobs keep 4 redraws a second.
-        self.live.timer.setInterval(1000 if job.uses_rig else 250)
+        # rig: 205 ms at 250 ms redraws, 37 ms at 1 s). Child-process jobs redraw twice a second: a
+        # redraw of a growing training curve repaints its axes (pyqtgraph QPicture, ~12 ms per axis
+        # offscreen, ~90 ms per redraw with the training on the other core), which at 4 redraws a
+        # second put the p95 event-loop latency at 86-104 ms (tests/test_gui_lab.py).
+        self.live.timer.setInterval(1000 if job.uses_rig else 500)
         self.live.set_buffer(job.buffer, f"Live: {job.label} ({job.params})")
         series = normalise_series_name(job.protocol, {}, job.protocol)
         panel = {"calibration": "calibration", "hysteresis": "hysteresis", "train": "training"}.get(series)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from labml import figures
 from labml.errors import UserError
 from protocols._pymeasure import FloatParameter, IntegerParameter
 from protocols.base import RigInfo, RowsProcedure
@@ -126,6 +127,7 @@ class CoilCalibration(RowsProcedure):
                 out["config_mT_per_A"] = float(cfg)
                 out["relative_deviation"] = float(fit.slope / cfg - 1.0)
             self.save_arrays("coil_calibration", current_A=I, field_mT=B)
+            self.save_figure("coil_calibration.png", figures.coil, I, B, fit.slope, fit.intercept)
         if "remanence+" in rem and "remanence-" in rem:
             out["remanence_mT"] = 0.5 * (rem["remanence+"] - rem["remanence-"])
             out["zero_offset_mT"] = 0.5 * (rem["remanence+"] + rem["remanence-"])

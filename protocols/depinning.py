@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from labml import figures
 from labml.errors import UserError
 from protocols._pymeasure import (
     BooleanParameter,
@@ -279,6 +280,9 @@ class _DepinningBase(RigProcedure):
             return out
         lfit = LogisticFit().fit(H[main], k[main], n[main])
         out.update(lfit.to_dict())
+        label = f"logistic fit ({self.pulse_duration * 1e3:g} ms): H0 = {lfit.params_['H0']:.3g} mT"
+        self.save_figure(f"depinning_wire{wire}.png", figures.depinning, H, k, n, tau,
+                         fit=(label, lfit.predict), wire=wire)
         if np.unique(tau).size >= 2:
             info = self.info or RigInfo()
             nb = NeelBrownFit(f0_Hz=self.f0, beta=self.beta_dw, slew_mT_per_s=info.slew_mT_per_s)

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from instruments.models.registry import readout_unit
+from labml import figures
 from labml.errors import UserError
 from protocols._pymeasure import FloatParameter, IntegerParameter
 from protocols.base import RigInfo, RowsProcedure, rig_role
@@ -227,6 +229,9 @@ class Hysteresis(RowsProcedure):
             "hysteresis", loop=loop, up=(branch == "up"), field_set_mT=Hset, field_mT=Hmeas, signal=sig
         )
         x = Hmeas if np.all(np.isfinite(Hmeas)) else Hset
+        unit = readout_unit(self.rig.readout) if self.rig is not None else ""
+        self.save_figure("hysteresis.png", figures.hysteresis, x, sig, loop, branch == "up",
+                         signal_label=f"read-out signal ({unit})" if unit else "read-out signal")
         lo, hi = saturation_levels(Hset, sig)
         mid = 0.5 * (lo + hi)
         ups = [

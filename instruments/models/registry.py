@@ -134,3 +134,14 @@ def option_keys() -> set[str]:
 def load_models() -> None:
     """Import every instrument model module (each registers itself)."""
     importlib.import_module("instruments.models")
+
+
+#: The unit of a read-out's ``signal()`` by the physics it measures.
+READOUT_UNITS = {"moke": "V", "mr": "ohm"}
+
+
+def readout_unit(role: Any) -> str:
+    """The unit of a read-out role's ``signal()`` (V for MOKE, ohm for MR; "" if not registered)."""
+    spec = spec_for(type(role))
+    return READOUT_UNITS.get(spec.readout.signal, "") if spec is not None and spec.readout else ""
+

@@ -222,17 +222,13 @@ READINGS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "field_sensor": (("field_mT", "field_mT", "mT"),),
     "readout": (("signal", "signal()", "readout"),),  # unit: V for MOKE, ohm for MR (_unit)
 }
-_READOUT_UNITS = {"moke": "V", "mr": "ohm"}
 
 
 def _unit(unit: str, driver: object) -> str:
     """The unit of a reading; a read-out's is that of its registered ReadoutKind (V or ohm)."""
-    if unit != "readout":
-        return unit
-    from instruments.models.registry import spec_for
+    from instruments.models.registry import readout_unit
 
-    spec = spec_for(type(driver))
-    return _READOUT_UNITS.get(spec.readout.signal, "") if spec is not None and spec.readout else ""
+    return readout_unit(driver) if unit == "readout" else unit
 
 
 def _read_role(driver: object, table: tuple[tuple[str, str, str], ...]) -> dict:

@@ -252,6 +252,8 @@ def _report(out: dict, as_json: bool) -> None:
                     print(f"  {k} = {v:.6g}")
                 elif not isinstance(v, dict | list):
                     print(f"  {k} = {v}")
+            for path in out.get("figures", []):
+                print(f"  figure: {path}")
     else:
         sys.stdout.flush()
         print(json.dumps(_strict(out)))

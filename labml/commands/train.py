@@ -317,4 +317,8 @@ def _run_plan(args: argparse.Namespace, plan: Any, front: Front) -> int:
     run = load(outcome.run_dir)
     run.update(results={**run.meta.get("results", {}), **results})
     front.report(args, results)
+    from labml.runs.store import figures_of
+
+    for path in figures_of(outcome.run_dir):
+        say(f"figure: {path}")  # stderr: stdout stays the results (JSON with --json)
     return 0

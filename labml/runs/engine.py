@@ -331,8 +331,12 @@ class Outcome:
     coil_at_zero: bool | None = None
 
     def to_dict(self) -> dict:
+        """The outcome as plain data, with the figures the run wrote ("figures": paths)."""
+        from labml.runs.store import figures_of
+
         d = dataclasses.asdict(self)
         d["run_dir"] = str(self.run_dir)
+        d["figures"] = [str(p) for p in figures_of(self.run_dir)]
         return d
 
 

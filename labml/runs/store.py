@@ -1057,3 +1057,10 @@ def _matches(meta: dict, filters: dict) -> bool:
         if not test(meta, key, want):
             return False
     return True
+
+
+def figures_of(run_dir: str | os.PathLike) -> list[Path]:
+    """The figures a run wrote (RUN_DIR/figures/*.png and *.svg), sorted by name."""
+    folder = Path(run_dir) / FIGURES_DIR
+    return sorted(p for p in folder.glob("*") if p.suffix in (".png", ".svg")) if folder.is_dir() else []
+

@@ -14,6 +14,7 @@ them into bench time, "estimate_s". `SynapseTraining` is the plan
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import statistics
 from typing import Any
@@ -21,6 +22,8 @@ from typing import Any
 from labml.errors import UserError, did_you_mean
 from labml.runs.kinds import Param, RunKind
 from labml.runs.plan import TrainingPlan
+
+log = logging.getLogger(__name__)
 
 NAME = "train-synapses"
 
@@ -267,6 +270,14 @@ class SynapseTraining(TrainingPlan):
         ds = getattr(tr, "dataset", None)
         if ds is not None and hasattr(ds, "summary"):
             ctx.run.update(data=ds.summary())
+        try:  # figures/training.png; a plot must not lose the results
+            from labml import figures
+
+            fig = figures.training(ctx.run.series(self.series), "epoch", ["train_loss"],
+                                   ["train_accuracy", "val_accuracy"], f"Stochastic synapses, n = {cfg['n']}")
+            figures.save(fig, ctx.run.figure_path("training.png"))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not write figures/training.png: %s", exc)
         return {k: _finite(v) for k, v in result.items()}
 
 

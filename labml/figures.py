@@ -1,0 +1,116 @@
+"""The figures a run writes into its folder (RUN_DIR/figures/*.png), drawn with matplotlib's
+object API (no pyplot state, so any thread or worker process may draw): one function per kind of
+plot, used by the protocols and the training kinds at the end of a run, and printed by the CLI.
+
+Every axis carries its quantity and unit; distinct branches, pulse lengths or series get distinct
+colours and a legend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _figure(width: float = 6.0, height: float = 4.2) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def save(fig: Any, path: str | Path) -> Path:
+    """Write `fig` as PNG (150 dpi) to `path` and return it."""
+    fig.savefig(path, dpi=150)
+    return Path(path)
+
+
+def hysteresis(field_mT: np.ndarray, signal: np.ndarray, loop: np.ndarray, up: np.ndarray,
+               signal_label: str = "read-out signal") -> Any:
+    """Signal against field, the up and down branches of every loop in two colours."""
+    fig, ax = _figure()
+    for branch, mask, colour in (("up", up, "tab:red"), ("down", ~up, "tab:blue")):
+        for i, k in enumerate(np.unique(loop)):
+            m = mask & (loop == k)
+            ax.plot(field_mT[m], signal[m], ".-", color=colour, ms=3, lw=1,
+                    label=f"{branch} branch" if i == 0 else None)
+    ax.set_xlabel("field (mT)")
+    ax.set_ylabel(signal_label)
+    ax.set_title(f"Hysteresis, {len(np.unique(loop))} loop(s)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def depinning(field_mT: np.ndarray, counts: np.ndarray, n: np.ndarray, duration_s: np.ndarray,
+              fit: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None, wire: int = 0) -> Any:
+    """P_pass against field with 95 % Wilson intervals, one colour per pulse length, and a fitted
+    curve `fit` = (label, p(H)) drawn over the field range."""
+    from scipy import stats
+
+    fig, ax = _figure()
+    z = stats.norm.ppf(0.975)
+    for tau in np.unique(duration_s):
+        m = duration_s == tau
+        k, nn, H = counts[m], n[m], field_mT[m]
+        p = k / nn
+        centre = (p + z**2 / (2 * nn)) / (1 + z**2 / nn)
+        half = z * np.sqrt(p * (1 - p) / nn + z**2 / (4 * nn**2)) / (1 + z**2 / nn)
+        ax.errorbar(H, p, yerr=[p - (centre - half), centre + half - p], fmt="o", ms=4, capsize=2,
+                    label=f"pulse {tau * 1e3:g} ms, 95 % intervals")
+    if fit is not None:
+        h = np.linspace(field_mT.min(), field_mT.max(), 200)
+        ax.plot(h, fit[1](h), "k-", lw=1, label=fit[0])
+    ax.set_xlabel("field (mT)")
+    ax.set_ylabel("P(pass)")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_title(f"Depinning, wire {wire}")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def coil(current_A: np.ndarray, field_mT: np.ndarray, slope: float, intercept: float) -> Any:
+    """Hall-probe field against coil current, with the fitted line."""
+    fig, ax = _figure()
+    ax.plot(current_A, field_mT, "o", ms=4, label="Hall probe")
+    i = np.linspace(current_A.min(), current_A.max(), 2)
+    ax.plot(i, slope * i + intercept, "k-", lw=1, label=f"fit: {slope:.4g} mT/A")
+    ax.set_xlabel("coil current (A)")
+    ax.set_ylabel("field (mT)")
+    ax.set_title("Coil calibration")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def training(rows: Sequence[Mapping[str, Any]], x: str, losses: Sequence[str], scores: Sequence[str],
+             title: str) -> Any:
+    """Losses (left axis) and accuracies or other scores in [0, 1] (right axis) against `x` (epoch)."""
+    fig, ax = _figure()
+    xs = np.array([float(r.get(x, i)) for i, r in enumerate(rows)])
+    lines = []
+    for key in losses:
+        ys = np.array([float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows])
+        if np.isfinite(ys).any():
+            lines += ax.plot(xs, ys, "-", lw=1.5, label=key)
+    ax.set_xlabel(x)
+    ax.set_ylabel("loss")
+    right = ax.twinx()
+    for key, colour in zip(scores, ("tab:green", "tab:purple", "tab:olive", "tab:cyan"), strict=False):
+        ys = np.array([float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows])
+        if np.isfinite(ys).any():
+            lines += right.plot(xs, ys, "--", lw=1.5, color=colour, label=key)
+    right.set_ylabel("accuracy")
+    right.set_ylim(0, 1)
+    ax.set_title(title)
+    if lines:  # below the axes, clear of the curves
+        fig.legend(lines, [ln.get_label() for ln in lines], loc="outside lower center", ncols=len(lines))
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    return fig
