@@ -92,8 +92,10 @@ def test_a_signal_during_the_hold_ramps_to_zero_and_confirms_it(sig, tmp_path):
     """`labml rig ramp` without --hold holds until a signal; Ctrl+C, kill or a closed terminal end it with
     the coil ramped to 0 A, confirmed by the read-back, and the JSON record printed."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # started as a shell's background job is: with SIGINT ignored (Ctrl+C must still end the hold)
     proc = subprocess.Popen([sys.executable, "-m", "labml.cli", "rig", "ramp", "--to", "-4mT", "--json"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     deadline = time.monotonic() + 60
     line = ""
     while "holding" not in line and time.monotonic() < deadline:

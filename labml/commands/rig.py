@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 
 log = logging.getLogger(__name__)
 
@@ -278,18 +280,39 @@ def cmd_ramp(args: argparse.Namespace) -> int:
     """Ramp to args.to (mT), report the measured field, hold, ramp to zero. Every exit (the end of
     the hold, Ctrl+C, a termination signal, a fault) leaves the rig through its shutdown: field to
     zero at the allowed rate, outputs off, read back (EXIT_COIL_NOT_ZERO when that is not confirmed)."""
-    import json
-    import time
 
-    from instruments.errors import SafetyError
     from labml.errors import UserError
-    from labml.rigs import open_rig
     from labml.units import parse_quantity
 
     target = parse_quantity(str(args.to), "mT", "rig ramp --to")
     if args.hold is not None and not args.hold >= 0:
         raise UserError(f"rig ramp --hold: {args.hold!r} is not a time >= 0 s")
     result: dict = {"target_mT": target}
+    # Ctrl+C must end the hold even when this process inherited SIGINT ignored (started in the
+    # background by a shell or a test runner): the default handler raises KeyboardInterrupt
+    previous = _ctrl_c_raises()
+    try:
+        return _ramp_hold_zero(args, target, result)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_raises():
+    """Install Python's default SIGINT handler (KeyboardInterrupt) in the main thread; the old one."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _ramp_hold_zero(args: argparse.Namespace, target: float, result: dict) -> int:
+    import json
+    import time
+
+    from instruments.errors import SafetyError
+    from labml.errors import UserError
+    from labml.rigs import open_rig
+
     rig = open_rig(args.rig, lock_dir=args.lock_dir)
     with rig:
         try:
