@@ -398,8 +398,10 @@ class CoilGuard:
                 )
                 self._switch_on_at_zero()
             start = self._setpoint_A
-            self._record(
-                "ramp", logging.INFO, from_A=start, to_A=target, rate_A_per_s=self.limits.ramp_rate_A_per_s
+            rate = self.limits.ramp_rate_A_per_s
+            self._record(  # one INFO line per ramp; its steps are DEBUG ("set")
+                "ramp", logging.INFO, from_A=start, to_A=target, rate_A_per_s=rate,
+                duration_s=round(abs(target - start) / rate, 6),
             )
             for value in self._staircase(target):
                 if self.stop_requested() or _stop_requested(stop):

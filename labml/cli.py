@@ -38,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,  # options are spelled in full: `--epoch` is not taken for `--epochs`
         description="Hardware-in-the-loop learning with magnetic domain-wall nanowires.",
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more log output on stderr (-v: INFO, one line per coil ramp; -vv: DEBUG, "
+                        "every ramp step)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="log only errors on stderr (results and DANGER lines are still printed)")
     parser.add_argument("--runs-root", default=None, metavar="DIR",
                         help="folder of every run folder made or listed (default $LABML_RUNS, else ./runs)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -147,7 +151,7 @@ def _main(argv: list[str] | None = None) -> int:
 
 def _run_command(parser, args) -> int:
     logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
+        level=logging.ERROR if args.quiet else logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -122,3 +122,22 @@ def test_read_of_an_unknown_role_names_the_roles(capsys):
     assert main(["rig", "read", "hall"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "'hall'" in err and "field_sensor" in err
+
+
+def test_log_levels_quiet_and_verbose(tmp_path):
+    """-v shows INFO (one line per coil ramp), -q nothing below ERROR; the results are printed either way."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def stderr(*flags):
+        cmd = [sys.executable, "-m", "labml.cli", *flags, "rig", "ramp", "--to", "2mT", "--hold", "0"]
+        done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0 and "field 2 mT set" in done.stdout, done.stderr
+        return done.stderr
+
+    verbose = stderr("-v")
+    ramps = [ln for ln in verbose.splitlines() if "INFO instruments.safety: coil ramp" in ln]
+    assert len(ramps) == 1 and "'duration_s': 0.022222" in ramps[0]  # 1.11 A at 50 A/s, one line
+    assert "INFO instruments.safety: coil zero" in verbose  # the way down, also one line
+    assert "DEBUG" not in verbose
+    quiet = stderr("-q")
+    assert "INFO" not in quiet and "WARNING" not in quiet
