@@ -75,10 +75,10 @@ KINDS: dict[str, tuple[list[str], dict[str, tuple[str, ...]]]] = {
                            {"data": ("Wire", "Pulse length (s)", "Field (mT)")}),
     "train-synapses": (["--backend", "rig", "--epochs", "6", "--train-size", "60", "--test-size", "20",
                         "--test-passes", "1", "--batch-size", "20", "--patience", "0"],
-                       {"data": ("epoch",)}),
-    "train-bm": (["--backend", "rig", "--epochs", "5", "--n-train", "60", "--n-test", "20", "--hidden", "8",
-                  "--batch-size", "20"],
-                 {"data": ("epoch",)}),
+                       {"epochs": ("epoch",)}),
+    "train-bm": (["--kernel", "rig", "--epochs", "5", "--train-size", "60", "--test-size", "20", "--hidden",
+                  "8", "--batch-size", "20"],
+                 {"metrics": ("epoch",)}),
     "infer-on-rig": (["--test-size", "30", "--passes", "2"], {"data": ("Backend",)}),
 }
 BUS_KINDS = {
@@ -137,7 +137,9 @@ class Bench:
         self.toml.write_text(_toml(faults))
         self.locks = where / "locks"
         self.trace = where / "coil.trace"
+        # the trainings read scikit-learn's 8x8 digits (no data folder needed)
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), "LABML_LOCK_DIR": str(self.locks),
+                    "LABML_DATA": "digits",
                     TRACE_ENV: str(self.trace), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
     def start(self, *argv: str) -> subprocess.Popen:
@@ -163,12 +165,18 @@ def _pid_in_run(run_dir: Path) -> int | None:
         return None
 
 
-def _interrupt(proc: subprocess.Popen, run_dir: Path, sig: int, delay_s: float, timeout_s: float) -> bool:
+def _series(kind: str) -> str:
+    """The series whose first row shows that a run of `kind` is under way."""
+    return next(iter(KINDS[kind][1]))
+
+
+def _interrupt(proc: subprocess.Popen, run_dir: Path, sig: int, delay_s: float, timeout_s: float,
+               series: str) -> bool:
     """Send `sig` `delay_s` after the process has taken the run (run.json names its PID) and a row
-    is there; False when the process ended first."""
+    of `series` is there; False when the process ended first."""
     t_end = time.monotonic() + timeout_s
     while proc.poll() is None and time.monotonic() < t_end and not (
-            _pid_in_run(run_dir) == proc.pid and _rows(run_dir, "data") >= 1):
+            _pid_in_run(run_dir) == proc.pid and _rows(run_dir, series) >= 1):
         time.sleep(0.005)
     t_sig = time.monotonic() + delay_s
     while proc.poll() is None and time.monotonic() < t_sig:
@@ -297,7 +305,8 @@ def run_seed(seed: int, work: Path, model_run: Path, refs: dict, ref_s: dict, li
         u = rng.random()
         sig = None if last or u >= 0.7 else (signal.SIGKILL if u < 0.45 else rng.choice(SIGNALS))
         # a random moment between the first row and the end of the reference run's length
-        sent = sig is not None and _interrupt(proc, run_dir, sig, rng.uniform(0.0, 0.9) * ref_s[kind], 120)
+        sent = sig is not None and _interrupt(proc, run_dir, sig, rng.uniform(0.0, 0.9) * ref_s[kind], 120,
+                                                  _series(kind))
         rec["missed"] += sig is not None and not sent  # the process ended before the moment came
         try:
             rc = proc.wait(timeout=300)
@@ -385,16 +394,15 @@ def main(argv: list[str] | None = None) -> int:
     model = Bench(work / "model-bench", None)
     model_run = work / "model-bench" / "run"
     subprocess.run([sys.executable, "-m", "labml.cli", "run", "train-synapses", "--backend", "model",
-                    "--epochs", "1", "--train-size", "200", "--test-size", "30", "--rig", str(model.toml),
-                    "--run-dir", str(model_run)], cwd=ROOT, env=model.env, check=True,
-                   stdout=subprocess.DEVNULL)
+                    "--epochs", "1", "--train-size", "200", "--test-size", "30", "--run-dir", str(model_run)],
+                   cwd=ROOT, env=model.env, check=True, stdout=subprocess.DEVNULL)
     refs, ref_s = {}, {}  # reference run folder; its wall time from the first row to its end (s)
     for kind, (kargs, _) in KINDS.items():
         b = Bench(work / f"ref-{kind}", None)
         kargs = [*kargs, "--model-run", str(model_run)] if kind == "infer-on-rig" else kargs
         refs[kind] = work / f"ref-{kind}" / "run"
         proc = b.start("run", kind, *kargs, "--rig", str(b.toml), "--run-dir", str(refs[kind]))
-        while proc.poll() is None and _rows(refs[kind], "data") < 1:
+        while proc.poll() is None and _rows(refs[kind], _series(kind)) < 1:
             time.sleep(0.005)
         t_first = time.monotonic()
         while proc.poll() is None and (runs.load(refs[kind]).meta.get("status") == "running"):

@@ -8,11 +8,14 @@ colours and a legend.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 def _figure(width: float = 6.0, height: float = 4.2) -> tuple[Any, Any]:
@@ -26,6 +29,16 @@ def save(fig: Any, path: str | Path) -> Path:
     """Write `fig` as PNG (150 dpi) to `path` and return it."""
     fig.savefig(path, dpi=150)
     return Path(path)
+
+
+def write(run: Any, name: str, draw: Callable[..., Any], *args: Any, **kwargs: Any) -> Path | None:
+    """RUN_DIR/figures/<name>: `draw(*args, **kwargs)` saved as PNG. A figure that fails is logged and
+    returns None: it never fails the run (its data and results are saved already)."""
+    try:
+        return save(draw(*args, **kwargs), run.figure_path(name))
+    except Exception as exc:  # noqa: BLE001 - a plot must not lose the results
+        log.warning("could not write figures/%s: %s", name, exc)
+        return None
 
 
 def hysteresis(field_mT: np.ndarray, signal: np.ndarray, loop: np.ndarray, up: np.ndarray,
@@ -45,21 +58,14 @@ def hysteresis(field_mT: np.ndarray, signal: np.ndarray, loop: np.ndarray, up: n
     return fig
 
 
-def depinning(field_mT: np.ndarray, counts: np.ndarray, n: np.ndarray, duration_s: np.ndarray,
+def depinning(field_mT: np.ndarray, p: np.ndarray, low: np.ndarray, high: np.ndarray, duration_s: np.ndarray,
               fit: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None, wire: int = 0) -> Any:
-    """P_pass against field with 95 % Wilson intervals, one colour per pulse length, and a fitted
-    curve `fit` = (label, p(H)) drawn over the field range."""
-    from scipy import stats
-
+    """P_pass against field with its confidence interval [low, high] (the protocol's, as recorded in
+    its data), one colour per pulse length, and a fitted curve `fit` = (label, p(H))."""
     fig, ax = _figure()
-    z = stats.norm.ppf(0.975)
     for tau in np.unique(duration_s):
         m = duration_s == tau
-        k, nn, H = counts[m], n[m], field_mT[m]
-        p = k / nn
-        centre = (p + z**2 / (2 * nn)) / (1 + z**2 / nn)
-        half = z * np.sqrt(p * (1 - p) / nn + z**2 / (4 * nn**2)) / (1 + z**2 / nn)
-        ax.errorbar(H, p, yerr=[p - (centre - half), centre + half - p], fmt="o", ms=4, capsize=2,
+        ax.errorbar(field_mT[m], p[m], yerr=[p[m] - low[m], high[m] - p[m]], fmt="o", ms=4, capsize=2,
                     label=f"pulse {tau * 1e3:g} ms, 95 % intervals")
     if fit is not None:
         h = np.linspace(field_mT.min(), field_mT.max(), 200)

@@ -380,14 +380,10 @@ class RigProcedure(Procedure, Plan):
     def save_figure(self, name: str, draw: Any, *args: Any, **kwargs: Any) -> None:
         """RUN_DIR/figures/<name>: `draw(*args, **kwargs)` (a labml.figures function) saved as PNG. A
         figure that fails is logged, never fails the run (the data and results are already saved)."""
-        if self.run is None:
-            return
-        try:
-            from labml.figures import save
+        if self.run is not None:
+            from labml.figures import write
 
-            save(draw(*args, **kwargs), self.run.figure_path(name))
-        except Exception as exc:  # noqa: BLE001 - a plot must not lose the results
-            log.warning("could not write figure %s: %s", name, exc)
+            write(self.run, name, draw, *args, **kwargs)
 
 
 def rig_role(rig: Any, *names: str) -> Any:

@@ -1,5 +1,7 @@
+import atexit
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -30,6 +32,7 @@ os.environ["LABML_DATA"] = "digits"
 # folder below exists, so the whole session gets its own folder first (a `labml rig ramp` running on
 # the same machine must not make tests fail, nor tests block it).
 os.environ["LABML_LOCK_DIR"] = tempfile.mkdtemp(prefix="labml-test-locks-")
+atexit.register(shutil.rmtree, os.environ["LABML_LOCK_DIR"], ignore_errors=True)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ them into bench time, "estimate_s". `SynapseTraining` is the plan
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import statistics
 from typing import Any
@@ -22,8 +21,6 @@ from typing import Any
 from labml.errors import UserError, did_you_mean
 from labml.runs.kinds import Param, RunKind
 from labml.runs.plan import TrainingPlan
-
-log = logging.getLogger(__name__)
 
 NAME = "train-synapses"
 
@@ -270,14 +267,11 @@ class SynapseTraining(TrainingPlan):
         ds = getattr(tr, "dataset", None)
         if ds is not None and hasattr(ds, "summary"):
             ctx.run.update(data=ds.summary())
-        try:  # figures/training.png; a plot must not lose the results
-            from labml import figures
+        from labml import figures
 
-            fig = figures.training(ctx.run.series(self.series), "epoch", ["train_loss"],
-                                   ["train_accuracy", "val_accuracy"], f"Stochastic synapses, n = {cfg['n']}")
-            figures.save(fig, ctx.run.figure_path("training.png"))
-        except Exception as exc:  # noqa: BLE001
-            log.warning("could not write figures/training.png: %s", exc)
+        figures.write(ctx.run, "training.png", figures.training, ctx.run.series(self.series), "epoch",
+                      ["train_loss"], ["train_accuracy", "val_accuracy"],
+                      f"Stochastic synapses, n = {cfg['n']}")
         return {k: _finite(v) for k, v in result.items()}
 
 
