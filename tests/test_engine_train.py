@@ -73,6 +73,7 @@ def test_a_resumed_training_records_the_same_summary_as_an_uninterrupted_one(tmp
     assert cut.meta["status"] == "success"
     want = {"test_accuracy", "n", "model", "epochs", "best_epoch", "best_val_accuracy", "sec_per_epoch"}
     assert want <= set(cut.meta["results"])
+    assert set(cut.meta["results"]) == set(full.meta["results"])  # the same record, however it ran
     assert _summary(cut) == _summary(full)
     assert cut.meta["data"] == full.meta["data"]
 

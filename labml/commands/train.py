@@ -313,9 +313,9 @@ def _run_plan(args: argparse.Namespace, plan: Any, front: Front) -> int:
         if rig is not None:
             rig.__exit__(None, None, None)
     results = {k: _finite(_plain(v)) for k, v in results.items()}
-    results["run_dir"] = str(outcome.run_dir)
     run = load(outcome.run_dir)
-    run.update(results={**run.meta.get("results", {}), **results})
+    run.update(results={**run.meta.get("results", {}), **results})  # as `labml resume` records them
+    results["run_dir"] = str(outcome.run_dir)  # printed, not recorded: the folder is the run's own
     front.report(args, results)
     from labml.runs.store import figures_of
 
