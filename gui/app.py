@@ -143,6 +143,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.browser.refresh()
         if job.protocol in ("depinning-calibration", "characterise-wires"):
             _add_fit(job)
+        self.live.refresh()  # the last rows now, not at the next throttled tick
 
     def _load_final_arrays(self, job: Job) -> None:
         """Arrays a run saved (.npz: synapse p, samples, fits) join its live buffer when it ends."""
