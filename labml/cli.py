@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "labml.commands.rig",
     "labml.commands.train",
     "labml.commands.runs",
+    "labml.commands.export",
     "labml.commands.run",
     "labml.commands.data",
     "labml.commands.gui",

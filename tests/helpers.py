@@ -25,9 +25,15 @@ class FakeClock:
 
 
 def data_rows(run_dir: Path, name: str) -> int:
-    """Number of data rows in the run's ``<name>.csv`` (0 while it does not exist)."""
+    """Number of rows of series `name` a run has written so far (its journal, read while it runs;
+    the ``<name>.csv`` of an old CSV run folder), 0 while there are none."""
+    from labml.runs import records
+
+    journal = Path(run_dir) / records.JOURNAL_FILE
+    if journal.exists():
+        return records.scan_journal(journal)[1].get(name, 0)
     try:
-        return sum(1 for line in open(run_dir / f"{name}.csv") if not line.startswith("#")) - 1
+        return sum(1 for line in open(Path(run_dir) / f"{name}.csv") if not line.startswith("#")) - 1
     except FileNotFoundError:
         return 0
 

@@ -3,6 +3,8 @@
 - `RegressionPlan` ("train-regression"): an MLP regression of scikit-learn's bundled diabetes data set
   on the model backend (no rig): Adam, shuffled minibatches, dropout, early stopping.
 - `FieldSweepPlan` ("field-sweep"): a hysteresis loop of one wire by DC field steps on a rig.
+- `RecordsPlan` ("records-stream"): no rig; blocks of acquisition rows (time, field ramp, noisy
+  read-out, step index) and a histogram, all a function of the step index: the records kill test.
 
 `register()` adds their run kinds to labml.runs.kinds (tests/conftest.py calls it), so run folders
 they write resume through the registry like the package's own; a process started by a test imports
@@ -346,9 +348,52 @@ class FieldSweepPlan(Plan):
 
 
 # ======================================================================================= run kinds
+class RecordsPlan(Plan):
+    """`rows` rows per step of series "trace" (t_s, field_mT, signal_V, step: a field ramp and a
+    noisy read-out, each step's noise from its own seed) and every 5th step the arrays "histogram"
+    (counts of the signal so far). Every value is a function of the step index (`expected_rows`),
+    so a killed and resumed run can be checked row by row without a reference run."""
+
+    kind = "records-stream"
+
+    def __init__(self, steps: int = 100, rows: int = 200, seed: int = 0) -> None:
+        self.steps, self.rows, self.seed = steps, rows, seed
+
+    def spec(self) -> dict:
+        return {"kind": self.kind, "params": {"steps": self.steps, "rows": self.rows, "seed": self.seed}}
+
+    def n_steps(self) -> int:
+        return self.steps
+
+    @staticmethod
+    def block(i: int, rows: int, seed: int) -> dict[str, np.ndarray]:
+        t = (i * rows + np.arange(rows)) * 1e-3
+        field = 10.0 * np.sin(2 * np.pi * t / 2.0)
+        noise = np.random.default_rng([seed, i]).normal(0.0, 0.05, rows)
+        return {"t_s": t, "field_mT": field, "signal_V": np.tanh(field / 3.0) + noise,
+                "step": np.full(rows, i, dtype=np.int64)}
+
+    def step(self, i: int, ctx: RunContext) -> None:
+        cols = self.block(i, self.rows, self.seed)
+        for k in range(self.rows):  # one row at a time, as a protocol emits them
+            ctx.emit("trace", {c: v[k].item() for c, v in cols.items()})
+        if i % 5 == 4:
+            sig = np.concatenate([self.block(j, self.rows, self.seed)["signal_V"] for j in range(i + 1)])
+            ctx.save_arrays("histogram", counts=np.histogram(sig, bins=20, range=(-1.5, 1.5))[0])
+
+    def expected_rows(self, steps: int | None = None) -> dict[str, np.ndarray]:
+        blocks = [self.block(i, self.rows, self.seed) for i in range(self.steps if steps is None else steps)]
+        return {c: np.concatenate([b[c] for b in blocks]) for c in blocks[0]}
+
+
 def run_kinds() -> list:
     """The run kinds of the test plans."""
     kinds = []
+    kinds.append(RunKind("records-stream", RecordsPlan, (
+        Param("steps", "int", low=1, default=100, help="steps"),
+        Param("rows", "int", low=1, default=200, help="rows per step"),
+        Param("seed", "int", default=0, help="seed of the read-out noise"),
+    ), help="blocks of acquisition rows, no rig (records kill test)"))
     kinds.append(RunKind("train-regression", RegressionPlan, (
         Param("epochs", "int", low=1, default=30, help="epochs"),
         Param("hidden", "int", low=1, default=16, help="hidden units"),

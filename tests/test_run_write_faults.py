@@ -38,7 +38,7 @@ class WriteFault:
     def clear(self) -> None:
         self.active = False
 
-    def __call__(self, path, data, append, exclusive=False):
+    def __call__(self, path, data, append, exclusive=False, sync=True):
         hit = self.active and self.match(path, append)
         if hit:
             self.seen += 1
@@ -48,7 +48,7 @@ class WriteFault:
                 with open(path, "ab") as fh:  # a partial row on disk
                     fh.write(data[: len(data) // 2])
             raise OSError(self.code, os.strerror(self.code))
-        return self.real(path, data, append, exclusive)
+        return self.real(path, data, append, exclusive, sync=sync)
 
 
 def _engine() -> RunEngine:
@@ -82,10 +82,12 @@ def _assert_checkpoint_intact(run_dir) -> int:
 
 def test_disk_full_while_appending_a_row_fails_the_run_with_the_reason_and_resume_finishes_it(
         tmp_path, monkeypatch, reference, capsys):
-    fault = WriteFault(monkeypatch, errno.ENOSPC, lambda p, append: p.name == "metrics.csv", nth=4)
+    # the journal's appends: its first record, then two per epoch (rows of "metrics" and "batches"):
+    # the 8th is the first row of epoch 3
+    fault = WriteFault(monkeypatch, errno.ENOSPC, lambda p, append: p.name == "run.journal", nth=8)
     out = _engine().run(RegressionPlan(**PARAMS), tmp_path / "r")
     assert out.status == "failed"
-    assert out.reason == f"disk full (ENOSPC) writing {tmp_path / 'r' / 'metrics.csv'}"
+    assert out.reason == f"disk full (ENOSPC) writing {tmp_path / 'r' / 'run.journal'}"
     meta = runs.load(tmp_path / "r").meta
     assert (meta["status"], meta["reason"], meta["resumable"]) == ("failed", out.reason, True)
     assert _assert_checkpoint_intact(tmp_path / "r") == 3

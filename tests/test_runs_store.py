@@ -1,4 +1,5 @@
-"""The run store: series are pymeasure Results files, checkpoints cut late rows, runs are found and loaded."""
+"""The run store: series go to run.h5 (through its journal) and export as pymeasure Results files,
+checkpoints cut late rows (HDF5 records and old CSV folders alike), runs are found and loaded."""
 
 from __future__ import annotations
 
@@ -11,14 +12,19 @@ from labml.errors import UserError
 from labml.runs import store as runs
 
 
-def test_series_is_a_pymeasure_results_file_with_the_rows_written(tmp_path):
+def test_series_export_as_a_pymeasure_results_file_with_the_rows_written(tmp_path, capsys):
     from pymeasure.experiment import Results
+
+    from labml.cli import main as labml_main
 
     run = runs.Run.create("demo", {"lr": 0.02, "n": 4}, tmp_path / "r")
     rows = [{"epoch": i, "loss": 1.0 / (i + 1), "note": f"e{i}"} for i in range(5)]
     run.append_row("metrics", rows[0])
     run.append_rows("metrics", rows[1:])
-    data = Results.load(str(tmp_path / "r" / "metrics.csv")).data
+    assert not list((tmp_path / "r").glob("*.csv"))  # the record is run.h5 (+ its journal)
+    assert labml_main(["export", str(tmp_path / "r"), "--csv"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "r" / "csv" / "metrics.csv")
+    data = Results.load(str(tmp_path / "r" / "csv" / "metrics.csv")).data
     assert list(data.columns) == ["epoch", "loss", "note"]
     assert data["loss"].tolist() == [r["loss"] for r in rows]  # floats round-trip exactly
     assert runs.load(tmp_path / "r").series("metrics") == rows
@@ -32,8 +38,40 @@ def test_a_row_with_an_unknown_column_is_refused(tmp_path):
         run.append_row("m", {"a": 2, "b": 3})
 
 
-def test_truncating_to_checkpoint_sizes_drops_exactly_the_later_rows(tmp_path):
+def test_truncating_to_a_checkpoint_drops_exactly_the_later_rows_of_run_h5(tmp_path):
+    import h5py
+
     run = runs.Run.create("demo", {}, tmp_path / "r")
+    for i in range(3):
+        run.append_row("m", {"i": i})
+    record = run.series_sizes()
+    assert record["rows"] == {"m": 3}
+    for i in range(3, 6):
+        run.append_row("m", {"i": i})
+    run.append_row("late", {"x": 1})  # a series begun after the checkpoint
+    run.series_sizes()  # merged into run.h5 too
+    with open(tmp_path / "r" / "run.journal", "ab") as fh:
+        fh.write(b"LJR1\x01half-writ")  # a record cut by a kill
+    again = runs.load(tmp_path / "r")
+    assert again.truncate_series(record) == {"m": 3, "late": 1}
+    assert [r["i"] for r in again.series("m")] == [0, 1, 2]
+    assert again.series_names() == ["m"]
+    with h5py.File(tmp_path / "r" / "run.h5", "r") as f:  # rebuilt: plain h5py sees the 3 rows only
+        assert f["series/m/i"][()].tolist() == [0, 1, 2] and "late" not in f["series"]
+    again.append_row("m", {"i": 3})
+    assert [r["i"] for r in again.series("m")] == [0, 1, 2, 3]
+
+
+def test_truncation_refuses_a_journal_shorter_than_its_checkpoint(tmp_path):
+    run = runs.Run.create("demo", {}, tmp_path / "r")
+    run.append_row("m", {"i": 0})
+    record = {**run.series_sizes(), "journal_bytes": run.series_sizes()["journal_bytes"] + 10}
+    with pytest.raises(UserError, match="shorter"):
+        runs.load(tmp_path / "r").truncate_series(record)
+
+
+def test_truncating_an_old_csv_run_to_checkpoint_sizes_drops_exactly_the_later_rows(tmp_path):
+    run = runs.Run.create("demo", {}, tmp_path / "r", records="csv")  # a run folder of before run.h5
     for i in range(3):
         run.append_row("m", {"i": i})
     sizes = run.series_sizes()
@@ -47,8 +85,8 @@ def test_truncating_to_checkpoint_sizes_drops_exactly_the_later_rows(tmp_path):
     assert not run.series_path("late").exists()
 
 
-def test_truncation_refuses_a_series_shorter_than_its_checkpoint(tmp_path):
-    run = runs.Run.create("demo", {}, tmp_path / "r")
+def test_truncation_refuses_a_csv_series_shorter_than_its_checkpoint(tmp_path):
+    run = runs.Run.create("demo", {}, tmp_path / "r", records="csv")
     run.append_row("m", {"i": 0})
     sizes = {"m": run.series_sizes()["m"] + 10}
     with pytest.raises(UserError, match="shorter"):

@@ -75,6 +75,7 @@ from typing import Any
 import numpy as np
 
 from labml.errors import UserError
+from labml.runs import records as rec
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +95,11 @@ FIGURES_DIR = "figures"
 CHECKPOINTS_DIR = "checkpoints"
 RUN_LOG = "run.log"
 SWEEP_MANIFEST = "manifest.json"
+EXPORT_DIR = "csv"  # `labml export RUN --csv` writes RUN_DIR/csv/<series>.csv
 # How deep `find_runs` looks under a runs root (root/demo-x/02-train = 2, root/sweep-x/points/p0000 = 3).
 MAX_DEPTH = 4
 # Folders that never hold runs (skipped by `find_runs`).
-_NOT_RUN_FOLDERS = frozenset({CHECKPOINTS_DIR, FIGURES_DIR, "calibration", "__pycache__"})
+_NOT_RUN_FOLDERS = frozenset({CHECKPOINTS_DIR, FIGURES_DIR, EXPORT_DIR, "calibration", "__pycache__"})
 
 
 def _current_umask() -> int:
@@ -140,33 +142,35 @@ class RunWriteError(UserError):
         super().__init__(f"{what}{f' ({name})' if name else ''} writing {self.path}")
 
 
-def write_bytes(path: Path, data: bytes, *, append: bool = False, exclusive: bool = False) -> None:
+def write_bytes(path: Path, data: bytes, *, append: bool = False, exclusive: bool = False,
+                sync: bool = True) -> None:
     """The one function through which every file of a run folder is written: rows (``append``:
     added at the end, flushed and fsync'd) and whole files (run.json, checkpoints, arrays: written
     to a temp file, fsync'd and renamed, so a reader or a crash sees either the old or the new file).
 
     exclusive: only create `path`, atomically (FileExistsError if it exists: of two writers only one
-    succeeds).
+    succeeds). sync=False: an append is not fsync'd (the run's journal, fsync'd at most once a second).
 
     Any other OSError (disk full, read-only, permission) becomes a RunWriteError naming the reason
     and the file; a whole-file write that fails leaves the old file as it was and no temp file behind.
     """
     path = Path(path)
     try:
-        _write_file(path, data, append, exclusive)
+        _write_file(path, data, append, exclusive, sync=sync)
     except OSError as exc:
         if exclusive and isinstance(exc, FileExistsError):
             raise
         raise RunWriteError(path, exc) from exc
 
 
-def _write_file(path: Path, data: bytes, append: bool, exclusive: bool = False) -> None:
+def _write_file(path: Path, data: bytes, append: bool, exclusive: bool = False, sync: bool = True) -> None:
     """The file-system calls of `write_bytes` (the place where tests inject OSErrors)."""
     if append:
         with open(path, "ab") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         return
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -363,6 +367,7 @@ class Run:
 
     path: Path
     meta: dict = field(default_factory=dict)
+    _writer: rec.Writer | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def create(
@@ -414,6 +419,7 @@ class Run:
             "package_versions": package_versions(),
             "git_revision": git_revision(),
             "host": platform.node(),
+            "records": RECORDS_HDF5,
         }
         meta.update(to_jsonable(extra))
         run = cls(path=path, meta=meta)
@@ -450,6 +456,12 @@ class Run:
         return legacy_layout(self.path, self.meta)
 
     @property
+    def records(self) -> str:
+        """How the run's series and arrays are stored: "hdf5" (run.h5 + run.journal, runs made by
+        this version) or "csv" (<series>.csv + <name>.npz, runs made before; resumed as they were)."""
+        return records_format(self.path, self.meta)
+
+    @property
     def finished(self) -> bool:
         return self.meta.get("status") in FINISHED_STATUSES
 
@@ -467,7 +479,23 @@ class Run:
         self.meta.update(status=status, reason=reason, stop_time=_now(), resumable=bool(resumable))
         if results:
             self.meta.setdefault("results", {}).update(to_jsonable(results))
+        self._close_records()
         self.save_meta()
+
+    def close(self) -> None:
+        """Merge the journal into run.h5 now (the engine does it at each checkpoint and at the end)."""
+        if self.records == RECORDS_HDF5:
+            self.series_sizes()
+
+    def _close_records(self) -> None:
+        """At the end of a run: merge the journal into run.h5. A failure (disk full) is logged, not
+        raised: the journal holds every row, and the next resume or merge rebuilds run.h5 from it."""
+        if self.records != RECORDS_HDF5 or self._writer is None:
+            return
+        try:
+            self.series_sizes()
+        except (RunWriteError, UserError) as exc:
+            log.warning("run.h5 not updated at the end of the run: %s", exc)
 
     def add_event(self, event: str, **info: Any) -> None:
         """Append a timestamped event (pause, resume, fault, ...) to run.json's `events` list."""
@@ -487,8 +515,11 @@ class Run:
         self.append_rows(name, [row])
 
     def append_rows(self, name: str, rows: list[dict]) -> None:
-        """Append several rows with one fsync."""
+        """Append several rows (HDF5 records: one journal record; CSV: one fsync)."""
         if not rows:
+            return
+        if self.records == RECORDS_HDF5:
+            self.writer.append_rows(name, rows)
             return
         path = self.series_path(name)
         new = not path.exists() or path.stat().st_size == 0
@@ -512,16 +543,54 @@ class Run:
             w.writerow({k: _cell(v) for k, v in r.items()})
         write_bytes(path, buf.getvalue().encode("utf-8"), append=True)
 
+    def append_columns(self, name: str, columns: dict[str, Any]) -> None:
+        """Append a block of rows given column-wise ({column: 1-d array}, all of one length): one
+        journal record for the whole block, for fast acquisitions (millions of points) where one
+        Python call per row would dominate. Same series, same journal, same merge as `append_rows`."""
+        if self.records == RECORDS_HDF5:
+            self.writer.append_columns(name, columns)
+            return
+        keys = list(columns)
+        values = [np.asarray(columns[k]).tolist() for k in keys]
+        self.append_rows(name, [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)])
+
+    def describe_series(self, name: str, units: dict[str, str] | None = None,
+                        descriptions: dict[str, str] | None = None) -> None:
+        """Optional: the units (and descriptions) of columns of series `name` whose names do not
+        state them (run.h5 attributes "units", "description"; "Field (mT)" states mT by itself)."""
+        if self.records == RECORDS_HDF5:
+            self.writer.describe(name, units, descriptions)
+
+    @property
+    def writer(self) -> rec.Writer:
+        """The run's records writer (journal + run.h5), made on first use."""
+        if self._writer is None:
+            self._writer = rec.Writer(
+                self.path, self.uid,
+                lambda path, data, sync: write_bytes(path, data, append=True, sync=sync),
+                lambda: self.meta)
+        return self._writer
+
     def columns(self, name: str) -> list[str]:
         """The column names of series `name` (its first non-comment line)."""
+        if self.records == RECORDS_HDF5:
+            return list(rec.Snapshot(self.path, only=name).columns.get(name, {}))
         with open(self.series_path(name), newline="") as fh:
             for line in fh:
                 if not line.startswith("#"):
                     return next(csv.reader([line]))
         return []
 
-    def series_sizes(self) -> dict[str, int]:
-        """Byte length of every series file: what a checkpoint records."""
+    def series_sizes(self) -> dict:
+        """What a checkpoint records of the series. HDF5 records: the journal is fsync'd and merged
+        into run.h5 first, then {"format": "hdf5", "journal_bytes", "rows": {series: rows}}; CSV:
+        the byte length of every series file."""
+        if self.records == RECORDS_HDF5:
+            try:
+                return self.writer.commit()
+            except (OSError, RuntimeError) as exc:  # h5py: disk full, I/O error while merging
+                raise RunWriteError(self.path / rec.RECORDS_FILE,
+                                    exc if isinstance(exc, OSError) else OSError(errno.EIO, str(exc))) from exc
         return {p.stem: p.stat().st_size for p in sorted(self.path.glob("*.csv"))}
 
     def truncate_series(self, sizes: dict[str, int]) -> dict[str, int]:
@@ -529,7 +598,11 @@ class Run:
 
         Series not in `sizes` (begun after the checkpoint) are removed. Returns name -> number of
         bytes dropped. A series shorter than its recorded size means data was lost: UserError.
+        HDF5 records: the journal is cut back to the recorded length and run.h5 rebuilt from it when
+        it holds more or is damaged (`records.Writer.truncate`); returns series -> rows dropped.
         """
+        if self.records == RECORDS_HDF5:
+            return self.writer.truncate(sizes)
         dropped: dict[str, int] = {}
         for p in sorted(self.path.glob("*.csv")):
             keep = int(sizes.get(p.stem, 0))
@@ -555,9 +628,13 @@ class Run:
 
     def series(self, name: str) -> list[dict]:
         """Rows of series `name` as dicts, numbers converted to int/float."""
+        if self.records == RECORDS_HDF5:
+            return series_rows(self.path, name)
         return [{k: _convert(v) for k, v in r.items()} for r in read_series(self.path, name)]
 
     def series_names(self) -> list[str]:
+        if self.records == RECORDS_HDF5:
+            return rec.series_names(self.path)
         return [p.stem for p in sorted(self.path.glob("*.csv"))]
 
     # ----------------------------------------------------------------- arrays, model, figures
@@ -566,6 +643,9 @@ class Run:
         name "model" is the run's model: `save_model`."""
         if f"{name}.npz" == MODEL_FILE:
             return self.save_model(**arrays)
+        if self.records == RECORDS_HDF5:
+            self.writer.save_arrays(name, {k: _numpy(v) for k, v in arrays.items()})
+            return self.path / rec.RECORDS_FILE
         out = self.path / f"{name}.npz"
         atomic_write_bytes(out, _npz_bytes(out, arrays))
         return out
@@ -608,7 +688,13 @@ class Run:
         return d / name
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
-        """The arrays of RUN_DIR/<name>.npz."""
+        """The arrays saved as `name` (run.h5 /arrays/<name>, or RUN_DIR/<name>.npz: model.npz and
+        the arrays of CSV run folders)."""
+        if self.records == RECORDS_HDF5 and not (self.path / f"{name}.npz").is_file():
+            found = rec.Snapshot(self.path, only="").arrays
+            if name not in found:
+                raise UserError(f"{self.path}: no arrays named {name!r} (saved: {sorted(found)})")
+            return found[name]
         with np.load(self.path / f"{name}.npz", allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
 
@@ -735,6 +821,72 @@ def load(path: str | Path) -> Run:
     if not isinstance(meta, dict):
         raise UserError(f"{f} is corrupt: not a JSON object")
     return Run(path=path, meta=meta)
+
+
+RECORDS_HDF5 = "hdf5"
+RECORDS_CSV = "csv"
+
+
+def records_format(path: str | Path, meta: dict | None = None) -> str:
+    """"hdf5" when the run folder holds run.h5 or run.journal (or run.json says "records": "hdf5"),
+    else "csv" (a run folder written before HDF5 records)."""
+    path = Path(path)
+    if (meta or {}).get("records") in (RECORDS_HDF5, RECORDS_CSV):
+        return str(meta["records"])
+    if (path / rec.RECORDS_FILE).exists() or (path / rec.JOURNAL_FILE).exists():
+        return RECORDS_HDF5
+    return RECORDS_CSV
+
+
+def series_rows(path: str | Path, name: str) -> list[dict]:
+    """Rows of series `name` of an HDF5-records run as dicts of Python values (a running run: the
+    rows of run.h5 and of the journal after it). UserError when the run has no such series."""
+    cols = rec.Snapshot(path, only=name).columns.get(name)
+    if cols is None:
+        raise UserError(f"{path}: no series {name!r}")
+    keys = list(cols)
+    values = [cols[k].tolist() for k in keys]
+    return [dict(zip(keys, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def all_series(path: str | Path) -> dict[str, list[dict]]:
+    """Every series of any run folder (HDF5 records or CSV): name -> rows (dicts; CSV cells as str)."""
+    path = Path(path)
+    if records_format(path) == RECORDS_HDF5:
+        snap = rec.Snapshot(path)
+        out = {}
+        for name, cols in snap.columns.items():
+            keys = list(cols)
+            out[name] = [dict(zip(keys, row, strict=True))
+                         for row in zip(*[cols[k].tolist() for k in keys], strict=True)]
+        return out
+    return {p.stem: read_series(path, p.stem) for p in sorted(path.glob("*.csv"))}
+
+
+def export_csv(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Write every series of a run as a pymeasure Results CSV (``#`` header naming the Procedure and
+    the run's parameters, a column line, the rows: what runs wrote before HDF5 records, so that
+    ``pymeasure.experiment.Results.load`` and other CSV tools read it) into `out_dir` (default
+    RUN_DIR/csv/), one <series>.csv each (written atomically). Returns the files written."""
+    run = load(run_dir)
+    out = Path(out_dir) if out_dir is not None else run.path / EXPORT_DIR
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot write export folder {out}: {exc.strerror or exc}") from None
+    header = _results_header(run.meta.get("procedure_class") or DEFAULT_PROCEDURE, run.parameters)
+    written = []
+    for name, rows in all_series(run.path).items():
+        buf = io.StringIO()
+        buf.write(header)
+        if rows:
+            w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: _cell(v) for k, v in r.items()})
+        atomic_write_bytes(out / f"{name}.csv", buf.getvalue().encode("utf-8"))
+        written.append(out / f"{name}.csv")
+    return written
 
 
 def read_series(path: str | Path, name: str) -> list[dict]:
