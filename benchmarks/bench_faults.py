@@ -151,11 +151,9 @@ class Bench:
 
 
 def _rows(run_dir: Path, name: str) -> int:
-    try:
-        with open(run_dir / f"{name}.csv") as fh:
-            return sum(1 for line in fh if not line.startswith("#")) - 1
-    except FileNotFoundError:
-        return 0
+    from labml.runs.store import row_count
+
+    return row_count(run_dir, name) if run_dir.is_dir() else 0
 
 
 def _pid_in_run(run_dir: Path) -> int | None:
@@ -252,7 +250,7 @@ def _table(run_dir: Path, name: str) -> list[dict]:
 
 
 def _arrays_equal(a: Path, b: Path) -> bool:
-    """The saved arrays (*.npz) and model tensors (model.pt) of two runs are identical."""
+    """The saved arrays (run.h5's, *.npz) and model tensors (model.pt) of two runs are identical."""
     if (a / "model.pt").exists():
         from labml.runs.checkpoints import safe_load
 
@@ -268,7 +266,17 @@ def _arrays_equal(a: Path, b: Path) -> bool:
         with np.load(npz) as x, np.load(other) as y:
             if sorted(x.files) != sorted(y.files) or not all(np.array_equal(x[k], y[k]) for k in x.files):
                 return False
-    return True
+    return _records_arrays(a) == _records_arrays(b)
+
+
+def _records_arrays(run_dir: Path) -> dict:
+    """The arrays in run.h5 (and its journal), as lists for comparison; {} for an old CSV folder."""
+    from labml.runs import records, store
+
+    if store.records_format(run_dir) != store.RECORDS_HDF5:
+        return {}
+    return {name: {k: v.tolist() for k, v in arrays.items()}
+            for name, arrays in records.Snapshot(run_dir, only="").arrays.items()}
 
 
 def _same_tensors(x, y) -> bool:

@@ -16,7 +16,7 @@ Part 2, run folder (labml.runs.engine.RunEngine.resume): a tiny plan (`--steps` 
 copies that folder and forks two processes that call ``RunEngine().resume(folder)`` at the same
 moment. Reported: rounds where exactly one resume ran and the other was refused naming the holder
 (or came after the end and was told the run had finished), rounds where both ran (must be 0),
-rounds whose metrics.csv does not hold every step exactly once and in order or whose run.json does
+rounds whose "metrics" series does not hold every step exactly once and in order or whose run.json does
 not parse or records more than one resume (must be 0).
 
 Children are forked from this process (which has imported labml and torch before the first round)
@@ -28,7 +28,6 @@ measures an older checkout (see benchmarks/README.md).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -177,12 +176,14 @@ def _resumer(folder: Path, steps: int, step_s: float, out_w: int) -> None:
 
 def _check_folder(folder: Path, steps: int) -> tuple[bool, bool]:
     """(rows each exactly once and in order, run.json parses with status success and one resume)."""
+    from labml.errors import UserError
+    from labml.runs import store
+
     try:
-        with open(folder / "metrics.csv") as fh:
-            rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+        rows = store.load(folder).series("metrics")
         rows_ok = [int(r["step"]) for r in rows] == list(range(steps)) and all(
             int(r["value"]) == int(r["step"]) ** 2 for r in rows)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, UserError):
         rows_ok = False
     try:
         meta = json.loads((folder / "run.json").read_text())

@@ -1,6 +1,7 @@
 """Run browser: the run folders of a run store, their parameters and plots, and a two-run comparison.
 
-Reads run folders through `labml.runs` (run.json, <series>.csv, <arrays>.npz) and never writes to
+Reads run folders through `labml.runs` (run.json; the series and arrays of run.h5 and its journal,
+or the <series>.csv and <arrays>.npz of a run folder written before run.h5) and never writes to
 them. Reopening a run loads its series and arrays into a `LiveBuffer`, which the live views draw
 exactly as they drew the run while it was running.
 """
@@ -42,15 +43,42 @@ def scan_runs(root: str | Path) -> list[dict]:
     return found
 
 
-def read_rows(csv_file: str | Path) -> list[dict[str, str]]:
-    """Rows of a run CSV (plain, or a pymeasure Results file whose header lines start with '#')."""
-    with open(csv_file, newline="", encoding="utf-8") as fh:
-        lines = [line for line in fh if line.strip() and not line.startswith("#")]
-    return list(csv.DictReader(lines))
+def run_series(path: str | Path) -> dict[str, list[dict]]:
+    """Every series of a run folder (run.h5 + journal, or an old folder's CSV files) as rows; {} and a
+    logged warning when they cannot be read (a damaged record, a foreign file)."""
+    from labml.errors import UserError
+    from labml.runs.store import all_series
+
+    try:
+        return all_series(path)
+    except (OSError, ValueError, csv.Error, UserError) as exc:
+        log.warning("cannot read the series of %s: %s", path, exc)
+        return {}
+
+
+def run_arrays(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    """The arrays of a run folder: run.h5's (and its journal's) and every .npz (model.npz; an old folder's)."""
+    from labml.errors import UserError
+    from labml.runs import records
+    from labml.runs.store import RECORDS_HDF5, records_format
+
+    out: dict[str, dict[str, np.ndarray]] = {}
+    if records_format(path) == RECORDS_HDF5:
+        try:
+            out.update(records.Snapshot(path, only="").arrays)
+        except (OSError, ValueError, UserError) as exc:
+            log.warning("cannot read the arrays of %s: %s", path, exc)
+    for npz_file in sorted(path.glob("*.npz")):
+        try:
+            with np.load(npz_file, allow_pickle=False) as data:
+                out[npz_file.stem] = {key: data[key] for key in data.files}
+        except (OSError, ValueError) as exc:
+            log.warning("cannot read %s: %s", npz_file, exc)
+    return out
 
 
 def load_run_buffer(path: str | Path) -> LiveBuffer:
-    """A LiveBuffer holding every CSV series and NPZ array of the run folder `path`."""
+    """A LiveBuffer holding every series and array of the run folder `path`."""
     path = Path(path)
     buf = LiveBuffer()
     protocol = ""
@@ -59,23 +87,13 @@ def load_run_buffer(path: str | Path) -> LiveBuffer:
         protocol = str(meta.get("protocol") or meta.get("kind") or "")
     except (OSError, ValueError):
         pass
-    for csv_file in sorted(path.glob("*.csv")):
-        try:
-            rows = read_rows(csv_file)
-        except (OSError, ValueError, csv.Error) as exc:
-            log.warning("cannot read %s: %s", csv_file, exc)
-            continue
-        series = normalise_series_name(csv_file.stem, rows[0] if rows else {},
-                                       protocol if csv_file.stem == "data" else "")
+    for name, rows in run_series(path).items():
+        series = normalise_series_name(name, rows[0] if rows else {}, protocol if name == "data" else "")
         for row in rows:
             buf.append(series, normalise_row(series, row))
-    for npz_file in sorted(path.glob("*.npz")):
-        try:
-            with np.load(npz_file, allow_pickle=False) as data:
-                for key in data.files:
-                    buf.set_array(key if key not in buf._arrays else f"{npz_file.stem}.{key}", data[key])
-        except (OSError, ValueError) as exc:
-            log.warning("cannot read %s: %s", npz_file, exc)
+    for name, arrays in run_arrays(path).items():
+        for key, value in arrays.items():
+            buf.set_array(key if key not in buf._arrays else f"{name}.{key}", value)
     if buf.array("p") is None:
         from gui.child import synapse_p
 
@@ -117,12 +135,9 @@ def sampler_comparison_buffer(paths: list[str | Path]) -> LiveBuffer:
         if not is_bm or (res.get("test_loglik") is None and res.get("test_accuracy") is None):
             continue
         t = float("nan")
-        try:
-            rows = p / "metrics.csv"  # the train-bm kind's series; an old protocol run's data.csv
-            secs = [_num(r.get("sec")) for r in read_rows(rows if rows.is_file() else p / "data.csv")]
-            t = float(np.nansum(secs)) if secs else t
-        except (OSError, csv.Error):
-            pass
+        series = run_series(p)  # the train-bm kind's "metrics"; an old protocol run's "data"
+        secs = [_num(r.get("sec")) for r in series.get("metrics", series.get("data", []))]
+        t = float(np.nansum(secs)) if secs else t
         label = sampler_label(params)
         points.setdefault(label, []).append({"time_s": t, "loglik": _num(res.get("test_loglik")),
                                              "accuracy": _num(res.get("test_accuracy"))})
@@ -280,13 +295,9 @@ class RunBrowser(QtWidgets.QWidget):
         self.details.setPlainText(f"{paths[0]}\n\n" + json.dumps(shown, indent=2, default=str))
         keys: dict[str, None] = {}
         for p in paths[:2]:
-            for csv_file in sorted(Path(p).glob("*.csv")):
-                try:
-                    rows = read_rows(csv_file)
-                except (OSError, csv.Error):
-                    continue
+            for name, rows in run_series(p).items():
                 header = list(rows[0]) if rows else []
-                keys.update({f"{csv_file.stem}/{h}": None for h in header if h and h != _x_key(header)})
+                keys.update({f"{name}/{h}": None for h in header if h and h != _x_key(header)})
         current = self.compare_key.currentText()
         self.compare_key.clear()
         self.compare_key.addItems(list(keys))
@@ -324,10 +335,7 @@ class RunBrowser(QtWidgets.QWidget):
         self.details.setPlainText(parameter_diff(paths[0], paths[1]))
         drawn = 0
         for i, p in enumerate(paths):
-            try:
-                rows = read_rows(Path(p) / f"{series}.csv")
-            except (OSError, csv.Error):
-                continue
+            rows = run_series(p).get(series, [])
             if not rows:
                 continue
             xkey = _x_key(list(rows[0]))

@@ -175,6 +175,9 @@ class Hysteresis(RowsProcedure):
         if self.readout is None:
             raise UserError(f"protocol {self.NAME!r}: rig has no read-out role")
         select_wire(self.rig, int(self.wire))
+        if self.run is not None:  # the read-out's unit (V, ohm) is the rig's, not in the column name
+            self.run.describe_series("data", units={"Signal": readout_unit(self.readout)},
+                                     descriptions={"Signal": "read-out signal"})
 
     def safe_to_hold(self, i: int) -> bool:
         return False

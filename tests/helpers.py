@@ -27,15 +27,9 @@ class FakeClock:
 def data_rows(run_dir: Path, name: str) -> int:
     """Number of rows of series `name` a run has written so far (its journal, read while it runs;
     the ``<name>.csv`` of an old CSV run folder), 0 while there are none."""
-    from labml.runs import records
+    from labml.runs.store import row_count
 
-    journal = Path(run_dir) / records.JOURNAL_FILE
-    if journal.exists():
-        return records.scan_journal(journal)[1].get(name, 0)
-    try:
-        return sum(1 for line in open(Path(run_dir) / f"{name}.csv") if not line.startswith("#")) - 1
-    except FileNotFoundError:
-        return 0
+    return row_count(run_dir, name)
 
 
 def wait_rows(proc: subprocess.Popen, run_dir: Path, name: str, target: int, timeout_s: float) -> float:

@@ -207,7 +207,11 @@ def test_cli_trains_and_prints_json_last(tmp_path, capsys, mnist_dir):
     assert res["sec_per_epoch"] > 0 and res["run_dir"] == str(run_dir)
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "success" and meta["results"]["test_loglik"] == pytest.approx(res["test_loglik"])
-    assert (run_dir / "metrics.csv").exists() and (run_dir / "figures" / "samples.png").stat().st_size > 0
+    from labml.runs import store
+
+    epochs = [r["epoch"] for r in store.load(run_dir).series("metrics")]
+    assert epochs and epochs == list(range(len(epochs)))
+    assert (run_dir / "run.h5").is_file() and (run_dir / "figures" / "samples.png").stat().st_size > 0
     assert list((run_dir / "checkpoints").iterdir())
 
 

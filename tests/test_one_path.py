@@ -138,4 +138,7 @@ def test_gui_forms_come_from_the_kinds_and_their_jobs_run_the_kinds(qtbot, windo
     meta = json.loads((Path(bm.run_dir) / "run.json").read_text())
     assert meta["kind"] == "train-bm" and bm.buffer.n_rows("train") == 2
     assert (Path(bm.run_dir) / "figures" / "samples.png").is_file()
-    assert os.path.isfile(Path(bm.run_dir) / "metrics.csv")
+    assert os.path.isfile(Path(bm.run_dir) / "run.h5")
+    from labml.runs import store
+
+    assert len(store.load(bm.run_dir).series("metrics")) == 2

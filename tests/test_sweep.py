@@ -136,9 +136,9 @@ def test_a_killed_sweep_resumes_finishing_only_the_missing_points(tmp_path):
     rows = _table(sweep_dir / "sweep.csv")
     assert [r["status"] for r in rows] == ["success"] * 3
     # the interrupted point has every epoch exactly once
-    with open(sweep_dir / "points/p0001/metrics.csv") as fh:
-        epochs = [line.split(",")[0] for line in fh if line[0].isdigit()]
-    assert epochs == ["0", "1"]
+    from labml.runs import store
+
+    assert [r["epoch"] for r in store.load(sweep_dir / "points/p0001").series("metrics")] == [0, 1]
     # ... and ends exactly where an uninterrupted run of the same point ends (same seed)
     # with the thread count the killed point ran with (OMP_NUM_THREADS=1 above; the checkpoint restores it
     # on resume): float reductions, and so the last bits, depend on the number of threads
@@ -171,7 +171,7 @@ def test_a_sweep_over_the_train_synapses_kind_runs_every_point_as_that_kind(tmp_
         point = tmp_path / "sw" / "points" / f"p{i:04d}"
         meta = json.loads((point / "run.json").read_text())
         assert meta["kind"] == "train-synapses" and meta["plan"]["params"]["n"] == n
-        assert (point / "model.npz").is_file() and (point / "epochs.csv").is_file()
+        assert (point / "model.npz").is_file() and (point / "run.h5").is_file()
     capsys.readouterr()
     assert main(["sweep", "train-synapses", "--grid", "n=1,2", "--train-size", "many", "--workers", "0",
                  "--sweep-dir", str(tmp_path / "bad"), "--dry-run"]) == 2

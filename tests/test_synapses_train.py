@@ -126,9 +126,9 @@ def test_command_line_json_and_run_folder(tmp_path, capsys):
     assert "epoch   1" in err  # progress on stderr
     meta = json.loads((rd / "run.json").read_text())
     assert meta["status"] == "success" and meta["parameters"]["n"] == 2
-    from labml.runs.store import read_series
+    from labml.runs.store import load
 
-    assert [int(r["epoch"]) for r in read_series(rd, "epochs")] == [0, 1]
+    assert [r["epoch"] for r in load(rd).series("epochs")] == [0, 1]
     assert np.load(rd / "model.npz")["p0"].shape == (1, 10, 64)  # (devices, out, in)
 
 

@@ -838,6 +838,23 @@ def records_format(path: str | Path, meta: dict | None = None) -> str:
     return RECORDS_CSV
 
 
+def row_count(path: str | Path, name: str) -> int:
+    """How many rows of series `name` a run folder holds now (0 when none), for a running run too:
+    the rows its journal has (run.h5 when there is no journal), or the data lines of an old <name>.csv."""
+    path = Path(path)
+    if records_format(path) == RECORDS_HDF5:
+        journal = path / rec.JOURNAL_FILE
+        if journal.exists():
+            return rec.scan_journal(journal)[1].get(name, 0)
+        cols = rec.Snapshot(path, only=name).columns.get(name) or {}
+        return len(next(iter(cols.values()))) if cols else 0
+    try:
+        with open(path / f"{name}.csv") as fh:
+            return max(0, sum(1 for line in fh if not line.startswith("#")) - 1)
+    except FileNotFoundError:
+        return 0
+
+
 def series_rows(path: str | Path, name: str) -> list[dict]:
     """Rows of series `name` of an HDF5-records run as dicts of Python values (a running run: the
     rows of run.h5 and of the journal after it). UserError when the run has no such series."""
