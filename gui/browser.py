@@ -57,7 +57,8 @@ def run_series(path: str | Path) -> dict[str, list[dict]]:
 
 
 def run_arrays(path: Path) -> dict[str, dict[str, np.ndarray]]:
-    """The arrays of a run folder: run.h5's (and its journal's) and every .npz (model.npz; an old folder's)."""
+    """The arrays of a run folder: run.h5's (and its journal's) and every .npz (model.npz, an old
+    folder's arrays)."""
     from labml.errors import UserError
     from labml.runs import records
     from labml.runs.store import RECORDS_HDF5, records_format

@@ -120,3 +120,19 @@ def training(rows: Sequence[Mapping[str, Any]], x: str, losses: Sequence[str], s
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return fig
+
+
+def minmax_decimate(y: np.ndarray, pixels: int, x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A long series reduced for a plot `pixels` wide: per pixel (an equal share of the points, in
+    order) its minimum and its maximum (NaN ignored), so every spike and the full envelope stay
+    visible. Returns (x, y) of 2 * pixels points: each pixel's first x twice, with its min then max
+    (x defaults to the row index). A series of at most 2 * pixels points is returned as it is."""
+    y = np.asarray(y)
+    n = y.shape[0]
+    xs = np.arange(n) if x is None else np.asarray(x)
+    if n <= 2 * pixels:
+        return xs, y
+    starts = np.linspace(0, n, pixels + 1).astype(np.int64)[:-1]
+    lo = np.fmin.reduceat(y, starts)
+    hi = np.fmax.reduceat(y, starts)
+    return np.repeat(xs[starts], 2), np.column_stack([lo, hi]).ravel()

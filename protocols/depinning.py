@@ -281,7 +281,7 @@ class _DepinningBase(RigProcedure):
         lfit = LogisticFit().fit(H[main], k[main], n[main])
         out.update(lfit.to_dict())
         label = f"logistic fit ({self.pulse_duration * 1e3:g} ms): H0 = {lfit.params_['H0']:.3g} mT"
-        low, high = binomial_interval(k, n)  # the interval of data.csv's "P low" / "P high"
+        low, high = binomial_interval(k, n)  # the interval of the data series' "P low" / "P high"
         self.save_figure(f"depinning_wire{wire}.png", figures.depinning, H, k / n, low, high, tau,
                          fit=(label, lfit.predict), wire=wire)
         if np.unique(tau).size >= 2:

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PARAMS = {"steps": 150, "rows": 200, "seed": 11}
 KILLS = 20
 START = ("import sys; sys.path.insert(0, 'tests'); from labml.runs.engine import RunEngine; "
-         f"from plans import RecordsPlan; RunEngine(progress=False).run(RecordsPlan(**{PARAMS!r}), sys.argv[1])")
+         "from plans import RecordsPlan; "
+         f"RunEngine(progress=False).run(RecordsPlan(**{PARAMS!r}), sys.argv[1])")
 RESUME = ("import sys; sys.path.insert(0, 'tests'); import plans; plans.register(); "
           "from labml.cli import main; sys.exit(main(sys.argv[1:]))")
 
@@ -95,8 +96,8 @@ def test_sigkill_at_20_random_moments_loses_and_duplicates_no_row_and_run_h5_ope
             assert got.shape == (n,)
             assert np.array_equal(got, values), col  # every row once, in order, bit-exact
         assert g["signal_V"].attrs["units"] == "V" and g["field_mT"].attrs["units"] == "mT"
-        sig = want["signal_V"]
-        assert f["arrays/histogram/counts"][()].tolist() == np.histogram(sig, bins=20, range=(-1.5, 1.5))[0].tolist()
+        hist = np.histogram(want["signal_V"], bins=20, range=(-1.5, 1.5))[0]
+        assert f["arrays/histogram/counts"][()].tolist() == hist.tolist()
         assert not f.attrs["merging"]
     rows = run.series("trace")
     assert [r["step"] for r in rows] == want["step"].tolist()

@@ -8,7 +8,7 @@ into a BMTrainConfig (defaults of the learning rate, loss and optimiser that dep
 the kernel's and the relaxation device's options). `BMTraining` is the plan; the entry point
 ``bm = "labml.bm.kind:run_kinds"`` of the ``labml.kinds`` group registers it.
 
-The run folder holds run.json (parameters, results), metrics.csv (one row per epoch),
+The run folder holds run.json (parameters, results), run.h5 (series "metrics", one row per epoch),
 checkpoints/ (model, optimiser, chains and RNG states after every epoch), figures/samples.png and
 model.npz (the parameters as numpy arrays). Nothing here imports torch at module level.
 """

@@ -114,7 +114,8 @@ class OpenedRun:
             cols, units = snap.columns[series], snap.units.get(series, {})
         else:
             rows = store.read_series(self.path, series)
-            cols = {k: _csv_column([store._convert(r.get(k)) for r in rows]) for k in (rows[0] if rows else {})}
+            names = list(rows[0]) if rows else []
+            cols = {k: _csv_column([store._convert(r.get(k)) for r in rows]) for k in names}
             units = {}
         out = {}
         for column, data in cols.items():

@@ -46,7 +46,9 @@ FORMAT_VERSION = 1
 CODEC: str | None = None  # chunk compression of the series: None (measured fastest to reload) or "lzf"
 SYNC_INTERVAL_S = 1.0  # the journal is fsync'd at most this often (and before every merge)
 MERGE_BLOCK_BYTES = 64 << 20  # a merge writes to run.h5 in blocks of about this many journal bytes
-CHUNK_ROWS_MIN, CHUNK_ROWS_MAX = 1024, 1 << 17
+# rows per chunk, from the first merge's size (1 M float64 = 8 MB: bigger than HDF5's chunk cache, so
+# a whole-column read goes straight into the numpy array)
+CHUNK_ROWS_MIN, CHUNK_ROWS_MAX = 1024, 1 << 20
 
 # journal record: magic, type, header length, body length, crc32 of header+body; then header (JSON), body
 _PREFIX = struct.Struct("<4sBIQI")
@@ -177,7 +179,8 @@ def decode_arrays(header: dict, body: bytes | memoryview) -> dict[str, np.ndarra
     return out
 
 
-def iter_journal(path: Path, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, int, int, dict, bytes]]:
+def iter_journal(path: Path, start: int = 0,
+                 stop: int | None = None) -> Iterator[tuple[int, int, int, dict, bytes]]:
     """(offset, end, type, header, body) of every whole, intact record in [start, stop) of the
     journal; it stops at the first torn or damaged record (the tail a killed writer left)."""
     with open(path, "rb") as fh:
@@ -219,7 +222,7 @@ def scan_journal(path: Path) -> tuple[int, dict[str, int], dict[str, dict[str, s
     end, rows, kinds = 0, {}, {}
     if not path.exists():
         return 0, rows, kinds
-    for _off, end, typ, header, _body in iter_journal(path):
+    for _off, end, typ, header, _body in iter_journal(path):  # noqa: B007 - end: the last record's
         if typ == T_ROWS:
             s = header["series"]
             rows[s] = int(header["start"]) + int(header["rows"])
@@ -410,7 +413,7 @@ def merge(h5, journal: Path, start: int, stop: int, units: dict) -> int:
         pending.clear()
         size = 0
 
-    for _off, end, typ, header, body in iter_journal(journal, start, stop):
+    for _off, end, typ, header, body in iter_journal(journal, start, stop):  # noqa: B007 - returned
         if typ == T_ROWS:
             pending.setdefault(header["series"], []).append((int(header["start"]), decode_rows(header, body)))
             _declared_units(header, units)
@@ -521,13 +524,15 @@ def _fsync(path: Path) -> None:
 
 
 # ======================================================================================= reading
-def _journal_tail(journal: Path, start: int, units: dict) -> tuple[dict[str, list[tuple[int, dict]]], dict[str, dict]]:
+def _journal_tail(journal: Path, start: int,
+                  units: dict) -> tuple[dict[str, list[tuple[int, dict]]], dict[str, dict]]:
     rows: dict[str, list[tuple[int, dict]]] = {}
     arrays: dict[str, dict] = {}
     if journal.exists():
         for _off, _end, typ, header, body in iter_journal(journal, start):
             if typ == T_ROWS:
-                rows.setdefault(header["series"], []).append((int(header["start"]), decode_rows(header, body)))
+                block = (int(header["start"]), decode_rows(header, body))
+                rows.setdefault(header["series"], []).append(block)
                 _declared_units(header, units)
             elif typ == T_ARRAYS:
                 arrays[header["name"]] = decode_arrays(header, body)
@@ -749,13 +754,13 @@ class Writer:
             self._open()
             return {k: v for k, v in before.items() if v}
         if record.get("format") != "hdf5":
-            raise UserError(f"{self.dir}: the checkpoint records CSV series, but the run writes {RECORDS_FILE}; "
-                            "cannot resume safely")
+            raise UserError(f"{self.dir}: the checkpoint records CSV series, but the run writes "
+                            f"{RECORDS_FILE}; cannot resume safely")
         keep = int(record["journal_bytes"])
         size = self.journal.stat().st_size if self.journal.exists() else 0
         if size < keep:
-            raise UserError(f"{self.journal} is shorter ({size} bytes) than at its checkpoint ({keep} bytes): "
-                            "the run folder was changed outside labml; cannot resume safely")
+            raise UserError(f"{self.journal} is shorter ({size} bytes) than at its checkpoint ({keep} "
+                            "bytes): the run folder was changed outside labml; cannot resume safely")
         check_journal(self.journal, self.uid)
         before = scan_journal(self.journal)[1]
         _truncate(self.journal, keep)

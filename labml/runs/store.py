@@ -6,11 +6,14 @@ The layout (run.json ``"schema_version": 2``, `SCHEMA_VERSION`), written only th
                             sample/device/operator/notes, rig config and calibration snapshot,
                             instrument identities, package versions, git revision; "model" names the
                             model file when the run saved one (written atomically)
-    RUN_DIR/<series>.csv    scalar series, one row per step/epoch (`Run.append_row(series, row)`), in
-                            pymeasure's Results format (``#``-commented header naming a Procedure and
-                            the parameters, then a CSV header line and rows), so
-                            ``pymeasure.experiment.Results.load`` reads it
-    RUN_DIR/<name>.npz      arrays (`Run.save_arrays(name, **arrays)`; numpy, no pickles)
+    RUN_DIR/run.h5          every series, one row per step/epoch (`Run.append_row(series, row)`,
+                            `append_columns` for blocks), one chunked dataset per column with units,
+                            every array (`Run.save_arrays(name, **arrays)`), the parameters and the
+                            rig snapshot as attributes (labml.runs.records; docs/records.md)
+    RUN_DIR/run.journal     the append-only journal rows and arrays go through first: merged into
+                            run.h5 at each checkpoint and at the end, it rebuilds a damaged run.h5
+    RUN_DIR/csv/            only after ``labml export RUN --csv`` (`export_csv`): each series in
+                            pymeasure's Results format
     RUN_DIR/model.npz       the trained model (`Run.save_model(**arrays)`): numpy arrays only, loaded
                             with ``np.load(..., allow_pickle=False)``; run.json ``"model": "model.npz"``
                             and ``"model_config"`` (the settings that rebuild it)
@@ -18,9 +21,11 @@ The layout (run.json ``"schema_version": 2``, `SCHEMA_VERSION`), written only th
     RUN_DIR/checkpoints/    checkpoints (atomic: temp file, fsync, rename; see labml.runs.checkpoints)
     RUN_DIR/run.log         the run's log, including instrument command traffic
 
-Series and arrays go through one writer interface (`append_row`/`append_rows`, `save_arrays`,
-`save_model`, `figure_path`), so the storage format (CSV + npz today) can change without touching
-any run kind.
+Series and arrays go through one writer interface (`append_row`/`append_rows`/`append_columns`,
+`save_arrays`, `save_model`, `figure_path`), so the storage format changed (CSV + npz before, run.h5
+now) without touching any run kind. Run folders written before run.h5 (run.json without
+``"records": "hdf5"``; `records_format`) keep <series>.csv (pymeasure Results format) and
+<name>.npz: they load, and resume writing CSV as before.
 
 Folders written before this layout have no "schema_version" in run.json (`LEGACY_SCHEMA` = 1). They
 came in three layouts (`legacy_layout`), all listed and loaded read-only:
@@ -43,9 +48,9 @@ creates its runs under it (demo folders, sweep folders with their points/, train
 `find_runs` lists every run under it, at any depth up to `MAX_DEPTH` (demo steps, sweep points), plus
 one entry per sweep folder (its manifest.json).
 
-Rows are appended and fsync'd one by one. A checkpoint records the byte length of every series, so
-a resumed run truncates rows written after its last checkpoint (see `Run.truncate_series`) and
-writes them again: nothing lost, nothing duplicated.
+A checkpoint records what the records held (`Run.series_sizes`: run.h5's journal length and row
+counts; a CSV folder's byte lengths), so a resumed run cuts rows written after its last checkpoint
+(`Run.truncate_series`) and writes them again: nothing lost, nothing duplicated.
 
 Analysis API: ``labml.runs.store.load(path)`` returns a `Run`; ``run.parameters``, ``run.series(name)``
 (list of dicts with numbers converted), ``run.arrays(name)``, ``run.model()`` and
@@ -589,8 +594,8 @@ class Run:
             try:
                 return self.writer.commit()
             except (OSError, RuntimeError) as exc:  # h5py: disk full, I/O error while merging
-                raise RunWriteError(self.path / rec.RECORDS_FILE,
-                                    exc if isinstance(exc, OSError) else OSError(errno.EIO, str(exc))) from exc
+                cause = exc if isinstance(exc, OSError) else OSError(errno.EIO, str(exc))
+                raise RunWriteError(self.path / rec.RECORDS_FILE, cause) from exc
         return {p.stem: p.stat().st_size for p in sorted(self.path.glob("*.csv"))}
 
     def truncate_series(self, sizes: dict[str, int]) -> dict[str, int]:
