@@ -22,7 +22,8 @@ Both files are read --repeats times, interleaved (run.h5, CSV, plot, ...), and t
 reported (all are in the JSON). The last stdout line
 is one JSON object: points, columns, codec, block, write_s, reload_s, plot_s, bytes (run.h5),
 journal_bytes, csv_write_s, csv_reload_s, csv_plot_s, csv_bytes, reload_speedup (csv_reload_s /
-reload_s), the medians and every repeat, row_api_rows_per_s.
+reload_s), the medians and every repeat, alloc_all_s (allocating and filling 4 arrays of that size
+alone, before each repeat: the machine's floor), row_api_rows_per_s.
 """
 
 from __future__ import annotations
@@ -133,6 +134,16 @@ def row_api_rate(folder: Path, points: int) -> float:
     return points / (time.perf_counter() - t0)
 
 
+def alloc_floor(points: int) -> float:
+    """Seconds to allocate and fill the 4 result arrays alone (no file): the machine's floor for any
+    reload, and what varies most when other jobs share the memory (page faults, huge-page compaction)."""
+    t0 = time.perf_counter()
+    arrays = [np.ones(points) for _ in COLUMNS]
+    t = time.perf_counter() - t0
+    del arrays
+    return t
+
+
 def reload_csv(path: Path, sums: dict, args: argparse.Namespace) -> tuple[float, float]:
     """(seconds to read every column of the CSV into numpy arrays, seconds to that plus the plot)."""
     import pandas as pd
@@ -187,8 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         say(f"run.h5 written in {write_s:.2f} s")
         csv_write_s = write_csv(csv_file, args.points, args.block)
         say(f"CSV written in {csv_write_s:.2f} s")
-        reloads, csv_reloads, plots, csv_plots = [], [], [], []
+        reloads, csv_reloads, plots, csv_plots, allocs = [], [], [], [], []
         for _ in range(args.repeats):  # interleaved, so that load from other jobs hits both alike
+            allocs.append(alloc_floor(args.points))
             t, arrays = reload_run(run_dir)
             check(arrays, sums, args.points, args.block)
             del arrays
@@ -198,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
             csv_plots.append(csv_plot)
             t, n_plotted = plot_run(run_dir, args.pixels)
             plots.append(t)
-            say(f"reload run.h5 {reloads[-1]:.3f} s, CSV {csv_reloads[-1]:.3f} s; plot {plots[-1]:.3f} s")
+            say(f"reload run.h5 {reloads[-1]:.3f} s, CSV {csv_reloads[-1]:.3f} s; plot {plots[-1]:.3f} s; "
+                f"allocating and filling the arrays alone {allocs[-1]:.3f} s")
         reload_s, csv_reload_s = min(reloads), min(csv_reloads)
         plot_s, csv_plot_s = min(plots), min(csv_plots)
         rate = row_api_rate(work / "rows", args.row_api_points)
@@ -215,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             "csv_reload_median_s": round(float(np.median(csv_reloads)), 3),
             "reload_all_s": [round(t, 3) for t in reloads],
             "csv_reload_all_s": [round(t, 3) for t in csv_reloads],
-            "plot_all_s": [round(t, 3) for t in plots],
+            "plot_all_s": [round(t, 3) for t in plots], "alloc_all_s": [round(t, 3) for t in allocs],
             "row_api_rows_per_s": round(rate),
         }
     finally:

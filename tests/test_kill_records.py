@@ -152,3 +152,38 @@ def test_a_reader_follows_a_running_run_through_the_journal(tmp_path):
     with h5py.File(tmp_path / "r" / "run.h5", "r") as f:
         assert f["series/m/i"].shape == (3,)
     assert [r["i"] for r in runs.load(tmp_path / "r").series("m")] == [0, 1, 2, 3, 4]
+
+
+WRITER = """
+import sys, numpy as np
+from labml.runs import store
+run = store.Run.create("demo", {}, sys.argv[1])
+for k in range(300):
+    run.append_rows("m", [{"i": i, "x": float(np.sin(i)), "label": "up" * (1 + i % 7)}
+                          for i in range(50 * k, 50 * (k + 1))])
+    if k % 10 == 9:
+        run.series_sizes()  # a merge into run.h5, as at a checkpoint
+run.finish("success")
+"""
+
+
+def test_a_reader_in_another_process_follows_a_run_while_it_merges(tmp_path):
+    """While a writer process appends rows and merges them into run.h5, every read (run.h5 + the
+    journal tail, no lock) returns a whole prefix of the rows: consecutive, exact, never torn."""
+    run_dir = tmp_path / "live"
+    proc = _start(["-c", WRITER, str(run_dir)])
+    seen = []
+    while proc.poll() is None:
+        if (run_dir / "run.json").exists():
+            try:
+                rows = runs.load(run_dir).series("m")
+            except UserError:
+                rows = []  # before the first row
+            n = len(rows)
+            assert [r["i"] for r in rows] == list(range(n))
+            assert all(r["x"] == np.sin(r["i"]) and r["label"] == "up" * (1 + r["i"] % 7) for r in rows)
+            seen.append(n)
+        time.sleep(0.01)
+    assert proc.returncode == 0, proc.stderr.read().decode()
+    assert len(set(seen)) >= 5, f"the reader saw too few distinct states: {sorted(set(seen))}"
+    assert len(runs.load(run_dir).series("m")) == 15_000

@@ -300,8 +300,10 @@ def _create_column(g, column: str, kind: str, first_rows: int, units: dict, widt
     return ds
 
 
-def _read_column(ds) -> np.ndarray:
-    return ds.asstr()[()].astype(str) if ds.attrs.get("kind") == "str" else ds[()]
+def _read_column(ds, n: int | None = None) -> np.ndarray:
+    """A column dataset as a numpy array (its first `n` rows; text as str)."""
+    sel = slice(None) if n is None else slice(0, n)
+    return ds.asstr()[sel].astype(str) if ds.attrs.get("kind") == "str" else ds[sel]
 
 
 def _promote_column(g, ds, column: str, kind: str, units: dict, width: int = 8):
@@ -556,12 +558,19 @@ class Snapshot:
         merged = healthy(h5file)
         if merged is None and h5file.exists() and not journal.exists():
             raise UserError(bad_records_file(h5file))
-        if merged is not None:
+        self.source = JOURNAL_FILE
+        if merged is not None and journal.exists():
+            try:  # a writer may merge meanwhile (no lock): on any failure, read the journal alone
+                self._read_h5(h5file)
+                self.source = RECORDS_FILE
+            except Exception as exc:  # noqa: BLE001
+                log.info("%s changed while read (%s); reading %s", h5file, exc, journal)
+                self.columns, self.units, self.arrays, merged = {}, {}, {}, 0
+        elif merged is not None:
             self._read_h5(h5file)
             self.source = RECORDS_FILE
         else:
             merged = 0
-            self.source = JOURNAL_FILE
         declared: dict[str, dict[str, tuple[str, str]]] = {}
         rows, arrays = _journal_tail(journal, merged, declared)
         for series, cols in declared.items():
@@ -581,9 +590,10 @@ class Snapshot:
                 if self.only is not None and series != self.only:
                     continue
                 cols = {}
+                n = int(g.attrs.get("rows", 0))  # rows a merge under way adds are not read
                 for column in json.loads(g.attrs.get("columns", "[]")):
                     ds = g[dataset_name(column)]
-                    cols[column] = _read_column(ds)
+                    cols[column] = _read_column(ds, n)
                     self.units.setdefault(series, {})[column] = (str(ds.attrs.get("units", "")),
                                                                  str(ds.attrs.get("description", "")))
                 self.columns[series] = cols
@@ -635,12 +645,18 @@ def bad_records_file(f: Path) -> str:
 
 
 def series_names(run_dir: Path) -> list[str]:
-    """Names of the series a run recorded (run.h5 and the journal), sorted."""
-    journal = run_dir / JOURNAL_FILE
-    names = set(scan_journal(journal)[1]) if journal.exists() else set()
-    if not names and (run_dir / RECORDS_FILE).exists():
-        with contextlib.suppress(Exception), open_h5(run_dir / RECORDS_FILE) as h5:
-            names = {str(k) for k in h5.get("series", {})}
+    """Names of the series a run recorded (run.h5, and the journal records after its last merge),
+    sorted. Only the journal's unmerged tail is read."""
+    h5file, journal = run_dir / RECORDS_FILE, run_dir / JOURNAL_FILE
+    merged = healthy(h5file)
+    names: set[str] = set()
+    if merged is not None:
+        with contextlib.suppress(Exception), open_h5(h5file) as h5:
+            names = {str(g.attrs.get("series", k)) for k, g in h5.get("series", {}).items()}
+    if journal.exists():
+        for _off, _end, typ, header, _body in iter_journal(journal, merged or 0):
+            if typ == T_ROWS:
+                names.add(header["series"])
     return sorted(names)
 
 
