@@ -146,7 +146,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.live.refresh()  # the last rows now, not at the next throttled tick
 
     def _load_final_arrays(self, job: Job) -> None:
-        """Arrays a run saved (.npz: synapse p, samples, fits) join its live buffer when it ends."""
+        """Arrays a run saved (run.h5: synapse p, samples, fits) join its live buffer when it ends."""
         from gui.browser import load_run_buffer
 
         try:

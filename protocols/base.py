@@ -5,7 +5,7 @@ A protocol declares typed, unit-carrying pymeasure Parameters (with limits), its
 plan against the rig's limits before anything moves, `get_estimates()` (bench time, s), and
 `execute()` which drives `self.rig` (roles and methods of instruments.rig.NanowireRig) and emits rows
 with `self.emit("results", row)`. Key results go into `self.results_` (JSON-able dict), arrays into
-`self.save_arrays(name, **arrays)` (a .npz in the run folder).
+`self.save_arrays(name, **arrays)` (the group /arrays/<name> of the run's run.h5).
 
 A protocol is a plan of the run engine (labml.runs.plan.Plan): `open(ctx)` binds `rig`, `run`,
 `emit` and `should_stop`; protocols.runner runs it and the engine records the run.

@@ -1,8 +1,7 @@
 """`labml train bm-compare` runs every sampler on one budget of updates and writes its table and plot."""
 
-import csv
-
 from labml.cli import main
+from labml.runs import store
 
 
 def test_bm_compare_writes_a_table_and_plot_for_each_method(tmp_path):
@@ -11,8 +10,7 @@ def test_bm_compare_writes_a_table_and_plot_for_each_method(tmp_path):
                "--methods", "cd,pcd,metropolis,relaxation", "--train-size", "200", "--test-size", "100",
                "--run-dir", str(run_dir)])
     assert rc == 0
-    lines = (run_dir / "compare.csv").read_text().splitlines()
-    rows = list(csv.DictReader(line for line in lines if not line.startswith("#")))  # pymeasure Results
+    rows = store.load(run_dir).series("compare")  # run.h5 (and `labml export --csv` for a CSV file)
     assert {r["method"] for r in rows} == {"cd", "pcd", "metropolis", "relaxation"}
     # every method got the same budget of parameter updates, and an exact log-likelihood (4 hidden units)
     for method in ("cd", "pcd", "metropolis", "relaxation"):

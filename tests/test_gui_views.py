@@ -178,15 +178,17 @@ def test_run_browser_lists_runs_shows_parameters_and_compares_two(qtbot, tmp_pat
     assert "Select two runs" in b.compare_plot.getPlotItem().titleLabel.text
 
 
-def test_run_browser_reopens_a_calibration_with_its_fit(qtbot, tmp_path):
+@pytest.mark.parametrize("records", ["hdf5", "csv"])  # run.h5, or the CSV series of a folder made before it
+def test_run_browser_reopens_a_calibration_with_its_fit(qtbot, tmp_path, records):
     from gui.browser import load_run_buffer
     from labml.runs.store import Run
 
     run = Run.create("protocol-depinning-calibration", {}, run_dir=tmp_path / "cal",
-                     protocol="depinning-calibration")
+                     protocol="depinning-calibration", records=records)
     for H in (3.0, 4.0, 5.0, 6.0):
         run.append_row("data", {"Field (mT)": H, "P_pass": 0.5, "P low": 0.4, "P high": 0.6})
     run.finish("success", H0=4.6, k=2.7, a=0.98)
+    assert (tmp_path / "cal" / ("data.csv" if records == "csv" else "run.h5")).is_file()
     meta = json.loads((tmp_path / "cal" / "run.json").read_text())
     assert meta["results"]["H0"] == 4.6
     buf = load_run_buffer(tmp_path / "cal")

@@ -144,6 +144,8 @@ def test_calibrate_write_train_in_the_loop_and_infer_on_the_simulated_rig(tmp_pa
 
 
 def _counts(run_dir):
-    d = np.load(run_dir / "depinning_wire0.npz")
+    from labml.runs.store import load
+
+    d = load(run_dir).arrays("depinning_wire0")
     m = np.isclose(d["duration_s"], 1e-3)
     return d["field_mT"][m], d["counts"][m], d["n"][m]

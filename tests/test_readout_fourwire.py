@@ -172,8 +172,9 @@ def test_hysteresis_protocol_runs_through_the_fourwire_readout(tmp_path):
         "hysteresis", params, rig=str(fourwire_toml(tmp_path)), run_dir=tmp_path / "loop", progress=False
     )
     assert out["status"] == "success" and out["results"]["points"] == 34
-    (arrays,) = (tmp_path / "loop").rglob("hysteresis*.npz")  # the protocol's saved loop
-    signal = np.load(arrays)["signal"]
+    from labml.runs.store import load
+
+    signal = load(tmp_path / "loop").arrays("hysteresis")["signal"]  # the protocol's saved loop (run.h5)
     assert signal.size == 34
     # 4-probe MR sees the wall while it sits at the notch: R0 + dR_dw between pad nucleation and
     # depinning, R0 in both saturated states

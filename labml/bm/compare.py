@@ -12,7 +12,8 @@ Methods (all an RBM with the same size, data, seed, initialisation and step size
 
 Every `--eval-every` updates it records the exact test log-likelihood (nats; hidden <= 20) and the
 test accuracy of a logistic regression on the RBM's hidden means (fitted on the training set),
-against updates and against wall time. Writes compare.csv, compare.md (table) and figures/compare.png.
+against updates and against wall time. Writes the series "compare" (run.h5), compare.md (table) and
+figures/compare.png.
 
     labml train bm-compare ...     (when wired by the train command)
     python -m labml.bm.compare --data DIR --hidden 16 --updates 500
