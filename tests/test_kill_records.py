@@ -187,3 +187,40 @@ def test_a_reader_in_another_process_follows_a_run_while_it_merges(tmp_path):
     assert proc.returncode == 0, proc.stderr.read().decode()
     assert len(set(seen)) >= 5, f"the reader saw too few distinct states: {sorted(set(seen))}"
     assert len(runs.load(run_dir).series("m")) == 15_000
+
+
+SIGNAL_IN_IMPORT = """
+import os, signal, sys
+from labml.runs import records
+
+def handler(signum, frame):
+    raise KeyboardInterrupt("SIGTERM")
+
+signal.signal(signal.SIGTERM, handler)
+
+class SignalInTheMiddle:  # a SIGTERM arrives while h5py's Cython modules are being initialised
+    def find_spec(self, name, path=None, target=None):
+        if name == "h5py.h5i":  # imported while h5py.h5f initialises (without the fix: KeyError)
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return None
+
+sys.meta_path.insert(0, SignalInTheMiddle())
+try:
+    records._h5py()
+except KeyboardInterrupt:
+    print("interrupted after the import")
+h5py = records._h5py()  # a second use in the same process (the run's end, a merge) still works
+print(h5py.File)
+"""
+
+
+def test_a_termination_signal_during_the_first_h5py_import_waits_until_it_is_done():
+    """Found by the fault campaign: a SIGTERM handled while h5py was first imported (at a run's first
+    merge) left it half-initialised, the run's end crashed with KeyError '__reduce_cython__' and
+    run.json stayed "running". The import now holds the signal back until it is complete."""
+    out = subprocess.run([sys.executable, "-c", SIGNAL_IN_IMPORT], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "interrupted after the import"
+    assert "h5py._hl.files.File" in out.stdout

@@ -262,8 +262,33 @@ def dataset_name(column: str) -> str:
 
 # ======================================================================================= run.h5
 def _h5py():
-    import h5py
+    """h5py, imported on first use (so that listing runs stays light) with the termination signals
+    held back meanwhile: a SIGTERM turned into an exception in the middle of importing h5py's Cython
+    modules leaves them half-initialised, and every later import in that process fails
+    (KeyError: '__reduce_cython__'; found by the fault campaign). A signal that comes meanwhile is
+    recorded and raised again, to the handler in place, as soon as the import is done. (Blocking the
+    signals with pthread_sigmask is not enough: numpy's BLAS threads receive them.)"""
+    import sys
 
+    if "h5py" in sys.modules:
+        return sys.modules["h5py"]
+    import signal
+    import threading
+
+    held: dict = {}
+    came: list[int] = []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            old = signal.getsignal(sig)
+            if old is not None:  # None: a handler not set from Python, left alone
+                held[sig] = signal.signal(sig, lambda signum, frame: came.append(signum))
+    try:
+        import h5py
+    finally:
+        for sig, old in held.items():
+            signal.signal(sig, old)
+        for sig in came:
+            signal.raise_signal(sig)
     return h5py
 
 

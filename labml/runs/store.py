@@ -499,8 +499,9 @@ class Run:
             return
         try:
             self.series_sizes()
-        except (RunWriteError, UserError) as exc:
-            log.warning("run.h5 not updated at the end of the run: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - never in the way of recording the end
+            log.warning("run.h5 not updated at the end of the run (the journal holds every row; the "
+                        "next resume or merge rebuilds it): %s", exc)
 
     def add_event(self, event: str, **info: Any) -> None:
         """Append a timestamped event (pause, resume, fault, ...) to run.json's `events` list."""
