@@ -7,7 +7,7 @@ the same rows as a CSV read by pandas (issue 16).
   signal (time t_s at 1 MS/s, a triangular field ramp field_mT of +-20 mT, a noisy MR read-out
   signal_V switching at +-5 mT, the ramp step index) appended with `Run.append_columns` (blocks of
   --block rows: one journal record per block, the same journal and merge as `append_rows`), a merge
-  into run.h5 every --commit-every rows (what a checkpoint does) and `Run.close()`. Per-row
+  into run.h5 every --commit-every rows (what a checkpoint does) and `Run.finish` (the last merge). Per-row
   `append_rows` calls are measured on --row-api-points rows and reported as rows/s (16 M Python calls
   would take minutes: that is why the block method exists).
 * reload: `labml.open_run(RUN).dataset("trace")`, every value of every column into numpy arrays

@@ -181,3 +181,18 @@ def test_a_csv_run_folder_made_before_run_h5_resumes_as_before(tmp_path, monkeyp
     for name in ("metrics", "batches"):
         assert got.series(name) == want.series(name)
     assert labml.open_run(tmp_path / "old").dataset("metrics").sizes["row"] == 6
+
+
+def test_append_columns_writes_a_block_of_rows_into_the_same_series_as_append_rows(tmp_path):
+    run = runs.Run.create("demo", {}, tmp_path / "r")
+    run.append_rows("trace", [{"t_s": 0.0, "V": 1.0}])
+    run.append_columns("trace", {"t_s": np.arange(1, 1001) * 1e-3, "V": np.linspace(0, 1, 1000)})
+    run.append_rows("trace", [{"t_s": 1.001, "V": 2.0}])
+    with pytest.raises(ValueError, match=r"block has columns \['t_s'\], the series has \['t_s', 'V'\]"):
+        run.append_columns("trace", {"t_s": np.zeros(3)})
+    run.finish("success")
+    with h5py.File(tmp_path / "r" / "run.h5", "r") as f:
+        t = f["series/trace/t_s"][()]
+    assert t.shape == (1002,) and t[0] == 0.0 and t[-1] == 1.001
+    assert np.array_equal(t[1:1001], np.arange(1, 1001) * 1e-3)
+    assert labml.open_run(tmp_path / "r").dataset()["V"].values[-2] == 1.0

@@ -487,11 +487,6 @@ class Run:
         self._close_records()
         self.save_meta()
 
-    def close(self) -> None:
-        """Merge the journal into run.h5 now (the engine does it at each checkpoint and at the end)."""
-        if self.records == RECORDS_HDF5:
-            self.series_sizes()
-
     def _close_records(self) -> None:
         """At the end of a run: merge the journal into run.h5. A failure (disk full) is logged, not
         raised: the journal holds every row, and the next resume or merge rebuilds run.h5 from it."""
