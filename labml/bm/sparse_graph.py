@@ -224,7 +224,7 @@ class GraphSampler:
         kernel: str | Kernel = "heatbath",
         colouring: str | Colouring = "dsatur",
         threads: int = 1,
-        tile: int = 64,
+        tile: int = 256,
         rig=None,
         **kernel_options,
     ) -> None:
