@@ -144,11 +144,23 @@ def _tile_sweeps(indptr, indices, data, bias, order, s, rng, clamp, c0, w, beta2
             bi = bias[i]
             for c in range(uw):
                 h[c] = bi
-            for q in range(indptr[i], indptr[i + 1]):
+            q = indptr[i]
+            q1 = indptr[i + 1]
+            while q + 4 <= q1:  # four neighbours per pass over h, added in the same order as one by one
+                b0 = np.uint64(indices[q]) * n_chains + np.uint64(c0)
+                b1 = np.uint64(indices[q + 1]) * n_chains + np.uint64(c0)
+                b2 = np.uint64(indices[q + 2]) * n_chains + np.uint64(c0)
+                b3 = np.uint64(indices[q + 3]) * n_chains + np.uint64(c0)
+                j0, j1, j2, j3 = data[q], data[q + 1], data[q + 2], data[q + 3]
+                for c in range(uw):
+                    h[c] = (((h[c] + j0 * sf[b0 + c]) + j1 * sf[b1 + c]) + j2 * sf[b2 + c]) + j3 * sf[b3 + c]
+                q += 4
+            while q < q1:
                 base = np.uint64(indices[q]) * n_chains + np.uint64(c0)
                 jq = data[q]
                 for c in range(uw):
                     h[c] += jq * sf[base + c]
+                q += 1
             # the exponent: heat bath -2 beta h (P(+1) = 1 / (1 + e)); Metropolis -2 beta s h
             # clipped at 0 (P(flip) = min(1, e))
             if metropolis:
