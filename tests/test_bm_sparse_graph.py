@@ -376,3 +376,29 @@ def test_rbm_graph_heat_bath_matches_the_exact_visible_marginal():
     p = torch.softmax(-rbm.beta * rbm.free_energy(V).detach().double(), 0).numpy()
     counts = np.bincount(_state_index(state.s[:4]), minlength=16)
     assert _chi2_pvalue(counts, p) > P_REJECT
+
+
+def test_sampling_benchmark_runs_without_thrml_and_says_so():
+    """bench_sampling.py without thrml in the interpreter: the thrml column is skipped with a
+    line saying so, and the engine and the CPU bounds are still measured."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, str(root / "benchmarks/bench_sampling.py"), "--cases", "c", "--repeats", "1",
+         "--flips", "2e4", "--json", "--thrml-python", sys.executable],
+        capture_output=True, text=True, cwd=root, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    if "thrml not installed" not in data["thrml"]:
+        pytest.skip("thrml is installed in this interpreter")
+    assert "thrml columns skipped" in out.stderr
+    variants = {r["variant"] for r in data["rows"]}
+    assert variants == {"labml GraphSampler", "bound: random draws (numpy PCG64 float32)",
+                        "bound: CSR SpMM (scipy float32)"}
+    assert all(r["flips_per_s"] > 0 for r in data["rows"])
+    assert {r["chains"] for r in data["rows"]} == {1, 100}
