@@ -402,3 +402,13 @@ def test_sampling_benchmark_runs_without_thrml_and_says_so():
                         "bound: CSR SpMM (scipy float32)"}
     assert all(r["flips_per_s"] > 0 for r in data["rows"])
     assert {r["chains"] for r in data["rows"]} == {1, 100}
+
+
+def test_forces_are_the_chain_averages_of_the_coupled_pairs_and_spins():
+    m = _random_small(3)
+    s = np.where(np.random.default_rng(0).random((m.n_units, 50)) < 0.5, -1.0, 1.0)
+    C, mean = m.forces(s)
+    dense = s @ s.T / 50
+    rows, cols = m.J.nonzero()
+    assert np.allclose(C.toarray()[rows, cols], dense[rows, cols])
+    assert C.nnz == m.J.nnz and np.allclose(mean, s.mean(1))

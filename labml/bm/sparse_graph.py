@@ -8,7 +8,8 @@ blocks with no coupling inside a block, so a block is updated at once given the 
 sampler visits the blocks in colour order (one sweep = every unit updated once).
 
 - `SparseGraphModel(J, b, temperature)`: the model; `colouring(method)` ("dsatur" or
-  "largest_first", verified, cached with the model); `energy(s)`; `local_fields(s)`.
+  "largest_first", verified, cached with the model); `energy(s)`; `local_fields(s)`;
+  `forces(s)` (<s_i s_j> on the couplings' pattern and <s_i>, for training).
 - `GraphSampler(model, kernel, colouring=..., threads=...)`: `new_state(n_chains, seed)`, then
   `sweep(state, n_sweeps, clamp=mask)` in place. Heat bath and Metropolis run fused in numba
   (`labml/bm/_graph_kernels.py`); sLLG, soft spins and the rig kernel run the kernel objects of
@@ -150,6 +151,17 @@ class SparseGraphModel:
         """E(s) per chain for values s (n, n_chains)."""
         s = np.asarray(s, dtype=np.float64)
         return -0.5 * np.einsum("ic,ic->c", s, self.J @ s) - self.b @ s
+
+    def forces(self, s: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Generalised forces averaged over the chains: (<s_i s_j> on J's pattern as a CSR matrix,
+        <s_i>), i.e. -dE/dJ_ij per coupled pair (each pair counted once per direction, as J holds
+        it) and -dE/db_i: the statistics whose difference between a clamped and a free system is
+        the learning signal (SCIENCE.md section 5)."""
+        s = np.asarray(s, dtype=np.float64)
+        rows = np.repeat(np.arange(self.n_units), np.diff(self.J.indptr))
+        corr = np.einsum("kc,kc->k", s[rows], s[self.J.indices]) / s.shape[1]
+        C = sp.csr_matrix((corr, self.J.indices.copy(), self.J.indptr.copy()), shape=self.J.shape)
+        return C, s.mean(1)
 
     def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(indptr int64, indices int64, couplings float32, biases float32) for the numba kernels."""
