@@ -204,6 +204,7 @@ def ratios(rows: list[dict]) -> list[dict]:
         entry = {"case": case, "chains": chains, "labml_best": best, "labml_flips_per_s": ours}
         if "thrml 0.1.4 (JAX)" in rates:
             entry["labml / thrml"] = ours / rates["thrml 0.1.4 (JAX)"]
+            entry["GraphSampler / thrml"] = rates["labml GraphSampler"] / rates["thrml 0.1.4 (JAX)"]
         for k, v in rates.items():
             if k.startswith("bound"):
                 entry[f"labml / {k}"] = ours / v
@@ -255,10 +256,11 @@ def report(rows, rat, thrml_note, cpu, load0, args) -> None:
         print(f"| {r['case']} | {r['chains']} | {r['sweeps']} | {r['variant']} | {r['median_s']:.4f} | "
               f"{r['flips_per_s'] / 1e6:.1f} |")
     print()
-    print("| case | chains | labml (best) Mflips/s | labml / thrml | labml / bounds |")
-    print("|---|---|---|---|---|")
+    print("| case | chains | labml (best) Mflips/s | labml / thrml | GraphSampler / thrml | labml / bounds |")
+    print("|---|---|---|---|---|---|")
     for e in rat:
         vs = f"{e['labml / thrml']:.2f}x" if "labml / thrml" in e else "n/a"
+        vs += f" | {e['GraphSampler / thrml']:.2f}x" if "GraphSampler / thrml" in e else " | n/a"
         bounds = "; ".join(
             f"{k.split('bound: ')[1]} {v:.2f}" for k, v in e.items() if k.startswith("labml / bound")
         )
