@@ -412,3 +412,18 @@ def test_forces_are_the_chain_averages_of_the_coupled_pairs_and_spins():
     rows, cols = m.J.nonzero()
     assert np.allclose(C.toarray()[rows, cols], dense[rows, cols])
     assert C.nnz == m.J.nnz and np.allclose(mean, s.mean(1))
+
+
+@pytest.mark.parametrize("kernel", ["heatbath", "soft"])
+def test_a_sampler_follows_new_parameters_of_its_model(kernel):
+    """Training changes J in place: a sampler made before samples the new couplings (two units,
+    ferromagnetic J = 2 at T = 0.5, then antiferromagnetic J = -2: the product s1 s2 flips sign)."""
+    m = _two_units(2.0, 0.0, 0.0, 0.5)
+    options = {"generator": torch.Generator().manual_seed(0)} if kernel == "soft" else {}
+    sampler = GraphSampler(m, kernel, **options)
+    state = sampler.new_state(400, seed=0)
+    sampler.sweep(state, 20)
+    assert np.mean(state.s[0] * state.s[1]) > 0.5
+    m.set_parameters(J=-m.J)
+    sampler.sweep(state, 20)
+    assert np.mean(state.s[0] * state.s[1]) < -0.5

@@ -113,8 +113,9 @@ class SparseGraphModel:
         return 1.0 / self.temperature
 
     def set_parameters(self, J=None, b=None, temperature: float | None = None) -> None:
-        """New values on the same graph (training): J's pattern must stay the same, so the cached
-        colourings hold."""
+        """New values (training). With J's pattern unchanged the cached colourings hold and a
+        sampler of this model goes on with the new values; a new pattern drops the cached
+        colourings (make a new sampler)."""
         new = SparseGraphModel(
             self.J if J is None else J, self.b if b is None else b,
             self.temperature if temperature is None else temperature, self.name,
@@ -252,6 +253,7 @@ class GraphSampler:
         self._order = self.colouring.order
         self._block_ptr = np.r_[0, np.cumsum([len(b) for b in self.colouring.blocks])].astype(np.int64)
         self._rows: list[sp.csr_matrix] | None = None
+        self._rows_of = None
 
     @property
     def fused(self) -> bool:
@@ -318,8 +320,10 @@ class GraphSampler:
             numba.set_num_threads(before)
 
     def _block_rows(self) -> list[sp.csr_matrix]:
-        if self._rows is None:
+        """J's rows of each block, rebuilt when the model got new couplings (set_parameters)."""
+        if self._rows is None or self._rows_of is not self.model.J:
             self._rows = [self.model.J[block] for block in self.colouring.blocks]
+            self._rows_of = self.model.J
         return self._rows
 
     def _kernel_sweep(self, state: GraphState, mask: np.ndarray) -> None:
