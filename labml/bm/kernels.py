@@ -248,11 +248,15 @@ class RigKernel(Kernel):
         cal = self.calibrations[wire]
         return float(cal.p(lo)), float(cal.p(hi))
 
-    def fields_for(self, q: np.ndarray, first_unit: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def fields_for(
+        self, q: np.ndarray, first_unit: int = 0, units: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(fields_mT, wires) for target probabilities q of shape (B, n); unit j of the block (index
-        first_unit + j in the model) is read on wire (first_unit + j) % n_wires."""
+        first_unit + j in the model, or units[j] when the block's units are given) is read on wire
+        (that index) % n_wires."""
         B, n = q.shape
-        wires = np.broadcast_to((first_unit + np.arange(n)) % self.n_wires, (B, n))
+        index = first_unit + np.arange(n) if units is None else np.asarray(units, dtype=np.int64)
+        wires = np.broadcast_to(index % self.n_wires, (B, n))
         H = np.empty_like(q)
         for w in range(self.n_wires):
             m = wires == w
@@ -261,10 +265,11 @@ class RigKernel(Kernel):
         return H, np.ascontiguousarray(wires)
 
     def update(
-        self, state: torch.Tensor, field: torch.Tensor, beta: float, first_unit: int = 0
+        self, state: torch.Tensor, field: torch.Tensor, beta: float, first_unit: int = 0,
+        units: np.ndarray | None = None,
     ) -> torch.Tensor:
         q = torch.sigmoid(2.0 * beta * field).detach().double().cpu().numpy()
-        H, wires = self.fields_for(q, first_unit)
+        H, wires = self.fields_for(q, first_unit, units)
         check_wire_ranges(self.rig, H.ravel(), wires.ravel())
         reads = self.rig.read_synapses(H.ravel(), wires.ravel(), 1)
         bits = np.asarray(reads.counts).reshape(q.shape)
