@@ -120,16 +120,16 @@ def load_bits(a: argparse.Namespace) -> dict:
     }
 
 
-def open_run(a: argparse.Namespace, data_sha: str) -> dict:
-    """RUN/config.json: written on the first session, checked on the others (same result settings)."""
+def open_run(a: argparse.Namespace, data_sha: str, keys: tuple[str, ...] = RESULT_KEYS) -> dict:
+    """RUN/config.json: written on the first session, checked on the others (the same `keys`)."""
     from labml.errors import UserError
 
     a.run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path = a.run_dir / "config.json"
-    settings = {k: getattr(a, k) for k in RESULT_KEYS}
+    settings = {k: getattr(a, k) for k in keys}
     if cfg_path.exists():
         cfg = json.loads(cfg_path.read_text())
-        diff = [f"{k}: run {cfg['settings'].get(k)!r}, now {settings[k]!r}" for k in RESULT_KEYS
+        diff = [f"{k}: run {cfg['settings'].get(k)!r}, now {settings[k]!r}" for k in keys
                 if cfg["settings"].get(k) != settings[k]]
         if cfg.get("data_sha256") != data_sha:
             diff.append("the binarised data differ (content SHA-256)")
@@ -242,7 +242,10 @@ def write_model(path: Path, model, extra: dict) -> None:
 
 # ------------------------------------------------------------------------------------------ the run
 class Session:
-    """One session of a run: train epochs until done or out of budget, then evaluate."""
+    """One session of a run: train epochs until done or out of budget, then evaluate (the RBM;
+    bench_mnist_classrbm.py subclasses it)."""
+
+    result_keys = RESULT_KEYS
 
     def __init__(self, a: argparse.Namespace) -> None:
         import torch
@@ -255,13 +258,24 @@ class Session:
         self.a = a
         self.t_start = time.perf_counter()
         self.bits = load_bits(a)
-        self.cfg = open_run(a, self.bits["sha256"])
-        self.trainer = make_trainer(a, self.bits)
+        self.cfg = open_run(a, self.bits["sha256"], self.result_keys)
+        self.trainer = self.make_trainer()
         self.records: list[dict] = []
         state = checkpoints.latest(a.run_dir, self.cfg["uid"])
         if state is not None:
-            self.trainer.load_state_dict(state["trainer"])
-            self.records = list(state["records"])
+            self.restore(state)
+
+    def restore(self, state: dict) -> None:
+        """Continue from a checkpoint's state."""
+        self.trainer.load_state_dict(state["trainer"])
+        self.records = list(state["records"])
+
+    def extra_state(self) -> dict:
+        """What a subclass adds to every checkpoint."""
+        return {}
+
+    def make_trainer(self):
+        return make_trainer(self.a, self.bits)
 
     def elapsed_h(self) -> float:
         return (time.perf_counter() - self.t_start) / 3600.0
@@ -289,7 +303,7 @@ class Session:
         from labml.runs import checkpoints
 
         self.records.append(rec)
-        state = {"trainer": self.trainer.state_dict(), "records": self.records}
+        state = {"trainer": self.trainer.state_dict(), "records": self.records, **self.extra_state()}
         checkpoints.save(self.a.run_dir, self.cfg["uid"], self.trainer.epoch, state)
         lines = "".join(json.dumps(r) + "\n" for r in self.records)
         (self.a.run_dir / "history.jsonl").write_text(lines)
@@ -342,18 +356,20 @@ class Session:
         return result
 
 
-def main(argv=None) -> int:
+def run_session(session_cls, parse, bench: str, argv=None) -> int:
+    """Parse, open or resume the run, train within the budget, evaluate at the end; one JSON line.
+    A user's mistake (bad data folder, other settings in the run folder) is one line on stderr, exit 2."""
     from labml.errors import UserError
 
     try:
-        a = parse_args(argv)
+        a = parse(argv)
         final = a.run_dir / "final.json"
-        s = Session(a)
+        s = session_cls(a)
         if final.exists() and s.trainer.epoch >= a.epochs:
             print(json.dumps(json.loads(final.read_text())))
             return 0
         if not s.train() or s.out_of_time(s.final_cost_s()):
-            print(json.dumps({"bench": "mnist_rbm", "status": "paused", "epochs_done": s.trainer.epoch,
+            print(json.dumps({"bench": bench, "status": "paused", "epochs_done": s.trainer.epoch,
                               "run_dir": str(a.run_dir), "resume": "rerun the same command"}))
             return 0
         print(json.dumps(s.final()))
@@ -361,6 +377,10 @@ def main(argv=None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def main(argv=None) -> int:
+    return run_session(Session, parse_args, "mnist_rbm", argv)
 
 
 if __name__ == "__main__":
