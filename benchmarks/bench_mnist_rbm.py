@@ -3,7 +3,7 @@ with the schedule of Salakhutdinov & Murray 2008, forward and reverse, against t
 -86.34 nats (CD-25, stochastic binarisation).
 
     PYTHONPATH=. python benchmarks/bench_mnist_rbm.py --data DIR --run-dir RUN [--binarisation stochastic]
-        [--epochs 200] [--lr 0.005] [--chains pcd] [--k 1] [--hours 2.5] ...
+        [--epochs 1000] [--lr 0.002] [--chains pcd] [--k 1] [--hours 2.5] ...
 
 Data: the 60k training set split into the first 50,000 images (training) and the last 10,000
 (validation, for choosing settings); the 10k test set only for the final figures. The binarised set
@@ -54,8 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--binarisation", choices=("stochastic", "threshold"), default="stochastic")
     p.add_argument("--bin-seed", type=int, default=0, help="seed of the stochastic binarisation")
     p.add_argument("--hidden", type=int, default=500)
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--lr", type=float, default=0.005, help="SGD step in spin units")
+    p.add_argument("--epochs", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=0.002, help="SGD step in spin units (decayed to 0)")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--chains", choices=("pcd", "cd"), default="pcd")
     p.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update (CD-k / PCD-k)")
