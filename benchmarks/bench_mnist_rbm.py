@@ -1,0 +1,387 @@
+"""RBM with 500 hidden units on the full binarised MNIST (issue 18): test log-likelihood by AIS
+with the schedule of Salakhutdinov & Murray 2008, forward and reverse, against their published
+-86.34 nats (CD-25, stochastic binarisation).
+
+    PYTHONPATH=. python benchmarks/bench_mnist_rbm.py --data DIR --run-dir RUN [--binarisation stochastic]
+        [--epochs 1000] [--lr 0.002] [--chains pcd] [--k 1] [--hours 2.5] ...
+
+Data: the 60k training set split into the first 50,000 images (training) and the last 10,000
+(validation, for choosing settings); the 10k test set only for the final figures. The binarised set
+(labml.mnist_binarised: stochastic with --bin-seed, and the 0.5 threshold) is built once and saved
+at --binarised (default RUN/mnist_binarised_seed<S>.npz), verified by its SHA-256 on every load.
+
+Resumable: every epoch ends with a verified checkpoint in RUN/checkpoints (labml.runs.checkpoints,
+read with torch.load(weights_only=True)); rerunning the same command continues where it stopped
+(settings that change the result must match RUN/config.json). --hours stops a session cleanly after
+the epoch that crosses the budget (and before a final evaluation that would not fit).
+
+Per epoch (RUN/history.jsonl): seconds, reconstruction error, load average; during the first
+--sklearn-epochs epochs one epoch of scikit-learn's BernoulliRBM of the same size on the same
+data, interleaved (seconds per epoch in the same run); every --val-every epochs the validation
+log-likelihood with forward AIS at --val-ais-scale of the S&M schedule.
+
+At the end (RUN/final.json and one JSON line on stdout): forward AIS (S&M schedule, --ais-runs runs,
+base rates from the training data) and reverse AIS from --reverse-sweeps Gibbs sweeps of as many
+chains, the test and validation log-likelihoods in nats per image, RUN/samples.png (the states the
+reverse runs start from) and RUN/model.npz (see `write_model`).
+
+Single-threaded by default (--threads 1): the machine is shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+#: settings that change the result: a resumed run must have the same ones
+RESULT_KEYS = ("binarisation", "bin_seed", "hidden", "epochs", "lr", "batch_size", "chains", "k", "momentum",
+               "lr_decay", "seed", "n_train", "n_val", "n_test", "val_every", "val_ais_scale", "val_runs",
+               "ais_scale", "ais_runs", "reverse_sweeps", "centering", "no_test")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=None, help="MNIST folder (else $LABML_DATA / the user data folder)")
+    p.add_argument("--run-dir", required=True, type=Path)
+    p.add_argument("--binarised", type=Path, default=None, help="binarised-MNIST .npz (built if absent)")
+    p.add_argument("--binarisation", choices=("stochastic", "threshold"), default="stochastic")
+    p.add_argument("--bin-seed", type=int, default=0, help="seed of the stochastic binarisation")
+    p.add_argument("--hidden", type=int, default=500)
+    p.add_argument("--epochs", type=int, default=1000)
+    p.add_argument("--lr", type=float, default=0.002, help="SGD step in spin units (decayed to 0)")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--chains", choices=("pcd", "cd"), default="pcd")
+    p.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update (CD-k / PCD-k)")
+    p.add_argument("--momentum", type=float, default=0.0)
+    p.add_argument("--no-lr-decay", dest="lr_decay", action="store_false",
+                   help="constant step (default: decayed linearly to 0 over the run)")
+    p.add_argument("--centering", choices=("data", "bits", "none"), default="data")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-train", type=int, default=50_000, help="first N training images for training")
+    p.add_argument("--n-val", type=int, default=10_000, help="last N training images for validation")
+    p.add_argument("--n-test", type=int, default=None, help="first N test images (default all)")
+    p.add_argument("--val-every", type=int, default=10)
+    p.add_argument("--val-ais-scale", type=float, default=0.1,
+                   help="fraction of the S&M betas for validation")
+    p.add_argument("--val-runs", type=int, default=100)
+    p.add_argument("--ais-scale", type=float, default=1.0, help="1 = S&M 2008: 500/4000/10000 betas")
+    p.add_argument("--ais-runs", type=int, default=100)
+    p.add_argument("--reverse-sweeps", type=int, default=10_000)
+    p.add_argument("--sklearn-epochs", type=int, default=3, help="epochs timed against BernoulliRBM")
+    p.add_argument("--no-test", action="store_true",
+                   help="final evaluation on the validation set only (for choosing settings)")
+    p.add_argument("--hours", type=float, default=None, help="time budget of this session")
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args(argv)
+    _check_args(p, a)
+    return a
+
+
+def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    for key in ("hidden", "epochs", "batch_size", "k", "n_train", "n_val", "val_every", "val_runs",
+                "ais_runs", "threads"):
+        if getattr(a, key) < 1:
+            p.error(f"--{key.replace('_', '-')} {getattr(a, key)}: must be >= 1")
+    for key in ("lr", "val_ais_scale", "ais_scale"):
+        if not getattr(a, key) > 0:
+            p.error(f"--{key.replace('_', '-')} {getattr(a, key)}: must be > 0")
+    if a.hours is not None and not a.hours > 0:
+        p.error(f"--hours {a.hours}: must be > 0")
+    if a.reverse_sweeps < 0 or a.sklearn_epochs < 0:
+        p.error("--reverse-sweeps and --sklearn-epochs must be >= 0")
+
+
+# ------------------------------------------------------------------------------------------ data, run
+def load_bits(a: argparse.Namespace) -> dict:
+    """Training / validation / test 0/1 bits (uint8) of the chosen binarisation, and the file's hash."""
+    from labml.mnist_binarised import binarised_mnist
+
+    path = a.binarised or a.run_dir / f"mnist_binarised_seed{a.bin_seed}.npz"
+    d = binarised_mnist(a.data, path, a.bin_seed)
+    x, y = d[f"train_{a.binarisation}"], d["train_labels"]
+    if a.n_train + a.n_val > len(x):
+        from labml.errors import UserError
+
+        raise UserError(f"--n-train {a.n_train} + --n-val {a.n_val} exceed the {len(x)} training "
+                        f"images of {path}")
+    n_test = len(d["test_labels"]) if a.n_test is None else min(a.n_test, len(d["test_labels"]))
+    return {
+        "x_train": x[: a.n_train], "y_train": y[: a.n_train],
+        "x_val": x[len(x) - a.n_val :], "y_val": y[len(x) - a.n_val :],
+        "x_test": d[f"test_{a.binarisation}"][:n_test], "y_test": d["test_labels"][:n_test],
+        "sha256": d["content_sha256"], "path": str(path),
+    }
+
+
+def open_run(a: argparse.Namespace, data_sha: str, keys: tuple[str, ...] = RESULT_KEYS) -> dict:
+    """RUN/config.json: written on the first session, checked on the others (the same `keys`)."""
+    from labml.errors import UserError
+
+    a.run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = a.run_dir / "config.json"
+    settings = {k: getattr(a, k) for k in keys}
+    if cfg_path.exists():
+        cfg = json.loads(cfg_path.read_text())
+        diff = [f"{k}: run {cfg['settings'].get(k)!r}, now {settings[k]!r}" for k in keys
+                if cfg["settings"].get(k) != settings[k]]
+        if cfg.get("data_sha256") != data_sha:
+            diff.append("the binarised data differ (content SHA-256)")
+        if diff:
+            raise UserError(f"{a.run_dir} holds a run with other settings ({'; '.join(diff)}): "
+                            "use another --run-dir or the run's settings")
+        return cfg
+    cfg = {"uid": uuid.uuid4().hex, "settings": settings, "data_sha256": data_sha,
+           "command": " ".join(sys.argv)}
+    cfg_path.write_text(json.dumps(cfg, indent=1))
+    return cfg
+
+
+def make_trainer(a: argparse.Namespace, bits: dict):
+    from labml.bm.training import BMData, BMTrainConfig, BMTrainer
+
+    f32 = np.float32
+    data = BMData(bits["x_train"].astype(f32), bits["y_train"], bits["x_val"].astype(f32), bits["y_val"])
+    cfg = BMTrainConfig(model="rbm", hidden=a.hidden, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
+                        chains=a.chains, k=a.k, momentum=a.momentum, lr_decay=a.lr_decay,
+                        centering=a.centering, seed=a.seed, eval_reverse_ais=False)
+    return BMTrainer(cfg, data)
+
+
+# ------------------------------------------------------------------------------------------ measuring
+def sklearn_epoch_seconds(x: np.ndarray, hidden: int, batch_size: int, seed: int) -> float:
+    """Seconds of one epoch (n_iter=1) of scikit-learn's BernoulliRBM (PCD-1) on float32 data."""
+    from sklearn.neural_network import BernoulliRBM
+
+    rbm = BernoulliRBM(n_components=hidden, learning_rate=0.05, batch_size=batch_size, n_iter=1,
+                       random_state=seed)
+    t0 = time.perf_counter()
+    rbm.fit(x.astype(np.float32))
+    return time.perf_counter() - t0
+
+
+def ais_loglik(model, x_ref: np.ndarray, sets: dict, scale: float, runs: int, seed: int,
+               reverse_sweeps: int = 0) -> dict:
+    """Average log-likelihoods (nats per image) of each 0/1 set in `sets` with forward AIS (and, when
+    reverse_sweeps > 0, reverse AIS from that many Gibbs sweeps of `runs` chains started at training
+    images); base rates from x_ref. Returns the estimates and, under "_starts", the chains' states."""
+    import torch
+
+    from labml.bm.ais import (
+        base_rates,
+        forward_ais,
+        long_chains,
+        mean_log_unnormalised,
+        reverse_ais,
+        sm_schedule,
+    )
+    from labml.bm.models import bits_to_spins
+
+    a0 = base_rates(x_ref, model.temperature)
+    betas = sm_schedule(scale)
+    t0 = time.perf_counter()
+    est = {"forward": forward_ais(model, a0, betas, runs, seed=seed + 1)}
+    out: dict = {"n_betas": len(betas), "runs": runs}
+    if reverse_sweeps > 0:
+        pick = np.random.default_rng(seed + 2).choice(len(x_ref), runs, replace=False)
+        v0 = bits_to_spins(torch.as_tensor(x_ref[pick], dtype=model.W.dtype))
+        starts = long_chains(model, v0, reverse_sweeps, seed=seed + 3)
+        est["reverse"] = reverse_ais(model, a0, starts, betas, seed=seed + 4)
+        out["_starts"] = starts
+        out["reverse_sweeps"] = reverse_sweeps
+    for direction, e in est.items():
+        out[f"log_Z_{direction}"] = e.log_Z
+        out[f"log_Z_{direction}_se"] = e.log_Z_se
+        out[f"ess_{direction}"] = e.ess
+    for name, x in sets.items():
+        lu = mean_log_unnormalised(model, bits_to_spins(torch.as_tensor(x, dtype=torch.float64)))
+        for direction, e in est.items():
+            out[f"{name}_loglik_{direction}"] = lu - e.log_Z
+    out["log_Z_base"] = est["forward"].log_Z_base
+    out["ais_sec"] = time.perf_counter() - t0
+    return out
+
+
+def write_model(path: Path, model, extra: dict) -> None:
+    """RUN/model.npz, readable with numpy alone (np.load(path)):
+
+    spin form (the trained parameters): W (n_visible, n_hidden), a (n_visible,), b (n_hidden,),
+    temperature T: p(s, t) = exp((s^T W t + a^T s + b^T t) / T) / Z with spins s = 2 x - 1 (visible),
+    t = 2 z - 1 (hidden), x, z in {0, 1}, x = 1 for ink; log_Z = log Z (forward AIS, nats).
+    bit form (the same distribution over 0/1 units, temperature folded in): W01 = 4 W / T,
+    c01 = 2 (a - W 1) / T, d01 = 2 (b - W^T 1) / T, log_Z01 = log_Z - (1^T W 1 - 1^T a - 1^T b) / T, so
+    log p(x) = c01 . x + sum_j softplus(d01_j + (x W01)_j) - log_Z01.
+    """
+    W = model.W.detach().double().numpy()
+    a = model.a.detach().double().numpy()
+    b = model.b.detach().double().numpy()
+    T = float(model.temperature)
+    const = (W.sum() - a.sum() - b.sum()) / T
+    arrays = {
+        "W": W.astype(np.float32), "a": a.astype(np.float32), "b": b.astype(np.float32),
+        "temperature": np.float64(T),
+        "convention": np.array("spins s = 2x - 1, x = 1 for ink; p ~ exp(-E/T)"),
+        "W01": (4 * W / T), "c01": 2 * (a - W.sum(1)) / T, "d01": 2 * (b - W.sum(0)) / T,
+        "doc": np.array(write_model.__doc__),
+    }
+    for key, value in extra.items():
+        arrays[key] = np.float64(value)
+    if "log_Z" in extra:
+        arrays["log_Z01"] = np.float64(extra["log_Z"] - const)
+    tmp = path.with_name(f".{path.name}.part")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------ the run
+class Session:
+    """One session of a run: train epochs until done or out of budget, then evaluate (the RBM;
+    bench_mnist_classrbm.py subclasses it)."""
+
+    result_keys = RESULT_KEYS
+
+    def __init__(self, a: argparse.Namespace) -> None:
+        import torch
+        from threadpoolctl import threadpool_limits
+
+        from labml.runs import checkpoints
+
+        torch.set_num_threads(a.threads)
+        self._limits = threadpool_limits(a.threads)
+        self.a = a
+        self.t_start = time.perf_counter()
+        self.bits = load_bits(a)
+        self.cfg = open_run(a, self.bits["sha256"], self.result_keys)
+        self.trainer = self.make_trainer()
+        self.records: list[dict] = []
+        state = checkpoints.latest(a.run_dir, self.cfg["uid"])
+        if state is not None:
+            self.restore(state)
+
+    def restore(self, state: dict) -> None:
+        """Continue from a checkpoint's state."""
+        self.trainer.load_state_dict(state["trainer"])
+        self.records = list(state["records"])
+
+    def extra_state(self) -> dict:
+        """What a subclass adds to every checkpoint."""
+        return {}
+
+    def make_trainer(self):
+        return make_trainer(self.a, self.bits)
+
+    def elapsed_h(self) -> float:
+        return (time.perf_counter() - self.t_start) / 3600.0
+
+    def out_of_time(self, extra_s: float = 0.0) -> bool:
+        return self.a.hours is not None and self.elapsed_h() + extra_s / 3600.0 > self.a.hours
+
+    def epoch(self) -> dict:
+        a, tr = self.a, self.trainer
+        e = tr.epoch
+        m = tr.run_epoch(e)
+        rec = {"epoch": e + 1, "sec": m["sec"], "recon_error": m["recon_error"],
+               "loadavg": os.getloadavg()[0]}
+        if 1 <= e <= a.sklearn_epochs:  # epoch 1 also compiles the numba kernels: not timed
+            x = self.bits["x_train"]
+            rec["sklearn_sec"] = sklearn_epoch_seconds(x, a.hidden, a.batch_size, a.seed + e)
+        if (e + 1) % a.val_every == 0 or e + 1 == a.epochs:
+            model = tr.model
+            v = ais_loglik(model, self.bits["x_train"], {"val": self.bits["x_val"]}, a.val_ais_scale,
+                           a.val_runs, seed=1000 * (e + 1))
+            rec.update({f"val_{k}" if not k.startswith("val") else k: x for k, x in v.items()})
+        return rec
+
+    def checkpoint(self, rec: dict) -> None:
+        from labml.runs import checkpoints
+
+        self.records.append(rec)
+        state = {"trainer": self.trainer.state_dict(), "records": self.records, **self.extra_state()}
+        checkpoints.save(self.a.run_dir, self.cfg["uid"], self.trainer.epoch, state)
+        lines = "".join(json.dumps(r) + "\n" for r in self.records)
+        (self.a.run_dir / "history.jsonl").write_text(lines)
+        print(json.dumps(rec), flush=True)
+
+    def train(self) -> bool:
+        """Epochs until the run's last one (True) or the budget ends (False)."""
+        while self.trainer.epoch < self.a.epochs:
+            if self.out_of_time():
+                return False
+            self.checkpoint(self.epoch())
+        return True
+
+    def final_cost_s(self) -> float:
+        """Estimated seconds of the final evaluation: 2 AIS passes and the chains, from 20 timed sweeps."""
+        import torch
+
+        from labml.bm.ais import long_chains
+
+        v = torch.ones(self.a.ais_runs, self.trainer.model.n_visible)
+        t0 = time.perf_counter()
+        long_chains(self.trainer.model, v, 20)
+        per = (time.perf_counter() - t0) / 20
+        from labml.bm.ais import sm_schedule
+
+        return 1.3 * per * (2 * len(sm_schedule(self.a.ais_scale)) + self.a.reverse_sweeps)
+
+    def final(self) -> dict:
+        from labml.bm.evaluation import save_sample_grid
+
+        a, b = self.a, self.bits
+        model = self.trainer.model
+        sets = {"val": b["x_val"]} if a.no_test else {"test": b["x_test"], "val": b["x_val"]}
+        r = ais_loglik(model, b["x_train"], sets, a.ais_scale, a.ais_runs,
+                       seed=a.seed + 7, reverse_sweeps=a.reverse_sweeps)
+        starts = r.pop("_starts")
+        save_sample_grid(starts[:100], a.run_dir / "samples.png",
+                         title=f"RBM-{a.hidden}: states after {a.reverse_sweeps} Gibbs sweeps")
+        write_model(a.run_dir / "model.npz", model, {"log_Z": r["log_Z_forward"],
+                                                      "log_Z_reverse": r["log_Z_reverse"]})
+        sk = [x["sklearn_sec"] for x in self.records if "sklearn_sec" in x]
+        ours = [x["sec"] for x in self.records if "sklearn_sec" in x]
+        result = {"bench": "mnist_rbm", **{k: getattr(a, k) for k in RESULT_KEYS}, **r,
+                  "epochs_done": self.trainer.epoch,
+                  "sec_per_epoch_median": float(np.median([x["sec"] for x in self.records])),
+                  "sklearn_sec_per_epoch_median": float(np.median(sk)) if sk else None,
+                  "labml_sec_per_epoch_interleaved_median": float(np.median(ours)) if sk else None,
+                  "data_sha256": b["sha256"], "run_dir": str(a.run_dir)}
+        (a.run_dir / "final.json").write_text(json.dumps(result, indent=1))
+        return result
+
+
+def run_session(session_cls, parse, bench: str, argv=None) -> int:
+    """Parse, open or resume the run, train within the budget, evaluate at the end; one JSON line.
+    A user's mistake (bad data folder, other settings in the run folder) is one line on stderr, exit 2."""
+    from labml.errors import UserError
+
+    try:
+        a = parse(argv)
+        final = a.run_dir / "final.json"
+        s = session_cls(a)
+        if final.exists() and s.trainer.epoch >= a.epochs:
+            print(json.dumps(json.loads(final.read_text())))
+            return 0
+        if not s.train() or s.out_of_time(s.final_cost_s()):
+            print(json.dumps({"bench": bench, "status": "paused", "epochs_done": s.trainer.epoch,
+                              "run_dir": str(a.run_dir), "resume": "rerun the same command"}))
+            return 0
+        print(json.dumps(s.final()))
+        return 0
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def main(argv=None) -> int:
+    return run_session(Session, parse_args, "mnist_rbm", argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

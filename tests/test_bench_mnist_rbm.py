@@ -1,0 +1,100 @@
+"""benchmarks/bench_mnist_rbm.py end to end on a tiny configuration (the committed MNIST fixture,
+20 hidden units, a short AIS schedule): the saved binarised set, resuming, the numpy-readable
+model file and the one-line errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labml import mnist_binarised
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--hidden", "20", "--epochs", "3", "--n-train", "500", "--n-val", "200", "--n-test", "100",
+        "--val-every", "2", "--val-ais-scale", "0.01", "--ais-scale", "0.02", "--ais-runs", "20",
+        "--val-runs", "20", "--reverse-sweeps", "200", "--sklearn-epochs", "1", "--lr", "0.01"]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    path = ROOT / "benchmarks" / "bench_mnist_rbm.py"
+    spec = importlib.util.spec_from_file_location("bench_mnist_rbm", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_tiny_run_resumes_bit_exactly_and_saves_a_numpy_model(bench, mnist_dir, tmp_path, capsys):
+    binarised = tmp_path / "bits.npz"
+    common = ["--data", str(mnist_dir), "--binarised", str(binarised), *TINY]
+    assert bench.main([*common, "--run-dir", str(tmp_path / "whole")]) == 0
+    whole = _last_json(capsys.readouterr().out)
+
+    # the same run stopped after its first epoch (as --hours does) and continued by the same command
+    part = tmp_path / "parts"
+    s = bench.Session(bench.parse_args([*common, "--run-dir", str(part)]))
+    s.checkpoint(s.epoch())
+    assert bench.main([*common, "--run-dir", str(part)]) == 0
+    resumed = _last_json(capsys.readouterr().out)
+    for key in ("log_Z_forward", "log_Z_reverse", "test_loglik_forward", "val_loglik_reverse"):
+        assert resumed[key] == whole[key], key
+    assert len((part / "history.jsonl").read_text().splitlines()) == 3
+
+    # AIS forward and reverse agree within 4 combined standard errors on this small model
+    se = np.hypot(whole["log_Z_forward_se"], whole["log_Z_reverse_se"])
+    assert abs(whole["log_Z_forward"] - whole["log_Z_reverse"]) <= 4 * se + 0.05
+    assert whole["sklearn_sec_per_epoch_median"] > 0 and whole["epochs_done"] == 3
+
+    # model.npz with numpy alone: the bit form gives the reported test log-likelihood
+    m = np.load(tmp_path / "whole" / "model.npz")
+    x = mnist_binarised.load(binarised)["test_stochastic"][:100].astype(np.float64)
+    logp = x @ m["c01"] + np.logaddexp(0.0, m["d01"] + x @ m["W01"]).sum(1) - m["log_Z01"]
+    assert logp.mean() == pytest.approx(whole["test_loglik_forward"], abs=1e-3)
+    assert m["W"].shape == (784, 20) and float(m["temperature"]) == 1.0
+    assert (tmp_path / "whole" / "samples.png").stat().st_size > 0
+
+
+def test_binarised_set_is_reproducible_and_verified(mnist_dir, tmp_path):
+    a = mnist_binarised.binarised_mnist(mnist_dir, tmp_path / "a.npz", seed=3)
+    b = mnist_binarised.build(mnist_dir, seed=3)
+    assert str(b["content_sha256"]) == a["content_sha256"]
+    # each pixel drawn once with P(1) = intensity / 255: the mean over all pixels matches the mean
+    # intensity within 4 binomial standard errors
+    from labml.data import load_mnist_arrays
+
+    im = load_mnist_arrays(mnist_dir)[0].astype(np.float64) / 255.0
+    bits = a["train_stochastic"]
+    sd = np.sqrt((im * (1 - im)).sum()) / im.size
+    assert abs(bits.mean() - im.mean()) <= 4 * sd
+    assert np.array_equal(a["train_threshold"], (im > 0.5).reshape(len(im), -1).astype(np.uint8))
+    with pytest.raises(Exception, match="seed 3, not 4"):
+        mnist_binarised.load(tmp_path / "a.npz", seed=4)
+    raw = dict(np.load(tmp_path / "a.npz"))
+    raw["train_stochastic"] = raw["train_stochastic"].copy()
+    raw["train_stochastic"][0, 0] ^= 1
+    np.savez(tmp_path / "bad.npz", **raw)
+    with pytest.raises(Exception, match="corrupt"):
+        mnist_binarised.load(tmp_path / "bad.npz")
+
+
+def test_bad_input_gives_one_line_errors(bench, mnist_dir, tmp_path, capsys):
+    assert bench.main(["--data", str(tmp_path / "nowhere"), "--run-dir", str(tmp_path / "r"), *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: MNIST folder") and "nowhere" in err and len(err.splitlines()) == 1
+    common = ["--data", str(mnist_dir), "--binarised", str(tmp_path / "bits.npz"),
+              "--run-dir", str(tmp_path / "r")]
+    s = bench.Session(bench.parse_args([*common, *TINY]))
+    s.checkpoint(s.epoch())
+    assert bench.main([*common, *TINY, "--hidden", "30"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "hidden: run 20, now 30" in err and len(err.splitlines()) == 1
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--run-dir", "x", "--lr", "0"])
