@@ -184,18 +184,15 @@ from pathlib import Path
 from labml.runs import store
 root = Path(sys.argv[1])
 found = []
-for folder, is_run, _st in store._discover(root):
+for rel, is_run, _st in store._discover(root):
     if not is_run:
         continue
-    try:
-        meta = store.load(folder).meta
-    except Exception:
-        continue
+    meta = store.load(root / rel).meta
     p, r = meta.get("parameters") or {}, meta.get("results") or {}
     if p.get("n") == 8 and (r.get("test_accuracy") or 0) > 0.85:
-        found.append(str(folder))
+        found.append(str(root / rel))
 print(len(found))
-"""
+"""  # what `labml runs` did before the catalogue: walk, read every run.json, filter in Python
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -229,9 +226,10 @@ def main(argv: list[str] | None = None) -> int:
             times["table"].append(_cli(root, env=env)[0])
             times["empty"].append(_cli(empty, env=env)[0])
             t = time.perf_counter()
-            subprocess.run([sys.executable, "-c", _SCAN, str(root)], env=env, cwd=ROOT, check=True,
-                           capture_output=True)
+            scan = subprocess.run([sys.executable, "-c", _SCAN, str(root)], env=env, cwd=ROOT, check=True,
+                                  capture_output=True, text=True)
             times["scan"].append(time.perf_counter() - t)
+            out["scan_matches"] = int(scan.stdout.split()[-1])
         out.update({f"{k}_s": round(statistics.median(v), 3) for k, v in times.items()})
         out["where_max_s"] = round(max(times["where"]), 3)
         out["speedup_vs_scan"] = round(out["scan_s"] / out["where_s"], 1)
@@ -254,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in out.items():
             print(f"{k:20s} {v}")
     print(json.dumps(out))
-    return 0 if out["answers_correct"] and out["same_after_reindex"] else 1
+    ok = out["answers_correct"] and out["same_after_reindex"] and out["scan_matches"] == out["matches"]
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
