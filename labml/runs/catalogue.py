@@ -134,6 +134,9 @@ def _open(path: Path) -> sqlite3.Connection:
         con.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer; stays set in the file
         con.execute("PRAGMA synchronous=NORMAL")  # a cache: a power cut may lose the last change, never
         con.execute("PRAGMA foreign_keys=ON")  #       corrupt it (and the next listing re-reads it)
+    except sqlite3.OperationalError:  # locked past the busy timeout, no permission: not damage
+        con.close()
+        raise
     except sqlite3.DatabaseError as exc:
         con.close()
         raise _NotOurs(str(exc)) from None
@@ -175,14 +178,26 @@ def connect(root: str | os.PathLike, *, fresh: bool = False) -> sqlite3.Connecti
     """The catalogue of `root`, opened (made when missing). A file that is not a catalogue of this
     schema is replaced with a one-line warning on stderr; `fresh`: start from an empty one."""
     path = catalogue_path(root)
+    try:
+        return _connect(path, fresh)
+    except (sqlite3.OperationalError, OSError) as exc:  # locked for 30 s, no permission, disk full
+        raise UserError(f"run catalogue {path}: {exc}") from None
+
+
+def _connect(path: Path, fresh: bool) -> sqlite3.Connection:
     if fresh:
         _remove(path)
+    con = None
     try:
         con = _open(path)
         con.execute("SELECT count(*) FROM runs").fetchone()  # a damaged file fails here at the latest
         return con
+    except sqlite3.OperationalError:
+        if con is not None:
+            con.close()
+        raise
     except (_NotOurs, sqlite3.DatabaseError) as exc:
-        if isinstance(exc, sqlite3.DatabaseError):
+        if con is not None:
             with contextlib.suppress(Exception):
                 con.close()
         print(f"labml: warning: run catalogue {path} is unreadable ({exc}); rebuilding it from the run "
@@ -583,8 +598,9 @@ def _as_entry(root: Path, row: tuple) -> dict:
     n = len(FIELDS)
     entry = dict(zip(FIELDS, row[:n], strict=True))
     rel, layout, pid, pid_host, resumable, coil, steps, sweep, summary = row[n:]
-    entry.update(path=str(root) if rel == "." else f"{root}{os.sep}{rel}", layout=layout, pid=pid, pid_host=pid_host,
-                 resumable=bool(resumable), coil_at_zero=None if coil is None else bool(coil),
+    entry.update(path=str(root) if rel == "." else f"{root}{os.sep}{rel}", layout=layout, pid=pid,
+                 pid_host=pid_host, resumable=bool(resumable),
+                 coil_at_zero=None if coil is None else bool(coil),
                  steps="corrupt" if steps == -1 else steps, sweep=bool(sweep))
     entry.update({"parameters": None, "results": None, **json.loads(summary or "{}")})
     return entry

@@ -809,6 +809,8 @@ def load_model_for(model_run: str | Path, kind: str) -> dict:
     config = meta.get("model_config")
     if not isinstance(config, dict):
         raise UserError(f"{f.parent / RUN_JSON}: no model_config for {f.name}; the model cannot be rebuilt")
+    import numpy as np
+
     try:
         with np.load(f, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
