@@ -287,3 +287,17 @@ def test_find_runs_and_the_old_filters_go_through_the_catalogue(tmp_path):
     assert [r.path.name for r in store.find_runs(tmp_path, kind="hysteresis")] == ["b"]
     with pytest.raises(UserError, match="unknown run filter"):
         store.find_runs(tmp_path, knd="x")
+
+
+def test_a_catalogue_that_cannot_be_written_never_fails_a_run(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("LABML_CATALOGUE_DIR", str(blocker / "catalogues"))
+    monkeypatch.setenv("LABML_RUNS", str(tmp_path / "runs"))
+    run = store.Run.create("train-bm", {"n": 1}, tmp_path / "runs" / "a")
+    run.finish("success")  # run.json written; the catalogue update is skipped
+    assert store.load(tmp_path / "runs" / "a").meta["status"] == "success"
+    capsys.readouterr()
+    assert labml_main(["runs", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("labml: error: run catalogue ") and "Traceback" not in err
