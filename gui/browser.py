@@ -28,19 +28,16 @@ COLUMNS = ("started", "kind", "status", "reason", "folder")
 COIL_NOT_AT_ZERO = "failed: COIL NOT AT ZERO"
 
 
-def scan_runs(root: str | Path) -> list[dict]:
-    """Run folders directly under `root` (or `root` itself), newest first: dicts with run.json + `path`.
+def scan_runs(root: str | Path, **filters) -> list[dict]:
+    """Runs under `root` (or `root` itself), newest first: dicts with the run.json fields the table
+    and the details show (kind, status, times, parameters, results, coil_at_zero, ...) + `path`.
 
-    Uses `labml.runs.store.find_runs` (unreadable run.json files are skipped with a logged warning)."""
-    from labml.runs.store import find_runs
+    The same query as `labml runs` (labml.runs.catalogue.query, reconciled with the folders; its
+    filters, e.g. kind="hysteresis", where=["n=8"]); unreadable run.json files are skipped with a
+    logged warning."""
+    from labml.runs.catalogue import query
 
-    found = []
-    for run in find_runs(root):
-        meta = dict(run.meta)
-        meta["path"] = str(run.path)
-        found.append(meta)
-    found.reverse()
-    return found
+    return query(root, **filters, sort="start_time", desc=True)
 
 
 def run_series(path: str | Path) -> dict[str, list[dict]]:

@@ -98,9 +98,8 @@ def _give_back_handlers(previous: dict) -> None:
 def _coil_alerts(rc: int, since: int) -> int:
     """If any coil of this command ended NOT confirmed at zero, say so loudly and return
     EXIT_COIL_NOT_ZERO; else `rc`."""
-    from instruments.safety import unconfirmed_zero_alerts
-
-    alerts = unconfirmed_zero_alerts(since)
+    safety = sys.modules.get("instruments.safety")
+    alerts = safety.unconfirmed_zero_alerts(since) if safety is not None else []
     for msg in alerts:
         print(f"labml: DANGER: {msg}. Check the bench; run `labml rig zero`.", file=sys.stderr)
     return EXIT_COIL_NOT_ZERO if alerts else rc
@@ -126,9 +125,10 @@ def _negative_quantities(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from instruments.safety import alert_mark  # light: no torch, no Qt
-
-    mark = alert_mark()
+    # A command that never loads the coil guard (`labml runs`, `--help`) cannot raise a coil alert:
+    # it is not imported for it (it imports numpy); one loaded during the command counts from -1.
+    safety = sys.modules.get("instruments.safety")
+    mark = safety.alert_mark() if safety is not None else -1
     rc = 1
     try:
         rc = _main(argv)

@@ -296,3 +296,78 @@ def zero_rig(
             rig_lock.release()
     summary["errors"] = errors
     return summary
+
+
+# ======================================================================================= read, ramp
+#: What a reading of each role is: (key, attribute or method, unit). A declarative table: the value
+#: is the instrument's own reading through its role, never the last command sent. `labml rig read`
+#: and the scripting API's ``rig.read()`` read through it.
+READINGS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "field_source": (("current_A", "current_A", "A"), ("output_enabled", "output_enabled", "")),
+    "field_sensor": (("field_mT", "field_mT", "mT"),),
+    "readout": (("signal", "signal()", "readout"),),  # unit: V for MOKE, ohm for MR (_unit)
+}
+
+
+def _unit(unit: str, driver: object) -> str:
+    """The unit of a reading; a read-out's is that of its registered ReadoutKind (V or ohm)."""
+    from instruments.models.registry import readout_unit
+
+    return readout_unit(driver) if unit == "readout" else unit
+
+
+def _read_role(driver: object, table: tuple[tuple[str, str, str], ...]) -> dict:
+    out = {}
+    for key, attr, _u in table:
+        value = getattr(driver, attr.removesuffix("()"))
+        value = value() if attr.endswith("()") else value
+        out[key] = bool(value) if isinstance(value, bool) else float(value)
+    return out
+
+
+def check_reading_role(role: str | None) -> None:
+    """UserError for a role that has no reading (before anything is opened)."""
+    from labml.errors import UserError
+
+    if role is not None and role not in READINGS:
+        raise UserError(f"rig read: unknown role {role!r}; roles with a reading: {', '.join(READINGS)}")
+
+
+def read_rig(rig: Any, role: str | None = None) -> dict[str, Any]:
+    """One reading of every role of `READINGS` the open rig has (or of `role`):
+    {"rig": name, "units": {role: {key: unit}}, role: {key: value}, ...}. UserError for a role
+    without a reading or one the rig lacks; InstrumentFault "<role> did not answer: ..." when an
+    instrument does not answer."""
+    from labml.errors import UserError
+
+    check_reading_role(role)
+    roles = rig.roles
+    wanted = [role] if role else [r for r in READINGS if roles.get(r) is not None]
+    result: dict[str, Any] = {"rig": rig.config.name, "units": {}}
+    for name in wanted:
+        if roles.get(name) is None:
+            raise UserError(f"rig read: rig {rig.config.name!r} has no {name}")
+        try:
+            result[name] = _read_role(roles[name], READINGS[name])
+        except InstrumentFault as exc:
+            raise InstrumentFault(f"{name} did not answer: {exc}") from exc
+        result["units"][name] = {key: _unit(unit, roles[name]) for key, _attr, unit in READINGS[name]}
+    return result
+
+
+def ramp_field(rig: Any, field: float | str, where: str | None = None) -> float:
+    """Ramp the open rig's DC field to `field` (mT, or text with units: "5 mT", "-2.5mT", "0.004 T")
+    through its coil guard: the configured limits are checked before anything moves (a one-line
+    UserError naming `where` and the value), then the rate- and step-limited ramp. Returns the field
+    set, in mT."""
+    from instruments.errors import SafetyError
+    from labml.errors import UserError
+    from labml.units import parse_quantity
+
+    where = where or f"ramp to {field!r}"
+    target = parse_quantity(field, "mT", where) if isinstance(field, str) else float(field)
+    try:
+        rig.guard.current_for_field(target)  # the limits, before anything moves
+    except SafetyError as exc:
+        raise UserError(f"{where}: {exc}") from None
+    return float(rig.ramp_to_field(target))

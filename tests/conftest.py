@@ -50,6 +50,18 @@ def full_mnist_dir() -> Path:
     return FULL_MNIST
 
 
+# Nor the developer's run catalogues (labml.runs.catalogue: ~/.cache/labml/catalogues).
+os.environ["LABML_CATALOGUE_DIR"] = tempfile.mkdtemp(prefix="labml-test-catalogues-")
+atexit.register(shutil.rmtree, os.environ["LABML_CATALOGUE_DIR"], ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _own_catalogue_dir(tmp_path_factory, monkeypatch):
+    """Every test gets its own folder of run catalogues ($LABML_CATALOGUE_DIR, inherited by the
+    processes it starts)."""
+    monkeypatch.setenv("LABML_CATALOGUE_DIR", str(tmp_path_factory.mktemp("catalogues")))
+
+
 @pytest.fixture(autouse=True)
 def _own_lock_dir(tmp_path_factory, monkeypatch):
     """Every test gets its own rig lock folder ($LABML_LOCK_DIR, inherited by the processes it

@@ -88,7 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_ramp)
 
     d = sub.add_parser("read", allow_abbrev=False, help="one reading of every role of a rig, with units")
-    d.add_argument("role", nargs="?", default=None, help=f"one role: {', '.join(READINGS)} (default: all)")
+    d.add_argument("role", nargs="?", default=None, help="one role: field_source, field_sensor, readout "
+                   "(default: all)")
     d.add_argument("--rig", default="sim", help="rig config TOML, a built-in rig name, or 'sim' (default)")
     d.add_argument("--lock-dir", default=None, help="folder of rig lock files")
     d.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
@@ -217,57 +218,22 @@ def cmd_zero(args: argparse.Namespace) -> int:
 
 
 # ======================================================================================= ramp, read
-#: What `labml rig read` reads of each role: (key, attribute or method, unit). A declarative table:
-#: the value is the instrument's own reading through its role, never the last command sent.
-READINGS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "field_source": (("current_A", "current_A", "A"), ("output_enabled", "output_enabled", "")),
-    "field_sensor": (("field_mT", "field_mT", "mT"),),
-    "readout": (("signal", "signal()", "readout"),),  # unit: V for MOKE, ohm for MR (_unit)
-}
-
-
-def _unit(unit: str, driver: object) -> str:
-    """The unit of a reading; a read-out's is that of its registered ReadoutKind (V or ohm)."""
-    from instruments.models.registry import readout_unit
-
-    return readout_unit(driver) if unit == "readout" else unit
-
-
-def _read_role(driver: object, table: tuple[tuple[str, str, str], ...]) -> dict:
-    out = {}
-    for key, attr, _unit in table:
-        value = getattr(driver, attr.removesuffix("()"))
-        value = value() if attr.endswith("()") else value
-        out[key] = bool(value) if isinstance(value, bool) else float(value)
-    return out
-
-
 def cmd_read(args: argparse.Namespace) -> int:
-    """One reading of every role of READINGS the rig has (or of args.role), printed with units."""
+    """One reading of every role the rig has (or of args.role), printed with units
+    (labml.rigs.read_rig: the one implementation, also the scripting API's ``rig.read()``)."""
     import json
 
     from instruments.errors import InstrumentFault
-    from labml.errors import UserError
-    from labml.rigs import open_rig
+    from labml.rigs import check_reading_role, open_rig, read_rig
 
-    if args.role is not None and args.role not in READINGS:
-        raise UserError(f"rig read: unknown role {args.role!r}; roles with a reading: "
-                        f"{', '.join(READINGS)}")
+    check_reading_role(args.role)
     with open_rig(args.rig, lock_dir=args.lock_dir) as rig:
-        roles = rig.roles
-        wanted = [args.role] if args.role else [r for r in READINGS if roles.get(r) is not None]
-        result: dict = {"rig": rig.config.name, "units": {}}
-        for role in wanted:
-            if roles.get(role) is None:
-                raise UserError(f"rig read: rig {rig.config.name!r} has no {role}")
-            try:
-                result[role] = _read_role(roles[role], READINGS[role])
-            except InstrumentFault as exc:
-                print(f"labml: error: {role} did not answer: {exc}", file=sys.stderr)
-                return 1
-            result["units"][role] = {key: _unit(unit, roles[role]) for key, _attr, unit in READINGS[role]}
-    for role in wanted:
-        units = result["units"][role]
+        try:
+            result = read_rig(rig, args.role)
+        except InstrumentFault as exc:
+            print(f"labml: error: {exc}", file=sys.stderr)
+            return 1
+    for role, units in result["units"].items():
         text = ", ".join(f"{k} {'on' if v else 'off'}" if isinstance(v, bool) else f"{k} {v:.6g} {units[k]}"
                          for k, v in result[role].items())
         print(f"{role:13s} {text}")
@@ -309,18 +275,13 @@ def _ramp_hold_zero(args: argparse.Namespace, target: float, result: dict) -> in
     import json
     import time
 
-    from instruments.errors import SafetyError
-    from labml.errors import UserError
-    from labml.rigs import open_rig
+    from labml.rigs import open_rig, ramp_field
 
     rig = open_rig(args.rig, lock_dir=args.lock_dir)
     with rig:
-        try:
-            rig.guard.current_for_field(target)  # the limits, before anything moves
-        except SafetyError as exc:
-            raise UserError(f"rig ramp --to {args.to}: {exc}") from None
         result["rig"] = rig.config.name
-        result["field_set_mT"] = rig.ramp_to_field(target)
+        # the one ramp through the choke point (also the scripting API's ``rig.ramp()``)
+        result["field_set_mT"] = ramp_field(rig, target, f"rig ramp --to {args.to}")
         result.update(_measured(rig, "at_target"))
         print(_describe(result, "at_target"), flush=True)
         t0 = time.monotonic()

@@ -308,19 +308,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     else:
         if not args.protocol:
             raise UserError("labml sweep needs a PROTOCOL (or --resume SWEEP_DIR)")
-        from labml.commands.kind_cli import find_kind
-        from labml.rigs import rig_config
+        from labml.runs.sweeps import plan_validator
 
-        kind = find_kind(args.protocol)
-        grid = parse_grid(args.grid)
         if args.rig and Path(args.rig).is_file():
             args.rig = str(Path(args.rig).resolve())  # workers may run in another folder
-        config = None if args.rig is None else rig_config(args.rig)
-
-        def validate(params: dict) -> None:
-            plan = kind.plan(params)  # a protocol converts its text itself, a training kind by its Params
-            if config is not None and plan.needs_rig:
-                plan.validate(config)  # the rig's backend and limits
+        validate = plan_validator(args.protocol, args.rig)  # the kind, then the rig config
+        grid = parse_grid(args.grid)
 
         path = args.sweep_dir
         if path is None:

@@ -1,4 +1,5 @@
-"""`labml runs` (list and filter run folders) and `labml resume RUN_DIR` (continue a run)."""
+"""`labml runs` (list and filter runs through the run catalogue, labml.runs.catalogue) and `labml resume
+RUN_DIR` (continue a run)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--text", help="substring of the notes, reason or kind (case-insensitive)")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="parameter equals value (repeatable)")
+    p.add_argument("--where", action="append", default=[], metavar="EXPR",
+                   help="KEY OP VALUE on a parameter or result (or params.KEY / results.KEY, or a column "
+                   "such as sample), OP one of = != < <= > >=, e.g. 'n=8', 'test_accuracy>0.85' "
+                   "(repeatable; all must hold)")
+    p.add_argument("--sort", default=None, metavar="KEY",
+                   help="sort by a parameter, result or column (default: start time)")
+    p.add_argument("--desc", action="store_true", help="sort in descending order")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="list at most N runs")
+    p.add_argument("--reindex", action="store_true",
+                   help="rebuild the run catalogue of ROOT from the run folders before listing")
     p.add_argument("--resumable", action="store_true",
                    help="only runs that `labml resume` can continue (paused or killed, in the current run "
                    "folder layout, and run.json names a registered run kind with valid parameters)")
@@ -91,41 +102,75 @@ def _param_filters(items: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def cmd_runs(args: argparse.Namespace) -> int:
+def _migrate(args: argparse.Namespace) -> int:
     from labml.runs import store as runs
 
-    if args.migrate:
-        out = runs.migrate(runs.resolve_run_dir(args.migrate))
-        if args.json:
-            print(json.dumps(out))
-        else:
-            what = "; ".join(out["changes"]) or "nothing to change"
-            old = out["from"]
-            done = "already current" if old == "current" else f"migrated from the {old!r} layout"
-            print(f"{out['run_dir']}: {done} ({what})")
-        return 0
-
-    filters = {
-        "kind": args.kind, "status": args.status, "sample": args.sample, "device": args.device,
-        "operator": args.operator, "since": args.since, "until": args.until, "text": args.text,
-    }
-    params = _param_filters(args.param)
-    if params:
-        filters["param"] = params
-    want = filters.pop("status")
-    found = runs.find_runs(args.root, **filters)
-    if args.resumable:
-        found = [r for r in found if runs.is_resumable(r.meta) and r.layout == "current" and _plan_ok(r)]
-    if want:
-        found = [r for r in found if _summary(r)["status"] == want]
+    out = runs.migrate(runs.resolve_run_dir(args.migrate))
     if args.json:
-        json.dump(runs.to_jsonable([_summary(r) for r in found]), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        print(json.dumps(out))
+    else:
+        what = "; ".join(out["changes"]) or "nothing to change"
+        old = out["from"]
+        done = "already current" if old == "current" else f"migrated from the {old!r} layout"
+        print(f"{out['run_dir']}: {done} ({what})")
+    return 0
+
+
+#: what `labml runs --json` prints of each run
+JSON_KEYS = ("path", "uid", "kind", "status", "layout", "reason", "start_time", "stop_time", "sample",
+             "device", "operator", "notes", "steps", "parameters", "results")
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from labml.runs import catalogue
+    from labml.runs.store import to_jsonable
+
+    if args.migrate:
+        return _migrate(args)
+    if args.limit is not None and args.limit < 0:
+        raise UserError(f"--limit {args.limit}: must be >= 0")
+    if args.reindex:
+        catalogue.rebuild(args.root)
+    want = args.status
+    filters = {
+        "kind": args.kind, "sample": args.sample, "device": args.device, "operator": args.operator,
+        "since": args.since, "until": args.until, "text": args.text,
+        "where": [*args.where, *(f"params.{n}={v}" for n, v in _param_filters(args.param))],
+        "sort": args.sort, "desc": args.desc,
+        # running and killed are told apart by the process, not the record: filtered below
+        "status": "running" if want in ("running", "killed") else want,
+    }
+    post = want in ("running", "killed") or args.resumable
+    found = catalogue.query(args.root, **filters, limit=None if post else args.limit)
+    for e in found:
+        if e["status"] == "running" and not _process_alive(e, Path(e["path"])):
+            e["status"] = "killed"  # the process that ran it is gone: `labml resume` continues it
+    if want:
+        found = [e for e in found if e["status"] == want]
+    if args.resumable:
+        found = [e for e in found if _resumable(e)]
+    if args.limit is not None:
+        found = found[: args.limit]
+    if args.json:
+        sys.stdout.write(json.dumps(to_jsonable([{k: e.get(k) for k in JSON_KEYS} for e in found]), indent=2)
+                         + "\n")
         return 0
     if not found:
         print("no runs found", file=sys.stderr)
         return 0
-    rows = [_summary(r) for r in found]
+    _print_table(found)
+    return 0
+
+
+def _resumable(entry: dict) -> bool:
+    from labml.runs.store import is_resumable
+
+    meta = {**entry, "status": "running" if entry["status"] == "killed" else entry["status"]}
+    return is_resumable(meta) and entry["layout"] == "current" and _plan_ok(entry)
+
+
+def _print_table(found: list[dict]) -> None:
+    rows = [dict(e) for e in found]
     for r in rows:  # an old run folder layout: listed and loadable, resumed after `labml runs --migrate`
         if r["layout"] not in ("current", "sweep"):
             r["status"] = f"{r['status']} (old {r['layout']} layout)"
@@ -133,43 +178,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
     # every column but the last is cut at 48 characters; the path (last) is printed whole, so that it
     # can be pasted into `labml resume`
     widths = {c: min(48, max(len(c), *(len(str(r.get(c) or "")) for r in rows))) for c in cols}
-    print("  ".join(c.ljust(widths[c]) for c in cols))
+    lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
     for r in rows:
         cells = [str(r.get(c) or "")[: widths[c]].ljust(widths[c]) for c in cols[:-1]]
-        print("  ".join([*cells, str(r.get(cols[-1]) or "")]).rstrip())
-    return 0
+        lines.append("  ".join([*cells, str(r.get(cols[-1]) or "")]).rstrip())
+    sys.stdout.write("\n".join(lines) + "\n")
 
 
-def _summary(run) -> dict:
-    from labml.runs import checkpoints as checkpoint
-
-    m = run.meta
-    steps = None
-    files = checkpoint.list_checkpoints(run.path)
-    if files:
-        try:
-            steps = checkpoint.read_header(files[-1]).get("step")
-        except UserError:
-            steps = "corrupt"
-    status = m.get("status")
-    if status == "running" and not _process_alive(m, run.path):
-        status = "killed"  # the process that ran it is gone: `labml resume` continues it
-    return {
-        "path": str(run.path), "uid": m.get("uid"), "kind": m.get("kind"), "status": status,
-        "layout": run.layout if not m.get("sweep") else "sweep",
-        "reason": m.get("reason"), "start_time": m.get("start_time"), "stop_time": m.get("stop_time"),
-        "sample": m.get("sample"), "device": m.get("device"), "operator": m.get("operator"),
-        "steps": steps, "parameters": m.get("parameters"), "results": m.get("results"),
-    }
-
-
-def _plan_ok(run) -> bool:
+def _plan_ok(entry: dict) -> bool:
     """Whether run.json's plan names a registered run kind with valid parameters (checked through
     the registry: nothing named in the folder is imported)."""
     from labml.runs import kinds
 
     try:
-        kinds.kind_and_params(run.meta.get("plan"))
+        kinds.kind_and_params(entry.get("plan"))
     except UserError:
         return False
     return True

@@ -54,7 +54,7 @@ counts; a CSV folder's byte lengths), so a resumed run cuts rows written after i
 
 Analysis API: ``labml.runs.store.load(path)`` returns a `Run`; ``run.parameters``, ``run.series(name)``
 (list of dicts with numbers converted), ``run.arrays(name)``, ``run.model()`` and
-``find_runs(root, **filters)``.
+``find_runs(root, **filters)`` (through the run catalogue, labml.runs.catalogue).
 """
 
 from __future__ import annotations
@@ -66,21 +66,28 @@ import errno
 import io
 import json
 import logging
+import math
 import os
 import platform
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from labml.errors import UserError
-from labml.runs import records as rec
+from labml.runs.lazy import lazy_module
+
+# run.h5 and its journal (labml.runs.records) need numpy and h5py: loaded on first use, so that
+# listing runs (`labml runs`, the catalogue) imports neither
+rec = lazy_module("labml.runs.records")
+
+if TYPE_CHECKING:  # numpy is imported where arrays are read or written: `labml runs` lists without it
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +229,9 @@ def atomic_write_json(path: Path, obj: Any, exclusive: bool = False) -> None:
 
 
 def _json_default(o: Any) -> Any:
+    np = sys.modules.get("numpy")  # an object of numpy's exists only once numpy is imported
+    if np is None:
+        return _json_other(o)
     if isinstance(o, np.integer):
         return int(o)
     if isinstance(o, np.floating):
@@ -230,6 +240,10 @@ def _json_default(o: Any) -> Any:
         return bool(o)
     if isinstance(o, np.ndarray):
         return o.tolist()
+    return _json_other(o)
+
+
+def _json_other(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     if hasattr(o, "to_dict"):
@@ -258,7 +272,7 @@ def to_jsonable(obj: Any, *, other_as_str: bool = False) -> Any:
 
 
 def _finite(obj: Any) -> Any:
-    if isinstance(obj, float) and not np.isfinite(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
         return {k: _finite(v) for k, v in obj.items()}
@@ -429,7 +443,7 @@ class Run:
         meta.update(to_jsonable(extra))
         run = cls(path=path, meta=meta)
         try:  # exclusive: of two processes creating runs in one folder at once, one gets an error
-            atomic_write_json(path / "run.json", meta, exclusive=True)
+            run._write_meta(exclusive=True)
         except FileExistsError:
             raise UserError(
                 f"{path} already holds a run (run.json exists); choose another --run-dir"
@@ -471,7 +485,16 @@ class Run:
         return self.meta.get("status") in FINISHED_STATUSES
 
     def save_meta(self) -> None:
-        atomic_write_json(self.path / "run.json", self.meta)
+        self._write_meta()
+
+    def _write_meta(self, exclusive: bool = False) -> None:
+        """The one place run.json is written: atomically first (the source of truth), then the run
+        catalogue of the runs root that holds it is updated (labml.runs.catalogue.index_run; a
+        catalogue that cannot be written never fails the run)."""
+        atomic_write_json(self.path / RUN_JSON, self.meta, exclusive)
+        from labml.runs.catalogue import index_run
+
+        index_run(self.path, self.meta)
 
     def update(self, **fields: Any) -> None:
         self.meta.update(to_jsonable(fields))
@@ -673,6 +696,8 @@ class Run:
 
     def model(self) -> dict[str, np.ndarray]:
         """The arrays of the run's model.npz (UserError if the run saved no model)."""
+        import numpy as np
+
         f = self.model_path()
         if f is None or not f.is_file() or f.suffix != ".npz":
             raise UserError(f"{self.path}: no model.npz (the run saved no model)")
@@ -691,6 +716,8 @@ class Run:
     def arrays(self, name: str) -> dict[str, np.ndarray]:
         """The arrays saved as `name` (run.h5 /arrays/<name>, or RUN_DIR/<name>.npz: model.npz and
         the arrays of CSV run folders)."""
+        import numpy as np
+
         if self.records == RECORDS_HDF5 and not (self.path / f"{name}.npz").is_file():
             found = rec.Snapshot(self.path, only="").arrays
             if name not in found:
@@ -763,12 +790,16 @@ class _RunLogHandler(logging.FileHandler):
 
 def _numpy(v: Any) -> np.ndarray:
     """A tensor (torch: detached, on the CPU) or array-like as a numpy array."""
+    import numpy as np
+
     if hasattr(v, "detach"):
         v = v.detach().cpu().numpy()
     return np.asarray(v)
 
 
 def _npz_bytes(path: Path, arrays: dict) -> bytes:
+    import numpy as np
+
     bad = [k for k, v in arrays.items() if np.asarray(v).dtype.hasobject]
     if bad:
         raise ValueError(f"{path}: arrays {bad} hold Python objects; a run folder holds numbers and text")
@@ -793,7 +824,8 @@ def model_arrays(trainer: Any) -> dict[str, np.ndarray]:
 
 
 def _cell(v: Any) -> Any:
-    if isinstance(v, np.generic):
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(v, np.generic):
         return v.item()
     return v
 
@@ -951,6 +983,8 @@ def load_model_for(model_run: str | Path, kind: str) -> dict:
     config = meta.get("model_config")
     if not isinstance(config, dict):
         raise UserError(f"{f.parent / RUN_JSON}: no model_config for {f.name}; the model cannot be rebuilt")
+    import numpy as np
+
     try:
         with np.load(f, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -997,6 +1031,8 @@ def migrate(path: str | Path) -> dict:
     with ``torch.load(weights_only=True)`` (tensors and plain data) and is kept as it was. Series,
     arrays, checkpoints and run.log keep their names and bytes.
     """
+    import numpy as np
+
     run = load(path)
     layout = run.layout
     if layout == "current":
@@ -1074,6 +1110,8 @@ def _read_model_pt(f: Path, failure: str, consequence: str = "") -> Any:
 def _legacy_model_pt(folder: Path, f: Path) -> tuple[dict[str, np.ndarray], dict | None]:
     """The model arrays and config of an old protocol model.pt ({"protocol", "config", "state"}),
     read with ``torch.load(weights_only=True)``; the synapse arrays of synapses.npz join them."""
+    import numpy as np
+
     saved = _read_model_pt(f, "cannot read the old model file", "; not migrated")
     state = saved.get("state") if isinstance(saved, dict) else None
     weights = state.get("model") if isinstance(state, dict) else None
@@ -1089,64 +1127,118 @@ def _legacy_model_pt(folder: Path, f: Path) -> tuple[dict[str, np.ndarray], dict
 
 
 def find_runs(root: str | Path | None = None, **filters: Any) -> list[Run]:
-    """Run folders under `root` (default: `runs_root()`), oldest first.
+    """Run folders under `root` (default: `runs_root()`), oldest first, from the run catalogue
+    (labml.runs.catalogue.query: reconciled with the folders first; its filters, e.g. kind="train",
+    status="aborted", sample="S1", since="2026-11-24", where=["n=8", "test_accuracy>0.85"],
+    param=("n", 4), sort="test_accuracy", desc=True, limit=10).
 
     Every run.json at most `MAX_DEPTH` folders below `root` (demo steps, sweep points and run
     folders of every kind, old layouts included), and every sweep folder (manifest.json) as one
-    entry of kind "sweep" (`sweep_entry`).
-
-    Filters (all optional, combined with AND): kind, status, sample, device, operator (exact
-    match; kind also matches as a prefix, e.g. "train"), since/until (ISO dates compared with
-    start_time), text (substring of the notes or reason), param=("name", value) or a list of them.
-    Unreadable run.json files are skipped with a warning.
+    entry of kind "sweep" (`sweep_entry`). Unreadable run.json files are skipped with a warning.
     """
-    root = runs_root(root)
-    if not root.exists():
-        return []
+    from labml.runs.catalogue import query
+
     out = []
-    for folder, is_run in _discover(root):
+    for entry in query(root, **filters):
         try:
-            run = load(folder) if is_run else sweep_entry(folder)
-        except UserError as exc:
+            out.append(sweep_entry(entry["path"]) if entry["sweep"] else load(entry["path"]))
+        except UserError as exc:  # removed or damaged since the catalogue was reconciled
             log.warning("skipping %s", exc)
-            continue
-        if _matches(run.meta, filters):
-            out.append(run)
-    out.sort(key=lambda r: (str(r.meta.get("start_time") or ""), str(r.path)))
     return out
 
 
-def _discover(root: Path) -> Iterator[tuple[Path, bool]]:
-    """(folder, True) for every run folder and (folder, False) for every sweep folder at most
-    `MAX_DEPTH` levels below `root` (root itself included); hidden folders and the folders of
-    `_NOT_RUN_FOLDERS` are not entered, and a folder reached twice (symlinks) is listed once."""
-    stack = [(root, 0)]
-    seen: set[str] = set()
+#: a folder listing of `_discover`'s cache: (mtime_ns of the folder, marker, subfolders) with marker
+#: 0 (none), 1 (run.json) or 2 (manifest.json) and each subfolder as (name, device, inode)
+FolderListing = tuple[int, int, tuple[tuple[str, int, int], ...]]
+#: a folder changed less than this long before it was listed is listed again next time (a change in
+#: the same tick of the file system's clock would not change its modification time: "racy" entries)
+RACY_NS = 2_000_000_000
+_MARKERS = {1: (RUN_JSON, True), 2: (SWEEP_MANIFEST, False)}
+
+
+def _discover(root: Path, cache: dict[str, FolderListing] | None = None
+              ) -> Iterator[tuple[str, bool, os.stat_result]]:
+    """(rel, True, stat of its run.json) for every run folder and (rel, False, stat of its
+    manifest.json) for every sweep folder at most `MAX_DEPTH` levels below `root` (root itself
+    included, rel "."; rel uses "/"); hidden folders and the folders of `_NOT_RUN_FOLDERS` are not
+    entered, and a folder reached twice (symlinks) is listed once (told apart by device and inode).
+
+    cache: rel -> `FolderListing`, read and updated in place (the run catalogue keeps it): a folder
+    whose modification time is the one cached is not listed again (a folder's time changes when an
+    entry is added, removed or renamed, so also when run.json is replaced atomically), which makes a
+    walk over 10,000 unchanged run folders two stats per folder. Folders not reached are removed."""
+    try:
+        top = os.stat(root)
+    except OSError:
+        return
+    cache = {} if cache is None else cache
+    visited: set[str] = set()
+    seen = {(top.st_dev, top.st_ino)}
+    base = str(root)
+    stack = [(".", 0)]
+    now = time.time_ns()
     while stack:
-        folder, depth = stack.pop()
-        real = os.path.realpath(folder)
-        if real in seen:
+        rel, depth = stack.pop()
+        folder = base if rel == "." else f"{base}/{rel}"
+        listing = _listing(folder, top.st_dev, cache.get(rel), now)
+        if listing is None:
             continue
-        seen.add(real)
-        if (folder / RUN_JSON).is_file():
-            yield folder, True
-        elif (folder / SWEEP_MANIFEST).is_file():
-            yield folder, False
-        if depth >= MAX_DEPTH:
+        cache[rel] = listing
+        visited.add(rel)
+        marker = _MARKERS.get(listing[1])
+        if marker is not None:
+            try:
+                yield rel, marker[1], os.stat(f"{folder}/{marker[0]}")
+            except OSError:
+                cache[rel] = (-1, *listing[1:])
+        if depth < MAX_DEPTH:
+            for name, dev, ino in listing[2]:
+                if (dev, ino) not in seen:
+                    seen.add((dev, ino))
+                    stack.append((name if rel == "." else f"{rel}/{name}", depth + 1))
+    for rel in set(cache) - visited:
+        del cache[rel]
+
+
+def _listing(folder: str, dev: int, cached: FolderListing | None, now: int) -> FolderListing | None:
+    """The folder's listing: the cached one while its modification time is unchanged, else read."""
+    try:
+        mtime = os.stat(folder).st_mtime_ns
+    except OSError as exc:
+        log.warning("cannot list %s: %s", folder, exc.strerror or exc)
+        return None
+    if cached is not None and cached[0] == mtime:
+        return cached
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError as exc:
+        log.warning("cannot list %s: %s", folder, exc.strerror or exc)
+        return None
+    marker = 0
+    names = {e.name for e in entries}
+    for code, (name, _is_run) in _MARKERS.items():
+        if name in names and os.path.isfile(f"{folder}/{name}"):
+            marker = code
+            break
+    subs = tuple(_subfolders(entries, dev))
+    return (mtime if now - mtime > RACY_NS else -1), marker, subs
+
+
+def _subfolders(entries: list[os.DirEntry], dev: int) -> Iterator[tuple[str, int, int]]:
+    for e in entries:
+        if e.name.startswith(".") or e.name in _NOT_RUN_FOLDERS:
             continue
         try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name, reverse=True)
-        except OSError as exc:
-            log.warning("cannot list %s: %s", folder, exc.strerror or exc)
+            if not e.is_dir():
+                continue
+            if e.is_symlink():
+                st = e.stat()
+                yield e.name, st.st_dev, st.st_ino
+            else:
+                yield e.name, dev, e.inode()
+        except OSError:
             continue
-        for e in entries:
-            if e.name.startswith(".") or e.name in _NOT_RUN_FOLDERS:
-                continue
-            try:
-                if e.is_dir():
-                    stack.append((Path(e.path), depth + 1))
-            except OSError:
-                continue
 
 
 def sweep_entry(path: str | Path) -> Run:
@@ -1185,48 +1277,6 @@ def sweep_entry(path: str | Path) -> Run:
            if k in ("sample", "device", "operator", "notes")},
     }
     return Run(path=path, meta=meta)
-
-
-def _match_exact(meta: dict, key: str, want: Any) -> bool:
-    if key == "kind":
-        kind = str(meta.get("kind") or "")
-        return kind == want or kind.startswith(str(want))
-    return str(meta.get(key)) == str(want)
-
-
-def _match_time(meta: dict, key: str, want: Any) -> bool:
-    start = str(meta.get("start_time") or "")
-    return start >= str(want) if key == "since" else start <= str(want)
-
-
-def _match_text(meta: dict, key: str, want: Any) -> bool:
-    hay = " ".join(str(meta.get(k) or "") for k in ("notes", "reason", "kind"))
-    return str(want).lower() in hay.lower()
-
-
-def _match_params(meta: dict, key: str, want: Any) -> bool:
-    pairs = want if isinstance(want, list) else [want]
-    params = meta.get("parameters") or {}
-    return all(name in params and str(params[name]) == str(value) for name, value in pairs)
-
-
-_FILTERS = {
-    "kind": _match_exact, "status": _match_exact, "sample": _match_exact, "device": _match_exact,
-    "operator": _match_exact, "since": _match_time, "until": _match_time, "text": _match_text,
-    "param": _match_params,
-}
-
-
-def _matches(meta: dict, filters: dict) -> bool:
-    for key, want in filters.items():
-        if want is None:
-            continue
-        test = _FILTERS.get(key)
-        if test is None:
-            raise UserError(f"unknown run filter {key!r}")
-        if not test(meta, key, want):
-            return False
-    return True
 
 
 def figures_of(run_dir: str | os.PathLike) -> list[Path]:

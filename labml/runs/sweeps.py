@@ -124,6 +124,25 @@ _CLUSTER_SCHEMES = ("tcp", "tls", "inproc", "ucx", "ws", "wss")
 MAX_WORKERS = 1024  # more local processes than this is a typo, not a machine
 
 
+def plan_validator(kind_name: str, rig: str | os.PathLike | None) -> Callable[[dict], None]:
+    """`validate(params)` for `Sweep.create`: a point's plan built through the run-kind registry (a
+    protocol converts its text itself, any other kind by its declared parameters) and, for a plan
+    that drives the rig, checked against the rig config (backend, limits): `labml sweep` and
+    ``labml.sweep``."""
+    from labml.rigs import rig_config
+    from labml.runs.kinds import find
+
+    kind = find(kind_name)
+    config = None if rig is None else rig_config(rig)
+
+    def validate(params: dict) -> None:
+        plan = kind.plan(params)
+        if config is not None and plan.needs_rig:
+            plan.validate(config)
+
+    return validate
+
+
 def check_run_options(workers: int | None, cluster: str | None) -> None:
     """UserError naming the option, its value and what is allowed, for --workers (an integer in
     [0, MAX_WORKERS]; None: the default) and --cluster (a Dask scheduler address such as
