@@ -22,7 +22,7 @@ from qtpy import QtCore, QtWidgets
 
 from gui.banner import CoilAlertBanner
 from gui.browser import RunBrowser
-from gui.jobs import _ALIASES, Job, JobQueue, _key, normalise_series_name
+from gui.jobs import Job, JobQueue, normalise_series_name
 from gui.launcher import ProtocolLauncher
 from gui.log_panel import LogPanel
 from gui.plots import LiveViews
@@ -162,7 +162,7 @@ class MainWindow(QtWidgets.QMainWindow):
             job.buffer.set_info(fit_text=done.info()["fit_text"])
 
     def _follow_job(self) -> None:
-        """While a job runs, the rig panel shows the job's own field readings (no instrument I/O)."""
+        """The status bar: the latency probe, the running job's state and steps."""
         p95 = self.probe.percentile(95, last=250)  # the last ~5 s
         if p95 == p95:
             self.latency_label.setText(f"GUI latency p95 (5 s) {p95:.0f} ms")
@@ -172,15 +172,6 @@ class MainWindow(QtWidgets.QMainWindow):
         prog = job.progress
         self.state_label.setText(f"{job.label}: {job.state}"
                                  + (f", step {job.step}/{job.total_steps}" if prog is not None else ""))
-        live = job.buffer.info().get("last_live")
-        if live:
-            sample = {}
-            for k, v in live.items():
-                alias = _ALIASES.get(_key(k))
-                if alias in ("field_mT", "signal"):
-                    sample[alias] = float(v)
-            if sample:
-                self.rig_panel.add_sample(sample)
 
     def _show_samplers(self, buffer: Any) -> None:
         self.live.set_buffer(buffer, "Sampler comparison of finished Boltzmann-machine runs")
@@ -371,7 +362,7 @@ def take_screenshot(window: MainWindow, view: str, path: str | os.PathLike, rig_
                 break
         window.browser.compare_selected()
     if view == "rig":
-        _wait(app, lambda: len(window.rig_panel.history) >= 4, 10)
+        _wait(app, lambda: window.rig_panel.n_samples() >= 8, 10)
     window.show_view(view)
     _wait(app, lambda: False, 0.5)
     path = Path(path)

@@ -188,6 +188,7 @@ class JobQueue(QtCore.QObject):
         self._thread = threading.Thread(target=self._worker, name="gui-job-worker", daemon=True)
         self._thread.start()
         session.emergency_hook = self.emergency_stop
+        session.holder = self.holder
 
     # ---- GUI-thread API --------------------------------------------------------------------------
     def submit(self, protocol: str, params: dict[str, Any], estimate_s: float | None = None) -> Job:
@@ -197,6 +198,11 @@ class JobQueue(QtCore.QObject):
         log.info("queued %s %s", job.label, params)
         self.changed.emit()
         return job
+
+    def holder(self) -> str | None:
+        """The label of the job holding the rig now (None when none does)."""
+        job = self.current
+        return job.label if job is not None and job.uses_rig and not job.finished else None
 
     def busy(self) -> bool:
         """True while a job holds the rig (a training in a child process does not)."""
@@ -337,9 +343,13 @@ class JobQueue(QtCore.QObject):
             name = normalise_series_name(series, row, job.protocol)
             job.buffer.append(name, normalise_row(name, row))
             job.rows += 1
-            live = {k: row[k] for k in row if _ALIASES.get(_key(k)) in ("field_mT", "signal")}
-            if live:
-                job.buffer.set_info(last_live=dict(live))
+            # the columns the plan declares as instrument readings are the run's own readings of the
+            # rig: the rig panel shows them (a commanded field or a pulse amplitude is not one)
+            readings = getattr(self.session, "readings", None)
+            if readings is not None and job.uses_rig:
+                for column, key in (getattr(job.plan, "readings", None) or {}).items():
+                    if column in row:
+                        readings.put(key, row[column], "run", f"{job.label}: {column}")
         elif event == "start":
             job.step = int(payload.get("step") or 0)
             job.total_steps = payload.get("total")

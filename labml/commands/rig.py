@@ -217,29 +217,8 @@ def cmd_zero(args: argparse.Namespace) -> int:
 
 
 # ======================================================================================= ramp, read
-#: What `labml rig read` reads of each role: (key, attribute or method, unit). A declarative table:
-#: the value is the instrument's own reading through its role, never the last command sent.
-READINGS: dict[str, tuple[tuple[str, str, str], ...]] = {
-    "field_source": (("current_A", "current_A", "A"), ("output_enabled", "output_enabled", "")),
-    "field_sensor": (("field_mT", "field_mT", "mT"),),
-    "readout": (("signal", "signal()", "readout"),),  # unit: V for MOKE, ohm for MR (_unit)
-}
-
-
-def _unit(unit: str, driver: object) -> str:
-    """The unit of a reading; a read-out's is that of its registered ReadoutKind (V or ohm)."""
-    from instruments.models.registry import readout_unit
-
-    return readout_unit(driver) if unit == "readout" else unit
-
-
-def _read_role(driver: object, table: tuple[tuple[str, str, str], ...]) -> dict:
-    out = {}
-    for key, attr, _unit in table:
-        value = getattr(driver, attr.removesuffix("()"))
-        value = value() if attr.endswith("()") else value
-        out[key] = bool(value) if isinstance(value, bool) else float(value)
-    return out
+#: What `labml rig read` reads of each role (labml.rig_control: shared with the dashboard).
+READINGS = ("field_source", "field_sensor", "readout")
 
 
 def cmd_read(args: argparse.Namespace) -> int:
@@ -247,6 +226,7 @@ def cmd_read(args: argparse.Namespace) -> int:
     import json
 
     from instruments.errors import InstrumentFault
+    from labml import rig_control
     from labml.errors import UserError
     from labml.rigs import open_rig
 
@@ -258,14 +238,12 @@ def cmd_read(args: argparse.Namespace) -> int:
         wanted = [args.role] if args.role else [r for r in READINGS if roles.get(r) is not None]
         result: dict = {"rig": rig.config.name, "units": {}}
         for role in wanted:
-            if roles.get(role) is None:
-                raise UserError(f"rig read: rig {rig.config.name!r} has no {role}")
             try:
-                result[role] = _read_role(roles[role], READINGS[role])
+                result[role] = rig_control.read_role(rig, role)
             except InstrumentFault as exc:
                 print(f"labml: error: {role} did not answer: {exc}", file=sys.stderr)
                 return 1
-            result["units"][role] = {key: _unit(unit, roles[role]) for key, _attr, unit in READINGS[role]}
+            result["units"][role] = rig_control.units(rig, role)
     for role in wanted:
         units = result["units"][role]
         text = ", ".join(f"{k} {'on' if v else 'off'}" if isinstance(v, bool) else f"{k} {v:.6g} {units[k]}"
@@ -309,19 +287,14 @@ def _ramp_hold_zero(args: argparse.Namespace, target: float, result: dict) -> in
     import json
     import time
 
-    from instruments.errors import SafetyError
-    from labml.errors import UserError
+    from labml import rig_control
     from labml.rigs import open_rig
 
     rig = open_rig(args.rig, lock_dir=args.lock_dir)
     with rig:
-        try:
-            rig.guard.current_for_field(target)  # the limits, before anything moves
-        except SafetyError as exc:
-            raise UserError(f"rig ramp --to {args.to}: {exc}") from None
+        rig_control.check_field(rig, target, f"rig ramp --to {args.to}")  # before anything moves
         result["rig"] = rig.config.name
-        result["field_set_mT"] = rig.ramp_to_field(target)
-        result.update(_measured(rig, "at_target"))
+        result.update(rig_control.ramp_field(rig, target))
         print(_describe(result, "at_target"), flush=True)
         t0 = time.monotonic()
         try:
@@ -333,22 +306,14 @@ def _ramp_hold_zero(args: argparse.Namespace, target: float, result: dict) -> in
         except KeyboardInterrupt:
             result["interrupted"] = True  # the hold ends here; the ramp down follows
         result["held_s"] = round(time.monotonic() - t0, 3)
-        rig.zero()  # ramp down at the allowed rate; the shutdown confirms 0 A and switches outputs off
-        result.update(_measured(rig, "after"))
+        # ramp down at the allowed rate; the shutdown confirms 0 A and switches outputs off
+        result.update({k: v for k, v in rig_control.zero(rig).items() if k != "zero_confirmed"})
     result["coil_at_zero"] = bool(rig.coil_at_zero)
     print(f"ramped to 0: coil {'confirmed at 0 A' if result['coil_at_zero'] else 'NOT confirmed at 0 A'}, "
           "outputs off")
     if args.json:
         print(json.dumps(result))
     return 0 if result["coil_at_zero"] else 1
-
-
-def _measured(rig, when: str) -> dict:
-    st = rig.status()
-    out = {f"{when}_current_A": st["current_A"], f"{when}_field_from_current_mT": st["field_from_current_mT"]}
-    if "hall_field_mT" in st:
-        out[f"{when}_hall_field_mT"] = st["hall_field_mT"]
-    return out
 
 
 def _describe(result: dict, when: str) -> str:
