@@ -203,6 +203,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if proto and self.launcher.protocol.findText(str(proto)) >= 0:
             self.launcher.protocol.setCurrentText(str(proto))
         self._restore_params(self.launcher.protocol.currentText())
+        for key, line in self.launcher.meta.items():
+            value = s.value(f"record/{key}")
+            if value:
+                line.setText(str(value))
         tab = s.value("tab")
         if tab is not None:
             try:
@@ -229,6 +233,8 @@ class MainWindow(QtWidgets.QMainWindow):
         s.setValue("protocol", self.launcher.protocol.currentText())
         s.setValue("runs_root", self.browser.root_edit.text())
         s.setValue("tab", self.tabs.currentIndex())
+        for key, line in self.launcher.meta.items():
+            s.setValue(f"record/{key}", line.text())
         name = self.launcher.protocol.currentText()
         if name:
             s.setValue(f"params/{name}", json.dumps(self.launcher.editor.raw_values(), default=str))

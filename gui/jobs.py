@@ -38,6 +38,9 @@ from gui.child import ProcessController, child_main, snapshot_arrays
 
 log = logging.getLogger(__name__)
 
+#: the run record a job may carry into run.json (as `labml run --sample/--device/--operator/--notes`)
+RECORD = ("sample", "device", "operator", "notes")
+
 QUEUED, RUNNING, PAUSED, SUCCESS, STOPPED, ABORTED, FAILED = (
     "queued", "running", "paused", "success", "stopped", "aborted", "failed")
 FINAL = {SUCCESS, STOPPED, ABORTED, FAILED}
@@ -118,6 +121,7 @@ class Job:
     protocol: str
     params: dict[str, Any]
     estimate_s: float | None = None
+    meta: dict[str, str] = field(default_factory=dict)  # run record: sample, device, operator, notes
     id: int = field(default_factory=lambda: next(_ids))
     state: str = QUEUED
     buffer: LiveBuffer = field(default_factory=LiveBuffer)
@@ -191,8 +195,14 @@ class JobQueue(QtCore.QObject):
         session.holder = self.holder
 
     # ---- GUI-thread API --------------------------------------------------------------------------
-    def submit(self, protocol: str, params: dict[str, Any], estimate_s: float | None = None) -> Job:
-        job = Job(protocol=protocol, params=dict(params), estimate_s=estimate_s)
+    def submit(self, protocol: str, params: dict[str, Any], estimate_s: float | None = None,
+               meta: dict[str, str] | None = None) -> Job:
+        """Queue a run of kind `protocol`; `meta` is its run record (sample, device, operator,
+        notes: run.json)."""
+        unknown = set(meta or {}) - set(RECORD)
+        if unknown:
+            raise ValueError(f"unknown run record keys {sorted(unknown)}; allowed: {', '.join(RECORD)}")
+        job = Job(protocol=protocol, params=dict(params), estimate_s=estimate_s, meta=dict(meta or {}))
         self.jobs.append(job)
         self._q.put(job)
         log.info("queued %s %s", job.label, params)
@@ -423,7 +433,8 @@ class JobQueue(QtCore.QObject):
         events, controls = ctx.Queue(), ctx.Queue()
         job.engine = ProcessController(controls)
         proc = ctx.Process(target=child_main, name=f"labml-job-{job.id}", daemon=True,
-                           args=(job.protocol, dict(job.params), job.run_dir, events, controls))
+                           args=(job.protocol, dict(job.params), job.run_dir, events, controls,
+                                 dict(job.meta)))
         proc.start()
         log.info("%s runs in process %s", job.label, proc.pid)
         try:
@@ -522,7 +533,7 @@ def _run_with_protocol_runner(job: Job, rig: Any, engine: Any) -> dict:
     if needs_rig and rig is None:
         raise UserError(f"{job.protocol} needs a rig: connect to one in the Rig panel first")
     job.plan = plan
-    outcome = engine.run(plan, job.run_dir, rig=rig if needs_rig else None)
+    outcome = engine.run(plan, job.run_dir, rig=rig if needs_rig else None, **job.meta)
     return {"protocol": job.protocol, **outcome.to_dict()}
 
 

@@ -106,10 +106,24 @@ class ProtocolLauncher(QtWidgets.QWidget):
         self.verdict = QtWidgets.QLabel("Dry run: -")
         self.verdict.setWordWrap(True)
         self.dry_button = QtWidgets.QPushButton("Dry run")
+        self.dry_button.setObjectName("dry_run")
         self.dry_button.clicked.connect(self.dry_run)
-        self.queue_button = QtWidgets.QPushButton("Queue")
+        self.queue_button = QtWidgets.QPushButton("Queue (starts when the rig is free)")
         self.queue_button.setObjectName("queue")
         self.queue_button.clicked.connect(self.queue_clicked)
+        self.editor.validity_changed.connect(self._validity_changed)
+        # the lab-book record of the run (run.json "sample", "device", "operator", "notes")
+        self.meta: dict[str, QtWidgets.QLineEdit] = {}
+        meta_box = QtWidgets.QGroupBox("Run record (saved in run.json)")
+        meta_form = QtWidgets.QFormLayout(meta_box)
+        for key, tip in (("sample", "sample ID"), ("device", "device / wire ID on the sample"),
+                         ("operator", "who runs it (default $LABML_OPERATOR or $USER)"),
+                         ("notes", "free-text notes")):
+            line = QtWidgets.QLineEdit()
+            line.setObjectName(f"meta_{key}")
+            line.setPlaceholderText(tip)
+            self.meta[key] = line
+            meta_form.addRow(key.capitalize(), line)
 
         form_box = QtWidgets.QGroupBox("Protocol")
         fl = QtWidgets.QVBoxLayout(form_box)
@@ -119,6 +133,7 @@ class ProtocolLauncher(QtWidgets.QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.editor)
         fl.addWidget(scroll, 1)
+        fl.addWidget(meta_box)
         fl.addWidget(self.estimate)
         fl.addWidget(self.verdict)
         bl = QtWidgets.QHBoxLayout()
@@ -184,6 +199,20 @@ class ProtocolLauncher(QtWidgets.QWidget):
         self.verdict.setText("Dry run: -")
         self.verdict.setStyleSheet("")
 
+    def _validity_changed(self, ok: bool) -> None:
+        """Queue and Dry run only while every field is good (the reasons show under the fields)."""
+        self.queue_button.setEnabled(ok)
+        self.dry_button.setEnabled(ok)
+        if not ok:
+            self._verdict(False, "Fix the fields in red first.")
+        elif self.verdict.text().startswith("Fix the fields"):
+            self.verdict.setText("Dry run: -")
+            self.verdict.setStyleSheet("")
+
+    def record(self) -> dict[str, str]:
+        """The run record typed in the form (empty fields left out)."""
+        return {k: w.text().strip() for k, w in self.meta.items() if w.text().strip()}
+
     def _rig(self) -> Any:
         rig = self.jobs.session.rig
         if rig is not None:
@@ -222,7 +251,7 @@ class ProtocolLauncher(QtWidgets.QWidget):
         if out is None:
             return None
         est = (out.get("plan") or {}).get("estimate_s")
-        job = self.jobs.submit(self.protocol.currentText(), out["params"], estimate_s=est)
+        job = self.jobs.submit(self.protocol.currentText(), out["params"], estimate_s=est, meta=self.record())
         self.queued.emit(job)
         return job
 

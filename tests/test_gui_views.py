@@ -99,7 +99,7 @@ def _editor(qtbot):
 
 def test_parameter_editor_shows_units_and_returns_typed_values(qtbot):
     ed = _editor(qtbot)
-    assert ed.form.labelForField(ed.fields["field_stop"]).text() == "field_stop (mT)"
+    assert ed.label_text("field_stop") == "field_stop" and ed.unit_text("field_stop") == "mT"  # beside it
     assert "Stop field" in ed.fields["field_stop"].toolTip()
     assert ed.values() == {"field_stop": 8.0, "reads": 200, "method": "cycle", "hidden": [64], "wire": 0}
     ed.set_raw_value("hidden", "32, 16")
@@ -107,18 +107,18 @@ def test_parameter_editor_shows_units_and_returns_typed_values(qtbot):
 
 
 def test_the_launcher_form_reads_like_the_protocol_and_the_kind(qtbot):
-    """A protocol's fields carry its own labels with units ("Stop field (mT)", the name in the
-    tooltip); a training kind's fields are its option names under its headings, a unit already in the
-    name is not repeated."""
+    """A protocol's fields carry its own labels ("Stop field", the unit beside the field, the name in
+    the tooltip); a training kind's fields are its option names under its headings, a unit already in
+    the name is not repeated."""
     from labml.runs import kinds
 
     ed = ParameterEditor()
     qtbot.addWidget(ed)
     ed.set_parameters(kinds.get("protocol-depinning-calibration").params)
-    assert ed.form.labelForField(ed.fields["field_stop"]).text() == "Stop field (mT)"
+    assert ed.label_text("field_stop") == "Stop field" and ed.unit_text("field_stop") == "mT"
     assert ed.fields["field_stop"].toolTip().startswith("field_stop: float, in mT")
     ed.set_parameters(kinds.get("train-synapses").params)
-    assert ed.form.labelForField(ed.fields["field_step_mT"]).text() == "field_step_mT"
+    assert ed.label_text("field_step_mT") == "field_step_mT" and ed.unit_text("field_step_mT") == ""
     headings = [w.text() for w in ed.findChildren(QtWidgets.QLabel) if w.objectName().startswith("group_")]
     groups = dict.fromkeys(p.group for p in kinds.get("train-synapses").params)
     assert len(groups) > 1 and headings == [f"<b>{g}</b>" for g in groups]
