@@ -185,10 +185,11 @@ class JobQueue(QtCore.QObject):
         self.session = session
         self.runs_root = runs_root
         self.use_processes = use_processes
-        self.jobs: list[Job] = []
+        self.jobs: list[Job] = []  # in the order they run: the worker takes the first queued one
         self.current: Job | None = None
         self._execute = execute or _run_with_protocol_runner
-        self._q: queue.Queue[Job | None] = queue.Queue()
+        self._wake = threading.Condition()
+        self._closing = False
         self._thread = threading.Thread(target=self._worker, name="gui-job-worker", daemon=True)
         self._thread.start()
         session.emergency_hook = self.emergency_stop
@@ -203,11 +204,38 @@ class JobQueue(QtCore.QObject):
         if unknown:
             raise ValueError(f"unknown run record keys {sorted(unknown)}; allowed: {', '.join(RECORD)}")
         job = Job(protocol=protocol, params=dict(params), estimate_s=estimate_s, meta=dict(meta or {}))
-        self.jobs.append(job)
-        self._q.put(job)
+        with self._wake:
+            self.jobs.append(job)
+            self._wake.notify_all()
         log.info("queued %s %s", job.label, params)
         self.changed.emit()
         return job
+
+    def submit_sequence(self, protocol: str, params: dict[str, Any], name: str, values: list[Any],
+                        estimate_s: float | None = None, meta: dict[str, str] | None = None) -> list[Job]:
+        """A parameter sequence (as pymeasure's sequencer): one queued job per value of parameter
+        `name`, the other parameters as given; they run one after another, unattended."""
+        jobs = [self.submit(protocol, {**params, name: v}, estimate_s, meta) for v in values]
+        log.info("queued a sequence of %d %s runs over %s = %s", len(jobs), protocol, name, values)
+        return jobs
+
+    def move(self, job: Job, delta: int) -> bool:
+        """Move a queued job `delta` places in the queue (negative: earlier), among the queued jobs
+        only (a running or finished job keeps its place). False if the job is not queued."""
+        with self._wake:
+            if job.state != QUEUED or job not in self.jobs:
+                return False
+            queued = [j for j in self.jobs if j.state == QUEUED]
+            i = queued.index(job)
+            k = max(0, min(len(queued) - 1, i + delta))
+            if k == i:
+                return False
+            queued.insert(k, queued.pop(i))
+            slots = iter(queued)
+            self.jobs = [next(slots) if j.state == QUEUED else j for j in self.jobs]
+        log.info("moved %s to place %d of the queued jobs", job.label, k + 1)
+        self.changed.emit()
+        return True
 
     def holder(self) -> str | None:
         """The label of the job holding the rig now (None when none does)."""
@@ -293,16 +321,24 @@ class JobQueue(QtCore.QObject):
         return True
 
     def remove_queued(self, job: Job) -> bool:
-        if job.state != QUEUED:
-            return False
-        return self.stop(job)
+        """Take a job that has not started out of the queue."""
+        with self._wake:
+            if job.state != QUEUED or job not in self.jobs:
+                return False
+            self.jobs.remove(job)
+            job.state, job.reason = STOPPED, "removed from the queue before it started"
+        log.info("removed %s from the queue", job.label)
+        self.changed.emit()
+        return True
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Abort everything and join the worker (called when the window closes)."""
-        for job in self.jobs:
+        for job in list(self.jobs):
             if not job.finished:
                 self.abort(job)
-        self._q.put(None)
+        with self._wake:
+            self._closing = True
+            self._wake.notify_all()
         self._thread.join(timeout_s)
 
     # ---- worker thread ---------------------------------------------------------------------------
@@ -314,12 +350,21 @@ class JobQueue(QtCore.QObject):
         except ImportError:  # pragma: no cover - torch is a dependency
             pass
         while True:
-            job = self._q.get()
+            job = self._next()
             if job is None:
                 return
-            if job.finished:  # stopped/aborted while queued
-                continue
             self._run(job)
+
+    def _next(self) -> Job | None:
+        """The first queued job in the queue's order (waits for one); None when closing."""
+        with self._wake:
+            while not self._closing:
+                job = next((j for j in self.jobs if j.state == QUEUED), None)
+                if job is not None:
+                    job.state = RUNNING  # taken: no longer movable or removable
+                    return job
+                self._wake.wait(0.5)
+        return None
 
     def _make_engine(self, job: Job) -> Any:
         from labml.runs.engine import RunEngine
