@@ -196,6 +196,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.restoreGeometry(geom)
         else:
             self.resize(1280, 800)
+        self.fit_to_screen()
+        for key, splitter in self._splitters().items():
+            state = s.value(f"splitters/{key}")
+            if state is not None:
+                splitter.restoreState(state)
         spec = s.value("rig_spec")
         if spec:
             self.rig_panel.spec.setCurrentText(str(spec))
@@ -207,12 +212,40 @@ class MainWindow(QtWidgets.QMainWindow):
             value = s.value(f"record/{key}")
             if value:
                 line.setText(str(value))
+        level = s.value("log_level")
+        if level in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            self.log_panel.set_level(str(level))
         tab = s.value("tab")
         if tab is not None:
             try:
                 self.tabs.setCurrentIndex(int(tab))
             except (TypeError, ValueError):
                 pass
+
+    def _splitters(self) -> dict[str, QtWidgets.QSplitter]:
+        """The window's splitters by a stable key (their object name, else parent class and index)."""
+        out = {}
+        for i, sp in enumerate(self.findChildren(QtWidgets.QSplitter)):
+            out[sp.objectName() or f"{type(sp.parentWidget()).__name__}-{i}"] = sp
+        return out
+
+    def fit_to_screen(self) -> None:
+        """Never larger than the screen's available area (a geometry saved on a bigger screen, or one
+        that grew): shrink and move the window into it."""
+        screen = self.screen() or QtWidgets.QApplication.primaryScreen()
+        if screen is None:
+            return
+        avail = screen.availableGeometry()
+        frame = self.frameGeometry()
+        extra_w, extra_h = frame.width() - self.width(), frame.height() - self.height()
+        w = min(self.width(), avail.width() - extra_w)
+        h = min(self.height(), avail.height() - extra_h)
+        if (w, h) != (self.width(), self.height()):
+            self.resize(max(w, self.minimumSizeHint().width()), max(h, self.minimumSizeHint().height()))
+        x = min(max(self.x(), avail.x()), avail.x() + max(0, avail.width() - self.frameGeometry().width()))
+        y = min(max(self.y(), avail.y()), avail.y() + max(0, avail.height() - self.frameGeometry().height()))
+        if (x, y) != (self.x(), self.y()):
+            self.move(x, y)
 
     def _restore_params(self, name: str) -> None:
         raw = self.settings.value(f"params/{name}")
@@ -229,10 +262,13 @@ class MainWindow(QtWidgets.QMainWindow):
     def save_settings(self) -> None:
         s = self.settings
         s.setValue("geometry", self.saveGeometry())
+        for key, splitter in self._splitters().items():
+            s.setValue(f"splitters/{key}", splitter.saveState())
         s.setValue("rig_spec", self.rig_panel.spec.currentText())
         s.setValue("protocol", self.launcher.protocol.currentText())
         s.setValue("runs_root", self.browser.root_edit.text())
         s.setValue("tab", self.tabs.currentIndex())
+        s.setValue("log_level", self.log_panel.level.currentText())
         for key, line in self.launcher.meta.items():
             s.setValue(f"record/{key}", line.text())
         name = self.launcher.protocol.currentText()

@@ -177,6 +177,7 @@ class ProtocolLauncher(QtWidgets.QWidget):
         ql.addLayout(ol)
 
         split = QtWidgets.QSplitter()
+        split.setObjectName("launcher_split")
         split.addWidget(form_box)
         split.addWidget(queue_box)
         split.setSizes([420, 580])

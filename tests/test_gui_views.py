@@ -240,3 +240,38 @@ def test_screenshot_command_refuses_bad_arguments(capsys):
         main(["gui", "--screenshot", "x.png", "--view", "nonsense"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_log_level_selector_filters_and_keeps_the_terminal_quiet(qtbot):
+    """The Log view's level selector: DEBUG shows the coil's ramp steps (root logger lowered for it,
+    other handlers keep their level), WARNING hides INFO; detach() undoes the level changes."""
+    import logging
+
+    from gui.log_panel import LogPanel
+
+    root = logging.getLogger()
+    terminal = logging.StreamHandler()  # stands for the terminal's handler, no level of its own
+    root.addHandler(terminal)
+    root_level = root.level
+    panel = LogPanel()
+    qtbot.addWidget(panel)
+    log = logging.getLogger("instruments.safety")
+    try:
+        log.debug("coil set step-1")
+        log.info("coil ramp info-1")
+        qtbot.waitUntil(lambda: "info-1" in panel.text(), timeout=2_000)
+        assert "step-1" not in panel.text()
+        panel.set_level("DEBUG")
+        assert panel.level.objectName() == "log_level"
+        log.debug("coil set step-2")
+        qtbot.waitUntil(lambda: "step-2" in panel.text(), timeout=2_000)
+        assert terminal.level == logging.INFO  # the terminal does not print ramp steps now
+        panel.set_level("WARNING")
+        log.info("coil ramp info-3")
+        log.warning("coil stop warning-3")
+        qtbot.waitUntil(lambda: "warning-3" in panel.text(), timeout=2_000)
+        assert "info-3" not in panel.text()
+    finally:
+        panel.detach()
+        root.removeHandler(terminal)
+    assert terminal.level == logging.NOTSET and root.level == root_level
