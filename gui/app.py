@@ -55,7 +55,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session = RigSession(opener=rig_opener, parent=self)
         self.jobs = JobQueue(self.session, execute=execute, runs_root=runs_root, parent=self)
 
-        self.rig_panel = RigPanel(self.session, busy=self.jobs.busy)
+        self.rig_panel = RigPanel(self.session, busy=self.jobs.busy, runs_root=lambda: self.jobs.runs_root)
         self.launcher = ProtocolLauncher(self.jobs, protocols=protocols)
         self.live = LiveViews()
         self.browser = RunBrowser(runs_root)
@@ -359,11 +359,11 @@ def _select_rows(browser: RunBrowser, n: int) -> None:
 
 
 def take_screenshot(window: MainWindow, view: str, path: str | os.PathLike, rig_spec: str | None = None,
-                    timeout_s: float = 300.0) -> Path:
+                    timeout_s: float = 300.0, size: tuple[int, int] = (1366, 768)) -> Path:
     """Connect to the rig, produce real data for `view` (runs a small job if the view needs one), render the
-    view to a PNG at `path`. Raises RuntimeError if the rig or the job fails."""
+    view at `size` (pixels) to a PNG at `path`. Raises RuntimeError if the rig or the job fails."""
     app = QtWidgets.QApplication.instance()
-    window.resize(1280, 800)
+    window.resize(*size)
     # The screenshot loop itself sleeps between event batches, so the latency readout would describe
     # the screenshot tool, not the dashboard: hide it.
     window.latency_label.hide()
@@ -404,7 +404,8 @@ def take_screenshot(window: MainWindow, view: str, path: str | os.PathLike, rig_
                 break
         window.browser.compare_selected()
     if view == "rig":
-        _wait(app, lambda: window.rig_panel.n_samples() >= 8, 10)
+        window.rig_panel.manual_ramp("5 mT", blocking=True)  # a field the readings show
+        _wait(app, lambda: window.rig_panel.n_samples() >= 24, 10)
     window.show_view(view)
     _wait(app, lambda: False, 0.5)
     path = Path(path)
@@ -416,7 +417,7 @@ def take_screenshot(window: MainWindow, view: str, path: str | os.PathLike, rig_
 
 
 def main(rig: str | None = None, screenshot: str | None = None, view: str = "rig",
-         runs_root: str | None = None) -> int:
+         runs_root: str | None = None, size: tuple[int, int] = (1366, 768)) -> int:
     """Start the dashboard (blocking); with `screenshot`, render `view` to that PNG and exit."""
     import gc
 
@@ -426,7 +427,7 @@ def main(rig: str | None = None, screenshot: str | None = None, view: str = "rig
     window = MainWindow(runs_root=runs_root)
     if screenshot:
         try:
-            take_screenshot(window, view, screenshot, rig_spec=rig)
+            take_screenshot(window, view, screenshot, rig_spec=rig, size=size)
             return 0
         finally:
             window.shutdown()

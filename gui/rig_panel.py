@@ -312,10 +312,14 @@ class RigPanel(QtWidgets.QWidget):
     """The rig view. `session` is shared with the job queue; `busy()` says whether a job holds the rig."""
 
     def __init__(self, session: RigSession, busy: Callable[[], bool] = lambda: False,
-                 parent: QtWidgets.QWidget | None = None, poll_ms: int = 400) -> None:
+                 parent: QtWidgets.QWidget | None = None, poll_ms: int = 400,
+                 runs_root: Callable[[], Any] = lambda: None) -> None:
         super().__init__(parent)
         self.session = session
         self.busy = busy
+        self.runs_root = runs_root
+        self._following = threading.Event()
+        self._last_follow = 0.0
         self._poll_running = threading.Event()
         self._drawn_version = -1
         self._t0 = time.monotonic()
@@ -342,6 +346,9 @@ class RigPanel(QtWidgets.QWidget):
 
         self.status = QtWidgets.QLabel("Not connected.")
         self.status.setWordWrap(True)
+        self.follow_status = QtWidgets.QLabel("")
+        self.follow_status.setObjectName("rig_follow_status")
+        self.follow_status.setWordWrap(True)
 
         self.zero_button = QtWidgets.QPushButton("FIELD TO ZERO")
         self.zero_button.setObjectName("field_to_zero")
@@ -390,6 +397,7 @@ class RigPanel(QtWidgets.QWidget):
         left = QtWidgets.QVBoxLayout(left_w)
         left.setContentsMargins(0, 0, 0, 0)
         left.addWidget(self.status)
+        left.addWidget(self.follow_status)
         left.addWidget(readings_box)
         left.addWidget(manual_box)
         left.addWidget(self.zero_button)
@@ -736,7 +744,12 @@ class RigPanel(QtWidgets.QWidget):
         rig = self.session.rig
         self._update_manual_enabled()
         self.show_readings()
-        if rig is None or self.busy() or self._poll_running.is_set():
+        if rig is None:
+            self._follow_elsewhere()
+            return
+        if self.follow_status.text():
+            self.follow_status.setText("")
+        if self.busy() or self._poll_running.is_set():
             return
         self._poll_running.set()
         readings = self.session.readings
@@ -757,11 +770,50 @@ class RigPanel(QtWidgets.QWidget):
 
         threading.Thread(target=work, daemon=True, name="rig-poll").start()
 
+    def _follow_elsewhere(self) -> None:
+        """Not connected: once a second, in a worker thread, the newest run under the runs root that
+        another live process is running (`labml run` from a terminal) gives its recorded readings
+        (gui.follow)."""
+        now = time.monotonic()
+        if self._following.is_set() or now - self._last_follow < 1.0:
+            return
+        self._last_follow = now
+        self._following.set()
+        root, readings = self.runs_root(), self.session.readings
+
+        def work() -> None:
+            from gui import follow
+
+            text = ""
+            try:
+                if root is None:
+                    from labml.runs.store import default_runs_root
+
+                    root_ = default_runs_root()
+                else:
+                    root_ = root
+                runs = follow.running_elsewhere(root_)
+                if runs:
+                    run_dir, meta = runs[0]
+                    n = follow.follow(run_dir, meta, readings)
+                    text = (f"Following run {run_dir.name} (process {meta.get('pid')}, started elsewhere): "
+                            + ("the readings its rows record." if n else "it records no readings yet."))
+            except Exception as exc:  # noqa: BLE001 - following is optional
+                log.debug("following a run failed: %s", exc)
+            finally:
+                self._follow_text = text
+                self._following.clear()
+
+        threading.Thread(target=work, daemon=True, name="rig-follow").start()
+
     def show_readings(self) -> None:
         """Labels from the session's readings: value and unit, source and age (greyed when > 1 s)."""
         rd = self.session.readings
         rig = self.session.rig
         now = time.monotonic()
+        follow_text = getattr(self, "_follow_text", "") if rig is None else ""
+        if self.follow_status.text() != follow_text:
+            self.follow_status.setText(follow_text)
         field, how = field_reading(rd, self._mT_per_A)
         cur = rd.get("current_A")
         sig = rd.get("signal")

@@ -274,3 +274,38 @@ def test_disconnect_and_close_zero_the_field_the_gui_set(qtbot, window, how):
         w.close()
     assert abs(rig.world.coil.current_A) < 1e-3 and not rig.world.coil.output_on
     assert rig.coil_at_zero is True  # confirmed by read-back
+
+
+def test_a_run_started_from_the_command_line_is_followed_through_its_run_folder(qtbot, window, tmp_path):
+    """Not connected: the panel shows the readings the newest run of another live process records (a
+    hysteresis loop's Hall field), from its run folder, named as such."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from gui.follow import last_row
+
+    w = window
+    root = Path(w.jobs.runs_root)
+    run_dir = root / "cli-hysteresis"
+    env = {**os.environ, "LABML_LOCK_DIR": str(tmp_path / "locks"), "PYTHONPATH": str(Path.cwd())}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labml.cli", "run", "hysteresis", "--rig", "sim", "--run-dir", str(run_dir),
+         "--field-max", "30", "--field-step", "0.05", "--loops", "3"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        panel = w.rig_panel
+        qtbot.waitUntil(lambda: "cli-hysteresis" in panel.follow_status.text()
+                        and "run folder cli-hysteresis: Field (mT)" in panel.age_labels["field"].text(),
+                        timeout=60_000)
+        shown = _value(w, "field")
+        recorded = [float(r["Field (mT)"]) for r in __import__("labml.runs.store", fromlist=["load"]).load(
+            run_dir).series("data")]
+        assert any(abs(shown - v) < 5e-4 for v in recorded)  # a value the run recorded, to the digit shown
+        assert last_row(run_dir / "data.csv") is not None
+        assert panel.value_labels["current"].text() == "--"  # its read-backs are not in the folder
+    finally:
+        proc.send_signal(signal.SIGINT)  # the run ends the safe way (field to zero)
+        proc.wait(60)
+    qtbot.waitUntil(lambda: panel.follow_status.text() == "", timeout=5_000)
