@@ -144,6 +144,11 @@ class RigSession(QtCore.QObject):
             msg = "No rig connected: nothing to zero."
             self.zeroed.emit(msg)
             return msg
+        # a manual ramp holds the I/O lock: stop it now (at its next step it ramps to zero itself)
+        # rather than wait for it to reach its target
+        stopped = self._manual_busy.is_set() and hasattr(getattr(rig, "guard", None), "request_stop")
+        if stopped:
+            rig.guard.request_stop()
 
         def work() -> None:
             mark = alert_mark()
@@ -154,6 +159,9 @@ class RigSession(QtCore.QObject):
                 except Exception as exc:
                     msg = f"Field to zero FAILED: {exc}"
                     log.error(msg)
+                finally:
+                    if stopped:
+                        rig.guard.clear_stop()  # the manual ramp has ended: manual control works again
             log.warning(msg)
             self.zeroed.emit(msg)
             self._check_zero(rig, "field to zero", mark)

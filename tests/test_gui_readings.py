@@ -309,3 +309,33 @@ def test_a_run_started_from_the_command_line_is_followed_through_its_run_folder(
         proc.send_signal(signal.SIGINT)  # the run ends the safe way (field to zero)
         proc.wait(60)
     qtbot.waitUntil(lambda: panel.follow_status.text() == "", timeout=5_000)
+
+
+def test_field_to_zero_stops_a_manual_ramp_at_once(qtbot, window, monkeypatch):
+    """FIELD TO ZERO does not wait for a manual ramp to reach its target: the ramp stops at its next
+    step and the coil goes to zero; manual control works again afterwards."""
+    import time
+
+    w = window
+    rig = connect_sim(qtbot, w)
+    original = CoilGuard._write
+
+    def slow(self, current_A):  # 10 ms of wall time per 0.1 A step: 36 mT (20 A) would take ~2 s
+        time.sleep(0.01)
+        return original(self, current_A)
+
+    monkeypatch.setattr(CoilGuard, "_write", slow)
+    panel = w.rig_panel
+    assert panel.manual_ramp("36 mT")
+    qtbot.waitUntil(lambda: rig.guard.setpoint_A > 1.0, timeout=5_000)
+    t0 = time.monotonic()
+    panel.zero_button.click()
+    qtbot.waitUntil(lambda: "zero" in panel.zero_message.text().lower() and "ramped" in
+                    panel.zero_message.text(), timeout=10_000)
+    assert time.monotonic() - t0 < 1.5  # not the ~2 s the ramp to 36 mT would have taken
+    assert abs(rig.world.coil.current_A) < 1e-3 and rig.guard.setpoint_A == 0.0
+    qtbot.waitUntil(lambda: "failed" in panel.manual_message.text(), timeout=5_000)
+    assert "stopped" in panel.manual_message.text()
+    monkeypatch.setattr(CoilGuard, "_write", original)
+    assert panel.manual_ramp("2 mT", blocking=True)  # the stop was cleared
+    assert rig.world.field_mT == pytest.approx(2.0, abs=0.05)
