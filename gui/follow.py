@@ -42,14 +42,33 @@ def running_elsewhere(root: str | os.PathLike | None) -> list[tuple[Path, dict]]
         return []
     out = []
     for meta_path in Path(root).glob("*/run.json"):
-        try:
-            meta = json.loads(meta_path.read_text("utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(meta, dict) and meta.get("status") == "running" and _alive(meta.get("pid"),
-                                                                                  meta.get("pid_host")):
+        meta = _read_meta(meta_path)
+        if meta is not None and meta.get("status") == "running" and _alive(meta.get("pid"),
+                                                                            meta.get("pid_host")):
             out.append((meta_path.stat().st_mtime, meta_path.parent, meta))
     return [(p, m) for _t, p, m in sorted(out, key=lambda x: x[0], reverse=True)]
+
+
+_META: dict[Path, tuple[float, int, dict | None]] = {}  # run.json -> (mtime, size, parsed): parsed once
+
+
+def _read_meta(path: Path) -> dict | None:
+    """run.json as a dict (None if unreadable), parsed again only when it changed (a run store of
+    hundreds of finished runs costs one stat each per scan)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    cached = _META.get(path)
+    if cached is not None and cached[:2] == (st.st_mtime, st.st_size):
+        return cached[2]
+    try:
+        meta = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        meta = None
+    meta = meta if isinstance(meta, dict) else None
+    _META[path] = (st.st_mtime, st.st_size, meta)
+    return meta
 
 
 def declared_readings(meta: dict) -> dict[str, str]:

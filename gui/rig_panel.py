@@ -753,7 +753,8 @@ class RigPanel(QtWidgets.QWidget):
         self._update_manual_enabled()
         self.show_readings()
         if rig is None:
-            self._follow_elsewhere()
+            if self.isVisible():  # no scan of the run store while another view is shown
+                self._follow_elsewhere()
             return
         if self.follow_status.text():
             self.follow_status.setText("")
