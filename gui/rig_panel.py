@@ -750,10 +750,12 @@ class RigPanel(QtWidgets.QWidget):
         """Timer slot: show the readings (ages, greying); when no run holds the rig, one observer read
         (`rig.observe()`) in a worker thread, only if the I/O lock is free at once."""
         rig = self.session.rig
-        self._update_manual_enabled()
-        self.show_readings()
+        visible = self.isVisible()
+        if visible:  # labels of a hidden view are brought up to date when it is shown (showEvent)
+            self._update_manual_enabled()
+            self.show_readings()
         if rig is None:
-            if self.isVisible():  # no scan of the run store while another view is shown
+            if visible:  # no scan of the run store while another view is shown
                 self._follow_elsewhere()
             return
         if self.follow_status.text():
@@ -778,6 +780,11 @@ class RigPanel(QtWidgets.QWidget):
                 self._poll_running.clear()
 
         threading.Thread(target=work, daemon=True, name="rig-poll").start()
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        self._update_manual_enabled()
+        self.show_readings()
+        super().showEvent(event)
 
     def _follow_elsewhere(self) -> None:
         """Not connected: once a second, in a worker thread, the newest run under the runs root that
