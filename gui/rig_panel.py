@@ -64,6 +64,7 @@ class RigSession(QtCore.QObject):
         #: who holds the rig now: None, or a text naming the run (set by the job queue)
         self.holder: Callable[[], str | None] = lambda: None
         self.readings = LiveReadings()
+        self.last_coil_at_zero: bool | None = None  # what the last disconnect's read-back said
         self._listener: Any = None
         self._manual_busy = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -124,7 +125,7 @@ class RigSession(QtCore.QObject):
             if self._listener is not None and self._listener in getattr(guard, "listeners", ()):
                 guard.listeners.remove(self._listener)
             self.rig = None
-            confirmed = getattr(rig, "coil_at_zero", None)
+            confirmed = self.last_coil_at_zero = getattr(rig, "coil_at_zero", None)
             log.info("rig disconnected (field to zero%s, outputs off)",
                      ", confirmed by read-back" if confirmed else "" if confirmed is None else
                      ", NOT confirmed by read-back")
@@ -581,8 +582,11 @@ class RigPanel(QtWidgets.QWidget):
         self._update_manual_enabled()
 
     def _on_disconnected(self) -> None:
-        self.status.setText("Not connected.")
-        self.status.setStyleSheet("")
+        confirmed = self.session.last_coil_at_zero
+        after = {True: " The coil was left at 0 A, confirmed by read-back, outputs off.",
+                 False: " The coil was NOT confirmed at 0 A!"}.get(confirmed, "")
+        self.status.setText("Not connected." + after)
+        self.status.setStyleSheet("" if confirmed is not False else "color: #b00000; font-weight: bold;")
         self.disconnect_button.setEnabled(False)
         self.identities.setRowCount(0)
         self._update_manual_enabled()

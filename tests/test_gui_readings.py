@@ -274,6 +274,8 @@ def test_disconnect_and_close_zero_the_field_the_gui_set(qtbot, window, how):
         w.close()
     assert abs(rig.world.coil.current_A) < 1e-3 and not rig.world.coil.output_on
     assert rig.coil_at_zero is True  # confirmed by read-back
+    if how == "disconnect":
+        qtbot.waitUntil(lambda: "confirmed by read-back" in w.rig_panel.status.text(), timeout=2_000)
 
 
 def test_a_run_started_from_the_command_line_is_followed_through_its_run_folder(qtbot, window, tmp_path):
