@@ -22,7 +22,7 @@ from qtpy import QtCore, QtWidgets
 
 from gui.banner import CoilAlertBanner
 from gui.browser import RunBrowser
-from gui.jobs import _ALIASES, Job, JobQueue, _key, normalise_series_name
+from gui.jobs import Job, JobQueue, normalise_series_name
 from gui.launcher import ProtocolLauncher
 from gui.log_panel import LogPanel
 from gui.plots import LiveViews
@@ -55,7 +55,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session = RigSession(opener=rig_opener, parent=self)
         self.jobs = JobQueue(self.session, execute=execute, runs_root=runs_root, parent=self)
 
-        self.rig_panel = RigPanel(self.session, busy=self.jobs.busy)
+        self.rig_panel = RigPanel(self.session, busy=self.jobs.busy, runs_root=lambda: self.jobs.runs_root)
         self.launcher = ProtocolLauncher(self.jobs, protocols=protocols)
         self.live = LiveViews()
         self.browser = RunBrowser(runs_root)
@@ -162,7 +162,7 @@ class MainWindow(QtWidgets.QMainWindow):
             job.buffer.set_info(fit_text=done.info()["fit_text"])
 
     def _follow_job(self) -> None:
-        """While a job runs, the rig panel shows the job's own field readings (no instrument I/O)."""
+        """The status bar: the latency probe, the running job's state and steps."""
         p95 = self.probe.percentile(95, last=250)  # the last ~5 s
         if p95 == p95:
             self.latency_label.setText(f"GUI latency p95 (5 s) {p95:.0f} ms")
@@ -172,15 +172,6 @@ class MainWindow(QtWidgets.QMainWindow):
         prog = job.progress
         self.state_label.setText(f"{job.label}: {job.state}"
                                  + (f", step {job.step}/{job.total_steps}" if prog is not None else ""))
-        live = job.buffer.info().get("last_live")
-        if live:
-            sample = {}
-            for k, v in live.items():
-                alias = _ALIASES.get(_key(k))
-                if alias in ("field_mT", "signal"):
-                    sample[alias] = float(v)
-            if sample:
-                self.rig_panel.add_sample(sample)
 
     def _show_samplers(self, buffer: Any) -> None:
         self.live.set_buffer(buffer, "Sampler comparison of finished Boltzmann-machine runs")
@@ -205,6 +196,11 @@ class MainWindow(QtWidgets.QMainWindow):
             self.restoreGeometry(geom)
         else:
             self.resize(1280, 800)
+        self.fit_to_screen()
+        for key, splitter in self._splitters().items():
+            state = s.value(f"splitters/{key}")
+            if state is not None:
+                splitter.restoreState(state)
         spec = s.value("rig_spec")
         if spec:
             self.rig_panel.spec.setCurrentText(str(spec))
@@ -212,12 +208,44 @@ class MainWindow(QtWidgets.QMainWindow):
         if proto and self.launcher.protocol.findText(str(proto)) >= 0:
             self.launcher.protocol.setCurrentText(str(proto))
         self._restore_params(self.launcher.protocol.currentText())
+        for key, line in self.launcher.meta.items():
+            value = s.value(f"record/{key}")
+            if value:
+                line.setText(str(value))
+        level = s.value("log_level")
+        if level in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            self.log_panel.set_level(str(level))
         tab = s.value("tab")
         if tab is not None:
             try:
                 self.tabs.setCurrentIndex(int(tab))
             except (TypeError, ValueError):
                 pass
+
+    def _splitters(self) -> dict[str, QtWidgets.QSplitter]:
+        """The window's splitters by a stable key (their object name, else parent class and index)."""
+        out = {}
+        for i, sp in enumerate(self.findChildren(QtWidgets.QSplitter)):
+            out[sp.objectName() or f"{type(sp.parentWidget()).__name__}-{i}"] = sp
+        return out
+
+    def fit_to_screen(self) -> None:
+        """Never larger than the screen's available area (a geometry saved on a bigger screen, or one
+        that grew): shrink and move the window into it."""
+        screen = self.screen() or QtWidgets.QApplication.primaryScreen()
+        if screen is None:
+            return
+        avail = screen.availableGeometry()
+        frame = self.frameGeometry()
+        extra_w, extra_h = frame.width() - self.width(), frame.height() - self.height()
+        w = min(self.width(), avail.width() - extra_w)
+        h = min(self.height(), avail.height() - extra_h)
+        if (w, h) != (self.width(), self.height()):
+            self.resize(max(w, self.minimumSizeHint().width()), max(h, self.minimumSizeHint().height()))
+        x = min(max(self.x(), avail.x()), avail.x() + max(0, avail.width() - self.frameGeometry().width()))
+        y = min(max(self.y(), avail.y()), avail.y() + max(0, avail.height() - self.frameGeometry().height()))
+        if (x, y) != (self.x(), self.y()):
+            self.move(x, y)
 
     def _restore_params(self, name: str) -> None:
         raw = self.settings.value(f"params/{name}")
@@ -234,10 +262,15 @@ class MainWindow(QtWidgets.QMainWindow):
     def save_settings(self) -> None:
         s = self.settings
         s.setValue("geometry", self.saveGeometry())
+        for key, splitter in self._splitters().items():
+            s.setValue(f"splitters/{key}", splitter.saveState())
         s.setValue("rig_spec", self.rig_panel.spec.currentText())
         s.setValue("protocol", self.launcher.protocol.currentText())
         s.setValue("runs_root", self.browser.root_edit.text())
         s.setValue("tab", self.tabs.currentIndex())
+        s.setValue("log_level", self.log_panel.level.currentText())
+        for key, line in self.launcher.meta.items():
+            s.setValue(f"record/{key}", line.text())
         name = self.launcher.protocol.currentText()
         if name:
             s.setValue(f"params/{name}", json.dumps(self.launcher.editor.raw_values(), default=str))
@@ -326,11 +359,11 @@ def _select_rows(browser: RunBrowser, n: int) -> None:
 
 
 def take_screenshot(window: MainWindow, view: str, path: str | os.PathLike, rig_spec: str | None = None,
-                    timeout_s: float = 300.0) -> Path:
+                    timeout_s: float = 300.0, size: tuple[int, int] = (1366, 768)) -> Path:
     """Connect to the rig, produce real data for `view` (runs a small job if the view needs one), render the
-    view to a PNG at `path`. Raises RuntimeError if the rig or the job fails."""
+    view at `size` (pixels) to a PNG at `path`. Raises RuntimeError if the rig or the job fails."""
     app = QtWidgets.QApplication.instance()
-    window.resize(1280, 800)
+    window.resize(*size)
     # The screenshot loop itself sleeps between event batches, so the latency readout would describe
     # the screenshot tool, not the dashboard: hide it.
     window.latency_label.hide()
@@ -371,7 +404,8 @@ def take_screenshot(window: MainWindow, view: str, path: str | os.PathLike, rig_
                 break
         window.browser.compare_selected()
     if view == "rig":
-        _wait(app, lambda: len(window.rig_panel.history) >= 4, 10)
+        window.rig_panel.manual_ramp("5 mT", blocking=True)  # a field the readings show
+        _wait(app, lambda: window.rig_panel.n_samples() >= 24, 10)
     window.show_view(view)
     _wait(app, lambda: False, 0.5)
     path = Path(path)
@@ -383,7 +417,7 @@ def take_screenshot(window: MainWindow, view: str, path: str | os.PathLike, rig_
 
 
 def main(rig: str | None = None, screenshot: str | None = None, view: str = "rig",
-         runs_root: str | None = None) -> int:
+         runs_root: str | None = None, size: tuple[int, int] = (1366, 768)) -> int:
     """Start the dashboard (blocking); with `screenshot`, render `view` to that PNG and exit."""
     import gc
 
@@ -393,7 +427,7 @@ def main(rig: str | None = None, screenshot: str | None = None, view: str = "rig
     window = MainWindow(runs_root=runs_root)
     if screenshot:
         try:
-            take_screenshot(window, view, screenshot, rig_spec=rig)
+            take_screenshot(window, view, screenshot, rig_spec=rig, size=size)
             return 0
         finally:
             window.shutdown()

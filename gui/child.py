@@ -146,7 +146,8 @@ def _reporter(plan: Any, events: Any) -> Any:
     return subscriber
 
 
-def child_main(protocol: str, params: dict, run_dir: str, events: Any, controls: Any) -> None:
+def child_main(protocol: str, params: dict, run_dir: str, events: Any, controls: Any,
+               meta: dict | None = None) -> None:
     """Entry point of the child process: run the kind `protocol` names (a protocol or a training kind)
     on a RunEngine, report, obey controls."""
     try:
@@ -164,7 +165,7 @@ def child_main(protocol: str, params: dict, run_dir: str, events: Any, controls:
         engine = RunEngine(progress=False, handle_sigint=False, on_pause=gui.on_pause)
         engine.subscribe(_reporter(plan, events))
         threading.Thread(target=gui.obey, args=(engine, controls), daemon=True, name="job-controls").start()
-        outcome = engine.run(plan, run_dir, rig=None)
+        outcome = engine.run(plan, run_dir, rig=None, **(meta or {}))
         final = snapshot_arrays(plan)
         if final:
             events.put(("arrays", final))

@@ -38,6 +38,9 @@ from gui.child import ProcessController, child_main, snapshot_arrays
 
 log = logging.getLogger(__name__)
 
+#: the run record a job may carry into run.json (as `labml run --sample/--device/--operator/--notes`)
+RECORD = ("sample", "device", "operator", "notes")
+
 QUEUED, RUNNING, PAUSED, SUCCESS, STOPPED, ABORTED, FAILED = (
     "queued", "running", "paused", "success", "stopped", "aborted", "failed")
 FINAL = {SUCCESS, STOPPED, ABORTED, FAILED}
@@ -118,6 +121,7 @@ class Job:
     protocol: str
     params: dict[str, Any]
     estimate_s: float | None = None
+    meta: dict[str, str] = field(default_factory=dict)  # run record: sample, device, operator, notes
     id: int = field(default_factory=lambda: next(_ids))
     state: str = QUEUED
     buffer: LiveBuffer = field(default_factory=LiveBuffer)
@@ -181,22 +185,62 @@ class JobQueue(QtCore.QObject):
         self.session = session
         self.runs_root = runs_root
         self.use_processes = use_processes
-        self.jobs: list[Job] = []
+        self.jobs: list[Job] = []  # in the order they run: the worker takes the first queued one
         self.current: Job | None = None
         self._execute = execute or _run_with_protocol_runner
-        self._q: queue.Queue[Job | None] = queue.Queue()
+        self._wake = threading.Condition()
+        self._closing = False
         self._thread = threading.Thread(target=self._worker, name="gui-job-worker", daemon=True)
         self._thread.start()
         session.emergency_hook = self.emergency_stop
+        session.holder = self.holder
 
     # ---- GUI-thread API --------------------------------------------------------------------------
-    def submit(self, protocol: str, params: dict[str, Any], estimate_s: float | None = None) -> Job:
-        job = Job(protocol=protocol, params=dict(params), estimate_s=estimate_s)
-        self.jobs.append(job)
-        self._q.put(job)
+    def submit(self, protocol: str, params: dict[str, Any], estimate_s: float | None = None,
+               meta: dict[str, str] | None = None) -> Job:
+        """Queue a run of kind `protocol`; `meta` is its run record (sample, device, operator,
+        notes: run.json)."""
+        unknown = set(meta or {}) - set(RECORD)
+        if unknown:
+            raise ValueError(f"unknown run record keys {sorted(unknown)}; allowed: {', '.join(RECORD)}")
+        job = Job(protocol=protocol, params=dict(params), estimate_s=estimate_s, meta=dict(meta or {}))
+        with self._wake:
+            self.jobs.append(job)
+            self._wake.notify_all()
         log.info("queued %s %s", job.label, params)
         self.changed.emit()
         return job
+
+    def submit_sequence(self, protocol: str, params: dict[str, Any], name: str, values: list[Any],
+                        estimate_s: float | None = None, meta: dict[str, str] | None = None) -> list[Job]:
+        """A parameter sequence (as pymeasure's sequencer): one queued job per value of parameter
+        `name`, the other parameters as given; they run one after another, unattended."""
+        jobs = [self.submit(protocol, {**params, name: v}, estimate_s, meta) for v in values]
+        log.info("queued a sequence of %d %s runs over %s = %s", len(jobs), protocol, name, values)
+        return jobs
+
+    def move(self, job: Job, delta: int) -> bool:
+        """Move a queued job `delta` places in the queue (negative: earlier), among the queued jobs
+        only (a running or finished job keeps its place). False if the job is not queued."""
+        with self._wake:
+            if job.state != QUEUED or job not in self.jobs:
+                return False
+            queued = [j for j in self.jobs if j.state == QUEUED]
+            i = queued.index(job)
+            k = max(0, min(len(queued) - 1, i + delta))
+            if k == i:
+                return False
+            queued.insert(k, queued.pop(i))
+            slots = iter(queued)
+            self.jobs = [next(slots) if j.state == QUEUED else j for j in self.jobs]
+        log.info("moved %s to place %d of the queued jobs", job.label, k + 1)
+        self.changed.emit()
+        return True
+
+    def holder(self) -> str | None:
+        """The label of the job holding the rig now (None when none does)."""
+        job = self.current
+        return job.label if job is not None and job.uses_rig and not job.finished else None
 
     def busy(self) -> bool:
         """True while a job holds the rig (a training in a child process does not)."""
@@ -277,16 +321,24 @@ class JobQueue(QtCore.QObject):
         return True
 
     def remove_queued(self, job: Job) -> bool:
-        if job.state != QUEUED:
-            return False
-        return self.stop(job)
+        """Take a job that has not started out of the queue."""
+        with self._wake:
+            if job.state != QUEUED or job not in self.jobs:
+                return False
+            self.jobs.remove(job)
+            job.state, job.reason = STOPPED, "removed from the queue before it started"
+        log.info("removed %s from the queue", job.label)
+        self.changed.emit()
+        return True
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Abort everything and join the worker (called when the window closes)."""
-        for job in self.jobs:
+        for job in list(self.jobs):
             if not job.finished:
                 self.abort(job)
-        self._q.put(None)
+        with self._wake:
+            self._closing = True
+            self._wake.notify_all()
         self._thread.join(timeout_s)
 
     # ---- worker thread ---------------------------------------------------------------------------
@@ -298,12 +350,21 @@ class JobQueue(QtCore.QObject):
         except ImportError:  # pragma: no cover - torch is a dependency
             pass
         while True:
-            job = self._q.get()
+            job = self._next()
             if job is None:
                 return
-            if job.finished:  # stopped/aborted while queued
-                continue
             self._run(job)
+
+    def _next(self) -> Job | None:
+        """The first queued job in the queue's order (waits for one); None when closing."""
+        with self._wake:
+            while not self._closing:
+                job = next((j for j in self.jobs if j.state == QUEUED), None)
+                if job is not None:
+                    job.state = RUNNING  # taken: no longer movable or removable
+                    return job
+                self._wake.wait(0.5)
+        return None
 
     def _make_engine(self, job: Job) -> Any:
         from labml.runs.engine import RunEngine
@@ -337,9 +398,13 @@ class JobQueue(QtCore.QObject):
             name = normalise_series_name(series, row, job.protocol)
             job.buffer.append(name, normalise_row(name, row))
             job.rows += 1
-            live = {k: row[k] for k in row if _ALIASES.get(_key(k)) in ("field_mT", "signal")}
-            if live:
-                job.buffer.set_info(last_live=dict(live))
+            # the columns the plan declares as instrument readings are the run's own readings of the
+            # rig: the rig panel shows them (a commanded field or a pulse amplitude is not one)
+            readings = getattr(self.session, "readings", None)
+            if readings is not None and job.uses_rig:
+                for column, key in (getattr(job.plan, "readings", None) or {}).items():
+                    if column in row:
+                        readings.put(key, row[column], "run", f"{job.label}: {column}")
         elif event == "start":
             job.step = int(payload.get("step") or 0)
             job.total_steps = payload.get("total")
@@ -413,7 +478,8 @@ class JobQueue(QtCore.QObject):
         events, controls = ctx.Queue(), ctx.Queue()
         job.engine = ProcessController(controls)
         proc = ctx.Process(target=child_main, name=f"labml-job-{job.id}", daemon=True,
-                           args=(job.protocol, dict(job.params), job.run_dir, events, controls))
+                           args=(job.protocol, dict(job.params), job.run_dir, events, controls,
+                                 dict(job.meta)))
         proc.start()
         log.info("%s runs in process %s", job.label, proc.pid)
         try:
@@ -512,7 +578,7 @@ def _run_with_protocol_runner(job: Job, rig: Any, engine: Any) -> dict:
     if needs_rig and rig is None:
         raise UserError(f"{job.protocol} needs a rig: connect to one in the Rig panel first")
     job.plan = plan
-    outcome = engine.run(plan, job.run_dir, rig=rig if needs_rig else None)
+    outcome = engine.run(plan, job.run_dir, rig=rig if needs_rig else None, **job.meta)
     return {"protocol": job.protocol, **outcome.to_dict()}
 
 

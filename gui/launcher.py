@@ -106,10 +106,24 @@ class ProtocolLauncher(QtWidgets.QWidget):
         self.verdict = QtWidgets.QLabel("Dry run: -")
         self.verdict.setWordWrap(True)
         self.dry_button = QtWidgets.QPushButton("Dry run")
+        self.dry_button.setObjectName("dry_run")
         self.dry_button.clicked.connect(self.dry_run)
-        self.queue_button = QtWidgets.QPushButton("Queue")
+        self.queue_button = QtWidgets.QPushButton("Queue (starts when the rig is free)")
         self.queue_button.setObjectName("queue")
         self.queue_button.clicked.connect(self.queue_clicked)
+        self.editor.validity_changed.connect(self._validity_changed)
+        # the lab-book record of the run (run.json "sample", "device", "operator", "notes")
+        self.meta: dict[str, QtWidgets.QLineEdit] = {}
+        meta_box = QtWidgets.QGroupBox("Run record (saved in run.json)")
+        meta_form = QtWidgets.QFormLayout(meta_box)
+        for key, tip in (("sample", "sample ID"), ("device", "device / wire ID on the sample"),
+                         ("operator", "who runs it (default $LABML_OPERATOR or $USER)"),
+                         ("notes", "free-text notes")):
+            line = QtWidgets.QLineEdit()
+            line.setObjectName(f"meta_{key}")
+            line.setPlaceholderText(tip)
+            self.meta[key] = line
+            meta_form.addRow(key.capitalize(), line)
 
         form_box = QtWidgets.QGroupBox("Protocol")
         fl = QtWidgets.QVBoxLayout(form_box)
@@ -119,6 +133,8 @@ class ProtocolLauncher(QtWidgets.QWidget):
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.editor)
         fl.addWidget(scroll, 1)
+        fl.addWidget(meta_box)
+        fl.addWidget(self._make_sequence_box())
         fl.addWidget(self.estimate)
         fl.addWidget(self.verdict)
         bl = QtWidgets.QHBoxLayout()
@@ -137,6 +153,12 @@ class ProtocolLauncher(QtWidgets.QWidget):
         self.stop_button = QtWidgets.QPushButton("Stop")
         self.abort_button = QtWidgets.QPushButton("Abort")
         self.remove_button = QtWidgets.QPushButton("Remove queued")
+        self.up_button = QtWidgets.QPushButton("Move up")
+        self.up_button.setObjectName("move_up")
+        self.down_button = QtWidgets.QPushButton("Move down")
+        self.down_button.setObjectName("move_down")
+        self.up_button.clicked.connect(lambda: self._move_selected(-1))
+        self.down_button.clicked.connect(lambda: self._move_selected(+1))
         self.pause_button.clicked.connect(lambda: self.jobs.pause())
         self.resume_button.clicked.connect(lambda: self.jobs.resume())
         self.stop_button.clicked.connect(lambda: self.jobs.stop())
@@ -146,12 +168,16 @@ class ProtocolLauncher(QtWidgets.QWidget):
         ql = QtWidgets.QVBoxLayout(queue_box)
         ql.addWidget(self.table, 1)
         cl = QtWidgets.QHBoxLayout()
-        for b in (self.pause_button, self.resume_button, self.stop_button, self.abort_button,
-                  self.remove_button):
+        for b in (self.pause_button, self.resume_button, self.stop_button, self.abort_button):
             cl.addWidget(b)
         ql.addLayout(cl)
+        ol = QtWidgets.QHBoxLayout()
+        for b in (self.up_button, self.down_button, self.remove_button):
+            ol.addWidget(b)
+        ql.addLayout(ol)
 
         split = QtWidgets.QSplitter()
+        split.setObjectName("launcher_split")
         split.addWidget(form_box)
         split.addWidget(queue_box)
         split.setSizes([420, 580])
@@ -167,6 +193,22 @@ class ProtocolLauncher(QtWidgets.QWidget):
         self.timer.start()
         self.refresh_queue()
 
+    def _make_sequence_box(self) -> QtWidgets.QGroupBox:
+        box = QtWidgets.QGroupBox("Sequence: one run per value of a parameter")
+        row = QtWidgets.QHBoxLayout(box)
+        self.sequence_param = QtWidgets.QComboBox()
+        self.sequence_param.setObjectName("sequence_param")
+        self.sequence_values = QtWidgets.QLineEdit()
+        self.sequence_values.setObjectName("sequence_values")
+        self.sequence_values.setPlaceholderText("1, 2, 5  or  linspace(0, 10, 6)  or  arange(0, 10, 2)")
+        self.sequence_button = QtWidgets.QPushButton("Queue sequence")
+        self.sequence_button.setObjectName("queue_sequence")
+        self.sequence_button.clicked.connect(self.queue_sequence)
+        row.addWidget(self.sequence_param)
+        row.addWidget(self.sequence_values, 1)
+        row.addWidget(self.sequence_button)
+        return box
+
     # ---- protocol and parameters ---------------------------------------------------------------------
     def select_protocol(self, name: str, values: dict[str, Any] | None = None) -> None:
         if not name:
@@ -180,9 +222,26 @@ class ProtocolLauncher(QtWidgets.QWidget):
         self.description.setText((kind.help or "").strip().split("\n")[0])
         self.editor.validator = kind_validator(kind)
         self.editor.set_parameters(kind.params, values)  # the kind's declared parameters
+        self.sequence_param.clear()
+        self.sequence_param.addItems([p.name for p in kind.params])
         self.estimate.setText("Estimated bench time: - (press Dry run)")
         self.verdict.setText("Dry run: -")
         self.verdict.setStyleSheet("")
+
+    def _validity_changed(self, ok: bool) -> None:
+        """Queue and Dry run only while every field is good (the reasons show under the fields)."""
+        self.queue_button.setEnabled(ok)
+        self.dry_button.setEnabled(ok)
+        self.sequence_button.setEnabled(ok)
+        if not ok:
+            self._verdict(False, "Fix the fields in red first.")
+        elif self.verdict.text().startswith("Fix the fields"):
+            self.verdict.setText("Dry run: -")
+            self.verdict.setStyleSheet("")
+
+    def record(self) -> dict[str, str]:
+        """The run record typed in the form (empty fields left out)."""
+        return {k: w.text().strip() for k, w in self.meta.items() if w.text().strip()}
 
     def _rig(self) -> Any:
         rig = self.jobs.session.rig
@@ -222,9 +281,39 @@ class ProtocolLauncher(QtWidgets.QWidget):
         if out is None:
             return None
         est = (out.get("plan") or {}).get("estimate_s")
-        job = self.jobs.submit(self.protocol.currentText(), out["params"], estimate_s=est)
+        job = self.jobs.submit(self.protocol.currentText(), out["params"], estimate_s=est, meta=self.record())
         self.queued.emit(job)
         return job
+
+    def queue_sequence(self) -> list[Job]:
+        """Queue one run per value of the sequence (each value checked by the kind and each run's plan
+        by a dry run first: nothing is queued unless every one passes); [] with a visible message."""
+        from labml.runs.sweeps import parse_sequence
+        from protocols.runner import run_protocol
+
+        name, kind = self.sequence_param.currentText(), self.protocol.currentText()
+        try:
+            base = self.editor.values()
+            texts = parse_sequence(self.sequence_values.text(), f"sequence of {name}")
+            values = [self.editor.validator(name, self.editor.params[name], t) for t in texts]
+            estimates = []
+            for v in values:
+                out = run_protocol(kind, {**base, name: v}, rig=self._rig(), dry_run=True)
+                estimates.append((out.get("plan") or {}).get("estimate_s"))
+        except ParameterError:
+            self._verdict(False, "Sequence refused: parameters refused (see above)")
+            return []
+        except Exception as exc:  # UserError, SafetyError, ConfigError: one line, nothing queued
+            self.editor.show_error(str(exc))
+            self._verdict(False, f"Sequence REFUSED: {exc}")
+            return []
+        jobs = self.jobs.submit_sequence(kind, base, name, values, meta=self.record())
+        for job, est in zip(jobs, estimates, strict=True):
+            job.estimate_s = est
+        total = sum(e for e in estimates if e is not None)
+        self._verdict(True, f"Queued {len(jobs)} runs over {name} = {', '.join(texts)} "
+                            f"(estimated {format_duration(total)} in all); they run one after another")
+        return jobs
 
     # ---- queue view ---------------------------------------------------------------------------------
     def refresh_queue(self) -> None:
@@ -249,10 +338,20 @@ class ProtocolLauncher(QtWidgets.QWidget):
         self.resume_button.setEnabled(cur is not None and cur.state == PAUSED)
         self.stop_button.setEnabled(cur is not None and cur.state not in FINAL)
         self.abort_button.setEnabled(cur is not None and cur.state not in FINAL)
-        self.remove_button.setEnabled(any(j.state == QUEUED for j in jobs))
+        any_queued = any(j.state == QUEUED for j in jobs)
+        for b in (self.remove_button, self.up_button, self.down_button):
+            b.setEnabled(any_queued)
+
+    def _move_selected(self, delta: int) -> None:
+        rows = sorted({i.row() for i in self.table.selectedIndexes()})
+        if len(rows) != 1 or rows[0] >= len(self.jobs.jobs):
+            return
+        job = self.jobs.jobs[rows[0]]
+        if self.jobs.move(job, delta):
+            self.refresh_queue()
+            self.table.selectRow(self.jobs.jobs.index(job))
 
     def _remove_selected(self) -> None:
         rows = {i.row() for i in self.table.selectedIndexes()}
-        for r in rows:
-            if r < len(self.jobs.jobs):
-                self.jobs.remove_queued(self.jobs.jobs[r])
+        for job in [self.jobs.jobs[r] for r in rows if r < len(self.jobs.jobs)]:
+            self.jobs.remove_queued(job)

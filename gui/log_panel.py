@@ -26,6 +26,7 @@ class LogPanel(QtWidgets.QWidget):
         self.view.setReadOnly(True)
         self.view.setMaximumBlockCount(max_lines)
         self.level = QtWidgets.QComboBox()
+        self.level.setObjectName("log_level")
         self.level.addItems(["DEBUG", "INFO", "WARNING", "ERROR"])
         self.level.setCurrentText(logging.getLevelName(level))
         self.level.currentTextChanged.connect(self._set_level)
@@ -40,6 +41,7 @@ class LogPanel(QtWidgets.QWidget):
         lay.addLayout(top)
         lay.addWidget(self.view)
 
+        self._restore: list[tuple[logging.Logger | logging.Handler, int]] = []  # undone by detach()
         self.handler = LogHandler()
         self.handler.setFormatter(logging.Formatter(FMT, datefmt="%H:%M:%S"))
         self.handler.setLevel(level)
@@ -50,11 +52,32 @@ class LogPanel(QtWidgets.QWidget):
             root.setLevel(level)
 
     def _set_level(self, name: str) -> None:
-        self.handler.setLevel(getattr(logging, name))
+        """Show records at `name` and above from now on. DEBUG (the coil's ramp steps, one record per
+        step) needs the root logger at DEBUG: it is lowered, and every other root handler that had no
+        level of its own keeps the old one, so the terminal does not start printing them too."""
+        level = getattr(logging, name)
+        self.handler.setLevel(level)
+        root = logging.getLogger()
+        if root.getEffectiveLevel() > level:
+            old = root.getEffectiveLevel()
+            for h in root.handlers:
+                if h is not self.handler and h.level == logging.NOTSET:
+                    h.setLevel(old)
+                    self._restore.append((h, logging.NOTSET))
+            self._restore.append((root, root.level))
+            root.setLevel(level)
+
+    def set_level(self, name: str) -> None:
+        """Select a level in the selector (as a user would)."""
+        self.level.setCurrentText(name)
 
     def text(self) -> str:
         return self.view.toPlainText()
 
     def detach(self) -> None:
-        """Remove the handler from the root logger (idempotent)."""
+        """Remove the handler from the root logger and undo the level changes of the selector
+        (idempotent)."""
         logging.getLogger().removeHandler(self.handler)
+        for obj, level in reversed(self._restore):
+            obj.setLevel(level)
+        self._restore.clear()

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from qtpy import QtWidgets
+from qtpy import QtCore, QtWidgets
 
 from labml.errors import UserError
 from labml.runs.kinds import REQUIRED, Param
@@ -34,12 +34,8 @@ class ParameterError(ValueError):
 
 
 def _label(param: Param) -> str:
-    """The form's label: the parameter's label (else its name) with its unit, unless the name
-    already ends in it (field_step_mT)."""
-    text = param.label or param.name
-    if not param.unit or f"({param.unit})" in text or text.endswith(f"_{param.unit}"):
-        return text
-    return f"{text} ({param.unit})"
+    """The form's label: the parameter's label (else its name); its unit stands beside the field."""
+    return param.label or param.name
 
 
 def _hint(param: Param) -> str:
@@ -62,15 +58,23 @@ def _default(param: Param) -> Any:
 
 class ParameterEditor(QtWidgets.QWidget):
     """Form of fields for the declared parameters of a run kind (a bool is a check box, a parameter
-    with choices a combo box, anything else a text field).
+    with choices a drop-down, a path a text field with a folder/file picker, anything else a text
+    field; the unit beside the field), under the kind's group headings in its declared order.
 
+    Each field is validated as it changes (the kind's own parse): a bad one turns red and its
+    reason shows under it (a label named ``param_error_<name>``); `valid` says whether every field
+    is good and `validity_changed(bool)` tells the launcher, which disables Queue and Dry run.
     `values()` returns the validated values or raises ParameterError; the message is also shown in
     the editor's own red label (`message`), and each bad field is highlighted.
     """
 
+    validity_changed = QtCore.Signal(bool)
+
     def __init__(self, parent: QtWidgets.QWidget | None = None,
                  validator: Callable[[str, Param, Any], Any] = validate_value) -> None:
         super().__init__(parent)
+        self.errors: dict[str, str] = {}
+        self.error_labels: dict[str, QtWidgets.QLabel] = {}
         self.validator = validator
         self.form = QtWidgets.QFormLayout()
         self.message = QtWidgets.QLabel("")
@@ -92,6 +96,8 @@ class ParameterEditor(QtWidgets.QWidget):
         items = params.values() if isinstance(params, Mapping) else params
         self.params = {p.name: p for p in items}
         self.fields = {}
+        self.errors = {}
+        self.error_labels = {}
         values = values or {}
         # rows under the kind's headings, in the order the headings first appear (as `labml run KIND
         # --help` groups them)
@@ -107,19 +113,68 @@ class ParameterEditor(QtWidgets.QWidget):
             field.setObjectName(f"param_{name}")
             field.setToolTip(_hint(param))
             self.fields[name] = field
-            self.form.addRow(_label(param), field)
+            error = QtWidgets.QLabel("")
+            error.setObjectName(f"param_error_{name}")
+            error.setWordWrap(True)
+            error.setStyleSheet("color: #b00000;")
+            error.hide()
+            self.error_labels[name] = error
+            cell = QtWidgets.QWidget()
+            column = QtWidgets.QVBoxLayout(cell)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.setSpacing(1)
+            column.addLayout(_row(param, field))
+            column.addWidget(error)
+            self.form.addRow(_label(param), cell)
+            _on_change(field, lambda _=None, n=name: self.check(n))
         self.message.setText("")
+        for name in self.fields:
+            self.check(name, emit=False)
+        self.validity_changed.emit(self.valid)
+
+    def label_text(self, name: str) -> str:
+        """The label of a field's row."""
+        cell = self.fields[name].parentWidget()
+        label = self.form.labelForField(cell)
+        return label.text() if label is not None else ""
+
+    def unit_text(self, name: str) -> str:
+        """The unit shown beside a field ("" when none is)."""
+        unit = self.findChild(QtWidgets.QLabel, f"param_unit_{name}")
+        return unit.text() if unit is not None else ""
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def check(self, name: str, emit: bool = True) -> bool:
+        """Validate one field now (as it is typed): red field and its reason under it when bad."""
+        field = self.fields[name]
+        was = self.valid
+        try:
+            self.validator(name, self.params[name], self.raw_values_of(name))
+            self.errors.pop(name, None)
+            self.error_labels[name].hide()
+            field.setStyleSheet("")
+        except (ValueError, TypeError, KeyError, UserError) as exc:
+            self.errors[name] = str(exc)
+            self.error_labels[name].setText(str(exc))
+            self.error_labels[name].show()
+            field.setStyleSheet(ERROR_STYLE)
+        if emit and self.valid != was:
+            self.validity_changed.emit(self.valid)
+        return name not in self.errors
+
+    def raw_values_of(self, name: str) -> Any:
+        field = self.fields[name]
+        if isinstance(field, QtWidgets.QCheckBox):
+            return field.isChecked()
+        if isinstance(field, QtWidgets.QComboBox):
+            return field.currentText()
+        return field.text()
 
     def raw_values(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, field in self.fields.items():
-            if isinstance(field, QtWidgets.QCheckBox):
-                out[name] = field.isChecked()
-            elif isinstance(field, QtWidgets.QComboBox):
-                out[name] = field.currentText()
-            else:
-                out[name] = field.text()
-        return out
+        return {name: self.raw_values_of(name) for name in self.fields}
 
     def set_raw_value(self, name: str, text: str) -> None:
         field = self.fields[name]
@@ -179,5 +234,41 @@ def _field(param: Param, value: Any) -> QtWidgets.QWidget:
     line = QtWidgets.QLineEdit("" if value is None else _fmt(value))
     if param.allowed() != param.type:  # a plain text field needs no "str" hint
         line.setPlaceholderText(param.allowed())
-    line.textEdited.connect(lambda _t, f=line: f.setStyleSheet(""))
     return line
+
+
+def _on_change(field: QtWidgets.QWidget, slot: Callable[..., None]) -> None:
+    """Call `slot` whenever the field's value changes (typed or set by the program)."""
+    if isinstance(field, QtWidgets.QCheckBox):
+        field.toggled.connect(slot)
+    elif isinstance(field, QtWidgets.QComboBox):
+        field.currentTextChanged.connect(slot)
+    else:
+        field.textChanged.connect(slot)
+
+
+def _row(param: Param, field: QtWidgets.QWidget) -> QtWidgets.QHBoxLayout:
+    """The field, its folder/file picker for a path, and its unit beside it."""
+    row = QtWidgets.QHBoxLayout()
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(field, 1)
+    if param.path and isinstance(field, QtWidgets.QLineEdit):
+        pick = QtWidgets.QPushButton("Browse...")
+        pick.setObjectName(f"param_browse_{param.name}")
+        pick.clicked.connect(lambda: _pick_path(field, param.path))
+        row.addWidget(pick)
+    if param.unit and not param.name.endswith(f"_{param.unit}"):  # field_step_mT says it already
+        unit = QtWidgets.QLabel(param.unit)
+        unit.setObjectName(f"param_unit_{param.name}")
+        unit.setMinimumWidth(24)
+        row.addWidget(unit)
+    return row
+
+
+def _pick_path(field: QtWidgets.QLineEdit, kind: str) -> None:
+    if kind == "dir":
+        path = QtWidgets.QFileDialog.getExistingDirectory(field, "Choose a folder", field.text())
+    else:
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(field, "Choose a file", field.text())
+    if path:
+        field.setText(path)

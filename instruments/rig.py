@@ -303,6 +303,34 @@ class NanowireRig:
         st["selected_wire"] = self.selected_wire
         return st
 
+    #: what observe() reads of each role: (key, attribute or method "name()")
+    OBSERVED: dict[str, tuple[tuple[str, str], ...]] = {
+        "field_source": (("current_A", "current_A"), ("output_enabled", "output_enabled")),
+        "field_sensor": (("field_mT", "field_mT"),),
+        "readout": (("signal", "signal()"),),
+    }
+
+    def observe(self) -> dict[str, float]:
+        """One reading of the live quantities for an observer (the dashboard's poll, while no run
+        uses the rig): the field source's measured current (A) and output state, the field sensor's
+        field (mT), the read-out's signal (V or ohm). Each is the instrument's own reading through
+        its role, never the last command sent; a quantity whose instrument does not answer is left
+        out (logged at DEBUG)."""
+        out: dict[str, float] = {}
+        roles = self.roles
+        for role, table in self.OBSERVED.items():
+            driver = roles.get(role)
+            if driver is None:
+                continue
+            for key, attr in table:
+                try:
+                    value = getattr(driver, attr.removesuffix("()"))
+                    value = value() if attr.endswith("()") else value
+                    out[key] = bool(value) if isinstance(value, bool) else float(value)
+                except Exception as exc:  # noqa: BLE001 - an observer's read is optional
+                    log.debug("observe: %s.%s failed: %s", role, key, exc)
+        return out
+
     # ------------------------------------------------------------------ calibrations
     def calibration(self, wire: int) -> Logistic:
         """The logistic p(H) (H in mT) of a wire."""

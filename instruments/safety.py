@@ -181,6 +181,9 @@ class CoilGuard:
         self.pulse_source = pulse_source
         self._amplifier_A_per_V = amplifier_A_per_V
         self.log: list[GuardRecord] = []
+        #: callables given every GuardRecord as it is made (in the thread that made it): the
+        #: dashboard follows the coil's read-backs this way, without a bus transaction of its own
+        self.listeners: list[Callable[[GuardRecord], None]] = []
         self.max_log = int(max_log)
         self._setpoint_A = 0.0
         self._serial = next(_serials)
@@ -203,6 +206,11 @@ class CoilGuard:
         if len(self.log) > self.max_log:
             del self.log[: len(self.log) - self.max_log]
         log.log(level, "coil %s %s", action, detail)
+        for listener in list(self.listeners):
+            try:
+                listener(rec)
+            except Exception as exc:  # noqa: BLE001 - an observer must never break the coil's path
+                log.debug("guard listener failed: %s", exc)
 
     @property
     def setpoint_A(self) -> float:
@@ -412,7 +420,20 @@ class CoilGuard:
                     )
                 self._write(float(value))
             self.settle()
+            self._read_current_after("ramp-done")
             return self._setpoint_A
+
+    def _read_current_after(self, action: str) -> None:
+        """Read the supply's measured current once at the end of a ramp and record it (`action`,
+        with measured_A and setpoint_A): the run's own reading of where the coil went, which the
+        dashboard shows while a run holds the rig. A failed read is recorded and not raised: the
+        ramp itself is done, and the next command reads the supply back anyway if it must."""
+        try:
+            measured = float(self.source.current_A)
+        except Exception as exc:  # noqa: BLE001 - a reading for the record, not a command
+            self._record(f"{action}-unread", logging.DEBUG, error=str(exc))
+            return
+        self._record(action, measured_A=measured, setpoint_A=self._setpoint_A)
 
     def ramp_to_field(
         self, field_mT: float, stop: threading.Event | Callable[[], bool] | None = None

@@ -14,7 +14,7 @@
     found = labml.find_runs("runs", kind="hysteresis", where=["coercive_field_mT>4"])
 
 Nothing here is a second implementation: `open_rig` is labml.rigs.open_rig, `read`/`ramp` are
-labml.rigs.read_rig/ramp_field (those of `labml rig read/ramp`), `run` builds the plan through the
+labml.rig_control.read_rig/ramp_field (those of `labml rig read/ramp` and the dashboard), `run` builds the plan through the
 run-kind registry (labml.runs.kinds, as `labml run`) and runs it on the run engine, `sweep` is
 labml.runs.sweeps (as `labml sweep`), and `find_runs` is the run catalogue's query (as `labml runs`).
 A run is returned as ``labml.runs.store.load(path)`` returns it (``.meta``, ``.parameters``,
@@ -61,17 +61,19 @@ class Rig:
         return getattr(self.rig, name)
 
     def read(self, role: str | None = None) -> dict:
-        """One reading of every role (or of `role`) with units: labml.rigs.read_rig."""
-        from labml.rigs import read_rig
+        """One reading of every role (or of `role`) with units: labml.rig_control.read_rig."""
+        from labml.rig_control import read_rig
 
         return read_rig(self.rig, role)
 
     def ramp(self, field: float | str) -> float:
         """Ramp the DC field to `field` (mT, or "5 mT", "-0.004 T") through the coil guard, limits
-        checked first; returns the field set (mT): labml.rigs.ramp_field."""
-        from labml.rigs import ramp_field
+        checked first; returns the field set (mT): labml.rig_control.ramp_field."""
+        from labml.rig_control import ramp_field
+        from labml.units import parse_quantity
 
-        return ramp_field(self.rig, field)
+        target = parse_quantity(field, "mT", f"ramp to {field!r}") if isinstance(field, str) else float(field)
+        return ramp_field(self.rig, target)["field_set_mT"]
 
     def zero(self) -> None:
         """Ramp the field to 0 at the allowed rate (the output stays on until the block ends)."""

@@ -83,6 +83,10 @@ class CoilCalibration(RowsProcedure):
         else:
             self.guard.ramp_to_current(current_A)
 
+    #: the row column that is an instrument reading (labml.runs.plan.Plan.readings): the mean Hall
+    #: field; "Current (A)" is the commanded current, not a reading
+    readings = {"Field (mT)": "field_mT"}  # noqa: RUF012
+
     def _read(self) -> tuple[float, float]:
         if self.settle > 0:
             self.rig.clock.sleep(float(self.settle))

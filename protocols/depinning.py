@@ -102,6 +102,8 @@ class _DepinningBase(RigProcedure):
     """Parameters, planning, measurement and fits shared by the two depinning protocols."""
 
     NAME = "depinning-calibration"
+    #: parameters that are filesystem paths (the GUI's form offers a folder picker): Param.path
+    PATH_PARAMETERS = {"calibration_dir": "dir"}  # noqa: RUF012
     DESCRIPTION = (
         "P_pass of a wire on a field grid (N reads each, binomial error bars), logistic fit, "
         "Neel-Brown fit over 2-3 pulse lengths, new calibration file"

@@ -153,6 +153,10 @@ class Hysteresis(RowsProcedure):
             )
         info.check_fields(self.NAME, "the field sweep", [self.field_max])
 
+    #: the row columns that are instrument readings (labml.runs.plan.Plan.readings): the Hall probe's
+    #: field and the read-out's signal; "Field set (mT)" is the command, not a reading
+    readings = {"Field (mT)": "field_mT", "Signal": "signal"}  # noqa: RUF012
+
     def get_estimates(self, info: RigInfo | None = None) -> float:
         info = info or RigInfo()
         n = self.n_steps()

@@ -59,6 +59,8 @@ class InferOnRig(RigProcedure):
     """A trained stochastic-synapse model on the rig vs its own software prediction."""
 
     NAME = "infer-on-rig"
+    #: the trained model's run folder (the GUI's form offers a folder picker): labml.runs.kinds.Param.path
+    PATH_PARAMETERS = {"model_run": "dir"}  # noqa: RUF012
     DESCRIPTION = "evaluate a trained synapse model on the rig (stratified test subset) vs the model itself"
     SWEEP_PLOT = ("test_size", "rig_test_accuracy")
 

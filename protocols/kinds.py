@@ -40,14 +40,35 @@ def protocol_value(protocol: str, name: str, raw: Any) -> Any:
     return coerce(protocol, name, param, raw)
 
 
-def _declared(name: str, param: Any) -> Any:
+#: heading of the parameters every rig protocol shares (RigProcedure's: the random seeds)
+COMMON_GROUP = "Random seeds"
+
+
+def _in_declared_order(cls: type) -> list[tuple[str, str]]:
+    """(name, group) of a protocol's pymeasure parameters in the order its classes declare them: the
+    protocol's own first (group: its GROUP, default "Measurement"), then those it inherits from
+    RigProcedure (COMMON_GROUP). pymeasure itself lists them alphabetically."""
+    from protocols._pymeasure import Parameter
+
+    own, common = [], []
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if isinstance(value, Parameter):
+                target = common if klass is RigProcedure else own
+                if name not in (n for n, _ in own + common):
+                    target.append((name, COMMON_GROUP if klass is RigProcedure else
+                                   str(getattr(cls, "GROUP", "Measurement"))))
+    return own + common
+
+
+def _declared(name: str, param: Any, group: str = "", path: str = "") -> Any:
     """labml.runs.kinds.Param of one pymeasure parameter of a protocol (type, units, range, choices)."""
     from labml.runs.kinds import Param
     from protocols._pymeasure import BooleanParameter, FloatParameter, IntegerParameter, ListParameter
     from protocols.parameters import FloatListParameter
 
     common = {"unit": getattr(param, "units", None) or "", "label": str(param.name),
-              "help": str(getattr(param, "description", "") or param.name)}
+              "help": str(getattr(param, "description", "") or param.name), "group": group, "path": path}
     if param.default is not None:
         common["default"] = param.default
     else:
@@ -74,7 +95,10 @@ def run_kinds() -> list:
     kinds = []
     for protocol in PROTOCOLS:
         cls = get_protocol(protocol)
-        params = tuple(_declared(name, p) for name, p in cls()._parameters.items())
+        known = cls()._parameters
+        paths = dict(getattr(cls, "PATH_PARAMETERS", {}))
+        params = tuple(_declared(name, known[name], group, paths.get(name, ""))
+                       for name, group in _in_declared_order(cls) if name in known)
         kinds.append(RunKind(f"protocol-{protocol}", "protocols.kinds:protocol_plan", params,
                              help=str(getattr(cls, "DESCRIPTION", "")), fixed={"protocol": protocol},
                              text="protocols.kinds:protocol_value"))

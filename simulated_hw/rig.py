@@ -161,6 +161,26 @@ class SimNanowireRig(NanowireRig):
             raise InstrumentFault(f"{ro}: lock-in overload reported after {what}", kind=kind)
         raise InstrumentFault(f"{ro}: no MOKE light after {what} (laser off?)", kind=kind)
 
+    def observe(self) -> dict[str, float]:
+        """An observer's reading (NanowireRig.observe) on the simulated bench: each simulated
+        instrument's own `observe(rng)` with the observer's own random stream, no bus transaction
+        (no fault drawn, no latency) and no simulated time, so that a dashboard polling the rig
+        changes nothing a run records (tests/test_gui_readings.py). An instrument that has dropped
+        off the bus (a disconnect fault in force, a closed connection) gives nothing, as on a bench."""
+        rng = self.__dict__.get("_observer_rng")
+        if rng is None:
+            seed = int(getattr(self.world, "seed", 0))
+            rng = self._observer_rng = np.random.Generator(np.random.PCG64([seed, 0x0B5E]))
+        out: dict[str, float] = {}
+        for role in self.OBSERVED:
+            inst, adapter = self.instruments.get(role), self.adapters.get(role)
+            if inst is None or not hasattr(inst, "observe"):
+                continue
+            if adapter.connection.closed or adapter.faults.active("disconnect"):
+                continue
+            out.update(inst.observe(rng))
+        return out
+
     def probe(self) -> None:
         """Health check (NanowireRig.probe), plus one status query on the fast path's read-out
         link: a transaction of ``faults["fast_path"]`` that fails while it is disconnected (or the

@@ -99,7 +99,7 @@ def _editor(qtbot):
 
 def test_parameter_editor_shows_units_and_returns_typed_values(qtbot):
     ed = _editor(qtbot)
-    assert ed.form.labelForField(ed.fields["field_stop"]).text() == "field_stop (mT)"
+    assert ed.label_text("field_stop") == "field_stop" and ed.unit_text("field_stop") == "mT"  # beside it
     assert "Stop field" in ed.fields["field_stop"].toolTip()
     assert ed.values() == {"field_stop": 8.0, "reads": 200, "method": "cycle", "hidden": [64], "wire": 0}
     ed.set_raw_value("hidden", "32, 16")
@@ -107,18 +107,18 @@ def test_parameter_editor_shows_units_and_returns_typed_values(qtbot):
 
 
 def test_the_launcher_form_reads_like_the_protocol_and_the_kind(qtbot):
-    """A protocol's fields carry its own labels with units ("Stop field (mT)", the name in the
-    tooltip); a training kind's fields are its option names under its headings, a unit already in the
-    name is not repeated."""
+    """A protocol's fields carry its own labels ("Stop field", the unit beside the field, the name in
+    the tooltip); a training kind's fields are its option names under its headings, a unit already in
+    the name is not repeated."""
     from labml.runs import kinds
 
     ed = ParameterEditor()
     qtbot.addWidget(ed)
     ed.set_parameters(kinds.get("protocol-depinning-calibration").params)
-    assert ed.form.labelForField(ed.fields["field_stop"]).text() == "Stop field (mT)"
+    assert ed.label_text("field_stop") == "Stop field" and ed.unit_text("field_stop") == "mT"
     assert ed.fields["field_stop"].toolTip().startswith("field_stop: float, in mT")
     ed.set_parameters(kinds.get("train-synapses").params)
-    assert ed.form.labelForField(ed.fields["field_step_mT"]).text() == "field_step_mT"
+    assert ed.label_text("field_step_mT") == "field_step_mT" and ed.unit_text("field_step_mT") == ""
     headings = [w.text() for w in ed.findChildren(QtWidgets.QLabel) if w.objectName().startswith("group_")]
     groups = dict.fromkeys(p.group for p in kinds.get("train-synapses").params)
     assert len(groups) > 1 and headings == [f"<b>{g}</b>" for g in groups]
@@ -242,3 +242,38 @@ def test_screenshot_command_refuses_bad_arguments(capsys):
         main(["gui", "--screenshot", "x.png", "--view", "nonsense"])
     assert exc.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_log_level_selector_filters_and_keeps_the_terminal_quiet(qtbot):
+    """The Log view's level selector: DEBUG shows the coil's ramp steps (root logger lowered for it,
+    other handlers keep their level), WARNING hides INFO; detach() undoes the level changes."""
+    import logging
+
+    from gui.log_panel import LogPanel
+
+    root = logging.getLogger()
+    terminal = logging.StreamHandler()  # stands for the terminal's handler, no level of its own
+    root.addHandler(terminal)
+    root_level = root.level
+    panel = LogPanel()
+    qtbot.addWidget(panel)
+    log = logging.getLogger("instruments.safety")
+    try:
+        log.debug("coil set step-1")
+        log.info("coil ramp info-1")
+        qtbot.waitUntil(lambda: "info-1" in panel.text(), timeout=2_000)
+        assert "step-1" not in panel.text()
+        panel.set_level("DEBUG")
+        assert panel.level.objectName() == "log_level"
+        log.debug("coil set step-2")
+        qtbot.waitUntil(lambda: "step-2" in panel.text(), timeout=2_000)
+        assert terminal.level == logging.INFO  # the terminal does not print ramp steps now
+        panel.set_level("WARNING")
+        log.info("coil ramp info-3")
+        log.warning("coil stop warning-3")
+        qtbot.waitUntil(lambda: "warning-3" in panel.text(), timeout=2_000)
+        assert "info-3" not in panel.text()
+    finally:
+        panel.detach()
+        root.removeHandler(terminal)
+    assert terminal.level == logging.NOTSET and root.level == root_level

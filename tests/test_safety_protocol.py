@@ -38,6 +38,11 @@ def set_current(value: str):
     return [(f"CURRent {value}".encode(), None), COMPLIANCE_QUERY]
 
 
+def measured_after_ramp(value: str):
+    """The guard reads the measured current once at the end of every ramp (its `ramp-done` record)."""
+    return [(b"MEASure:CURRent?", value.encode())]
+
+
 def read_back(measured: str = "0", setpoint: str = "0"):
     """The guard reads the supply back (measured current, then setpoint) before its first command
     and after every ramp to zero."""
@@ -46,7 +51,7 @@ def read_back(measured: str = "0", setpoint: str = "0"):
 
 def test_ramp_traffic_is_a_staircase_of_checked_setpoints():
     traffic = read_back() + [(b"OUTPut?", b"1")]  # read back, output on: nothing else to do first
-    traffic += set_current("0.1") + set_current("0.2") + set_current("0.3")
+    traffic += set_current("0.1") + set_current("0.2") + set_current("0.3") + measured_after_ramp("0.3")
     traffic += set_current("0.2") + set_current("0.1") + set_current("0") + read_back()
     with expected_protocol(KepcoBOPStrict, traffic, model="BOP 20-20") as supply:
         guard = CoilGuard(KepcoFieldSource(supply), COIL, LIMITS, FakeClock())
@@ -56,7 +61,7 @@ def test_ramp_traffic_is_a_staircase_of_checked_setpoints():
 
 def test_a_ramp_with_the_output_off_programs_zero_then_switches_on_then_ramps():
     traffic = read_back() + [(b"OUTPut?", b"0")] + set_current("0") + read_back() + [(b"OUTPut 1", None)]
-    traffic += set_current("0.1") + set_current("0.2")
+    traffic += set_current("0.1") + set_current("0.2") + measured_after_ramp("0.2")
     traffic += set_current("0.1") + set_current("0") + read_back() + [(b"OUTPut 0", None)]
     with expected_protocol(KepcoBOPStrict, traffic, model="BOP 20-20") as supply:
         guard = CoilGuard(KepcoFieldSource(supply), COIL, LIMITS, FakeClock())
@@ -116,8 +121,10 @@ def test_ramp_and_refusal_through_a_sourcemeter_field_source():
     smu_read_back = [(b"OUTPUT?", b"1"), (b":MEASURE:CURRENT?", b"0,0,9.91e37,0,0")]
     smu_read_back += [(b":SOURCE:CURRENT?", b"0")]
     pairs += smu_read_back + [(b"OUTPUT?", b"1")]
-    steps = (0.25 / 3, 0.5 / 3, 0.25, 0.5 / 3, 0.25 / 3, 0.0)  # <= ramp_step_A = 0.1 A each
-    pairs += [(f":SOURCE:CURRENT {v:g}".encode(), None) for v in steps] + smu_read_back
+    up, down = (0.25 / 3, 0.5 / 3, 0.25), (0.5 / 3, 0.25 / 3, 0.0)  # <= ramp_step_A = 0.1 A each
+    pairs += [(f":SOURCE:CURRENT {v:g}".encode(), None) for v in up]
+    pairs += [(b"OUTPUT?", b"1"), (b":MEASURE:CURRENT?", b"0,0.25,9.91e37,0,0")]  # the ramp's read-back
+    pairs += [(f":SOURCE:CURRENT {v:g}".encode(), None) for v in down] + smu_read_back
     with expected_protocol(Keithley2400Strict, pairs, i_max_A=1.0) as smu:
         guard = CoilGuard(SourcemeterFieldSource(smu), COIL, small, FakeClock())
         guard.ramp_to_current(0.25)

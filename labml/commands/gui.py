@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "else ./runs)")
     p.add_argument("--screenshot", default=None, metavar="FILE", help="render a view to this PNG and exit")
     p.add_argument("--view", default="rig", choices=VIEW_NAMES, help="view for --screenshot (default rig)")
+    p.add_argument("--size", default="1366x768", metavar="WxH",
+                   help="window size for --screenshot in pixels (default 1366x768; e.g. 1920x1080)")
     p.set_defaults(func=run)
 
 
@@ -35,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if args.screenshot and not args.screenshot.lower().endswith(".png"):
         raise UserError(f"--screenshot {args.screenshot!r}: the file name must end in .png")
+    try:
+        width, height = (int(v) for v in str(args.size).lower().split("x"))
+        if not (320 <= width <= 10_000 and 240 <= height <= 10_000):
+            raise ValueError
+    except ValueError:
+        raise UserError(f"--size {args.size!r}: expected WIDTHxHEIGHT in pixels, e.g. 1366x768") from None
     if args.rig:
         from labml.rigs import rig_config
 
@@ -42,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from gui.app import main
 
     rc = main(rig=args.rig, screenshot=args.screenshot, view=args.view,
-              runs_root=args.runs or getattr(args, "runs_root", None))
+              runs_root=args.runs or getattr(args, "runs_root", None), size=(width, height))
     if not args.screenshot:
         # The window has shut everything down (jobs ended, field at zero, outputs off, rig closed).
         # Exit now: the interpreter's final garbage collection of the Qt objects can hang after an

@@ -88,8 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_ramp)
 
     d = sub.add_parser("read", allow_abbrev=False, help="one reading of every role of a rig, with units")
-    d.add_argument("role", nargs="?", default=None, help="one role: field_source, field_sensor, readout "
-                   "(default: all)")
+    d.add_argument("role", nargs="?", default=None, help=f"one role: {', '.join(READINGS)} (default: all)")
     d.add_argument("--rig", default="sim", help="rig config TOML, a built-in rig name, or 'sim' (default)")
     d.add_argument("--lock-dir", default=None, help="folder of rig lock files")
     d.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
@@ -220,16 +219,17 @@ def cmd_zero(args: argparse.Namespace) -> int:
 # ======================================================================================= ramp, read
 def cmd_read(args: argparse.Namespace) -> int:
     """One reading of every role the rig has (or of args.role), printed with units
-    (labml.rigs.read_rig: the one implementation, also the scripting API's ``rig.read()``)."""
+    (labml.rig_control.read_rig: the one implementation, also the dashboard's and ``rig.read()``)."""
     import json
 
     from instruments.errors import InstrumentFault
-    from labml.rigs import check_reading_role, open_rig, read_rig
+    from labml import rig_control
+    from labml.rigs import open_rig
 
-    check_reading_role(args.role)
+    rig_control.check_reading_role(args.role)
     with open_rig(args.rig, lock_dir=args.lock_dir) as rig:
         try:
-            result = read_rig(rig, args.role)
+            result = rig_control.read_rig(rig, args.role)
         except InstrumentFault as exc:
             print(f"labml: error: {exc}", file=sys.stderr)
             return 1
@@ -275,14 +275,14 @@ def _ramp_hold_zero(args: argparse.Namespace, target: float, result: dict) -> in
     import json
     import time
 
-    from labml.rigs import open_rig, ramp_field
+    from labml import rig_control
+    from labml.rigs import open_rig
 
     rig = open_rig(args.rig, lock_dir=args.lock_dir)
     with rig:
+        rig_control.check_field(rig, target, f"rig ramp --to {args.to}")  # before anything moves
         result["rig"] = rig.config.name
-        # the one ramp through the choke point (also the scripting API's ``rig.ramp()``)
-        result["field_set_mT"] = ramp_field(rig, target, f"rig ramp --to {args.to}")
-        result.update(_measured(rig, "at_target"))
+        result.update(rig_control.ramp_field(rig, target))
         print(_describe(result, "at_target"), flush=True)
         t0 = time.monotonic()
         try:
@@ -294,22 +294,14 @@ def _ramp_hold_zero(args: argparse.Namespace, target: float, result: dict) -> in
         except KeyboardInterrupt:
             result["interrupted"] = True  # the hold ends here; the ramp down follows
         result["held_s"] = round(time.monotonic() - t0, 3)
-        rig.zero()  # ramp down at the allowed rate; the shutdown confirms 0 A and switches outputs off
-        result.update(_measured(rig, "after"))
+        # ramp down at the allowed rate; the shutdown confirms 0 A and switches outputs off
+        result.update({k: v for k, v in rig_control.zero(rig).items() if k != "zero_confirmed"})
     result["coil_at_zero"] = bool(rig.coil_at_zero)
     print(f"ramped to 0: coil {'confirmed at 0 A' if result['coil_at_zero'] else 'NOT confirmed at 0 A'}, "
           "outputs off")
     if args.json:
         print(json.dumps(result))
     return 0 if result["coil_at_zero"] else 1
-
-
-def _measured(rig, when: str) -> dict:
-    st = rig.status()
-    out = {f"{when}_current_A": st["current_A"], f"{when}_field_from_current_mT": st["field_from_current_mT"]}
-    if "hall_field_mT" in st:
-        out[f"{when}_hall_field_mT"] = st["hall_field_mT"]
-    return out
 
 
 def _describe(result: dict, when: str) -> str:

@@ -73,6 +73,8 @@ class Param:
     command-line option when that is not ``--name-with-dashes`` (e.g. "--field-step" for
     field_step_mT); a bool is the pair ``--flag`` / ``--no-flag``. label: the name a person reads in
     the GUI's form (e.g. "Start field"; default: `name`, which is also the command-line option).
+    path: "dir" or "file" when the value is a filesystem path (the GUI's form offers a folder or file
+    picker beside the field), "" otherwise.
     """
 
     name: str
@@ -91,6 +93,7 @@ class Param:
     group: str = ""
     flag: str | None = None
     label: str = ""
+    path: str = ""
 
     @property
     def option(self) -> str:

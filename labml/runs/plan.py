@@ -39,10 +39,16 @@ class Plan:
         Short name recorded in run.json ("train-regression", "hysteresis", ...).
     needs_rig : bool
         True if the plan drives a rig (the engine opens/records it).
+    readings : dict
+        Row columns that are instrument readings of the rig's live quantities, column -> quantity
+        ("field_mT": a field sensor's reading in mT, "current_A": the coil supply's measured current,
+        "signal": the read-out's signal). The dashboard shows them as the run's own readings; a
+        column that is a commanded value (a field set, a pulse amplitude) is never one of them.
     """
 
     kind: str = "plan"
     needs_rig: bool = False
+    readings: dict[str, str] = {}  # noqa: RUF012 - read-only class default
 
     # -- identity: how to rebuild the plan in another process (labml resume)
     def spec(self) -> dict:

@@ -66,6 +66,47 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[str]]:
     return grid
 
 
+_SEQ_FN = ("linspace", "arange", "logspace")
+
+
+def parse_sequence(text: str, where: str = "sequence") -> list[str]:
+    """The values of a parameter sequence (the GUI's sequencer, like pymeasure's), as text for the
+    kind to convert and check (units included):
+
+        "1, 2, 5"  or  "0.1 ms, 1 ms"        the values listed
+        "linspace(0, 10, 6)"                   6 values from 0 to 10, both included
+        "arange(0, 10, 2.5)"                   0, 2.5, 5, 7.5 (the stop excluded)
+        "logspace(-1, 1, 3)"                   0.1, 1, 10
+
+    A function's arguments are plain numbers (no expression is evaluated); its values carry no
+    unit (the parameter's own). UserError (one line, naming `where`) on anything else."""
+    import numpy as np
+
+    t = str(text).strip()
+    fn = next((f for f in _SEQ_FN if t.startswith(f + "(") and t.endswith(")")), None)
+    if fn is None:
+        values = [v.strip() for v in t.split(",") if v.strip()]
+        if not values:
+            raise UserError(f"{where}: no values in {text!r}; give e.g. '1, 2, 5' or 'linspace(0, 10, 6)'")
+        return values
+    try:
+        args = [float(a) for a in t[len(fn) + 1:-1].split(",")]
+    except ValueError:
+        raise UserError(f"{where}: {text!r}: {fn}() takes plain numbers") from None
+    if len(args) != 3 or not all(math.isfinite(a) for a in args):
+        raise UserError(f"{where}: {text!r}: {fn}(start, stop, {'step' if fn == 'arange' else 'count'})")
+    if fn == "arange":
+        if args[2] == 0 or (args[1] - args[0]) / args[2] <= 0 or (args[1] - args[0]) / args[2] > 10_000:
+            raise UserError(f"{where}: {text!r}: the step must go from start towards stop in <= 10000 steps")
+        grid = np.arange(*args)
+    else:
+        n = int(args[2])
+        if n != args[2] or not 1 <= n <= 10_000:
+            raise UserError(f"{where}: {text!r}: the count must be an integer in [1, 10000]")
+        grid = (np.linspace if fn == "linspace" else np.logspace)(args[0], args[1], n)
+    return [f"{v:.12g}" for v in grid]
+
+
 def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
     """All combinations, the last parameter varying fastest."""
     names = list(grid)

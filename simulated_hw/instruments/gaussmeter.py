@@ -53,6 +53,12 @@ class SimLakeShore425(SimInstrument):
     def reset_state(self) -> None:
         self.unit, self.range = 1, 3
 
+    def observe(self, rng) -> dict[str, float]:
+        """What an observer reads: the Hall field (mT) with its noise from `rng` (the observer's
+        own stream; the world's stream and clock are untouched); NaN beyond the range (OL)."""
+        mT = float(self.world.hall_mT(bandwidth_Hz=HALL_BANDWIDTH_HZ, rng=rng))
+        return {"field_mT": mT if abs(mT) * 10.0 <= self.RANGES_G[self.range] else float("nan")}
+
     def _field(self) -> str:
         mT = float(self.world.hall_mT(bandwidth_Hz=HALL_BANDWIDTH_HZ))
         if abs(mT) * 10.0 > self.RANGES_G[self.range]:
@@ -89,6 +95,11 @@ class SimLakeShore421(SimInstrument):
 
     def reset_state(self) -> None:
         self.unit, self.range = "G", 1
+
+    def observe(self, rng) -> dict[str, float]:
+        """What an observer reads: the Hall field (mT), noise from `rng` (see SimLakeShore425)."""
+        mT = float(self.world.hall_mT(bandwidth_Hz=HALL_BANDWIDTH_HZ, rng=rng))
+        return {"field_mT": mT if abs(mT) * 10.0 <= self.RANGES_G[self.range] else float("nan")}
 
     def _field(self) -> str:
         mT = float(self.world.hall_mT(bandwidth_Hz=HALL_BANDWIDTH_HZ))

@@ -70,6 +70,14 @@ class SimKeithley2000(SimInstrument):
             raise SimCommandError(-222, "Data out of range")
         self.nplc = value
 
+    def observe(self, rng) -> dict[str, float]:
+        """What an observer reads: the 4-wire resistance (ohm) over the integration time's noise
+        bandwidth, noise from `rng` (the observer's own stream); no simulated time passes."""
+        t_int = self.nplc / LINE_HZ
+        current = ohms_test_current_A(self.range_ohm)
+        volts = float(self.world.mr_voltage_V(current, bandwidth_Hz=1.0 / (2.0 * t_int), rng=rng))
+        return {"signal": volts / current}
+
     def _read(self) -> str:
         if self.function != "FRES":
             raise SimCommandError(-221, "Settings conflict; only 4-wire ohms is simulated")

@@ -91,6 +91,13 @@ class _LockinCore(SimInstrument):
                 self.world.laser_on = saved
         return CHOPPER_GAIN * float(self.world.photodiode_V(bandwidth_Hz=enbw))
 
+    def observe(self, rng) -> dict[str, float]:
+        """What an observer reads: the settled X (V) of the photodiode at the selected wire, its
+        noise from `rng` (the observer's own stream); the filter state, this instrument's and the
+        world's streams and the clock are untouched."""
+        enbw = 1.0 / (4.0 * self.tau_s)
+        return {"signal": CHOPPER_GAIN * float(self.world.photodiode_V(bandwidth_Hz=enbw, rng=rng))}
+
     def x(self) -> float:
         now = self.world.clock.now()
         target = self.input_V()

@@ -155,5 +155,16 @@ class SimKeithley6221(SimInstrument):
             readings.append(dv / ((self.high_A - self.low_A) / 2.0) if self.unit == "OHMS" else dv)
         self.buffer = readings
 
+    def observe(self, rng) -> dict[str, float]:
+        """What an observer reads: one delta-mode value (ohm, or V) of the armed currents, noise from
+        `rng` (the observer's own stream; the buffer, the world's stream and the clock untouched)."""
+        half = (self.high_A - self.low_A) / 2.0
+        if half == 0.0:
+            return {}
+        v_hi = float(self.world.mr_voltage_V(self.high_A, bandwidth_Hz=self.nv_bandwidth_Hz, rng=rng))
+        v_lo = float(self.world.mr_voltage_V(self.low_A, bandwidth_Hz=self.nv_bandwidth_Hz, rng=rng))
+        dv = (v_hi - v_lo) / 2.0
+        return {"signal": dv / half if self.unit == "OHMS" else dv}
+
     def _data(self) -> str:
         return ",".join(f"{v:.9e}" for v in np.asarray(self.buffer, dtype=float))

@@ -75,6 +75,13 @@ class _CoilCurrentSource(SimInstrument):
     def measured_current(self) -> str:
         return f"{self.coil.current_A + self.noise(self.readback_noise_A):.6g}"
 
+    def observe(self, rng) -> dict[str, float]:
+        """What an observer reads (the dashboard's poll): the measured coil current with this
+        supply's read-back noise drawn from `rng` (the observer's own stream: this instrument's
+        stream, the world's and the simulated clock are untouched) and the output state."""
+        noise = float(rng.normal(0.0, self.readback_noise_A)) if self.readback_noise_A > 0 else 0.0
+        return {"current_A": float(self.coil.current_A) + noise, "output_enabled": bool(self.coil.output_on)}
+
     def measured_voltage(self) -> str:
         return f"{self.coil.voltage_V + self.noise(self.readback_noise_V):.6g}"
 

@@ -38,13 +38,15 @@ class Readouts:
     """World mixin: the signals the simulated read-out instruments measure. Needs the world's
     wires, wire_params, noise, cycle, rng, laser_on, selected_wire, field_mT, sample_temperature_K."""
 
-    def photodiode_V(self, wire: int | None = None, bandwidth_Hz: float | None = None) -> float:
+    def photodiode_V(self, wire: int | None = None, bandwidth_Hz: float | None = None,
+                     rng: Any = None) -> float:
         """MOKE photodiode voltage (V) at the laser spot beyond the notch of `wire` (default: the
-        selected wire): V0 (1 + kappa m) (1 + RIN noise) + detector noise over bandwidth_Hz."""
+        selected wire): V0 (1 + kappa m) (1 + RIN noise) + detector noise over bandwidth_Hz. `rng`:
+        draw the noise from this generator instead of the world's (an observer's own stream)."""
         w = self.selected_wire if wire is None else self._check_wire(wire)
         p, nz = self.wire_params[w], self.noise
         bw = nz.moke_bandwidth_Hz if bandwidth_Hz is None else float(bandwidth_Hz)
-        z1, z2 = self.rng.standard_normal(2)
+        z1, z2 = (self.rng if rng is None else rng).standard_normal(2)
         det = nz.moke_detector_V_per_rtHz * math.sqrt(bw) * z2
         if not self.laser_on:
             return float(det)
@@ -59,25 +61,28 @@ class Readouts:
         return p.R0_ohm + (p.dR_dw_ohm if self.wires[w].wall_pinned else 0.0)
 
     def mr_voltage_V(
-        self, current_A: float, wire: int | None = None, bandwidth_Hz: float | None = None
+        self, current_A: float, wire: int | None = None, bandwidth_Hz: float | None = None,
+        rng: Any = None,
     ) -> float:
         """4-probe voltage (V) for a source current (A): I R + thermal EMF (does not reverse with I,
-        so delta mode cancels it) + Johnson and nanovoltmeter noise over bandwidth_Hz."""
+        so delta mode cancels it) + Johnson and nanovoltmeter noise over bandwidth_Hz (drawn from
+        `rng` when given: an observer's own stream)."""
         w = self.selected_wire if wire is None else self._check_wire(wire)
         R = self.resistance_ohm(w)
         bw = self.noise.mr_bandwidth_Hz if bandwidth_Hz is None else float(bandwidth_Hz)
         sigma = math.sqrt(4 * KB_J_PER_K * self.sample_temperature_K * R + self.noise.nv_V_per_rtHz**2)
-        noise = sigma * math.sqrt(bw) * self.rng.standard_normal()
+        noise = sigma * math.sqrt(bw) * (self.rng if rng is None else rng).standard_normal()
         return float(current_A * R + self.wire_params[w].emf_V + noise)
 
-    def hall_mT(self, bandwidth_Hz: float | None = None) -> float:
-        """Hall probe reading (mT): field at the sample + offset + noise over bandwidth_Hz."""
+    def hall_mT(self, bandwidth_Hz: float | None = None, rng: Any = None) -> float:
+        """Hall probe reading (mT): field at the sample + offset + noise over bandwidth_Hz (drawn
+        from `rng` when given: an observer's own stream)."""
         nz = self.noise
         bw = nz.hall_bandwidth_Hz if bandwidth_Hz is None else float(bandwidth_Hz)
         return float(
             self.field_mT
             + nz.hall_offset_mT
-            + nz.hall_mT_per_rtHz * math.sqrt(bw) * self.rng.standard_normal()
+            + nz.hall_mT_per_rtHz * math.sqrt(bw) * (self.rng if rng is None else rng).standard_normal()
         )
 
     def readout_error(self, wire: int | None = None) -> float:
