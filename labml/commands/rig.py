@@ -88,6 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.set_defaults(func=cmd_ramp)
 
     d = sub.add_parser("read", allow_abbrev=False, help="one reading of every role of a rig, with units")
+    from labml.rig_control import READINGS
+
     d.add_argument("role", nargs="?", default=None, help=f"one role: {', '.join(READINGS)} (default: all)")
     d.add_argument("--rig", default="sim", help="rig config TOML, a built-in rig name, or 'sim' (default)")
     d.add_argument("--lock-dir", default=None, help="folder of rig lock files")
