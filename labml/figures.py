@@ -17,6 +17,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+#: The colours of the hysteresis branches, the same in the dashboard (gui.plots).
+BRANCH_COLOURS = {"up branch": "#d62728", "down branch": "#1f77b4"}
+
 
 def _figure(width: float = 6.0, height: float = 4.2) -> tuple[Any, Any]:
     from matplotlib.figure import Figure
@@ -43,13 +46,13 @@ def write(run: Any, name: str, draw: Callable[..., Any], *args: Any, **kwargs: A
 
 def hysteresis(field_mT: np.ndarray, signal: np.ndarray, loop: np.ndarray, up: np.ndarray,
                signal_label: str = "read-out signal") -> Any:
-    """Signal against field, the up and down branches of every loop in two colours."""
+    """Signal against field, the up and down branches of every loop in two colours
+    (`labml.plotdata.branch_curves`, as the dashboard draws them)."""
+    from labml.plotdata import branch_curves
+
     fig, ax = _figure()
-    for branch, mask, colour in (("up", up, "tab:red"), ("down", ~up, "tab:blue")):
-        for i, k in enumerate(np.unique(loop)):
-            m = mask & (loop == k)
-            ax.plot(field_mT[m], signal[m], ".-", color=colour, ms=3, lw=1,
-                    label=f"{branch} branch" if i == 0 else None)
+    for name, x, y in branch_curves(field_mT, signal, up, loop):
+        ax.plot(x, y, ".-", color=BRANCH_COLOURS[name], ms=3, lw=1, label=name)
     ax.set_xlabel("field (mT)")
     ax.set_ylabel(signal_label)
     ax.set_title(f"Hysteresis, {len(np.unique(loop))} loop(s)")
@@ -62,11 +65,12 @@ def depinning(field_mT: np.ndarray, p: np.ndarray, low: np.ndarray, high: np.nda
               fit: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None, wire: int = 0) -> Any:
     """P_pass against field with its confidence interval [low, high] (the protocol's, as recorded in
     its data), one colour per pulse length, and a fitted curve `fit` = (label, p(H))."""
+    from labml.plotdata import by_pulse_length
+
     fig, ax = _figure()
-    for tau in np.unique(duration_s):
-        m = duration_s == tau
+    for label, m in by_pulse_length(duration_s, len(field_mT)):
         ax.errorbar(field_mT[m], p[m], yerr=[p[m] - low[m], high[m] - p[m]], fmt="o", ms=4, capsize=2,
-                    label=f"pulse {tau * 1e3:g} ms, 95 % intervals")
+                    label=f"{label}, 95 % intervals")
     if fit is not None:
         h = np.linspace(field_mT.min(), field_mT.max(), 200)
         ax.plot(h, fit[1](h), "k-", lw=1, label=fit[0])

@@ -251,6 +251,7 @@ class Hysteresis(RowsProcedure):
                 "loop_shift_mT": 0.5 * (up + down),
                 "signal_negative_saturation": lo,
                 "signal_positive_saturation": hi,
+                "signal_unit": unit,  # of the read-out signal: V (MOKE), ohm (MR), "" if not known
                 "points": len(rows),
             }
         )

@@ -1,0 +1,202 @@
+"""What a plot of a run shows, independent of the library that draws it: the quantity and SI unit of
+a column, the hysteresis branches, the groups of a depinning curve by pulse length, and min/max
+decimation of long series. One place for these facts: `labml.figures` (matplotlib, the PNGs of the
+CLI) and `gui.plots` / `gui.browser` (pyqtgraph, the dashboard) both shape their data here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# SI prefixes of the units the runs record. A table, not pint: the plots need the *display* base
+# unit ("T" for "mT", so pyqtgraph can pick the prefix itself), which pint's base units (kg/(A s^2)
+# for a tesla) are not.
+_PREFIX = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "μ": 1e-6, "n": 1e-9,
+           "p": 1e-12}
+_BASE = {"T": "T", "A": "A", "V": "V", "s": "s", "Hz": "Hz", "J": "J", "W": "W", "ohm": "Ω", "Ohm": "Ω",
+         "Ω": "Ω", "K": "K"}
+_UNIT_IN_PARENS = re.compile(r"^(?P<name>.*?)\s*\((?P<unit>[^()]+)\)\s*$")
+_UNIT_SUFFIX = re.compile(r"^(?P<name>.+?)_(?P<unit>[kMGmuµnp]?(?:T|A|V|s|Hz|J|W|ohm|Ohm|K))$")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A recorded column as a plot axis: `label` (the quantity), `unit` (SI, no prefix: 'T', 'A';
+    '' when dimensionless or unknown) and `scale` (recorded value x scale = value in `unit`)."""
+
+    name: str
+    label: str
+    unit: str = ""
+    scale: float = 1.0
+
+    def si(self, values: Iterable[float] | np.ndarray) -> np.ndarray:
+        """The recorded values in the SI unit (mT -> T)."""
+        return np.asarray(values, dtype=float) * self.scale
+
+
+def _split_unit(unit: str) -> tuple[str, float] | None:
+    unit = unit.strip()
+    if unit in _BASE:
+        return _BASE[unit], 1.0
+    if len(unit) > 1 and unit[0] in _PREFIX and unit[1:] in _BASE:
+        return _BASE[unit[1:]], _PREFIX[unit[0]]
+    return None
+
+
+def column(name: str) -> Column:
+    """'Field (mT)' or 'field_mT' -> Column('field', unit 'T', scale 1e-3); 'Pulse length (s)' -> unit
+    's'; 'loss' or 'P_pass' -> dimensionless. Units it does not know stay in the label, unscaled."""
+    name = str(name)
+    m = _UNIT_IN_PARENS.match(name) or _UNIT_SUFFIX.match(name)
+    if m:
+        found = _split_unit(m.group("unit"))
+        label = m.group("name").replace("_", " ").strip()
+        if found is not None:
+            return Column(name, label, found[0], found[1])
+        return Column(name, f"{label} ({m.group('unit')})")
+    return Column(name, name.replace("_", " ") if name.islower() else name)
+
+
+# ---- which columns --------------------------------------------------------------------------------
+#: The natural x column of a series, in order of preference (the recorded names, case-insensitive,
+#: units in parentheses or as a suffix allowed): field, epoch, step, time.
+X_PREFERENCE = ("field", "h", "epoch", "step", "time", "t")
+
+
+def _bare(name: str) -> str:
+    m = _UNIT_IN_PARENS.match(name) or _UNIT_SUFFIX.match(name)
+    return (m.group("name") if m else name).strip().lower().replace(" ", "_")
+
+
+def default_x(header: Sequence[str]) -> str:
+    """The natural x column of a series: measured field, epoch, step or time if present, else the
+    first column ('' for no columns)."""
+    bare = [_bare(h) for h in header]
+    for wanted in X_PREFERENCE:
+        for h, b in zip(header, bare, strict=True):
+            if b == wanted:
+                return h
+    return header[0] if header else ""
+
+
+# ---- hysteresis branches --------------------------------------------------------------------------
+def hysteresis_up(field: np.ndarray, loop: np.ndarray | None = None,
+                  branch: Sequence[str] | np.ndarray | None = None) -> np.ndarray:
+    """True for the points of the up branches (field swept from -H_max to +H_max).
+
+    With the recorded `branch` labels ('up'/'down') those are used. Without them (the dashboard's
+    live buffer holds numbers only) the protocol's own order decides: in each loop the up branch
+    runs to the first point at the loop's highest set field, the rest is the down branch.
+    """
+    field = np.asarray(field, dtype=float)
+    if branch is not None:
+        return np.asarray([str(b).strip().lower() == "up" for b in branch], dtype=bool)
+    loop = np.zeros(field.size) if loop is None else np.asarray(loop, dtype=float)
+    up = np.zeros(field.size, dtype=bool)
+    for k in np.unique(loop[np.isfinite(loop)]):
+        idx = np.flatnonzero(loop == k)
+        f = field[idx]
+        if not np.isfinite(f).any():
+            continue
+        top = int(np.nanargmax(f))
+        up[idx[: top + 1]] = True
+    return up
+
+
+def branch_curves(x: np.ndarray, y: np.ndarray, up: np.ndarray,
+                  loop: np.ndarray | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """[('up branch', x, y), ('down branch', x, y)]: each branch of every loop in sweep order, the
+    loops separated by NaN (a gap in the line), so each branch is one curve and one legend entry.
+    A branch with no points is left out."""
+    x, y, up = np.asarray(x, dtype=float), np.asarray(y, dtype=float), np.asarray(up, dtype=bool)
+    loop = np.zeros(x.size) if loop is None else np.asarray(loop, dtype=float)
+    out = []
+    for name, mask in (("up branch", up), ("down branch", ~up)):
+        xs: list[np.ndarray] = []
+        ys: list[np.ndarray] = []
+        for k in np.unique(loop[mask]):
+            m = mask & (loop == k)
+            if xs:
+                xs.append(np.array([np.nan]))
+                ys.append(np.array([np.nan]))
+            xs.append(x[m])
+            ys.append(y[m])
+        if xs:
+            out.append((name, np.concatenate(xs), np.concatenate(ys)))
+    return out
+
+
+# ---- depinning curves by pulse length -------------------------------------------------------------
+def pulse_label(duration_s: float) -> str:
+    """'pulse 10 ms', 'pulse 500 us' (the prefix that gives 1 <= value < 1000)."""
+    return f"pulse {si_format(duration_s, 's', digits=3)}"
+
+
+def by_pulse_length(duration_s: np.ndarray | None, n: int) -> list[tuple[str, np.ndarray]]:
+    """[(label, mask)] one group per pulse length, shortest first; without durations (NaN or None)
+    one group 'measured'."""
+    if duration_s is None:
+        return [("measured", np.ones(n, dtype=bool))]
+    d = np.asarray(duration_s, dtype=float)
+    known = np.unique(d[np.isfinite(d)])
+    if known.size == 0:
+        return [("measured", np.ones(n, dtype=bool))]
+    groups = [(pulse_label(float(t)), np.isclose(d, t)) for t in known]
+    rest = ~np.isfinite(d)
+    if rest.any():
+        groups.append(("measured", rest))
+    return groups
+
+
+# ---- numbers with SI prefixes ---------------------------------------------------------------------
+_ENG = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"))
+
+
+def si_prefix(value: float) -> tuple[float, str]:
+    """(factor, prefix) with 1 <= |value| / factor < 1000 (factor 1 for 0 and non-finite values)."""
+    a = abs(float(value))
+    if not np.isfinite(a) or a == 0:
+        return 1.0, ""
+    for factor, prefix in _ENG:
+        if a >= factor * (1 - 5e-13):
+            return factor, prefix
+    return _ENG[-1]
+
+
+def si_format(value: float, unit: str, digits: int = 4) -> str:
+    """'8.21 mT' for (8.21e-3, 'T'); `digits` significant digits; 'nan T' for NaN."""
+    factor, prefix = si_prefix(value)
+    return f"{float(value) / factor:.{digits}g} {prefix}{unit}"
+
+
+# ---- min/max decimation of long series ------------------------------------------------------------
+def decimate_minmax(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most 2 x `buckets` points that draw like all of (x, y) at `buckets` pixels across.
+
+    Non-finite points are dropped. The points are cut into `buckets` runs: equal ranges of x when x
+    never decreases (pixel columns), equal numbers of points otherwise (a loop). Each run keeps the
+    point of its smallest and of its largest y, in their original order, so the envelope of every
+    pixel column is exact. A series of at most 2 x `buckets` points is returned unchanged.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    buckets = max(1, int(buckets))
+    n = x.size
+    if n <= 2 * buckets:
+        return x, y
+    if np.all(np.diff(x) >= 0) and x[-1] > x[0]:
+        bucket = np.minimum(((x - x[0]) / (x[-1] - x[0]) * buckets).astype(np.int64), buckets - 1)
+    else:
+        bucket = np.arange(n, dtype=np.int64) * buckets // n
+    # within each bucket (contiguous, ascending), order by y: the first is the min, the last the max
+    order = np.lexsort((y, bucket))
+    starts = np.flatnonzero(np.r_[True, bucket[order][1:] != bucket[order][:-1]])
+    ends = np.r_[starts[1:], n] - 1
+    keep = np.unique(np.concatenate([order[starts], order[ends]]))
+    return x[keep], y[keep]
