@@ -124,3 +124,38 @@ def training(rows: Sequence[Mapping[str, Any]], x: str, losses: Sequence[str], s
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return fig
+
+
+def accuracy_comparison(labels: Sequence[str], accuracy: Sequence[float], low: Sequence[float],
+                        high: Sequence[float], title: str) -> Any:
+    """Test accuracies side by side (e.g. the rig and the model on the same images) with their
+    confidence intervals [low, high]."""
+    fig, ax = _figure(4.8, 4.0)
+    acc = np.asarray(accuracy, dtype=float)
+    yerr = [acc - np.asarray(low, dtype=float), np.asarray(high, dtype=float) - acc]
+    colours = ("tab:red", "tab:blue", "tab:green", "tab:purple")[: len(acc)]
+    ax.bar(list(labels), acc, yerr=yerr, capsize=6, color=colours, alpha=0.8)
+    for i, a in enumerate(acc):
+        ax.text(i, a / 2, f"{a:.3f}", ha="center", color="white", fontweight="bold")
+    ax.set_ylabel("test accuracy (95 % interval)")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def series(xlabel: str, ylabel: str, curves: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str) -> Any:
+    """Any columns of a run's series (`labml plot`): curves = [(label, x, y)], already decimated;
+    the axes labelled with quantity and unit (`labml.plotdata.axis_label`); hysteresis branches in
+    the branch colours."""
+    fig, ax = _figure()
+    for label, x, y in curves:
+        branch = next((b for b in BRANCH_COLOURS if label.endswith(b)), None)
+        ax.plot(x, y, ".-", ms=2, lw=1, label=label, color=BRANCH_COLOURS[branch] if branch else None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    if len(curves) > 1:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    return fig

@@ -12,13 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# SI prefixes of the units the runs record. A table, not pint: the plots need the *display* base
-# unit ("T" for "mT", so pyqtgraph can pick the prefix itself), which pint's base units (kg/(A s^2)
-# for a tesla) are not.
-_PREFIX = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "m": 1e-3, "u": 1e-6, "µ": 1e-6, "μ": 1e-6, "n": 1e-9,
-           "p": 1e-12}
-_BASE = {"T": "T", "A": "A", "V": "V", "s": "s", "Hz": "Hz", "J": "J", "W": "W", "ohm": "Ω", "Ohm": "Ω",
-         "Ω": "Ω", "K": "K"}
+from labml.units import si_format, split_unit
+
 _UNIT_IN_PARENS = re.compile(r"^(?P<name>.*?)\s*\((?P<unit>[^()]+)\)\s*$")
 _UNIT_SUFFIX = re.compile(r"^(?P<name>.+?)_(?P<unit>[kMGmuµnp]?(?:T|A|V|s|Hz|J|W|ohm|Ohm|K))$")
 
@@ -38,27 +33,27 @@ class Column:
         return np.asarray(values, dtype=float) * self.scale
 
 
-def _split_unit(unit: str) -> tuple[str, float] | None:
-    unit = unit.strip()
-    if unit in _BASE:
-        return _BASE[unit], 1.0
-    if len(unit) > 1 and unit[0] in _PREFIX and unit[1:] in _BASE:
-        return _BASE[unit[1:]], _PREFIX[unit[0]]
-    return None
-
-
 def column(name: str) -> Column:
     """'Field (mT)' or 'field_mT' -> Column('field', unit 'T', scale 1e-3); 'Pulse length (s)' -> unit
     's'; 'loss' or 'P_pass' -> dimensionless. Units it does not know stay in the label, unscaled."""
     name = str(name)
     m = _UNIT_IN_PARENS.match(name) or _UNIT_SUFFIX.match(name)
     if m:
-        found = _split_unit(m.group("unit"))
+        found = split_unit(m.group("unit"))
         label = m.group("name").replace("_", " ").strip()
         if found is not None:
             return Column(name, label, found[0], found[1])
         return Column(name, f"{label} ({m.group('unit')})")
     return Column(name, name.replace("_", " ") if name.islower() else name)
+
+
+def axis_label(name: str) -> str:
+    """'Field (mT)' -> 'Field (mT)', 'field_mT' -> 'field (mT)', 'loss' -> 'loss': the quantity with
+    the unit as recorded (for matplotlib, which picks no prefix itself)."""
+    m = _UNIT_IN_PARENS.match(str(name)) or _UNIT_SUFFIX.match(str(name))
+    if m:
+        return f"{m.group('name').replace('_', ' ').strip()} ({m.group('unit')})"
+    return str(name)
 
 
 # ---- which columns --------------------------------------------------------------------------------
@@ -150,27 +145,6 @@ def by_pulse_length(duration_s: np.ndarray | None, n: int) -> list[tuple[str, np
     if rest.any():
         groups.append(("measured", rest))
     return groups
-
-
-# ---- numbers with SI prefixes ---------------------------------------------------------------------
-_ENG = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"), (1e-12, "p"))
-
-
-def si_prefix(value: float) -> tuple[float, str]:
-    """(factor, prefix) with 1 <= |value| / factor < 1000 (factor 1 for 0 and non-finite values)."""
-    a = abs(float(value))
-    if not np.isfinite(a) or a == 0:
-        return 1.0, ""
-    for factor, prefix in _ENG:
-        if a >= factor * (1 - 5e-13):
-            return factor, prefix
-    return _ENG[-1]
-
-
-def si_format(value: float, unit: str, digits: int = 4) -> str:
-    """'8.21 mT' for (8.21e-3, 'T'); `digits` significant digits; 'nan T' for NaN."""
-    factor, prefix = si_prefix(value)
-    return f"{float(value) / factor:.{digits}g} {prefix}{unit}"
 
 
 # ---- min/max decimation of long series ------------------------------------------------------------

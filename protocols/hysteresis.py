@@ -243,6 +243,10 @@ class Hysteresis(RowsProcedure):
             for k in np.unique(loop)
         ]
         up, down = _finite_mean(ups), _finite_mean(downs)
+        per_loop = 0.5 * (np.asarray(ups) - np.asarray(downs))
+        per_loop = per_loop[np.isfinite(per_loop)]
+        if per_loop.size >= 2:  # the standard error of the mean over the loops (1 sigma)
+            self.results_["coercive_field_err_mT"] = float(per_loop.std(ddof=1) / np.sqrt(per_loop.size))
         self.results_.update(
             {
                 "switching_field_up_mT": up,
