@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "labml.commands.train",
     "labml.commands.runs",
     "labml.commands.run",
+    "labml.commands.plot",
     "labml.commands.data",
     "labml.commands.gui",
     "labml.commands.doctor",
