@@ -319,14 +319,16 @@ class CalibrationCurve(_Panel):
         shown = set()
         for label, mask in plotdata.by_pulse_length(tau, len(H)):
             m = mask & ok
+            if not m.any():
+                continue
             points, errors = self._group(label)
             points.setData(H[m] * 1e-3, p[m])
             errors.setData(x=H[m] * 1e-3, y=p[m], top=top[m], bottom=bottom[m])
             shown.add(label)
-        for label, (points, errors) in self.groups.items():
-            if label not in shown:
-                points.setData([], [])
-                errors.setData(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0))
+        for label in [g for g in self.groups if g not in shown]:  # a group no longer in the data
+            points, errors = self.groups.pop(label)
+            self.plot.removeItem(points)  # and its legend entry
+            self.plot.removeItem(errors)
         self._n = int(ok.sum())
         fx, fy = buf.array("fit_field_mT"), buf.array("fit_p")
         if fx is not None and fy is not None:

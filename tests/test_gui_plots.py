@@ -91,9 +91,10 @@ def test_depinning_points_are_grouped_by_pulse_length_with_a_legend_and_si_units
     buf.set_array("fit_field_mT", np.linspace(3, 6, 50))
     buf.set_array("fit_p", np.linspace(0, 1, 50))
     views = _views(qtbot)
+    views.set_buffer(LiveBuffer(), "a job before its first row")  # draws every panel, empty
     views.set_buffer(buf, "cal")
     panel = _drawn(views, "calibration")
-    assert legend_names(panel.plot) == ["fit", "pulse 100 µs", "pulse 10 ms"]
+    assert legend_names(panel.plot) == ["fit", "pulse 100 µs", "pulse 10 ms"]  # no stale entry
     (p1, _), (p2, _) = panel.groups["pulse 100 µs"], panel.groups["pulse 10 ms"]
     assert len(p1.xData) == len(p2.xData) == 4
     assert np.allclose(p1.xData, [3e-3, 4e-3, 5e-3, 6e-3])  # in T
