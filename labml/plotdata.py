@@ -168,9 +168,17 @@ def decimate_minmax(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndar
         bucket = np.minimum(((x - x[0]) / (x[-1] - x[0]) * buckets).astype(np.int64), buckets - 1)
     else:
         bucket = np.arange(n, dtype=np.int64) * buckets // n
-    # within each bucket (contiguous, ascending), order by y: the first is the min, the last the max
-    order = np.lexsort((y, bucket))
-    starts = np.flatnonzero(np.r_[True, bucket[order][1:] != bucket[order][:-1]])
-    ends = np.r_[starts[1:], n] - 1
-    keep = np.unique(np.concatenate([order[starts], order[ends]]))
+    # the buckets are contiguous runs of points: min and max of each by reduceat (O(n)), then the
+    # first point of each bucket that has it
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    seg = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, n]))
+    keep = [_first_per_segment(np.flatnonzero(y == extreme.reduceat(y, starts)[seg]), seg)
+            for extreme in (np.minimum, np.maximum)]
+    keep = np.unique(np.concatenate(keep))
     return x[keep], y[keep]
+
+
+def _first_per_segment(idx: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Of the ascending indices `idx`, the first one in each segment (seg[i] = segment of point i)."""
+    s = seg[idx]
+    return idx[np.r_[True, s[1:] != s[:-1]]]
