@@ -168,17 +168,13 @@ def decimate_minmax(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndar
         bucket = np.minimum(((x - x[0]) / (x[-1] - x[0]) * buckets).astype(np.int64), buckets - 1)
     else:
         bucket = np.arange(n, dtype=np.int64) * buckets // n
-    # the buckets are contiguous runs of points: min and max of each by reduceat (O(n)), then the
-    # first point of each bucket that has it
-    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-    seg = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, n]))
-    keep = [_first_per_segment(np.flatnonzero(y == extreme.reduceat(y, starts)[seg]), seg)
-            for extreme in (np.minimum, np.maximum)]
-    keep = np.unique(np.concatenate(keep))
-    return x[keep], y[keep]
-
-
-def _first_per_segment(idx: np.ndarray, seg: np.ndarray) -> np.ndarray:
-    """Of the ascending indices `idx`, the first one in each segment (seg[i] = segment of point i)."""
-    s = seg[idx]
-    return idx[np.r_[True, s[1:] != s[:-1]]]
+    # The buckets are contiguous runs of points; argmin/argmax on each run's slice. A loop over at
+    # most `buckets` slices: faster than one vectorised pass (reduceat plus a search for the first
+    # extreme: 22 ms against 10 ms for 10^6 points into 900 buckets, measured on this machine).
+    edges = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1], True])
+    keep = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        part = y[lo:hi]
+        keep += [lo + int(part.argmin()), lo + int(part.argmax())]
+    kept = np.unique(keep)
+    return x[kept], y[kept]
