@@ -13,7 +13,7 @@ the same rows as a CSV read by pandas (issue 16).
 * reload: `labml.open_run(RUN).dataset("trace")`, every value of every column into numpy arrays
   (checked equal to the rows written: sums and the last block compared exactly).
 * plot: the read-out column decimated to min/max per pixel for a 2,000-pixel view
-  (`labml.figures.minmax_decimate`), read lazily from run.h5.
+  (`labml.plotdata.decimate_minmax`), read lazily from run.h5.
 * CSV: the same rows as a pymeasure Results CSV ('#' header, then the columns) written with
   `DataFrame.to_csv` block by block (the fastest CSV writer at hand; the old store's per-row
   csv.DictWriter is slower), read back with `pandas.read_csv(comment="#")`.
@@ -110,12 +110,12 @@ def reload_run(folder: Path) -> tuple[float, dict[str, np.ndarray]]:
 
 def plot_run(folder: Path, pixels: int) -> tuple[float, int]:
     import labml
-    from labml.figures import minmax_decimate
+    from labml.plotdata import decimate_minmax
 
     t0 = time.perf_counter()
     with labml.open_run(folder) as run:
         ds = run.dataset("trace")
-        x, y = minmax_decimate(ds["signal_V"].values, pixels, ds["t_s"].values)
+        x, y = decimate_minmax(ds["t_s"].values, ds["signal_V"].values, pixels)
     return time.perf_counter() - t0, len(y)
 
 
@@ -148,13 +148,13 @@ def reload_csv(path: Path, sums: dict, args: argparse.Namespace) -> tuple[float,
     """(seconds to read every column of the CSV into numpy arrays, seconds to that plus the plot)."""
     import pandas as pd
 
-    from labml.figures import minmax_decimate
+    from labml.plotdata import decimate_minmax
 
     t0 = time.perf_counter()
     df = pd.read_csv(path, comment="#")
     arrays = {c: df[c].to_numpy() for c in COLUMNS}
     t1 = time.perf_counter()
-    minmax_decimate(arrays["signal_V"], args.pixels, arrays["t_s"])
+    decimate_minmax(arrays["t_s"], arrays["signal_V"], args.pixels)
     t2 = time.perf_counter()
     check(arrays, sums, args.points, args.block)
     return t1 - t0, t2 - t0

@@ -158,8 +158,9 @@ class MainWindow(QtWidgets.QMainWindow):
             arr = done.array(name)
             if arr is not None and job.buffer.array(name) is None:
                 job.buffer.set_array(name, arr)
-        if "fit_text" in done.info():
-            job.buffer.set_info(fit_text=done.info()["fit_text"])
+        for key in ("fit_text", "signal_unit"):  # the fit's text; a hysteresis read-out's unit (V, ohm)
+            if key in done.info():
+                job.buffer.set_info(**{key: done.info()[key]})
 
     def _follow_job(self) -> None:
         """The status bar: the latency probe, the running job's state and steps."""

@@ -1,4 +1,6 @@
-"""Run browser: the run folders of a run store, their parameters and plots, and a two-run comparison.
+"""Run browser: the run folders of a run store, their parameters and plots, and an overlay of one
+quantity of several runs (x and y columns chosen, SI units on the axes, one legend entry per run,
+exported as PNG or SVG).
 
 Reads run folders through `labml.runs` (run.json; the series and arrays of run.h5 and its journal,
 or the <series>.csv and <arrays>.npz of a run folder written before run.h5) and never writes to
@@ -19,7 +21,8 @@ from qtpy import QtCore, QtWidgets
 
 from gui.buffers import LiveBuffer
 from gui.jobs import normalise_row, normalise_series_name
-from gui.plots import PEN_COLORS
+from gui.plots import PEN_COLORS, decimated, export_view, set_axis
+from labml import plotdata
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,7 @@ def load_run_buffer(path: str | Path) -> LiveBuffer:
     path = Path(path)
     buf = LiveBuffer()
     protocol = ""
+    meta: dict = {}
     try:
         meta = json.loads((path / "run.json").read_text())
         protocol = str(meta.get("protocol") or meta.get("kind") or "")
@@ -98,6 +102,9 @@ def load_run_buffer(path: str | Path) -> LiveBuffer:
         arrays = {k.rsplit(".", 1)[-1]: buf.array(k) for k in list(buf._arrays)}
         for k, v in synapse_p(arrays).items():
             buf.set_array(k, v)
+    unit = (meta.get("results") or {}).get("signal_unit") if isinstance(meta, dict) else None
+    if isinstance(unit, str) and unit:  # the read-out's unit, recorded by the hysteresis protocol
+        buf.set_info(signal_unit=unit)
     meta_fit = _fit_from_meta(path)
     for key, value in meta_fit.items():
         if key == "fit_text":
@@ -203,7 +210,9 @@ class RunBrowser(QtWidgets.QWidget):
         self.details.setReadOnly(True)
         self.open_button = QtWidgets.QPushButton("Open plots")
         self.open_button.clicked.connect(self.open_selected)
-        self.compare_button = QtWidgets.QPushButton("Compare two")
+        self.compare_button = QtWidgets.QPushButton("Overlay selected")
+        self.compare_button.setToolTip("draw the chosen quantity of every selected run (Ctrl+click) in one "
+                                       "plot, one legend entry per run")
         self.compare_button.clicked.connect(self.compare_selected)
         self.samplers_button = QtWidgets.QPushButton("Samplers vs time")
         self.samplers_button.setToolTip("final log-likelihood and accuracy of the selected Boltzmann-machine "
@@ -211,15 +220,27 @@ class RunBrowser(QtWidgets.QWidget):
         self.samplers_button.clicked.connect(self.compare_samplers)
         self.compare_key = QtWidgets.QComboBox()
         self.compare_key.setMinimumWidth(160)
+        self.compare_x = QtWidgets.QComboBox()
+        self.compare_x.setMinimumWidth(120)
+        self.compare_x.setToolTip("x column (default: the series' field, epoch, step or time)")
+        self.compare_key.currentTextChanged.connect(self._fill_x)
+        self.export_png = QtWidgets.QPushButton("Export PNG...")
+        self.export_svg = QtWidgets.QPushButton("Export SVG...")
+        self.export_png.clicked.connect(lambda: self._export_clicked("png"))
+        self.export_svg.clicked.connect(lambda: self._export_clicked("svg"))
         buttons = QtWidgets.QHBoxLayout()
         buttons.addWidget(self.open_button)
         buttons.addWidget(self.compare_button)
         buttons.addWidget(self.samplers_button)
         buttons.addWidget(QtWidgets.QLabel("quantity:"))
         buttons.addWidget(self.compare_key)
+        buttons.addWidget(QtWidgets.QLabel("against:"))
+        buttons.addWidget(self.compare_x)
         buttons.addStretch(1)
+        buttons.addWidget(self.export_png)
+        buttons.addWidget(self.export_svg)
 
-        self.compare_plot = pg.PlotWidget(title="Comparison")
+        self.compare_plot = pg.PlotWidget(title="Overlay of runs")
         self.compare_plot.addLegend(offset=(10, 10))
         self.compare_plot.showGrid(x=True, y=True, alpha=0.2)
 
@@ -292,9 +313,12 @@ class RunBrowser(QtWidgets.QWidget):
                  if meta.get(k) is not None}
         self.details.setPlainText(f"{paths[0]}\n\n" + json.dumps(shown, indent=2, default=str))
         keys: dict[str, None] = {}
-        for p in paths[:2]:
+        self._headers: dict[str, list[str]] = {}
+        for p in paths[:8]:
             for name, rows in run_series(p).items():
                 header = list(rows[0]) if rows else []
+                known = self._headers.setdefault(name, [])
+                known += [h for h in header if h and h not in known]
                 keys.update({f"{name}/{h}": None for h in header if h and h != _x_key(header)})
         current = self.compare_key.currentText()
         self.compare_key.clear()
@@ -318,39 +342,79 @@ class RunBrowser(QtWidgets.QWidget):
         self.samplers_requested.emit(buf)
         return buf
 
+    def _fill_x(self, key: str) -> None:
+        """The x choices for `series/column`: the other columns of that series (natural x first)."""
+        series = key.split("/", 1)[0] if "/" in key else ""
+        header = getattr(self, "_headers", {}).get(series, [])
+        current = self.compare_x.currentText()
+        self.compare_x.clear()
+        natural = _x_key(header)
+        self.compare_x.addItems([natural, *[h for h in header if h != natural]] if header else [])
+        if current in header:
+            self.compare_x.setCurrentText(current)
+
     def compare_selected(self) -> int:
-        """Overlay `series/column` of the two selected runs against the series' first column.
+        """Overlay `series/column` of every selected run against the chosen x column (default the
+        series' natural x), one colour and legend entry per run (the run folder's name).
 
         Returns the number of curves drawn (0 with a visible message if fewer than two runs are selected).
         """
         self.compare_plot.clear()
-        paths = self.selected_paths()[:2]
+        self.compare_plot.getPlotItem().legend.clear()
+        paths = self.selected_paths()
         key = self.compare_key.currentText()
         if len(paths) < 2 or "/" not in key:
-            self.compare_plot.setTitle("Select two runs (Ctrl+click) and a quantity to compare")
+            self.compare_plot.setTitle("Select two runs or more (Ctrl+click) and a quantity to compare")
             return 0
         series, column = key.split("/", 1)
         self.details.setPlainText(parameter_diff(paths[0], paths[1]))
         drawn = 0
+        xkey = ""
         for i, p in enumerate(paths):
-            rows = run_series(p).get(series, [])
-            if not rows:
+            curve = self._run_curve(p, series, column, self.compare_x.currentText())
+            if curve is None:
                 continue
-            xkey = _x_key(list(rows[0]))
-            x = np.array([_num(r.get(xkey)) for r in rows])
-            y = np.array([_num(r.get(column)) for r in rows])
-            ok = ~(np.isnan(x) | np.isnan(y))
-            x, y = x[ok], y[ok]
-            if "hysteresis" not in str(self._meta(p).get("kind", "")):  # a loop keeps its sweep order
-                order = np.argsort(x, kind="stable")  # protocols may measure points in any order
-                x, y = x[order], y[order]
-            self.compare_plot.plot(x, y, pen=pg.mkPen(PEN_COLORS[i], width=2), symbol="o",
-                                   symbolSize=4, name=Path(p).name)
-            self.compare_plot.setLabel("bottom", xkey)
+            xkey, x, y = curve
+            color = PEN_COLORS[i % len(PEN_COLORS)]
+            self.compare_plot.plot(x, y, pen=pg.mkPen(color, width=2), symbol="o", symbolSize=4,
+                                   symbolBrush=color, symbolPen=color, name=Path(p).name)
             drawn += 1
-        self.compare_plot.setLabel("left", column)
-        self.compare_plot.setTitle(f"Comparison: {key}")
+        xc, yc = plotdata.column(xkey), plotdata.column(column)
+        set_axis(self.compare_plot, "bottom", xc.label, xc.unit)
+        set_axis(self.compare_plot, "left", yc.label, yc.unit)
+        self.compare_plot.setTitle(f"{yc.label} of {drawn} runs ({series})")
         return drawn
+
+    def _run_curve(self, path: str, series: str, column: str,
+                   xkey: str) -> tuple[str, np.ndarray, np.ndarray] | None:
+        """(x column, x, y) of one run's series in SI units, or None if the run lacks it."""
+        rows = run_series(path).get(series, [])
+        if not rows:
+            return None
+        header = list(rows[0])
+        xkey = xkey if xkey in header else _x_key(header)
+        xc, yc = plotdata.column(xkey), plotdata.column(column)
+        x = xc.si([_num(r.get(xkey)) for r in rows])
+        y = yc.si([_num(r.get(column)) for r in rows])
+        ok = ~(np.isnan(x) | np.isnan(y))
+        x, y = x[ok], y[ok]
+        if "hysteresis" not in str(self._meta(path).get("kind", "")):  # a loop keeps its sweep order
+            order = np.argsort(x, kind="stable")  # protocols may measure points in any order
+            x, y = x[order], y[order]
+        return (xkey, *decimated(x, y, max(200, self.compare_plot.width())))
+
+    def export_plot(self, path: str | Path) -> Path:
+        """Write the overlay plot as PNG or SVG (by the suffix of `path`)."""
+        return export_view(self.compare_plot.scene(), path)
+
+    def _export_clicked(self, fmt: str) -> None:
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, f"Export overlay as {fmt.upper()}",
+                                                        f"overlay.{fmt}", f"{fmt.upper()} (*.{fmt})")
+        if path:
+            try:
+                self.export_plot(path if path.lower().endswith("." + fmt) else f"{path}.{fmt}")
+            except (OSError, ValueError) as exc:
+                QtWidgets.QMessageBox.warning(self, "Export", str(exc))
 
     def _meta(self, path: str) -> dict:
         return next((m for m in self.runs if m["path"] == path), {})
@@ -382,14 +446,8 @@ def parameter_diff(a: str | Path, b: str | Path) -> str:
 
 
 def _x_key(header: list[str]) -> str:
-    """The natural x column of a series: field, epoch, step or time if present, else the first column."""
-    from gui.jobs import _ALIASES, _key
-
-    for wanted in ("field_mT", "epoch", "step", "time_s"):
-        for h in header:
-            if _ALIASES.get(_key(h), _key(h)) == wanted:
-                return h
-    return header[0] if header else ""
+    """The natural x column of a series (`labml.plotdata.default_x`)."""
+    return plotdata.default_x(header)
 
 
 def _num(v) -> float:

@@ -12,18 +12,25 @@ Buffer conventions (what a job writes, see gui.jobs for the mapping from protoco
 
 Every panel has `refresh(buffer)`; `LiveViews` calls it for all panels only when the buffer's version
 changed, at most `interval_ms` apart.
+
+Axes carry their quantity and SI unit through pyqtgraph's units (values in T, the axis shows "mT"
+with the prefix it picks; dimensionless axes never get an "x0.001" scale). Which columns, the
+hysteresis branches and the pulse-length groups come from `labml.plotdata`, as in the CLI's figures.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
 from qtpy import QtCore, QtWidgets
 
 from gui.buffers import LiveBuffer
+from labml import plotdata
+from labml.figures import BRANCH_COLOURS
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,54 @@ def mosaic(images: np.ndarray, n_cols: int, gap: int = 1, fill: float = np.nan) 
     return out
 
 
+def set_axis(plot: pg.PlotItem | pg.PlotWidget, side: str, label: str, unit: str = "") -> None:
+    """Axis label with its SI unit (pyqtgraph adds the prefix: values in T show as "mT"); a
+    dimensionless axis gets no automatic scale factor."""
+    plot.setLabel(side, label, units=unit or None)
+    axis = plot.getAxis(side)
+    axis.enableAutoSIPrefix(bool(unit))
+    if not unit:
+        axis.labelUnits = ""
+        axis._updateLabel()
+
+
+def axis_text(plot: pg.PlotItem | pg.PlotWidget, side: str) -> str:
+    """The axis label as shown, without markup: e.g. 'field H (mT)'."""
+    import re
+
+    return re.sub(r"<[^>]+>", "", plot.getAxis(side).labelString()).strip()
+
+
+def legend_names(plot: pg.PlotItem | pg.PlotWidget) -> list[str]:
+    """The names in a plot's legend, in order."""
+    legend = plot.getPlotItem().legend if hasattr(plot, "getPlotItem") else plot.legend
+    return [label.text for _sample, label in legend.items] if legend is not None else []
+
+
+def decimated(x: np.ndarray, y: np.ndarray, pixels: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """A long series cut to its min/max per pixel column (`labml.plotdata.decimate_minmax`, as in
+    `labml plot`): a redraw costs the same for 10^3 or 10^7 rows and no extreme is lost."""
+    return plotdata.decimate_minmax(x, y, pixels) if len(x) > 2 * pixels else (x, y)
+
+
+def export_view(scene_or_item, path: str | Path) -> Path:
+    """Write a plot (its QGraphicsScene or a PlotItem) as PNG or SVG, chosen by the file's suffix."""
+    import pyqtgraph.exporters as exporters
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        exporter = exporters.ImageExporter(scene_or_item)
+    elif suffix == ".svg":
+        exporter = exporters.SVGExporter(scene_or_item)
+    else:
+        raise ValueError(f"cannot export to {path.name!r}: the file name must end in .png or .svg")
+    exporter.export(str(path))
+    if not path.is_file():
+        raise OSError(f"could not write {path}")
+    return path
+
+
 class _Panel(QtWidgets.QWidget):
     title = ""
 
@@ -56,17 +111,24 @@ class _Panel(QtWidgets.QWidget):
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(self.plot)
 
-    def _add_image(self, colormap: str) -> pg.ImageItem:
+    def _add_image(self, colormap: str, label: str, levels: tuple[float, float] = (0.0, 1.0)) -> pg.ImageItem:
         """Turn the plot into an image view (no axes, square pixels, row 0 on top) and add an
-        ImageItem drawn with the named pyqtgraph colormap."""
+        ImageItem drawn with the named pyqtgraph colormap, with its colour bar (`label`, `levels`)
+        on the right."""
         self.plot.hideAxis("left")
         self.plot.hideAxis("bottom")
         self.plot.setAspectLocked(True)
         self.plot.invertY(True)
         image = pg.ImageItem(axisOrder="row-major")
-        image.setLookupTable(pg.colormap.get(colormap).getLookupTable(nPts=256))
         self.plot.addItem(image)
+        self.colorbar = pg.ColorBarItem(values=levels, colorMap=pg.colormap.get(colormap), label=label,
+                                        interactive=False, pen="k", colorMapMenu=False)
+        self.colorbar.setImageItem(image, insert_in=self.plot.getPlotItem())
         return image
+
+    def export_scene(self):
+        """What `LiveViews.export_current` writes: the panel's whole plot scene."""
+        return self.plot.scene()
 
     def refresh(self, buf: LiveBuffer) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
@@ -87,12 +149,12 @@ class TrainingCurves(_Panel):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.plot.setLabel("bottom", "epoch")
-        self.plot.setLabel("left", "loss")
+        set_axis(self.plot, "bottom", "epoch")
+        set_axis(self.plot, "left", "loss")
         self.plot.addLegend(offset=(-10, 10))
         self.acc_view = pg.ViewBox()
         self.plot.showAxis("right")
-        self.plot.getAxis("right").setLabel("accuracy")
+        set_axis(self.plot, "right", "accuracy")
         self.plot.scene().addItem(self.acc_view)
         self.plot.getAxis("right").linkToView(self.acc_view)
         self.acc_view.setXLink(self.plot.getPlotItem())
@@ -149,8 +211,8 @@ class ProbabilityHistogram(_Panel):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.plot.setLabel("bottom", "p")
-        self.plot.setLabel("left", "synapses")
+        set_axis(self.plot, "bottom", "synapse probability p")
+        set_axis(self.plot, "left", "synapses")
         self.edges = np.linspace(0.0, 1.0, 21)
         self.bars = pg.BarGraphItem(x0=self.edges[:-1], x1=self.edges[1:], height=np.zeros(20),
                                     brush=PEN_COLORS[0])
@@ -176,7 +238,7 @@ class ClassMaps(_Panel):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.image = self._add_image("viridis")
+        self.image = self._add_image("viridis", "p")
         self.labels: list[pg.TextItem] = []
         self.shape: tuple[int, ...] = ()
 
@@ -208,75 +270,220 @@ class ClassMaps(_Panel):
         return int(np.prod(self.shape)) if self.shape else 0
 
 
+#: Columns of a calibration series that hold the pulse length (s), in order of preference.
+PULSE_KEYS = ("Pulse length (s)", "duration_s", "pulse_duration_s")
+#: Columns of a hysteresis series that hold the read-out signal, in order of preference.
+SIGNAL_KEYS = ("signal", "m", "magnetisation", "signal_V", "signal_ohm")
+
+
 class CalibrationCurve(_Panel):
-    """Measured pass probability with binomial error bars, and the fitted logistic."""
+    """Measured pass probability against field with its 95 % intervals, one colour per pulse length
+    (`labml.plotdata.by_pulse_length`), and the fitted logistic."""
 
     title = "Depinning calibration p(H)"
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.plot.setLabel("bottom", "drive field H (mT)")
-        self.plot.setLabel("left", "pass probability")
+        set_axis(self.plot, "bottom", "drive field H", "T")
+        set_axis(self.plot, "left", "pass probability")
         self.plot.setYRange(0, 1.05)
         self.plot.addLegend(offset=(10, 10))
-        self.points = self.plot.plot([], [], pen=None, symbol="o", symbolSize=6,
-                                     symbolBrush=PEN_COLORS[0], name="measured")
-        self.errors = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0),
-                                      beam=0.08,
-                                      pen=pg.mkPen(PEN_COLORS[0]))
-        self.plot.addItem(self.errors)
-        self.fit = self.plot.plot([], [], pen=pg.mkPen(PEN_COLORS[1], width=2), name="fit")
+        self.groups: dict[str, tuple[pg.PlotDataItem, pg.ErrorBarItem]] = {}
+        self.fit = self.plot.plot([], [], pen=pg.mkPen("k", width=2), name="fit")
         self.text = pg.TextItem("", color="k", anchor=(1, 1))
         self.plot.addItem(self.text, ignoreBounds=True)  # text never drives the auto range
         self._n = 0
 
+    def _group(self, label: str) -> tuple[pg.PlotDataItem, pg.ErrorBarItem]:
+        if label not in self.groups:
+            color = PEN_COLORS[len(self.groups) % len(PEN_COLORS)]
+            points = self.plot.plot([], [], pen=None, symbol="o", symbolSize=6, symbolBrush=color,
+                                    symbolPen=color, name=label)
+            errors = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0),
+                                     beam=0.08e-3, pen=pg.mkPen(color))  # caps 0.08 mT wide
+            self.plot.addItem(errors)
+            self.groups[label] = (points, errors)
+        return self.groups[label]
+
     def refresh(self, buf: LiveBuffer) -> None:
+        cols = buf.columns("calibration")
         H = buf.column("calibration", "field_mT")
         p = buf.column("calibration", "p")
         err = buf.column("calibration", "p_err")
         lo, hi = buf.column("calibration", "p_low"), buf.column("calibration", "p_high")
+        pulse = next((k for k in PULSE_KEYS if k in cols), None)
+        tau = buf.column("calibration", pulse) if pulse else None
         ok = ~(np.isnan(H) | np.isnan(p))
-        H, p = H[ok], p[ok]
-        top = np.where(np.isnan(hi[ok]), np.nan_to_num(err[ok]), hi[ok] - p)
-        bottom = np.where(np.isnan(lo[ok]), np.nan_to_num(err[ok]), p - lo[ok])
-        self.points.setData(H, p)
-        self.errors.setData(x=H, y=p, top=top, bottom=bottom)
-        self._n = len(H)
+        top = np.where(np.isnan(hi), np.nan_to_num(err), hi - p)
+        bottom = np.where(np.isnan(lo), np.nan_to_num(err), p - lo)
+        shown = set()
+        for label, mask in plotdata.by_pulse_length(tau, len(H)):
+            m = mask & ok
+            if not m.any():
+                continue
+            points, errors = self._group(label)
+            points.setData(H[m] * 1e-3, p[m])
+            errors.setData(x=H[m] * 1e-3, y=p[m], top=top[m], bottom=bottom[m])
+            shown.add(label)
+        for label in [g for g in self.groups if g not in shown]:  # a group no longer in the data
+            points, errors = self.groups.pop(label)
+            self.plot.removeItem(points)  # and its legend entry
+            self.plot.removeItem(errors)
+        self._n = int(ok.sum())
         fx, fy = buf.array("fit_field_mT"), buf.array("fit_p")
         if fx is not None and fy is not None:
-            self.fit.setData(fx, fy)
+            self.fit.setData(fx * 1e-3, fy)
         else:
             self.fit.setData([], [])
         info = buf.info().get("fit_text", "")
         self.text.setText(info)
-        if len(H):
-            self.text.setPos(float(np.nanmax(H)), 0.02)
+        if self._n:
+            self.text.setPos(float(np.nanmax(H[ok])) * 1e-3, 0.02)
 
     def n_points(self) -> int:
         return self._n
 
 
 class HysteresisLoop(_Panel):
-    """Read-out signal against applied field, drawn as a connected loop."""
+    """Read-out signal against the measured field, the up and down branches in two colours with a
+    legend (`labml.plotdata.hysteresis_up`: the recorded order of the set field decides)."""
 
     title = "Hysteresis loop"
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.plot.setLabel("bottom", "field H (mT)")
-        self.plot.setLabel("left", "signal")
-        self.curve = self.plot.plot([], [], pen=pg.mkPen(PEN_COLORS[0], width=2), symbol="o", symbolSize=3)
+        set_axis(self.plot, "bottom", "field H", "T")
+        set_axis(self.plot, "left", "read-out signal")
+        self._signal_unit = ""
+        self.plot.addLegend(offset=(10, 10))
+        self.curves = {
+            name: self.plot.plot([], [], pen=pg.mkPen(color, width=2), symbol="o", symbolSize=3,
+                                 symbolBrush=color, symbolPen=color, name=name, connect="finite")
+            for name, color in BRANCH_COLOURS.items()
+        }
         self._n = 0
+
+    def _signal(self, buf: LiveBuffer) -> tuple[np.ndarray, str]:
+        """The signal column and its SI unit (from its name, else the run's `signal_unit` info)."""
+        cols = buf.columns("hysteresis")
+        key = next((k for k in SIGNAL_KEYS if k in cols), None)
+        if key is None:
+            return np.full(buf.n_rows("hysteresis"), np.nan), ""
+        col = plotdata.column(key)
+        return col.si(buf.column("hysteresis", key)), col.unit or str(buf.info().get("signal_unit", ""))
 
     def refresh(self, buf: LiveBuffer) -> None:
         H = buf.column("hysteresis", "field_mT")
-        cols = buf.columns("hysteresis")
-        names = ("signal", "m", "magnetisation", "signal_V", "signal_ohm")
-        ykey = next((k for k in names if k in cols), None)
-        y = buf.column("hysteresis", ykey) if ykey else np.full_like(H, np.nan)
+        H_set = buf.column("hysteresis", "Field set (mT)")
+        if np.all(np.isnan(H)):
+            H = H_set
+        y, unit = self._signal(buf)
+        if unit != self._signal_unit:
+            set_axis(self.plot, "left", "read-out signal", unit)
+            self._signal_unit = unit
+        loop = buf.column("hysteresis", "Loop")
+        loop = np.where(np.isnan(loop), 0.0, loop)
+        up = plotdata.hysteresis_up(H if np.all(np.isnan(H_set)) else H_set, loop)
         ok = ~(np.isnan(H) | np.isnan(y))
-        self.curve.setData(H[ok], y[ok])
+        drawn = {name: (x, v) for name, x, v in plotdata.branch_curves(H[ok] * 1e-3, y[ok], up[ok], loop[ok])}
+        for name, curve in self.curves.items():
+            curve.setData(*drawn.get(name, ([], [])))
         self._n = int(ok.sum())
+
+    def n_points(self) -> int:
+        return self._n
+
+
+def _distinct(cols: list[str]) -> list[str]:
+    """Columns without the live-view aliases of recorded ones ('field_mT' beside 'Field (mT)'): the
+    first column of each quantity and unit is kept."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for c in cols:
+        col = plotdata.column(c)
+        key = (col.label.lower().replace(" ", "_"), col.unit)
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
+class SeriesPlot(_Panel):
+    """Any two columns of any series of the run, chosen in two drop-downs (x defaults to the
+    series' field, epoch, step or time column), with the columns' SI units; a long series is drawn
+    min/max-decimated per pixel."""
+
+    title = "Series: y against x"
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.series_box = QtWidgets.QComboBox()
+        self.x_box = QtWidgets.QComboBox()
+        self.y_box = QtWidgets.QComboBox()
+        for box, name in ((self.series_box, "series_choice"), (self.x_box, "series_x"),
+                          (self.y_box, "series_y")):
+            box.setObjectName(name)
+            box.setMinimumWidth(140)
+            box.currentTextChanged.connect(self._choice_changed)
+        row = QtWidgets.QHBoxLayout()
+        for text, box in (("series:", self.series_box), ("x:", self.x_box), ("y:", self.y_box)):
+            row.addWidget(QtWidgets.QLabel(text))
+            row.addWidget(box)
+        row.addStretch(1)
+        self.layout().insertLayout(0, row)
+        self.curve = self.plot.plot([], [], pen=pg.mkPen(PEN_COLORS[0], width=2), symbol="o", symbolSize=3,
+                                    symbolBrush=PEN_COLORS[0], symbolPen=PEN_COLORS[0])
+        self._buf: LiveBuffer | None = None
+        self._filling = False
+        self._n = 0
+
+    @staticmethod
+    def _fill(box: QtWidgets.QComboBox, items: list[str], default: str) -> None:
+        if [box.itemText(i) for i in range(box.count())] == items:
+            return
+        current = box.currentText()
+        box.clear()
+        box.addItems(items)
+        box.setCurrentText(current if current in items else default)
+
+    def _choice_changed(self, _text: str) -> None:
+        if not self._filling and self._buf is not None:
+            self.refresh(self._buf)
+
+    def select(self, series: str, x: str, y: str) -> None:
+        """Choose what is drawn (as a user would in the drop-downs)."""
+        self.series_box.setCurrentText(series)
+        self.x_box.setCurrentText(x)
+        self.y_box.setCurrentText(y)
+        if self._buf is not None:
+            self.refresh(self._buf)
+
+    def refresh(self, buf: LiveBuffer) -> None:
+        self._buf = buf
+        self._filling = True
+        try:
+            self._fill(self.series_box, buf.series_names(), "")
+            series = self.series_box.currentText()
+            cols = _distinct([c for c in buf.columns(series) if not c.startswith("_")] if series else [])
+            x_default = plotdata.default_x(cols)
+            after = cols[cols.index(x_default) + 1:] + cols if x_default else cols  # the column after x
+            self._fill(self.x_box, cols, x_default)
+            self._fill(self.y_box, cols, next((c for c in after if c != x_default), x_default))
+        finally:
+            self._filling = False
+        xk, yk = self.x_box.currentText(), self.y_box.currentText()
+        if not series or not xk or not yk:
+            self.curve.setData([], [])
+            self._n = 0
+            return
+        xc, yc = plotdata.column(xk), plotdata.column(yk)
+        x, y = xc.si(buf.column(series, xk)), yc.si(buf.column(series, yk))
+        ok = ~(np.isnan(x) | np.isnan(y))
+        self._n = int(ok.sum())
+        self.curve.setData(*decimated(x[ok], y[ok], max(200, self.plot.width())))
+        set_axis(self.plot, "bottom", xc.label, xc.unit)
+        set_axis(self.plot, "left", yc.label, yc.unit)
+        self.plot.setTitle(f"{series}: {yc.label} against {xc.label}")
 
     def n_points(self) -> int:
         return self._n
@@ -289,7 +496,7 @@ class SampleGrid(_Panel):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.image = self._add_image("CET-L1")
+        self.image = self._add_image("CET-L1", "pixel (0 off, 1 on)")
         self._n = 0
 
     def refresh(self, buf: LiveBuffer) -> None:
@@ -316,17 +523,17 @@ class SamplerComparison(QtWidgets.QWidget):
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.ll = pg.PlotWidget(title="log-likelihood vs time")
-        self.acc = pg.PlotWidget(title="accuracy vs time (classification models)")
+        self.view = pg.GraphicsLayoutWidget()  # one scene: one exported picture of both plots
+        self.ll = self.view.addPlot(title="log-likelihood vs time")
+        self.acc = self.view.addPlot(title="accuracy vs time (classification models)")
         for w, lab in ((self.ll, "log-likelihood (nats)"), (self.acc, "accuracy")):
-            w.setLabel("bottom", "time (s)")
-            w.setLabel("left", lab)
+            set_axis(w, "bottom", "training time", "s")
+            set_axis(w, "left", lab)
             w.showGrid(x=True, y=True, alpha=0.2)
             w.addLegend(offset=(10, 10))
         lay = QtWidgets.QHBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
-        lay.addWidget(self.ll)
-        lay.addWidget(self.acc)
+        lay.addWidget(self.view)
         self.curves: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
         self._n = 0
 
@@ -359,6 +566,9 @@ class SamplerComparison(QtWidgets.QWidget):
     def n_points(self) -> int:
         return self._n
 
+    def export_scene(self):
+        return self.view.scene()
+
 
 class LiveViews(QtWidgets.QWidget):
     """All live panels in tabs, refreshed from one buffer by a throttled QTimer.
@@ -376,6 +586,7 @@ class LiveViews(QtWidgets.QWidget):
         ("hysteresis", HysteresisLoop),
         ("bm-samples", SampleGrid),
         ("samplers", SamplerComparison),
+        ("series", SeriesPlot),
     )
 
     def __init__(self, parent: QtWidgets.QWidget | None = None, interval_ms: int = 250) -> None:
@@ -391,8 +602,16 @@ class LiveViews(QtWidgets.QWidget):
         self._panel_version: dict[int, int] = {}
         self.tabs.currentChanged.connect(self._tab_changed)
         self.caption = QtWidgets.QLabel("No run yet.")
+        top = QtWidgets.QHBoxLayout()
+        top.addWidget(self.caption, 1)
+        for fmt in ("PNG", "SVG"):
+            button = QtWidgets.QPushButton(f"Export {fmt}...")
+            button.setObjectName(f"export_{fmt.lower()}")
+            button.setToolTip(f"save the plot shown as {fmt}")
+            button.clicked.connect(lambda _checked=False, fmt=fmt: self._export_clicked(fmt))
+            top.addWidget(button)
         lay = QtWidgets.QVBoxLayout(self)
-        lay.addWidget(self.caption)
+        lay.addLayout(top)
         lay.addWidget(self.tabs)
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(interval_ms)
@@ -416,6 +635,26 @@ class LiveViews(QtWidgets.QWidget):
 
     def show_panel(self, key: str) -> None:
         self.tabs.setCurrentWidget(self.panels[key])
+
+    def export_current(self, path: str | Path) -> Path:
+        """Write the plot shown (the current tab) as PNG or SVG, by the suffix of `path`."""
+        panel = self.tabs.currentWidget()
+        self._draw(panel)
+        return export_view(panel.export_scene(), path)
+
+    def _export_clicked(self, fmt: str) -> None:
+        key = next(k for k, p in self.panels.items() if p is self.tabs.currentWidget())
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, f"Export plot as {fmt}", f"{key}.{fmt.lower()}",
+                                                        f"{fmt} (*.{fmt.lower()})")
+        if not path:
+            return
+        if not path.lower().endswith("." + fmt.lower()):
+            path += "." + fmt.lower()
+        try:
+            log.info("plot exported to %s", export_view(self.tabs.currentWidget().export_scene(), path))
+        except (OSError, ValueError) as exc:
+            log.error("could not export the plot: %s", exc)
+            QtWidgets.QMessageBox.warning(self, "Export", str(exc))
 
     def _tab_changed(self, _index: int) -> None:
         panel = self.tabs.currentWidget()

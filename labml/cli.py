@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "labml.commands.runs",
     "labml.commands.export",
     "labml.commands.run",
+    "labml.commands.plot",
     "labml.commands.data",
     "labml.commands.gui",
     "labml.commands.doctor",

@@ -17,6 +17,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+#: The colours of the hysteresis branches, the same in the dashboard (gui.plots).
+BRANCH_COLOURS = {"up branch": "#d62728", "down branch": "#1f77b4"}
+
 
 def _figure(width: float = 6.0, height: float = 4.2) -> tuple[Any, Any]:
     from matplotlib.figure import Figure
@@ -43,13 +46,13 @@ def write(run: Any, name: str, draw: Callable[..., Any], *args: Any, **kwargs: A
 
 def hysteresis(field_mT: np.ndarray, signal: np.ndarray, loop: np.ndarray, up: np.ndarray,
                signal_label: str = "read-out signal") -> Any:
-    """Signal against field, the up and down branches of every loop in two colours."""
+    """Signal against field, the up and down branches of every loop in two colours
+    (`labml.plotdata.branch_curves`, as the dashboard draws them)."""
+    from labml.plotdata import branch_curves
+
     fig, ax = _figure()
-    for branch, mask, colour in (("up", up, "tab:red"), ("down", ~up, "tab:blue")):
-        for i, k in enumerate(np.unique(loop)):
-            m = mask & (loop == k)
-            ax.plot(field_mT[m], signal[m], ".-", color=colour, ms=3, lw=1,
-                    label=f"{branch} branch" if i == 0 else None)
+    for name, x, y in branch_curves(field_mT, signal, up, loop):
+        ax.plot(x, y, ".-", color=BRANCH_COLOURS[name], ms=3, lw=1, label=name)
     ax.set_xlabel("field (mT)")
     ax.set_ylabel(signal_label)
     ax.set_title(f"Hysteresis, {len(np.unique(loop))} loop(s)")
@@ -62,11 +65,12 @@ def depinning(field_mT: np.ndarray, p: np.ndarray, low: np.ndarray, high: np.nda
               fit: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None, wire: int = 0) -> Any:
     """P_pass against field with its confidence interval [low, high] (the protocol's, as recorded in
     its data), one colour per pulse length, and a fitted curve `fit` = (label, p(H))."""
+    from labml.plotdata import by_pulse_length
+
     fig, ax = _figure()
-    for tau in np.unique(duration_s):
-        m = duration_s == tau
+    for label, m in by_pulse_length(duration_s, len(field_mT)):
         ax.errorbar(field_mT[m], p[m], yerr=[p[m] - low[m], high[m] - p[m]], fmt="o", ms=4, capsize=2,
-                    label=f"pulse {tau * 1e3:g} ms, 95 % intervals")
+                    label=f"{label}, 95 % intervals")
     if fit is not None:
         h = np.linspace(field_mT.min(), field_mT.max(), 200)
         ax.plot(h, fit[1](h), "k-", lw=1, label=fit[0])
@@ -122,17 +126,36 @@ def training(rows: Sequence[Mapping[str, Any]], x: str, losses: Sequence[str], s
     return fig
 
 
-def minmax_decimate(y: np.ndarray, pixels: int, x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A long series reduced for a plot `pixels` wide: per pixel (an equal share of the points, in
-    order) its minimum and its maximum (NaN ignored), so every spike and the full envelope stay
-    visible. Returns (x, y) of 2 * pixels points: each pixel's first x twice, with its min then max
-    (x defaults to the row index). A series of at most 2 * pixels points is returned as it is."""
-    y = np.asarray(y)
-    n = y.shape[0]
-    xs = np.arange(n) if x is None else np.asarray(x)
-    if n <= 2 * pixels:
-        return xs, y
-    starts = np.linspace(0, n, pixels + 1).astype(np.int64)[:-1]
-    lo = np.fmin.reduceat(y, starts)
-    hi = np.fmax.reduceat(y, starts)
-    return np.repeat(xs[starts], 2), np.column_stack([lo, hi]).ravel()
+def accuracy_comparison(labels: Sequence[str], accuracy: Sequence[float], low: Sequence[float],
+                        high: Sequence[float], title: str) -> Any:
+    """Test accuracies side by side (e.g. the rig and the model on the same images) with their
+    confidence intervals [low, high]."""
+    fig, ax = _figure(4.8, 4.0)
+    acc = np.asarray(accuracy, dtype=float)
+    yerr = [acc - np.asarray(low, dtype=float), np.asarray(high, dtype=float) - acc]
+    colours = ("tab:red", "tab:blue", "tab:green", "tab:purple")[: len(acc)]
+    ax.bar(list(labels), acc, yerr=yerr, capsize=6, color=colours, alpha=0.8)
+    for i, a in enumerate(acc):
+        ax.text(i, a / 2, f"{a:.3f}", ha="center", color="white", fontweight="bold")
+    ax.set_ylabel("test accuracy (95 % interval)")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
+def series(xlabel: str, ylabel: str, curves: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str) -> Any:
+    """Any columns of a run's series (`labml plot`): curves = [(label, x, y)], already decimated;
+    the axes labelled with quantity and unit (`labml.plotdata.axis_label`); hysteresis branches in
+    the branch colours."""
+    fig, ax = _figure()
+    for label, x, y in curves:
+        branch = next((b for b in BRANCH_COLOURS if label.endswith(b)), None)
+        ax.plot(x, y, ".-", ms=2, lw=1, label=label, color=BRANCH_COLOURS[branch] if branch else None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    if len(curves) > 1:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    return fig

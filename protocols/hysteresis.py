@@ -250,6 +250,10 @@ class Hysteresis(RowsProcedure):
             for k in np.unique(loop)
         ]
         up, down = _finite_mean(ups), _finite_mean(downs)
+        per_loop = 0.5 * (np.asarray(ups) - np.asarray(downs))
+        per_loop = per_loop[np.isfinite(per_loop)]
+        if per_loop.size >= 2:  # the standard error of the mean over the loops (1 sigma)
+            self.results_["coercive_field_err_mT"] = float(per_loop.std(ddof=1) / np.sqrt(per_loop.size))
         self.results_.update(
             {
                 "switching_field_up_mT": up,
@@ -258,6 +262,7 @@ class Hysteresis(RowsProcedure):
                 "loop_shift_mT": 0.5 * (up + down),
                 "signal_negative_saturation": lo,
                 "signal_positive_saturation": hi,
+                "signal_unit": unit,  # of the read-out signal: V (MOKE), ohm (MR), "" if not known
                 "points": len(rows),
             }
         )

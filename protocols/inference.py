@@ -189,6 +189,14 @@ class InferOnRig(RigProcedure):
                 "n": self.model_config.get("n"),
             }
         )
+        from labml import figures
+        from protocols.fits import binomial_interval
+
+        correct = np.round(np.array([a_r, a_m]) * trials)
+        low, high = binomial_interval(correct, np.array([trials, trials]))
+        self.save_figure("rig_vs_model.png", figures.accuracy_comparison, ["rig", "model"], [a_r, a_m], low,
+                         high, f"{n_img} test images x {int(self.passes)} pass(es): "
+                         f"difference {a_r - a_m:+.3f} (z = {(a_r - a_m) / se:.2f})")
 
 
 def torch_threads() -> None:

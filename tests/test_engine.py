@@ -15,9 +15,10 @@ from plans import RegressionPlan
 
 from labml.cli import main as labml_main
 from labml.errors import UserError
+from labml.progress import ProgressBar
 from labml.runs import checkpoints as checkpoint
 from labml.runs import store as runs
-from labml.runs.engine import ProgressBar, RunEngine, dry_run
+from labml.runs.engine import RunEngine, dry_run
 from labml.runs.plan import TrainingPlan
 
 torch.set_num_threads(1)

@@ -245,13 +245,12 @@ def _report(out: dict, as_json: bool) -> None:
         if out.get("dry_run"):
             print(f"plan OK for {out['protocol']}: " + json.dumps(out.get("plan", {}), default=str))
         else:
+            from labml.results_table import results_table
+
             why = f": {out['reason']}" if out.get("reason") and out.get("status") != "success" else ""
             print(f"{out.get('protocol')}: {out.get('status')}{why}  run folder: {out.get('run_dir')}")
-            for k, v in out.get("results", {}).items():
-                if isinstance(v, float):
-                    print(f"  {k} = {v:.6g}")
-                elif not isinstance(v, dict | list):
-                    print(f"  {k} = {v}")
+            for line in results_table(out.get("results", {})):
+                print(line)
             for path in out.get("figures", []):
                 print(f"  figure: {path}")
     else:
@@ -289,6 +288,32 @@ def _one_real_rig(rig, protocol: str, fixed: dict, args: argparse.Namespace) -> 
     if args.workers not in (None, 0, 1):
         print(f"labml: rig {rig!r} is a real bench: running the points one after another", file=sys.stderr)
     args.workers = 0
+
+
+def _run_sweep_with_progress(sweep, args: argparse.Namespace) -> dict:
+    """Run the sweep's pending points with the progress bar on stderr (labml.progress: a terminal or
+    LABML_PROGRESS=1), else one "point N done" line on stderr per point."""
+    from labml.progress import ProgressBar, enabled, say
+
+    bar = ProgressBar(unit="point") if enabled() else None
+    total = len(sweep.points)
+    done = [total - len(sweep.pending())]
+    if bar is not None:
+        bar.start(done[0], total, f"sweep {sweep.manifest.get('protocol', '')}")
+
+    def progress(point: dict, out: dict) -> None:
+        done[0] += 1
+        if bar is not None:
+            bar.update(done[0])
+        else:
+            say(f"point {point['index']} done: {point['params']}")
+
+    try:
+        out = sweep.run(workers=args.workers, cluster=args.cluster, on_done=progress)
+    finally:
+        if bar is not None:
+            bar.close(done[0], "done")
+    return out
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -334,10 +359,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         sweep = Sweep.create(Path(path), args.protocol, grid, fixed=fixed, rig=args.rig, validate=validate,
                              record=_record(args))
 
-    def progress(point: dict, out: dict) -> None:
-        print(f"point {point['index']} done: {point['params']}", file=sys.stderr)
-
-    out = sweep.run(workers=args.workers, cluster=args.cluster, on_done=progress)
+    out = _run_sweep_with_progress(sweep, args)
     if args.plot_x or args.plot_y:
         plot = sweep.write_plot(x=args.plot_x, y=args.plot_y.split(",") if args.plot_y else None)
         out["plot"] = str(plot) if plot else None

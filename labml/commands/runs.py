@@ -252,5 +252,11 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(runs.to_jsonable(outcome.to_dict())))
     else:
+        from labml.results_table import results_table
+
         print(f"{outcome.run_dir}: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
+        for line in results_table(runs.load(outcome.run_dir).meta.get("results") or {}):
+            print(line)
+        for path in runs.figures_of(outcome.run_dir):
+            print(f"  figure: {path}")
     return {"success": 0, "stopped": 0, "paused": 0, "aborted": 3}.get(outcome.status, 1)

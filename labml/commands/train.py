@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from labml.errors import UserError
+from labml.units import format_duration
 
 #: `labml train WHAT` -> the run kind it is an alias of
 ALIASES = {"synapses": "train-synapses", "bm": "train-bm"}
@@ -93,7 +94,10 @@ def _plain(v: Any) -> Any:
 
 
 def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    """A line on stderr, above the progress bar when one is drawn (labml.progress)."""
+    from labml.progress import say as progress_say
+
+    progress_say(msg)
 
 
 class TimeLeft:
@@ -111,7 +115,7 @@ class TimeLeft:
 
     def text(self, done: int) -> str:
         """ " left H:MM:SS" after `done` epochs in all (resumed ones included); "" when unknown."""
-        from labml.runs.engine import _fmt_s
+        from labml.progress import format_clock as _fmt_s
 
         ran = done - self.first
         if not self.total or ran <= 0:
@@ -150,8 +154,10 @@ class Front:
         if args.json:
             print(json.dumps(results))
         else:
-            for k, v in results.items():
-                print(f"{k}: {v}")
+            from labml.results_table import results_table
+
+            for line in results_table(results, indent=""):
+                print(line)
 
 
 class SynapseFront(Front):
@@ -187,7 +193,7 @@ class SynapseFront(Front):
             say(f"run folder {payload['run_dir']} (from epoch {payload['step']} of {payload['total']})")
         elif event == "row" and payload["series"] == plan.series:
             m = payload["row"]
-            extra = f" bench {m['bench_time_s']:.1f} s" if "bench_time_s" in m else ""
+            extra = f" bench {format_duration(m['bench_time_s'])}" if "bench_time_s" in m else ""
             say(
                 f"epoch {m['epoch']:3d}  loss {m['train_loss']:.4f}  train {m['train_accuracy']:.4f}  "
                 f"val {m['val_accuracy']:.4f}  binary {m['frac_binary']:.3f}  {m['sec']:.2f} s{extra}"
@@ -218,8 +224,7 @@ class SynapseFront(Front):
             f"test accuracy {results['test_accuracy']:.4f} (mean of {results['test_passes']} passes), "
             f"epochs {results['epochs']}, binary synapses {results['frac_binary']}"
         )
-        if args.json:
-            print(json.dumps(results))
+        super().report(args, results)
 
 
 class BMFront(Front):
@@ -296,7 +301,7 @@ def _run_plan(args: argparse.Namespace, plan: Any, front: Front) -> int:
     from labml.runs.engine import RunEngine
     from labml.runs.store import load
 
-    eng = RunEngine(progress=False)
+    eng = RunEngine()  # the progress bar on stderr when it is a terminal (labml.progress)
     eng.subscribe(lambda event, payload: front.progress(args, plan, event, payload))
     record = {k: getattr(args, k, None) for k in ("sample", "device", "operator", "notes")}
     rig = None

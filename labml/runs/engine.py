@@ -52,6 +52,8 @@ import numpy as np
 from instruments.lock import pid_alive
 from instruments.roles import WallClock
 from labml.errors import UserError
+from labml.progress import ProgressBar  # the CLI's one progress style (tqdm on stderr)
+from labml.progress import enabled as progress_enabled
 from labml.runs import checkpoints as ckpt
 from labml.runs.lock import holding_run_folder, locks_run_folder
 from labml.runs.plan import Plan, default_probe  # noqa: F401 - the run contract, re-exported
@@ -256,64 +258,6 @@ class Watchdog:
                 raise UserError(f"watchdog {name} must be a finite number >= 0, got {v!r}")
         if self.poll_s <= 0:
             raise UserError(f"watchdog poll_s must be > 0 s, got {self.poll_s}")
-
-
-# ======================================================================================= progress
-class ProgressBar:
-    """Progress with time remaining on stderr (one updating line on a terminal, sparse lines otherwise)."""
-
-    def __init__(self, stream: Any = None, min_interval_s: float = 0.25) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.min_interval_s = min_interval_s if self.tty else 10.0
-        self._t0 = time.monotonic()
-        self._done0 = 0
-        self._last = 0.0
-
-    def start(self, done: int, total: int | None, label: str) -> None:
-        self._t0 = time.monotonic()
-        self._done0 = done
-        self.total = total
-        self.label = label
-        self.update(done, force=True)
-
-    def line(self, done: int) -> str:
-        elapsed = time.monotonic() - self._t0
-        total = self.total
-        rate_steps = done - self._done0
-        if total:
-            frac = min(1.0, done / total)
-            width = 24
-            bar = "#" * int(frac * width) + "-" * (width - int(frac * width))
-            if rate_steps > 0:
-                eta = _fmt_s(elapsed / rate_steps * (total - done))
-            else:
-                eta = "?"
-            return (f"{self.label} [{bar}] {done}/{total} {100 * frac:3.0f}% "
-                    f"elapsed {_fmt_s(elapsed)} left {eta}")
-        return f"{self.label} step {done} elapsed {_fmt_s(elapsed)}"
-
-    def update(self, done: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < self.min_interval_s:
-            return
-        self._last = now
-        text = self.line(done)
-        if self.tty:
-            self.stream.write("\r" + text + "\x1b[K")
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self, done: int, status: str) -> None:
-        text = self.line(done) + f" {status}"
-        self.stream.write(("\r" + text + "\x1b[K\n") if self.tty else text + "\n")
-        self.stream.flush()
-
-
-def _fmt_s(s: float) -> str:
-    s = int(round(max(0.0, s)))
-    return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 # ======================================================================================= outcome
@@ -840,7 +784,7 @@ class RunEngine:
         return Outcome(FAILED, reason, run.path, step, results, coil_at_zero=zeroed)
 
     def _make_bar(self) -> ProgressBar | None:
-        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        show = self.progress if self.progress is not None else progress_enabled()
         return ProgressBar() if show else None
 
     def _record_rig(self, run: Run, rig: Any) -> None:
