@@ -16,7 +16,8 @@
 Nothing here is a second implementation: `open_rig` is labml.rigs.open_rig, `read`/`ramp` are
 labml.rig_control.read_rig/ramp_field (those of `labml rig read/ramp` and the dashboard), `run`
 builds the plan through the run-kind registry (labml.runs.kinds, as `labml run`) and runs it on
-the run engine, `sweep` is labml.runs.sweeps (as `labml sweep`), and `find_runs` is the run catalogue's query (as `labml runs`).
+the run engine, `sweep` is labml.runs.sweeps (as `labml sweep`), and `find_runs` is the run
+catalogue's query (as `labml runs`).
 A run is returned as ``labml.runs.store.load(path)`` returns it (``.meta``, ``.parameters``,
 ``.series(name)``, ``.arrays(name)``); the HDF5 run file's ``labml.open_run(path).dataset()`` comes
 with the records work (issue 16's other half).

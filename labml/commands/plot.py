@@ -34,7 +34,7 @@ def register(subparsers) -> None:
         "(field, epoch, step or time on x), SI units from the column names, long series "
         "min/max-decimated per pixel.")
     p.add_argument("run", help="run folder (a path, or a folder name under the runs root)")
-    p.add_argument("--series", default=None, help="which series of the run (default: data, epochs or metrics)")
+    p.add_argument("--series", default=None, help="series of the run (default: data, epochs or metrics)")
     p.add_argument("--x", default=None, metavar="COL", help="x column (default: field, epoch, step or time)")
     p.add_argument("--y", default=None, metavar="COL[,COL...]", help="y column(s) (default: the one after x)")
     p.add_argument("--out", default=None, metavar="FILE.png",
