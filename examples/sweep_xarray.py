@@ -7,9 +7,9 @@ resumable sweep folder, one run folder per point, each on its own simulated rig)
 point's measured P_pass(H) into one xarray.Dataset with dimensions (reads, field) and the fitted H0
 and its error per point, and checks the statistics: the error of H0 falls like 1/sqrt(reads).
 
-Each point's series is read with ``labml.runs.store.read_series`` (`point_dataset`); when the runs are
-HDF5 run files (the records work of issue 16), that one function becomes
-``labml.open_run(run.path).dataset()``. The last stdout line is one JSON object.
+Each point's series is read as the xarray.Dataset of its run record
+(``labml.open_run(path).dataset("data")``, lazy over run.h5, units as attributes). The last stdout
+line is one JSON object.
 """
 
 from __future__ import annotations
@@ -25,14 +25,12 @@ import labml
 
 
 def point_dataset(run) -> xr.Dataset:
-    """One point's P_pass against the field, as an xarray.Dataset (the one place that reads a run's
-    series: `labml.open_run(run.path).dataset()` with HDF5 run files)."""
-    from labml.runs.store import read_series
-
-    rows = read_series(run.path, "data")
-    field = np.array([float(r["Field (mT)"]) for r in rows])
-    passes = np.array([int(r["Passes"]) for r in rows])
-    reads = np.array([int(r["Reads"]) for r in rows])
+    """One point's P_pass against the field, as an xarray.Dataset indexed by the field, from the
+    run record's own dataset (one variable per column along "row", with units)."""
+    data = labml.open_run(run.path).dataset("data")
+    field = data["Field (mT)"].values.astype(float)
+    passes = data["Passes"].values.astype(int)
+    reads = data["Reads"].values.astype(int)
     return xr.Dataset(
         {"p_pass": ("field", passes / reads, {"units": "1", "long_name": "depinning probability"}),
          "passes": ("field", passes, {"units": "1"})},

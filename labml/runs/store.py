@@ -654,7 +654,7 @@ class Run:
         """Rows of series `name` as dicts, numbers converted to int/float."""
         if self.records == RECORDS_HDF5:
             return series_rows(self.path, name)
-        return [{k: _convert(v) for k, v in r.items()} for r in read_series(self.path, name)]
+        return [{k: _convert(v) for k, v in r.items()} for r in _read_csv_series(self.path, name)]
 
     def series_names(self) -> list[str]:
         if self.records == RECORDS_HDF5:
@@ -910,7 +910,7 @@ def all_series(path: str | Path) -> dict[str, list[dict]]:
             out[name] = [dict(zip(keys, row, strict=True))
                          for row in zip(*[cols[k].tolist() for k in keys], strict=True)]
         return out
-    return {p.stem: read_series(path, p.stem) for p in sorted(path.glob("*.csv"))}
+    return {p.stem: _read_csv_series(path, p.stem) for p in sorted(path.glob("*.csv"))}
 
 
 def export_csv(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
@@ -940,6 +940,14 @@ def export_csv(run_dir: str | Path, out_dir: str | Path | None = None) -> list[P
 
 
 def read_series(path: str | Path, name: str) -> list[dict]:
+    """Rows of series `name` of any run folder as dicts: from run.h5 and its journal (typed values),
+    or an old folder's <name>.csv (strings)."""
+    if records_format(Path(path)) == RECORDS_HDF5:
+        return series_rows(Path(path), name)
+    return _read_csv_series(path, name)
+
+
+def _read_csv_series(path: str | Path, name: str) -> list[dict]:
     """Rows of RUN_DIR/<name>.csv as dicts of strings (Results '#' header lines skipped)."""
     with open(Path(path) / f"{name}.csv", newline="") as fh:
         return list(csv.DictReader(line for line in fh if not line.startswith("#")))
