@@ -4,9 +4,11 @@ rig itself (a rig serves one process at a time: its lock).
 
 What can be shown is what the run folder records: the row columns its plan declares as instrument
 readings (`labml.runs.plan.Plan.readings`, e.g. a hysteresis loop's Hall field and read-out signal),
-timed by the series file's modification time (a row is written when its step completes). The coil
-guard's read-backs of that process are not recorded in the folder, so its coil current is not shown.
-Nothing in a run folder is executed: run.json is read as JSON, the series as CSV text.
+timed by the modification time of the file that holds the rows (a row is written when its step
+completes): run.journal, read incrementally from where the last look ended (labml.runs.records), or
+an old run folder's series CSV files. The coil guard's read-backs of that process are not recorded
+in the folder, so its coil current is not shown. Nothing in a run folder is executed: run.json is
+read as JSON, the journal as its documented binary records, the series as CSV text.
 """
 
 from __future__ import annotations
@@ -107,16 +109,42 @@ def last_row(path: Path) -> tuple[dict[str, str], float] | None:
     return dict(zip(columns, values, strict=True)), mtime
 
 
+_JOURNAL_SEEN: dict[Path, tuple[int, dict[str, dict]]] = {}  # journal -> (bytes read, last rows)
+
+
+def journal_last_rows(journal: Path) -> tuple[dict[str, dict], float] | None:
+    """The last row of every series a run journal holds, and the journal's modification time; each
+    call reads only the records appended since the previous one."""
+    from labml.runs import records
+
+    try:
+        mtime = journal.stat().st_mtime
+        start, last = _JOURNAL_SEEN.get(journal, (0, {}))
+        end, new = records.last_rows(journal, start)
+    except (OSError, ValueError):
+        return None
+    last = {**last, **new}
+    _JOURNAL_SEEN[journal] = (end, last)
+    return last, mtime
+
+
+def _recorded_rows(run_dir: Path) -> list[tuple[dict, float]]:
+    """(last row, time written) of every series of a run folder: its journal, or old CSV files."""
+    from labml.runs import records
+
+    journal = run_dir / records.JOURNAL_FILE
+    if journal.exists():
+        got = journal_last_rows(journal)
+        return [(row, got[1]) for row in got[0].values()] if got else []
+    return [got for got in map(last_row, sorted(run_dir.glob("*.csv"))) if got is not None]
+
+
 def follow(run_dir: Path, meta: dict, readings: Any) -> int:
     """Put the readings of `run_dir`'s last recorded rows into `readings` (gui.readings.LiveReadings);
     returns how many were put."""
     declared = declared_readings(meta)
     n = 0
-    for csv_path in sorted(run_dir.glob("*.csv")):
-        got = last_row(csv_path)
-        if got is None:
-            continue
-        row, mtime = got
+    for row, mtime in _recorded_rows(run_dir):
         t = time.monotonic() - max(0.0, time.time() - mtime)
         for column, key in declared.items():
             if row.get(column, "") != "":

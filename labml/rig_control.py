@@ -120,10 +120,11 @@ def check_current(rig: Any, current_A: float, what: str = "set coil current") ->
         raise UserError(f"{what}: {current_A:g} A refused: {exc}") from None
 
 
-def ramp_field(rig: Any, field_mT: float) -> dict[str, float]:
+def ramp_field(rig: Any, field_mT: float, what: str = "ramp field") -> dict[str, float]:
     """Ramp the DC field to `field_mT` through the guard (limits first, then the rate-limited ramp),
-    then read the coil back. Returns field_set_mT and the at_target readings."""
-    check_field(rig, field_mT)
+    then read the coil back. Returns field_set_mT and the at_target readings. `what` names the
+    request in a refusal."""
+    check_field(rig, field_mT, what)
     log.info("manual: ramp field to %g mT (rig %s)", field_mT, rig.config.name)
     out = {"target_mT": float(field_mT), "field_set_mT": float(rig.ramp_to_field(float(field_mT)))}
     out.update(measured(rig, "at_target"))

@@ -73,8 +73,9 @@ class Rig:
         from labml.rig_control import ramp_field
         from labml.units import parse_quantity
 
-        target = parse_quantity(field, "mT", f"ramp to {field!r}") if isinstance(field, str) else float(field)
-        return ramp_field(self.rig, target)["field_set_mT"]
+        where = f"ramp to {field!r}"
+        target = parse_quantity(field, "mT", where) if isinstance(field, str) else float(field)
+        return ramp_field(self.rig, target, where)["field_set_mT"]
 
     def zero(self) -> None:
         """Ramp the field to 0 at the allowed rate (the output stays on until the block ends)."""

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import subprocess
+import sys
 import time
 from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """benchmarks/<name>.py as a module (benchmarks/ is not a package; its own imports resolve)."""
+    if str(ROOT / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def last_json(out: str) -> dict:
+    """The JSON object on the last line of a command's output."""
+    return json.loads(out.strip().splitlines()[-1])
 
 
 class FakeClock:

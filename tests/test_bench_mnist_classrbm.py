@@ -4,13 +4,12 @@ accuracy from model.npz, and a stopped run resumes to the same result."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import last_json, load_benchmark
 
 from labml import mnist_binarised
 
@@ -21,16 +20,8 @@ TINY = ["--hidden", "30", "--epochs", "3", "--n-train", "500", "--n-val", "200",
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    path = ROOT / "benchmarks" / "bench_mnist_classrbm.py"
-    spec = importlib.util.spec_from_file_location("bench_mnist_classrbm", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("bench_mnist_classrbm")
 
-
-def _last_json(out: str) -> dict:
-    return json.loads(out.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("loss", ["discriminative", "hybrid"])
@@ -38,7 +29,7 @@ def test_tiny_classrbm_run(bench, mnist_dir, tmp_path, capsys, loss):
     bits = tmp_path / "bits.npz"
     args = ["--data", str(mnist_dir), "--binarised", str(bits), "--loss", loss, *TINY]
     assert bench.main([*args, "--run-dir", str(tmp_path / "whole")]) == 0
-    whole = _last_json(capsys.readouterr().out)
+    whole = last_json(capsys.readouterr().out)
     history = [json.loads(x) for x in (tmp_path / "whole" / "history.jsonl").read_text().splitlines()]
     best = max(history, key=lambda r: r["val_accuracy"])
     assert whole["best_epoch"] == best["epoch"] and whole["best_val_accuracy"] == best["val_accuracy"]
@@ -58,6 +49,6 @@ def test_tiny_classrbm_run(bench, mnist_dir, tmp_path, capsys, loss):
     s = bench.ClassSession(bench.parse_args([*args, "--run-dir", str(part)]))
     s.checkpoint(s.epoch())
     assert bench.main([*args, "--run-dir", str(part)]) == 0
-    resumed = _last_json(capsys.readouterr().out)
+    resumed = last_json(capsys.readouterr().out)
     assert resumed["test_accuracy"] == whole["test_accuracy"]
     assert resumed["test_accuracy_last_epoch"] == whole["test_accuracy_last_epoch"]

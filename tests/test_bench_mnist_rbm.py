@@ -4,12 +4,11 @@ model file and the one-line errors."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import last_json, load_benchmark
 
 from labml import mnist_binarised
 
@@ -21,29 +20,22 @@ TINY = ["--hidden", "20", "--epochs", "3", "--n-train", "500", "--n-val", "200",
 
 @pytest.fixture(scope="module")
 def bench():
-    path = ROOT / "benchmarks" / "bench_mnist_rbm.py"
-    spec = importlib.util.spec_from_file_location("bench_mnist_rbm", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("bench_mnist_rbm")
 
-
-def _last_json(out: str) -> dict:
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def test_tiny_run_resumes_bit_exactly_and_saves_a_numpy_model(bench, mnist_dir, tmp_path, capsys):
     binarised = tmp_path / "bits.npz"
     common = ["--data", str(mnist_dir), "--binarised", str(binarised), *TINY]
     assert bench.main([*common, "--run-dir", str(tmp_path / "whole")]) == 0
-    whole = _last_json(capsys.readouterr().out)
+    whole = last_json(capsys.readouterr().out)
 
     # the same run stopped after its first epoch (as --hours does) and continued by the same command
     part = tmp_path / "parts"
     s = bench.Session(bench.parse_args([*common, "--run-dir", str(part)]))
     s.checkpoint(s.epoch())
     assert bench.main([*common, "--run-dir", str(part)]) == 0
-    resumed = _last_json(capsys.readouterr().out)
+    resumed = last_json(capsys.readouterr().out)
     for key in ("log_Z_forward", "log_Z_reverse", "test_loglik_forward", "val_loglik_reverse"):
         assert resumed[key] == whole[key], key
     assert len((part / "history.jsonl").read_text().splitlines()) == 3

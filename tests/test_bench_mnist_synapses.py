@@ -4,12 +4,12 @@ result, finished units are skipped, and the saved fields are readable with numpy
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--ns", "1", "16", "--deep-ns", "4", "--deep-hidden", "8", "--seeds", "0", "--epochs", "2",
@@ -18,11 +18,7 @@ TINY = ["--ns", "1", "16", "--deep-ns", "4", "--deep-hidden", "8", "--seeds", "0
 
 @pytest.fixture(scope="module")
 def bench():
-    path = ROOT / "benchmarks" / "bench_mnist_synapses.py"
-    spec = importlib.util.spec_from_file_location("bench_mnist_synapses", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("bench_mnist_synapses")
 
 
 def test_tiny_table_resumes_and_saves_fields(bench, mnist_dir, tmp_path, capsys, monkeypatch):

@@ -4,7 +4,6 @@ or damage, safe with two writing processes, and fast and light enough to list th
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import load_benchmark
 
 from labml.cli import main as labml_main
 from labml.errors import UserError
@@ -25,11 +25,7 @@ N_RUNS = 2000
 
 
 def _bench():
-    path = ROOT / "benchmarks" / "bench_catalogue.py"
-    spec = importlib.util.spec_from_file_location("bench_catalogue", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("bench_catalogue")
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ run browser with a legend per run, and the view exported as PNG and SVG."""
 
 from __future__ import annotations
 
-import csv
 import os
 
 import numpy as np
@@ -17,6 +16,7 @@ pytest.importorskip("pytestqt")
 
 from gui.buffers import LiveBuffer  # noqa: E402
 from gui.plots import LiveViews, axis_text, legend_names  # noqa: E402
+from labml.runs.store import read_series  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -71,9 +71,8 @@ def test_the_hysteresis_loop_shows_its_branches_in_two_colours_with_si_units(qtb
     up, down = panel.curves["up branch"], panel.curves["down branch"]
     assert up.opts["pen"].color().name() != down.opts["pen"].color().name()
     # the buffer holds numbers only: the branches come from the set field's order, and must be the
-    # ones the protocol recorded in data.csv's Branch column (2 loops x 13 points per branch)
-    with open(run / "data.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(line for line in fh if not line.startswith("#"))]
+    # ones the protocol recorded in its Branch column (2 loops x 13 points per branch)
+    rows = read_series(run, "data")
     for name, curve in (("up", up), ("down", down)):
         want = [float(r["Field (mT)"]) * 1e-3 for r in rows if r["Branch"] == name]
         x = curve.xData[np.isfinite(curve.xData)]  # the loops are separated by one NaN

@@ -208,6 +208,20 @@ def iter_journal(path: Path, start: int = 0,
             off = end
 
 
+def last_rows(path: Path, start: int = 0) -> tuple[int, dict[str, dict[str, Any]]]:
+    """(end of the last intact record, {series: its last row as column -> value}) of the journal
+    records from byte `start` on: a reader following a running run (the dashboard's rig panel)
+    passes the end it got last time, so each call reads only what was appended since."""
+    end, last = start, {}
+    if not path.exists():
+        return end, last
+    for _off, end, typ, header, body in iter_journal(path, start):  # noqa: B007 - end: the last record's
+        if typ == T_ROWS and int(header.get("rows", 0)) > 0:
+            cols = decode_rows(header, body)
+            last[header["series"]] = {name: data[-1] for name, (_kind, data) in cols.items()}
+    return end, last
+
+
 def check_journal(path: Path, uid: str | None = None) -> None:
     """UserError unless `path` begins with the open record of a labml journal (of run `uid`)."""
     first = next(iter_journal(path, 0), None)
