@@ -69,6 +69,18 @@ class LiveBuffer:
             self.version += 1
 
     # ---- consumer side (GUI thread) --------------------------------------------------------------
+    def frozen(self) -> LiveBuffer:
+        """A copy of this buffer as it is now, which the producer no longer changes: a redraw reads
+        all its columns from one moment (a row appended between two reads would make them differ
+        in length). Rows are shared, not copied (they are never modified)."""
+        copy = LiveBuffer(self._max_rows)
+        with self._lock:
+            copy._series = {k: deque(v, maxlen=self._max_rows) for k, v in self._series.items()}
+            copy._arrays = dict(self._arrays)
+            copy._info = dict(self._info)
+            copy.version, copy.t0 = self.version, self.t0
+        return copy
+
     def series_names(self) -> list[str]:
         with self._lock:
             return list(self._series)

@@ -662,9 +662,10 @@ class LiveViews(QtWidgets.QWidget):
             self._draw(panel)
 
     def _draw(self, panel: QtWidgets.QWidget) -> None:
-        version = self.buffer.version
+        buf = self.buffer.frozen()  # every column of one redraw from one moment
+        version = buf.version
         try:
-            panel.refresh(self.buffer)
+            panel.refresh(buf)
         except Exception:  # a bad array must not kill the GUI
             log.exception("live panel %s failed to draw", type(panel).__name__)
         self._panel_version[id(panel)] = version
