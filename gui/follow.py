@@ -6,9 +6,10 @@ What can be shown is what the run folder records: the row columns its plan decla
 readings (`labml.runs.plan.Plan.readings`, e.g. a hysteresis loop's Hall field and read-out signal),
 timed by the modification time of the file that holds the rows (a row is written when its step
 completes): run.journal, read incrementally from where the last look ended (labml.runs.records), or
-an old run folder's series CSV files. The coil guard's read-backs of that process are not recorded
-in the folder, so its coil current is not shown. Nothing in a run folder is executed: run.json is
-read as JSON, the journal as its documented binary records, the series as CSV text.
+an old run folder's series CSV files; and the coil current its guard last read back, from the
+folder's live.json (labml.runs.live_readings, timed by the wall clock of the read-back). Nothing in a
+run folder is executed: run.json and live.json are read as JSON, the journal as its documented binary
+records, the series as CSV text.
 """
 
 from __future__ import annotations
@@ -142,8 +143,16 @@ def _recorded_rows(run_dir: Path) -> list[tuple[dict, float]]:
 def follow(run_dir: Path, meta: dict, readings: Any) -> int:
     """Put the readings of `run_dir`'s last recorded rows into `readings` (gui.readings.LiveReadings);
     returns how many were put."""
+    from labml.runs.live_readings import read_live
+
     declared = declared_readings(meta)
     n = 0
+    live = read_live(run_dir)
+    if live is not None:
+        t = time.monotonic() - max(0.0, time.time() - live["t_unix"])
+        readings.put("current_A", live["current_A"], "run",
+                     f"run folder {run_dir.name}: coil supply read-back ({live.get('action', '')})", t)
+        n += 1
     for row, mtime in _recorded_rows(run_dir):
         t = time.monotonic() - max(0.0, time.time() - mtime)
         for column, key in declared.items():

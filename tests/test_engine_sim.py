@@ -215,3 +215,53 @@ def test_a_plan_beyond_the_rig_limits_or_a_bad_rig_file_is_refused_before_anythi
     with pytest.raises(UserError, match="settle_s: cannot read 'soon'"):
         FieldSweepPlan(settle_s="soon")
     assert FieldSweepPlan(field_max_mT="0.012 T", step_mT="500 uT").params["step_mT"] == 0.5
+
+
+def test_a_run_publishes_its_coil_read_backs_for_another_process_and_the_last_is_its_zero(tmp_path):
+    """RUN/live.json (what a dashboard in another process shows as the coil current): while the run
+    holds the rig it holds a read-back the guard made (seen mid-run, matching the supply then), and
+    after the run the 0 A read back when the run put the field to zero."""
+    from labml.runs.live_readings import read_live
+
+    seen = []
+
+    def setup(eng, rig):
+        def look(ev, p):
+            if ev == "step" and p["step"] == 8:
+                seen.append((read_live(tmp_path / "r"), rig.world.coil.current_A))
+        eng.subscribe(look)
+
+    out, run = _sweep(tmp_path / "r", setup)
+    assert out.status == "success"
+    mid, supply_A = seen[0]
+    assert mid is not None and mid["current_A"] != 0.0  # mid-loop: the coil carries current
+    assert abs(mid["current_A"]) <= 8.0 / 1.8 + 0.01
+    last = read_live(run.path)
+    assert abs(last["current_A"]) < 1e-3 and last["pid"] == __import__("os").getpid()
+
+
+def test_the_live_read_back_file_is_written_at_most_four_times_a_second_and_its_last_value_on_close(
+        tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from labml.runs import live_readings as lr
+
+    now = [0.0]
+    monkeypatch.setattr(lr.time, "monotonic", lambda: now[0])
+    w = lr.LiveReadbackWriter(tmp_path)
+    w(SimpleNamespace(action="set", detail={"measured_A": 1.0}))
+    assert lr.read_live(tmp_path)["current_A"] == 1.0
+    now[0] = 0.249  # just inside MIN_INTERVAL_S = 0.25 s: not written
+    w(SimpleNamespace(action="set", detail={"measured_A": 2.0}))
+    assert lr.read_live(tmp_path)["current_A"] == 1.0
+    now[0] = 0.25
+    w(SimpleNamespace(action="set", detail={"measured_A": 3.0}))
+    assert lr.read_live(tmp_path)["current_A"] == 3.0
+    w(SimpleNamespace(action="zero", detail={"measured_A": 0.0}))
+    w(SimpleNamespace(action="refused", detail={"requested_A": 99.0}))  # not a read-back: ignored
+    assert lr.read_live(tmp_path)["current_A"] == 3.0
+    w.close()
+    assert lr.read_live(tmp_path) | {"t_unix": 0, "pid": 0} == {"current_A": 0.0, "action": "zero",
+                                                                 "t_unix": 0, "pid": 0}
+    (tmp_path / lr.LIVE_FILE).write_text("__import__('os').system('false')")  # not JSON: not a reading
+    assert lr.read_live(tmp_path) is None

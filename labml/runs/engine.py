@@ -55,6 +55,7 @@ from labml.errors import UserError
 from labml.progress import ProgressBar  # the CLI's one progress style (tqdm on stderr)
 from labml.progress import enabled as progress_enabled
 from labml.runs import checkpoints as ckpt
+from labml.runs.live_readings import LiveReadbackWriter
 from labml.runs.lock import holding_run_folder, locks_run_folder
 from labml.runs.plan import Plan, default_probe  # noqa: F401 - the run contract, re-exported
 from labml.runs.store import Run, RunWriteError, check_current_layout, is_resumable, load
@@ -601,6 +602,7 @@ class RunEngine:
         self.rig = rig
         ctx = RunContext(self, run, rig)
         self._prepare_rig(run, rig)
+        readbacks = self._publish_readbacks(run, rig)
         cur = _Cursor(total=plan.n_steps())
         bar = self._make_bar()
         self.state = RUNNING
@@ -617,12 +619,27 @@ class RunEngine:
             raise
         finally:
             self.rig = None
+            if readbacks is not None:
+                with contextlib.suppress(ValueError):
+                    rig.guard.listeners.remove(readbacks)
+                readbacks.close()
         self.state = outcome.status
         if bar:
             bar.close(cur.step, outcome.status)
         self._notify("end", outcome.to_dict())
         log.info("run %s ended: %s %s", run.path, outcome.status, outcome.reason or "")
         return outcome
+
+    @staticmethod
+    def _publish_readbacks(run: Run, rig: Any) -> LiveReadbackWriter | None:
+        """The guard's supply read-backs go to RUN/live.json while the run holds the rig, for a
+        dashboard in another process (labml.runs.live_readings); None without a guard."""
+        listeners = getattr(getattr(rig, "guard", None), "listeners", None)
+        if not isinstance(listeners, list):
+            return None
+        writer = LiveReadbackWriter(run.path)
+        listeners.append(writer)
+        return writer
 
     def _prepare_rig(self, run: Run, rig: Any) -> None:
         guard = getattr(rig, "guard", None)
