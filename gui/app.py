@@ -124,7 +124,9 @@ class MainWindow(QtWidgets.QMainWindow):
         # offscreen, ~90 ms per redraw with the training on the other core), which at 4 redraws a
         # second put the p95 event-loop latency at 86-104 ms (tests/test_gui_lab.py).
         self.live.timer.setInterval(1000 if job.uses_rig else 500)
-        self.live.set_buffer(job.buffer, f"Live: {job.label} ({job.params})")
+        given = ", ".join(f"{k} = {v}" for k, v in (job.params or {}).items())
+        caption = f"Live: {job.label}" + (f" ({given})" if given else " (the kind's defaults)")
+        self.live.set_buffer(job.buffer, caption)
         series = normalise_series_name(job.protocol, {}, job.protocol)
         panel = {"calibration": "calibration", "hysteresis": "hysteresis", "train": "training"}.get(series)
         if job.protocol == "train-bm":

@@ -50,6 +50,9 @@ def test_calibration_queue_pause_resume_abort_and_browse(qtbot, window):
     qtbot.waitUntil(w.launcher.resume_button.isEnabled)  # raises if it never becomes enabled
     cal = w.live.panels["calibration"]
     assert w.live.tabs.currentWidget() is cal  # the live view switched to the calibration panel
+    # the caption names the parameters given, as "name = value", not a Python dict
+    assert "reads = 100" in w.live.caption.text() and "field_points = 13" in w.live.caption.text()
+    assert "{" not in w.live.caption.text()
     w.tabs.setCurrentWidget(w.live)  # watch it
 
     # Watch the plot fill: each pause+resume lets exactly one more field point through the engine.

@@ -1,0 +1,55 @@
+"""benchmarks/bench_pbit_mnist.py end to end on a tiny configuration (the committed MNIST fixture):
+the best-validation model is the one saved and tested, numpy alone reads the saved graph and its
+energy, and a stopped run resumes to the same result bit for bit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import last_json, load_benchmark
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--epochs", "5", "--batch-size", "25", "--n-train", "500", "--n-val", "200", "--n-test", "200",
+        "--lr", "0.01", "--val-every", "1", "--val-images", "200", "--val-sweeps", "20",
+        "--test-sweeps", "20"]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return load_benchmark("bench_pbit_mnist")
+
+
+def test_tiny_pbit_run_saves_the_best_model_and_resumes_exactly(bench, mnist_dir, tmp_path, capsys):
+    args = ["--data", str(mnist_dir), "--binarised", str(tmp_path / "bits.npz"), *TINY]
+    assert bench.main([*args, "--run-dir", str(tmp_path / "whole")]) == 0
+    whole = last_json(capsys.readouterr().out)
+    history = [json.loads(x) for x in (tmp_path / "whole" / "history.jsonl").read_text().splitlines()]
+    best = max(history, key=lambda r: r["val_accuracy"])
+    assert whole["best_epoch"] == best["epoch"] and whole["best_val_accuracy"] == best["val_accuracy"]
+    assert whole["n_units"] == 4264 and whole["n_couplings"] == 27_176  # the machine at hardware size
+    assert set(whole["test_accuracy_by_sweeps"]) == {"1", "2", "5", "10", "20"}  # JSON keys
+    # 100 updates on 500 images (measured 0.62 on 200 test images): learning, not chance (0.1);
+    # > 0.4 by chance has p < 1e-20 (binomial)
+    assert whole["test_accuracy"] > 0.4
+
+    with np.load(tmp_path / "whole" / "model.npz", allow_pickle=False) as m:  # numpy alone
+        assert str(m["format"]) == "labml-sparse-pbit-bm/1"
+        assert m["i"].size == whole["n_couplings"] and int(m["n_hidden"]) == 3430
+        assert json.loads(str(m["extra"]))["best_epoch"] == whole["best_epoch"]
+
+    part = tmp_path / "part"
+    s = bench.PbitSession(bench.parse_args([*args, "--run-dir", str(part)]))
+    s.checkpoint(s.epoch())
+    assert bench.main([*args, "--run-dir", str(part)]) == 0  # a new process's view: resumes at epoch 1
+    resumed = last_json(capsys.readouterr().out)
+    assert resumed["test_accuracy_by_sweeps"] == whole["test_accuracy_by_sweeps"]
+    assert resumed["best_epoch"] == whole["best_epoch"]
+
+
+def test_bad_arguments_are_one_line(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--run-dir", "x", "--momentum", "1.0"])
+    assert "--momentum 1.0" in capsys.readouterr().err
