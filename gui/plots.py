@@ -525,7 +525,7 @@ class SamplerComparison(QtWidgets.QWidget):
         super().__init__(parent)
         self.view = pg.GraphicsLayoutWidget()  # one scene: one exported picture of both plots
         self.ll = self.view.addPlot(title="log-likelihood vs time")
-        self.acc = self.view.addPlot(title="accuracy vs time (classification models)")
+        self.acc = self.view.addPlot(title=self.ACC_TITLE)
         for w, lab in ((self.ll, "log-likelihood (nats)"), (self.acc, "accuracy")):
             set_axis(w, "bottom", "training time", "s")
             set_axis(w, "left", lab)
@@ -537,8 +537,11 @@ class SamplerComparison(QtWidgets.QWidget):
         self.curves: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
         self._n = 0
 
+    ACC_TITLE = "accuracy vs time (classification models)"
+
     def refresh(self, buf: LiveBuffer) -> None:
         self._n = 0
+        n_acc = 0
         for name in buf.series_names():
             if name == "train" and ({"loglik", "accuracy"} & set(buf.columns(name))):
                 label = "this run"
@@ -562,6 +565,10 @@ class SamplerComparison(QtWidgets.QWidget):
                 ok = ~(np.isnan(t) | np.isnan(y))
                 item.setData(t[ok], y[ok])
                 self._n += int(ok.sum())
+                n_acc += int(ok.sum()) if key == "accuracy" else 0
+        # an empty plot with a legend reads as a drawing failure: say why it is empty
+        self.acc.setTitle(self.ACC_TITLE if n_acc or not self.curves
+                          else self.ACC_TITLE + ": none among these runs")
 
     def n_points(self) -> int:
         return self._n

@@ -75,6 +75,11 @@ def test_live_views_draw_what_the_buffer_holds_and_only_redraw_on_change(qtbot):
     assert p["bm-samples"].n_points() == 16
     assert p["hysteresis"].n_points() == 1
     assert p["samplers"].n_points() == 2
+    assert p["samplers"].acc.titleLabel.text == p["samplers"].ACC_TITLE
+    only_ll = LiveBuffer()
+    only_ll.append("sampler:PCD", {"time_s": 1.0, "loglik": -150.0})
+    p["samplers"].refresh(only_ll)  # no classification run: the empty plot says so
+    assert p["samplers"].acc.titleLabel.text.endswith("none among these runs")
     drawn = views._drawn_version
     views.refresh()
     assert views._drawn_version == drawn  # nothing new: no redraw
