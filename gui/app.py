@@ -48,6 +48,8 @@ class MainWindow(QtWidgets.QMainWindow):
         # so that a redraw, which crosses between Python and Qt many times, is not stretched by it.
         sys.setswitchinterval(0.001)
         self.settings = make_settings()
+        if runs_root is None and os.environ.get("LABML_RUNS"):
+            runs_root = os.environ["LABML_RUNS"]  # set for this start: wins over the remembered folder
         if runs_root is None:
             from labml.runs.store import default_runs_root
 

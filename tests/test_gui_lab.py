@@ -203,3 +203,25 @@ def test_settings_are_remembered_between_uses(qtbot, tmp_path, monkeypatch):
         assert first
     finally:
         w2.shutdown()
+
+
+def test_the_runs_folder_is_remembered_unless_labml_runs_names_one(qtbot, tmp_path, monkeypatch):
+    from gui.app import MainWindow
+
+    monkeypatch.setenv("LABML_GUI_SETTINGS", str(tmp_path / "gui.ini"))
+    monkeypatch.delenv("LABML_RUNS", raising=False)
+    w = MainWindow(runs_root=str(tmp_path / "remembered"))
+    qtbot.addWidget(w)
+    w.shutdown()
+    w2 = MainWindow()  # no folder given, no LABML_RUNS: the remembered one
+    qtbot.addWidget(w2)
+    assert w2.jobs.runs_root == str(tmp_path / "remembered")
+    w2.shutdown()
+    monkeypatch.setenv("LABML_RUNS", str(tmp_path / "this-start"))
+    w3 = MainWindow()  # LABML_RUNS set for this start wins over the remembered folder
+    qtbot.addWidget(w3)
+    try:
+        assert w3.jobs.runs_root == str(tmp_path / "this-start")
+        assert w3.browser.root_edit.text() == str(tmp_path / "this-start")
+    finally:
+        w3.shutdown()
