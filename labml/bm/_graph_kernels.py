@@ -101,16 +101,7 @@ def uniforms(rng, out):  # pragma: no cover - jitted
 @njit(**_JIT, inline="always")
 def _draw_top32(r0, r1, r2, r3, c):  # pragma: no cover - jitted
     """The top 32 bits of lane c's next xoshiro256+ draw, as a float64 in [0, 2^32)."""
-    s0, s1, s2, s3 = r0[c], r1[c], r2[c], r3[c]
-    out = s0 + s3
-    t = s1 << np.uint64(17)
-    s2 ^= s0
-    s3 ^= s1
-    s1 ^= s2
-    s0 ^= s3
-    s2 ^= t
-    r0[c], r1[c], r2[c] = s0, s1, s2
-    r3[c] = (s3 << np.uint64(45)) | (s3 >> np.uint64(19))
+    out, r0[c], r1[c], r2[c], r3[c] = _next(r0[c], r1[c], r2[c], r3[c])
     return np.float64(out >> np.uint64(32))
 
 
