@@ -437,11 +437,15 @@ def parameter_diff(a: str | Path, b: str | Path) -> str:
     pa, pb = (m.get("parameters") or {} for m in metas)
     diff = [k for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)]
     lines += [f"  {k}: {pa.get(k)!r} | {pb.get(k)!r}" for k in diff] or ["  (none)"]
+    from labml.results_table import result_rows  # the CLI's one way of writing a result
+
     ra, rb = (m.get("results") or {} for m in metas)
-    keys = [k for k in sorted(set(ra) | set(rb)) if isinstance(ra.get(k, rb.get(k)), int | float)]
-    if keys:
-        lines += ["", "numeric results (A | B):"]
-        lines += [f"  {k}: {ra.get(k)!r} | {rb.get(k)!r}" for k in keys]
+    ta, tb = (dict(result_rows({k: v for k, v in r.items() if isinstance(v, int | float | str)}))
+              for r in (ra, rb))
+    labels = sorted(set(ta) | set(tb))
+    if labels:
+        lines += ["", "results (A | B), with units and +/- the fit's standard error:"]
+        lines += [f"  {k}: {ta.get(k, '-')} | {tb.get(k, '-')}" for k in labels]
     return "\n".join(lines)
 
 

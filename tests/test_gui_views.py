@@ -282,3 +282,20 @@ def test_log_level_selector_filters_and_keeps_the_terminal_quiet(qtbot):
         panel.detach()
         root.removeHandler(terminal)
     assert terminal.level == logging.NOTSET and root.level == root_level
+
+
+def test_run_comparison_writes_results_with_units_and_uncertainty(tmp_path):
+    import json
+
+    from gui.browser import parameter_diff
+
+    for name, reads, h0 in (("a", 100, 4.6161), ("b", 400, 4.6098)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "run.json").write_text(json.dumps({
+            "parameters": {"reads": reads, "wire": 0},
+            "results": {"H0": h0, "H0_err": 0.0478, "bench_time_s": 78.37, "dof": 9, "curve": [1, 2]}}))
+    text = parameter_diff(tmp_path / "a", tmp_path / "b")
+    assert "  reads: 100 | 400" in text and "wire" not in text.split("results")[0]
+    assert "  H0: 4.616 +/- 0.048 mT | 4.610 +/- 0.048 mT" in text
+    assert "  bench time: 1 min 18 s | 1 min 18 s" in text and "  dof: 9 | 9" in text
+    assert "curve" not in text and "H0_err" not in text  # lists left out, errors shown beside values
