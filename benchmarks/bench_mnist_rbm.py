@@ -106,6 +106,14 @@ def load_bits(a: argparse.Namespace) -> dict:
     path = a.binarised or a.run_dir / f"mnist_binarised_seed{a.bin_seed}.npz"
     d = binarised_mnist(a.data, path, a.bin_seed)
     x, y = d[f"train_{a.binarisation}"], d["train_labels"]
+    if y.size > 1 and np.all(np.diff(y.astype(np.int64)) >= 0):
+        # a set stored sorted by class (the 5k subset) would validate on the last classes only and
+        # train without them: split a fixed shuffle of it instead (the full set's official order,
+        # already mixed, is kept as it is, so its split stays the standard one)
+        order = np.random.default_rng(0).permutation(y.size)
+        x, y = x[order], y[order]
+        print(f"note: the training images of {path} are sorted by class; train and validation are "
+              "split from a fixed shuffle (numpy PCG64, seed 0)", file=sys.stderr)
     if a.n_train + a.n_val > len(x):
         from labml.errors import UserError
 

@@ -90,3 +90,26 @@ def test_bad_input_gives_one_line_errors(bench, mnist_dir, tmp_path, capsys):
     assert "hidden: run 20, now 30" in err and len(err.splitlines()) == 1
     with pytest.raises(SystemExit):
         bench.parse_args(["--run-dir", "x", "--lr", "0"])
+
+
+def test_a_set_sorted_by_class_is_split_from_a_fixed_shuffle(bench, mnist_dir, tmp_path, capsys):
+    """The 5k subset is stored sorted by class: its last images are all nines. The split must not
+    validate on nines only (and train without them); a mixed set keeps its order (standard split)."""
+    from labml.data import load_mnist_arrays, write_idx
+
+    images, labels, test_images, test_labels, _ = load_mnist_arrays(mnist_dir)
+    order = np.argsort(labels, kind="stable")
+    sorted_dir = tmp_path / "sorted"
+    sorted_dir.mkdir()
+    for name, arr in (("train-images-idx3-ubyte", images[order]), ("train-labels-idx1-ubyte", labels[order]),
+                      ("t10k-images-idx3-ubyte", test_images), ("t10k-labels-idx1-ubyte", test_labels)):
+        write_idx(sorted_dir / name, arr)
+    common = ["--n-train", "600", "--n-val", "200", "--run-dir", str(tmp_path / "r")]
+    a = bench.parse_args(["--data", str(sorted_dir), "--binarised", str(tmp_path / "s.npz"), *common])
+    bits = bench.load_bits(a)
+    assert "sorted by class" in capsys.readouterr().err
+    assert set(bits["y_val"].tolist()) == set(bits["y_train"].tolist()) == set(range(10))
+    b = bench.parse_args(["--data", str(mnist_dir), "--binarised", str(tmp_path / "m.npz"), *common])
+    mixed = bench.load_bits(b)
+    assert "sorted" not in capsys.readouterr().err
+    assert np.array_equal(mixed["y_train"], labels[:600]) and np.array_equal(mixed["y_val"], labels[-200:])
