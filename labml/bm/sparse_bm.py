@@ -331,8 +331,10 @@ class SparseBMTrainer:
         self.chains = self.sampler.new_state(config.chains, seed=config.seed + 1)
         self.w = torch.tensor(model.w)
         self.b = torch.tensor(model.b)
-        self.optimizer = torch.optim.SGD([self.w, self.b], lr=config.lr, momentum=config.momentum,
-                                         weight_decay=config.weight_decay)
+        # the decay pulls the couplings only: a decayed bias would pull the pixels' marginals off
+        self.optimizer = torch.optim.SGD([{"params": [self.w], "weight_decay": config.weight_decay},
+                                          {"params": [self.b], "weight_decay": 0.0}],
+                                         lr=config.lr, momentum=config.momentum)
         self.updates_per_epoch = math.ceil(self.y.size / config.batch_size)
         total = max(1, config.epochs * self.updates_per_epoch)
         decay = (lambda u: max(0.0, 1.0 - u / total)) if config.lr_decay else (lambda u: 1.0)
