@@ -208,7 +208,9 @@ def audit_trace(path: Path, limits: dict) -> dict:
         return out
     prev = None  # (pid, t, current)
     step_max, rate_max = limits["ramp_step_A"], limits["ramp_rate_A_per_s"]
-    for line in path.read_text().splitlines():
+    lines = path.read_text().splitlines()
+    n_before = 0
+    for i, line in enumerate(lines):
         pid_s, t_s, sp_s, on_s = line.split()
         pid, t, sp, on = int(pid_s), float(t_s), float(sp_s), on_s == "1"
         cur = sp if on else 0.0
@@ -229,6 +231,9 @@ def audit_trace(path: Path, limits: dict) -> dict:
                     out["violations"].append(f"rate {dI / (t - prev[1]):g} A/s (pid {pid})")
             elif prev[0] == pid and t == prev[1] and dI > tol:
                 out["violations"].append(f"two changes at one instant (pid {pid})")
+        if len(out["violations"]) > n_before:  # keep the trail around it: pid, time, setpoint, output
+            out.setdefault("context", []).append(lines[max(0, i - 8):i + 4])
+            n_before = len(out["violations"])
         prev = (pid, t, cur)
     return out
 
@@ -374,6 +379,9 @@ def run_seed(seed: int, work: Path, model_run: Path, refs: dict, ref_s: dict, li
         rec["bit_exact"] = False
     rec["trace"] = audit_trace(bench.trace, limits)
     rec["injected"] = injected_faults(run_dir / "run.log")
+    if rec["trace"]["violations"]:  # what the run did around it, for the diagnosis
+        rec["run_events"] = _comparable(meta.get("events", [])[-60:], run_dir)
+        rec["stderr_tail"] = _comparable(err[-3000:], run_dir)
     return rec
 
 
@@ -390,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=50)
     ap.add_argument("--json", action="store_true", help="print the whole record as one JSON object")
     ap.add_argument("--keep", type=Path, default=None, help="keep the run folders here")
+    ap.add_argument("--only", type=int, nargs="+", default=None, metavar="SEED",
+                    help="run these seeds only (to replay a seed the campaign flagged)")
     args = ap.parse_args(argv)
     from instruments.config import load_rig_config
 
@@ -419,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
         if proc.wait() != 0:
             raise SystemExit(f"reference run of {kind} failed: {proc.stderr.read().decode()[-2000:]}")
     records = []
-    for seed in range(args.seeds):
+    for seed in args.only if args.only is not None else range(args.seeds):
         rec = run_seed(seed, work, model_run, refs, ref_s, limits)
         records.append(rec)
         if not args.json:
@@ -434,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"exact {rec['bit_exact']} {'; '.join(rec['abort_checks_failed'])[:200]}", flush=True)
     clean = [r for r in records if not r["faulty"] and r["final_status"] == "success"]
     summary = {
-        "seeds": args.seeds,
+        "seeds": args.only if args.only is not None else args.seeds,
         "runs": len(records),
         "processes": sum(r["processes"] for r in records),
         "sigkills": sum(r["sigkills"] for r in records),

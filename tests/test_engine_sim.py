@@ -44,13 +44,12 @@ class CoilRecorder:
         moving = dI > 0
         # setpoints travel as 6-significant-digit SCPI numbers: allow that rounding (1e-5 A), no more
         assert np.all(dI[moving] <= lim.ramp_rate_A_per_s * dt[moving] + 1e-5)
+        assert dI.max() <= lim.ramp_step_A + 1e-5, f"step of {dI.max():g} A > ramp_step_A"
 
 
-# Known bug (found by J, in instruments/safety.py CoilGuard._write, not fixed here): when the supply
-# reports compliance after a setpoint write, the guard keeps its previous setpoint, so the ramp to
-# zero that follows
-# writes one ramp step below the old value while the supply already holds one step above it: a jump
-# of two ramp steps (0.19 A here) in no time. The run itself recovers and records every row.
+# Every sweep here, faults included, is checked below the guard: no setpoint step beyond ramp_step_A and
+# no change faster than ramp_rate_A_per_s (CoilRecorder.assert_within_limits). A compliance reported
+# after a setpoint write leaves the guard unknown; its ramp to zero starts from the supply's read-back.
 def _sweep(run_dir, setup=None, watchdog=None, on_pause=None):
     with open_rig("sim") as rig:
         coil = CoilRecorder(rig)

@@ -10,7 +10,7 @@ import pytest
 from helpers import FakeClock
 
 from instruments.config import CoilConfig, Limits
-from instruments.errors import SafetyError
+from instruments.errors import InstrumentFault, SafetyError
 from instruments.safety import CoilGuard, RampStopped
 
 COIL = CoilConfig(mT_per_A=1.8, inductance_H=1e-3, resistance_ohm=1.0, compliance_V=20.0)
@@ -296,3 +296,44 @@ def test_a_ramp_with_the_output_off_switches_it_on_at_zero_first_and_warns(caplo
     guard.ramp_to_current(0.0)
     guard.zero()
     assert supply.events[-1][0] == "off" and not supply.output_enabled and len(supply.writes) == n
+
+
+class ComplianceSupply(RecordingSupply):
+    """Holds every setpoint written, but reports compliance (InstrumentFault) after write number
+    `fail_at`: the value reached the supply although the write failed. Has a setpoint query."""
+
+    def __init__(self, clock, fail_at):
+        super().__init__(clock)
+        self.fail_at = fail_at
+
+    @property
+    def setpoint_A(self):
+        return self.current_A
+
+    def set_current_A(self, current_A):
+        super().set_current_A(current_A)
+        if len(self.writes) == self.fail_at:
+            raise InstrumentFault(f"in compliance at setpoint {current_A:g} A")
+
+
+@pytest.mark.parametrize("fail_at", [1, 7, 23])
+def test_a_compliance_after_a_write_does_not_make_the_ramp_to_zero_jump(fail_at):
+    """The supply holds the value whose write reported compliance; the guard's ramp to zero starts
+    from the supply's read-back, so no step between what the supply held and the next write
+    exceeds ramp_step_A (the campaign's audit, at the limit itself)."""
+    clock = FakeClock()
+    supply = ComplianceSupply(clock, fail_at)
+    guard = CoilGuard(supply, COIL, LIMITS, clock)
+    with pytest.raises(InstrumentFault):
+        guard.ramp_to_current(4.0)
+    held = supply.writes[-1][1]
+    assert held == pytest.approx(fail_at * LIMITS.ramp_step_A)
+    assert not guard.known
+    guard.zero()
+    assert_rate_and_limit(supply.writes)
+    first_down = supply.writes[fail_at][1]
+    assert held - first_down == pytest.approx(LIMITS.ramp_step_A) or first_down == 0.0
+    assert supply.writes[-1][1] == 0.0 and guard.setpoint_A == 0.0
+    actions = [r.action for r in guard.log]
+    i = actions.index("set-uncertain")
+    assert actions[i + 1] == "sync" and guard.log[i + 1].detail["setpoint_A"] == held

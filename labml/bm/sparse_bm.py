@@ -194,16 +194,12 @@ class SparseBM:
     def set_values(self, w: np.ndarray, b: np.ndarray) -> None:
         """New couplings and biases on the same graph (a sampler of `graph` follows them)."""
         w = np.asarray(w, np.float64).ravel()
-        b = np.asarray(b, np.float64).ravel()
-        if w.shape != (self.n_edges,) or b.shape != (self.layout.n_units,):
-            raise ValueError(f"need {self.n_edges} couplings and {self.layout.n_units} biases, "
-                             f"got {w.size} and {b.size}")
-        if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
-            raise ValueError("couplings and biases must be finite")
-        self.graph.J.data[self._slot_ij] = w
-        self.graph.J.data[self._slot_ji] = w
-        self.graph.b = b.copy()
-        self.graph._kernel_arrays = None  # the numba kernels' float32 copies are rebuilt
+        if w.shape != (self.n_edges,):
+            raise ValueError(f"need {self.n_edges} couplings, got {w.size}")
+        data = self.graph.J.data.copy()
+        data[self._slot_ij] = w
+        data[self._slot_ji] = w
+        self.graph.set_values(data, b)
 
     # --- states -----------------------------------------------------------------------------------
     def label_spins(self, y: np.ndarray) -> np.ndarray:

@@ -127,6 +127,22 @@ class SparseGraphModel:
         self.J, self.b, self.temperature = new.J, new.b, new.temperature
         self._kernel_arrays = None
 
+    def set_values(self, data: np.ndarray, b: np.ndarray) -> None:
+        """New values on the same pattern, in place, for a training loop that updates every step:
+        `data` in the order of ``J.data`` (the caller writes J[i, j] and J[j, i] alike; the full
+        symmetry check of :meth:`set_parameters` is skipped), `b` one bias per unit. The cached
+        colourings hold and samplers of this model go on with the new values."""
+        data = np.asarray(data, np.float64).ravel()
+        b = np.asarray(b, np.float64).ravel()
+        if data.shape != self.J.data.shape or b.shape != self.b.shape:
+            raise ValueError(f"need {self.J.data.size} coupling values and {self.b.size} biases, "
+                             f"got {data.size} and {b.size}")
+        if not (np.all(np.isfinite(data)) and np.all(np.isfinite(b))):
+            raise ValueError("couplings and biases must be finite")
+        self.J.data[:] = data
+        self.b = b.copy()
+        self._kernel_arrays = None  # the numba kernels' float32 copies are rebuilt
+
     # --- colouring ----------------------------------------------------------------------------
     def colouring(self, method: str = "dsatur") -> Colouring:
         """A proper colouring by `method` (cached): "dsatur" (Brelaz) or "largest_first" (greedy,
