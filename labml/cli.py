@@ -16,6 +16,7 @@ import re
 import sys
 
 from labml.errors import UserError
+from labml.termination import give_back_handlers, terminate_like_ctrl_c
 
 # (module, attribute) pairs; each module's `register(subparsers)` adds its subcommands.
 COMMAND_MODULES = [
@@ -61,39 +62,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Exit code of a command after which a coil could not be confirmed at zero.
 EXIT_COIL_NOT_ZERO = 4
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, SIGHUP or SIGQUIT outside a run: unwinds like Ctrl+C, so every open rig's ``with``
-    block shuts it down (field to zero, outputs off) before the process ends."""
-
-
-def _terminate_like_ctrl_c() -> dict:
-    """Route the termination signals through the same safe unwinding as Ctrl+C. A run's engine
-    installs its own handlers while it runs (abort with a resumable status). Returns the handlers
-    it replaced, so that `main` gives them back (a script calling `main` keeps its own)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-
-    def handler(signum, frame):
-        raise Terminated(signal.Signals(signum).name)
-
-    previous = {}
-    for name in ("SIGTERM", "SIGHUP", "SIGQUIT"):
-        sig = getattr(signal, name, None)
-        if sig is not None:
-            previous[sig] = signal.signal(sig, handler)
-    return previous
-
-
-def _give_back_handlers(previous: dict) -> None:
-    import signal
-
-    for sig, old in previous.items():
-        signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
 
 def _coil_alerts(rc: int, since: int) -> int:
@@ -143,12 +111,12 @@ def _main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(_negative_quantities(sys.argv[1:] if argv is None else argv))
     from labml.runs.store import using_runs_root
 
-    previous = _terminate_like_ctrl_c()
+    previous = terminate_like_ctrl_c()
     try:
         with using_runs_root(args.runs_root):  # every command and its workers see one runs root
             return _run_command(parser, args)
     finally:
-        _give_back_handlers(previous)
+        give_back_handlers(previous)
 
 
 def _run_command(parser, args) -> int:

@@ -56,7 +56,13 @@ class Rig:
     to 0 A at the allowed rate, outputs off, confirmed by read-back (`coil_at_zero`)."""
 
     def __init__(self, rig: Any) -> None:
+        from labml.termination import terminate_like_ctrl_c
+
         self.rig = rig
+        # SIGTERM, SIGHUP, SIGQUIT unwind like Ctrl+C while the rig is open, so the end of the block
+        # zeroes the field (by default they end Python at once, the coil left energised); a
+        # script's own handlers are left in place
+        self._signals = terminate_like_ctrl_c(only_default=True)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.rig, name)
@@ -83,13 +89,25 @@ class Rig:
 
     def close(self) -> None:
         """The rig's shutdown (also what the end of the ``with`` block does)."""
-        self.rig.shutdown()
+        try:
+            self.rig.shutdown()
+        finally:
+            self._give_back_signals()
+
+    def _give_back_signals(self) -> None:
+        from labml.termination import give_back_handlers
+
+        signals, self._signals = self._signals, {}
+        give_back_handlers(signals)
 
     def __enter__(self) -> Rig:
         return self
 
     def __exit__(self, *exc: Any) -> bool:
-        return bool(self.rig.__exit__(*exc))
+        try:
+            return bool(self.rig.__exit__(*exc))
+        finally:
+            self._give_back_signals()
 
 
 def open_rig(spec: str | os.PathLike | None = "sim", **options: Any) -> Rig:

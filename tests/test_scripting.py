@@ -118,18 +118,58 @@ def test_ctrl_c_in_a_script_leaves_the_field_at_zero(tmp_path):
               "with labml.open_rig('sim') as rig:\n"
               "    rig.ramp('7 mT')\n"
               "    print('energised', flush=True)\n"
-              "    time.sleep(60)\n")
+              "    time.sleep(600)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Ctrl+C at a terminal: the script starts with SIGINT at its default, also when this test runs
+    # in a background job, which inherits SIGINT ignored (the child would then ignore it too)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.stdout.readline().strip() == "energised", proc.stderr.read()
+    assert _sim_state().setpoint_A == pytest.approx(7.0 / 1.8, abs=0.05) and _sim_state().output_on
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:  # the script would sleep 600 s: a Ctrl+C that is lost shows as a timeout here
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"the script ignored its SIGINT: {proc.communicate()[1][-2000:]}")
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err, (proc.returncode, time.monotonic() - t0, err)
+    st = _sim_state()
+    assert st.setpoint_A == 0.0 and st.output_on is False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_termination_signal_to_a_script_leaves_the_field_at_zero(tmp_path, sig):
+    """`kill` (SIGTERM) or a closed terminal (SIGHUP) ends a script like Ctrl+C while it holds a rig:
+    the block's end ramps the coil down before the process ends (by default Python would die at
+    once with the coil energised). A handler of the script's own is kept: see the second script."""
+    script = ("import time, labml\n"
+              "with labml.open_rig('sim') as rig:\n"
+              "    rig.ramp('7 mT')\n"
+              "    print('energised', flush=True)\n"
+              "    time.sleep(600)\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "energised", proc.stderr.read()
     assert _sim_state().setpoint_A == pytest.approx(7.0 / 1.8, abs=0.05) and _sim_state().output_on
-    time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert proc.returncode == 1 and f"Terminated: {signal.Signals(sig).name}" in err, err[-2000:]
     st = _sim_state()
     assert st.setpoint_A == 0.0 and st.output_on is False
+    own = ("import signal, labml\n"
+           "mine = lambda s, f: None\n"
+           "signal.signal(signal.SIGTERM, mine)\n"
+           "with labml.open_rig('sim') as rig:\n"
+           "    kept = signal.getsignal(signal.SIGTERM) is mine\n"
+           "    ours = signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL\n"
+           "print(kept, ours, signal.getsignal(signal.SIGHUP) is signal.SIG_DFL)\n")
+    out = subprocess.run([sys.executable, "-c", own], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["True", "True", "True"], out.stderr[-2000:]
 
 
 def test_sweep_returns_the_points_runs_in_grid_order(tmp_path, monkeypatch):
