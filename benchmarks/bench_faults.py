@@ -353,7 +353,9 @@ def run_seed(seed: int, work: Path, model_run: Path, refs: dict, ref_s: dict, li
         if status in ("success", "stopped") or (status == "failed" and not meta.get("resumable")):
             break
         argv = ["resume", str(run_dir), "--no-progress"]
-    meta = runs.load(run_dir).meta
+    if not (run_dir / "run.json").exists():  # no process got as far as creating the run
+        rec["abort_checks_failed"].append(f"no run was created: {err.strip()[-300:]!r}")
+    meta = runs.load(run_dir).meta if (run_dir / "run.json").exists() else {}
     rec["final_status"] = meta.get("status")
     rec["reason"] = meta.get("reason")
     rec["faults_ridden"] = int((meta.get("faults") or {}).get("total", 0))
