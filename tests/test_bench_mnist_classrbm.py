@@ -7,11 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from helpers import last_json, load_benchmark
-
-from labml import mnist_binarised
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--hidden", "30", "--epochs", "3", "--n-train", "500", "--n-val", "200", "--n-test", "200",
@@ -36,13 +33,9 @@ def test_tiny_classrbm_run(bench, mnist_dir, tmp_path, capsys, loss):
     # trained, not chance: 200 test images, chance 0.1; above 0.5 by far more than binomial noise
     assert whole["test_accuracy"] > 0.5
 
-    m = np.load(tmp_path / "whole" / "model.npz")
-    d = mnist_binarised.load(bits)
-    v = 2.0 * d["test_threshold"][:200].astype(np.float64) - 1.0
-    T = float(m["temperature"])
-    pre = (m["b"] + v @ m["W"])[:, None, :] + m["U"][None, :, :]
-    logits = m["d"][None, :] + T * np.logaddexp(pre / T, -pre / T).sum(-1)
-    acc = float((logits.argmax(1) == d["test_labels"][:200]).mean())
+    # numpy alone, from model.npz and the IDX files (the checker a reader runs on a reported model)
+    check = load_benchmark("check_classrbm_npz")
+    acc = check.main(tmp_path / "whole" / "model.npz", mnist_dir, 200)
     assert acc == pytest.approx(whole["test_accuracy"], abs=1e-9)
 
     part = tmp_path / "part"
