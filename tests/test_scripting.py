@@ -111,6 +111,13 @@ def test_an_exception_in_the_block_leaves_the_field_at_zero(tmp_path):
     assert st.setpoint_A == 0.0 and st.output_on is False
 
 
+def _default_signals():
+    """In the child before exec: the signals at their defaults, as a script started at a terminal has
+    them (a test run in a background job or under nohup passes SIGINT or SIGHUP on ignored)."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 HOLD_7_MT = ("import time, labml\n"
              "with labml.open_rig('sim') as rig:\n"
              "    rig.ramp('7 mT')\n"
@@ -121,12 +128,12 @@ HOLD_7_MT = ("import time, labml\n"
 def _signalled_script(tmp_path, sig):
     """Start a script that holds 7 mT inside `with labml.open_rig("sim")`, send it `sig` once the
     field is on, and return (exit status, stderr). The script starts with every signal at its
-    default, as at a terminal, also when this test runs in a background job (which inherits SIGINT
-    ignored). It would sleep 600 s: a signal that is lost shows as a failure here."""
+    default (`_default_signals`). It would sleep 600 s: a signal that is lost shows as a failure
+    here."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", HOLD_7_MT], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=_default_signals)
     assert proc.stdout.readline().strip() == "energised", proc.stderr.read()
     assert _sim_state().setpoint_A == pytest.approx(7.0 / 1.8, abs=0.05) and _sim_state().output_on
     time.sleep(0.2)
@@ -166,7 +173,7 @@ def test_a_termination_signal_to_a_script_leaves_the_field_at_zero(tmp_path, sig
            "print(kept, ours, signal.getsignal(signal.SIGHUP) is signal.SIG_DFL)\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", own], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=60)
+                         timeout=60, preexec_fn=_default_signals)
     assert out.stdout.split() == ["True", "True", "True"], out.stderr[-2000:]
 
 
