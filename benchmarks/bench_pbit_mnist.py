@@ -26,13 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
+from labml.errors import UserError
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_mnist_rbm as common  # noqa: E402  (the shared data, run-folder and session code)
 
 KEYS = ("binarisation", "bin_seed", "objective", "hidden", "label_copies", "pixels_per_hidden", "window",
-        "hidden_per_label", "long_range", "epochs", "lr", "momentum", "weight_decay", "batch_size",
+        "hidden_per_label", "long_range", "lateral", "epochs", "lr", "momentum", "weight_decay", "batch_size",
         "k_pos", "k_neg", "chains", "lr_decay", "seed", "n_train", "n_val", "n_test")
 COUNTS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+MAX_COUPLINGS = 30_000  # Niazi et al. 2024's chip: 4,264 p-bits, about 30k couplings
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,6 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--window", type=int, default=5)
     p.add_argument("--hidden-per-label", type=int, default=100)
     p.add_argument("--long-range", type=float, default=0.5, help="long-range hidden pairs per hidden unit")
+    p.add_argument("--no-lateral", dest="lateral", action="store_false",
+                   help="no couplings between grid neighbours of the hidden layer (frees them for labels)")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--lr", type=float, default=0.005)
     p.add_argument("--momentum", type=float, default=0.9)
@@ -85,12 +90,9 @@ class Trainer:
     """SparseBMTrainer with the interface the shared session expects (epoch, run_epoch, state)."""
 
     def __init__(self, a: argparse.Namespace, bits: dict) -> None:
-        from labml.bm.sparse_bm import SparseBM, SparseBMTrainer, SparseTrainConfig, chip_graph
+        from labml.bm.sparse_bm import SparseBM, SparseBMTrainer, SparseTrainConfig
 
-        i, j, layout = chip_graph(n_hidden=a.hidden, label_copies=a.label_copies,
-                                  pixels_per_hidden=a.pixels_per_hidden, window=a.window,
-                                  long_range_per_hidden=a.long_range, hidden_per_label=a.hidden_per_label,
-                                  seed=a.seed)
+        i, j, layout = chip(a)
         x = bits["x_train"]
         model = SparseBM(i, j, layout, w=np.random.default_rng(a.seed).normal(0.0, 0.01, i.size))
         model.set_values(model.w, SparseBMTrainer.initial_biases(model, x))
@@ -184,6 +186,21 @@ class PbitSession(common.Session):
                    {k: result[k] for k in ("test_accuracy", "best_epoch", "objective")})
         (a.run_dir / "final.json").write_text(json.dumps(result, indent=1))
         return result
+
+
+def chip(a: argparse.Namespace):
+    """The run's graph (edges i, j and layout), refused in one line beyond MAX_COUPLINGS."""
+    from labml.bm.sparse_bm import chip_graph
+
+    i, j, layout = chip_graph(n_hidden=a.hidden, label_copies=a.label_copies,
+                              pixels_per_hidden=a.pixels_per_hidden, window=a.window,
+                              long_range_per_hidden=a.long_range, hidden_per_label=a.hidden_per_label,
+                              lateral=a.lateral, seed=a.seed)
+    if i.size > MAX_COUPLINGS:
+        raise UserError(f"the graph has {i.size} couplings: a chip of this size wires at most "
+                        f"{MAX_COUPLINGS} (issue 19); lower --hidden-per-label, --long-range or "
+                        "--pixels-per-hidden")
+    return i, j, layout
 
 
 def main(argv=None) -> int:

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from helpers import last_json, load_benchmark
 
+from labml.errors import UserError
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--epochs", "5", "--batch-size", "25", "--n-train", "500", "--n-val", "200", "--n-test", "200",
         "--lr", "0.01", "--val-every", "1", "--val-images", "200", "--val-sweeps", "20",
@@ -53,3 +55,15 @@ def test_bad_arguments_are_one_line(bench, capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(["--run-dir", "x", "--momentum", "1.0"])
     assert "--momentum 1.0" in capsys.readouterr().err
+
+
+def test_the_chip_is_held_to_30000_couplings_at_the_boundary(bench):
+    """The default graph is Niazi et al.'s size (27,176 couplings); each extra hidden unit per label
+    adds 50 couplings: 156 per label gives 29,976 (allowed), 157 gives 30,026 (refused in one line,
+    naming the count, the limit and what to lower)."""
+    assert bench.chip(bench.parse_args(["--run-dir", "r"]))[0].size == 27_176
+    assert bench.chip(bench.parse_args(["--run-dir", "r", "--hidden-per-label", "156"]))[0].size == 29_976
+    with pytest.raises(UserError, match=r"30026 couplings: .* at most 30000 .* --hidden-per-label"):
+        bench.chip(bench.parse_args(["--run-dir", "r", "--hidden-per-label", "157"]))
+    no_lateral = bench.chip(bench.parse_args(["--run-dir", "r", "--no-lateral"]))[0].size
+    assert no_lateral < 27_176 - 6_000  # the hidden grid's neighbour couplings are gone
