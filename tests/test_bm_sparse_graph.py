@@ -427,3 +427,24 @@ def test_a_sampler_follows_new_parameters_of_its_model(kernel):
     m.set_parameters(J=-m.J)
     sampler.sweep(state, 20)
     assert np.mean(state.s[0] * state.s[1]) < -0.5
+
+
+def test_new_values_reach_a_sampler_made_before_them():
+    """`set_values` (training's in-place update) reaches every sampler of the model: the fused kernels'
+    arrays and the rows a kernel-object sampler (sLLG, soft spins, rig) cached are rebuilt. With
+    the couplings set to 0, a heat-bath unit's law is its bias alone."""
+    model = random_graph(40, 120, seed=3)
+    soft = GraphSampler(model, "soft")
+    fused = GraphSampler(model, "heatbath")
+    state = soft.new_state(4, seed=0)
+    soft.sweep(state, 1)
+    fused.sweep(fused.new_state(4, seed=0), 1)
+    b = np.full(model.n_units, 0.5)
+    model.set_values(np.zeros_like(model.J.data), b)
+    assert all(rows.nnz == 0 or not rows.data.any() for rows in soft._block_rows())
+    st = fused.new_state(4000, seed=1)
+    fused.sweep(st, 3)
+    # units independent with P(+1) = sigmoid(2 * 0.5) = 0.731; 40 x 4000 draws: 99.9 % binomial band
+    p = (st.s > 0).mean()
+    se = math.sqrt(0.731 * 0.269 / st.s.size)
+    assert abs(p - 1 / (1 + math.exp(-1.0))) < 3.3 * se, p

@@ -28,6 +28,7 @@ import math
 import numpy as np
 import torch
 
+from instruments.errors import SafetyError
 from instruments.rig import check_wire_ranges
 
 logger = logging.getLogger(__name__)
@@ -255,28 +256,66 @@ class RigKernel(Kernel):
         first_unit + j in the model, or units[j] when the block's units are given) is read on wire
         (that index) % n_wires."""
         B, n = q.shape
-        index = first_unit + np.arange(n) if units is None else np.asarray(units, dtype=np.int64)
-        wires = np.broadcast_to(index % self.n_wires, (B, n))
+        wire_of = self._wire_of(n, first_unit, units)
         H = np.empty_like(q)
+        # one calibration call per wire on that wire's columns: the same values in the same order
+        # as a boolean mask over (B, n) would give (row-major), without n_wires passes over all of q
         for w in range(self.n_wires):
-            m = wires == w
+            cols = np.flatnonzero(wire_of == w)
+            if cols.size == 0:
+                continue
             lo, hi = self.ranges[w]
-            H[m] = self.calibrations[w].inverse(q[m], lo, hi)
-        return H, np.ascontiguousarray(wires)
+            if cols.size == n:
+                H[:] = self.calibrations[w].inverse(q, lo, hi)
+            else:
+                H[:, cols] = self.calibrations[w].inverse(q[:, cols], lo, hi)
+        return H, np.ascontiguousarray(np.broadcast_to(wire_of, (B, n)))
+
+    def _wire_of(self, n: int, first_unit: int = 0, units: np.ndarray | None = None) -> np.ndarray:
+        index = first_unit + np.arange(n) if units is None else np.asarray(units, dtype=np.int64)
+        return index % self.n_wires
+
+    def _check_ranges(self, H: np.ndarray, wire_of: np.ndarray) -> None:
+        """check_wire_ranges on every request of H (B, n), column j read on wire wire_of[j]: each
+        column's smallest and largest field are checked (every request is in range exactly when
+        they are; NaN propagates and fails), and on a failure the full check names the request."""
+        if H.shape[0] > 0:
+            try:
+                check_wire_ranges(self.rig, np.concatenate([H.min(0), H.max(0)]),
+                                  np.concatenate([wire_of, wire_of]))
+                return
+            except SafetyError:
+                pass
+        check_wire_ranges(self.rig, H.ravel(), np.broadcast_to(wire_of, H.shape).ravel())
 
     def update(
         self, state: torch.Tensor, field: torch.Tensor, beta: float, first_unit: int = 0,
-        units: np.ndarray | None = None,
+        units: np.ndarray | None = None, active: np.ndarray | None = None,
     ) -> torch.Tensor:
+        """New spins (B, n) for local fields `field` (B, n). `active` (B, n) bool: read only those
+        (chain, unit) pairs, in row-major order; the others keep their value in `state` and cost
+        no read (clamped units). Without it every pair is read."""
         q = torch.sigmoid(2.0 * beta * field).detach().double().cpu().numpy()
         H, wires = self.fields_for(q, first_unit, units)
-        check_wire_ranges(self.rig, H.ravel(), wires.ravel())
-        reads = self.rig.read_synapses(H.ravel(), wires.ravel(), 1)
-        bits = np.asarray(reads.counts).reshape(q.shape)
-        self.reads += q.size
+        if active is None:
+            self._check_ranges(H, self._wire_of(q.shape[1], first_unit, units))
+            f, w = H.ravel(), wires.ravel()
+        else:
+            act = np.asarray(active, dtype=bool)
+            if act.shape != q.shape:
+                raise ValueError(f"active must have the shape of the field {q.shape}, got {act.shape}")
+            f, w = H[act], wires[act]
+            check_wire_ranges(self.rig, f, w)
+        reads = self.rig.read_synapses(f, w, 1)
+        bits = np.asarray(reads.counts)
+        self.reads += f.size
         self.bench_time_s += float(reads.bench_time_s)
         self.energy_J += float(reads.energy_J)
-        return torch.as_tensor(2.0 * bits - 1.0, dtype=field.dtype)
+        if active is None:
+            return torch.as_tensor(2.0 * bits.reshape(q.shape) - 1.0, dtype=field.dtype)
+        out = state.detach().clone().to(field.dtype)
+        out[torch.from_numpy(act)] = torch.as_tensor(2.0 * bits.ravel() - 1.0, dtype=field.dtype)
+        return out
 
     def state_dict(self) -> dict:
         return {"reads": self.reads, "bench_time_s": self.bench_time_s, "energy_J": self.energy_J}

@@ -16,7 +16,8 @@ sampler visits the blocks in colour order (one sweep = every unit updated once).
   `labml.bm.kernels` block by block on fields from a sparse product (their physics lives there).
 - Clamping: `clamp` is a boolean mask over units (n,) or per chain (n, n_chains); clamped units
   never change, so the same engine serves training (data clamped) and inference (an image clamped,
-  labels sampled).
+  labels sampled). The rig kernel does not read a clamped unit (a read is a device cycle), so its
+  `reads` count only the units sampled.
 - `from_rbm(rbm)`, `from_bm(bm)`, `lattice_2d(L)`, `random_graph(n, n_edges)`: graphs of the
   project's models and of the benchmark cases. An RBM (and a ClassRBM with its label spins) is a
   two-colour graph; a dense BM is the case of n colours (every unit its own block), and its own
@@ -139,7 +140,9 @@ class SparseGraphModel:
                              f"got {data.size} and {b.size}")
         if not (np.all(np.isfinite(data)) and np.all(np.isfinite(b))):
             raise ValueError("couplings and biases must be finite")
-        self.J.data[:] = data
+        # a new matrix object on the same pattern: samplers that cached rows of the old one see the
+        # change (GraphSampler._block_rows compares the object)
+        self.J = sp.csr_matrix((data, self.J.indices, self.J.indptr), shape=self.J.shape)
         self.b = b.copy()
         self._kernel_arrays = None  # the numba kernels' float32 copies are rebuilt
 
@@ -270,6 +273,7 @@ class GraphSampler:
         self._block_ptr = np.r_[0, np.cumsum([len(b) for b in self.colouring.blocks])].astype(np.int64)
         self._rows: list[sp.csr_matrix] | None = None
         self._rows_of = None
+        self._free_rows: dict = {}
 
     @property
     def fused(self) -> bool:
@@ -340,15 +344,36 @@ class GraphSampler:
         if self._rows is None or self._rows_of is not self.model.J:
             self._rows = [self.model.J[block] for block in self.colouring.blocks]
             self._rows_of = self.model.J
+            self._free_rows = {}
         return self._rows
+
+    def _free_block(self, k: int, free: np.ndarray) -> tuple[np.ndarray, sp.csr_matrix]:
+        """The units of block k where `free` (a mask over the block) is True and their rows of J
+        (cached per mask, with the block rows)."""
+        key = (k, free.tobytes())
+        hit = self._free_rows.get(key)
+        if hit is None:
+            hit = self._free_rows[key] = (self.colouring.blocks[k][free], self._rows[k][free])
+        return hit
 
     def _kernel_sweep(self, state: GraphState, mask: np.ndarray) -> None:
         """One sweep with a kernel object: per block, fields by a sparse product, then
-        kernel.update on (chains, block units) tensors."""
+        kernel.update on (chains, block units) tensors. The rig kernel reads only what is not
+        clamped: units clamped in every chain are left out of the block, and a unit clamped in
+        some chains only is read in the others (a read is a device cycle: a clamped unit costs none)."""
         beta = self.model.beta
-        for block, rows in zip(self.colouring.blocks, self._block_rows(), strict=True):
+        rig = isinstance(self.kernel, RigKernel)
+        for k, (block, rows) in enumerate(zip(self.colouring.blocks, self._block_rows(), strict=True)):
+            keep_t = mask[block]  # (block units, chains)
+            if rig:
+                free = ~keep_t.all(axis=1)
+                if not free.any():
+                    continue
+                if not free.all():
+                    block, rows = self._free_block(k, free)
+                    keep_t = keep_t[free]
             field = torch.from_numpy((rows @ state.s + self.model.b[block, None]).T.copy())
-            keep = torch.from_numpy(mask[block].T.copy())
+            keep = torch.from_numpy(keep_t.T.copy())
             if state.vectors is not None:
                 old = torch.from_numpy(state.vectors[block].transpose(1, 0, 2).copy()).double()
                 new = self.kernel.update(old, field, beta)
@@ -357,8 +382,9 @@ class GraphSampler:
                 state.s[block] = state.vectors[block][..., 2]
                 continue
             old = torch.from_numpy(state.s[block].T.copy()).double()
-            if isinstance(self.kernel, RigKernel):
-                new = self.kernel.update(old, field, beta, units=block)
+            if rig:
+                active = ~keep.numpy() if keep_t.any() else None
+                new = self.kernel.update(old, field, beta, units=block, active=active)
             else:
                 new = self.kernel.update(old, field, beta)
             state.s[block] = torch.where(keep, old, new).numpy().T
