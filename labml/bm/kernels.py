@@ -28,7 +28,6 @@ import math
 import numpy as np
 import torch
 
-from instruments.errors import SafetyError
 from instruments.rig import check_wire_ranges
 
 logger = logging.getLogger(__name__)
@@ -275,19 +274,6 @@ class RigKernel(Kernel):
         index = first_unit + np.arange(n) if units is None else np.asarray(units, dtype=np.int64)
         return index % self.n_wires
 
-    def _check_ranges(self, H: np.ndarray, wire_of: np.ndarray) -> None:
-        """check_wire_ranges on every request of H (B, n), column j read on wire wire_of[j]: each
-        column's smallest and largest field are checked (every request is in range exactly when
-        they are; NaN propagates and fails), and on a failure the full check names the request."""
-        if H.shape[0] > 0:
-            try:
-                check_wire_ranges(self.rig, np.concatenate([H.min(0), H.max(0)]),
-                                  np.concatenate([wire_of, wire_of]))
-                return
-            except SafetyError:
-                pass
-        check_wire_ranges(self.rig, H.ravel(), np.broadcast_to(wire_of, H.shape).ravel())
-
     def update(
         self, state: torch.Tensor, field: torch.Tensor, beta: float, first_unit: int = 0,
         units: np.ndarray | None = None, active: np.ndarray | None = None,
@@ -298,14 +284,13 @@ class RigKernel(Kernel):
         q = torch.sigmoid(2.0 * beta * field).detach().double().cpu().numpy()
         H, wires = self.fields_for(q, first_unit, units)
         if active is None:
-            self._check_ranges(H, self._wire_of(q.shape[1], first_unit, units))
             f, w = H.ravel(), wires.ravel()
         else:
             act = np.asarray(active, dtype=bool)
             if act.shape != q.shape:
                 raise ValueError(f"active must have the shape of the field {q.shape}, got {act.shape}")
             f, w = H[act], wires[act]
-            check_wire_ranges(self.rig, f, w)
+        check_wire_ranges(self.rig, f, w)
         reads = self.rig.read_synapses(f, w, 1)
         bits = np.asarray(reads.counts)
         self.reads += f.size
