@@ -22,6 +22,7 @@ from qtpy import QtCore, QtWidgets
 
 from gui.banner import CoilAlertBanner
 from gui.browser import RunBrowser
+from gui.gc_thread import GuiThreadCollection
 from gui.jobs import Job, JobQueue, normalise_series_name
 from gui.launcher import ProtocolLauncher
 from gui.log_panel import LogPanel
@@ -47,6 +48,8 @@ class MainWindow(QtWidgets.QMainWindow):
         # Rig jobs run in a worker thread of this process: hand the GIL over every 1 ms (default 5 ms)
         # so that a redraw, which crosses between Python and Qt many times, is not stretched by it.
         sys.setswitchinterval(0.001)
+        # ... and never let a worker thread run the garbage collection that deletes a widget (gui.gc_thread)
+        self._collection = GuiThreadCollection()
         self.settings = make_settings()
         if runs_root is None and os.environ.get("LABML_RUNS"):
             runs_root = os.environ["LABML_RUNS"]  # set for this start: wins over the remembered folder
@@ -296,6 +299,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.jobs.close()
         self.session.disconnect_rig(blocking=True)
         self.log_panel.detach()
+        self._collection.stop()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         self.shutdown()

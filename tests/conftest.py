@@ -70,6 +70,22 @@ def _own_lock_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LABML_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))
 
 
+@pytest.fixture(autouse=True)
+def _gc_in_gui_thread(request):
+    """GUI tests collect garbage only in the GUI thread, as the dashboard does (gui.gc_thread): a
+    widget of an earlier test collected by a rig or job worker thread deadlocks PySide. Set up
+    before the test's qtbot, so that it is torn down after it: what qtbot closes is collected here."""
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("qapp")
+    from gui.gc_thread import GuiThreadCollection
+
+    collection = GuiThreadCollection()
+    yield
+    collection.stop()
+
+
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     """The main window, shown offscreen at 1280 x 800, with its own settings file and runs folder;
