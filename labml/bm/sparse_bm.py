@@ -242,21 +242,35 @@ class SparseBM:
         return np.asarray(label_s).reshape(L.n_classes, L.label_copies, -1).sum(1).T
 
     def classify(self, sampler: GraphSampler, x01: np.ndarray, sweeps: int, seed: int = 0,
-                 y: np.ndarray | None = None, counts=(1, 2, 5, 10, 20, 50, 100, 200)) -> dict:
+                 y: np.ndarray | None = None, counts=(1, 2, 5, 10, 20, 50, 100, 200),
+                 discard: float = 0.0) -> dict:
         """Pixels clamped to the images, labels and hidden units sampled for `sweeps` sweeps; the
-        class after S sweeps is the argmax of the label spins summed over copies and sweeps 1..S.
-        Returns {"pred": predictions after all sweeps, "accuracy_by_sweeps": {S: accuracy}} (the
-        accuracies only when the true labels `y` are given)."""
+        class after S sweeps is the argmax of the label spins summed over copies and over sweeps
+        floor(discard * S) + 1 .. S (`discard` 0: every sweep; 0.5: the first half of the S sweeps
+        is burn-in, left out of the sum). Returns {"pred": predictions after all sweeps,
+        "accuracy_by_sweeps": {S: accuracy}} (the accuracies only when the true labels `y` are given)."""
+        if not 0.0 <= discard < 1.0:
+            raise ValueError(f"discard must be in [0, 1), got {discard}")
         state = self.clamped_state(sampler, x01, None, seed)
         clamp = self.mask("visible")
+        sweeps = int(sweeps)
+        report = sorted({int(c) for c in counts if 1 <= int(c) <= sweeps} | {sweeps})
+        start = {c: int(discard * c) for c in report}  # sum over sweeps start[c] + 1 .. c
+        keep = set(start.values())
         total = np.zeros((self.layout.n_labels, state.n_chains))
-        acc = {}
-        for s in range(1, int(sweeps) + 1):
+        kept = {0: total.copy()}  # running sums after the sweeps that start a reported window
+        scores = {}
+        for s in range(1, sweeps + 1):
             sampler.sweep(state, 1, clamp=clamp)
             total += state.s[self.layout.labels]
-            if y is not None and (s in counts or s == sweeps):
-                acc[s] = float(np.mean(self.class_scores(total).argmax(1) == np.asarray(y)))
-        return {"pred": self.class_scores(total).argmax(1), "accuracy_by_sweeps": acc}
+            if s in keep:
+                kept[s] = total.copy()
+            if s in start:
+                scores[s] = self.class_scores(total - kept[start[s]])
+        acc = {}
+        if y is not None:
+            acc = {c: float(np.mean(scores[c].argmax(1) == np.asarray(y))) for c in report}
+        return {"pred": scores[sweeps].argmax(1), "accuracy_by_sweeps": acc}
 
     # --- files ------------------------------------------------------------------------------------
     def save(self, path: str | Path, extra: dict | None = None) -> Path:
