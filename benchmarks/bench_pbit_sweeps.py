@@ -90,7 +90,8 @@ def load_candidate(path: Path):
 
         graph = path.parent.parent / "model.npz"
         if not graph.is_file():
-            raise UserError(f"--candidates {path}: a checkpoint needs its run's model.npz ({graph}) for the graph")
+            raise UserError(f"--candidates {path}: a checkpoint needs its run's model.npz ({graph}) "
+                            "for the graph")
         model = SparseBM.load(graph)
         state = load(path)["trainer"]  # the trainer's parameters at the end of that epoch
         model.set_values(np.asarray(state["w"], np.float64), np.asarray(state["b"], np.float64))
@@ -195,16 +196,18 @@ def summarise(done: list[dict], a: argparse.Namespace) -> dict:
 
 
 def markdown(s: dict) -> str:
-    rows = ["| candidate | split | n | " + " | ".join(f"{c} sweeps" for c in COUNTS if c <= s["settings"]["sweeps"])
-            + " |", "|---|---|---|" + "---|" * sum(c <= s["settings"]["sweeps"] for c in COUNTS)]
+    shown = [c for c in COUNTS if c <= s["settings"]["sweeps"]]
+    rows = ["| candidate | split | n | " + " | ".join(f"{c} sweeps" for c in shown) + " |",
+            "|---|---|---|" + "---|" * len(shown)]
     for v in s["validation"]:
         rows.append(f"| {v['candidate']} | validation | {v['n']} | "
                     + " | ".join(f"{100 * acc:.2f} %" for acc in v["accuracy"].values()) + " |")
     if "test" in s:
         t = s["test"]
         rows.append(f"| {s['chosen']} (chosen) | test | {t['n']} | "
-                    + " | ".join(f"{100 * acc:.2f} % [{100 * t['wilson95'][k][0]:.1f}, {100 * t['wilson95'][k][1]:.1f}]"
-                                 for k, acc in t["accuracy"].items()) + " |")
+                    + " | ".join(f"{100 * acc:.2f} % [{100 * t['wilson95'][k][0]:.1f}, "
+                                 f"{100 * t['wilson95'][k][1]:.1f}]" for k, acc in t["accuracy"].items())
+                    + " |")
     return "\n".join(rows)
 
 
