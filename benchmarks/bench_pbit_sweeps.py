@@ -196,7 +196,7 @@ def summarise(done: list[dict], a: argparse.Namespace) -> dict:
 
 
 def markdown(s: dict) -> str:
-    shown = [c for c in COUNTS if c <= s["settings"]["sweeps"]]
+    shown = list(s["validation"][0]["accuracy"]) if s["validation"] else []
     rows = ["| candidate | split | n | " + " | ".join(f"{c} sweeps" for c in shown) + " |",
             "|---|---|---|" + "---|" * len(shown)]
     for v in s["validation"]:
