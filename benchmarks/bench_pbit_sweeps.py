@@ -39,7 +39,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_mnist_rbm as common  # noqa: E402  (the shared data code)
-from bench_pbit_rig_inference import wilson  # noqa: E402
+from bench_pbit_rig_inference import append_line, file_sha256, read_results, wilson  # noqa: E402
 
 COUNTS = (20, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
 KEYS = ("binarisation", "bin_seed", "sweeps", "discard", "val_images", "n_val", "n_test", "batch", "seed")
@@ -100,16 +100,6 @@ def load_candidate(path: Path):
         raise UserError(f"--candidates {path}: not a p-bit model or checkpoint ({exc})") from None
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def read_lines(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def classify_counts(model, x, y, sweeps: int, discard: float, seed: int, threads: int) -> dict:
     """{S: number correct} for one call (chains = images)."""
     from labml.bm.sparse_graph import GraphSampler
@@ -133,8 +123,9 @@ def run(a: argparse.Namespace) -> dict:
     if cfg.exists() and json.loads(cfg.read_text()) != settings:
         raise UserError(f"{a.run_dir} holds a run with other settings ({cfg}); use another --run-dir")
     cfg.write_text(json.dumps(settings, indent=1))
+    uid = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
     lines_path = a.run_dir / "results.jsonl"
-    done = read_lines(lines_path)
+    done = read_results(lines_path, uid)  # complete lines of this run only (a cut-off last one dropped)
     t_start = time.perf_counter()
     xv, yv = bits["x_val"][: a.val_images], bits["y_val"][: a.val_images]
     jobs = [("val", i, 0) for i in range(len(a.candidates))]
@@ -159,10 +150,9 @@ def run(a: argparse.Namespace) -> dict:
             c = classify_counts(model, x[b0:b0 + a.batch], y[b0:b0 + a.batch], a.sweeps, a.discard,
                                 a.seed * 1_000_003 + k * 1000 + b0 // a.batch, a.threads)
             correct = {s: correct.get(s, 0) + n for s, n in c.items()}
-        rec = {"line": k, "split": split, "candidate": cand, "start": start, "n": int(len(y)),
+        rec = {"uid": uid, "batch": k, "split": split, "candidate": cand, "start": start, "n": int(len(y)),
                "correct": correct, "sec": time.perf_counter() - t0}
-        with open(lines_path, "a") as f:
-            f.write(json.dumps(rec) + "\n")
+        append_line(lines_path, rec)
         done.append(rec)
         print(json.dumps({k2: rec[k2] for k2 in ("split", "candidate", "start", "n", "sec")}), flush=True)
     summary = summarise(done, a)

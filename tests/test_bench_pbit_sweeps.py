@@ -77,10 +77,14 @@ def test_candidates_compared_on_validation_chosen_then_tested_and_resumed(bench,
     assert all(set(d["correct"]) == {"20", "30"} for d in lines)
     # the rule: most correct at the longest chain, the first listed on a tie
     best = max(lines, key=lambda d: (d["correct"]["30"], -d["candidate"]))["candidate"]
-    # the same command with the test: validation is not redone, the test runs in batches of 25
+    # the same command with the test: validation is not redone (a line cut off by a crash is
+    # dropped, not read), the test runs in batches of 25
+    with open(out / "results.jsonl", "a") as f:
+        f.write('{"uid": "cut off')
     assert bench.main(common) == 0
     lines2 = [json.loads(s) for s in (out / "results.jsonl").read_text().splitlines()]
     assert lines2[:2] == lines and [d["n"] for d in lines2[2:]] == [25, 25, 10]
+    assert [d["batch"] for d in lines2] == list(range(5))
     s = json.loads((out / "summary.json").read_text())
     assert s["chosen"] == [str(run / "model.npz"), str(ckpt)][best]
     assert s["test"]["n"] == 60
