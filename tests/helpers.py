@@ -78,3 +78,25 @@ def connect_sim(qtbot, w, timeout_ms: int = 120_000):
     w.rig_panel.connect_clicked()
     qtbot.waitUntil(lambda: w.rig_panel.status.text().startswith("Connected"), timeout=timeout_ms)
     return w.session.rig
+
+
+def tiny_pbit_trainer(folder: Path, n_val: int = 0):
+    """A small sparse p-bit machine on the chip graph (784 pixels, 10 x 2 labels, 98 hidden), set up
+    for PCD on 400 images of the committed MNIST fixture as bench_pbit_mnist.py sets up its own
+    (its binarised bits written to folder/bits.npz). Returns (trainer, bits); nothing trained yet."""
+    import argparse
+
+    import numpy as np
+
+    from labml.bm.sparse_bm import SparseBM, SparseBMTrainer, SparseTrainConfig, chip_graph
+
+    common = load_benchmark("bench_mnist_rbm")
+    ns = argparse.Namespace(data=str(ROOT / "tests" / "data" / "mnist-mini"), binarised=folder / "bits.npz",
+                            run_dir=folder, bin_seed=0, binarisation="threshold", n_train=400, n_val=n_val,
+                            n_test=None)
+    b = common.load_bits(ns)
+    x, y = b["x_train"], b["y_train"]
+    i, j, layout = chip_graph(n_hidden=98, label_copies=2, hidden_per_label=20, seed=0)
+    m = SparseBM(i, j, layout, w=np.random.default_rng(0).normal(0.0, 0.01, i.size))
+    m.set_values(m.w, SparseBMTrainer.initial_biases(m, x))
+    return SparseBMTrainer(m, x, y, SparseTrainConfig(epochs=2, batch_size=50, lr=0.02, chains=50)), b

@@ -8,17 +8,15 @@ the previous implementation, clamped units never read, the range check as strict
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 
 import numpy as np
 import pytest
 import torch
-from helpers import load_benchmark
+from helpers import load_benchmark, tiny_pbit_trainer
 
 from instruments.rig import check_wire_ranges
-from labml.bm.sparse_bm import SparseBM, SparseBMTrainer, SparseTrainConfig, chip_graph
 from labml.bm.sparse_graph import GraphSampler, random_graph
 from labml.rigs import open_rig
 
@@ -35,17 +33,9 @@ def bench():
 def tiny_model(bench, tmp_path_factory):
     """A small machine on the chip graph (784 pixels, 10 x 2 labels, 98 hidden), 2 epochs of PCD
     on 400 fixture images, saved as bench_pbit_mnist.py saves its model."""
-    from conftest import MNIST_MINI
-
     tmp = tmp_path_factory.mktemp("model")
-    ns = argparse.Namespace(data=str(MNIST_MINI), binarised=tmp / "bits.npz", run_dir=tmp, bin_seed=0,
-                            binarisation="threshold", n_train=400, n_val=0, n_test=None)
-    b = bench.common.load_bits(ns)
-    x, y = b["x_train"], b["y_train"]
-    i, j, layout = chip_graph(n_hidden=98, label_copies=2, hidden_per_label=20, seed=0)
-    m = SparseBM(i, j, layout, w=np.random.default_rng(0).normal(0.0, 0.01, i.size))
-    m.set_values(m.w, SparseBMTrainer.initial_biases(m, x))
-    tr = SparseBMTrainer(m, x, y, SparseTrainConfig(epochs=2, batch_size=50, lr=0.02, chains=50))
+    tr, _ = tiny_pbit_trainer(tmp)
+    m = tr.model
     for _ in range(2):
         tr.run_epoch()
     m.save(tmp / "model.npz", {"note": "tiny"})

@@ -5,14 +5,12 @@ any test image, resumes without redoing a line, and refuses a missing candidate 
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import pytest
-from helpers import load_benchmark
+from helpers import load_benchmark, tiny_pbit_trainer
 
-from labml.bm.sparse_bm import SparseBM, SparseBMTrainer, SparseTrainConfig, chip_graph
 from labml.bm.sparse_graph import GraphSampler
 from labml.runs import checkpoints
 
@@ -26,17 +24,9 @@ def bench():
 def trained(bench, tmp_path_factory):
     """A small machine on the chip graph trained 2 epochs on 400 fixture images: its run folder
     with model.npz (after epoch 1) and the checkpoint of epoch 2, as bench_pbit_mnist.py leaves them."""
-    from conftest import MNIST_MINI
-
     run = tmp_path_factory.mktemp("pbit-run")
-    ns = argparse.Namespace(data=str(MNIST_MINI), binarised=run / "bits.npz", run_dir=run, bin_seed=0,
-                            binarisation="threshold", n_train=400, n_val=200, n_test=None)
-    b = bench.common.load_bits(ns)
-    x, y = b["x_train"], b["y_train"]
-    i, j, layout = chip_graph(n_hidden=98, label_copies=2, hidden_per_label=20, seed=0)
-    m = SparseBM(i, j, layout, w=np.random.default_rng(0).normal(0.0, 0.01, i.size))
-    m.set_values(m.w, SparseBMTrainer.initial_biases(m, x))
-    tr = SparseBMTrainer(m, x, y, SparseTrainConfig(epochs=2, batch_size=50, lr=0.02, chains=50))
+    tr, b = tiny_pbit_trainer(run, n_val=200)
+    m = tr.model
     tr.run_epoch()
     m.save(run / "model.npz")
     tr.run_epoch()
