@@ -23,7 +23,9 @@ the last 10,000 training images; test = the 10k test set, only for the chosen ca
 Rule: the candidate with the highest validation accuracy at --sweeps is chosen (the first listed on
 a tie), before any test image is classified. Resumable: each candidate's validation and each test
 batch is one line of OUT/results.jsonl, skipped when the same command runs again; --hours ends a
-session between lines. Output: OUT/summary.json and a Markdown table (95 % Wilson intervals).
+session between lines. Output: OUT/summary.json, a Markdown table (95 % Wilson intervals) and
+OUT/chosen_model.npz, the chosen parameters as SparseBM.save writes them (numpy-loadable, graph
+included) even when they came from a checkpoint.
 """
 
 from __future__ import annotations
@@ -156,6 +158,11 @@ def run(a: argparse.Namespace) -> dict:
         done.append(rec)
         print(json.dumps({k2: rec[k2] for k2 in ("split", "candidate", "start", "n", "sec")}), flush=True)
     summary = summarise(done, a)
+    if "chosen" in summary and not (a.run_dir / "chosen_model.npz").exists():
+        # the chosen parameters in the documented numpy format (graph included), checkpoint or not
+        source = Path(summary["chosen"])
+        load_candidate(source).save(a.run_dir / "chosen_model.npz",
+                                    {"source": source.name, "chosen_by": "validation accuracy at the longest chain"})
     (a.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     print(markdown(summary))
     return summary

@@ -6,11 +6,13 @@ any test image, resumes without redoing a line, and refuses a missing candidate 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import load_benchmark, tiny_pbit_trainer
 
+from labml.bm.sparse_bm import SparseBM
 from labml.bm.sparse_graph import GraphSampler
 from labml.runs import checkpoints
 
@@ -81,6 +83,8 @@ def test_candidates_compared_on_validation_chosen_then_tested_and_resumed(bench,
     assert 0.0 <= s["test"]["accuracy"]["30"] <= 1.0
     lo, hi = s["test"]["wilson95"]["30"]
     assert lo <= s["test"]["accuracy"]["30"] <= hi
+    chosen = SparseBM.load(out / "chosen_model.npz")  # the chosen parameters, numpy-loadable
+    assert np.array_equal(chosen.w, bench.load_candidate(Path(s["chosen"])).w)
     # a checkpoint's parameters are the ones it holds, not the model.npz beside it
     m2 = bench.load_candidate(ckpt)
     state = checkpoints.load(ckpt)["trainer"]
