@@ -162,7 +162,8 @@ def run(a: argparse.Namespace) -> dict:
         # the chosen parameters in the documented numpy format (graph included), checkpoint or not
         source = Path(summary["chosen"])
         load_candidate(source).save(a.run_dir / "chosen_model.npz",
-                                    {"source": source.name, "chosen_by": "validation accuracy at the longest chain"})
+                                    {"source": source.name,
+                                     "chosen_by": "validation accuracy at the longest chain"})
     (a.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     print(markdown(summary))
     return summary
