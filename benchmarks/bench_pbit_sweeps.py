@@ -134,6 +134,7 @@ def run(a: argparse.Namespace) -> dict:
     n_test = len(bits["y_test"])
     if not a.no_test:
         jobs += [("test", None, start) for start in range(0, n_test, a.batch)]
+    models: dict = {}  # each candidate read once per session
     for k, (split, cand, start) in enumerate(jobs):
         if k < len(done):
             continue
@@ -145,7 +146,9 @@ def run(a: argparse.Namespace) -> dict:
             x, y = bits["x_test"][start:start + a.batch], bits["y_test"][start:start + a.batch]
         else:
             x, y = xv, yv
-        model = load_candidate(a.candidates[cand])
+        if cand not in models:
+            models[cand] = load_candidate(a.candidates[cand])
+        model = models[cand]
         t0 = time.perf_counter()
         correct = {}
         for b0 in range(0, len(y), a.batch):  # validation in batches too (same memory as the test)
@@ -157,7 +160,7 @@ def run(a: argparse.Namespace) -> dict:
         append_line(lines_path, rec)
         done.append(rec)
         print(json.dumps({k2: rec[k2] for k2 in ("split", "candidate", "start", "n", "sec")}), flush=True)
-    summary = summarise(done, a)
+    summary = summarise(done, a, n_test)
     if "chosen" in summary and not (a.run_dir / "chosen_model.npz").exists():
         # the chosen parameters in the documented numpy format (graph included), checkpoint or not
         source = Path(summary["chosen"])
@@ -175,7 +178,7 @@ def choose(val_lines: list[dict]) -> int:
     return max(val_lines, key=lambda d: (d["correct"][str(top)], -d["candidate"]))["candidate"]
 
 
-def summarise(done: list[dict], a: argparse.Namespace) -> dict:
+def summarise(done: list[dict], a: argparse.Namespace, n_test: int) -> dict:
     val = [d for d in done if d["split"] == "val"]
     test = [d for d in done if d["split"] == "test"]
     out = {"settings": {k: getattr(a, k) for k in KEYS}, "candidates": [str(p) for p in a.candidates],
@@ -186,7 +189,7 @@ def summarise(done: list[dict], a: argparse.Namespace) -> dict:
     if test:
         n = sum(d["n"] for d in test)
         counts = {s: sum(d["correct"][s] for d in test) for s in test[0]["correct"]}
-        out["test"] = {"n": n, "complete": n == (a.n_test or n) or None,
+        out["test"] = {"n": n, "complete": n == n_test,
                        "accuracy": {s: c / n for s, c in counts.items()},
                        "wilson95": {s: wilson(c, n) for s, c in counts.items()},
                        "sec": sum(d["sec"] for d in test)}

@@ -79,7 +79,7 @@ def test_candidates_compared_on_validation_chosen_then_tested_and_resumed(bench,
     assert [d["batch"] for d in lines2] == list(range(5))
     s = json.loads((out / "summary.json").read_text())
     assert s["chosen"] == [str(run / "model.npz"), str(ckpt)][best]
-    assert s["test"]["n"] == 60
+    assert s["test"]["n"] == 60 and s["test"]["complete"] is True
     assert 0.0 <= s["test"]["accuracy"]["30"] <= 1.0
     lo, hi = s["test"]["wilson95"]["30"]
     assert lo <= s["test"]["accuracy"]["30"] <= hi
