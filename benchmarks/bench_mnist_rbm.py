@@ -174,48 +174,6 @@ def sklearn_epoch_seconds(x: np.ndarray, hidden: int, batch_size: int, seed: int
     return time.perf_counter() - t0
 
 
-def ais_loglik(model, x_ref: np.ndarray, sets: dict, scale: float, runs: int, seed: int,
-               reverse_sweeps: int = 0) -> dict:
-    """Average log-likelihoods (nats per image) of each 0/1 set in `sets` with forward AIS (and, when
-    reverse_sweeps > 0, reverse AIS from that many Gibbs sweeps of `runs` chains started at training
-    images); base rates from x_ref. Returns the estimates and, under "_starts", the chains' states."""
-    import torch
-
-    from labml.bm.ais import (
-        base_rates,
-        forward_ais,
-        long_chains,
-        mean_log_unnormalised,
-        reverse_ais,
-        sm_schedule,
-    )
-    from labml.bm.models import bits_to_spins
-
-    a0 = base_rates(x_ref, model.temperature)
-    betas = sm_schedule(scale)
-    t0 = time.perf_counter()
-    est = {"forward": forward_ais(model, a0, betas, runs, seed=seed + 1)}
-    out: dict = {"n_betas": len(betas), "runs": runs}
-    if reverse_sweeps > 0:
-        pick = np.random.default_rng(seed + 2).choice(len(x_ref), runs, replace=False)
-        v0 = bits_to_spins(torch.as_tensor(x_ref[pick], dtype=model.W.dtype))
-        starts = long_chains(model, v0, reverse_sweeps, seed=seed + 3)
-        est["reverse"] = reverse_ais(model, a0, starts, betas, seed=seed + 4)
-        out["_starts"] = starts
-        out["reverse_sweeps"] = reverse_sweeps
-    for direction, e in est.items():
-        out[f"log_Z_{direction}"] = e.log_Z
-        out[f"log_Z_{direction}_se"] = e.log_Z_se
-        out[f"ess_{direction}"] = e.ess
-    for name, x in sets.items():
-        lu = mean_log_unnormalised(model, bits_to_spins(torch.as_tensor(x, dtype=torch.float64)))
-        for direction, e in est.items():
-            out[f"{name}_loglik_{direction}"] = lu - e.log_Z
-    out["log_Z_base"] = est["forward"].log_Z_base
-    out["ais_sec"] = time.perf_counter() - t0
-    return out
-
-
 def write_model(path: Path, model, extra: dict) -> None:
     """RUN/model.npz, readable with numpy alone (np.load(path)):
 
@@ -301,6 +259,8 @@ class Session:
             x = self.bits["x_train"]
             rec["sklearn_sec"] = sklearn_epoch_seconds(x, a.hidden, a.batch_size, a.seed + e)
         if (e + 1) % a.val_every == 0 or e + 1 == a.epochs:
+            from labml.bm.ais import ais_loglik
+
             model = tr.model
             v = ais_loglik(model, self.bits["x_train"], {"val": self.bits["x_val"]}, a.val_ais_scale,
                            a.val_runs, seed=1000 * (e + 1))
@@ -340,6 +300,7 @@ class Session:
         return 1.3 * per * (2 * len(sm_schedule(self.a.ais_scale)) + self.a.reverse_sweeps)
 
     def final(self) -> dict:
+        from labml.bm.ais import ais_loglik
         from labml.bm.evaluation import save_sample_grid
 
         a, b = self.a, self.bits

@@ -1,10 +1,23 @@
-"""The learning-by-relaxation device against PCD / CD, head to head (issue 19): the same RBM (784x16,
-exact test log-likelihood), the same data items in the same order, the same number of model-copy
-spin sweeps, parameter updates and chains / copies, and the same step, in the device's three
-time-scale regimes (SCIENCE.md section 5; labml/bm/relaxation.py).
+"""The learning-by-relaxation device against PCD / CD, head to head (issue 19): the same RBM (784x16
+with the exact test log-likelihood, or a larger one, 784x100, with AIS), the same data items in the
+same order, the same number of model-copy spin sweeps, parameter updates and chains / copies, and
+the same step, in the device's three time-scale regimes (SCIENCE.md section 5;
+labml/bm/relaxation.py).
 
     .venv/bin/python benchmarks/bench_relaxation_vs_pcd.py --data DIR --run-dir RUN
         [--updates 3000] [--eval-every 500] [--seeds 0 1 2] [--test-size N] [--hidden 16]
+        [--loglik auto|exact|ais] [--ais-scale 0.1] [--ais-runs 100] [--final-ais-scale 1]
+        [--reverse-sweeps 10000]
+
+Test log-likelihood: exact (the 2^hidden hidden states summed) up to 20 hidden units; above, by
+annealed importance sampling (labml.bm.ais: the schedule of Salakhutdinov & Murray 2008, base
+rates fitted to the training data). Along the curves forward AIS with --ais-scale of the schedule
+(0.1: 1,451 betas; the same AIS seed for both sides at the same update, so that their difference
+carries less AIS noise); at the end of every run forward AIS with --final-ais-scale of it (1: the
+full 14,501 betas) and reverse AIS from --reverse-sweeps Gibbs sweeps of --ais-runs chains started
+at training images: the final figure is the full forward estimate, the reverse one beside it
+brackets it (forward is optimistic, reverse conservative in expectation), and the curve's cheap
+estimate at the same final model is recorded too, so the bias of the curve's schedule is measured.
 
 Regimes (tau_spin = dt = 1 everywhere, so every device step is one full sweep of the model copy;
 the device's step per parameter move is mu_theta * dt = dt / tau_theta):
@@ -32,8 +45,10 @@ has none).
 
 Output in RUN: results.json (settings, counts, per-seed curves, final table), relaxation_vs_pcd.png
 (one panel per regime, mean over seeds with the 95 % t-interval band), table.md; the Markdown
-table on stdout. One thread (torch.set_num_threads(1)). A user's mistake is one line on stderr,
-exit 2.
+table on stdout. Resumable: every finished (regime, seed, side) unit is one synced line of
+RUN/results.jsonl; rerunning the same command skips the finished units (other settings in the same
+folder: an error; a line cut off by a crash is dropped and its unit run again). One thread
+(torch.set_num_threads(1)). A user's mistake is one line on stderr, exit 2.
 """
 
 from __future__ import annotations
@@ -48,6 +63,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_pbit_rig_inference import append_line, read_results  # noqa: E402  (resumable JSON lines)
 
 #: the three regimes: the device's RelaxationConfig and its gradient counterpart (chains, k)
 REGIMES = (
@@ -72,6 +90,11 @@ REGIMES = (
 )
 BATCH = 100  # data items per batch = model copies = persistent chains
 FIGURE = "relaxation_vs_pcd.png"
+MAX_EXACT_HIDDEN = 20  # 2^20 hidden states: the exact sum still takes seconds
+MAX_HIDDEN = 1000
+#: settings that change the result: a resumed run must have the same ones
+RESULT_KEYS = ("updates", "eval_every", "seeds", "test_size", "hidden", "loglik", "ais_scale", "ais_runs",
+               "final_ais_scale", "reverse_sweeps")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,7 +115,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--eval-every", type=int, default=500, help="exact test LL every this many updates")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--test-size", type=int, default=None, help="cut the 10k test set (stratified)")
-    p.add_argument("--hidden", type=int, default=16, help="hidden units (<= 20: exact log-likelihood)")
+    p.add_argument("--hidden", type=int, default=16,
+                   help=f"hidden units (<= {MAX_EXACT_HIDDEN}: exact log-likelihood; at most {MAX_HIDDEN})")
+    p.add_argument("--loglik", choices=("auto", "exact", "ais"), default="auto",
+                   help=f"auto: exact up to {MAX_EXACT_HIDDEN} hidden units, AIS above")
+    p.add_argument("--ais-scale", type=float, default=0.1,
+                   help="share of the S&M 2008 schedule for the curves' forward AIS")
+    p.add_argument("--ais-runs", type=int, default=100, help="AIS runs (and reverse chains)")
+    p.add_argument("--final-ais-scale", type=float, default=1.0,
+                   help="share of the S&M 2008 schedule at the end of each run (forward and reverse)")
+    p.add_argument("--reverse-sweeps", type=int, default=10_000,
+                   help="Gibbs sweeps of the chains that reverse AIS starts from")
     a = p.parse_args(argv)
     check_args(a)
     return a
@@ -114,13 +147,22 @@ def step_size(regime: dict) -> float:
 
 
 def check_args(a: argparse.Namespace) -> None:
-    from labml.checks import check_int
+    from labml.checks import check_float, check_int
     from labml.errors import UserError
 
     check_int("--updates", a.updates, 1)
     check_int("--eval-every", a.eval_every, 1)
     check_int("--test-size", a.test_size, 1, none_ok=True)
-    check_int("--hidden", a.hidden, 1, 20)
+    check_int("--hidden", a.hidden, 1, MAX_HIDDEN)
+    if a.loglik == "auto":
+        a.loglik = "exact" if a.hidden <= MAX_EXACT_HIDDEN else "ais"
+    if a.loglik == "exact" and a.hidden > MAX_EXACT_HIDDEN:
+        raise UserError(f"--loglik exact with --hidden {a.hidden}: the exact log-likelihood takes "
+                        f"at most {MAX_EXACT_HIDDEN} hidden units; use --loglik ais")
+    check_float("--ais-scale", a.ais_scale, 0.0, 1.0, lo_open=True)
+    check_float("--final-ais-scale", a.final_ais_scale, 0.0, 1.0, lo_open=True)
+    check_int("--ais-runs", a.ais_runs, 2)
+    check_int("--reverse-sweeps", a.reverse_sweeps, 1)
     for s in a.seeds:
         check_int("--seeds", s, 0)
     if len(set(a.seeds)) != len(a.seeds):
@@ -189,36 +231,72 @@ def attach_counters(tr) -> dict:
     return counts
 
 
-_LL_CACHE: dict[str, float] = {}
+def spins_to_bits(v) -> np.ndarray:
+    """0/1 pixels of a tensor of +/-1 spins (the data as labml.bm.ais takes it)."""
+    return (v.detach().cpu().numpy() > 0).astype(np.uint8)
 
 
-def exact_test_ll(tr) -> float:
-    """BMTrainer.evaluate's exact test log-likelihood (nats per image), cached by the parameters'
-    bytes (device and counterpart of one seed start from the same model: evaluated once)."""
-    h = hashlib.sha256()
-    for name, p in sorted(tr.model.state_dict().items()):
-        h.update(name.encode())
-        h.update(p.detach().cpu().numpy().tobytes())
-    h.update(tr.v_test.numpy().tobytes())
-    key = h.hexdigest()
-    if key not in _LL_CACHE:
-        ev = tr.evaluate()
-        if ev["loglik_method"] != "exact":
-            raise RuntimeError(f"expected the exact log-likelihood, got {ev['loglik_method']}")
-        _LL_CACHE[key] = float(ev["test_loglik"])
-    return _LL_CACHE[key]
+class TestLogLik:
+    """The test log-likelihood (nats per test image) of a trainer's model: "exact"
+    (BMTrainer.evaluate, the hidden states summed) or "ais" (forward AIS at `scale` of the S&M 2008
+    schedule, `runs` runs, base rates from the training images), cached by the parameters' bytes
+    (device and counterpart of one seed start from the same model: evaluated once)."""
+
+    def __init__(self, how: str = "exact", scale: float = 0.1, runs: int = 100) -> None:
+        self.how, self.scale, self.runs = how, scale, runs
+        self._cache: dict[str, float] = {}
+
+    @staticmethod
+    def _key(tr) -> str:
+        h = hashlib.sha256()
+        for name, p in sorted(tr.model.state_dict().items()):
+            h.update(name.encode())
+            h.update(p.detach().cpu().numpy().tobytes())
+        h.update(tr.v_test.numpy().tobytes())
+        return h.hexdigest()
+
+    def __call__(self, tr, ais_seed: int = 0) -> float:
+        key = self._key(tr)
+        if key not in self._cache:
+            if self.how == "exact":
+                ev = tr.evaluate()
+                if ev["loglik_method"] != "exact":
+                    raise RuntimeError(f"expected the exact log-likelihood, got {ev['loglik_method']}")
+                self._cache[key] = float(ev["test_loglik"])
+            else:
+                from labml.bm.ais import ais_loglik
+
+                r = ais_loglik(tr.model, spins_to_bits(tr.v_train), {"test": spins_to_bits(tr.v_test)},
+                               self.scale, self.runs, seed=ais_seed)
+                self._cache[key] = float(r["test_loglik_forward"])
+        return self._cache[key]
+
+    def final(self, tr, scale: float, reverse_sweeps: int, seed: int) -> dict:
+        """Forward AIS at `scale` of the schedule and reverse AIS from `reverse_sweeps` Gibbs sweeps
+        (chains started at training images), with the curve's own estimate of the same model."""
+        from labml.bm.ais import ais_loglik
+
+        r = ais_loglik(tr.model, spins_to_bits(tr.v_train), {"test": spins_to_bits(tr.v_test)},
+                       scale, self.runs, seed=seed, reverse_sweeps=reverse_sweeps)
+        r.pop("_starts")
+        return {**r, "curve_schedule_test_loglik": self(tr)}
 
 
-def run_side(regime: dict, side: str, data, seed: int, hidden: int, updates: int, eval_every: int) -> dict:
-    """Train one side for `updates` parameter updates; exact test LL every `eval_every` updates."""
+def run_side(regime: dict, side: str, data, seed: int, hidden: int, updates: int, eval_every: int,
+             loglik: TestLogLik | None = None, final_ais: dict | None = None) -> dict:
+    """Train one side for `updates` parameter updates; the test LL (`loglik`, default exact) every
+    `eval_every` updates (AIS seed = the number of updates: the same on both sides at each point);
+    with `final_ais` ({"scale", "reverse_sweeps"}) forward and reverse AIS at the end, whose forward
+    estimate is then the final figure."""
     import torch
 
+    loglik = loglik or TestLogLik("exact")
     tr = make_trainer(regime, side, data, seed, hidden)
     counts = attach_counters(tr)
     S = dwell_steps(regime)
     n = tr.v_train.shape[0]
     perm, pos = tr.np_rng.permutation(n), 0  # the same order on both sides (same seed)
-    curve = [[0, exact_test_ll(tr)]]
+    curve = [[0, loglik(tr, 0)]]
     done = batches = 0
     wall = 0.0
     while done < updates:
@@ -238,7 +316,7 @@ def run_side(regime: dict, side: str, data, seed: int, hidden: int, updates: int
         wall += time.perf_counter() - t0
         batches += 1
         if done % eval_every == 0:
-            curve.append([done, exact_test_ll(tr)])
+            curve.append([done, loglik(tr, done)])
     dev = tr.relaxation
     counts.update(
         parameter_updates=done,
@@ -247,9 +325,15 @@ def run_side(regime: dict, side: str, data, seed: int, hidden: int, updates: int
         restarts_at_data=counts["reseeds"] if dev is not None else counts["clamped_sweeps"],
     )
     step = dev.config.mu_theta * dev.config.dt if dev is not None else tr.config.lr * tr.model.beta
-    return {"regime": regime["name"], "side": side, "seed": seed, "curve": curve,
-            "final_test_ll": curve[-1][1], "train_wall_s": round(wall, 3), "counts": counts,
-            "step_per_update": step}
+    out = {"regime": regime["name"], "side": side, "seed": seed, "curve": curve,
+           "final_test_ll": curve[-1][1], "train_wall_s": round(wall, 3), "counts": counts,
+           "step_per_update": step}
+    if final_ais is not None:
+        fin = loglik.final(tr, final_ais["scale"], final_ais["reverse_sweeps"], seed=10_000 + seed)
+        out["final_ais"] = fin
+        out["final_test_ll"] = fin["test_loglik_forward"]
+        out["final_test_ll_reverse"] = fin["test_loglik_reverse"]
+    return out
 
 
 def expected_counts(regime: dict, updates: int) -> dict:
@@ -296,6 +380,12 @@ def summarise(runs: list[dict], seeds: list[int]) -> list[dict]:
                          "start_test_ll_mean": start, "final_test_ll_mean": mean, "final_test_ll_ci95": half,
                          "final_test_ll_per_seed": finals[side],
                          "train_wall_s_mean": float(np.mean([r["train_wall_s"] for r in rs]))})
+            if all("final_test_ll_reverse" in r for r in rs):  # AIS: the reverse bracket beside it
+                rev = [r["final_test_ll_reverse"] for r in rs]
+                curve_end = [r["final_ais"]["curve_schedule_test_loglik"] for r in rs]
+                rows[-1].update(final_test_ll_reverse_mean=float(np.mean(rev)),
+                                final_test_ll_reverse_per_seed=rev,
+                                curve_schedule_final_mean=float(np.mean(curve_end)))
         diff = np.subtract(finals["device"], finals["gradient"])
         mean, half = t_interval(diff)
         rows.append({"regime": regime["name"], "side": "device - counterpart", "paired_diff_mean": mean,
@@ -308,14 +398,20 @@ def _pm(half) -> str:
 
 
 def table(rows: list[dict]) -> str:
+    """The final table in Markdown; with AIS two more columns: the mean reverse-AIS estimate and the
+    mean of the curve's cheaper forward estimate of the same final models."""
+    ais = any("final_test_ll_reverse_mean" in r for r in rows)
+    what = "forward AIS test LL (nats, S&M schedule)" if ais else "exact test LL (nats)"
+    extra_head = " reverse AIS (mean) | curve's AIS at the end (mean) |" if ais else ""
     lines = ["| regime | method | step / update | updates | model sweeps | batches | restarts at data | "
-             "exact test LL (nats), mean ± 95 % t | per seed | train s (mean) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             f"{what}, mean ± 95 % t | per seed | train s (mean) |{extra_head}",
+             "|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if ais else "")]
     for r in rows:
         if "paired_diff_mean" in r:
             per = " / ".join(f"{x:+.2f}" for x in r["paired_diff_per_seed"])
             lines.append(f"| {r['regime']} | device - counterpart (paired) | | | | | | "
-                         f"{r['paired_diff_mean']:+.2f}{_pm(r['paired_diff_ci95'])} | {per} | |")
+                         f"{r['paired_diff_mean']:+.2f}{_pm(r['paired_diff_ci95'])} | {per} | |"
+                         + (" | |" if ais else ""))
             continue
         c = r["counts"]
         per = " / ".join(f"{x:.2f}" for x in r["final_test_ll_per_seed"])
@@ -323,12 +419,14 @@ def table(rows: list[dict]) -> str:
                      f"{c['parameter_updates']} | {c['model_sweeps']} | {c['data_batches']} | "
                      f"{c['restarts_at_data']} | "
                      f"{r['final_test_ll_mean']:.2f}{_pm(r['final_test_ll_ci95'])} | {per} | "
-                     f"{r['train_wall_s_mean']:.1f} |")
+                     f"{r['train_wall_s_mean']:.1f} |"
+                     + (f" {r['final_test_ll_reverse_mean']:.2f} | {r['curve_schedule_final_mean']:.2f} |"
+                        if ais else ""))
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: list[dict], seeds: list[int], path: Path) -> None:
-    """One panel per regime: exact test LL against parameter updates, mean over seeds, 95 % t band."""
+def plot(runs: list[dict], seeds: list[int], path: Path, loglik: str = "exact") -> None:
+    """One panel per regime: test LL against parameter updates, mean over seeds, 95 % t band."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -352,7 +450,8 @@ def plot(runs: list[dict], seeds: list[int], path: Path) -> None:
         ax.set_xlabel("parameter updates (= model-copy sweeps)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
-    axes[0, 0].set_ylabel("exact test log-likelihood (nats)")
+    axes[0, 0].set_ylabel("exact test log-likelihood (nats)" if loglik == "exact"
+                          else "test log-likelihood, forward AIS (nats)")
     fig.suptitle(f"RBM relaxation device vs gradient counterpart: mean of {len(seeds)} seeds, "
                  "95 % t-interval band", fontsize=10)
     fig.tight_layout()
@@ -374,12 +473,31 @@ def run(a: argparse.Namespace) -> dict:
         a.run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create the run folder {a.run_dir}: {exc.strerror}") from None
-    runs = []
-    for regime in REGIMES:
-        for seed in a.seeds:
-            for side in ("device", "gradient"):
-                print(f"{regime['name']} {side} seed {seed} ...", file=sys.stderr, flush=True)
-                runs.append(run_side(regime, side, data, seed, a.hidden, a.updates, a.eval_every))
+    settings = {**{k: getattr(a, k) for k in RESULT_KEYS}, "data": summary}
+    cfg = a.run_dir / "config.json"
+    if cfg.exists() and json.loads(cfg.read_text()) != json.loads(json.dumps(settings)):
+        raise UserError(f"{a.run_dir} holds a run with other settings ({cfg}); use another --run-dir "
+                        "or the same command")
+    cfg.write_text(json.dumps(settings, indent=1) + "\n")
+    uid = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    lines_path = a.run_dir / "results.jsonl"
+    done = read_results(lines_path, uid)  # finished units of this run (a cut-off last line dropped)
+    loglik = TestLogLik(a.loglik, a.ais_scale, a.ais_runs)
+    final_ais = ({"scale": a.final_ais_scale, "reverse_sweeps": a.reverse_sweeps}
+                 if a.loglik == "ais" else None)
+    units = [(regime, seed, side) for regime in REGIMES for seed in a.seeds
+             for side in ("device", "gradient")]
+    runs = [d["run"] for d in done]
+    for k, (regime, seed, side) in enumerate(units):
+        if k < len(done):
+            continue
+        print(f"{regime['name']} {side} seed {seed} (unit {k + 1} of {len(units)}) ...", file=sys.stderr,
+              flush=True)
+        t0 = time.perf_counter()
+        r = run_side(regime, side, data, seed, a.hidden, a.updates, a.eval_every, loglik, final_ais)
+        r["unit_wall_s"] = round(time.perf_counter() - t0, 1)
+        append_line(lines_path, {"uid": uid, "batch": k, "run": r})
+        runs.append(r)
     rows = summarise(runs, a.seeds)
     counts = {}
     for regime in REGIMES:
@@ -392,19 +510,20 @@ def run(a: argparse.Namespace) -> dict:
         }
     result = {
         "bench": "relaxation_vs_pcd",
-        "config": {"updates": a.updates, "eval_every": a.eval_every, "seeds": list(a.seeds),
-                   "test_size": a.test_size, "hidden": a.hidden, "batch": BATCH, "data": summary,
+        "config": {**{k: getattr(a, k) for k in RESULT_KEYS}, "seeds": list(a.seeds), "batch": BATCH,
+                   "data": summary,
                    "model": f"RBM {summary['n_features']}x{a.hidden}, T = 1, plain spin coordinates",
                    "regimes": [{**r, "device_step": step_size(r), "counterpart_lr": step_size(r),
                                 "steps_per_batch": dwell_steps(r)} for r in REGIMES]},
         "counts": counts, "final": rows, "runs": runs,
-        "wall_s_total": round(time.perf_counter() - t_start, 1), "torch_threads": torch.get_num_threads(),
+        "wall_s_total": round(time.perf_counter() - t_start, 1),
+        "units_run_this_session": len(units) - len(done), "torch_threads": torch.get_num_threads(),
         "load_average_1_5_15_min": {"start": [round(x, 2) for x in load_start],
                                     "end": [round(x, 2) for x in os.getloadavg()]},
     }
     (a.run_dir / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     (a.run_dir / "table.md").write_text(table(rows))
-    plot(runs, list(a.seeds), a.run_dir / FIGURE)
+    plot(runs, list(a.seeds), a.run_dir / FIGURE, a.loglik)
     return result
 
 

@@ -29,12 +29,13 @@ covers BMs and ClassRBMs with a linear schedule and one more product per step).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
-from labml.bm.models import RBM, log2cosh
+from labml.bm.models import RBM, bits_to_spins, log2cosh
 
 #: (number of betas, upper end) of the three segments of Salakhutdinov & Murray 2008:
 #: 500 betas over [0, 0.5), 4,000 over [0.5, 0.9), 10,000 over [0.9, 1].
@@ -193,3 +194,34 @@ def mean_log_unnormalised(model: RBM, v: torch.Tensor, batch: int = 5000) -> flo
         pre = torch.addmm(md["b"], vb, md["W"])
         total += float((model.beta * (vb @ md["a"]) + log2cosh(model.beta * pre).sum(-1)).sum())
     return total / v.shape[0]
+
+
+@torch.no_grad()
+def ais_loglik(model: RBM, x_ref: np.ndarray, sets: dict, scale: float, runs: int, seed: int,
+               reverse_sweeps: int = 0) -> dict:
+    """Average log-likelihoods (nats per image) of each 0/1 set in `sets` with forward AIS (and, when
+    reverse_sweeps > 0, reverse AIS from that many Gibbs sweeps of `runs` chains started at training
+    images); base rates from x_ref. Returns the estimates and, under "_starts", the chains' states."""
+    a0 = base_rates(x_ref, model.temperature)
+    betas = sm_schedule(scale)
+    t0 = time.perf_counter()
+    est = {"forward": forward_ais(model, a0, betas, runs, seed=seed + 1)}
+    out: dict = {"n_betas": len(betas), "runs": runs}
+    if reverse_sweeps > 0:
+        pick = np.random.default_rng(seed + 2).choice(len(x_ref), runs, replace=False)
+        v0 = bits_to_spins(torch.as_tensor(x_ref[pick], dtype=model.W.dtype))
+        starts = long_chains(model, v0, reverse_sweeps, seed=seed + 3)
+        est["reverse"] = reverse_ais(model, a0, starts, betas, seed=seed + 4)
+        out["_starts"] = starts
+        out["reverse_sweeps"] = reverse_sweeps
+    for direction, e in est.items():
+        out[f"log_Z_{direction}"] = e.log_Z
+        out[f"log_Z_{direction}_se"] = e.log_Z_se
+        out[f"ess_{direction}"] = e.ess
+    for name, x in sets.items():
+        lu = mean_log_unnormalised(model, bits_to_spins(torch.as_tensor(x, dtype=torch.float64)))
+        for direction, e in est.items():
+            out[f"{name}_loglik_{direction}"] = lu - e.log_Z
+    out["log_Z_base"] = est["forward"].log_Z_base
+    out["ais_sec"] = time.perf_counter() - t0
+    return out
