@@ -20,6 +20,15 @@ nominal and wires 1-3 are fabricated with the seeded spread but carry the nomina
 every read has the simulated MOKE read-out's bit error; units are read round-robin on the wires
 (unit index mod wires), clamped pixels are not read.
 
+`--calibrate-reads N` (N > 0) calibrates every wire on the rig before inference, as a bench user
+would: P(pass) read N times at each of 33 fields over the wire's allowed range, made monotone by
+isotonic regression and kept as a table (`labml.synapses.rig.calibrate_wires(shape="measured")`,
+`instruments.calibration.MeasuredCurve`: a fabricated wire's two depinning modes give a curve no
+logistic follows); the rig kernel then inverts each wire's own measured curve. The curves, what
+the calibration cost (reads, bench time, energy) and the rig's state after it are kept in
+RUN/calibration.json, so a resumed run uses the same curves (read back as numbers only, each
+curve checked by `MeasuredCurve`).
+
 Resumable per batch of `--batch` images: each batch appends one line to RUN/results.jsonl (counts
 for both samplers, the 2x2 table of paired outcomes, reads, bench time and energy the rig kernel
 counted, wall times, and the simulated rig's full state after the batch); a rerun of the same
@@ -51,7 +60,9 @@ import bench_mnist_rbm as common  # noqa: E402  (the shared data and run-folder 
 import bench_pbit_mnist as pbit  # noqa: E402  (the sweep counts the p-bit benchmark reports)
 
 MAX_SWEEPS = 200
-KEYS = ("binarisation", "bin_seed", "n_test", "sweeps", "batch", "seed", "rig", "sim_seed", "model_sha256")
+KEYS = ("binarisation", "bin_seed", "n_test", "sweeps", "batch", "seed", "rig", "sim_seed", "calibrate_reads",
+        "model_sha256")
+CALIBRATION = "calibration.json"
 Z95 = 1.959963984540054
 BOOTSTRAP_SEED = 20260
 BOOTSTRAP_DRAWS = 20_000
@@ -72,6 +83,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--rig", default="sim", help='rig spec for labml.rigs.open_rig ("sim" or a TOML path; '
                                                 "simulated backends only)")
     p.add_argument("--sim-seed", type=int, default=None, help="override the rig's [sim] seed")
+    p.add_argument("--calibrate-reads", type=int, default=0,
+                   help="calibrate every wire first with this many reads per field (0: the rig's own curves)")
     p.add_argument("--hours", type=float, default=None, help="time budget of this session")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args(argv)
@@ -86,6 +99,8 @@ def check_args(a: argparse.Namespace) -> None:
     for key in ("batch", "threads"):
         if getattr(a, key) < 1:
             raise UserError(f"--{key} {getattr(a, key)}: must be >= 1")
+    if a.calibrate_reads < 0:
+        raise UserError(f"--calibrate-reads {a.calibrate_reads}: must be >= 0 (0: no calibration)")
     if a.n_test is not None and a.n_test < 1:
         raise UserError(f"--n-test {a.n_test}: must be >= 1")
     if a.hours is not None and not a.hours > 0:
@@ -220,6 +235,39 @@ def open_sim_rig(a: argparse.Namespace):
     return open_rig(a.rig, **overrides)
 
 
+def calibrate(rig, a: argparse.Namespace, fresh: bool) -> tuple[list | None, dict | None]:
+    """With --calibrate-reads: every wire's curve measured on the rig (first session) or read back
+    from RUN/calibration.json (a resumed one): (curves for the rig kernel, the record). `fresh`: no
+    batch done yet, so the rig is put in the state the calibration left it in (a run stopped
+    between calibration and first batch resumes exactly)."""
+    from instruments.calibration import MeasuredCurve
+    from labml.errors import UserError
+    from labml.synapses.rig import calibrate_wires
+
+    if not a.calibrate_reads:
+        return None, None
+    path = a.run_dir / CALIBRATION
+    wires = list(range(int(rig.n_wires)))
+    if path.exists():
+        try:
+            rec = json.loads(path.read_text())
+            curves = [MeasuredCurve(tuple(float(h) for h in rec["curves"][w]["H_mT"]),
+                                    tuple(float(p) for p in rec["curves"][w]["p_values"])) for w in wires]
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise UserError(f"{path}: not a calibration of this run ({exc}); use another --run-dir") from None
+        if fresh:
+            rig.load_state_dict(rec["rig_state_after"])
+    else:
+        costs: dict = {}
+        curves = calibrate_wires(rig, wires, n_reads=a.calibrate_reads, costs=costs, shape="measured")
+        rec = {"n_reads_per_field": a.calibrate_reads, "fields_per_wire": 33, **costs,
+               "curves": [c.to_dict() for c in curves], "rig_state_after": rig.state_dict()}
+        tmp = path.with_name(f".{path.name}.part")
+        tmp.write_text(json.dumps(rec, indent=1))
+        tmp.replace(path)
+    return curves, {k: v for k, v in rec.items() if k != "rig_state_after"}
+
+
 # ------------------------------------------------------------------------------------------ batches
 def classify_batch(model, ideal, on_rig, x: np.ndarray, y: np.ndarray, sweeps: int, seed: int) -> dict:
     """Both samplers on the same images from the same start states; the counts of the batch."""
@@ -282,7 +330,7 @@ def summarise(records: list[dict], a: argparse.Namespace, info: dict) -> dict:
         "per_image": {"reads": per(reads), "bench_time_s": per(bench), "energy_J": per(energy),
                       "wall_ideal_s": per(wall_i), "wall_rig_s": per(wall_r)},
         "wall_ideal_s": wall_i, "wall_rig_s": wall_r,
-        "rig_settings": info["rig_settings"],
+        "rig_settings": info["rig_settings"], "calibration": info.get("calibration"),
     }
 
 
@@ -318,6 +366,12 @@ def markdown(s: dict) -> str:
                                    f"{p['wall_ideal_s'] or 0:.4f} s / {p['wall_rig_s'] or 0:.4f} s"
          if s["images"] else "n/a"),
     ]
+    cal = s.get("calibration")
+    if cal:
+        rows.append(("wire calibration before inference (not in the figures above)",
+                     f"{cal['reads']:,} reads ({cal['n_reads_per_field']} per field, "
+                     f"{cal['fields_per_wire']} fields per wire), {cal['bench_time_s']:.4g} s, "
+                     f"{cal['energy_J']:.4g} J"))
     out = ["| quantity | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     return "\n".join(out)
 
@@ -360,8 +414,9 @@ def run(a: argparse.Namespace) -> dict:
     with open_sim_rig(a) as rig:
         if records:  # the rig as the last batch left it (before the kernel reads its calibrations)
             rig.load_state_dict(records[-1]["rig_state"])
+        curves, info["calibration"] = calibrate(rig, a, fresh=not records)
         ideal = GraphSampler(model.graph, "heatbath", threads=a.threads)
-        on_rig = GraphSampler(model.graph, "rig", rig=rig)
+        on_rig = GraphSampler(model.graph, "rig", rig=rig, calibrations=curves)
         info["rig_settings"] = rig_settings(rig, on_rig.kernel)
         n_batches = math.ceil(y.size / a.batch)
         first, last_wall = len(records), 0.0

@@ -74,6 +74,53 @@ class Logistic:
 
 
 @dataclass(frozen=True)
+class MeasuredCurve:
+    """p(H) as measured on a wire: pass fractions `p` at increasing fields `H_mT`, already made
+    non-decreasing (labml.synapses.rig.calibrate_wires fits it by isotonic regression), read
+    between the points by linear interpolation and held flat outside them.
+
+    For wires whose curve no logistic follows (a fabricated wire's two depinning modes shift
+    apart: a logistic fit can miss such a wire by ~0.1 in p). Same interface as `Logistic`
+    (`p`, `inverse`, `p_min`, `to_dict`); `inverse` returns, for q between two measured values,
+    the field that the straight line between them gives, clipped like `Logistic.inverse`."""
+
+    H_mT: tuple[float, ...]
+    p_values: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        H, p = np.asarray(self.H_mT, dtype=float), np.asarray(self.p_values, dtype=float)
+        if H.ndim != 1 or H.shape != p.shape or H.size < 2:
+            raise ValueError("a measured curve needs >= 2 fields and as many pass fractions")
+        if not (np.all(np.isfinite(H)) and np.all(np.diff(H) > 0)):
+            raise ValueError("the fields of a measured curve must be finite and increasing")
+        if not (np.all((p >= 0) & (p <= 1)) and np.all(np.diff(p) >= 0)):
+            raise ValueError("the pass fractions of a measured curve must be in [0, 1] and non-decreasing")
+        if p[-1] <= p[0]:
+            raise ValueError("a measured curve must rise over its fields")
+
+    @property
+    def p_min(self) -> float:
+        return float(self.p_values[0])
+
+    def p(self, H_mT):
+        return np.interp(np.asarray(H_mT, dtype=float), self.H_mT, self.p_values)
+
+    def inverse(self, q, H_min_mT: float | None = None, H_max_mT: float | None = None):
+        H, p = np.asarray(self.H_mT), np.asarray(self.p_values)
+        # ties (flat stretches) made strictly increasing by a negligible ramp so that np.interp
+        # is defined; within a flat stretch any field gives the same p
+        p = p + np.arange(p.size) * 1e-12
+        out = np.interp(np.asarray(q, dtype=float), p, H)
+        if H_min_mT is not None or H_max_mT is not None:
+            out = np.clip(out, -np.inf if H_min_mT is None else H_min_mT,
+                          np.inf if H_max_mT is None else H_max_mT)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"H_mT": list(self.H_mT), "p_values": list(self.p_values)}
+
+
+@dataclass(frozen=True)
 class DepinningMode:
     """One depinning mode of a notch (Im et al. 2009): share `weight` of injected walls,
     depinning field Hc (mT), barrier E0 in kB*T at 300 K."""

@@ -221,22 +221,27 @@ class RigKernel(Kernel):
     """Heat bath performed by the attached nanowire rig (a stochastic domain wall is a p-bit).
 
     For each unit, q = sigmoid(2 beta h) is turned into a drive field with the calibration of the
-    wire that the unit is mapped to, H = p_wire^-1(q) clipped to rig.field_range_mT(wire)
-    (so no request ever leaves the allowed range), and the unit becomes +1 if the read bit is 1.
+    wire that the unit is mapped to (the rig's, or `calibrations` measured for this use),
+    H = p_wire^-1(q) clipped to rig.field_range_mT(wire) (so no request ever leaves the allowed
+    range), and the unit becomes +1 if the read bit is 1.
     Units are mapped to wires round-robin over their position in the block. Every update costs
     one device cycle per unit and chain; `reads`, `bench_time_s` and `energy_J` add up the cost.
     """
 
     name = "rig"
 
-    def __init__(self, rig, generator: torch.Generator | None = None) -> None:
+    def __init__(self, rig, generator: torch.Generator | None = None, calibrations=None) -> None:
         super().__init__(generator)
         self.rig = rig
         n = int(rig.n_wires)
         if n < 1:
             raise ValueError("the rig has no wires")
         self.n_wires = n
-        self.calibrations = [rig.calibration(w) for w in range(n)]
+        # the rig's own curves, or curves measured for this use (one per wire, with p and inverse)
+        own = calibrations is None
+        self.calibrations = [rig.calibration(w) for w in range(n)] if own else list(calibrations)
+        if len(self.calibrations) != n:
+            raise ValueError(f"{len(self.calibrations)} calibrations for a rig of {n} wires")
         self.ranges = [tuple(float(x) for x in rig.field_range_mT(w)) for w in range(n)]
         self.reads = 0
         self.bench_time_s = 0.0
@@ -327,5 +332,5 @@ def make_kernel(name: str, generator: torch.Generator | None = None, rig=None, *
     if name == "rig":
         if rig is None:
             raise ValueError("the rig kernel needs an attached rig (--rig FILE|sim)")
-        return RigKernel(rig, generator)
+        return RigKernel(rig, generator, **options)
     raise ValueError(f"unknown kernel {name!r}; choose one of {', '.join(KERNELS)}")

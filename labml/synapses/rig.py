@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from instruments.calibration import Logistic
+from instruments.calibration import Logistic, MeasuredCurve
 from instruments.rig import check_wire_ranges
 from labml.errors import UserError
 from labml.synapses.curves import TorchLogistic
@@ -116,13 +116,19 @@ def assign_wires(sizes: Sequence[int], n_wires: int, signed: bool = False) -> li
 
 
 def calibrate_wires(
-    rig: Any, wires: Sequence[int], fields_mT: np.ndarray | None = None, n_reads: int = 200
-) -> list[Logistic]:
-    """Measure P(pass) of each wire on a field grid (n_reads each) and fit the logistic.
+    rig: Any, wires: Sequence[int], fields_mT: np.ndarray | None = None, n_reads: int = 200,
+    costs: dict | None = None, shape: str = "logistic",
+) -> list[Logistic] | list[MeasuredCurve]:
+    """Measure P(pass) of each wire on a field grid (n_reads each) and fit its curve.
 
-    Uses one `read_synapses` call for all wires and fields; fit by scipy curve_fit with binomial
-    standard errors. Returns one Logistic per wire in `wires`.
+    Uses one `read_synapses` call for all wires and fields. `shape` "logistic": scipy curve_fit of
+    the logistic with binomial standard errors (one Logistic per wire in `wires`); "measured": the
+    fractions made non-decreasing by isotonic regression (scikit-learn), kept as a table
+    (`MeasuredCurve`, for wires whose curve is not logistic). `costs`, when given, is filled with
+    what the measurement cost the rig (reads, bench_time_s, energy_J).
     """
+    if shape not in ("logistic", "measured"):
+        raise ValueError(f"calibration shape {shape!r}: choose 'logistic' or 'measured'")
     from scipy.optimize import curve_fit
 
     curves = []
@@ -136,11 +142,20 @@ def calibrate_wires(
         req_w.append(np.full(len(grid), int(w)))
     check_wire_ranges(rig, np.concatenate(req_f), np.concatenate(req_w))
     reads = rig.read_synapses(np.concatenate(req_f), np.concatenate(req_w), n_reads)
+    if costs is not None:
+        costs.update(reads=int(len(reads.counts)) * int(n_reads), bench_time_s=float(reads.bench_time_s),
+                     energy_J=float(reads.energy_J))
     frac = np.asarray(reads.counts, dtype=float) / n_reads
     pos = 0
     for w, grid in zip(wires, grids, strict=True):
         f = frac[pos : pos + len(grid)]
         pos += len(grid)
+        if shape == "measured":
+            from sklearn.isotonic import IsotonicRegression
+
+            mono = IsotonicRegression(y_min=0.0, y_max=1.0).fit_transform(grid, f)
+            curves.append(MeasuredCurve(tuple(float(h) for h in grid), tuple(float(v) for v in mono)))
+            continue
         sd = np.sqrt(np.clip(f * (1 - f), 0.25 / n_reads, None) / n_reads)
         prior = rig.calibration(int(w)) if hasattr(rig, "calibration") else Logistic()
 
