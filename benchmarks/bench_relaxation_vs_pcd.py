@@ -425,7 +425,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(runs: list[dict], seeds: list[int], path: Path, loglik: str = "exact") -> None:
+def plot(runs: list[dict], seeds: list[int], path: Path, loglik: str = "exact", model: str = "RBM") -> None:
     """One panel per regime: test LL against parameter updates, mean over seeds, 95 % t band."""
     import matplotlib
 
@@ -452,7 +452,7 @@ def plot(runs: list[dict], seeds: list[int], path: Path, loglik: str = "exact") 
         ax.legend(fontsize=8, loc="lower right")
     axes[0, 0].set_ylabel("exact test log-likelihood (nats)" if loglik == "exact"
                           else "test log-likelihood, forward AIS (nats)")
-    fig.suptitle(f"RBM relaxation device vs gradient counterpart: mean of {len(seeds)} seeds, "
+    fig.suptitle(f"{model}: relaxation device vs gradient counterpart, mean of {len(seeds)} seeds, "
                  "95 % t-interval band", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -516,14 +516,16 @@ def run(a: argparse.Namespace) -> dict:
                    "regimes": [{**r, "device_step": step_size(r), "counterpart_lr": step_size(r),
                                 "steps_per_batch": dwell_steps(r)} for r in REGIMES]},
         "counts": counts, "final": rows, "runs": runs,
-        "wall_s_total": round(time.perf_counter() - t_start, 1),
-        "units_run_this_session": len(units) - len(done), "torch_threads": torch.get_num_threads(),
+        "wall_s_total": round(time.perf_counter() - t_start, 1),  # this session
+        "units_run_this_session": len(units) - len(done),
+        "units_wall_s_sum": round(sum(r.get("unit_wall_s", 0.0) for r in runs), 1),  # every session's
+        "torch_threads": torch.get_num_threads(),
         "load_average_1_5_15_min": {"start": [round(x, 2) for x in load_start],
                                     "end": [round(x, 2) for x in os.getloadavg()]},
     }
     (a.run_dir / "results.json").write_text(json.dumps(result, indent=1) + "\n")
     (a.run_dir / "table.md").write_text(table(rows))
-    plot(runs, list(a.seeds), a.run_dir / FIGURE, a.loglik)
+    plot(runs, list(a.seeds), a.run_dir / FIGURE, a.loglik, f"RBM {summary['n_features']}x{a.hidden}")
     return result
 
 
