@@ -175,9 +175,17 @@ def read_results(path: Path, uid: str) -> list[dict]:
         with open(path, "r+b") as fh:
             fh.truncate(len(keep))
     records = []
-    for line in keep.decode().splitlines():
-        rec = json.loads(line)
-        if rec.get("uid") != uid or rec.get("batch") != len(records):
+    try:
+        lines = keep.decode().splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not a results file of this benchmark (not UTF-8 text); use another "
+                        "--run-dir") from None
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            rec = None
+        if not isinstance(rec, dict) or rec.get("uid") != uid or rec.get("batch") != len(records):
             raise UserError(f"{path}: line {len(records) + 1} is not batch {len(records)} of this run "
                             f"(uid {uid}): the run folder was altered; use another --run-dir")
         records.append(rec)
@@ -253,13 +261,23 @@ def calibrate(rig, a: argparse.Namespace, fresh: bool) -> tuple[list | None, dic
             rec = json.loads(path.read_text())
             curves = [MeasuredCurve(tuple(float(h) for h in rec["curves"][w]["H_mT"]),
                                     tuple(float(p) for p in rec["curves"][w]["p_values"])) for w in wires]
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            for w, c in zip(wires, curves, strict=True):  # stored fields must lie in the wire's range
+                lo, hi = rig.field_range_mT(w)
+                if not (lo <= c.H_mT[0] and c.H_mT[-1] <= hi):
+                    raise ValueError(f"wire {w}'s fields {c.H_mT[0]}..{c.H_mT[-1]} mT leave {lo}..{hi} mT")
+            if fresh:
+                rig.load_state_dict(rec["rig_state_after"])
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise UserError(f"{path}: not a calibration of this run ({exc}); use another --run-dir") from None
-        if fresh:
-            rig.load_state_dict(rec["rig_state_after"])
+    elif not fresh:
+        raise UserError(f"{path} is missing while {a.run_dir} holds finished batches: measuring the wires "
+                        "again would change the numbers; use another --run-dir")
     else:
         costs: dict = {}
-        curves = calibrate_wires(rig, wires, n_reads=a.calibrate_reads, costs=costs, shape="measured")
+        try:
+            curves = calibrate_wires(rig, wires, n_reads=a.calibrate_reads, costs=costs, shape="measured")
+        except ValueError as exc:  # e.g. a wire whose pass fraction does not rise over its range
+            raise UserError(f"--calibrate-reads {a.calibrate_reads}: the calibration failed: {exc}") from None
         rec = {"n_reads_per_field": a.calibrate_reads, "fields_per_wire": 33, **costs,
                "curves": [c.to_dict() for c in curves], "rig_state_after": rig.state_dict()}
         tmp = path.with_name(f".{path.name}.part")

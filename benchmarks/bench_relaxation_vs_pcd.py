@@ -474,8 +474,15 @@ def run(a: argparse.Namespace) -> dict:
     except OSError as exc:
         raise UserError(f"cannot create the run folder {a.run_dir}: {exc.strerror}") from None
     settings = {**{k: getattr(a, k) for k in RESULT_KEYS}, "data": summary}
+    if a.loglik == "ais" and a.ais_runs > len(data.x_train):
+        raise UserError(f"--ais-runs {a.ais_runs}: reverse AIS starts its chains at as many distinct "
+                        f"training images, and there are {len(data.x_train)}")
     cfg = a.run_dir / "config.json"
-    if cfg.exists() and json.loads(cfg.read_text()) != json.loads(json.dumps(settings)):
+    try:
+        stored = json.loads(cfg.read_text()) if cfg.exists() else None
+    except (ValueError, UnicodeDecodeError):
+        raise UserError(f"{cfg} is not a settings file of this benchmark; use another --run-dir") from None
+    if stored is not None and stored != json.loads(json.dumps(settings)):
         raise UserError(f"{a.run_dir} holds a run with other settings ({cfg}); use another --run-dir "
                         "or the same command")
     cfg.write_text(json.dumps(settings, indent=1) + "\n")
@@ -496,6 +503,7 @@ def run(a: argparse.Namespace) -> dict:
         t0 = time.perf_counter()
         r = run_side(regime, side, data, seed, a.hidden, a.updates, a.eval_every, loglik, final_ais)
         r["unit_wall_s"] = round(time.perf_counter() - t0, 1)
+        r["unit_load_average_1min_end"] = round(os.getloadavg()[0], 2)
         append_line(lines_path, {"uid": uid, "batch": k, "run": r})
         runs.append(r)
     rows = summarise(runs, a.seeds)

@@ -145,11 +145,35 @@ def test_calibration_before_inference_fits_every_wire_and_is_kept_on_resume(benc
     assert {k: r[k] for k in same} == {k: s1[k] for k in same}
     assert (part / bench.CALIBRATION).read_text() == stored
 
-    (part / bench.CALIBRATION).write_text('{"curves": [{"H_mT": [2.0, 3.0], "p_values": [0.9, 0.1]}]}')
+    # stopped after the calibration, before the first batch: the stored curves and the rig state
+    # the calibration left give the uninterrupted numbers
     (part / "results.jsonl").write_text("")
-    assert bench.main(_args(model, mnist_dir, bits, part, "--calibrate-reads", "1000")) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "calibration.json" in err and "not a calibration" in err
+    assert bench.main(_args(model, mnist_dir, bits, part, "--calibrate-reads", "1000")) == 0
+    capsys.readouterr()
+    r = json.loads((part / "summary.json").read_text())
+    assert {k: r[k] for k in same} == {k: s1[k] for k in same}
+
+    def refused(words):
+        assert bench.main(_args(model, mnist_dir, bits, part, "--calibrate-reads", "1000")) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and words in err, err
+
+    (part / "results.jsonl").write_text("")
+    (part / bench.CALIBRATION).write_text('{"curves": [{"H_mT": [2.0, 3.0], "p_values": [0.9, 0.1]}]}')
+    refused("not a calibration")  # falling curve
+    wide = json.loads(stored)
+    wide["curves"][1]["H_mT"][-1] = 30.0  # a field beyond wire 1's allowed range
+    (part / bench.CALIBRATION).write_text(json.dumps(wide))
+    refused("leave")
+    no_state = json.loads(stored)
+    del no_state["rig_state_after"]
+    (part / bench.CALIBRATION).write_text(json.dumps(no_state))
+    refused("not a calibration")
+    (part / "results.jsonl").write_text((cal / "results.jsonl").read_text().splitlines()[0] + "\n")
+    (part / bench.CALIBRATION).unlink()
+    refused("measuring the wires again")  # batches done, curves lost: never measured anew
+    (part / "results.jsonl").write_bytes(b"\xff\xfe not json\n")
+    refused("results.jsonl")
     assert bench.main(_args(model, mnist_dir, bits, tmp_path / "x", "--calibrate-reads", "-1")) == 2
     assert "--calibrate-reads -1" in capsys.readouterr().err
 

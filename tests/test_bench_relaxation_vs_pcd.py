@@ -96,6 +96,7 @@ def test_separated_device_learns(bench, mnist_dir):
     (["--loglik", "ais", "--final-ais-scale", "1.5"], "--final-ais-scale"),
     (["--loglik", "ais", "--ais-runs", "1"], "--ais-runs"),
     (["--loglik", "ais", "--reverse-sweeps", "0"], "--reverse-sweeps"),
+    (["--loglik", "ais", "--ais-runs", "801"], "--ais-runs 801"),  # the fixture has 800 training images
     (["--seeds", "1", "1"], "each seed once"),
     (["--data", "/nonexistent/mnist"], "does not exist"),
 ])

@@ -146,6 +146,8 @@ def test_measured_calibration_follows_a_curve_no_logistic_fits():
     rising = np.flatnonzero(np.diff(table.p_values) > 0) + 1
     assert np.allclose(table.inverse(np.asarray(table.p_values)[rising]), np.asarray(table.H_mT)[rising])
     assert table.inverse(0.5, 4.0, 4.2) == 4.2  # p = 0.5 lies above 4.2 mT: clipped to the range
+    # a probability the wire cannot give returns the end of the measured range, never beyond it
+    assert table.inverse(-0.5) == table.H_mT[0] and table.inverse(1.5) == table.H_mT[-1]
     with pytest.raises(ValueError, match="non-decreasing"):
         MeasuredCurve((1.0, 2.0, 3.0), (0.1, 0.6, 0.5))
     with pytest.raises(ValueError, match="increasing"):
