@@ -259,8 +259,7 @@ def calibrate(rig, a: argparse.Namespace, fresh: bool) -> tuple[list | None, dic
     if path.exists():
         try:
             rec = json.loads(path.read_text())
-            curves = [MeasuredCurve(tuple(float(h) for h in rec["curves"][w]["H_mT"]),
-                                    tuple(float(p) for p in rec["curves"][w]["p_values"])) for w in wires]
+            curves = [MeasuredCurve.from_dict(rec["curves"][w]) for w in wires]
             for w, c in zip(wires, curves, strict=True):  # stored fields must lie in the wire's range
                 lo, hi = rig.field_range_mT(w)
                 if not (lo <= c.H_mT[0] and c.H_mT[-1] <= hi):
@@ -278,7 +277,7 @@ def calibrate(rig, a: argparse.Namespace, fresh: bool) -> tuple[list | None, dic
             curves = calibrate_wires(rig, wires, n_reads=a.calibrate_reads, costs=costs, shape="measured")
         except ValueError as exc:  # e.g. a wire whose pass fraction does not rise over its range
             raise UserError(f"--calibrate-reads {a.calibrate_reads}: the calibration failed: {exc}") from None
-        rec = {"n_reads_per_field": a.calibrate_reads, "fields_per_wire": 33, **costs,
+        rec = {"n_reads_per_field": a.calibrate_reads, "fields_per_wire": len(curves[0].H_mT), **costs,
                "curves": [c.to_dict() for c in curves], "rig_state_after": rig.state_dict()}
         tmp = path.with_name(f".{path.name}.part")
         tmp.write_text(json.dumps(rec, indent=1))

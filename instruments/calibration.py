@@ -119,6 +119,11 @@ class MeasuredCurve:
     def to_dict(self) -> dict:
         return {"H_mT": list(self.H_mT), "p_values": list(self.p_values)}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> MeasuredCurve:
+        """The curve `to_dict` wrote (numbers only; ValueError / KeyError / TypeError otherwise)."""
+        return cls(tuple(float(h) for h in d["H_mT"]), tuple(float(p) for p in d["p_values"]))
+
 
 @dataclass(frozen=True)
 class DepinningMode:
