@@ -128,8 +128,11 @@ def load_bits(a: argparse.Namespace) -> dict:
     }
 
 
-def open_run(a: argparse.Namespace, data_sha: str, keys: tuple[str, ...] = RESULT_KEYS) -> dict:
-    """RUN/config.json: written on the first session, checked on the others (the same `keys`)."""
+def open_run(a: argparse.Namespace, data_sha: str, keys: tuple[str, ...] = RESULT_KEYS,
+             added: dict | None = None) -> dict:
+    """RUN/config.json: written on the first session, checked on the others (the same `keys`).
+    `added`: settings that later versions of a benchmark introduced, with the value a run folder
+    written before them implicitly ran with (such a folder resumes when the value still matches)."""
     from labml.errors import UserError
 
     a.run_dir.mkdir(parents=True, exist_ok=True)
@@ -137,8 +140,9 @@ def open_run(a: argparse.Namespace, data_sha: str, keys: tuple[str, ...] = RESUL
     settings = {k: getattr(a, k) for k in keys}
     if cfg_path.exists():
         cfg = json.loads(cfg_path.read_text())
-        diff = [f"{k}: run {cfg['settings'].get(k)!r}, now {settings[k]!r}" for k in keys
-                if cfg["settings"].get(k) != settings[k]]
+        stored = {**(added or {}), **cfg["settings"]}
+        diff = [f"{k}: run {stored.get(k)!r}, now {settings[k]!r}" for k in keys
+                if stored.get(k) != settings[k]]
         if cfg.get("data_sha256") != data_sha:
             diff.append("the binarised data differ (content SHA-256)")
         if diff:
@@ -212,6 +216,7 @@ class Session:
     bench_mnist_classrbm.py subclasses it)."""
 
     result_keys = RESULT_KEYS
+    added_keys: dict = {}  # see open_run
 
     def __init__(self, a: argparse.Namespace) -> None:
         import torch
@@ -224,7 +229,7 @@ class Session:
         self.a = a
         self.t_start = time.perf_counter()
         self.bits = load_bits(a)
-        self.cfg = open_run(a, self.bits["sha256"], self.result_keys)
+        self.cfg = open_run(a, self.bits["sha256"], self.result_keys, self.added_keys)
         self.trainer = self.make_trainer()
         self.records: list[dict] = []
         state = checkpoints.latest(a.run_dir, self.cfg["uid"])

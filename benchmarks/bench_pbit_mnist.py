@@ -4,7 +4,7 @@
 label units with the image clamped.
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_pbit_mnist.py --data DIR --run-dir RUN \\
-        [--objective joint|conditional] [--epochs 200] [--lr 0.005] [--hours 2.5]
+        [--objective joint|conditional|hybrid] [--alpha 1] [--epochs 200] [--lr 0.005] [--hours 2.5]
 
 Data: the 0.5-threshold binarisation of labml.mnist_binarised (`--binarised FILE`, built if
 absent), the first 50,000 training images to train, the last 10,000 to validate (every
@@ -31,9 +31,9 @@ from labml.errors import UserError
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_mnist_rbm as common  # noqa: E402  (the shared data, run-folder and session code)
 
-KEYS = ("binarisation", "bin_seed", "objective", "hidden", "label_copies", "pixels_per_hidden", "window",
-        "hidden_per_label", "long_range", "lateral", "epochs", "lr", "momentum", "weight_decay", "batch_size",
-        "k_pos", "k_neg", "chains", "lr_decay", "seed", "n_train", "n_val", "n_test")
+KEYS = ("binarisation", "bin_seed", "objective", "alpha", "hidden", "label_copies", "pixels_per_hidden",
+        "window", "hidden_per_label", "long_range", "lateral", "epochs", "lr", "momentum", "weight_decay",
+        "batch_size", "k_pos", "k_neg", "chains", "lr_decay", "seed", "n_train", "n_val", "n_test")
 COUNTS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 MAX_COUPLINGS = 30_000  # Niazi et al. 2024's chip: 4,264 p-bits, about 30k couplings
 
@@ -45,9 +45,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--binarised", type=Path, default=None)
     p.add_argument("--binarisation", choices=("stochastic", "threshold"), default="threshold")
     p.add_argument("--bin-seed", type=int, default=0)
-    p.add_argument("--objective", choices=("joint", "conditional"), default="joint",
+    p.add_argument("--objective", choices=("joint", "conditional", "hybrid"), default="joint",
                    help="joint: PCD on p(image, label), persistent chains free; conditional: the "
-                        "negative phase keeps the image clamped (p(label | image))")
+                        "negative phase keeps the image clamped (p(label | image)), started at random; "
+                        "hybrid: joint + ALPHA x conditional, its negative phase started from the "
+                        "positive state")
+    p.add_argument("--alpha", type=float, default=1.0, help="weight of the conditional term (hybrid)")
     p.add_argument("--hidden", type=int, default=3430)
     p.add_argument("--label-copies", type=int, default=5)
     p.add_argument("--pixels-per-hidden", type=int, default=4)
@@ -81,6 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                 "val_sweeps", "test_sweeps", "threads"):
         if getattr(a, key) < 1:
             p.error(f"--{key.replace('_', '-')} {getattr(a, key)}: must be >= 1")
+    if not a.alpha >= 0:
+        p.error(f"--alpha {a.alpha}: must be >= 0")
     if not a.lr > 0 or not 0 <= a.momentum < 1 or (a.hours is not None and not a.hours > 0):
         p.error(f"--lr {a.lr} must be > 0, --momentum {a.momentum} in [0, 1), --hours {a.hours} > 0")
     return a
@@ -99,7 +104,8 @@ class Trainer:
         cfg = SparseTrainConfig(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, momentum=a.momentum,
                                 weight_decay=a.weight_decay, lr_decay=a.lr_decay, k_pos=a.k_pos,
                                 k_neg=a.k_neg,
-                                objective=a.objective, chains=a.chains, seed=a.seed, threads=a.threads)
+                                objective=a.objective, alpha=a.alpha, chains=a.chains, seed=a.seed,
+                                threads=a.threads)
         self.inner = SparseBMTrainer(model, x, bits["y_train"], cfg)
         self.model = model
 
@@ -121,6 +127,7 @@ class PbitSession(common.Session):
     """Validation accuracy every --val-every epochs, the best-validation model kept and tested."""
 
     result_keys = KEYS
+    added_keys = {"alpha": 1.0}  # runs from before the hybrid objective
 
     def __init__(self, a: argparse.Namespace) -> None:
         self.best: dict = {"epoch": 0, "val_accuracy": -1.0, "w": None, "b": None}

@@ -417,7 +417,7 @@ def run(a: argparse.Namespace) -> dict:
     x, y = bits["x_test"], np.asarray(bits["y_test"], np.int64)
     if x.shape[1] != model.layout.n_visible:
         raise UserError(f"the model has {model.layout.n_visible} pixel units, the images {x.shape[1]} pixels")
-    cfg = common.open_run(a, bits["sha256"], KEYS)
+    cfg = common.open_run(a, bits["sha256"], KEYS, {"calibrate_reads": 0})  # runs from before calibration
     results = a.run_dir / "results.jsonl"
     records = read_results(results, cfg["uid"])
     with np.load(a.model, allow_pickle=False) as f:

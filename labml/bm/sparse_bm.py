@@ -20,7 +20,11 @@ Learning (`SparseBMTrainer`): the log-likelihood gradient of the joint p(v, y),
 
 the data term from the hidden units sampled (`k_pos` sweeps) with pixels and labels clamped to a
 mini-batch, the model term from persistent chains (PCD, `k_neg` sweeps per update) run freely; the
-step by torch's SGD with momentum, decayed linearly to 0. Classification: pixels clamped to the
+step by torch's SGD with momentum, decayed linearly to 0. The `hybrid` objective adds `alpha` times a
+conditional term for log p(y | v): its negative phase starts from the positive-phase state and
+releases the labels for `k_neg` sweeps with the image still clamped (CD-k of the conditional; the
+label units fall to what the hidden units support, so the term is the delta rule
+<s_i s_j>_(v, y) - <s_i s_j>_(v) on the couplings the labels move). Classification: pixels clamped to the
 image, labels and hidden units sampled; the class is the argmax of the label units' spins summed
 over copies and over the sweeps so far (`classify`, with the accuracy after every sweep count).
 
@@ -40,9 +44,10 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from labml.bm.sparse_graph import GraphSampler, GraphState, SparseGraphModel
+from labml.bm.sparse_graph import GraphSampler, GraphState, SparseGraphModel, seed_streams
 
 FORMAT = "labml-sparse-pbit-bm/1"
+OBJECTIVES = ("joint", "conditional", "hybrid")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -322,6 +327,7 @@ class SparseTrainConfig:
     k_pos: int = 5
     k_neg: int = 5
     objective: str = "joint"
+    alpha: float = 1.0
     chains: int = 100
     seed: int = 0
     threads: int = 1
@@ -334,6 +340,8 @@ class SparseBMTrainer:
         import torch
 
         self.model, self.x, self.y, self.cfg = model, np.asarray(x), np.asarray(y, np.int64), config
+        if config.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {config.objective!r}")
         if self.x.shape[0] != self.y.size or self.x.shape[1] != model.layout.n_visible:
             raise ValueError(f"need images (N, {model.layout.n_visible}) and N labels, got {self.x.shape}, "
                              f"{self.y.shape}")
@@ -372,20 +380,33 @@ class SparseBMTrainer:
         pos = m.clamped_state(self.sampler, x01, y, seed)
         self.sampler.sweep(pos, cfg.k_pos, clamp=m.mask("visible", "labels"))
         corr_pos, mean_pos = m.statistics(pos.s)
-        if cfg.objective == "joint":
+        if cfg.objective in ("joint", "hybrid"):
             self.sampler.sweep(self.chains, cfg.k_neg)
             corr_neg, mean_neg = m.statistics(self.chains.s)
         else:  # conditional: the image clamped, labels and hidden from the start classification uses
             neg = m.clamped_state(self.sampler, x01, None, seed + 500_000)
             self.sampler.sweep(neg, cfg.k_neg, clamp=m.mask("visible"))
             corr_neg, mean_neg = m.statistics(neg.s)
+        grad_w, grad_b = corr_neg - corr_pos, mean_neg - mean_pos  # the descent direction of -log p
+        if cfg.objective == "hybrid":  # + alpha x (-log p(y | v))
+            corr_c, mean_c = m.statistics(self.conditional_phase(pos, cfg.k_neg, seed + 500_000).s)
+            grad_w = grad_w + cfg.alpha * (corr_c - corr_pos)
+            grad_b = grad_b + cfg.alpha * (mean_c - mean_pos)
         self.optimizer.zero_grad()
-        self.w.grad = torch.from_numpy(corr_neg - corr_pos)  # the descent direction of -log p
-        self.b.grad = torch.from_numpy(mean_neg - mean_pos)
+        self.w.grad = torch.from_numpy(grad_w)
+        self.b.grad = torch.from_numpy(grad_b)
         self.optimizer.step()
         self.scheduler.step()
         m.set_values(self.w.numpy(), self.b.numpy())
         self.updates += 1
+
+    def conditional_phase(self, pos: GraphState, sweeps: int, seed: int) -> GraphState:
+        """The negative phase of log p(y | v) started from the positive-phase chains `pos`: a copy
+        of them with the labels released, `sweeps` sweeps of labels and hidden units with the
+        images still clamped (new random streams from `seed`; `pos` is left as it was)."""
+        cond = GraphState(pos.s.copy(), seed_streams(seed, pos.n_chains))
+        self.sampler.sweep(cond, sweeps, clamp=self.model.mask("visible"))
+        return cond
 
     def run_epoch(self) -> dict:
         """One pass over the training images in a shuffled order (seeded by epoch)."""
