@@ -67,3 +67,34 @@ def test_the_chip_is_held_to_30000_couplings_at_the_boundary(bench):
         bench.chip(bench.parse_args(["--run-dir", "r", "--hidden-per-label", "157"]))
     no_lateral = bench.chip(bench.parse_args(["--run-dir", "r", "--no-lateral"]))[0].size
     assert no_lateral < 27_176 - 6_000  # the hidden grid's neighbour couplings are gone
+
+
+def test_a_run_folder_from_before_the_hybrid_objective_resumes_and_other_alphas_are_refused(bench, mnist_dir,
+                                                                                          tmp_path, capsys):
+    """Run folders written before --alpha existed hold no "alpha" setting: they ran with the
+    implicit 1.0 and resume with it; another --alpha is refused in one line naming it."""
+    args = ["--data", str(mnist_dir), "--binarised", str(tmp_path / "bits.npz"), *TINY,
+            "--epochs", "2", "--run-dir", str(tmp_path / "old")]
+    s = bench.PbitSession(bench.parse_args(args))
+    s.checkpoint(s.epoch())
+    cfg_path = tmp_path / "old" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["settings"]["alpha"]
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(UserError, match=r"alpha: run 1\.0, now 0\.5"):
+        bench.PbitSession(bench.parse_args([*args, "--alpha", "0.5"]))
+    assert bench.main(args) == 0
+    assert last_json(capsys.readouterr().out)["epochs_done"] == 2
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--run-dir", "x", "--alpha", "-0.1"])
+    assert "--alpha -0.1: must be >= 0" in capsys.readouterr().err
+
+
+def test_a_tiny_hybrid_run_learns_to_classify(bench, mnist_dir, tmp_path, capsys):
+    args = ["--data", str(mnist_dir), "--binarised", str(tmp_path / "bits.npz"), *TINY, "--epochs", "3",
+            "--objective", "hybrid", "--alpha", "1", "--run-dir", str(tmp_path / "hybrid")]
+    assert bench.main(args) == 0
+    out = last_json(capsys.readouterr().out)
+    assert out["objective"] == "hybrid" and out["alpha"] == 1.0
+    # 60 updates on 500 images, 200 test images: > 0.4 by chance (0.1) has p < 1e-20 (binomial)
+    assert out["test_accuracy"] > 0.4, out["test_accuracy"]
