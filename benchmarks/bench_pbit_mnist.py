@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -66,7 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--k-pos", type=int, default=5, help="sweeps of the hidden units, data clamped")
     p.add_argument("--k-neg", type=int, default=5, help="sweeps of the negative chains per update")
-    p.add_argument("--chains", type=int, default=100, help="persistent chains (joint)")
+    p.add_argument("--chains", type=int, default=100, help="persistent chains (joint, hybrid)")
     p.add_argument("--no-lr-decay", dest="lr_decay", action="store_false")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-train", type=int, default=50_000)
@@ -84,8 +85,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                 "val_sweeps", "test_sweeps", "threads"):
         if getattr(a, key) < 1:
             p.error(f"--{key.replace('_', '-')} {getattr(a, key)}: must be >= 1")
-    if not a.alpha >= 0:
-        p.error(f"--alpha {a.alpha}: must be >= 0")
+    if not (math.isfinite(a.alpha) and a.alpha >= 0):
+        p.error(f"--alpha {a.alpha}: must be finite and >= 0")
+    if a.alpha != 1.0 and a.objective != "hybrid":
+        p.error(f"--alpha {a.alpha}: only the hybrid objective has a conditional term to weigh "
+                f"(--objective {a.objective})")
     if not a.lr > 0 or not 0 <= a.momentum < 1 or (a.hours is not None and not a.hours > 0):
         p.error(f"--lr {a.lr} must be > 0, --momentum {a.momentum} in [0, 1), --hours {a.hours} > 0")
     return a
@@ -190,7 +194,7 @@ class PbitSession(common.Session):
                   "sec_per_epoch_median": float(np.median([r["sec"] for r in self.records])),
                   "data_sha256": b["sha256"], "run_dir": str(a.run_dir)}
         model.save(a.run_dir / "model.npz",
-                   {k: result[k] for k in ("test_accuracy", "best_epoch", "objective")})
+                   {k: result[k] for k in ("test_accuracy", "best_epoch", "objective", "alpha")})
         (a.run_dir / "final.json").write_text(json.dumps(result, indent=1))
         return result
 

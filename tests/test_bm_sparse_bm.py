@@ -160,6 +160,8 @@ def test_the_hybrid_conditional_term_is_the_exact_gradient_of_log_p_label_given_
     n = 20_000
     pos = m.clamped_state(tr.sampler, np.tile(x, (n, 1)), np.full(n, y), seed=11)
     tr.sampler.sweep(pos, 100, clamp=m.mask("visible", "labels"))
+    start = tr.conditional_phase(pos, 0, seed=12)  # it starts from the positive state, a copy
+    assert np.array_equal(start.s, pos.s) and start.s is not pos.s
     cond = tr.conditional_phase(pos, 100, seed=12)
     assert np.all(cond.s[:3] == pos.s[:3]) and not np.array_equal(cond.s[3:5], pos.s[3:5])
     feats = lambda s: np.vstack([s[m.i] * s[m.j], s]).astype(np.float64)  # noqa: E731
@@ -174,7 +176,10 @@ def test_the_hybrid_conditional_term_is_the_exact_gradient_of_log_p_label_given_
     assert np.abs(exact).max() > 0.1  # the term is not trivially zero here
 
 
-def test_an_unknown_objective_is_refused_in_one_line():
+def test_an_unknown_objective_or_a_bad_alpha_is_refused_in_one_line():
     x, y = _toy_data(20)
     with pytest.raises(ValueError, match="objective must be one of"):
         SparseBMTrainer(_tiny(), x, y, SparseTrainConfig(objective="hybird"))
+    for alpha in (-0.5, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="alpha must be finite and >= 0"):
+            SparseBMTrainer(_tiny(), x, y, SparseTrainConfig(objective="hybrid", alpha=alpha))

@@ -22,9 +22,11 @@ the data term from the hidden units sampled (`k_pos` sweeps) with pixels and lab
 mini-batch, the model term from persistent chains (PCD, `k_neg` sweeps per update) run freely; the
 step by torch's SGD with momentum, decayed linearly to 0. The `hybrid` objective adds `alpha` times a
 conditional term for log p(y | v): its negative phase starts from the positive-phase state and
-releases the labels for `k_neg` sweeps with the image still clamped (CD-k of the conditional; the
-label units fall to what the hidden units support, so the term is the delta rule
-<s_i s_j>_(v, y) - <s_i s_j>_(v) on the couplings the labels move). Classification: pixels clamped to the
+releases the labels for `k_neg` sweeps with the image still clamped (CD-k of the conditional: the
+label units fall to what the hidden units support and the hidden units follow; the term
+<s_i s_j>_(v, y) - <s_i s_j>_(v) reaches every coupling the released units touch, pixel-hidden
+and hidden-hidden included). The conditional is over every pattern of the label units, not only
+the one-of-classes codes the data use. Classification: pixels clamped to the
 image, labels and hidden units sampled; the class is the argmax of the label units' spins summed
 over copies and over the sweeps so far (`classify`, with the accuracy after every sweep count).
 
@@ -342,6 +344,8 @@ class SparseBMTrainer:
         self.model, self.x, self.y, self.cfg = model, np.asarray(x), np.asarray(y, np.int64), config
         if config.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {config.objective!r}")
+        if not (math.isfinite(config.alpha) and config.alpha >= 0):
+            raise ValueError(f"alpha must be finite and >= 0, got {config.alpha}")
         if self.x.shape[0] != self.y.size or self.x.shape[1] != model.layout.n_visible:
             raise ValueError(f"need images (N, {model.layout.n_visible}) and N labels, got {self.x.shape}, "
                              f"{self.y.shape}")
