@@ -86,8 +86,9 @@ def test_a_run_folder_from_before_the_hybrid_objective_resumes_and_other_alphas_
         bench.PbitSession(bench.parse_args([*args, "--objective", "hybrid", "--alpha", "0.5"]))
     assert bench.main(args) == 0
     assert last_json(capsys.readouterr().out)["epochs_done"] == 2
-    for bad, said in (("-0.1", "--alpha -0.1: must be finite and >= 0"), ("inf", "--alpha inf: must be finite"),
-                      ("2", "--alpha 2.0: only the hybrid objective")):
+    refusals = {"-0.1": "--alpha -0.1: must be finite and >= 0", "inf": "--alpha inf: must be finite",
+                "2": "--alpha 2.0: only the hybrid objective"}
+    for bad, said in refusals.items():
         with pytest.raises(SystemExit):
             bench.parse_args(["--run-dir", "x", "--alpha", bad])
         assert said in capsys.readouterr().err
