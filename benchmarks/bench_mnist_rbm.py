@@ -42,8 +42,8 @@ import numpy as np
 
 #: settings that change the result: a resumed run must have the same ones
 RESULT_KEYS = ("binarisation", "bin_seed", "hidden", "epochs", "lr", "batch_size", "chains", "k", "momentum",
-               "lr_decay", "seed", "n_train", "n_val", "n_test", "val_every", "val_ais_scale", "val_runs",
-               "ais_scale", "ais_runs", "reverse_sweeps", "centering", "no_test")
+               "weight_decay", "lr_decay", "seed", "n_train", "n_val", "n_test", "val_every", "val_ais_scale",
+               "val_runs", "ais_scale", "ais_runs", "reverse_sweeps", "centering", "no_test")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -60,6 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--chains", choices=("pcd", "cd"), default="pcd")
     p.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update (CD-k / PCD-k)")
     p.add_argument("--momentum", type=float, default=0.0)
+    p.add_argument("--weight-decay", type=float, default=0.0,
+                   help="L2 penalty on the couplings W (not the biases), spin units: SGD weight_decay")
     p.add_argument("--no-lr-decay", dest="lr_decay", action="store_false",
                    help="constant step (default: decayed linearly to 0 over the run)")
     p.add_argument("--centering", choices=("data", "bits", "none"), default="data")
@@ -96,6 +98,8 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
         p.error(f"--hours {a.hours}: must be > 0")
     if a.reverse_sweeps < 0 or a.sklearn_epochs < 0:
         p.error("--reverse-sweeps and --sklearn-epochs must be >= 0")
+    if not a.weight_decay >= 0:
+        p.error(f"--weight-decay {a.weight_decay}: must be >= 0")
 
 
 # ------------------------------------------------------------------------------------------ data, run
@@ -162,6 +166,7 @@ def make_trainer(a: argparse.Namespace, bits: dict):
     data = BMData(bits["x_train"].astype(f32), bits["y_train"], bits["x_val"].astype(f32), bits["y_val"])
     cfg = BMTrainConfig(model="rbm", hidden=a.hidden, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
                         chains=a.chains, k=a.k, momentum=a.momentum, lr_decay=a.lr_decay,
+                        weight_decay=a.weight_decay, decay_biases=False,
                         centering=a.centering, seed=a.seed, eval_reverse_ais=False)
     return BMTrainer(cfg, data)
 
@@ -216,7 +221,7 @@ class Session:
     bench_mnist_classrbm.py subclasses it)."""
 
     result_keys = RESULT_KEYS
-    added_keys: dict = {}  # see open_run
+    added_keys: dict = {"weight_decay": 0.0}  # see open_run
 
     def __init__(self, a: argparse.Namespace) -> None:
         import torch

@@ -4,6 +4,7 @@ model file and the one-line errors."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from helpers import last_json, load_benchmark
 
 from labml import mnist_binarised
+from labml.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--hidden", "20", "--epochs", "3", "--n-train", "500", "--n-val", "200", "--n-test", "100",
@@ -88,8 +90,20 @@ def test_bad_input_gives_one_line_errors(bench, mnist_dir, tmp_path, capsys):
     assert bench.main([*common, *TINY, "--hidden", "30"]) == 2
     err = capsys.readouterr().err.strip()
     assert "hidden: run 20, now 30" in err and len(err.splitlines()) == 1
-    with pytest.raises(SystemExit):
-        bench.parse_args(["--run-dir", "x", "--lr", "0"])
+    assert bench.main([*common, *TINY, "--weight-decay", "0.001"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "weight_decay: run 0.0, now 0.001" in err and len(err.splitlines()) == 1
+    # a run folder written before --weight-decay existed ran without it, and resumes so
+    cfg_path = tmp_path / "r" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["settings"]["weight_decay"]
+    cfg_path.write_text(json.dumps(cfg))
+    assert bench.Session(bench.parse_args([*common, *TINY])).trainer.epoch == 1
+    with pytest.raises(UserError, match="weight_decay: run 0.0, now 0.001"):
+        bench.Session(bench.parse_args([*common, *TINY, "--weight-decay", "0.001"]))
+    for bad in (["--lr", "0"], ["--weight-decay", "-1e-4"]):
+        with pytest.raises(SystemExit):
+            bench.parse_args(["--run-dir", "x", *bad])
 
 
 def test_a_set_sorted_by_class_is_split_from_a_fixed_shuffle(bench, mnist_dir, tmp_path, capsys):

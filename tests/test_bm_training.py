@@ -268,3 +268,22 @@ def test_rbm_update_is_the_centred_force_difference(bas, centering):
             D = {"W": Gw, "a": D["a"] - Gw @ oh, "b": D["b"] - Gw.t() @ ov}
     for name, p in a.model.named_parameters():
         torch.testing.assert_close(p.grad, -m.beta * D[name], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("decay_biases", [False, True])
+def test_weight_decay_shrinks_the_couplings_and_the_biases_only_when_asked(bas, decay_biases):
+    """One SGD update with weight decay wd is the update without it minus lr * wd * the parameter,
+    on W always and on the biases only with decay_biases (the RBM benchmark decays W alone)."""
+    one_batch = BMData(bas.x_train[:20], bas.y_train[:20], bas.x_test, bas.y_test)
+    cfg = dict(model="rbm", hidden=7, epochs=1, batch_size=20, lr=0.05, decay_biases=decay_biases)
+    plain, decayed = BMTrainer(BMTrainConfig(**cfg), one_batch), BMTrainer(
+        BMTrainConfig(**cfg, weight_decay=0.3), one_batch)
+    before = {k: p.detach().clone() for k, p in decayed.model.named_parameters()}
+    assert before["a"].abs().max() > 0.1  # visible biases start at the data's log-odds
+    plain.run_epoch(0)
+    decayed.run_epoch(0)
+    assert plain.updates == decayed.updates == 1
+    p_plain = dict(plain.model.named_parameters())
+    for name, p in decayed.model.named_parameters():
+        shrink = 0.05 * 0.3 * before[name] if (name == "W" or decay_biases) else 0 * before[name]
+        torch.testing.assert_close(p.detach(), p_plain[name].detach() - shrink, atol=1e-6, rtol=1e-5)

@@ -71,6 +71,7 @@ class BMTrainConfig:
     optimizer: str = "sgd"  # "sgd" or "adam"
     momentum: float = 0.0
     weight_decay: float = 0.0
+    decay_biases: bool = True  # False: weight_decay on the couplings (W, U) only, as Hinton 2010 advises
     hybrid_alpha: float = 0.01  # weight of the generative term in the hybrid loss
     dropout: float = 0.0  # ClassRBM discriminative/hybrid: hidden-unit dropout in training
     input_dropout: float = 0.0  # ClassRBM discriminative/hybrid: input-spin dropout in training
@@ -239,11 +240,15 @@ class BMTrainer:
         self.sampler = Sampler(self.model, self.kernel, self.generator)
         self.chains = Chains(self.sampler, c.chains, c.k, n_chains=c.batch_size)
         params = list(self.model.parameters())
+        groups: list = params
+        if not c.decay_biases:  # couplings are the parameters with two axes, biases have one
+            groups = [{"params": [p for p in params if p.dim() >= 2]},
+                      {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
         if c.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+            self.optimizer = torch.optim.Adam(groups, lr=c.lr, weight_decay=c.weight_decay)
         else:
             self.optimizer = torch.optim.SGD(
-                params, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
+                groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay
             )
         self.pretrain_optimizer = torch.optim.SGD(params, lr=c.pretrain_lr) if c.pretrain_epochs > 0 else None
         self.relaxation = None
