@@ -3,7 +3,8 @@ with the schedule of Salakhutdinov & Murray 2008, forward and reverse, against t
 -86.34 nats (CD-25, stochastic binarisation).
 
     PYTHONPATH=. python benchmarks/bench_mnist_rbm.py --data DIR --run-dir RUN [--binarisation stochastic]
-        [--epochs 1000] [--lr 0.002] [--chains pcd] [--k 1] [--hours 2.5] ...
+        [--epochs 1000] [--lr 0.002] [--chains pcd|cd|pt] [--k 1] [--pt-replicas 10] [--pt-beta-min 0.5]
+        [--weight-decay 0] [--hours 2.5] ...
 
 Data: the 60k training set split into the first 50,000 images (training) and the last 10,000
 (validation, for choosing settings); the 10k test set only for the final figures. The binarised set
@@ -41,9 +42,10 @@ from pathlib import Path
 import numpy as np
 
 #: settings that change the result: a resumed run must have the same ones
-RESULT_KEYS = ("binarisation", "bin_seed", "hidden", "epochs", "lr", "batch_size", "chains", "k", "momentum",
-               "weight_decay", "lr_decay", "seed", "n_train", "n_val", "n_test", "val_every", "val_ais_scale",
-               "val_runs", "ais_scale", "ais_runs", "reverse_sweeps", "centering", "no_test")
+RESULT_KEYS = ("binarisation", "bin_seed", "hidden", "epochs", "lr", "batch_size", "chains", "k",
+               "pt_replicas", "pt_beta_min", "momentum", "weight_decay", "lr_decay", "seed", "n_train",
+               "n_val", "n_test", "val_every", "val_ais_scale", "val_runs", "ais_scale", "ais_runs",
+               "reverse_sweeps", "centering", "no_test")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,8 +59,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=1000)
     p.add_argument("--lr", type=float, default=0.002, help="SGD step in spin units (decayed to 0)")
     p.add_argument("--batch-size", type=int, default=100)
-    p.add_argument("--chains", choices=("pcd", "cd"), default="pcd")
-    p.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update (CD-k / PCD-k)")
+    p.add_argument("--chains", choices=("pcd", "cd", "pt"), default="pcd",
+                   help="pt: persistent chains with parallel tempering (labml.bm.chains)")
+    p.add_argument("--k", type=int, default=1, help="Gibbs sweeps per update (CD-k / PCD-k; PT: per replica)")
+    p.add_argument("--pt-replicas", type=int, default=10, help="--chains pt: replicas")
+    p.add_argument("--pt-beta-min", type=float, default=0.5,
+                   help="--chains pt: lowest inverse-temperature ratio (replicas evenly spaced up to 1)")
     p.add_argument("--momentum", type=float, default=0.0)
     p.add_argument("--weight-decay", type=float, default=0.0,
                    help="L2 penalty on the couplings W (not the biases), spin units: SGD weight_decay")
@@ -87,6 +93,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
+    if a.pt_replicas < 2 or not 0 < a.pt_beta_min < 1:
+        p.error(f"--pt-replicas {a.pt_replicas} / --pt-beta-min {a.pt_beta_min}: need >= 2 replicas "
+                "and a lowest ratio in (0, 1)")
     for key in ("hidden", "epochs", "batch_size", "k", "n_train", "n_val", "val_every", "val_runs",
                 "ais_runs", "threads"):
         if getattr(a, key) < 1:
@@ -166,7 +175,8 @@ def make_trainer(a: argparse.Namespace, bits: dict):
     data = BMData(bits["x_train"].astype(f32), bits["y_train"], bits["x_val"].astype(f32), bits["y_val"])
     cfg = BMTrainConfig(model="rbm", hidden=a.hidden, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
                         chains=a.chains, k=a.k, momentum=a.momentum, lr_decay=a.lr_decay,
-                        weight_decay=a.weight_decay, decay_biases=False,
+                        weight_decay=a.weight_decay, decay_biases=False, pt_replicas=a.pt_replicas,
+                        pt_beta_min=a.pt_beta_min,
                         centering=a.centering, seed=a.seed, eval_reverse_ais=False)
     return BMTrainer(cfg, data)
 
@@ -221,7 +231,7 @@ class Session:
     bench_mnist_classrbm.py subclasses it)."""
 
     result_keys = RESULT_KEYS
-    added_keys: dict = {"weight_decay": 0.0}  # see open_run
+    added_keys: dict = {"weight_decay": 0.0, "pt_replicas": 10, "pt_beta_min": 0.5}  # see open_run
 
     def __init__(self, a: argparse.Namespace) -> None:
         import torch
@@ -265,6 +275,8 @@ class Session:
         m = tr.run_epoch(e)
         rec = {"epoch": e + 1, "sec": m["sec"], "recon_error": m["recon_error"],
                "loadavg": os.getloadavg()[0]}
+        if tr.chains.kind == "pt":  # accepted exchanges so far, per neighbouring pair of replicas
+            rec["pt_swap_rates"] = tr.chains.swap_rates()
         if 1 <= e <= a.sklearn_epochs:  # epoch 1 also compiles the numba kernels: not timed
             x = self.bits["x_train"]
             rec["sklearn_sec"] = sklearn_epoch_seconds(x, a.hidden, a.batch_size, a.seed + e)

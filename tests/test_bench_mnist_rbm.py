@@ -26,9 +26,11 @@ def bench():
 
 
 
-def test_tiny_run_resumes_bit_exactly_and_saves_a_numpy_model(bench, mnist_dir, tmp_path, capsys):
+@pytest.mark.parametrize("chains", [[], ["--chains", "pt", "--pt-replicas", "3", "--pt-beta-min", "0.9",
+                                     "--weight-decay", "0.01"]])
+def test_tiny_run_resumes_bit_exactly_and_saves_a_numpy_model(bench, mnist_dir, tmp_path, capsys, chains):
     binarised = tmp_path / "bits.npz"
-    common = ["--data", str(mnist_dir), "--binarised", str(binarised), *TINY]
+    common = ["--data", str(mnist_dir), "--binarised", str(binarised), *TINY, *chains]
     assert bench.main([*common, "--run-dir", str(tmp_path / "whole")]) == 0
     whole = last_json(capsys.readouterr().out)
 
@@ -40,7 +42,10 @@ def test_tiny_run_resumes_bit_exactly_and_saves_a_numpy_model(bench, mnist_dir, 
     resumed = last_json(capsys.readouterr().out)
     for key in ("log_Z_forward", "log_Z_reverse", "test_loglik_forward", "val_loglik_reverse"):
         assert resumed[key] == whole[key], key
-    assert len((part / "history.jsonl").read_text().splitlines()) == 3
+    history = [json.loads(line) for line in (part / "history.jsonl").read_text().splitlines()]
+    assert len(history) == 3
+    if chains:  # the exchange rates of the 2 neighbouring pairs, recorded every epoch
+        assert all(len(r["pt_swap_rates"]) == 2 and 0 < min(r["pt_swap_rates"]) for r in history)
 
     # AIS forward and reverse agree within 4 combined standard errors on this small model
     se = np.hypot(whole["log_Z_forward_se"], whole["log_Z_reverse_se"])
@@ -101,7 +106,8 @@ def test_bad_input_gives_one_line_errors(bench, mnist_dir, tmp_path, capsys):
     assert bench.Session(bench.parse_args([*common, *TINY])).trainer.epoch == 1
     with pytest.raises(UserError, match="weight_decay: run 0.0, now 0.001"):
         bench.Session(bench.parse_args([*common, *TINY, "--weight-decay", "0.001"]))
-    for bad in (["--lr", "0"], ["--weight-decay", "-1e-4"]):
+    for bad in (["--lr", "0"], ["--weight-decay", "-1e-4"], ["--chains", "pt", "--pt-beta-min", "1"],
+                ["--chains", "pt", "--pt-replicas", "1"]):
         with pytest.raises(SystemExit):
             bench.parse_args(["--run-dir", "x", *bad])
 

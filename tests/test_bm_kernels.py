@@ -75,6 +75,33 @@ def test_rbm_block_sampler_matches_exact_visible_marginal(kernel_cls):
     assert _chi2_pvalue(counts, p) > P_REJECT
 
 
+def test_parallel_tempering_replicas_sample_their_exact_tempered_distributions():
+    """RBM 4 x 3 with strong couplings, replicas at beta x (1, 0.6, 0.3), 4000 chains each, 60 rounds
+    of one sweep and one exchange: every replica's joint state (v, h) follows exp(-beta r E) / Z_r
+    over the 128 states (chi-square), the exchanges were tried on both parities and accepted at
+    rates strictly inside (0, 1), and the statistics are those of the r = 1 replica."""
+    g = torch.Generator().manual_seed(4)
+    m = RBM(4, 3, temperature=0.8, init_std=1.5, generator=g)
+    with torch.no_grad():
+        m.a.copy_(torch.randn(4, generator=g) * 0.5)
+    ratios = (1.0, 0.6, 0.3)
+    chains = Chains(Sampler(m, HeatBath(g)), "pt", k=1, n_chains=4000, beta_ratios=ratios)
+    chains.init_persistent()
+    for _ in range(60):
+        stats_v = chains.negative(None)["v"]
+    assert torch.equal(stats_v, chains.state["v"][:4000])
+    S = all_spin_states(7, torch.float32)
+    with torch.no_grad():
+        E = m.energy({"v": S[:, :4], "h": S[:, 4:]}).double()
+    joint = torch.cat([chains.state["v"], chains.state["h"]], 1)
+    for i, r in enumerate(ratios):
+        counts = np.bincount(_state_index(joint[i * 4000 : (i + 1) * 4000]).numpy(), minlength=128)
+        p = torch.softmax(-m.beta * r * E, 0).numpy()
+        assert _chi2_pvalue(counts, p) > P_REJECT, r
+    assert chains.exchanges == 60 and all(t == 30 * 4000 for t in chains.swap_attempts)
+    assert all(0.05 < rate < 0.95 for rate in chains.swap_rates())
+
+
 def test_cd1_draws_from_the_exact_one_step_gibbs_transition():
     """CD-1 from a fixed data vector v0: the model copy's visible state after one sweep is
     distributed as sum_h p(h | v0) p(v | h) (enumerated), chi-square over the 16 states."""

@@ -53,10 +53,12 @@ def test_pcd_training_raises_the_exact_test_log_likelihood(bas):
     assert tr.updates == 15 * 30 and len(tr.history) == 15
 
 
-@pytest.mark.parametrize("kernel", ["heatbath", "metropolis", "soft"])
-def test_trainer_resumes_exactly_from_its_state_dict(bas, kernel):
+@pytest.mark.parametrize("kernel, chains", [("heatbath", "pcd"), ("metropolis", "pcd"), ("soft", "pcd"),
+                                            ("heatbath", "pt")])
+def test_trainer_resumes_exactly_from_its_state_dict(bas, kernel, chains):
     """Two epochs, checkpoint, a fresh trainer loads it and runs epoch 3: identical parameters to
-    three uninterrupted epochs (model, optimiser, chains and every RNG are in the state)."""
+    three uninterrupted epochs (model, optimiser, chains and every RNG are in the state; parallel
+    tempering also the parity of the next exchange round)."""
     cfg = BMTrainConfig(
         model="rbm",
         hidden=4,
@@ -64,6 +66,8 @@ def test_trainer_resumes_exactly_from_its_state_dict(bas, kernel):
         batch_size=20,
         lr=0.02,
         kernel=kernel,
+        chains=chains,
+        pt_replicas=3,
         seed=3,
         kernel_options={"n_steps": 3} if kernel == "soft" else {},
     )
@@ -195,11 +199,12 @@ def _train_bm(argv):
     return main(["train", "bm", *argv])
 
 
-def test_cli_trains_and_prints_json_last(tmp_path, capsys, mnist_dir):
+@pytest.mark.parametrize("chains", [[], ["--chains", "pt", "--pt-replicas", "3"]])
+def test_cli_trains_and_prints_json_last(tmp_path, capsys, mnist_dir, chains):
     data = mnist_dir
     run_dir = tmp_path / "run"
     rc = _train_bm(["--model", "rbm", "--hidden", "4", "--epochs", "2", "--data", str(data), "--train-size",
-                    "300", "--run-dir", str(run_dir), "--json", "--seed", "1"])
+                    "300", "--run-dir", str(run_dir), "--json", "--seed", "1", *chains])
     assert rc == 0
     out = capsys.readouterr().out.strip().splitlines()
     res = json.loads(out[-1])
@@ -233,6 +238,8 @@ def test_cli_classrbm_reports_accuracy(tmp_path, capsys, mnist_dir):
         (["--kernel", "rig"], "--kernel rig needs --rig"),
         (["--learning", "relaxation", "--model", "classrbm", "--loss", "hybrid"], "relaxation is generative"),
         (["--lr", "-1"], "lr=-1"),
+        (["--chains", "pt", "--pt-beta-min", "1"], "pt-beta-min"),
+        (["--chains", "pt", "--model", "bm"], "parallel tempering trains an RBM or ClassRBM"),
     ],
 )
 def test_cli_refuses_bad_settings_before_training(tmp_path, capsys, argv, match):
@@ -287,3 +294,38 @@ def test_weight_decay_shrinks_the_couplings_and_the_biases_only_when_asked(bas, 
     for name, p in decayed.model.named_parameters():
         shrink = 0.05 * 0.3 * before[name] if (name == "W" or decay_biases) else 0 * before[name]
         torch.testing.assert_close(p.detach(), p_plain[name].detach() - shrink, atol=1e-6, rtol=1e-5)
+
+
+def test_parallel_tempering_learns_bars_and_stripes_better_than_pcd_at_equal_sweeps(bas):
+    """Bars and stripes is the textbook multimodal set where persistent Gibbs chains stop mixing.
+    PT with 5 replicas and one sweep each against PCD-5 (five sweeps per update each), 30 epochs,
+    8 seeds: the exact test log-likelihood of PT is higher by more than 1 nat, one-sided 95 % t
+    lower bound on the paired mean difference (seeds 0-7: 2.1 to 8.1 nats, mean 3.9)."""
+    from scipy import stats
+
+    diffs = []
+    for seed in range(8):
+        ll = {}
+        for chains, k in (("pcd", 5), ("pt", 1)):
+            cfg = BMTrainConfig(model="rbm", hidden=8, epochs=30, batch_size=20, lr=0.05, chains=chains, k=k,
+                                pt_replicas=5, pt_beta_min=0.3, seed=seed)
+            t = BMTrainer(cfg, bas)
+            t.fit()
+            ll[chains] = t.evaluate()["test_loglik"]
+        diffs.append(ll["pt"] - ll["pcd"])
+    d = np.array(diffs)
+    lower = d.mean() - stats.t.ppf(0.95, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    assert lower > 1.0, diffs
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"pt_replicas": 1}, "pt_replicas=1: must be an integer >= 2"),
+    ({"pt_beta_min": 1.0}, "pt_beta_min=1.0: must be in (0, 1)"),
+    ({"model": "bm", "hidden": 2}, "chains='pt': parallel tempering trains an RBM or ClassRBM"),
+])
+def test_parallel_tempering_settings_are_checked_in_one_line(change, match):
+    from labml.errors import UserError
+
+    with pytest.raises(UserError) as e:
+        BMTrainConfig(**{"model": "rbm", "chains": "pt", **change}).validate()
+    assert match in str(e.value) and "\n" not in str(e.value)

@@ -2,6 +2,10 @@
 
 - `cd`:  contrastive divergence, restarted at the data for every batch, k sweeps.
 - `pcd`: persistent chains (Tieleman 2008), k sweeps per parameter update.
+- `pt`:  parallel tempering (Desjardins et al. 2010; Cho, Raiko & Ilin 2010): persistent chains at
+  inverse temperatures beta * r_m, r_0 = 1 > r_1 > ... > r_{M-1}, each making k sweeps per update,
+  then one round of replica exchanges between neighbours (even pairs on even updates, odd pairs on
+  odd ones); the negative statistics are those of the r_0 = 1 chains.
 
 A sweep updates every block of the model once, in `model.groups` order, with the kernel; one-hot
 label blocks (ClassRBM's y) are always drawn exactly from their softmax conditional.
@@ -93,6 +97,7 @@ class Sampler:
         clamped: tuple[str, ...] = (),
         fields: dict[str, torch.Tensor] | None = None,
         update_prob: float = 1.0,
+        beta_scale: torch.Tensor | None = None,
     ) -> State:
         """One update of every block not in `clamped` (BM: of every unit not clamped).
 
@@ -100,10 +105,11 @@ class Sampler:
         fields already computed for the current state (saves a matrix product). The field used
         for each block's last update is kept in `self.last_fields`. With `update_prob` < 1 each
         spin (a one-hot label block as one unit) takes its update only with that probability
-        (continuous-time Glauber dynamics in steps; the relaxation device).
+        (continuous-time Glauber dynamics in steps; the relaxation device). `beta_scale` (rows, 1)
+        multiplies the model's inverse temperature row by row (the replicas of parallel tempering).
         """
         m = self.model
-        beta = m.beta
+        beta = m.beta if beta_scale is None else m.beta * beta_scale
         if isinstance(m, BM):
             J = m.coupling()
             S = state["s"]
@@ -133,9 +139,12 @@ class Sampler:
                 state[g] = self._keep_some(new, state[g], update_prob, field.shape)
         return state
 
-    def run(self, state: State, n_sweeps: int, clamped: tuple[str, ...] = ()) -> State:
+    def run(
+        self, state: State, n_sweeps: int, clamped: tuple[str, ...] = (),
+        beta_scale: torch.Tensor | None = None,
+    ) -> State:
         for _ in range(n_sweeps):
-            state = self.sweep(state, clamped)
+            state = self.sweep(state, clamped, beta_scale=beta_scale)
         return state
 
     @torch.no_grad()
@@ -154,11 +163,19 @@ class Sampler:
 
 
 class Chains:
-    """Negative-phase chains. kind "cd" (restarted at the data) or "pcd" (persistent)."""
+    """Negative-phase chains: kind "cd" (restarted at the data), "pcd" (persistent) or "pt"
+    (persistent, parallel tempering over `beta_ratios`, n_chains at each of them)."""
 
-    def __init__(self, sampler: Sampler, kind: str = "pcd", k: int = 1, n_chains: int = 100) -> None:
-        if kind not in ("cd", "pcd"):
-            raise ValueError(f"chains must be 'cd' or 'pcd', got {kind!r}")
+    def __init__(
+        self,
+        sampler: Sampler,
+        kind: str = "pcd",
+        k: int = 1,
+        n_chains: int = 100,
+        beta_ratios: tuple[float, ...] = (),
+    ) -> None:
+        if kind not in ("cd", "pcd", "pt"):
+            raise ValueError(f"chains must be 'cd', 'pcd' or 'pt', got {kind!r}")
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         self.sampler = sampler
@@ -166,16 +183,31 @@ class Chains:
         self.k = int(k)
         self.n_chains = int(n_chains)
         self.state: State | None = None
+        self.beta_ratios = tuple(float(r) for r in beta_ratios)
+        if kind == "pt":
+            r = self.beta_ratios
+            if len(r) < 2 or r[0] != 1.0 or any(not (b > c > 0) for b, c in zip(r, r[1:], strict=False)):
+                raise ValueError(f"parallel tempering needs beta ratios 1 = r_0 > r_1 > ... > 0, got {r}")
+            if isinstance(sampler.model, BM):
+                raise ValueError("parallel tempering is implemented for the bipartite models (RBM, ClassRBM)")
+            # one inverse-temperature factor per row of the stacked replicas (replica-major)
+            self._row_scale = torch.tensor(r).repeat_interleave(self.n_chains)[:, None]
+        self.exchanges = 0  # rounds of replica exchange done (their parity picks the pairs)
+        self.swap_attempts = [0] * max(len(self.beta_ratios) - 1, 0)
+        self.swap_accepts = [0] * max(len(self.beta_ratios) - 1, 0)
 
     def init_persistent(self, v: torch.Tensor | None = None, y: torch.Tensor | None = None) -> None:
         """Start persistent chains at data items (or at random spins when v is None)."""
+        reps = len(self.beta_ratios) if self.kind == "pt" else 1
+        scale = self._row_scale if self.kind == "pt" else None
         if v is None:
-            self.state = self.sampler.random_state(self.n_chains)
+            self.state = self.sampler.random_state(self.n_chains * reps)
         else:
-            y0 = None if y is None else y[: self.n_chains]
-            state = self.sampler.state_from_data(v[: self.n_chains], y0)
+            v0 = v[: self.n_chains].repeat(reps, 1)
+            y0 = None if y is None else y[: self.n_chains].repeat(reps, 1)
+            state = self.sampler.state_from_data(v0, y0)
             clamped = ("v",) if isinstance(self.sampler.model, BM) else ("v", "y")
-            self.state = self.sampler.sweep(state, clamped=clamped)
+            self.state = self.sampler.sweep(state, clamped=clamped, beta_scale=scale)
 
     @torch.no_grad()
     def negative(
@@ -199,11 +231,47 @@ class Chains:
             return s.statistics(state)
         if self.state is None:
             self.init_persistent(v, y)
-        self.state = s.run(self.state, self.k)
-        return s.statistics(self.state)
+        if self.kind == "pcd":
+            self.state = s.run(self.state, self.k)
+            return s.statistics(self.state)
+        self.state = s.run(self.state, self.k, beta_scale=self._row_scale)
+        self._exchange()
+        s.last_fields.clear()  # the exchanges moved rows: the statistics recompute the field
+        return s.statistics({g: x[: self.n_chains] for g, x in self.state.items()})
+
+    @torch.no_grad()
+    def _exchange(self) -> None:
+        """Metropolis replica exchange of neighbours (m, m + 1), m of the round's parity: the joint
+        states swap with probability min(1, exp((beta_m - beta_m+1) (E_m - E_m+1))), which keeps
+        every replica's Boltzmann distribution exp(-beta_m E) (detailed balance of the product)."""
+        s, n = self.sampler, self.n_chains
+        energy = s.model.energy(s.values(self.state)).view(len(self.beta_ratios), n)
+        beta = s.model.beta * torch.tensor(self.beta_ratios, dtype=energy.dtype)
+        for m in range(self.exchanges % 2, len(self.beta_ratios) - 1, 2):
+            log_acc = (beta[m] - beta[m + 1]) * (energy[m] - energy[m + 1])
+            u = torch.rand(n, generator=s.generator, dtype=energy.dtype)
+            swap = torch.log(u) < log_acc
+            self.swap_attempts[m] += n
+            self.swap_accepts[m] += int(swap.sum())
+            lo, hi = slice(m * n, (m + 1) * n), slice((m + 1) * n, (m + 2) * n)
+            rows = swap[:, None]
+            for x in self.state.values():
+                a, b = x[lo].clone(), x[hi].clone()
+                x[lo], x[hi] = torch.where(rows, b, a), torch.where(rows, a, b)
+        self.exchanges += 1
+
+    def swap_rates(self) -> list[float]:
+        """Accepted fraction of the exchanges tried between each pair of neighbouring replicas."""
+        pairs = zip(self.swap_accepts, self.swap_attempts, strict=True)
+        return [a / t if t else float("nan") for a, t in pairs]
 
     def state_dict(self) -> dict:
-        return {"kind": self.kind, "k": self.k, "state": None if self.state is None else dict(self.state)}
+        return {"kind": self.kind, "k": self.k, "state": None if self.state is None else dict(self.state),
+                "exchanges": self.exchanges, "swap_attempts": list(self.swap_attempts),
+                "swap_accepts": list(self.swap_accepts)}
 
     def load_state_dict(self, d: dict) -> None:
         self.state = None if d.get("state") is None else {k: v.clone() for k, v in d["state"].items()}
+        self.exchanges = int(d.get("exchanges", 0))
+        self.swap_attempts = list(d.get("swap_attempts", self.swap_attempts))
+        self.swap_accepts = list(d.get("swap_accepts", self.swap_accepts))

@@ -43,7 +43,8 @@ PARAMS: tuple[Param, ...] = (
         group=_T,
         help="ClassRBM loss (default: hybrid for classrbm, generative otherwise)",
     ),
-    Param("chains", "str", default="pcd", choices=("cd", "pcd"), group=_T, help="negative-phase chains"),
+    Param("chains", "str", default="pcd", choices=("cd", "pcd", "pt"), group=_T,
+          help="negative-phase chains (pt: parallel tempering, RBM / ClassRBM)"),
     Param(
         "kernel",
         "str",
@@ -61,6 +62,9 @@ PARAMS: tuple[Param, ...] = (
         help="optimiser steps, or the learning-by-relaxation device (generative)",
     ),
     Param("k", "int", low=1, default=1, group=_T, help="sweeps per parameter update (CD-k / PCD-k)"),
+    Param("pt_replicas", "int", low=2, default=10, group=_T, help="parallel tempering: replicas"),
+    Param("pt_beta_min", "float", low=0, high=1, low_open=True, high_open=True, default=0.5, group=_T,
+          help="parallel tempering: lowest inverse-temperature ratio (replicas evenly spaced up to 1)"),
     Param(
         "temperature",
         "float",
@@ -284,6 +288,8 @@ def config_from_params(p: dict) -> Any:
         kernel=p["kernel"],
         learning=p["learning"],
         k=p["k"],
+        pt_replicas=p["pt_replicas"],
+        pt_beta_min=p["pt_beta_min"],
         temperature=p["temperature"],
         optimizer=optimizer,
         momentum=p["momentum"],

@@ -41,7 +41,7 @@ MODELS = ("bm", "rbm", "classrbm")
 LOSSES = ("generative", "discriminative", "hybrid")
 #: the allowed values of the BMTrainConfig settings that are a choice
 _CHOICES: dict[str, tuple[str, ...]] = {
-    "model": MODELS, "loss": LOSSES, "chains": ("cd", "pcd"), "kernel": tuple(KERNELS),
+    "model": MODELS, "loss": LOSSES, "chains": ("cd", "pcd", "pt"), "kernel": tuple(KERNELS),
     "learning": ("gradient", "relaxation"), "centering": ("data", "bits", "none"),
     "optimizer": ("sgd", "adam"),
 }
@@ -67,6 +67,8 @@ class BMTrainConfig:
     kernel: str = "heatbath"
     learning: str = "gradient"
     k: int = 1
+    pt_replicas: int = 10  # chains "pt": replicas at inverse temperatures beta * r, r from 1 down to
+    pt_beta_min: float = 0.5  # pt_beta_min, evenly spaced
     temperature: float = 1.0
     optimizer: str = "sgd"  # "sgd" or "adam"
     momentum: float = 0.0
@@ -125,6 +127,16 @@ class BMTrainConfig:
                 _bad(key, getattr(self, key), "must be in [0, 1)")
         if self.pretrain_epochs < 0:
             _bad("pretrain_epochs", self.pretrain_epochs, "must be >= 0")
+        if self.chains == "pt":
+            self._check_tempering()
+
+    def _check_tempering(self) -> None:
+        if self.model == "bm" or self.learning != "gradient":
+            _bad("chains", "pt", "parallel tempering trains an RBM or ClassRBM by gradient")
+        if not (isinstance(self.pt_replicas, int) and self.pt_replicas >= 2):
+            _bad("pt_replicas", self.pt_replicas, "must be an integer >= 2")
+        if not 0.0 < self.pt_beta_min < 1.0:
+            _bad("pt_beta_min", self.pt_beta_min, "must be in (0, 1)")
 
     def _check_evaluation_sizes(self) -> None:
         if not (isinstance(self.eval_ais_betas, int) and self.eval_ais_betas >= 2):
@@ -143,7 +155,8 @@ class BMTrainConfig:
         nv, nh = 784 + (10 if self.model == "classrbm" else 0), int(self.hidden)
         units = nv + nh
         params = float(units) ** 2 if self.model == "bm" else float(nv) * nh + units
-        chains = float(self.batch_size + self.eval_ais_chains) * units
+        replicas = self.pt_replicas if self.chains == "pt" else 1
+        chains = float(self.batch_size * replicas + self.eval_ais_chains) * units
         n_data = (self.n_train or 60_000) + (self.n_test or 10_000)
         return 4.0 * (4 * params + 6 * chains + 784.0 * n_data)
 
@@ -238,7 +251,7 @@ class BMTrainer:
                 self.model.b[:nv] = 0.5 * c.temperature * torch.log(p / (1 - p))
         self.kernel = make_kernel(c.kernel, self.generator, rig=rig, **c.kernel_options)
         self.sampler = Sampler(self.model, self.kernel, self.generator)
-        self.chains = Chains(self.sampler, c.chains, c.k, n_chains=c.batch_size)
+        self.chains = Chains(self.sampler, c.chains, c.k, c.batch_size, beta_ratios=self.pt_ratios(c))
         params = list(self.model.parameters())
         groups: list = params
         if not c.decay_biases:  # couplings are the parameters with two axes, biases have one
@@ -339,6 +352,13 @@ class BMTrainer:
         for name, p in m.named_parameters():
             p.grad = grads[name] if p.grad is None else p.grad + grads[name]
 
+    @staticmethod
+    def pt_ratios(c: BMTrainConfig) -> tuple[float, ...]:
+        """Inverse-temperature factors of the parallel-tempering replicas (none for cd / pcd)."""
+        if c.chains != "pt":
+            return ()
+        return tuple(1.0 - (1.0 - c.pt_beta_min) * i / (c.pt_replicas - 1) for i in range(c.pt_replicas))
+
     def _fast_rbm_applies(self, n_items: int | None = None) -> bool:
         """Whether the fused RBM heat-bath CD-1/PCD-1 step (`_fast_rbm_grad`) applies (to a batch
         of `n_items`: persistent chains must be as many as the items)."""
@@ -350,6 +370,7 @@ class BMTrainer:
             and type(self.model) is RBM
             and type(self.kernel) is HeatBath
             and c.k == 1
+            and c.chains in ("cd", "pcd")
             and self.offset_v is not None
             and self.chains.n_chains == c.batch_size
             and self._binary_train
