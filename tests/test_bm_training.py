@@ -56,14 +56,14 @@ def test_pcd_training_raises_the_exact_test_log_likelihood(bas):
 @pytest.mark.parametrize("kernel, chains", [("heatbath", "pcd"), ("metropolis", "pcd"), ("soft", "pcd"),
                                             ("heatbath", "pt")])
 def test_trainer_resumes_exactly_from_its_state_dict(bas, kernel, chains):
-    """Two epochs, checkpoint, a fresh trainer loads it and runs epoch 3: identical parameters to
-    three uninterrupted epochs (model, optimiser, chains and every RNG are in the state; parallel
-    tempering also the parity of the next exchange round)."""
+    """One epoch, checkpoint, a fresh trainer loads it and runs epochs 2 and 3: identical parameters
+    to three uninterrupted epochs (model, optimiser, chains and every RNG are in the state; parallel
+    tempering also the parity of the next exchange round: 25 updates per epoch, so it is odd)."""
     cfg = BMTrainConfig(
         model="rbm",
         hidden=4,
         epochs=3,
-        batch_size=20,
+        batch_size=24,
         lr=0.02,
         kernel=kernel,
         chains=chains,
@@ -75,11 +75,10 @@ def test_trainer_resumes_exactly_from_its_state_dict(bas, kernel, chains):
     a.fit()
     b = BMTrainer(cfg, bas)
     b.run_epoch(0)
-    b.run_epoch(1)
     state = b.state_dict()
     c = BMTrainer(cfg, bas)
     c.load_state_dict(state)
-    assert c.epoch == 2
+    assert c.epoch == 1 and c.updates == 25
     c.fit()
     for (name, pa), pc in zip(a.model.state_dict().items(), c.model.state_dict().values(), strict=True):
         assert torch.equal(pa, pc), name
@@ -240,6 +239,7 @@ def test_cli_classrbm_reports_accuracy(tmp_path, capsys, mnist_dir):
         (["--lr", "-1"], "lr=-1"),
         (["--chains", "pt", "--pt-beta-min", "1"], "pt-beta-min"),
         (["--chains", "pt", "--model", "bm"], "parallel tempering trains an RBM or ClassRBM"),
+        (["--chains", "pt", "--kernel", "soft"], "needs heatbath or metropolis"),
     ],
 )
 def test_cli_refuses_bad_settings_before_training(tmp_path, capsys, argv, match):
@@ -331,3 +331,31 @@ def test_parallel_tempering_settings_are_checked_in_one_line(change, match):
     with pytest.raises(UserError) as e:
         BMTrainConfig(**{"model": "rbm", "chains": "pt", **change}).validate()
     assert match in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_checkpoint_from_before_couplings_only_decay_resumes_exactly(bas):
+    """Checkpoints written before `decay_biases` hold one optimiser group; a trainer with the two
+    groups (couplings, biases) resumes from them. Without decay the groups change nothing, so the
+    resumed run equals the uninterrupted one bit for bit (momentum: the state per parameter counts)."""
+    cfg = dict(model="rbm", hidden=4, epochs=3, batch_size=24, lr=0.02, momentum=0.5, seed=5)
+    a = BMTrainer(BMTrainConfig(**cfg), bas)
+    a.fit()
+    b = BMTrainer(BMTrainConfig(**cfg), bas)
+    b.run_epoch(0)
+    state = b.state_dict()
+    assert len(state["optimizer"]["param_groups"]) == 1
+    c = BMTrainer(BMTrainConfig(**cfg, decay_biases=False), bas)
+    assert len(c.optimizer.param_groups) == 2
+    c.load_state_dict(state)
+    c.fit()
+    for (name, pa), pc in zip(a.model.state_dict().items(), c.model.state_dict().values(), strict=True):
+        assert torch.equal(pa, pc), name
+
+
+def test_parallel_tempering_runs_on_fewer_items_than_chains(bas):
+    """15 training items and 20 chains per replica: the replicas start from the items repeated."""
+    few = BMData(bas.x_train[:15], bas.y_train[:15], bas.x_test, bas.y_test)
+    cfg = BMTrainConfig(model="rbm", hidden=4, epochs=2, batch_size=20, chains="pt", pt_replicas=3)
+    t = BMTrainer(cfg, few)
+    t.fit()
+    assert t.updates == 2 and t.chains.state["v"].shape == (60, 16)

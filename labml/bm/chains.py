@@ -17,7 +17,7 @@ import logging
 
 import torch
 
-from labml.bm.kernels import HeatBath, Kernel
+from labml.bm.kernels import HeatBath, Kernel, Metropolis
 from labml.bm.models import BM, RBM, ClassRBM, EnergyModel
 
 logger = logging.getLogger(__name__)
@@ -190,8 +190,13 @@ class Chains:
                 raise ValueError(f"parallel tempering needs beta ratios 1 = r_0 > r_1 > ... > 0, got {r}")
             if isinstance(sampler.model, BM):
                 raise ValueError("parallel tempering is implemented for the bipartite models (RBM, ClassRBM)")
-            # one inverse-temperature factor per row of the stacked replicas (replica-major)
-            self._row_scale = torch.tensor(r).repeat_interleave(self.n_chains)[:, None]
+            if not isinstance(sampler.kernel, HeatBath | Metropolis):
+                # the exchange uses model.energy: exact only for the Ising kernels' densities
+                raise ValueError(f"parallel tempering needs the heatbath or metropolis kernel, "
+                                 f"got {sampler.kernel.name}")
+            # one inverse-temperature factor per row of the stacked replicas (replica-major), in
+            # double precision; the sweeps use it at the precision of the state
+            self._row_scale = torch.tensor(r, dtype=torch.float64).repeat_interleave(self.n_chains)[:, None]
         self.exchanges = 0  # rounds of replica exchange done (their parity picks the pairs)
         self.swap_attempts = [0] * max(len(self.beta_ratios) - 1, 0)
         self.swap_accepts = [0] * max(len(self.beta_ratios) - 1, 0)
@@ -199,15 +204,18 @@ class Chains:
     def init_persistent(self, v: torch.Tensor | None = None, y: torch.Tensor | None = None) -> None:
         """Start persistent chains at data items (or at random spins when v is None)."""
         reps = len(self.beta_ratios) if self.kind == "pt" else 1
-        scale = self._row_scale if self.kind == "pt" else None
         if v is None:
             self.state = self.sampler.random_state(self.n_chains * reps)
-        else:
-            v0 = v[: self.n_chains].repeat(reps, 1)
-            y0 = None if y is None else y[: self.n_chains].repeat(reps, 1)
-            state = self.sampler.state_from_data(v0, y0)
-            clamped = ("v",) if isinstance(self.sampler.model, BM) else ("v", "y")
-            self.state = self.sampler.sweep(state, clamped=clamped, beta_scale=scale)
+            return
+        # PCD: the first n_chains items; PT: n_chains items in every replica, the batch's items
+        # repeated when it has fewer (a small training set)
+        rows = torch.arange(self.n_chains) % len(v) if self.kind == "pt" else slice(0, self.n_chains)
+        v0 = v[rows].repeat(reps, 1)
+        y0 = None if y is None else y[rows].repeat(reps, 1)
+        state = self.sampler.state_from_data(v0, y0)
+        clamped = ("v",) if isinstance(self.sampler.model, BM) else ("v", "y")
+        scale = self._row_scale.to(v0.dtype) if self.kind == "pt" else None
+        self.state = self.sampler.sweep(state, clamped=clamped, beta_scale=scale)
 
     @torch.no_grad()
     def negative(
@@ -217,7 +225,8 @@ class Chains:
 
         CD: the model copy is re-seeded at the data (hidden drawn given the data, using
         `data_hidden_field` when the positive phase already computed it), then k sweeps.
-        PCD: the persistent chains make k sweeps.
+        PCD: the persistent chains make k sweeps. PT: every replica makes k sweeps at its inverse
+        temperature, then one round of exchanges; the values are the r = 1 replica's.
         """
         s = self.sampler
         if self.kind == "cd":
@@ -234,7 +243,7 @@ class Chains:
         if self.kind == "pcd":
             self.state = s.run(self.state, self.k)
             return s.statistics(self.state)
-        self.state = s.run(self.state, self.k, beta_scale=self._row_scale)
+        self.state = s.run(self.state, self.k, beta_scale=self._row_scale.to(self.state["v"].dtype))
         self._exchange()
         s.last_fields.clear()  # the exchanges moved rows: the statistics recompute the field
         return s.statistics({g: x[: self.n_chains] for g, x in self.state.items()})
@@ -266,7 +275,8 @@ class Chains:
         return [a / t if t else float("nan") for a, t in pairs]
 
     def state_dict(self) -> dict:
-        return {"kind": self.kind, "k": self.k, "state": None if self.state is None else dict(self.state),
+        state = None if self.state is None else {g: x.clone() for g, x in self.state.items()}
+        return {"kind": self.kind, "k": self.k, "state": state,
                 "exchanges": self.exchanges, "swap_attempts": list(self.swap_attempts),
                 "swap_accepts": list(self.swap_accepts)}
 

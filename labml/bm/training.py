@@ -6,8 +6,9 @@
     trainer.fit()   # the plain loop
 
 Learning is either `gradient` (a torch optimiser fed with -dL/dtheta = -beta (f_target - f_model);
-CD or PCD chains with any kernel; the discriminative ClassRBM loss by autograd) or `relaxation`
-(the nanomagnetic learning dynamics of labml.bm.relaxation).
+CD or PCD chains with any kernel, or parallel tempering with the heat-bath or Metropolis kernel;
+the discriminative ClassRBM loss by autograd) or `relaxation` (the nanomagnetic learning dynamics
+of labml.bm.relaxation).
 """
 
 from __future__ import annotations
@@ -133,6 +134,8 @@ class BMTrainConfig:
     def _check_tempering(self) -> None:
         if self.model == "bm" or self.learning != "gradient":
             _bad("chains", "pt", "parallel tempering trains an RBM or ClassRBM by gradient")
+        if self.kernel not in ("heatbath", "metropolis"):
+            _bad("kernel", self.kernel, "parallel tempering (--chains pt) needs heatbath or metropolis")
         if not (isinstance(self.pt_replicas, int) and self.pt_replicas >= 2):
             _bad("pt_replicas", self.pt_replicas, "must be an integer >= 2")
         if not 0.0 < self.pt_beta_min < 1.0:
@@ -727,6 +730,21 @@ class BMTrainer:
         save_sample_grid(v, path, shape=shape, title=f"{self.config.model} samples")
 
     # ------------------------------------------------------------------ checkpointing
+    def _optimizer_state_for_groups(self, saved: dict) -> dict:
+        """A saved optimiser state with one parameter group (every parameter decayed: checkpoints
+        from before `decay_biases`) for an optimiser with two (couplings, biases), or the reverse.
+        The groups list the parameters in the model's order (couplings first), so the
+        per-parameter state (momentum, Adam moments) keeps its indices; the hyperparameters are
+        the current configuration's."""
+        current = self.optimizer.state_dict()
+        if len(saved["param_groups"]) == len(current["param_groups"]):
+            return saved
+        couplings_first = [p.dim() >= 2 for p in self.model.parameters()]
+        n_saved = sum(len(g["params"]) for g in saved["param_groups"])
+        if couplings_first != sorted(couplings_first, reverse=True) or n_saved != len(couplings_first):
+            raise ValueError("the checkpoint's optimiser groups do not match this model's parameters")
+        return {"state": saved["state"], "param_groups": current["param_groups"]}
+
     def state_dict(self) -> dict:
         return {
             "config": self.config.to_dict(),
@@ -750,7 +768,7 @@ class BMTrainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.optimizer.load_state_dict(self._optimizer_state_for_groups(state["optimizer"]))
         if self.pretrain_optimizer is not None and state.get("pretrain_optimizer") is not None:
             self.pretrain_optimizer.load_state_dict(state["pretrain_optimizer"])
         self.chains.load_state_dict(state["chains"])
