@@ -73,7 +73,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--centering", choices=("data", "bits", "none"), default="data")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-train", type=int, default=50_000, help="first N training images for training")
-    p.add_argument("--n-val", type=int, default=10_000, help="last N training images for validation")
+    p.add_argument("--n-val", type=int, default=10_000,
+                   help="last N training images for validation (0: none, for the final model trained "
+                   "on all 60,000 with settings chosen on a split)")
     p.add_argument("--n-test", type=int, default=None, help="first N test images (default all)")
     p.add_argument("--val-every", type=int, default=10)
     p.add_argument("--val-ais-scale", type=float, default=0.1,
@@ -96,7 +98,9 @@ def _check_args(p: argparse.ArgumentParser, a: argparse.Namespace) -> None:
     if a.pt_replicas < 2 or not 0 < a.pt_beta_min < 1:
         p.error(f"--pt-replicas {a.pt_replicas} / --pt-beta-min {a.pt_beta_min}: need >= 2 replicas "
                 "and a lowest ratio in (0, 1)")
-    for key in ("hidden", "epochs", "batch_size", "k", "n_train", "n_val", "val_every", "val_runs",
+    if a.n_val < 0 or (a.n_val == 0 and a.no_test):
+        p.error(f"--n-val {a.n_val}: must be >= 0, and >= 1 with --no-test (it evaluates on validation)")
+    for key in ("hidden", "epochs", "batch_size", "k", "n_train", "val_every", "val_runs",
                 "ais_runs", "threads"):
         if getattr(a, key) < 1:
             p.error(f"--{key.replace('_', '-')} {getattr(a, key)}: must be >= 1")
@@ -280,7 +284,7 @@ class Session:
         if 1 <= e <= a.sklearn_epochs:  # epoch 1 also compiles the numba kernels: not timed
             x = self.bits["x_train"]
             rec["sklearn_sec"] = sklearn_epoch_seconds(x, a.hidden, a.batch_size, a.seed + e)
-        if (e + 1) % a.val_every == 0 or e + 1 == a.epochs:
+        if a.n_val and ((e + 1) % a.val_every == 0 or e + 1 == a.epochs):
             from labml.bm.ais import ais_loglik
 
             model = tr.model
@@ -327,7 +331,10 @@ class Session:
 
         a, b = self.a, self.bits
         model = self.trainer.model
-        sets = {"val": b["x_val"]} if a.no_test else {"test": b["x_test"], "val": b["x_val"]}
+        sets = {} if a.no_test else {"test": b["x_test"]}
+        if a.n_val:
+            sets["val"] = b["x_val"]
+        sets["train"] = b["x_train"]  # the generalisation gap: train against test / validation
         r = ais_loglik(model, b["x_train"], sets, a.ais_scale, a.ais_runs,
                        seed=a.seed + 7, reverse_sweeps=a.reverse_sweeps)
         starts = r.pop("_starts")

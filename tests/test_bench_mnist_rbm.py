@@ -61,6 +61,28 @@ def test_tiny_run_resumes_bit_exactly_and_saves_a_numpy_model(bench, mnist_dir, 
     assert (tmp_path / "whole" / "samples.png").stat().st_size > 0
 
 
+def test_a_final_model_trained_on_every_training_image_reports_test_and_training_likelihoods(
+        bench, mnist_dir, tmp_path, capsys):
+    """--n-val 0: the settings were chosen on a split; the final model trains on all the training
+    images, runs no validation check and reports test and training log-likelihoods."""
+    binarised = tmp_path / "bits.npz"
+    n_all = len(mnist_binarised.binarised_mnist(mnist_dir, binarised, 0)["train_labels"])
+    tiny = [*TINY]
+    tiny[tiny.index("--n-train") + 1], tiny[tiny.index("--n-val") + 1] = str(n_all), "0"
+    assert bench.main(["--data", str(mnist_dir), "--binarised", str(binarised), *tiny,
+                       "--run-dir", str(tmp_path / "all")]) == 0
+    final = last_json(capsys.readouterr().out)
+    assert final["n_val"] == 0 and not any(k.startswith("val_loglik") for k in final)
+    history = [json.loads(line) for line in (tmp_path / "all" / "history.jsonl").read_text().splitlines()]
+    assert len(history) == 3 and not any("val_loglik_forward" in r for r in history)
+    m = np.load(tmp_path / "all" / "model.npz")
+    bits = mnist_binarised.load(binarised)
+    for name, x in (("test", bits["test_stochastic"][:100]), ("train", bits["train_stochastic"])):
+        x = x.astype(np.float64)
+        logp = x @ m["c01"] + np.logaddexp(0.0, m["d01"] + x @ m["W01"]).sum(1) - m["log_Z01"]
+        assert logp.mean() == pytest.approx(final[f"{name}_loglik_forward"], abs=1e-3), name
+
+
 def test_binarised_set_is_reproducible_and_verified(mnist_dir, tmp_path):
     a = mnist_binarised.binarised_mnist(mnist_dir, tmp_path / "a.npz", seed=3)
     b = mnist_binarised.build(mnist_dir, seed=3)
@@ -107,7 +129,7 @@ def test_bad_input_gives_one_line_errors(bench, mnist_dir, tmp_path, capsys):
     with pytest.raises(UserError, match="weight_decay: run 0.0, now 0.001"):
         bench.Session(bench.parse_args([*common, *TINY, "--weight-decay", "0.001"]))
     for bad in (["--lr", "0"], ["--weight-decay", "-1e-4"], ["--chains", "pt", "--pt-beta-min", "1"],
-                ["--chains", "pt", "--pt-replicas", "1"]):
+                ["--chains", "pt", "--pt-replicas", "1"], ["--n-val", "-1"], ["--n-val", "0", "--no-test"]):
         with pytest.raises(SystemExit):
             bench.parse_args(["--run-dir", "x", *bad])
 

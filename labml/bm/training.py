@@ -233,7 +233,8 @@ class BMTrainer:
         self.np_rng = np.random.default_rng(config.seed)
         self.v_train = bits_to_spins(torch.as_tensor(data.x_train, dtype=torch.float32))
         self.v_test = bits_to_spins(torch.as_tensor(data.x_test, dtype=torch.float32))
-        self.n_classes = int(max(data.y_train.max(), data.y_test.max()) + 1) if len(data.y_train) else 10
+        top = max(np.max(data.y_train, initial=0), np.max(data.y_test, initial=0))  # a set may be empty
+        self.n_classes = int(top + 1) if len(data.y_train) else 10
         self.l_train = torch.as_tensor(data.y_train, dtype=torch.int64)
         self.l_test = torch.as_tensor(data.y_test, dtype=torch.int64)
         self.y_train = torch.nn.functional.one_hot(self.l_train, self.n_classes).float()
