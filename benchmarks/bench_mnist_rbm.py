@@ -7,7 +7,9 @@ with the schedule of Salakhutdinov & Murray 2008, forward and reverse, against t
         [--weight-decay 0] [--hours 2.5] ...
 
 Data: the 60k training set split into the first 50,000 images (training) and the last 10,000
-(validation, for choosing settings); the 10k test set only for the final figures. The binarised set
+(validation, for choosing settings); the 10k test set only for the final figures. With --n-train
+60000 --n-val 0 the settings chosen on that split train a final model on all 60,000 images (no
+validation checks; the number of epochs fixed in advance, as nothing is left to stop on). The binarised set
 (labml.mnist_binarised: stochastic with --bin-seed, and the 0.5 threshold) is built once and saved
 at --binarised (default RUN/mnist_binarised_seed<S>.npz), verified by its SHA-256 on every load.
 
@@ -23,7 +25,8 @@ log-likelihood with forward AIS at --val-ais-scale of the S&M schedule.
 
 At the end (RUN/final.json and one JSON line on stdout): forward AIS (S&M schedule, --ais-runs runs,
 base rates from the training data) and reverse AIS from --reverse-sweeps Gibbs sweeps of as many
-chains, the test and validation log-likelihoods in nats per image, RUN/samples.png (the states the
+chains, the test, validation and training log-likelihoods in nats per image (training against test:
+the generalisation gap), RUN/samples.png (the states the
 reverse runs start from) and RUN/model.npz (see `write_model`).
 
 Single-threaded by default (--threads 1): the machine is shared.
