@@ -38,4 +38,7 @@ def main(model_path: str, mnist_dir: str, n: int | None = None) -> float:
 if __name__ == "__main__":
     if len(sys.argv) not in (3, 4):
         sys.exit(__doc__.strip().splitlines()[2].strip())
-    print(f"test accuracy {main(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])):.4f}")
+    try:
+        print(f"test accuracy {main(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])):.4f}")
+    except (OSError, KeyError, ValueError) as exc:  # a missing, foreign or corrupt file: one line
+        sys.exit(f"error: {' / '.join(sys.argv[1:3])}: not a model file and an MNIST folder ({exc})")

@@ -5,6 +5,8 @@ model file and the one-line errors."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,10 @@ def test_tiny_run_resumes_bit_exactly_and_saves_a_numpy_model(bench, mnist_dir, 
     logp = x @ m["c01"] + np.logaddexp(0.0, m["d01"] + x @ m["W01"]).sum(1) - m["log_Z01"]
     assert logp.mean() == pytest.approx(whole["test_loglik_forward"], abs=1e-3)
     assert m["W"].shape == (784, 20) and float(m["temperature"]) == 1.0
+    # and the numpy-only check script, reading the saved binarised set itself, reports the same
+    check = load_benchmark("check_rbm_npz")
+    got = check.main(str(tmp_path / "whole" / "model.npz"), str(binarised), 100)
+    assert got == pytest.approx(whole["test_loglik_forward"], abs=1e-3)
     assert (tmp_path / "whole" / "samples.png").stat().st_size > 0
 
 
@@ -155,3 +161,13 @@ def test_a_set_sorted_by_class_is_split_from_a_fixed_shuffle(bench, mnist_dir, t
     mixed = bench.load_bits(b)
     assert "sorted" not in capsys.readouterr().err
     assert np.array_equal(mixed["y_train"], labels[:600]) and np.array_equal(mixed["y_val"], labels[-200:])
+
+
+def test_the_numpy_check_script_refuses_a_wrong_file_in_one_line(tmp_path):
+    script = ROOT / "benchmarks" / "check_rbm_npz.py"
+    np.savez(tmp_path / "foreign.npz", W=np.zeros((2, 2)))
+    for args in ([str(tmp_path / "missing.npz"), str(tmp_path / "foreign.npz")],
+                 [str(tmp_path / "foreign.npz"), str(tmp_path / "foreign.npz")]):
+        out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+        assert out.returncode == 1 and out.stdout == ""
+        assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1, out.stderr
