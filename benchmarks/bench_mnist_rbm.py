@@ -209,6 +209,8 @@ def write_model(path: Path, model, extra: dict) -> None:
     bit form (the same distribution over 0/1 units, temperature folded in): W01 = 4 W / T,
     c01 = 2 (a - W 1) / T, d01 = 2 (b - W^T 1) / T, log_Z01 = log_Z - (1^T W 1 - 1^T a - 1^T b) / T, so
     log p(x) = c01 . x + sum_j softplus(d01_j + (x W01)_j) - log_Z01.
+    data_sha256, binarisation: the content hash of the binarised set it was trained on
+    (labml.mnist_binarised's content_sha256) and which of its two binarisations.
     """
     W = model.W.detach().double().numpy()
     a = model.a.detach().double().numpy()
@@ -223,7 +225,7 @@ def write_model(path: Path, model, extra: dict) -> None:
         "doc": np.array(write_model.__doc__),
     }
     for key, value in extra.items():
-        arrays[key] = np.float64(value)
+        arrays[key] = np.array(value) if isinstance(value, str) else np.float64(value)
     if "log_Z" in extra:
         arrays["log_Z01"] = np.float64(extra["log_Z"] - const)
     tmp = path.with_name(f".{path.name}.part")
@@ -344,7 +346,9 @@ class Session:
         save_sample_grid(starts[:100], a.run_dir / "samples.png",
                          title=f"RBM-{a.hidden}: states after {a.reverse_sweeps} Gibbs sweeps")
         write_model(a.run_dir / "model.npz", model, {"log_Z": r["log_Z_forward"],
-                                                      "log_Z_reverse": r["log_Z_reverse"]})
+                                                      "log_Z_reverse": r["log_Z_reverse"],
+                                                      "data_sha256": b["sha256"],
+                                                      "binarisation": a.binarisation})
         sk = [x["sklearn_sec"] for x in self.records if "sklearn_sec" in x]
         ours = [x["sec"] for x in self.records if "sklearn_sec" in x]
         result = {"bench": "mnist_rbm", **{k: getattr(a, k) for k in RESULT_KEYS}, **r,

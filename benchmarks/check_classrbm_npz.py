@@ -11,6 +11,7 @@ argmax_c [d_c + T sum_j log(2 cosh((b + v W + U_c)_j / T))].
 
 import gzip
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -40,5 +41,6 @@ if __name__ == "__main__":
         sys.exit(__doc__.strip().splitlines()[2].strip())
     try:
         print(f"test accuracy {main(sys.argv[1], sys.argv[2], *map(int, sys.argv[3:])):.4f}")
-    except (OSError, KeyError, ValueError) as exc:  # a missing, foreign or corrupt file: one line
-        sys.exit(f"error: {' / '.join(sys.argv[1:3])}: not a model file and an MNIST folder ({exc})")
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        # a missing, foreign or corrupt file, or a bad N: one line, no traceback
+        sys.exit(f"error: {' '.join(sys.argv[1:])}: {exc}")

@@ -64,6 +64,8 @@ def test_tiny_run_resumes_bit_exactly_and_saves_a_numpy_model(bench, mnist_dir, 
     check = load_benchmark("check_rbm_npz")
     got = check.main(str(tmp_path / "whole" / "model.npz"), str(binarised), 100)
     assert got == pytest.approx(whole["test_loglik_forward"], abs=1e-3)
+    assert str(m["data_sha256"]) == mnist_binarised.load(binarised)["content_sha256"]
+    assert str(m["binarisation"]) == "stochastic"
     assert (tmp_path / "whole" / "samples.png").stat().st_size > 0
 
 
@@ -163,11 +165,20 @@ def test_a_set_sorted_by_class_is_split_from_a_fixed_shuffle(bench, mnist_dir, t
     assert np.array_equal(mixed["y_train"], labels[:600]) and np.array_equal(mixed["y_val"], labels[-200:])
 
 
-def test_the_numpy_check_script_refuses_a_wrong_file_in_one_line(tmp_path):
+def test_the_numpy_check_script_refuses_a_wrong_file_in_one_line(mnist_dir, tmp_path):
     script = ROOT / "benchmarks" / "check_rbm_npz.py"
+    bits = tmp_path / "bits.npz"
+    mnist_binarised.binarised_mnist(mnist_dir, bits, 0)
     np.savez(tmp_path / "foreign.npz", W=np.zeros((2, 2)))
-    for args in ([str(tmp_path / "missing.npz"), str(tmp_path / "foreign.npz")],
-                 [str(tmp_path / "foreign.npz"), str(tmp_path / "foreign.npz")]):
-        out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+    (tmp_path / "cut.npz").write_bytes(bits.read_bytes()[:1000])
+    np.savez(tmp_path / "other.npz", data_sha256=np.array("0" * 64), binarisation=np.array("stochastic"),
+             **{k: np.zeros(1) for k in ("W01", "c01", "d01", "log_Z01")})
+    for args, says in (([tmp_path / "missing.npz", bits], "No such file"),
+                       ([tmp_path / "foreign.npz", bits], "c01"),
+                       ([tmp_path / "other.npz", bits], "trained on the binarised set 000000000000"),
+                       ([tmp_path / "other.npz", tmp_path / "cut.npz"], "zip"),
+                       ([tmp_path / "other.npz", bits, "ten"], "invalid literal")):
+        out = subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True)
         assert out.returncode == 1 and out.stdout == ""
-        assert out.stderr.startswith("error: ") and len(out.stderr.strip().splitlines()) == 1, out.stderr
+        err = out.stderr.strip()
+        assert err.startswith("error: ") and says in err and len(err.splitlines()) == 1, err

@@ -639,6 +639,8 @@ class BMTrainer:
         c = self.config
         m = self.model
         out: dict = {"test_loglik": None, "loglik_method": None}
+        if len(self.v_test) == 0:  # no test set (a final model trained on every item): no figures
+            return out
         exact_ok = (
             (isinstance(m, RBM | ClassRBM) and m.n_hidden <= c.eval_max_exact_hidden)
             or (isinstance(m, RBM) and m.n_visible <= c.eval_max_exact_hidden)
