@@ -77,7 +77,8 @@ def test_a_final_model_trained_on_every_training_image_reports_test_and_training
     n_all = len(mnist_binarised.binarised_mnist(mnist_dir, binarised, 0)["train_labels"])
     tiny = [*TINY]
     tiny[tiny.index("--n-train") + 1], tiny[tiny.index("--n-val") + 1] = str(n_all), "0"
-    args = ["--data", str(mnist_dir), "--binarised", str(binarised), *tiny, "--run-dir", str(tmp_path / "all")]
+    args = ["--data", str(mnist_dir), "--binarised", str(binarised), *tiny,
+            "--run-dir", str(tmp_path / "all")]
     s = bench.Session(bench.parse_args(args))  # stopped after its first epoch, then resumed
     s.checkpoint(s.epoch())
     assert bench.main(args) == 0
