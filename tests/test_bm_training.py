@@ -359,3 +359,16 @@ def test_parallel_tempering_runs_on_fewer_items_than_chains(bas):
     t = BMTrainer(cfg, few)
     t.fit()
     assert t.updates == 2 and t.chains.state["v"].shape == (60, 16)
+
+
+def test_a_trainer_without_test_items_trains_the_same_and_reports_no_figures(bas):
+    """A final model trained on every item (no test set, as `--n-val 0` builds it): training is
+    bit-identical to the same run with a test set, and evaluate() reports no figures rather than
+    failing on an empty set."""
+    cfg = BMTrainConfig(model="classrbm", hidden=8, epochs=2, batch_size=20, loss="generative", lr=0.04,
+                        seed=3)
+    empty = BMData(bas.x_train, bas.y_train, bas.x_test[:0], bas.y_test[:0])
+    without, with_test = BMTrainer(cfg, empty).fit(), BMTrainer(cfg, bas).fit()
+    assert without.evaluate() == {"test_loglik": None, "loglik_method": None}
+    for key, value in with_test.model.state_dict().items():
+        assert torch.equal(without.model.state_dict()[key], value), key
