@@ -16,7 +16,8 @@ Same data and run folder rules as bench_mnist_rbm.py (50k training / last 10k va
 binarised set, resumable checkpoints every epoch, --hours). Default binarisation: the 0.5
 threshold (--binarisation stochastic for the stochastic set). Early stopping on validation: the
 model of the epoch with the best validation accuracy is kept (in the checkpoint) and is the one
-tested at the end; the last epoch's test accuracy is reported beside it. RUN/model.npz holds
+tested at the end; the last epoch's test accuracy and the kept model's accuracy on the training
+images (`train_accuracy`) are reported beside it. RUN/model.npz holds
 W, U, a, b, d and the temperature (see `write_classrbm`).
 """
 
@@ -158,11 +159,14 @@ class ClassSession(common.Session):
         best_model = copy.deepcopy(self.trainer.model)
         best_model.load_state_dict(self.best["model"])
         test = self.accuracy(b["x_test"], b["y_test"], best_model)
+        # on the training images too: the gap to validation is the overfitting
+        train = self.accuracy(b["x_train"], b["y_train"], best_model)
         write_classrbm(a.run_dir / "model.npz", best_model,
                        {"test_accuracy": test, "epoch": self.best["epoch"]})
         result = {"bench": "mnist_classrbm", **{k: getattr(a, k) for k in KEYS},
                   "test_accuracy": test, "test_error_percent": 100 * (1 - test),
-                  "best_epoch": self.best["epoch"], "best_val_accuracy": self.best["val_accuracy"],
+                  "train_accuracy": train, "best_epoch": self.best["epoch"],
+                  "best_val_accuracy": self.best["val_accuracy"],
                   "test_accuracy_last_epoch": last, "epochs_done": self.trainer.epoch,
                   "sec_per_epoch_median": float(np.median([r["sec"] for r in self.records])),
                   "data_sha256": b["sha256"], "run_dir": str(a.run_dir)}

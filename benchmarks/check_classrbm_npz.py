@@ -27,7 +27,11 @@ def main(model_path: str, mnist_dir: str, n: int | None = None) -> float:
     d = Path(mnist_dir)
     x = idx(d / "t10k-images-idx3-ubyte.gz", 16).reshape(-1, 784) / 255.0
     y = idx(d / "t10k-labels-idx1-ubyte.gz", 8)
-    x, y = x[:n], y[:n]
+    return accuracy(m, x[:n], y[:n])
+
+
+def accuracy(m, x: np.ndarray, y: np.ndarray) -> float:
+    """The model's accuracy on images x (intensities in [0, 1] or 0/1 bits) with labels y."""
     v = np.where(x > 0.5, 1.0, -1.0)
     T = float(m["temperature"])
     pre = v @ m["W"] + m["b"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import last_json, load_benchmark
 
@@ -37,6 +38,10 @@ def test_tiny_classrbm_run(bench, mnist_dir, tmp_path, capsys, loss):
     check = load_benchmark("check_classrbm_npz")
     acc = check.main(tmp_path / "whole" / "model.npz", mnist_dir, 200)
     assert acc == pytest.approx(whole["test_accuracy"], abs=1e-9)
+    # the same model on its 500 training images (the overfitting beside the validation figure)
+    bits = bench.common.load_bits(bench.parse_args([*args, "--run-dir", str(tmp_path / "whole")]))
+    train = check.accuracy(np.load(tmp_path / "whole" / "model.npz"), bits["x_train"], bits["y_train"])
+    assert whole["train_accuracy"] == pytest.approx(train, abs=1e-9) and len(bits["x_train"]) == 500
 
     part = tmp_path / "part"
     s = bench.ClassSession(bench.parse_args([*args, "--run-dir", str(part)]))
