@@ -36,7 +36,7 @@ import bench_mnist_rbm as common  # noqa: E402  (the shared data, run-folder and
 
 KEYS = ("binarisation", "bin_seed", "loss", "hidden", "epochs", "lr", "optimizer", "batch_size", "chains",
         "k", "hybrid_alpha", "lr_decay", "seed", "n_train", "n_val", "n_test", "centering", "dropout",
-        "input_dropout", "weight_decay")
+        "input_dropout", "weight_decay", "train_draws")
 #: per objective: (hidden units of L&B 2008, optimizer, lr) when not given
 DEFAULTS = {"generative": (6000, "sgd", 0.002), "discriminative": (500, "adam", 0.001),
             "hybrid": (1500, "adam", 0.001)}
@@ -49,6 +49,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--binarised", type=Path, default=None)
     p.add_argument("--binarisation", choices=("stochastic", "threshold"), default="threshold")
     p.add_argument("--bin-seed", type=int, default=0)
+    p.add_argument("--train-draws", choices=("fixed", "fresh"), default="fixed",
+                   help="fresh: the training images are drawn anew each epoch (each pixel 1 with "
+                        "probability intensity/255, needs --data); validation and test stay on the "
+                        "saved --binarisation")
     p.add_argument("--loss", choices=tuple(DEFAULTS), required=True)
     p.add_argument("--hidden", type=int, default=None)
     p.add_argument("--epochs", type=int, default=50)
@@ -102,6 +106,7 @@ class ClassSession(common.Session):
     """A ClassRBM run: validation accuracy every epoch, the best-validation model kept."""
 
     result_keys = KEYS
+    added_keys = {**common.Session.added_keys, "train_draws": "fixed"}  # see common.open_run
 
     def __init__(self, a: argparse.Namespace) -> None:
         self.best: dict = {"epoch": 0, "val_accuracy": -1.0, "model": None}
@@ -138,6 +143,10 @@ class ClassSession(common.Session):
 
     def epoch(self) -> dict:
         tr = self.trainer
+        if self.a.train_draws == "fresh":  # this epoch's draw: numpy PCG64 seeded by (seed, epoch)
+            rng = np.random.default_rng([self.a.seed, 0xD8A7, tr.epoch])
+            p = self.bits["p_train"]
+            tr.replace_training_inputs((rng.random(p.shape, dtype=np.float32) < p).astype(np.float32))
         m = tr.run_epoch(tr.epoch)
         t0 = time.perf_counter()
         acc = self.accuracy(self.bits["x_val"], self.bits["y_val"])

@@ -126,6 +126,7 @@ def load_bits(a: argparse.Namespace) -> dict:
     path = a.binarised or a.run_dir / f"mnist_binarised_seed{a.bin_seed}.npz"
     d = binarised_mnist(a.data, path, a.bin_seed)
     x, y = d[f"train_{a.binarisation}"], d["train_labels"]
+    order = slice(None)
     if y.size > 1 and np.all(np.diff(y.astype(np.int64)) >= 0):
         # a set stored sorted by class (the 5k subset) would validate on the last classes only and
         # train without them: split a fixed shuffle of it instead (the full set's official order,
@@ -140,12 +141,33 @@ def load_bits(a: argparse.Namespace) -> dict:
         raise UserError(f"--n-train {a.n_train} + --n-val {a.n_val} exceed the {len(x)} training "
                         f"images of {path}")
     n_test = len(d["test_labels"]) if a.n_test is None else min(a.n_test, len(d["test_labels"]))
-    return {
+    out = {
         "x_train": x[: a.n_train], "y_train": y[: a.n_train],
         "x_val": x[len(x) - a.n_val :], "y_val": y[len(x) - a.n_val :],
         "x_test": d[f"test_{a.binarisation}"][:n_test], "y_test": d["test_labels"][:n_test],
         "sha256": d["content_sha256"], "path": str(path),
     }
+    if getattr(a, "train_draws", "fixed") == "fresh":
+        out["p_train"] = training_intensities(a, d, order)
+    return out
+
+
+def training_intensities(a: argparse.Namespace, d: dict, order) -> np.ndarray:
+    """The training images' intensities in [0, 1] (float32, the binarised set's order and split),
+    for drawing a fresh stochastic binarisation each epoch; checked against the saved threshold
+    bits so that a --data folder with other images is refused."""
+    from labml.data import DIGITS, load_mnist_arrays, resolve_data_dir
+    from labml.errors import UserError
+
+    folder = resolve_data_dir(a.data)
+    if folder == DIGITS:
+        raise UserError("--train-draws fresh needs the MNIST folder the set was binarised from (--data DIR)")
+    images = load_mnist_arrays(folder)[0]
+    p = (images.reshape(len(images), -1).astype(np.float32) / 255.0)[order]
+    if p.shape != d["train_threshold"].shape or not np.array_equal(p > 0.5, d["train_threshold"][order] > 0):
+        raise UserError(f"--data {a.data}: its training images are not the ones binarised in "
+                        f"{a.binarised or 'the run folder'}")
+    return p[: a.n_train]
 
 
 def open_run(a: argparse.Namespace, data_sha: str, keys: tuple[str, ...] = RESULT_KEYS,

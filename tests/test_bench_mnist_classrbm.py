@@ -50,3 +50,56 @@ def test_tiny_classrbm_run(bench, mnist_dir, tmp_path, capsys, loss):
     resumed = last_json(capsys.readouterr().out)
     assert resumed["test_accuracy"] == whole["test_accuracy"]
     assert resumed["test_accuracy_last_epoch"] == whole["test_accuracy_last_epoch"]
+
+
+def test_fresh_draws_are_new_each_epoch_and_a_stopped_run_resumes_to_the_same_result(
+        bench, mnist_dir, tmp_path, capsys):
+    """--train-draws fresh: each epoch trains on a new stochastic binarisation of the intensities
+    (seeded by seed and epoch, so a resumed run draws what the whole run drew)."""
+    bits = tmp_path / "bits.npz"
+    args = ["--data", str(mnist_dir), "--binarised", str(bits), "--loss", "generative",
+            "--train-draws", "fresh", *TINY]
+    assert bench.main([*args, "--run-dir", str(tmp_path / "whole")]) == 0
+    whole = last_json(capsys.readouterr().out)
+    assert whole["train_draws"] == "fresh"
+
+    s = bench.ClassSession(bench.parse_args([*args, "--run-dir", str(tmp_path / "part")]))
+    p = s.bits["p_train"].astype(np.float64)
+    saved = s.bits["x_train"].astype(np.float64)
+    s.checkpoint(s.epoch())
+    first = (s.trainer.v_train.numpy() > 0).astype(np.float64)
+    s.epoch()
+    second = (s.trainer.v_train.numpy() > 0).astype(np.float64)
+    # each draw has sum(p) ones in expectation, variance sum p(1-p): within 4 sigma (99.99 %);
+    # two draws disagree on sum 2p(1-p) pixels in expectation (a repeated draw: on none)
+    sigma = np.sqrt((p * (1 - p)).sum())
+    for x in (first, second):
+        assert abs(x.sum() - p.sum()) < 4 * sigma
+    differ, expected = np.abs(first - second).sum(), (2 * p * (1 - p)).sum()
+    assert abs(differ - expected) < 4 * np.sqrt(expected)
+    assert np.abs(first - saved).sum() > 0.5 * expected  # not the saved (threshold) bits
+
+    assert bench.main([*args, "--run-dir", str(tmp_path / "part")]) == 0
+    resumed = last_json(capsys.readouterr().out)
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+    assert resumed["best_val_accuracy"] == whole["best_val_accuracy"]
+
+
+def test_fresh_draws_refuse_a_data_folder_with_other_images(bench, mnist_dir, tmp_path, capsys):
+    from labml.data import load_mnist_arrays, write_idx
+
+    bits = tmp_path / "bits.npz"
+    args = ["--binarised", str(bits), "--loss", "generative", "--train-draws", "fresh", *TINY]
+    first = ["--data", str(mnist_dir), *args, "--epochs", "1", "--run-dir", str(tmp_path / "a")]
+    assert bench.main(first) == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    train, y_train, test, y_test, _ = load_mnist_arrays(mnist_dir)
+    for name, array in (("train-images-idx3-ubyte", 255 - train), ("train-labels-idx1-ubyte", y_train),
+                        ("t10k-images-idx3-ubyte", test), ("t10k-labels-idx1-ubyte", y_test)):
+        write_idx(other / name, array)
+    capsys.readouterr()
+    assert bench.main(["--data", str(other), *args, "--run-dir", str(tmp_path / "b")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(f"its training images are not the ones binarised in {bits}")
+    assert not (tmp_path / "b").exists()

@@ -296,6 +296,19 @@ class BMTrainer:
                 self.offset_v = self.v_train.mean(0)
                 self.offset_h = torch.zeros(c.hidden)
 
+    def replace_training_inputs(self, x_train: np.ndarray) -> None:
+        """New 0/1 training inputs for the same items (same shape, same labels), e.g. a fresh
+        stochastic binarisation each epoch. Model, optimiser, chains, generators and centring
+        offsets are kept."""
+        v = bits_to_spins(torch.as_tensor(x_train, dtype=torch.float32))
+        if v.shape != self.v_train.shape:
+            raise ValueError(f"new training inputs of shape {tuple(v.shape)}, "
+                             f"not {tuple(self.v_train.shape)}")
+        self.v_train = v
+        self._binary_train = None
+        if self._fast is not None:  # keep the fast step's bit generator, index the new inputs
+            self._fast.update(self._sparse_train_index())
+
     # ------------------------------------------------------------------ learning steps
     def _set_generative_grad(self, v: torch.Tensor, y: torch.Tensor | None, scale: float = 1.0) -> None:
         """Accumulate -scale * beta * (f_target - f_model) into .grad of every parameter."""
@@ -398,17 +411,19 @@ class BMTrainer:
         )
         return xW.mul_(2.0).add_(base)
 
+    def _sparse_train_index(self) -> dict:
+        """CSR index (row pointers, +1 columns) of the training spins, for the fast step."""
+        x = (self.v_train > 0).numpy()
+        return {"train_indptr": np.concatenate([[0], np.cumsum(x.sum(1))]).astype(np.int64),
+                "train_indices": x.nonzero()[1].astype(np.int64)}
+
     def _fast_buffers(self, n: int) -> dict:
         """The fast step's sparse index of the training set (built once), its per-batch CSR
         buffers and its bit generator (numpy SFC64, seeded from the config's seed; saved with
         the checkpoint)."""
         if self._fast is None:
-            x = (self.v_train > 0).numpy()
-            self._fast = {
-                "train_indptr": np.concatenate([[0], np.cumsum(x.sum(1))]).astype(np.int64),
-                "train_indices": x.nonzero()[1].astype(np.int64),
-                "bits": np.random.SFC64(np.random.SeedSequence([self.config.seed, 0xB17])),
-            }
+            self._fast = {"bits": np.random.SFC64(np.random.SeedSequence([self.config.seed, 0xB17])),
+                          **self._sparse_train_index()}
         f = self._fast
         nv = self.v_train.shape[1]
         if f.get("n") != n:
