@@ -14,7 +14,9 @@ Targets (test accuracy): generative >= 96.3 %, discriminative >= 98.0 %, hybrid 
 
 Same data and run folder rules as bench_mnist_rbm.py (50k training / last 10k validation, the saved
 binarised set, resumable checkpoints every epoch, --hours). Default binarisation: the 0.5
-threshold (--binarisation stochastic for the stochastic set). Early stopping on validation: the
+threshold (--binarisation stochastic for the stochastic set); --train-draws fresh trains on a new
+stochastic binarisation of the training images each epoch (validation and test stay on the saved
+set). Early stopping on validation: the
 model of the epoch with the best validation accuracy is kept (in the checkpoint) and is the one
 tested at the end; the last epoch's test accuracy and the kept model's accuracy on the training
 images (`train_accuracy`) are reported beside it. RUN/model.npz holds
