@@ -372,3 +372,30 @@ def test_a_trainer_without_test_items_trains_the_same_and_reports_no_figures(bas
     assert without.evaluate() == {"test_loglik": None, "loglik_method": None}
     for key, value in with_test.model.state_dict().items():
         assert torch.equal(without.model.state_dict()[key], value), key
+
+
+@pytest.mark.parametrize("model", ["rbm", "classrbm"])
+def test_replaced_training_inputs_train_as_a_trainer_built_on_them(bas, model):
+    """replace_training_inputs (a fresh binarisation each epoch): after the swap, an epoch is
+    bit-identical to one of a trainer built on the new inputs and restored to the same state, for
+    the fused RBM step (its sparse index of the data rebuilt, its bit generator kept) and the
+    plain ClassRBM step."""
+    cfg = BMTrainConfig(model=model, hidden=8, epochs=2, batch_size=20, lr=0.04, seed=5,
+                        **({"loss": "generative"} if model == "classrbm" else {}))
+    flipped = np.random.default_rng(0).random(bas.x_train.shape) < 0.1
+    other = BMData(np.where(flipped, 1 - bas.x_train, bas.x_train), bas.y_train, bas.x_test, bas.y_test)
+    swapped = BMTrainer(cfg, bas)
+    assert swapped._fast_rbm_applies() == (model == "rbm")
+    swapped.run_epoch(0)
+    built = BMTrainer(cfg, other)
+    built.load_state_dict(swapped.state_dict())
+    swapped.replace_training_inputs(other.x_train)
+    swapped.run_epoch(1)
+    built.run_epoch(1)
+    for key, value in built.model.state_dict().items():
+        assert torch.equal(swapped.model.state_dict()[key], value), key
+    # the swap changed what was learnt: the same epoch on the old inputs ends elsewhere
+    kept = BMTrainer(cfg, bas)
+    kept.run_epoch(0)
+    kept.run_epoch(1)
+    assert not torch.equal(kept.model.W, swapped.model.W)
