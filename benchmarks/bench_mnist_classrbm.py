@@ -16,10 +16,11 @@ Same data and run folder rules as bench_mnist_rbm.py (50k training / last 10k va
 binarised set, resumable checkpoints every epoch, --hours). Default binarisation: the 0.5
 threshold (--binarisation stochastic for the stochastic set); --train-draws fresh trains on a new
 stochastic binarisation of the training images each epoch (validation and test stay on the saved
-set). Early stopping on validation: the
-model of the epoch with the best validation accuracy is kept (in the checkpoint) and is the one
-tested at the end; the last epoch's test accuracy and the kept model's accuracy on the training
-images (`train_accuracy`) are reported beside it. RUN/model.npz holds
+set). Early stopping on validation: the model of the epoch with the best validation accuracy is
+kept (in the checkpoint) and is the one tested at the end (with --n-val 0, a final model trained on
+every training image for the number of epochs chosen on validation: the last epoch's model); the
+last epoch's test accuracy and the kept model's accuracy on the training images
+(`train_accuracy`) are reported beside it. RUN/model.npz holds
 W, U, a, b, d and the temperature (see `write_classrbm`).
 """
 
@@ -80,9 +81,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     a.hidden = hidden if a.hidden is None else a.hidden
     a.optimizer = opt if a.optimizer is None else a.optimizer
     a.lr = lr if a.lr is None else a.lr
-    for key in ("hidden", "epochs", "batch_size", "k", "n_train", "n_val", "threads"):
+    for key in ("hidden", "epochs", "batch_size", "k", "n_train", "threads"):
         if getattr(a, key) < 1:
             p.error(f"--{key.replace('_', '-')} {getattr(a, key)}: must be >= 1")
+    if a.n_val < 0:
+        p.error(f"--n-val {a.n_val}: must be >= 0 (0: no validation, the last epoch's model is tested)")
     if not a.lr > 0 or (a.hours is not None and not a.hours > 0):
         p.error(f"--lr {a.lr} and --hours {a.hours} must be > 0")
     return a
@@ -150,10 +153,14 @@ class ClassSession(common.Session):
             p = self.bits["p_train"]
             tr.replace_training_inputs((rng.random(p.shape, dtype=np.float32) < p).astype(np.float32))
         m = tr.run_epoch(tr.epoch)
+        rec = {"epoch": tr.epoch, "sec": m["sec"]}
+        rec.update({k: m[k] for k in ("disc_loss", "recon_error") if k in m})
+        if not self.a.n_val:  # a final model on every training image: the last epoch's is tested
+            self.best = {"epoch": tr.epoch, "val_accuracy": None, "model": None}
+            return rec
         t0 = time.perf_counter()
         acc = self.accuracy(self.bits["x_val"], self.bits["y_val"])
-        rec = {"epoch": tr.epoch, "sec": m["sec"], "val_accuracy": acc, "eval_sec": time.perf_counter() - t0}
-        rec.update({k: m[k] for k in ("disc_loss", "recon_error") if k in m})
+        rec.update(val_accuracy=acc, eval_sec=time.perf_counter() - t0)
         if acc > self.best["val_accuracy"]:
             self.best = {"epoch": tr.epoch, "val_accuracy": acc,
                          "model": {k: v.clone() for k, v in tr.model.state_dict().items()}}
@@ -168,7 +175,8 @@ class ClassSession(common.Session):
         a, b = self.a, self.bits
         last = self.accuracy(b["x_test"], b["y_test"])
         best_model = copy.deepcopy(self.trainer.model)
-        best_model.load_state_dict(self.best["model"])
+        if self.best["model"] is not None:  # None without validation: the last epoch's model
+            best_model.load_state_dict(self.best["model"])
         test = self.accuracy(b["x_test"], b["y_test"], best_model)
         # on the training images too: the gap to validation is the overfitting
         train = self.accuracy(b["x_train"], b["y_train"], best_model)

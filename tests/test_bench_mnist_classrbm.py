@@ -103,3 +103,22 @@ def test_fresh_draws_refuse_a_data_folder_with_other_images(bench, mnist_dir, tm
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].endswith(f"its training images are not the ones binarised in {bits}")
     assert not (tmp_path / "b").exists()
+
+
+def test_without_validation_the_last_epoch_model_is_tested(bench, mnist_dir, tmp_path, capsys):
+    """--n-val 0 (a final model on every training image, for the epochs chosen on validation):
+    no validation pass, and the model tested and saved is the last epoch's."""
+    args = ["--data", str(mnist_dir), "--binarised", str(tmp_path / "bits.npz"), "--loss", "hybrid",
+            *TINY, "--n-train", "700", "--n-val", "0", "--run-dir", str(tmp_path / "run")]
+    assert bench.main(args) == 0
+    out = last_json(capsys.readouterr().out)
+    history = [json.loads(x) for x in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in history] == [1, 2, 3] and not any("val_accuracy" in r for r in history)
+    assert out["best_epoch"] == 3 and out["best_val_accuracy"] is None
+    assert out["test_accuracy"] == out["test_accuracy_last_epoch"]
+    check = load_benchmark("check_classrbm_npz")
+    acc = check.main(tmp_path / "run" / "model.npz", mnist_dir, 200)
+    assert acc == pytest.approx(out["test_accuracy"], abs=1e-9)
+    with pytest.raises(SystemExit):
+        bench.parse_args([*args, "--n-val", "-1"])
+    assert "--n-val -1: must be >= 0" in capsys.readouterr().err
