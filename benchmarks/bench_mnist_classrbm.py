@@ -148,12 +148,16 @@ class ClassSession(common.Session):
 
     def epoch(self) -> dict:
         tr = self.trainer
+        t0 = time.perf_counter()
         if self.a.train_draws == "fresh":  # this epoch's draw: numpy PCG64 seeded by (seed, epoch)
             rng = np.random.default_rng([self.a.seed, 0xD8A7, tr.epoch])
             p = self.bits["p_train"]
             tr.replace_training_inputs((rng.random(p.shape, dtype=np.float32) < p).astype(np.float32))
+        draw_sec = time.perf_counter() - t0
         m = tr.run_epoch(tr.epoch)
         rec = {"epoch": tr.epoch, "sec": m["sec"]}
+        if self.a.train_draws == "fresh":
+            rec["draw_sec"] = draw_sec
         rec.update({k: m[k] for k in ("disc_loss", "recon_error") if k in m})
         if not self.a.n_val:  # a final model on every training image: the last epoch's is tested
             self.best = {"epoch": tr.epoch, "val_accuracy": None, "model": None}

@@ -148,11 +148,11 @@ def load_bits(a: argparse.Namespace) -> dict:
         "sha256": d["content_sha256"], "path": str(path),
     }
     if getattr(a, "train_draws", "fixed") == "fresh":
-        out["p_train"] = training_intensities(a, d, order)
+        out["p_train"] = training_intensities(a, d, order, path)
     return out
 
 
-def training_intensities(a: argparse.Namespace, d: dict, order) -> np.ndarray:
+def training_intensities(a: argparse.Namespace, d: dict, order, path: Path) -> np.ndarray:
     """The training images' intensities in [0, 1] (float32, the binarised set's order and split),
     for drawing a fresh stochastic binarisation each epoch; checked against the saved threshold
     bits so that a --data folder with other images is refused."""
@@ -165,8 +165,7 @@ def training_intensities(a: argparse.Namespace, d: dict, order) -> np.ndarray:
     images = load_mnist_arrays(folder)[0]
     p = (images.reshape(len(images), -1).astype(np.float32) / 255.0)[order]
     if p.shape != d["train_threshold"].shape or not np.array_equal(p > 0.5, d["train_threshold"][order] > 0):
-        raise UserError(f"--data {a.data}: its training images are not the ones binarised in "
-                        f"{a.binarised or 'the run folder'}")
+        raise UserError(f"MNIST folder {folder}: its training images are not the ones binarised in {path}")
     return p[: a.n_train]
 
 
