@@ -418,7 +418,8 @@ class BMTrainer:
                 "train_indices": x.nonzero()[1].astype(np.int64)}
 
     def _fast_buffers(self, n: int) -> dict:
-        """The fast step's sparse index of the training set (built once), its per-batch CSR
+        """The fast step's sparse index of the training set (built once, rebuilt by
+        `replace_training_inputs`), its per-batch CSR
         buffers and its bit generator (numpy SFC64, seeded from the config's seed; saved with
         the checkpoint)."""
         if self._fast is None:
